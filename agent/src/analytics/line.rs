@@ -1,0 +1,272 @@
+//! Directional line crossing: a track's reference point (bottom-centre of its box) crossing a
+//! line *segment*, counted once per track per line after it has stayed on the new side.
+//!
+//! Convention, used everywhere: walk from `p1` to `p2` as drawn on screen (x right, y down);
+//! **in** is a crossing from the walker's left-hand side to the right-hand side, **out** the reverse.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, check_id, check_point};
+use crate::types::{ClassId, Point, TrackedObject};
+
+/// `[[cameras.lines]]` in the site config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineConfig {
+    /// Line id, unique per camera.
+    pub id: String,
+    /// Start point, normalized `[x, y]` (0..1, origin top-left).
+    pub p1: [f32; 2],
+    /// End point, normalized `[x, y]`.
+    pub p2: [f32; 2],
+    /// Classes counted (model label names). Default: the model's vehicle classes.
+    pub classes: Option<Vec<String>>,
+    /// Consecutive analysed frames a track must be seen on the new side before the crossing counts.
+    #[serde(default = "default_confirm_frames")]
+    pub confirm_frames: u32,
+}
+
+fn default_confirm_frames() -> u32 {
+    2
+}
+
+impl LineConfig {
+    /// `labels` is the model's label list, when it could be loaded.
+    pub fn validate(&self, path: &str, labels: Option<&[String]>, errors: &mut Vec<ConfigError>) {
+        check_id(&self.id, &format!("{path}.id"), errors);
+        check_point(self.p1, &format!("{path}.p1"), errors);
+        check_point(self.p2, &format!("{path}.p2"), errors);
+        if self.p1 == self.p2 {
+            errors.push(ConfigError::new(format!("{path}.p2"), "must differ from p1"));
+        }
+        if self.confirm_frames == 0 {
+            errors.push(ConfigError::new(format!("{path}.confirm_frames"), "must be at least 1"));
+        }
+        if let (Some(classes), Some(labels)) = (&self.classes, labels) {
+            for (k, class) in classes.iter().enumerate() {
+                if !labels.contains(class) {
+                    errors.push(ConfigError::new(format!("{path}.classes[{k}]"), format!("'{class}' is not a class of this camera's model")));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Left,
+    Right,
+}
+
+/// A counting line with its classes resolved to model class ids.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub id: String,
+    pub p1: Point,
+    pub p2: Point,
+    pub classes: Vec<ClassId>,
+    pub confirm_frames: u32,
+}
+
+impl Line {
+    /// Which side of the directed line `p` lies on; `None` exactly on it.
+    fn side(&self, p: Point) -> Option<Side> {
+        let cross = (self.p2.x - self.p1.x) * (p.y - self.p1.y) - (self.p2.y - self.p1.y) * (p.x - self.p1.x);
+        // With y pointing down, a positive cross product is on the walker's right.
+        if cross > 0.0 {
+            Some(Side::Right)
+        } else if cross < 0.0 {
+            Some(Side::Left)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the move `a → b` passes through the segment itself, not the line beyond its ends.
+    fn segment_crossed(&self, a: Point, b: Point) -> bool {
+        let (dx, dy) = (b.x - a.x, b.y - a.y);
+        let (lx, ly) = (self.p2.x - self.p1.x, self.p2.y - self.p1.y);
+        let denom = dx * ly - dy * lx;
+        if denom == 0.0 {
+            return false;
+        }
+        // Position along the segment where the move's line meets it (0 at p1, 1 at p2).
+        let u = ((self.p1.x - a.x) * dy - (self.p1.y - a.y) * dx) / denom;
+        (0.0..=1.0).contains(&u)
+    }
+}
+
+/// A confirmed crossing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Crossing {
+    pub line: String,
+    pub direction: Direction,
+    pub track_id: u64,
+    pub class: ClassId,
+    pub confidence: f32,
+}
+
+/// Per track and line: the side it was last settled on and a side change waiting for confirmation.
+#[derive(Debug, Default)]
+struct TrackLineState {
+    settled: Option<Side>,
+    pending: Option<(Side, u32)>,
+    counted: bool,
+}
+
+#[derive(Debug)]
+struct TrackMemory {
+    last_point: Point,
+    last_seen: Duration,
+    lines: Vec<TrackLineState>,
+}
+
+/// How long a track that has not been seen is remembered (it may come back after occlusion).
+const FORGET_AFTER: Duration = Duration::from_secs(30);
+
+/// Counts crossings of one camera's lines by its tracks.
+pub struct LineCounter {
+    lines: Vec<Line>,
+    tracks: HashMap<u64, TrackMemory>,
+}
+
+impl LineCounter {
+    pub fn new(lines: Vec<Line>) -> LineCounter {
+        LineCounter { lines, tracks: HashMap::new() }
+    }
+
+    pub fn lines(&self) -> &[Line] {
+        &self.lines
+    }
+
+    /// Forgets every track (the tracker was reset).
+    pub fn reset(&mut self) {
+        self.tracks.clear();
+    }
+
+    /// Feeds one frame's tracked objects at stream time `now`; returns the crossings confirmed.
+    pub fn update(&mut self, objects: &[TrackedObject], now: Duration) -> Vec<Crossing> {
+        let mut crossings = Vec::new();
+        for obj in objects {
+            let point = obj.bbox.bottom_center();
+            let n_lines = self.lines.len();
+            let memory = self.tracks.entry(obj.id).or_insert_with(|| TrackMemory {
+                last_point: point,
+                last_seen: now,
+                lines: (0..n_lines).map(|_| TrackLineState::default()).collect(),
+            });
+            for (line, state) in self.lines.iter().zip(memory.lines.iter_mut()) {
+                if state.counted || !line.classes.contains(&obj.class) {
+                    continue;
+                }
+                let Some(side) = line.side(point) else { continue };
+                let Some(settled) = state.settled else {
+                    state.settled = Some(side);
+                    continue;
+                };
+                if side == settled {
+                    state.pending = None;
+                    continue;
+                }
+                let seen_on_new_side = match state.pending {
+                    Some((pending_side, n)) if pending_side == side => n + 1,
+                    _ if line.segment_crossed(memory.last_point, point) => 1,
+                    // Went round the end of the segment: not a crossing.
+                    _ => {
+                        state.settled = Some(side);
+                        continue;
+                    }
+                };
+                if seen_on_new_side >= line.confirm_frames {
+                    let direction = if side == Side::Right { Direction::In } else { Direction::Out };
+                    crossings.push(Crossing { line: line.id.clone(), direction, track_id: obj.id, class: obj.class, confidence: obj.score });
+                    state.settled = Some(side);
+                    state.pending = None;
+                    state.counted = true;
+                } else {
+                    state.pending = Some((side, seen_on_new_side));
+                }
+            }
+            memory.last_point = point;
+            memory.last_seen = now;
+        }
+        self.tracks.retain(|_, m| now.saturating_sub(m.last_seen) < FORGET_AFTER);
+        crossings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::BBox;
+
+    const CAR: ClassId = 2;
+
+    fn line(p1: (f32, f32), p2: (f32, f32), confirm_frames: u32) -> Line {
+        Line { id: "l".into(), p1: Point { x: p1.0, y: p1.1 }, p2: Point { x: p2.0, y: p2.1 }, classes: vec![CAR], confirm_frames }
+    }
+
+    /// An object whose bottom-centre is at (x, y).
+    fn obj(id: u64, x: f32, y: f32) -> TrackedObject {
+        TrackedObject { id, bbox: BBox { x1: x - 0.05, y1: y - 0.1, x2: x + 0.05, y2: y }, class: CAR, score: 0.8 }
+    }
+
+    fn run(counter: &mut LineCounter, id: u64, points: &[(f32, f32)]) -> Vec<Crossing> {
+        points
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &(x, y))| counter.update(&[obj(id, x, y)], Duration::from_millis(200 * i as u64)))
+            .collect()
+    }
+
+    #[test]
+    fn left_to_right_of_the_walker_is_in() {
+        // Walking up the screen (p1 bottom, p2 top): the walker's right is screen-right.
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]);
+        let got = run(&mut c, 1, &[(0.3, 0.5), (0.45, 0.5), (0.55, 0.5), (0.65, 0.5)]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].direction, Direction::In);
+        let got = run(&mut c, 2, &[(0.7, 0.5), (0.6, 0.5), (0.4, 0.5), (0.3, 0.5)]);
+        assert_eq!(got[0].direction, Direction::Out);
+        // Walking left to right along a horizontal line: the walker's right is screen-down.
+        let mut c = LineCounter::new(vec![line((0.0, 0.5), (1.0, 0.5), 1)]);
+        assert_eq!(run(&mut c, 1, &[(0.5, 0.4), (0.5, 0.6)])[0].direction, Direction::In);
+    }
+
+    #[test]
+    fn counts_once_per_track_even_when_it_comes_back() {
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 1)]);
+        let got = run(&mut c, 1, &[(0.4, 0.5), (0.6, 0.5), (0.4, 0.5), (0.6, 0.5)]);
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn flicker_on_the_line_is_not_a_crossing() {
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]);
+        let got = run(&mut c, 1, &[(0.49, 0.5), (0.51, 0.5), (0.49, 0.5), (0.51, 0.5), (0.49, 0.5)]);
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn passing_beyond_the_end_of_the_segment_is_not_a_crossing() {
+        // Segment covers only the top half; the object crosses the extended line at y = 0.8.
+        let mut c = LineCounter::new(vec![line((0.5, 0.5), (0.5, 0.0), 1)]);
+        assert!(run(&mut c, 1, &[(0.3, 0.8), (0.7, 0.8), (0.8, 0.8)]).is_empty());
+    }
+
+    #[test]
+    fn other_classes_are_not_counted() {
+        let mut c = LineCounter::new(vec![Line { classes: vec![7], ..line((0.5, 1.0), (0.5, 0.0), 1) }]);
+        assert!(run(&mut c, 1, &[(0.4, 0.5), (0.6, 0.5)]).is_empty());
+    }
+}

@@ -1,0 +1,92 @@
+use super::*;
+
+fn resources() -> Resources {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Resources { models_dir: root.join("models"), pipelines_dir: root.join("pipelines") }
+}
+
+fn errors_of(text: &str) -> Vec<String> {
+    match SiteConfig::parse(text) {
+        Err(e) => vec![e.to_string()],
+        Ok(config) => config.validate(&resources()).iter().map(ToString::to_string).collect(),
+    }
+}
+
+const GOOD: &str = r#"
+site = "hue"
+[[cameras]]
+id = "cam1"
+source = "rtsp://admin:hunter2@10.0.0.5/sub"
+[[cameras.lines]]
+id = "north"
+p1 = [0.5, 1.0]
+p2 = [0.5, 0.0]
+"#;
+
+#[test]
+fn a_good_config_has_no_errors_and_gets_defaults() {
+    assert_eq!(errors_of(GOOD), Vec::<String>::new());
+    let c = SiteConfig::parse(GOOD).unwrap();
+    assert_eq!(c.counts_interval_s, 60);
+    assert_eq!(c.cameras[0].analytics_fps, 5);
+    assert_eq!(c.cameras[0].model, "yolox_nano");
+    assert_eq!(c.cameras[0].lines[0].confirm_frames, 2);
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_key_path() {
+    let text = r#"
+site = "hue site"
+[[cameras]]
+id = "cam1"
+source = "rtsp://admin:hunter2@10.0.0.5/sub"
+pipeline = "nope"
+[[cameras]]
+id = "cam1"
+source = "/no/such/clip.mp4"
+model = "missing"
+[[cameras.lines]]
+id = "a"
+p1 = [1.5, 0.2]
+p2 = [0.5, -0.1]
+classes = ["car", "spaceship"]
+"#;
+    let errors = errors_of(text);
+    let expect = [
+        "site: 'hue site' may hold only letters",
+        "cameras[0].pipeline: pipeline template 'nope'",
+        "cameras[1].id: 'cam1' is used by another camera",
+        "cameras[1].source: file /no/such/clip.mp4 does not exist",
+        "cameras[1].model: model manifest",
+        "cameras[1].lines[0].p1: x must be within 0..1",
+        "cameras[1].lines[0].p2: y must be within 0..1",
+    ];
+    for e in expect {
+        assert!(errors.iter().any(|got| got.starts_with(e)), "missing '{e}' in {errors:#?}");
+    }
+    assert!(errors.iter().all(|e| !e.contains("hunter2")), "{errors:#?}");
+}
+
+#[test]
+fn unknown_classes_are_named() {
+    let text = GOOD.replace("p2 = [0.5, 0.0]", "p2 = [0.5, 0.0]\nclasses = [\"car\", \"spaceship\"]");
+    assert_eq!(errors_of(&text), vec!["cameras[0].lines[0].classes[1]: 'spaceship' is not a class of this camera's model"]);
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_name_the_key_and_line() {
+    let errors = errors_of(&GOOD.replace("p2 = [0.5, 0.0]", "p2 = [0.5, 0.0]\ndwell = 3"));
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].starts_with("cameras[0].lines[0].dwell: unknown field `dwell`"), "{errors:?}");
+    assert!(errors[0].contains("(line 10)"), "{errors:?}");
+    let errors = errors_of(&GOOD.replace("id = \"cam1\"", "id = \"cam1\"\nanalytics_fps = \"fast\""));
+    assert!(errors[0].starts_with("cameras[0].analytics_fps: invalid type"), "{errors:?}");
+}
+
+#[test]
+fn parse_errors_never_quote_the_password_line() {
+    let text = GOOD.replace("/sub\"", "/sub");
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1);
+    assert!(!errors[0].contains("hunter2"), "{errors:?}");
+}

@@ -1,0 +1,160 @@
+//! The model manifest: a `manifest.toml` beside each ONNX file saying how to feed it and read it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("model manifest {path}: cannot read it: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("model manifest {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("model manifest {path}: labels file {labels}: {source}")]
+    Labels { path: PathBuf, labels: PathBuf, source: std::io::Error },
+}
+
+/// How the detector's raw output is turned into boxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputDecoder {
+    /// YOLOX head without decode in the graph: `[1, anchors, 5 + classes]`, grid per stride.
+    Yolox,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColorOrder {
+    Bgr,
+    Rgb,
+}
+
+/// How a frame of another aspect ratio is fitted into the model's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Letterbox {
+    /// Keep the aspect ratio, paste at the top-left corner, pad the rest (YOLOX).
+    TopLeft,
+    /// Keep the aspect ratio, centre, pad both sides (YOLOv5/v8).
+    Center,
+    /// Stretch to the input size.
+    Stretch,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Only `nchw` is supported for now.
+    pub layout: String,
+    pub color: ColorOrder,
+    /// Pixel value fed = (value * scale - mean[c]) / std[c], channels in `color` order.
+    pub scale: f32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub letterbox: Letterbox,
+    /// Padding value, in 0..255 pixel units before normalization.
+    pub pad_value: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    pub name: String,
+    pub decoder: OutputDecoder,
+    pub strides: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    name: String,
+    file: String,
+    sha256: Option<String>,
+    licence: String,
+    /// Where the model came from; it must exist beside the manifest.
+    provenance: String,
+    labels: String,
+    input: InputSpec,
+    output: OutputSpec,
+    score_threshold: f32,
+    nms_iou: f32,
+    /// Classes suppressed against each other in NMS, so one vehicle seen as car and truck is one object.
+    #[serde(default)]
+    merge_classes: Vec<String>,
+    /// Default classes counted on lines when a line names none.
+    #[serde(default)]
+    vehicle_classes: Vec<String>,
+}
+
+/// A loaded manifest with paths resolved and class names turned into indices.
+#[derive(Debug, Clone)]
+pub struct ModelManifest {
+    pub name: String,
+    pub model_path: PathBuf,
+    pub sha256: Option<String>,
+    pub licence: String,
+    pub labels: Vec<String>,
+    pub input: InputSpec,
+    pub output: OutputSpec,
+    pub score_threshold: f32,
+    pub nms_iou: f32,
+    pub merge_classes: Vec<usize>,
+    pub vehicle_classes: Vec<usize>,
+}
+
+impl ModelManifest {
+    pub fn load(path: &Path) -> Result<ModelManifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.into(), source })?;
+        let invalid = |message: String| ManifestError::Invalid { path: path.into(), message };
+        let file: ManifestFile = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let labels_path = dir.join(&file.labels);
+        let labels: Vec<String> = std::fs::read_to_string(&labels_path)
+            .map_err(|source| ManifestError::Labels { path: path.into(), labels: labels_path.clone(), source })?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        let class_ids = |names: &[String], key: &str| -> Result<Vec<usize>, ManifestError> {
+            names
+                .iter()
+                .map(|n| labels.iter().position(|l| l == n).ok_or_else(|| invalid(format!("{key}: '{n}' is not in the labels file"))))
+                .collect()
+        };
+        let merge_classes = class_ids(&file.merge_classes, "merge_classes")?;
+        let vehicle_classes = class_ids(&file.vehicle_classes, "vehicle_classes")?;
+        if !dir.join(&file.provenance).is_file() {
+            return Err(invalid(format!("provenance: {} does not exist beside the manifest", file.provenance)));
+        }
+        if file.input.layout != "nchw" {
+            return Err(invalid(format!("input.layout: '{}' is not supported (only nchw)", file.input.layout)));
+        }
+        if file.input.width == 0 || file.input.height == 0 {
+            return Err(invalid("input.width/height must be positive".into()));
+        }
+        if file.output.strides.is_empty() {
+            return Err(invalid("output.strides must name at least one stride".into()));
+        }
+        Ok(ModelManifest {
+            name: file.name,
+            model_path: dir.join(file.file),
+            sha256: file.sha256,
+            licence: file.licence,
+            labels,
+            input: file.input,
+            output: file.output,
+            score_threshold: file.score_threshold,
+            nms_iou: file.nms_iou,
+            merge_classes,
+            vehicle_classes,
+        })
+    }
+
+    pub fn class_id(&self, name: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == name)
+    }
+}

@@ -1,0 +1,190 @@
+//! Detection stage: runs an ONNX detector through ONNX Runtime on each analysed frame.
+//!
+//! One [`Detector`] (one ONNX Runtime session) per model, shared by every camera that uses it.
+//! ONNX Runtime is loaded at run time from `libonnxruntime.so` (see [`ort_library_path`]); the
+//! process holds exactly one ONNX Runtime environment.
+
+mod manifest;
+mod nms;
+mod preprocess;
+mod yolox;
+
+pub use manifest::{ColorOrder, InputSpec, Letterbox, ManifestError, ModelManifest, OutputDecoder};
+pub use nms::nms;
+pub use preprocess::{Placement, fill_tensor};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use gstreamer as gst;
+use ort::session::{Session, builder::GraphOptimizationLevel};
+use ort::value::TensorRef;
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+use crate::types::{Detection, Frame};
+
+/// `[detector]` in the site config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// ONNX Runtime threads per inference (intra-op). 0 = one per CPU core.
+    #[serde(default)]
+    pub threads: usize,
+    /// Path of `libonnxruntime.so`. Default: `$ORT_DYLIB_PATH`, then `<prefix>/lib/canh/`
+    /// beside an installed binary, then `.ort/` of the source tree.
+    pub onnxruntime_lib: Option<PathBuf>,
+}
+
+impl DetectorConfig {
+    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        if let Some(lib) = &self.onnxruntime_lib
+            && !lib.is_file()
+        {
+            errors.push(ConfigError::new(format!("{path}.onnxruntime_lib"), format!("{} is not a file", lib.display())));
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+    #[error("model {model}: {message}")]
+    Model { model: String, message: String },
+    #[error("frame from camera {camera}: {message}")]
+    Frame { camera: String, message: String },
+}
+
+/// Where `libonnxruntime.so` is looked for, in order.
+pub fn ort_library_path(configured: Option<&Path>) -> PathBuf {
+    if let Some(p) = configured {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(p);
+    }
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("lib/canh/libonnxruntime.so")));
+    match installed {
+        Some(p) if p.is_file() => p,
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ort/libonnxruntime.so"),
+    }
+}
+
+/// The process's one ONNX Runtime environment, created on first use from `library`.
+fn ort_environment(library: &Path) -> Result<ort::environment::Environment, DetectError> {
+    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let builder = ort::init_from(library).map_err(|e| format!("cannot load {}: {e}", library.display()))?;
+        builder.with_name("canh").build().map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(DetectError::Runtime)
+}
+
+/// A model loaded into one ONNX Runtime session, with a reusable input tensor.
+pub struct Detector {
+    manifest: ModelManifest,
+    state: Mutex<SessionState>,
+}
+
+struct SessionState {
+    session: Session,
+    input: Vec<f32>,
+}
+
+impl Detector {
+    pub fn load(manifest: ModelManifest, config: &DetectorConfig) -> Result<Detector, DetectError> {
+        let env = ort_environment(&ort_library_path(config.onnxruntime_lib.as_deref()))?;
+        let model_err = |message: String| DetectError::Model { model: manifest.name.clone(), message };
+        verify_checksum(&manifest).map_err(model_err)?;
+        let threads = if config.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { config.threads };
+        let session = Session::builder(&env)
+            .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::Level3)?))
+            .and_then(|b| Ok(b.with_intra_threads(threads)?))
+            .and_then(|mut b| b.commit_from_file(&manifest.model_path))
+            .map_err(|e| model_err(format!("cannot load {}: {e}", manifest.model_path.display())))?;
+        let spec = &manifest.input;
+        if !session.inputs().iter().any(|i| i.name() == spec.name) {
+            return Err(model_err(format!("the model has no input named '{}'", spec.name)));
+        }
+        if !session.outputs().iter().any(|o| o.name() == manifest.output.name) {
+            return Err(model_err(format!("the model has no output named '{}'", manifest.output.name)));
+        }
+        let input = vec![0f32; 3 * (spec.width * spec.height) as usize];
+        Ok(Detector { manifest, state: Mutex::new(SessionState { session, input }) })
+    }
+
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+
+    /// Detections on `frame` scoring at least `min_score`, after NMS, in normalized coordinates.
+    pub fn detect(&self, frame: &Frame, min_score: f32) -> Result<Vec<Detection>, DetectError> {
+        let map = frame.buffer.map_readable().map_err(|_| DetectError::Frame {
+            camera: frame.camera.to_string(),
+            message: "buffer cannot be mapped".into(),
+        })?;
+        let needed = frame.stride * (frame.height as usize - 1) + frame.width as usize * 3;
+        if map.len() < needed || frame.stride < frame.width as usize * 3 {
+            return Err(DetectError::Frame {
+                camera: frame.camera.to_string(),
+                message: format!("{} bytes for a {}x{} BGR frame with stride {}", map.len(), frame.width, frame.height, frame.stride),
+            });
+        }
+        self.detect_bgr(map.as_slice(), frame.width, frame.height, frame.stride, min_score)
+    }
+
+    /// As [`Detector::detect`], on a packed BGR image already scaled to fit the model input.
+    pub fn detect_bgr(&self, bgr: &[u8], width: u32, height: u32, stride: usize, min_score: f32) -> Result<Vec<Detection>, DetectError> {
+        let m = &self.manifest;
+        let model_err = |message: String| DetectError::Model { model: m.name.clone(), message };
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let SessionState { session, input } = &mut *state;
+        let place = fill_tensor(&m.input, input, bgr, width, height, stride);
+        let shape = [1i64, 3, m.input.height as i64, m.input.width as i64];
+        let tensor = TensorRef::from_array_view((shape, &input[..])).map_err(|e| model_err(e.to_string()))?;
+        let outputs = session
+            .run(ort::inputs![m.input.name.as_str() => tensor])
+            .map_err(|e| model_err(format!("inference failed: {e}")))?;
+        let (_, data) = outputs[m.output.name.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| model_err(format!("output '{}': {e}", m.output.name)))?;
+        let raw = match m.output.decoder {
+            OutputDecoder::Yolox => {
+                yolox::decode(data, m.labels.len(), m.input.width, m.input.height, &m.output.strides, &place, min_score)
+                    .map_err(model_err)?
+            }
+        };
+        Ok(nms(raw, m.nms_iou, &m.merge_classes))
+    }
+}
+
+/// A model file that differs from the one its manifest describes (truncated copy, replaced file)
+/// is refused before ONNX Runtime sees it.
+fn verify_checksum(manifest: &ModelManifest) -> Result<(), String> {
+    use sha2::Digest;
+    let Some(expected) = &manifest.sha256 else { return Ok(()) };
+    let bytes = std::fs::read(&manifest.model_path).map_err(|e| format!("cannot read {}: {e}", manifest.model_path.display()))?;
+    let actual: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    if actual.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(format!("{} has sha256 {actual}, but its manifest says {expected}", manifest.model_path.display()))
+    }
+}
+
+/// The appsink caps a camera's pipeline must produce for this model: BGR, scaled in GStreamer
+/// to fit the input (keeping the aspect ratio unless the model stretches).
+pub fn input_caps(spec: &InputSpec) -> gst::Caps {
+    let builder = gst::Caps::builder("video/x-raw").field("format", "BGR").field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    match spec.letterbox {
+        Letterbox::Stretch => builder.field("width", spec.width as i32).field("height", spec.height as i32),
+        Letterbox::TopLeft | Letterbox::Center => builder
+            .field("width", gst::IntRange::new(16, spec.width as i32))
+            .field("height", gst::IntRange::new(16, spec.height as i32)),
+    }
+    .build()
+}

@@ -1,0 +1,46 @@
+//! Non-maximum suppression, per class except for a merge group suppressed as one class: a vehicle
+//! the detector sees as both "car" and "truck" must stay one object (the tracker votes on its class).
+
+use crate::types::Detection;
+
+pub fn nms(mut detections: Vec<Detection>, iou_threshold: f32, merge_classes: &[usize]) -> Vec<Detection> {
+    let group = |class: usize| if merge_classes.contains(&class) { usize::MAX } else { class };
+    detections.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::with_capacity(detections.len());
+    for det in detections {
+        let suppressed = kept
+            .iter()
+            .any(|k| group(k.class) == group(det.class) && k.bbox.iou(&det.bbox) > iou_threshold);
+        if !suppressed {
+            kept.push(det);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::BBox;
+
+    fn det(x: f32, class: usize, score: f32) -> Detection {
+        Detection { bbox: BBox { x1: x, y1: 0.0, x2: x + 0.2, y2: 0.2 }, class, score }
+    }
+
+    #[test]
+    fn keeps_best_of_overlapping_same_class() {
+        let out = nms(vec![det(0.0, 2, 0.6), det(0.01, 2, 0.9), det(0.5, 2, 0.5)], 0.45, &[]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].score, 0.9);
+    }
+
+    #[test]
+    fn car_and_truck_on_one_vehicle_become_one_object() {
+        let (car, truck, person) = (2, 7, 0);
+        let dets = vec![det(0.0, car, 0.7), det(0.01, truck, 0.6), det(0.0, person, 0.8)];
+        let merged = nms(dets.clone(), 0.45, &[car, truck]);
+        assert_eq!(merged.iter().map(|d| d.class).collect::<Vec<_>>(), vec![person, car]);
+        // Without the merge group the truck box would survive beside the car.
+        assert_eq!(nms(dets, 0.45, &[]).len(), 3);
+    }
+}

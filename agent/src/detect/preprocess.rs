@@ -1,0 +1,121 @@
+//! Frame → input tensor. GStreamer has already scaled the frame to fit the model input, so this is
+//! one pass that reorders channels, normalizes and pastes into the padded tensor.
+
+use super::manifest::{ColorOrder, InputSpec, Letterbox};
+use crate::types::BBox;
+
+/// Where the frame landed inside the model input, to map boxes back to the frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    pub offset_x: f32,
+    pub offset_y: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+impl Placement {
+    pub fn new(spec: &InputSpec, frame_width: u32, frame_height: u32) -> Placement {
+        let (w, h) = (frame_width.min(spec.width) as f32, frame_height.min(spec.height) as f32);
+        let (offset_x, offset_y) = match spec.letterbox {
+            Letterbox::TopLeft | Letterbox::Stretch => (0.0, 0.0),
+            Letterbox::Center => (((spec.width as f32 - w) / 2.0).floor(), ((spec.height as f32 - h) / 2.0).floor()),
+        };
+        Placement { offset_x, offset_y, width: w, height: h }
+    }
+
+    /// A box in model-input pixels → normalized frame coordinates, clipped to the frame.
+    pub fn to_frame(&self, cx: f32, cy: f32, w: f32, h: f32) -> BBox {
+        let clip = |v: f32| v.clamp(0.0, 1.0);
+        let b = BBox::from_center((cx - self.offset_x) / self.width, (cy - self.offset_y) / self.height, w / self.width, h / self.height);
+        BBox { x1: clip(b.x1), y1: clip(b.y1), x2: clip(b.x2), y2: clip(b.y2) }
+    }
+}
+
+/// Fills `tensor` (NCHW, length 3*H*W) from a packed BGR frame with row stride `stride`.
+pub fn fill_tensor(spec: &InputSpec, tensor: &mut [f32], bgr: &[u8], width: u32, height: u32, stride: usize) -> Placement {
+    let place = Placement::new(spec, width, height);
+    let (tw, th) = (spec.width as usize, spec.height as usize);
+    let plane = tw * th;
+    debug_assert_eq!(tensor.len(), 3 * plane);
+    // Channel c of the tensor reads byte `src_channel[c]` of a BGR pixel.
+    let src_channel = match spec.color {
+        ColorOrder::Bgr => [0, 1, 2],
+        ColorOrder::Rgb => [2, 1, 0],
+    };
+    let mut lut = [[0f32; 256]; 3];
+    for c in 0..3 {
+        for v in 0..256 {
+            lut[c][v] = (v as f32 * spec.scale - spec.mean[c]) / spec.std[c];
+        }
+    }
+    for c in 0..3 {
+        let pad = (spec.pad_value * spec.scale - spec.mean[c]) / spec.std[c];
+        tensor[c * plane..(c + 1) * plane].fill(pad);
+    }
+    let (ox, oy) = (place.offset_x as usize, place.offset_y as usize);
+    let (w, h) = (place.width as usize, place.height as usize);
+    for y in 0..h {
+        let row = &bgr[y * stride..y * stride + w * 3];
+        let dst_row = (y + oy) * tw + ox;
+        for c in 0..3 {
+            let dst = &mut tensor[c * plane + dst_row..c * plane + dst_row + w];
+            let (lut, sc) = (&lut[c], src_channel[c]);
+            for (x, d) in dst.iter_mut().enumerate() {
+                *d = lut[row[x * 3 + sc] as usize];
+            }
+        }
+    }
+    place
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yolox_spec() -> InputSpec {
+        InputSpec {
+            name: "images".into(),
+            width: 8,
+            height: 8,
+            layout: "nchw".into(),
+            color: ColorOrder::Bgr,
+            scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            letterbox: Letterbox::TopLeft,
+            pad_value: 114.0,
+        }
+    }
+
+    #[test]
+    fn pastes_top_left_and_pads_the_rest() {
+        let spec = yolox_spec();
+        // A 8x4 frame (stride padded to 28 bytes): every pixel B=10, G=20, R=30.
+        let stride = 28;
+        let mut frame = vec![0u8; stride * 4];
+        for y in 0..4 {
+            for x in 0..8 {
+                frame[y * stride + x * 3..y * stride + x * 3 + 3].copy_from_slice(&[10, 20, 30]);
+            }
+        }
+        let mut tensor = vec![0f32; 3 * 64];
+        let place = fill_tensor(&spec, &mut tensor, &frame, 8, 4, stride);
+        assert_eq!(place, Placement { offset_x: 0.0, offset_y: 0.0, width: 8.0, height: 4.0 });
+        assert_eq!(tensor[0], 10.0); // B plane, top-left
+        assert_eq!(tensor[64 + 3 * 8 + 7], 20.0); // G plane, last frame row
+        assert_eq!(tensor[128 + 4 * 8], 114.0); // R plane, first padded row
+        // Boxes map back to the frame: the bottom half of the input lies outside it.
+        let b = place.to_frame(4.0, 2.0, 4.0, 2.0);
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.25, 0.25, 0.75, 0.75));
+    }
+
+    #[test]
+    fn rgb_models_get_channels_swapped_and_normalized() {
+        let spec = InputSpec { color: ColorOrder::Rgb, scale: 1.0 / 255.0, mean: [0.5; 3], std: [0.5; 3], ..yolox_spec() };
+        let frame = [0u8, 0, 255].repeat(64); // pure red in BGR
+        let mut tensor = vec![0f32; 3 * 64];
+        fill_tensor(&spec, &mut tensor, &frame, 8, 8, 24);
+        assert_eq!(tensor[0], 1.0); // R plane
+        assert_eq!(tensor[128], -1.0); // B plane
+    }
+}

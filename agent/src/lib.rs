@@ -1,0 +1,13 @@
+//! Canh: an edge video-analytics agent. Camera streams in; vehicle counts, violations and fire
+//! alerts out over MQTT. Each module is one stage of the data flow; [`agent`] wires them.
+
+pub mod agent;
+pub mod analytics;
+pub mod config;
+pub mod detect;
+pub mod events;
+pub mod health;
+pub mod publish;
+pub mod source;
+pub mod track;
+pub mod types;

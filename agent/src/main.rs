@@ -1,0 +1,189 @@
+//! `canh`: the agent daemon and its command line.
+//!
+//! - `canh run --config FILE`: the daemon; SIGINT/SIGTERM stop it cleanly.
+//! - `canh check --config FILE`: validate a site file; exit code 2 when it has errors.
+//! - `canh replay --input CLIP …`: count on a clip as fast as possible and print a JSON summary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use canh::agent::{Mode, run_site};
+use canh::analytics::{LineConfig, LineCounts};
+use canh::config::{CameraConfig, ConfigErrors, Resources, SiteConfig, redact_url};
+
+#[derive(Parser)]
+#[command(name = "canh", version, about = "Edge video analytics: camera streams in, counts and alerts out over MQTT")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent for a site.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate a site config and print every error with its key path.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Process a clip as fast as possible; the last stdout line is a JSON summary of the counts.
+    Replay {
+        /// Video file to process.
+        #[arg(long)]
+        input: PathBuf,
+        /// Take the camera's model, lines and rate from this site config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Which camera of --config (default: its only camera).
+        #[arg(long, requires = "config")]
+        camera: Option<String>,
+        /// Extra counting line `X1,Y1,X2,Y2` in normalized coordinates (ids line0, line1, …).
+        #[arg(long = "line", value_name = "X1,Y1,X2,Y2")]
+        lines: Vec<String>,
+        /// Frames analysed per second of video (default: the camera's analytics_fps, or 5);
+        /// 0 analyses every frame.
+        #[arg(long)]
+        fps: Option<u32>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run { config } => run(&config),
+        Command::Check { config } => return check(&config),
+        Command::Replay { input, config, camera, lines, fps } => replay(&input, config.as_deref(), camera.as_deref(), &lines, fps),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<ConfigErrors>() {
+            Some(errors) => {
+                eprint!("{errors}");
+                ExitCode::from(2)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CANH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// SIGINT and SIGTERM set the returned flag; the agent then stops cleanly.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("cannot install a signal handler")?;
+    }
+    Ok(stop)
+}
+
+fn run(config_path: &std::path::Path) -> Result<()> {
+    let resources = Resources::locate();
+    let config = SiteConfig::load(config_path, &resources)?;
+    for camera in &config.cameras {
+        tracing::info!(camera = %camera.id, source = %redact_url(&camera.source), fps = camera.analytics_fps, lines = camera.lines.len(), "camera");
+    }
+    let summary = run_site(&config, &resources, Mode::Daemon, stop_on_signals()?)?;
+    for camera in &summary.cameras {
+        tracing::info!(camera = %camera.id, frames = camera.frames_analysed, dropped = camera.frames_dropped, reconnects = camera.reconnects, "stopped");
+    }
+    Ok(())
+}
+
+fn check(config_path: &std::path::Path) -> ExitCode {
+    match SiteConfig::load(config_path, &Resources::locate()) {
+        Ok(config) => {
+            let lines: usize = config.cameras.iter().map(|c| c.lines.len()).sum();
+            println!("{}: ok (site {}, {} cameras, {lines} lines)", config_path.display(), config.site, config.cameras.len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ReplaySummary {
+    frames: u64,
+    seconds: f64,
+    fps: f64,
+    lines: Vec<LineCounts>,
+}
+
+fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera_id: Option<&str>, lines: &[String], fps: Option<u32>) -> Result<()> {
+    let resources = Resources::locate();
+    let input = std::path::absolute(input).with_context(|| format!("{}", input.display()))?;
+    let mut config = match config_path {
+        Some(path) => SiteConfig::load(path, &resources)?,
+        None => SiteConfig::parse("site = \"replay\"\ncameras = []").map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let mut camera = match (config_path, camera_id) {
+        (None, _) => CameraConfig {
+            id: "replay".into(),
+            source: String::new(),
+            analytics_fps: 5,
+            pipeline: "software".into(),
+            no_frames_timeout_s: 10,
+            model: "yolox_nano".into(),
+            lines: Vec::new(),
+        },
+        (Some(_), Some(id)) => config.cameras.iter().find(|c| c.id == id).cloned().with_context(|| format!("no camera '{id}' in the config"))?,
+        (Some(_), None) if config.cameras.len() == 1 => config.cameras[0].clone(),
+        (Some(_), None) => bail!("the config has {} cameras: choose one with --camera", config.cameras.len()),
+    };
+    camera.source = input.to_string_lossy().into_owned();
+    if let Some(fps) = fps {
+        camera.analytics_fps = fps;
+    }
+    for (i, spec) in lines.iter().enumerate() {
+        camera.lines.push(parse_line(i, spec)?);
+    }
+    config.cameras = vec![camera];
+    // Replay prints; it never publishes to the site's broker.
+    config.mqtt = None;
+    let errors = config.validate(&resources);
+    if !errors.is_empty() {
+        return Err(ConfigErrors { file: PathBuf::from("(replay)"), errors }.into());
+    }
+    let summary = run_site(&config, &resources, Mode::Replay, stop_on_signals()?)?;
+    let camera = summary.cameras.into_iter().next().context("the replay produced no result")?;
+    let out = ReplaySummary {
+        frames: summary.frames,
+        seconds: summary.seconds,
+        fps: if summary.seconds > 0.0 { summary.frames as f64 / summary.seconds } else { 0.0 },
+        lines: camera.lines,
+    };
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
+fn parse_line(index: usize, spec: &str) -> Result<LineConfig> {
+    let values: Vec<f32> = spec
+        .split(',')
+        .map(|v| v.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--line '{spec}': expected four numbers X1,Y1,X2,Y2"))?;
+    let [x1, y1, x2, y2] = values[..] else {
+        bail!("--line '{spec}': expected four numbers X1,Y1,X2,Y2, got {}", values.len());
+    };
+    Ok(LineConfig { id: format!("line{index}"), p1: [x1, y1], p2: [x2, y2], classes: None, confirm_frames: 2 })
+}

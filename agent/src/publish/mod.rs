@@ -1,0 +1,95 @@
+//! Publish stage: delivers event messages to the IOC. One publisher thread owns the sink; the
+//! analysis stage hands it messages through a channel.
+//!
+//! Two sinks: [`StdoutSink`] prints JSON lines (the default without a broker) and [`MqttSink`]
+//! publishes at QoS 1 under the topic prefix, with a retained `online`/`stopped` status and a
+//! retained `offline` Last Will.
+
+mod config;
+mod mqtt;
+
+pub use config::{MqttConfig, Secret, topic_prefix};
+pub use mqtt::MqttSink;
+
+use std::io::Write;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::events::Message;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("MQTT: {0}")]
+    Mqtt(String),
+    #[error("stdout: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where messages go.
+pub trait Sink: Send {
+    fn publish(&mut self, message: &Message) -> Result<(), PublishError>;
+    /// Called once after the last message, to announce a clean stop and flush.
+    fn close(&mut self) -> Result<(), PublishError>;
+}
+
+/// JSON lines on stdout: `{"topic": "...", "payload": {...}}`.
+pub struct StdoutSink {
+    prefix: String,
+}
+
+impl StdoutSink {
+    pub fn new(prefix: String) -> StdoutSink {
+        StdoutSink { prefix }
+    }
+}
+
+impl Sink for StdoutSink {
+    fn publish(&mut self, message: &Message) -> Result<(), PublishError> {
+        let topic = serde_json::to_string(&format!("{}/{}", self.prefix, message.topic)).expect("strings serialize");
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{{\"topic\":{topic},\"payload\":{}}}", message.payload)?;
+        out.flush()?;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), PublishError> {
+        Ok(())
+    }
+}
+
+/// The publisher thread and the channel feeding it.
+pub struct Publisher {
+    sender: Sender<Message>,
+    thread: JoinHandle<()>,
+}
+
+/// Messages waiting for the sink; the analysis stage blocks when it is full rather than lose events.
+const PUBLISH_QUEUE: usize = 10_000;
+
+impl Publisher {
+    pub fn spawn(mut sink: Box<dyn Sink>) -> std::io::Result<Publisher> {
+        let (sender, receiver): (Sender<Message>, Receiver<Message>) = crossbeam_channel::bounded(PUBLISH_QUEUE);
+        let thread = std::thread::Builder::new().name("publish".into()).spawn(move || {
+            for message in receiver {
+                if let Err(e) = sink.publish(&message) {
+                    tracing::error!(topic = %message.topic, "cannot publish: {e}");
+                }
+            }
+            if let Err(e) = sink.close() {
+                tracing::error!("closing the publisher: {e}");
+            }
+        })?;
+        Ok(Publisher { sender, thread })
+    }
+
+    pub fn sender(&self) -> Sender<Message> {
+        self.sender.clone()
+    }
+
+    /// Publishes what is queued, closes the sink and waits for it. Every other sender must be gone.
+    pub fn finish(self) {
+        drop(self.sender);
+        let _ = self.thread.join();
+    }
+}

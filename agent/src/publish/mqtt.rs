@@ -1,0 +1,135 @@
+//! MQTT sink over `rumqttc`: QoS 1, stable client id, retained availability on `status`.
+//!
+//! The connection's event loop runs on its own thread: it reconnects with exponential backoff
+//! (rumqttc has none of its own), re-announces `online` after each connect, and counts PUBACKs so
+//! a clean shutdown can wait until the broker has everything. Messages are kept in memory only;
+//! surviving agent crashes needs the disk outbox.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS};
+
+use super::{MqttConfig, PublishError, Sink};
+use crate::events::{Availability, Message, status_message};
+
+/// Requests waiting for the event loop inside rumqttc.
+const REQUEST_QUEUE: usize = 1_000;
+/// How long a clean shutdown waits for the broker to acknowledge what was published.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+const RECONNECT_START: Duration = Duration::from_millis(500);
+const RECONNECT_CAP: Duration = Duration::from_secs(30);
+
+/// Progress shared between the sink and its event-loop thread.
+#[derive(Default)]
+struct Delivery {
+    /// QoS 1 publishes handed to rumqttc.
+    requested: AtomicU64,
+    /// PUBACKs received.
+    acked: AtomicU64,
+    closing: AtomicBool,
+}
+
+pub struct MqttSink {
+    client: Client,
+    prefix: String,
+    delivery: Arc<Delivery>,
+    event_loop: Option<JoinHandle<()>>,
+}
+
+impl MqttSink {
+    /// Connects in the background; messages published before the connection is up are queued.
+    pub fn connect(config: &MqttConfig, site: &str, prefix: String) -> Result<MqttSink, PublishError> {
+        let broker = config.broker().map_err(PublishError::Mqtt)?;
+        let mut options = MqttOptions::new(config.client_id(site), broker.host, broker.port);
+        options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
+        options.set_clean_session(false);
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            options.set_credentials(user, password.expose());
+        } else if let Some(user) = &config.username {
+            options.set_credentials(user, "");
+        }
+        let will = status_message(Availability::Offline, None);
+        options.set_last_will(LastWill::new(format!("{prefix}/{}", will.topic), will.payload, QoS::AtLeastOnce, true));
+        let (client, connection) = Client::new(options, REQUEST_QUEUE);
+        let delivery = Arc::new(Delivery::default());
+        let event_loop = {
+            let (client, delivery, prefix) = (client.clone(), delivery.clone(), prefix.clone());
+            std::thread::Builder::new()
+                .name("mqtt".into())
+                .spawn(move || run_event_loop(connection, client, delivery, prefix))
+                .map_err(|e| PublishError::Mqtt(format!("cannot start the MQTT thread: {e}")))?
+        };
+        Ok(MqttSink { client, prefix, delivery, event_loop: Some(event_loop) })
+    }
+
+    fn send(&self, message: &Message) -> Result<(), PublishError> {
+        let topic = format!("{}/{}", self.prefix, message.topic);
+        self.client
+            .publish(topic, QoS::AtLeastOnce, message.retain, message.payload.as_bytes())
+            .map_err(|e| PublishError::Mqtt(e.to_string()))?;
+        self.delivery.requested.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn run_event_loop(mut connection: Connection, client: Client, delivery: Arc<Delivery>, prefix: String) {
+    let mut backoff = RECONNECT_START;
+    for event in connection.iter() {
+        match event {
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                tracing::info!("MQTT connected");
+                backoff = RECONNECT_START;
+                if !delivery.closing.load(Ordering::Relaxed) {
+                    let online = status_message(Availability::Online, Some(SystemTime::now()));
+                    // try_: this thread drives the queue, so it must never wait on it.
+                    if client.try_publish(format!("{prefix}/{}", online.topic), QoS::AtLeastOnce, true, online.payload).is_ok() {
+                        delivery.requested.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok(Event::Incoming(Incoming::PubAck(_))) => {
+                delivery.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+            Ok(_) => {}
+            Err(e) => {
+                if delivery.closing.load(Ordering::Relaxed) {
+                    break;
+                }
+                tracing::warn!(retry_in_ms = backoff.as_millis() as u64, "MQTT connection: {e}");
+                // Jitter keeps a fleet of boxes from reconnecting to a restarted broker in lockstep.
+                let jitter = Duration::from_millis(u64::from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_millis()) % 250);
+                std::thread::sleep(backoff + jitter);
+                backoff = (backoff * 2).min(RECONNECT_CAP);
+            }
+        }
+    }
+}
+
+impl Sink for MqttSink {
+    fn publish(&mut self, message: &Message) -> Result<(), PublishError> {
+        self.send(message)
+    }
+
+    fn close(&mut self) -> Result<(), PublishError> {
+        self.send(&status_message(Availability::Stopped, Some(SystemTime::now())))?;
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        let d = &self.delivery;
+        while d.acked.load(Ordering::Relaxed) < d.requested.load(Ordering::Relaxed) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let unacked = d.requested.load(Ordering::Relaxed).saturating_sub(d.acked.load(Ordering::Relaxed));
+        if unacked > 0 {
+            tracing::warn!(unacked, "stopping with messages the broker has not acknowledged");
+        }
+        d.closing.store(true, Ordering::Relaxed);
+        let _ = self.client.disconnect();
+        if let Some(thread) = self.event_loop.take() {
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,270 @@
+//! Source stage: one GStreamer pipeline per camera, decoding its stream and handing scaled BGR
+//! frames at the analytics rate to the detector through a bounded queue.
+//!
+//! A supervisor thread per camera runs the source as an explicit state machine (see
+//! [`SourceState`]): start, stream, and on an error, an end of a live stream or no frame for
+//! `no_frames_timeout_s`, tear down and rebuild after an exponential backoff (1 s doubling to
+//! 30 s). A file source ends cleanly at its end of stream.
+
+mod pipeline;
+mod queue;
+
+pub use pipeline::{PipelineTemplate, TemplateError};
+pub use queue::{FrameSender, Overflow, frame_queue};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+
+use crate::config::{CameraConfig, ConfigError, Resources, redact_url};
+use crate::health::{CameraHealth, SourceState};
+use crate::types::{CameraId, Frame};
+
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+pub fn is_url(source: &str) -> bool {
+    source.starts_with("rtsp://") || source.starts_with("rtsps://")
+}
+
+/// Source-related checks of a camera's config.
+pub fn validate_camera(camera: &CameraConfig, path: &str, resources: &Resources, errors: &mut Vec<ConfigError>) {
+    if is_url(&camera.source) {
+        if let Err(e) = url::Url::parse(&camera.source) {
+            errors.push(ConfigError::new(format!("{path}.source"), format!("'{}' is not a valid URL: {e}", redact_url(&camera.source))));
+        }
+    } else if camera.source.contains("://") {
+        errors.push(ConfigError::new(format!("{path}.source"), format!("'{}': only rtsp:// and rtsps:// URLs or file paths are supported", redact_url(&camera.source))));
+    } else if !std::path::Path::new(&camera.source).is_file() {
+        errors.push(ConfigError::new(format!("{path}.source"), format!("file {} does not exist", camera.source)));
+    }
+    if camera.analytics_fps > 120 {
+        errors.push(ConfigError::new(format!("{path}.analytics_fps"), format!("{} is more than 120 frames per second", camera.analytics_fps)));
+    }
+    if camera.no_frames_timeout_s == 0 {
+        errors.push(ConfigError::new(format!("{path}.no_frames_timeout_s"), "must be at least 1 second"));
+    }
+    if let Err(e) = resources.pipeline(&camera.pipeline) {
+        errors.push(ConfigError::new(format!("{path}.pipeline"), e.to_string()));
+    }
+}
+
+/// Everything a camera's supervisor needs to build its pipeline.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub camera: CameraId,
+    /// URL or absolute file path.
+    pub location: String,
+    pub analytics_fps: u32,
+    pub template: PipelineTemplate,
+    /// What the model needs from the appsink.
+    pub caps: gst::Caps,
+    pub no_frames_timeout: Duration,
+    /// Play files at their own speed (a daemon watching a recording) rather than as fast as possible.
+    pub realtime: bool,
+}
+
+/// How one run of the pipeline ended.
+#[derive(Debug)]
+enum RunEnd {
+    StopRequested,
+    EndOfStream,
+    Failed(String),
+    NoFrames,
+}
+
+/// A running camera source; dropping the sender side of its queue ends the detector's input.
+pub struct CameraSource {
+    thread: JoinHandle<()>,
+}
+
+impl CameraSource {
+    /// Starts the supervisor thread. Frames go to `sender`; `stop` ends the source.
+    pub fn spawn(settings: SourceSettings, sender: FrameSender, health: Arc<CameraHealth>, stop: Arc<AtomicBool>) -> std::io::Result<CameraSource> {
+        let thread = std::thread::Builder::new()
+            .name(format!("source-{}", settings.camera))
+            .spawn(move || Supervisor { settings, sender, health, stop, seq: Arc::new(AtomicU64::new(0)) }.run())?;
+        Ok(CameraSource { thread })
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+struct Supervisor {
+    settings: SourceSettings,
+    sender: FrameSender,
+    health: Arc<CameraHealth>,
+    stop: Arc<AtomicBool>,
+    seq: Arc<AtomicU64>,
+}
+
+impl Supervisor {
+    fn is_rtsp(&self) -> bool {
+        is_url(&self.settings.location)
+    }
+
+    fn run(self) {
+        let mut backoff = BACKOFF_START;
+        let mut source_run = 0u32;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                self.health.set_state(SourceState::Stopped);
+                return;
+            }
+            self.health.set_state(SourceState::Starting);
+            let pipeline = match self.build(source_run) {
+                Ok(p) => p,
+                Err(reason) => {
+                    tracing::error!(camera = %self.settings.camera, "{reason}");
+                    self.health.set_state(SourceState::Error { reason });
+                    return;
+                }
+            };
+            let frames_before = CameraHealth::get(&self.health.frames_in);
+            let end = self.watch(&pipeline);
+            let _ = pipeline.set_state(gst::State::Null);
+            drop(pipeline);
+            if CameraHealth::get(&self.health.frames_in) > frames_before {
+                backoff = BACKOFF_START;
+            }
+            let reason = match end {
+                RunEnd::StopRequested => {
+                    self.health.set_state(SourceState::Stopped);
+                    return;
+                }
+                RunEnd::EndOfStream if !self.is_rtsp() => {
+                    self.health.set_state(SourceState::Ended);
+                    return;
+                }
+                // Replaying a file again would count its vehicles again.
+                RunEnd::Failed(reason) if !self.is_rtsp() => {
+                    tracing::error!(camera = %self.settings.camera, "{reason}");
+                    self.health.set_state(SourceState::Error { reason });
+                    return;
+                }
+                RunEnd::EndOfStream => "the stream ended".to_string(),
+                RunEnd::Failed(reason) => reason,
+                RunEnd::NoFrames => {
+                    CameraHealth::count(&self.health.stalls);
+                    format!("no frame for {} s", self.settings.no_frames_timeout.as_secs())
+                }
+            };
+            tracing::warn!(camera = %self.settings.camera, backoff_s = backoff.as_secs(), "reconnecting: {reason}");
+            self.health.set_state(SourceState::Reconnecting { reason, backoff_s: backoff.as_secs() });
+            CameraHealth::count(&self.health.reconnects);
+            self.sleep(backoff);
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+            source_run += 1;
+        }
+    }
+
+    /// Sleeps, waking early when a stop is requested.
+    fn sleep(&self, duration: Duration) {
+        let until = Instant::now() + duration;
+        while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+        }
+    }
+
+    /// Builds the pipeline and starts it. An error here is one a retry will not fix.
+    fn build(&self, source_run: u32) -> Result<gst::Pipeline, String> {
+        let s = &self.settings;
+        let description = s.template.describe(&s.location, s.analytics_fps > 0);
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| format!("pipeline template '{}' does not build: {e}", s.template.name))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| format!("pipeline template '{}' is not a pipeline", s.template.name))?;
+        let sync = s.realtime && !self.is_rtsp();
+        let sink = pipeline::configure(&pipeline, s.analytics_fps, &s.caps, sync)
+            .map_err(|e| format!("pipeline template '{}': {e}", s.template.name))?;
+        sink.set_callbacks(self.frame_callbacks(source_run));
+        Ok(pipeline)
+    }
+
+    fn frame_callbacks(&self, source_run: u32) -> gst_app::AppSinkCallbacks {
+        let camera = self.settings.camera.clone();
+        let sender = self.sender.clone();
+        let health = self.health.clone();
+        let seq = self.seq.clone();
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                let (Some(buffer), Some(caps)) = (sample.buffer_owned(), sample.caps()) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
+                let frame = Frame {
+                    camera: camera.clone(),
+                    seq: seq.fetch_add(1, Ordering::Relaxed),
+                    pts: buffer.pts().map(|t| Duration::from_nanos(t.nseconds())),
+                    source_run,
+                    width: info.width(),
+                    height: info.height(),
+                    stride: info.stride()[0] as usize,
+                    buffer,
+                };
+                CameraHealth::count(&health.frames_in);
+                if sender.push(frame) { Ok(gst::FlowSuccess::Ok) } else { Err(gst::FlowError::Eos) }
+            })
+            .build()
+    }
+
+    /// Plays the pipeline until it ends, fails, stalls or a stop is requested.
+    fn watch(&self, pipeline: &gst::Pipeline) -> RunEnd {
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            return RunEnd::Failed(format!("cannot start the pipeline: {e}"));
+        }
+        let Some(bus) = pipeline.bus() else {
+            return RunEnd::Failed("the pipeline has no bus".into());
+        };
+        let mut frames_seen = CameraHealth::get(&self.health.frames_in);
+        let mut last_progress = Instant::now();
+        let mut streaming = false;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return RunEnd::StopRequested;
+            }
+            if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
+                match msg.view() {
+                    gst::MessageView::Eos(_) => return RunEnd::EndOfStream,
+                    gst::MessageView::Error(err) => {
+                        let element = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+                        return RunEnd::Failed(self.scrub(&format!("{element}: {}", err.error())));
+                    }
+                    _ => {}
+                }
+            }
+            let frames = CameraHealth::get(&self.health.frames_in);
+            if frames != frames_seen {
+                frames_seen = frames;
+                last_progress = Instant::now();
+                if !streaming {
+                    streaming = true;
+                    self.health.set_state(SourceState::Streaming);
+                }
+            } else if last_progress.elapsed() >= self.settings.no_frames_timeout {
+                return RunEnd::NoFrames;
+            }
+        }
+    }
+
+    /// GStreamer messages can quote the URL; keep its password out of logs and status.
+    fn scrub(&self, message: &str) -> String {
+        match url::Url::parse(&self.settings.location).ok().and_then(|u| u.password().map(String::from)) {
+            Some(password) if !password.is_empty() => message.replace(&password, "***"),
+            _ => message.to_string(),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Shared types that travel between stages: a decoded frame, a detection, a tracked object.
+//!
+//! Geometry is kept in normalized frame coordinates (0..1, origin top-left, x right, y down) from
+//! the detector onwards, so every later stage is independent of the stream's resolution.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Camera ids are cloned into every frame and event; `Arc<str>` keeps that cheap.
+pub type CameraId = Arc<str>;
+
+/// One decoded, scaled frame as the appsink delivered it: BGR, 8 bits per channel.
+///
+/// The GStreamer buffer is kept as is, so the detector reads it straight into its input tensor.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub camera: CameraId,
+    /// Counts frames delivered by this camera's source since the agent started, across reconnects.
+    pub seq: u64,
+    /// Presentation timestamp from the stream (restarts when the source reconnects).
+    pub pts: Option<Duration>,
+    /// Which run of the source pipeline produced the frame: it changes on every reconnect, when
+    /// positions and timestamps no longer follow on from the previous frame.
+    pub source_run: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per row; GStreamer pads rows to 4 bytes.
+    pub stride: usize,
+    pub buffer: gstreamer::Buffer,
+}
+
+/// An axis-aligned box in normalized coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+}
+
+impl BBox {
+    pub fn from_center(cx: f32, cy: f32, w: f32, h: f32) -> BBox {
+        BBox { x1: cx - w / 2.0, y1: cy - h / 2.0, x2: cx + w / 2.0, y2: cy + h / 2.0 }
+    }
+
+    pub fn width(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0)
+    }
+
+    pub fn height(&self) -> f32 {
+        (self.y2 - self.y1).max(0.0)
+    }
+
+    pub fn area(&self) -> f32 {
+        self.width() * self.height()
+    }
+
+    pub fn center(&self) -> Point {
+        Point { x: (self.x1 + self.x2) / 2.0, y: (self.y1 + self.y2) / 2.0 }
+    }
+
+    /// Where a vehicle touches the road: the reference point for lines and zones.
+    pub fn bottom_center(&self) -> Point {
+        Point { x: (self.x1 + self.x2) / 2.0, y: self.y2 }
+    }
+
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let iw = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
+        let ih = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
+        let inter = iw * ih;
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 { 0.0 } else { inter / union }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub x: f32,
+    pub y: f32,
+}
+
+/// Index into the model's label list.
+pub type ClassId = usize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub bbox: BBox,
+    pub class: ClassId,
+    pub score: f32,
+}
+
+/// A confirmed track as the analytics stage sees it after one frame.
+#[derive(Debug, Clone)]
+pub struct TrackedObject {
+    /// Unique per camera, never reused while the agent runs.
+    pub id: u64,
+    /// The box the detector reported this frame (not the filter's estimate).
+    pub bbox: BBox,
+    /// Majority vote over the track's detections.
+    pub class: ClassId,
+    pub score: f32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iou_of_identical_and_disjoint_boxes() {
+        let a = BBox { x1: 0.0, y1: 0.0, x2: 0.2, y2: 0.2 };
+        let b = BBox { x1: 0.1, y1: 0.0, x2: 0.3, y2: 0.2 };
+        let far = BBox { x1: 0.5, y1: 0.5, x2: 0.6, y2: 0.6 };
+        assert!((a.iou(&a) - 1.0).abs() < 1e-6);
+        assert!((a.iou(&b) - 1.0 / 3.0).abs() < 1e-5);
+        assert_eq!(a.iou(&far), 0.0);
+    }
+}
