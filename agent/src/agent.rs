@@ -190,8 +190,15 @@ impl CameraAnalysis {
             }
         };
         CameraHealth::count(&self.health.frames_analysed);
-        let stream_time = frame.pts.unwrap_or_default();
+        let stream_time = frame.pts;
         let objects = self.tracker.update(&detections, stream_time);
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let fmt_box = |b: &crate::types::BBox| format!("[{:.3},{:.3},{:.3},{:.3}]", b.x1, b.y1, b.x2, b.y2);
+            let labels = &self.detector.manifest().labels;
+            let dets: Vec<String> = detections.iter().map(|d| format!("{}:{:.2}{}", labels[d.class], d.score, fmt_box(&d.bbox))).collect();
+            let tracks: Vec<String> = objects.iter().map(|o| format!("#{}:{}{}", o.id, labels[o.class], fmt_box(&o.bbox))).collect();
+            tracing::trace!(camera = %self.id, t = stream_time.as_secs_f32(), ?dets, ?tracks, "frame");
+        }
         for crossing in self.counter.update(&objects, stream_time) {
             let class = &self.detector.manifest().labels[crossing.class];
             self.interval.add(&crossing.line, crossing.direction, class);

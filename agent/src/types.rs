@@ -17,8 +17,9 @@ pub struct Frame {
     pub camera: CameraId,
     /// Counts frames delivered by this camera's source since the agent started, across reconnects.
     pub seq: u64,
-    /// Presentation timestamp from the stream (restarts when the source reconnects).
-    pub pts: Option<Duration>,
+    /// Position in the stream (restarts when the source reconnects): its timestamp, or its
+    /// index at the nominal frame rate when the stream has none.
+    pub pts: Duration,
     /// Which run of the source pipeline produced the frame: it changes on every reconnect, when
     /// positions and timestamps no longer follow on from the previous frame.
     pub source_run: u32,
@@ -64,12 +65,22 @@ impl BBox {
         Point { x: (self.x1 + self.x2) / 2.0, y: self.y2 }
     }
 
-    pub fn iou(&self, other: &BBox) -> f32 {
+    fn intersection(&self, other: &BBox) -> f32 {
         let iw = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
         let ih = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
-        let inter = iw * ih;
+        iw * ih
+    }
+
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let inter = self.intersection(other);
         let union = self.area() + other.area() - inter;
         if union <= 0.0 { 0.0 } else { inter / union }
+    }
+
+    /// How much of the smaller of the two boxes lies inside the other (0..1).
+    pub fn overlap_of_smaller(&self, other: &BBox) -> f32 {
+        let smaller = self.area().min(other.area());
+        if smaller <= 0.0 { 0.0 } else { self.intersection(other) / smaller }
     }
 }
 

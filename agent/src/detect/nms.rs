@@ -1,16 +1,24 @@
 //! Non-maximum suppression, per class except for a merge group suppressed as one class: a vehicle
 //! the detector sees as both "car" and "truck" must stay one object (the tracker votes on its class).
+//! Within the merge group a box lying almost wholly inside a better one is suppressed too: the
+//! detector often adds a box for the rear or front half of a large vehicle, which overlaps the
+//! whole vehicle's box too little for IoU to catch.
 
 use crate::types::Detection;
 
+/// Share of the smaller box inside the larger above which it is taken as part of the larger.
+const CONTAINED: f32 = 0.85;
+
 pub fn nms(mut detections: Vec<Detection>, iou_threshold: f32, merge_classes: &[usize]) -> Vec<Detection> {
-    let group = |class: usize| if merge_classes.contains(&class) { usize::MAX } else { class };
+    let merged = |class: usize| merge_classes.contains(&class);
+    let group = |class: usize| if merged(class) { usize::MAX } else { class };
     detections.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept: Vec<Detection> = Vec::with_capacity(detections.len());
     for det in detections {
-        let suppressed = kept
-            .iter()
-            .any(|k| group(k.class) == group(det.class) && k.bbox.iou(&det.bbox) > iou_threshold);
+        let suppressed = kept.iter().any(|k| {
+            group(k.class) == group(det.class)
+                && (k.bbox.iou(&det.bbox) > iou_threshold || (merged(det.class) && k.bbox.overlap_of_smaller(&det.bbox) > CONTAINED))
+        });
         if !suppressed {
             kept.push(det);
         }
@@ -42,5 +50,14 @@ mod tests {
         assert_eq!(merged.iter().map(|d| d.class).collect::<Vec<_>>(), vec![person, car]);
         // Without the merge group the truck box would survive beside the car.
         assert_eq!(nms(dets, 0.45, &[]).len(), 3);
+    }
+
+    #[test]
+    fn a_box_inside_a_better_vehicle_box_is_part_of_it() {
+        let car = 2;
+        let whole = Detection { bbox: BBox { x1: 0.4, y1: 0.4, x2: 0.7, y2: 0.8 }, class: car, score: 0.8 };
+        let rear_half = Detection { bbox: BBox { x1: 0.42, y1: 0.45, x2: 0.55, y2: 0.78 }, class: car, score: 0.5 };
+        assert!(whole.bbox.iou(&rear_half.bbox) < 0.45);
+        assert_eq!(nms(vec![whole.clone(), rear_half.clone()], 0.45, &[car]), vec![whole]);
     }
 }

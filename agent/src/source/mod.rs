@@ -55,6 +55,16 @@ pub fn validate_camera(camera: &CameraConfig, path: &str, resources: &Resources,
     }
 }
 
+/// The frame's position in the stream: its PTS, else its index at the nominal frame rate (some
+/// AVI streams decode without PTS; their DTS is in decode order, useless with B-frames).
+fn stream_time(buffer: &gst::BufferRef, fps: gst::Fraction, index: u64) -> Duration {
+    if let Some(t) = buffer.pts() {
+        return Duration::from_nanos(t.nseconds());
+    }
+    let (num, den) = (fps.numer().max(1) as u64, fps.denom().max(1) as u64);
+    Duration::from_nanos(index * den * 1_000_000_000 / num)
+}
+
 /// Everything a camera's supervisor needs to build its pipeline.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
@@ -198,6 +208,7 @@ impl Supervisor {
         let sender = self.sender.clone();
         let health = self.health.clone();
         let seq = self.seq.clone();
+        let mut frames_this_run = 0u64;
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
@@ -208,13 +219,14 @@ impl Supervisor {
                 let frame = Frame {
                     camera: camera.clone(),
                     seq: seq.fetch_add(1, Ordering::Relaxed),
-                    pts: buffer.pts().map(|t| Duration::from_nanos(t.nseconds())),
+                    pts: stream_time(&buffer, info.fps(), frames_this_run),
                     source_run,
                     width: info.width(),
                     height: info.height(),
                     stride: info.stride()[0] as usize,
                     buffer,
                 };
+                frames_this_run += 1;
                 CameraHealth::count(&health.frames_in);
                 if sender.push(frame) { Ok(gst::FlowSuccess::Ok) } else { Err(gst::FlowError::Eos) }
             })

@@ -7,11 +7,12 @@ use crate::types::BBox;
 
 /// Measurement noise, as a fraction of the box size: detector boxes jitter by about this much.
 const MEASUREMENT_STD: f32 = 0.1;
-/// Unmodelled acceleration, box sizes per s² (braking, turning, perspective).
-const ACCEL_STD: [f32; 4] = [3.0, 3.0, 1.0, 1.0];
-/// Speed uncertainty of a new track, box sizes per s: fast enough for a car crossing its own
-/// length between two frames at 5 fps.
-const INITIAL_RATE_STD: [f32; 4] = [6.0, 6.0, 0.5, 0.5];
+/// Unmodelled acceleration, box sizes per s² (braking, turning, perspective). Larger values let
+/// a coasting track's gate grow until it swallows a neighbouring vehicle.
+const ACCEL_STD: [f32; 4] = [1.5, 1.5, 0.5, 0.5];
+/// Speed uncertainty of a new track, box sizes per s: a car crossing its own length between two
+/// frames at 5 fps is within about one standard deviation.
+const INITIAL_RATE_STD: [f32; 4] = [4.2, 4.2, 0.35, 0.35];
 
 #[derive(Debug, Clone, Copy)]
 struct Axis {

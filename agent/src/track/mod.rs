@@ -3,8 +3,9 @@
 //! Tracks carry a constant-velocity Kalman filter with time in seconds, so the same settings work
 //! at 5 analysed fps and at every frame. Association uses the filter's own uncertainty (Mahalanobis
 //! distance) as well as overlap: at low rates a car moves most of its length between frames and
-//! IoU alone loses it. High-score detections are matched first, low-score ones second (to keep
-//! tracks through partial occlusion); tentative tracks are confirmed after `min_hits` detections;
+//! IoU alone loses it. High-score detections are matched first, low-score ones last (they keep
+//! tracks through partial occlusion but never start one); tentative tracks are confirmed after
+//! `min_hits` detections;
 //! lost tracks coast for `lost_timeout_s`. Ids are unique per camera and never reused.
 
 mod assign;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
-use crate::types::{ClassId, Detection, TrackedObject};
+use crate::types::{BBox, ClassId, Detection, TrackedObject};
 use assign::assign;
 use kalman::BoxFilter;
 
@@ -39,7 +40,7 @@ pub struct TrackerConfig {
 }
 
 fn default_high_score() -> f32 {
-    0.4
+    0.3
 }
 fn default_low_score() -> f32 {
     0.1
@@ -86,6 +87,11 @@ impl TrackerConfig {
 const GATE_DISTANCE_SQ: f32 = 13.28;
 /// Cost at or above which a pair is never matched.
 const NO_MATCH: f32 = 1.0;
+/// A detection more than this many times wider or taller (or smaller) than the prediction is
+/// another object, however uncertain a coasting track's position has become.
+const MAX_SIZE_RATIO: f32 = 2.0;
+/// Nor is one whose centre lies more than this many box sizes from the prediction.
+const MAX_JUMP_BOX_SIZES: f32 = 2.5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TrackState {
@@ -98,6 +104,9 @@ struct Track {
     id: u64,
     state: TrackState,
     filter: BoxFilter,
+    /// The last detection's box: sizes are compared with it, not with the filter's extrapolation,
+    /// which drifts while a track coasts.
+    last_box: BBox,
     hits: u32,
     last_seen: Duration,
     /// Sum of detection scores per class; the class is the heaviest.
@@ -113,6 +122,7 @@ impl Track {
 
     /// Counts a detection of this track (the filter is updated by the caller, or started from it).
     fn record(&mut self, det: &Detection, now: Duration, min_hits: u32) {
+        self.last_box = det.bbox;
         self.hits += 1;
         self.last_seen = now;
         *self.class_votes.entry(det.class).or_default() += det.score;
@@ -153,7 +163,7 @@ impl Tracker {
     /// detected in this frame, each with this frame's detection box.
     pub fn update(&mut self, detections: &[Detection], now: Duration) -> Vec<TrackedObject> {
         let dt = match self.last_time {
-            Some(last) if now > last => (now - last).as_secs_f32(),
+            Some(last) if now >= last => (now - last).as_secs_f32(),
             Some(_) => {
                 // Time went backwards: the stream restarted.
                 self.reset();
@@ -174,12 +184,13 @@ impl Tracker {
         // 1. High-score detections against confirmed tracks, tracked or coasting.
         let confirmed: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Confirmed).collect();
         let unmatched_high = self.associate(&confirmed, &high, detections, &mut matched);
-        // 2. Low-score detections keep confirmed tracks that are still unmatched alive.
-        let remaining: Vec<usize> = confirmed.iter().copied().filter(|&t| matched[t].is_none()).collect();
-        self.associate(&remaining, &low, detections, &mut matched);
-        // 3. Remaining high-score detections against tentative tracks.
+        // 2. Remaining high-score detections against tentative tracks.
         let tentative: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Tentative).collect();
         let unmatched_high = self.associate(&tentative, &unmatched_high, detections, &mut matched);
+        // 3. Low-score detections keep unmatched tracks alive: partly hidden vehicles, and at low
+        //    frame rates the blurred or distant frames where a real vehicle scores low.
+        let remaining: Vec<usize> = (0..self.tracks.len()).filter(|&t| matched[t].is_none()).collect();
+        self.associate(&remaining, &low, detections, &mut matched);
 
         let min_hits = self.config.min_hits;
         let mut out: Vec<TrackedObject> = Vec::new();
@@ -230,6 +241,16 @@ impl Tracker {
             return NO_MATCH;
         }
         let predicted = track.filter.bbox();
+        let ratio = |a: f32, b: f32| a.max(b) / a.min(b).max(1e-6);
+        let seen = &track.last_box;
+        if ratio(seen.width(), det.bbox.width()) > MAX_SIZE_RATIO || ratio(seen.height(), det.bbox.height()) > MAX_SIZE_RATIO {
+            return NO_MATCH;
+        }
+        let (p, d) = (predicted.center(), det.bbox.center());
+        let (w, h) = (predicted.width().max(det.bbox.width()), predicted.height().max(det.bbox.height()));
+        if ((p.x - d.x) / w).hypot((p.y - d.y) / h) > MAX_JUMP_BOX_SIZES {
+            return NO_MATCH;
+        }
         let iou = predicted.iou(&det.bbox);
         let d2 = track.filter.distance_sq(&det.bbox);
         if d2 >= GATE_DISTANCE_SQ && iou < 0.3 {
@@ -244,6 +265,7 @@ impl Tracker {
             id: self.next_id,
             state: TrackState::Tentative,
             filter: BoxFilter::new(&det.bbox),
+            last_box: det.bbox,
             hits: 0,
             last_seen: now,
             class_votes: HashMap::new(),
