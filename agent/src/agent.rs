@@ -18,7 +18,7 @@ use crate::analytics::{CountsTable, Line, LineCounter, LineCounts};
 use crate::config::{CameraConfig, Resources, SiteConfig};
 use crate::detect::{Detector, input_caps};
 use crate::events::{CrossingEvent, Message, counts_message};
-use crate::health::CameraHealth;
+use crate::health::{CameraHealth, SourceState};
 use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, topic_prefix};
 use crate::source::{CameraSource, Overflow, SourceSettings, frame_queue};
 use crate::track::Tracker;
@@ -52,6 +52,8 @@ pub struct CameraSummary {
     pub frames_analysed: u64,
     pub frames_dropped: u64,
     pub reconnects: u64,
+    /// Why the source could not run, if it could not.
+    pub error: Option<String>,
     /// Totals over the whole run.
     pub lines: Vec<LineCounts>,
 }
@@ -236,6 +238,10 @@ impl CameraAnalysis {
             frames_analysed: CameraHealth::get(&self.health.frames_analysed),
             frames_dropped: CameraHealth::get(&self.health.frames_dropped),
             reconnects: CameraHealth::get(&self.health.reconnects),
+            error: match self.health.state() {
+                SourceState::Error { reason } => Some(reason),
+                _ => None,
+            },
             lines: self.totals.snapshot().to_vec(),
         }
     }

@@ -102,7 +102,8 @@ fn run(config_path: &std::path::Path) -> Result<()> {
     }
     let summary = run_site(&config, &resources, Mode::Daemon, stop_on_signals()?)?;
     for camera in &summary.cameras {
-        tracing::info!(camera = %camera.id, frames = camera.frames_analysed, dropped = camera.frames_dropped, reconnects = camera.reconnects, "stopped");
+        let totals = serde_json::to_string(&camera.lines)?;
+        tracing::info!(camera = %camera.id, frames = camera.frames_analysed, dropped = camera.frames_dropped, reconnects = camera.reconnects, %totals, "stopped");
     }
     Ok(())
 }
@@ -166,6 +167,9 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
     }
     let summary = run_site(&config, &resources, Mode::Replay, stop_on_signals()?)?;
     let camera = summary.cameras.into_iter().next().context("the replay produced no result")?;
+    if let Some(reason) = camera.error {
+        bail!("{}: {reason}", input.display());
+    }
     let out = ReplaySummary {
         frames: summary.frames,
         seconds: summary.seconds,

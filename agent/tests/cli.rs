@@ -1,0 +1,73 @@
+//! `canh check` and bad input on the command line: clear errors with key paths, exit code 2,
+//! never a password, never a panic.
+
+mod common;
+
+use std::process::Command;
+
+fn canh(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_canh")).args(args).env("CANH_LOG", "warn").output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn check_accepts_the_bundled_configs() {
+    for config in ["configs/demo.toml", "configs/example-site.toml"] {
+        let path = common::repo_root().join(config);
+        let (code, stdout, stderr) = canh(&["check", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{config}: {stdout}{stderr}");
+        assert!(stdout.contains(": ok"), "{stdout}");
+    }
+}
+
+#[test]
+fn check_lists_every_error_with_its_key_path_and_hides_passwords() {
+    let dir = common::temp_dir("check");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+site = "hue"
+[[cameras]]
+id = "cam1"
+source = "rtsp://admin:hunter2@10.0.0.5/sub"
+analytics_fps = 500
+[[cameras.lines]]
+id = "a"
+p1 = [1.5, 0.2]
+p2 = [0.5, 0.5]
+[[cameras]]
+id = "cam1"
+source = "rtsp://admin:hunter2@10.0.0.6/sub"
+"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = canh(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    for expected in [
+        "cameras[0].analytics_fps: 500 is more than 120",
+        "cameras[0].lines[0].p1: x must be within 0..1",
+        "cameras[1].id: 'cam1' is used by another camera",
+    ] {
+        assert!(stderr.contains(expected), "missing '{expected}' in:\n{stderr}");
+    }
+    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"), "{stdout}{stderr}");
+}
+
+#[test]
+fn bad_replay_input_is_an_error_not_a_panic() {
+    let (code, _, stderr) = canh(&["replay", "--input", "/no/such/clip.mp4", "--line", "0,0,1,1"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cameras[0].source: file /no/such/clip.mp4 does not exist"), "{stderr}");
+    let (code, _, stderr) = canh(&["replay", "--input", common::sample("ozlu_input_video.mp4").to_str().unwrap(), "--line", "0,0,1"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("expected four numbers"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+    // A file that is not video: the source fails with a clear reason and the run still ends.
+    let not_video = common::temp_dir("notvideo").join("notes.mp4");
+    std::fs::write(&not_video, "not a video").unwrap();
+    let (code, _, stderr) = canh(&["replay", "--input", not_video.to_str().unwrap(), "--line", "0,0,1,1"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(&format!("error: {}: ", not_video.display())), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -1,0 +1,215 @@
+//! Real peers for integration tests: a mosquitto broker and a gst-rtsp-server on loopback, an
+//! MQTT subscriber, and the bundled samples.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn sample(name: &str) -> PathBuf {
+    repo_root().join("samples/clips").join(name)
+}
+
+/// A fresh folder under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("canh-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something listens on `port`.
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A mosquitto broker on a free loopback port, stopped when dropped.
+pub struct Mosquitto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let port = free_port();
+        let dir = temp_dir(&format!("mosquitto-{port}"));
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (scripts/setup.sh)");
+        wait_for_port(port, "mosquitto");
+        Mosquitto { child, port }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Collects every message under `topic_filter` as (topic, JSON payload).
+pub fn subscribe(port: u16, topic_filter: &str) -> Receiver<(String, serde_json::Value)> {
+    let mut options = rumqttc::MqttOptions::new(format!("test-sub-{port}"), "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = rumqttc::Client::new(options, 100);
+    client.subscribe(topic_filter, rumqttc::QoS::AtLeastOnce).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        let _client = client;
+        for event in connection.iter() {
+            match event {
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
+                    let payload = serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                    if tx.send((p.topic.clone(), payload)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for the first message matching `pred`, returning it and everything received before.
+pub fn wait_for(
+    rx: &Receiver<(String, serde_json::Value)>,
+    timeout: Duration,
+    what: &str,
+    seen: &mut Vec<(String, serde_json::Value)>,
+    pred: impl Fn(&str, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((topic, payload)) => {
+                seen.push((topic.clone(), payload.clone()));
+                if pred(&topic, &payload) {
+                    return payload;
+                }
+            }
+            Err(_) => panic!("no {what} within {timeout:?}; received: {:#?}", seen.iter().map(|(t, _)| t).collect::<Vec<_>>()),
+        }
+    }
+}
+
+/// gst-rtsp-server on 127.0.0.1 serving an H.264 MP4 at `rtsp://127.0.0.1:{port}/clip`, in real
+/// time, from its start for each client.
+pub struct RtspServer {
+    main_loop: glib::MainLoop,
+    server: rtsp::RTSPServer,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RtspServer {
+    pub fn start(port: u16, clip: &std::path::Path) -> RtspServer {
+        gst::init().unwrap();
+        let server = rtsp::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service(&port.to_string());
+        let factory = rtsp::RTSPMediaFactory::new();
+        factory.set_launch(&format!(
+            "( filesrc location=\"{}\" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )",
+            clip.display()
+        ));
+        server.mount_points().unwrap().add_factory("/clip", factory);
+        let context = glib::MainContext::new();
+        let main_loop = glib::MainLoop::new(Some(&context), false);
+        // The listening source lives in `context`, and goes with it when the thread ends.
+        server.attach(Some(&context)).expect("the RTSP server binds its port");
+        let thread = {
+            let main_loop = main_loop.clone();
+            std::thread::spawn(move || {
+                let _guard = context.acquire().unwrap();
+                main_loop.run();
+            })
+        };
+        wait_for_port(port, "the RTSP server");
+        RtspServer { main_loop, server, thread: Some(thread) }
+    }
+
+    /// Drops every client mid-stream and closes the port.
+    pub fn stop(mut self) {
+        self.server.client_filter(Some(&mut |_, client| {
+            client.close();
+            rtsp::RTSPFilterResult::Remove
+        }));
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `canh` with a log file, killed if the test fails before stopping it.
+pub struct Agent {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    pub fn start(args: &[&str], log: PathBuf) -> Agent {
+        let child = Command::new(env!("CARGO_BIN_EXE_canh"))
+            .args(args)
+            .env("CANH_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Agent { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "canh did not stop within 20 s of SIGTERM:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,103 @@
+//! End to end: an RTSP camera on 127.0.0.1 → `canh run` → a real mosquitto → a subscriber.
+//! The camera goes away mid-stream and comes back; the agent must reconnect and go on counting.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn rtsp_camera_to_mqtt_with_reconnect_and_clean_shutdown() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "canh/v1/itest/#");
+    let rtsp_port = free_port();
+    let clip = sample("opencv4nodejs_traffic.mp4");
+    let server = RtspServer::start(rtsp_port, &clip);
+
+    let dir = temp_dir("rtsp-mqtt");
+    let config = dir.join("site.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+site = "itest"
+counts_interval_s = 3
+
+[mqtt]
+url = "mqtt://127.0.0.1:{}"
+
+[[cameras]]
+id = "gate"
+source = "rtsp://127.0.0.1:{rtsp_port}/clip"
+analytics_fps = 5
+no_frames_timeout_s = 3
+
+[[cameras.lines]]
+id = "middle"
+p1 = [0.5, 1.0]
+p2 = [0.5, 0.0]
+"#,
+            broker.port
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("canh.log"));
+    let mut seen = Vec::new();
+    let topic = |suffix: &str| format!("canh/v1/itest/{suffix}");
+
+    let online = wait_for(&messages, Duration::from_secs(20), "online status", &mut seen, |t, p| t == topic("status") && p["status"] == "online");
+    assert_eq!(online["v"], 1);
+
+    let crossing = wait_for(&messages, Duration::from_secs(30), "a crossing", &mut seen, |t, _| t == topic("gate/crossing"));
+    assert_eq!(crossing["v"], 1);
+    assert_eq!(crossing["camera"], "gate");
+    assert_eq!(crossing["line"], "middle");
+    assert!(crossing["direction"] == "in" || crossing["direction"] == "out");
+    assert!(crossing["track_id"].as_u64().is_some() && crossing["id"].as_str().is_some_and(|id| id.len() == 36));
+    assert!(crossing["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24), "{crossing}");
+
+    let counts = wait_for(&messages, Duration::from_secs(10), "a counts message", &mut seen, |t, _| t == topic("gate/counts"));
+    assert_eq!(counts["v"], 1);
+    assert_eq!(counts["lines"][0]["id"], "middle");
+    assert!(counts["start"].as_str().unwrap() < counts["end"].as_str().unwrap());
+
+    // The camera vanishes mid-stream, then comes back on the same address.
+    server.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    let crossings_before = seen.iter().filter(|(t, _)| *t == topic("gate/crossing")).count();
+    let _server = RtspServer::start(rtsp_port, &clip);
+    seen.clear();
+    wait_for(&messages, Duration::from_secs(45), "a crossing after the camera came back", &mut seen, |t, _| t == topic("gate/crossing"));
+    let log = agent.log_text();
+    assert!(log.contains("reconnecting"), "the agent did not log a reconnect:\n{log}");
+    assert!(crossings_before >= 1);
+
+    let status = agent.terminate();
+    assert!(status.success(), "canh exited with {status}:\n{}", agent.log_text());
+    let stopped = wait_for(&messages, Duration::from_secs(10), "stopped status", &mut seen, |t, p| t == topic("status") && p["status"] == "stopped");
+    assert_eq!(stopped["v"], 1);
+}
+
+#[test]
+fn the_broker_announces_offline_when_the_agent_dies() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "canh/v1/lwt/status");
+    let dir = temp_dir("lwt");
+    let config = dir.join("site.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "site = \"lwt\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive_s = 5\n[[cameras]]\nid = \"c\"\nsource = \"{}\"\n",
+            broker.port,
+            sample("intel_car-detection.mp4").display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("canh.log"));
+    let mut seen = Vec::new();
+    wait_for(&messages, Duration::from_secs(20), "online status", &mut seen, |_, p| p["status"] == "online");
+    agent.child.kill().unwrap();
+    let offline = wait_for(&messages, Duration::from_secs(20), "the offline Last Will", &mut seen, |_, p| p["status"] == "offline");
+    assert_eq!(offline["v"], 1);
+}
