@@ -68,6 +68,7 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     for camera in &config.cameras {
         if !detectors.contains_key(camera.model.as_str()) {
             let manifest = resources.model(&camera.model)?;
+            tracing::info!(model = %manifest.name, licence = %manifest.licence, file = %manifest.model_path.display(), "loading model");
             let detector = Detector::load(manifest, &config.detector)?;
             detectors.insert(&camera.model, Arc::new(detector));
         }

@@ -3,34 +3,10 @@
 mod common;
 
 use gstreamer as gst;
-use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 
 use canh::config::Resources;
 use canh::detect::{Detector, DetectorConfig, input_caps};
-
-/// Decodes frame `index` of `clip`, scaled by GStreamer to fit the model input as the agent does.
-fn frame(clip: &std::path::Path, index: usize, caps: &gst::Caps) -> (gst::Buffer, u32, u32, usize) {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! decodebin3 ! videoscale ! videoconvert ! capsfilter name=caps ! appsink name=sink sync=false",
-        clip.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    pipeline.by_name("caps").unwrap().set_property("caps", caps);
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut sample = None;
-    for _ in 0..=index {
-        sample = Some(sink.pull_sample().expect("the clip has enough frames"));
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    let sample = sample.unwrap();
-    let info = gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-    (sample.buffer_owned().unwrap(), info.width(), info.height(), info.stride()[0] as usize)
-}
+use canh::source::decode_frame;
 
 #[test]
 fn yolox_nano_finds_the_cars_on_a_real_frame() {
@@ -39,10 +15,9 @@ fn yolox_nano_finds_the_cars_on_a_real_frame() {
     let detector = Detector::load(manifest, &DetectorConfig::default()).unwrap();
     let caps = input_caps(&detector.manifest().input);
     // Frame 199 (8.3 s) of the arterial: seven cars in view, four of them clear enough for score 0.5.
-    let (buffer, width, height, stride) = frame(&common::sample("opencv4nodejs_traffic.mp4"), 199, &caps);
-    assert_eq!((width, height), (416, 234), "GStreamer keeps the 16:9 aspect ratio inside 416x416");
-    let map = buffer.map_readable().unwrap();
-    let detections = detector.detect_bgr(map.as_slice(), width, height, stride, 0.5).unwrap();
+    let frame = decode_frame(&common::sample("opencv4nodejs_traffic.mp4"), 199, &caps).unwrap();
+    assert_eq!((frame.width, frame.height), (416, 234), "GStreamer keeps the 16:9 aspect ratio inside 416x416");
+    let detections = detector.detect(&frame, 0.5).unwrap();
     let car = detector.manifest().class_id("car").unwrap();
     let cars: Vec<_> = detections.iter().filter(|d| d.class == car).collect();
     assert!(cars.len() >= 4, "{detections:#?}");

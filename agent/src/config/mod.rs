@@ -1,7 +1,8 @@
 //! The site configuration: one TOML file per site, parsed, validated and resolved before anything runs.
 //!
-//! Each stage owns the config struct for its own part (camera and source, lines, tracker, detector,
-//! MQTT); this module ties them together, turns relative paths into absolute ones (relative to the
+//! Each stage owns the config struct (and checks) for its own part: lines in `analytics`, the
+//! tracker in `track`, the detector in `detect`, MQTT in `publish`, source checks in `source`.
+//! This module holds the site and camera structs, ties the parts together, turns relative paths into absolute ones (relative to the
 //! config file) and collects *every* problem with its key path, so an installer fixes a file in one
 //! pass. Nothing here prints secrets: sources are shown through [`redact_url`].
 

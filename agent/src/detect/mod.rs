@@ -138,7 +138,7 @@ impl Detector {
     }
 
     /// As [`Detector::detect`], on a packed BGR image already scaled to fit the model input.
-    pub fn detect_bgr(&self, bgr: &[u8], width: u32, height: u32, stride: usize, min_score: f32) -> Result<Vec<Detection>, DetectError> {
+    fn detect_bgr(&self, bgr: &[u8], width: u32, height: u32, stride: usize, min_score: f32) -> Result<Vec<Detection>, DetectError> {
         let m = &self.manifest;
         let model_err = |message: String| DetectError::Model { model: m.name.clone(), message };
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -19,6 +19,8 @@ use crate::events::{Availability, Message, status_message};
 const REQUEST_QUEUE: usize = 1_000;
 /// How long a clean shutdown waits for the broker to acknowledge what was published.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a shutdown waits for the MQTT thread to see the disconnect through.
+const EVENT_LOOP_EXIT: Duration = Duration::from_secs(2);
 const RECONNECT_START: Duration = Duration::from_millis(500);
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
 
@@ -126,9 +128,17 @@ impl Sink for MqttSink {
             tracing::warn!(unacked, "stopping with messages the broker has not acknowledged");
         }
         d.closing.store(true, Ordering::Relaxed);
-        let _ = self.client.disconnect();
+        // try_: with the broker down and rumqttc's queue full, a blocking disconnect never returns.
+        let _ = self.client.try_disconnect();
         if let Some(thread) = self.event_loop.take() {
-            let _ = thread.join();
+            let deadline = Instant::now() + EVENT_LOOP_EXIT;
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // A loop still waiting for an unreachable broker is left to end with the process.
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
         Ok(())
     }

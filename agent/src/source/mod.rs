@@ -65,6 +65,38 @@ fn stream_time(buffer: &gst::BufferRef, fps: gst::Fraction, index: u64) -> Durat
     Duration::from_nanos(index * den * 1_000_000_000 / num)
 }
 
+/// Decodes frame `index` (from 0) of a video file, scaled to `caps` as a camera's frames are: one
+/// real frame for tools, benchmarks and tests, without a supervisor. `gst::init` must have run.
+pub fn decode_frame(path: &std::path::Path, index: usize, caps: &gst::Caps) -> Result<Frame, String> {
+    let template = PipelineTemplate { name: "still".into(), body: "{source} ! decodebin3 ! {output}".into() };
+    let location = path.to_string_lossy();
+    let pipeline = gst::parse::launch(&template.describe(&location, false))
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let sink = pipeline::configure(&pipeline, 0, caps, false)?;
+    pipeline.set_state(gst::State::Playing).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut sample = None;
+    for _ in 0..=index {
+        sample = Some(sink.pull_sample().map_err(|_| format!("{} has fewer than {} frames", path.display(), index + 1))?);
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    let sample = sample.expect("the loop ran at least once");
+    let caps = sample.caps().ok_or("a sample without caps")?;
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
+    let buffer = sample.buffer_owned().ok_or("a sample without a buffer")?;
+    Ok(Frame {
+        camera: "file".into(),
+        seq: index as u64,
+        pts: stream_time(&buffer, info.fps(), index as u64),
+        source_run: 0,
+        width: info.width(),
+        height: info.height(),
+        stride: info.stride()[0] as usize,
+        buffer,
+    })
+}
+
 /// Everything a camera's supervisor needs to build its pipeline.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
