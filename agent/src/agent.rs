@@ -166,7 +166,7 @@ impl CameraAnalysis {
             .collect::<Vec<_>>();
         Ok(CameraAnalysis {
             id: camera.id.as_str().into(),
-            tracker: Tracker::new(config.tracker.clone(), manifest.labels.len(), &manifest.merge_classes),
+            tracker: Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes),
             min_score: config.tracker.low_score,
             interval: CountsTable::new(&lines),
             totals: CountsTable::new(&lines),

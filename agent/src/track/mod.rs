@@ -26,8 +26,8 @@ use kalman::BoxFilter;
 #[serde(deny_unknown_fields)]
 pub struct TrackerConfig {
     /// Detections scoring at least this are matched first and may start tracks (0..1).
-    #[serde(default = "default_high_score")]
-    pub high_score: f32,
+    /// Default: the model manifest's `score_threshold`.
+    pub high_score: Option<f32>,
     /// Detections between this and `high_score` only keep existing tracks alive (0..1).
     #[serde(default = "default_low_score")]
     pub low_score: f32,
@@ -39,9 +39,6 @@ pub struct TrackerConfig {
     pub lost_timeout_s: f32,
 }
 
-fn default_high_score() -> f32 {
-    0.3
-}
 fn default_low_score() -> f32 {
     0.1
 }
@@ -55,7 +52,7 @@ fn default_lost_timeout_s() -> f32 {
 impl Default for TrackerConfig {
     fn default() -> Self {
         TrackerConfig {
-            high_score: default_high_score(),
+            high_score: None,
             low_score: default_low_score(),
             min_hits: default_min_hits(),
             lost_timeout_s: default_lost_timeout_s(),
@@ -65,12 +62,14 @@ impl Default for TrackerConfig {
 
 impl TrackerConfig {
     pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        for (key, v) in [("high_score", self.high_score), ("low_score", self.low_score)] {
-            if !(0.0..=1.0).contains(&v) {
+        for (key, v) in [("high_score", self.high_score), ("low_score", Some(self.low_score))] {
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
                 errors.push(ConfigError::new(format!("{path}.{key}"), format!("must be within 0..1, got {v}")));
             }
         }
-        if self.low_score > self.high_score {
+        if self.high_score.is_some_and(|high| self.low_score > high) {
             errors.push(ConfigError::new(format!("{path}.low_score"), "must not exceed high_score"));
         }
         if self.min_hits == 0 {
@@ -135,6 +134,7 @@ impl Track {
 /// One camera's tracker.
 pub struct Tracker {
     config: TrackerConfig,
+    high_score: f32,
     /// Classes in one group (e.g. car, truck, bus) may be matched to the same track.
     class_group: Vec<usize>,
     tracks: Vec<Track>,
@@ -143,10 +143,12 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// `merge_classes` are the classes one object may flip between (the detector's NMS merge group).
-    pub fn new(config: TrackerConfig, classes: usize, merge_classes: &[ClassId]) -> Tracker {
+    /// `merge_classes` are the classes one object may flip between (the detector's NMS merge
+    /// group); `model_score` is the model's own confidence threshold, used unless `high_score` is set.
+    pub fn new(config: TrackerConfig, model_score: f32, classes: usize, merge_classes: &[ClassId]) -> Tracker {
         let class_group = (0..classes).map(|c| if merge_classes.contains(&c) { usize::MAX } else { c }).collect();
-        Tracker { config, class_group, tracks: Vec::new(), next_id: 1, last_time: None }
+        let high_score = config.high_score.unwrap_or(model_score).max(config.low_score);
+        Tracker { config, high_score, class_group, tracks: Vec::new(), next_id: 1, last_time: None }
     }
 
     /// Forgets every track (after a stream restart, when positions no longer follow on); ids go on.
@@ -178,7 +180,7 @@ impl Tracker {
 
         let (high, low): (Vec<usize>, Vec<usize>) = (0..detections.len())
             .filter(|&i| detections[i].score >= self.config.low_score)
-            .partition(|&i| detections[i].score >= self.config.high_score);
+            .partition(|&i| detections[i].score >= self.high_score);
         let mut matched: Vec<Option<usize>> = vec![None; self.tracks.len()];
 
         // 1. High-score detections against confirmed tracks, tracked or coasting.

@@ -10,7 +10,7 @@ fn det(cx: f32, cy: f32, class: ClassId, score: f32) -> Detection {
 }
 
 fn tracker() -> Tracker {
-    Tracker::new(TrackerConfig::default(), 80, &[CAR, TRUCK])
+    Tracker::new(TrackerConfig::default(), 0.3, 80, &[CAR, TRUCK])
 }
 
 fn at(frame: u32, fps: f32) -> Duration {
