@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, check_id, check_point};
+use crate::config::{ConfigError, check_classes, check_id, check_point};
+use super::history::FORGET_AFTER;
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// `[[cameras.lines]]` in the site config.
@@ -45,17 +46,11 @@ impl LineConfig {
         if self.confirm_frames == 0 {
             errors.push(ConfigError::new(format!("{path}.confirm_frames"), "must be at least 1"));
         }
-        if let (Some(classes), Some(labels)) = (&self.classes, labels) {
-            for (k, class) in classes.iter().enumerate() {
-                if !labels.contains(class) {
-                    errors.push(ConfigError::new(format!("{path}.classes[{k}]"), format!("'{class}' is not a class of this camera's model")));
-                }
-            }
-        }
+        check_classes(self.classes.as_deref(), labels, path, errors);
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     In,
@@ -114,13 +109,15 @@ pub struct Crossing {
     pub track_id: u64,
     pub class: ClassId,
     pub confidence: f32,
+    /// Stream time of the first frame that saw the track on the new side.
+    pub at: Duration,
 }
 
 /// Per track and line: the side it was last settled on and a side change waiting for confirmation.
 #[derive(Debug, Default)]
 struct TrackLineState {
     settled: Option<Side>,
-    pending: Option<(Side, u32)>,
+    pending: Option<(Side, u32, Duration)>,
     counted: bool,
 }
 
@@ -130,9 +127,6 @@ struct TrackMemory {
     last_seen: Duration,
     lines: Vec<TrackLineState>,
 }
-
-/// How long a track that has not been seen is remembered (it may come back after occlusion).
-const FORGET_AFTER: Duration = Duration::from_secs(30);
 
 /// Counts crossings of one camera's lines by its tracks.
 pub struct LineCounter {
@@ -174,9 +168,9 @@ impl LineCounter {
                     state.pending = None;
                     continue;
                 }
-                let seen_on_new_side = match state.pending {
-                    Some((pending_side, n)) if pending_side == side => n + 1,
-                    _ if line.segment_crossed(memory.last_point, point) => 1,
+                let (seen_on_new_side, first_seen) = match state.pending {
+                    Some((pending_side, n, first)) if pending_side == side => (n + 1, first),
+                    _ if line.segment_crossed(memory.last_point, point) => (1, now),
                     // Went round the end of the segment: not a crossing.
                     _ => {
                         state.settled = Some(side);
@@ -185,12 +179,19 @@ impl LineCounter {
                 };
                 if seen_on_new_side >= line.confirm_frames {
                     let direction = if side == Side::Right { Direction::In } else { Direction::Out };
-                    crossings.push(Crossing { line: line.id.clone(), direction, track_id: obj.id, class: obj.class, confidence: obj.score });
+                    crossings.push(Crossing {
+                        line: line.id.clone(),
+                        direction,
+                        track_id: obj.id,
+                        class: obj.class,
+                        confidence: obj.score,
+                        at: first_seen,
+                    });
                     state.settled = Some(side);
                     state.pending = None;
                     state.counted = true;
                 } else {
-                    state.pending = Some((side, seen_on_new_side));
+                    state.pending = Some((side, seen_on_new_side, first_seen));
                 }
             }
             memory.last_point = point;

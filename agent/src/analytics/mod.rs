@@ -1,9 +1,15 @@
-//! Analytics stage: what the tracked objects mean. For now, directional counting on lines
-//! ([`line`]) and the per-interval count tables published to the IOC ([`CountsTable`]).
+//! Analytics stage: what the tracked objects mean. Directional counting on lines ([`line`]) with
+//! the per-interval count tables published to the IOC ([`CountsTable`]), and traffic rules
+//! ([`rules`]) with the signal state red-light rules need ([`signal`]).
 
+pub mod geometry;
+mod history;
 mod line;
+pub mod rules;
+pub mod signal;
 
 pub use line::{Crossing, Direction, Line, LineConfig, LineCounter};
+pub use rules::{Overlay, RuleConfig, RuleKind, Rules, Shape, Tone, Violation};
 
 use std::collections::BTreeMap;
 

@@ -178,6 +178,20 @@ pub fn check_point(point: [f32; 2], path: &str, errors: &mut Vec<ConfigError>) {
     }
 }
 
+/// Checks a `classes` list against the camera model's labels (when the model could be loaded).
+pub fn check_classes(classes: Option<&[String]>, labels: Option<&[String]>, path: &str, errors: &mut Vec<ConfigError>) {
+    if let (Some(classes), Some(labels)) = (classes, labels) {
+        if classes.is_empty() {
+            errors.push(ConfigError::new(format!("{path}.classes"), "must name at least one class (leave it out for the model's vehicle classes)"));
+        }
+        for (k, class) in classes.iter().enumerate() {
+            if !labels.contains(class) {
+                errors.push(ConfigError::new(format!("{path}.classes[{k}]"), format!("'{class}' is not a class of this camera's model")));
+            }
+        }
+    }
+}
+
 /// Resolves `path` against the config file's folder unless it is absolute.
 pub fn resolve_relative(base: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);

@@ -154,6 +154,15 @@ impl ModelManifest {
         })
     }
 
+    /// Class ids for a rule's or line's `classes` (label names); `None` means the vehicle classes.
+    /// Names the model lacks were reported by config validation and are skipped here.
+    pub fn resolve_classes(&self, names: Option<&[String]>) -> Vec<usize> {
+        match names {
+            Some(names) => names.iter().filter_map(|n| self.class_id(n)).collect(),
+            None => self.vehicle_classes.clone(),
+        }
+    }
+
     pub fn class_id(&self, name: &str) -> Option<usize> {
         self.labels.iter().position(|l| l == name)
     }

@@ -1,0 +1,130 @@
+//! `red_light`: a vehicle's reference point crossing the stop line in the travel direction while
+//! the signal is red, at least `grace_s` after red began. A vehicle already past the line when
+//! red begins never crosses it again, so it is not a violator.
+
+use std::time::Duration;
+
+use opencv::core::Mat;
+use serde::Deserialize;
+
+use super::{Finding, Measured, Shape, check_segment, round1, rule_line};
+use crate::analytics::signal::{LampReader, SignalConfig, SignalState, SignalTimeline};
+use crate::analytics::{Direction, LineCounter};
+use crate::config::ConfigError;
+use crate::types::{ClassId, Point, TrackedObject};
+
+/// `red_light = { … }` of a rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedLightConfig {
+    /// Stop line start, normalized `[x, y]`.
+    pub p1: [f32; 2],
+    /// Stop line end; the travel direction is `in` or `out` of the line from p1 to p2.
+    pub p2: [f32; 2],
+    /// Which crossing is the vehicle entering the junction: `in` (default) or `out`.
+    #[serde(default = "default_direction")]
+    pub direction: Direction,
+    /// Crossings within this long after red begins are forgiven, seconds.
+    #[serde(default = "default_grace_s")]
+    pub grace_s: f32,
+    pub signal: SignalConfig,
+}
+
+fn default_direction() -> Direction {
+    Direction::In
+}
+fn default_grace_s() -> f32 {
+    0.5
+}
+
+impl RedLightConfig {
+    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        check_segment(self.p1, self.p2, path, errors);
+        if !(self.grace_s >= 0.0 && self.grace_s.is_finite()) {
+            errors.push(ConfigError::new(format!("{path}.grace_s"), "must be 0 or more seconds"));
+        }
+        self.signal.validate(&format!("{path}.signal"), errors);
+    }
+}
+
+pub struct RedLight {
+    p1: Point,
+    p2: Point,
+    counter: LineCounter,
+    direction: Direction,
+    grace: Duration,
+    lamp: Option<LampReader>,
+    topic: Option<String>,
+    timeline: SignalTimeline,
+}
+
+impl RedLight {
+    pub fn new(id: &str, config: &RedLightConfig, classes: &[ClassId]) -> RedLight {
+        let line = rule_line(id, config.p1, config.p2, classes);
+        RedLight {
+            p1: line.p1,
+            p2: line.p2,
+            counter: LineCounter::new(vec![line]),
+            direction: config.direction,
+            grace: Duration::from_secs_f32(config.grace_s),
+            lamp: config.signal.region.map(|region| LampReader::new(region, &config.signal)),
+            topic: config.signal.topic.clone(),
+            timeline: SignalTimeline::default(),
+        }
+    }
+
+    pub fn reads_image(&self) -> bool {
+        self.lamp.is_some()
+    }
+
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+
+    pub fn observe_frame(&mut self, frame: &Mat, now: Duration) -> opencv::Result<()> {
+        match &mut self.lamp {
+            Some(lamp) => lamp.observe(frame, now, &mut self.timeline),
+            None => Ok(()),
+        }
+    }
+
+    pub fn set_signal(&mut self, state: SignalState, now: Duration) {
+        self.timeline.set(state, now);
+    }
+
+    pub fn signal(&self) -> SignalState {
+        self.timeline.current().0
+    }
+
+    pub fn shape(&self) -> Shape {
+        Shape::Segment(self.p1, self.p2)
+    }
+
+    /// Stream times start again. A lamp read from the image is read afresh; a controller's
+    /// phase goes on, dated from the new start.
+    pub fn reset(&mut self) {
+        self.counter.reset();
+        let (state, _) = self.timeline.current();
+        self.timeline.reset();
+        if self.lamp.is_none() {
+            self.timeline.set(state, Duration::ZERO);
+        }
+    }
+
+    pub(super) fn update(&mut self, objects: &[TrackedObject], now: Duration) -> Vec<Finding> {
+        self.counter
+            .update(objects, now)
+            .into_iter()
+            .filter(|c| c.direction == self.direction)
+            .filter_map(|crossing| {
+                let (state, since) = self.timeline.at(crossing.at);
+                let red_for = crossing.at.saturating_sub(since);
+                (state == SignalState::Red && red_for >= self.grace).then(|| Finding {
+                    object: objects.iter().find(|o| o.id == crossing.track_id).cloned().expect("crossings come from these objects"),
+                    measured: Measured { signal: Some(state), red_for_s: Some(round1(red_for.as_secs_f32())), direction: Some(crossing.direction), ..Default::default() },
+                    end: false,
+                })
+            })
+            .collect()
+    }
+}

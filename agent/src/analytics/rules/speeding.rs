@@ -1,0 +1,165 @@
+//! `speeding`: speed over the ground from a 4-point calibration. The four image points and their
+//! positions on the road in metres give a homography (image → ground plane); a track's speed is
+//! the ground distance its reference point covered over at least `window_s`, divided by the time.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use opencv::core::{Mat, Point2f, Vector};
+use opencv::prelude::*;
+use serde::Deserialize;
+
+use super::{Context, Finding, Measured, check_positive, round1};
+use crate::analytics::geometry::{Polygon, check_zone};
+use crate::config::{ConfigError, check_point};
+use crate::types::{Point, TrackedObject};
+
+/// Four image points and where they lie on the road.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// Four normalized `[x, y]` image points on the road surface (e.g. lane-marking corners).
+    pub image: [[f32; 2]; 4],
+    /// The same four points on the ground, `[x, y]` in metres in any road-aligned frame.
+    pub ground_m: [[f32; 2]; 4],
+}
+
+/// `speeding = { … }` of a rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedingConfig {
+    pub calibration: Calibration,
+    /// Speed limit, km/h: faster is a violation.
+    pub limit_kmh: f32,
+    /// Track history a speed is measured over, seconds; at least 0.5.
+    #[serde(default = "default_window_s")]
+    pub window_s: f32,
+    /// Where speed is measured (normalized polygon). Default: the calibration quadrilateral,
+    /// outside which the ground plane is an extrapolation.
+    pub zone: Option<Vec<[f32; 2]>>,
+}
+
+fn default_window_s() -> f32 {
+    1.0
+}
+
+/// Shortest window: below it, a few pixels of box jitter read as several km/h.
+const MIN_WINDOW_S: f32 = 0.5;
+
+impl SpeedingConfig {
+    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        for (i, &p) in self.calibration.image.iter().enumerate() {
+            check_point(p, &format!("{path}.calibration.image[{i}]"), errors);
+        }
+        if let Err(e) = Homography::from_calibration(&self.calibration) {
+            errors.push(ConfigError::new(format!("{path}.calibration"), e));
+        }
+        check_positive(self.limit_kmh, &format!("{path}.limit_kmh"), "speed", errors);
+        if !(self.window_s >= MIN_WINDOW_S && self.window_s.is_finite()) {
+            errors.push(ConfigError::new(format!("{path}.window_s"), format!("must be at least {MIN_WINDOW_S} seconds, got {}", self.window_s)));
+        }
+        if let Some(zone) = &self.zone {
+            check_zone(zone, &format!("{path}.zone"), errors);
+        }
+    }
+}
+
+/// A 3×3 projective map from normalized image points to ground metres.
+#[derive(Debug, Clone, Copy)]
+pub struct Homography([[f64; 3]; 3]);
+
+impl Homography {
+    pub fn from_calibration(calibration: &Calibration) -> Result<Homography, String> {
+        let points = |ps: &[[f32; 2]; 4]| ps.iter().map(|&[x, y]| Point2f::new(x, y)).collect::<Vector<Point2f>>();
+        let (image, ground) = (points(&calibration.image), points(&calibration.ground_m));
+        let degenerate = |ps: &[[f32; 2]; 4]| {
+            // Any three of the four on one line leave the plane undetermined.
+            (0..4).any(|skip| {
+                let q: Vec<[f32; 2]> = (0..4).filter(|&i| i != skip).map(|i| ps[i]).collect();
+                let area = (q[1][0] - q[0][0]) * (q[2][1] - q[0][1]) - (q[2][0] - q[0][0]) * (q[1][1] - q[0][1]);
+                area.abs() < 1e-6
+            })
+        };
+        if degenerate(&calibration.image) || degenerate(&calibration.ground_m) {
+            return Err("three of the four points lie on one line (image or ground): pick four corners of a quadrilateral".into());
+        }
+        let m: Mat = opencv::imgproc::get_perspective_transform_def(&image, &ground).map_err(|e| format!("no homography: {e}"))?;
+        let mut h = [[0.0; 3]; 3];
+        for (r, row) in h.iter_mut().enumerate() {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = *m.at_2d::<f64>(r as i32, c as i32).map_err(|e| format!("no homography: {e}"))?;
+            }
+        }
+        Ok(Homography(h))
+    }
+
+    /// Ground position in metres of a normalized image point.
+    pub fn to_ground(&self, p: Point) -> (f64, f64) {
+        let h = &self.0;
+        let (x, y) = (p.x as f64, p.y as f64);
+        let w = h[2][0] * x + h[2][1] * y + h[2][2];
+        ((h[0][0] * x + h[0][1] * y + h[0][2]) / w, (h[1][0] * x + h[1][1] * y + h[1][2]) / w)
+    }
+
+    /// Ground distance between two image points, metres.
+    pub fn ground_distance_m(&self, a: Point, b: Point) -> f64 {
+        let ((ax, ay), (bx, by)) = (self.to_ground(a), self.to_ground(b));
+        ((bx - ax).powi(2) + (by - ay).powi(2)).sqrt()
+    }
+}
+
+pub struct Speeding {
+    homography: Homography,
+    zone: Polygon,
+    limit_kmh: f32,
+    window: Duration,
+    /// Latest estimate per track, for drawing.
+    speeds: HashMap<u64, (f32, Duration)>,
+}
+
+impl Speeding {
+    pub fn new(config: &SpeedingConfig) -> Result<Speeding, String> {
+        Ok(Speeding {
+            homography: Homography::from_calibration(&config.calibration)?,
+            zone: Polygon::new(config.zone.as_deref().unwrap_or(&config.calibration.image)),
+            limit_kmh: config.limit_kmh,
+            window: Duration::from_secs_f32(config.window_s),
+            speeds: HashMap::new(),
+        })
+    }
+
+    pub fn zone(&self) -> &Polygon {
+        &self.zone
+    }
+
+    pub fn speed_kmh(&self, track: u64) -> Option<f32> {
+        self.speeds.get(&track).map(|&(kmh, _)| kmh)
+    }
+
+    pub fn reset(&mut self) {
+        self.speeds.clear();
+    }
+
+    pub(super) fn update(&mut self, objects: &[TrackedObject], ctx: &Context) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for obj in objects {
+            let Some(((t0, from), (t1, to))) = ctx.history.span(obj.id, self.window) else { continue };
+            let dt = t1.saturating_sub(t0).as_secs_f64();
+            // A gap in the track (missed detections) would average over a different motion.
+            if dt > 3.0 * self.window.as_secs_f64() || !(self.zone.contains(from) && self.zone.contains(to)) {
+                continue;
+            }
+            let kmh = (self.homography.ground_distance_m(from, to) / dt * 3.6) as f32;
+            self.speeds.insert(obj.id, (kmh, ctx.now));
+            if kmh > self.limit_kmh {
+                findings.push(Finding {
+                    object: obj.clone(),
+                    measured: Measured { speed_kmh: Some(round1(kmh)), limit_kmh: Some(self.limit_kmh), ..Default::default() },
+                    end: false,
+                });
+            }
+        }
+        self.speeds.retain(|_, (_, t)| ctx.now.saturating_sub(*t) < Duration::from_secs(2));
+        findings
+    }
+}

@@ -1,0 +1,274 @@
+//! Each rule on synthetic tracks at 5 frames per second: it fires exactly when it should.
+
+use std::time::Duration;
+
+use super::*;
+use crate::analytics::signal::SignalState;
+use crate::types::BBox;
+
+const CAR: ClassId = 2;
+const TRUCK: ClassId = 7;
+const FRAME: Duration = Duration::from_millis(200);
+
+fn rules(toml_rules: &str) -> Rules {
+    #[derive(Deserialize)]
+    struct File {
+        rules: Vec<RuleConfig>,
+    }
+    let file: File = toml::from_str(toml_rules).unwrap();
+    for (i, rule) in file.rules.iter().enumerate() {
+        let mut errors = Vec::new();
+        rule.validate(&format!("rules[{i}]"), None, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    Rules::new(&file.rules, |names| match names {
+        Some(names) if names.iter().any(|n| n == "truck") => vec![TRUCK],
+        _ => vec![CAR, TRUCK],
+    })
+}
+
+/// A car whose reference point (bottom-centre) is at (x, y).
+fn car(id: u64, x: f32, y: f32) -> TrackedObject {
+    TrackedObject { id, bbox: BBox { x1: x - 0.04, y1: y - 0.08, x2: x + 0.04, y2: y }, class: CAR, score: 0.8 }
+}
+
+/// Plays frames; `place(frame)` gives the objects seen in that frame.
+fn play(rules: &mut Rules, frames: std::ops::Range<u32>, place: impl Fn(u32) -> Vec<TrackedObject>) -> Vec<(u32, Violation)> {
+    let mut out = Vec::new();
+    for f in frames {
+        for v in rules.update(&place(f), FRAME * f, 1.0) {
+            out.push((f, v));
+        }
+    }
+    out
+}
+
+const RED_LIGHT: &str = r#"
+[[rules]]
+id = "stop"
+[rules.red_light]
+p1 = [0.5, 1.0]
+p2 = [0.5, 0.0]
+grace_s = 0.5
+signal = { topic = "junction/phase" }
+"#;
+
+#[test]
+fn red_light_only_for_crossings_after_red_and_grace() {
+    let mut r = rules(RED_LIGHT);
+    // Each car moves right by 0.05 a frame; car k crosses x = 0.5 between frames.
+    let moving = |id: u64, start_frame: u32, x0: f32| move |f: u32| (f >= start_frame).then(|| car(id, x0 + 0.05 * (f - start_frame) as f32, 0.5));
+    let before = moving(1, 0, 0.3); // crosses at frame 4-5, before red
+    let past = moving(2, 0, 0.45); // past the line at frame 2, red starts at frame 10
+    let in_grace = moving(3, 9, 0.4); // crosses at frame 11-12, 0.4 s after red
+    let violator = moving(4, 12, 0.3); // crosses at frame 16-17, over 1 s after red
+    let backwards = |f: u32| (f >= 10).then(|| car(5, 0.7 - 0.05 * (f - 10) as f32, 0.5));
+    let mut found = Vec::new();
+    for f in 0..30 {
+        if f == 10 {
+            r.signal_message("junction/phase", br#"{"state":"red"}"#, FRAME * f).unwrap();
+        }
+        let objects: Vec<TrackedObject> = [before(f), past(f), in_grace(f), violator(f), backwards(f)].into_iter().flatten().collect();
+        found.extend(r.update(&objects, FRAME * f, 1.0));
+    }
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let v = &found[0];
+    assert_eq!((v.object.id, v.kind, v.rule.as_str()), (4, RuleKind::RedLight, "stop"));
+    assert_eq!(v.measured.signal, Some(SignalState::Red));
+    // Exactly on the line at frame 16, past it at frame 17: 1.4 s after red began at frame 10.
+    assert_eq!(v.measured.red_for_s, Some(1.4));
+}
+
+#[test]
+fn red_light_ignores_other_topics_and_reports_bad_messages() {
+    let mut r = rules(RED_LIGHT);
+    r.signal_message("other/phase", b"red", Duration::ZERO).unwrap();
+    let err = r.signal_message("junction/phase", b"blue", Duration::ZERO).unwrap_err();
+    assert!(err.contains("rule stop") && err.contains("blue"), "{err}");
+    let got = play(&mut r, 0..10, |f| vec![car(1, 0.3 + 0.05 * f as f32, 0.5)]);
+    assert!(got.is_empty(), "no red phase was ever set");
+}
+
+#[test]
+fn wrong_way_once_per_track_and_never_for_traffic_going_the_right_way() {
+    let config = r#"
+[[rules]]
+id = "eastbound"
+[rules.wrong_way]
+zone = [[0.0, 0.4], [1.0, 0.4], [1.0, 1.0], [0.0, 1.0]]
+heading_deg = 0
+"#;
+    let mut r = rules(config);
+    let got = play(&mut r, 0..40, |f| {
+        vec![
+            car(1, 0.95 - 0.02 * f as f32, 0.7), // against: west
+            car(2, 0.05 + 0.02 * f as f32, 0.8), // with the heading
+            car(3, 0.5 + if f % 2 == 0 { 0.01 } else { -0.01 }, 0.6), // jitter in place
+            car(4, 0.3, 0.41 + 0.012 * f as f32), // crossing the road (perpendicular)
+            car(5, 0.95 - 0.02 * f as f32, 0.2), // against, but outside the zone
+        ]
+    });
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let (frame, v) = &got[0];
+    assert_eq!(v.object.id, 1);
+    assert_eq!(*frame, 5, "alert once 1 s of motion is seen");
+    assert_eq!(v.measured.heading_deg, Some(180.0));
+    assert_eq!(v.measured.allowed_heading_deg, Some(0.0));
+}
+
+#[test]
+fn cooldown_lets_a_track_raise_the_rule_again() {
+    let config = r#"
+[[rules]]
+id = "eastbound"
+cooldown_s = 2.0
+[rules.wrong_way]
+zone = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+heading_deg = 0
+"#;
+    let mut r = rules(config);
+    let got = play(&mut r, 0..40, |f| vec![car(1, 0.95 - 0.02 * f as f32, 0.7)]);
+    let frames: Vec<u32> = got.iter().map(|(f, _)| *f).collect();
+    assert_eq!(frames, vec![5, 15, 25, 35]);
+}
+
+const NO_PARKING: &str = r#"
+[[rules]]
+id = "kerb"
+[rules.no_parking]
+zone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]
+dwell_s = 10
+"#;
+
+#[test]
+fn dwell_alerts_after_dwell_s_and_ends_when_the_vehicle_leaves() {
+    let mut r = rules(NO_PARKING);
+    // Parks at frame 0 for 14 s (70 frames) with box jitter, then drives off at 0.05 a frame.
+    let got = play(&mut r, 0..90, |f| {
+        let x = if f < 70 { 0.5 + 0.004 * (f % 3) as f32 } else { 0.5 + 0.05 * (f - 69) as f32 };
+        (x < 1.0).then(|| car(1, x, 0.7)).into_iter().collect()
+    });
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let (alert_frame, alert) = &got[0];
+    assert_eq!((*alert_frame, alert.kind, alert.ends.as_deref()), (50, RuleKind::NoParking, None));
+    assert_eq!(alert.measured.dwell_s, Some(10.0));
+    let (end_frame, end) = &got[1];
+    assert_eq!(*end_frame, 70, "ends in the first frame it has moved off");
+    assert_eq!(end.ends.as_deref(), Some(alert.id.as_str()));
+    assert_eq!(end.measured.dwell_s, Some(13.8));
+}
+
+#[test]
+fn dwell_ignores_short_stops_slow_drift_and_vehicles_outside_the_zone() {
+    let mut r = rules(NO_PARKING);
+    let got = play(&mut r, 0..150, |f| {
+        let mut objects = vec![
+            car(2, 0.8, 0.3), // parked, outside the zone
+            car(3, 0.1 + 0.002 * f as f32, 0.9), // creeping 0.01 per second: never still for 10 s
+        ];
+        if f < 40 {
+            objects.push(car(1, 0.5, 0.7)); // stops 8 s, then is gone
+        }
+        objects
+    });
+    assert!(got.is_empty(), "{got:#?}");
+}
+
+#[test]
+fn dwell_end_when_the_track_is_lost() {
+    let mut r = rules(NO_PARKING);
+    let got = play(&mut r, 0..80, |f| if f < 60 { vec![car(1, 0.5, 0.7)] } else { vec![] });
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].0, 69, "gone 2 s after it was last seen at frame 59");
+    assert_eq!(got[1].1.measured.dwell_s, Some(11.8));
+}
+
+#[test]
+fn solid_line_in_one_direction_and_for_its_classes_only() {
+    let config = r#"
+[[rules]]
+id = "centre"
+classes = ["truck"]
+[rules.solid_line]
+p1 = [0.0, 0.5]
+p2 = [1.0, 0.5]
+direction = "in"
+"#;
+    let mut r = rules(config);
+    let truck = |id: u64, x: f32, y: f32| TrackedObject { class: TRUCK, ..car(id, x, y) };
+    let got = play(&mut r, 0..20, |f| {
+        let down = 0.3 + 0.03 * f as f32;
+        let up = 0.8 - 0.03 * f as f32;
+        vec![truck(1, 0.2, down), truck(2, 0.4, up), car(3, 0.6, down)]
+    });
+    // Walking p1 → p2 (left to right), the walker's right is down: moving down is `in`.
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].1.object.id, 1);
+    assert_eq!(got[0].1.measured.direction, Some(Direction::In));
+}
+
+#[test]
+fn speeding_on_a_known_homography() {
+    // 0.8 of the width is 16 m along the road, 0.2 of the height 4 m across it.
+    let config = |limit: f32| {
+        format!(
+            r#"
+[[rules]]
+id = "limit"
+[rules.speeding]
+limit_kmh = {limit}
+calibration = {{ image = [[0.1, 0.4], [0.9, 0.4], [0.9, 0.6], [0.1, 0.6]], ground_m = [[0, 0], [16, 0], [16, 4], [0, 4]] }}
+"#
+        )
+    };
+    // 0.01 of the width per frame = 0.2 m per 0.2 s = 1 m/s = 3.6 km/h; this car does 5x that.
+    let moving = |f: u32| vec![car(1, 0.15 + 0.05 * f as f32, 0.5), car(2, 0.5, 0.55)];
+    let mut r = rules(&config(15.0));
+    let got = play(&mut r, 0..12, moving);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let (frame, v) = &got[0];
+    assert_eq!((*frame, v.object.id), (5, 1), "measured once the 1 s window is full");
+    assert_eq!(v.measured.speed_kmh, Some(18.0));
+    assert_eq!(v.measured.limit_kmh, Some(15.0));
+    assert!(r.speed_kmh(2).unwrap() < 0.1, "the parked car stands still");
+
+    let mut r = rules(&config(20.0));
+    assert!(play(&mut r, 0..12, moving).is_empty());
+}
+
+#[test]
+fn config_errors_name_the_rule_and_key() {
+    let config = r#"
+[[rules]]
+id = "two kinds"
+wrong_way = { zone = [[0, 0], [1, 0]], heading_deg = 0 }
+no_parking = { zone = [[0, 0], [1, 0], [1, 1]], dwell_s = 0 }
+
+[[rules]]
+id = "bad"
+speeding = { limit_kmh = 50, window_s = 0.2, calibration = { image = [[0, 0], [0.5, 0.5], [1, 1], [0, 1]], ground_m = [[0, 0], [1, 0], [1, 1], [0, 1]] } }
+
+[[rules]]
+id = "light"
+red_light = { p1 = [0.5, 0.5], p2 = [0.5, 0.5], signal = { } }
+"#;
+    #[derive(Deserialize)]
+    struct File {
+        rules: Vec<RuleConfig>,
+    }
+    let file: File = toml::from_str(config).unwrap();
+    let mut errors = Vec::new();
+    for (i, rule) in file.rules.iter().enumerate() {
+        rule.validate(&format!("rules[{i}]"), None, &mut errors);
+    }
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let has = |needle: &str| text.iter().any(|t| t.contains(needle));
+    assert!(has("rules[0].id: 'two kinds'"), "{text:#?}");
+    assert!(has("rules[0]: needs exactly one of") && has("found wrong_way, no_parking"), "{text:#?}");
+    assert!(has("rules[0].wrong_way.zone: a zone needs at least 3 points"), "{text:#?}");
+    assert!(has("rules[0].no_parking.dwell_s: must be a positive"), "{text:#?}");
+    assert!(has("rules[1].speeding.calibration: three of the four points lie on one line"), "{text:#?}");
+    assert!(has("rules[1].speeding.window_s: must be at least 0.5"), "{text:#?}");
+    assert!(has("rules[2].red_light.p2: must differ from p1"), "{text:#?}");
+    assert!(has("rules[2].red_light.signal: give exactly one of topic"), "{text:#?}");
+}
