@@ -2,10 +2,12 @@
 //! publish. `canh run` and `canh replay` both go through [`run_site`]; they differ in [`Mode`].
 //!
 //! Threads: a supervisor per camera (GStreamer runs its own streaming threads below it), one
-//! analysis thread that takes frames from every camera's queue and runs detection, tracking and
-//! line counting in frame order per camera, and one publisher thread.
+//! analysis thread that takes frames from every camera's queue and runs detection, tracking, line
+//! counting and traffic rules in frame order per camera, and one publisher thread (which, over
+//! MQTT, also hears signal controllers and hands their messages back to the analysis thread).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,29 +15,46 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Select, Sender};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use crate::analytics::{CountsTable, Line, LineCounter, LineCounts};
+use crate::analytics::signal::SignalLogEntry;
+use crate::analytics::{CountsTable, Line, LineCounter, LineCounts, Rules, Violation};
 use crate::config::{CameraConfig, Resources, SiteConfig};
 use crate::detect::{Detector, input_caps};
-use crate::events::{CrossingEvent, Message, counts_message};
+use crate::events::{CrossingEvent, EvidenceRef, Message, ViolationEvent, counts_message, evidence_message};
 use crate::health::{CameraHealth, SourceState};
-use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, topic_prefix};
+use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, Subscriptions, topic_prefix};
+use crate::render::{Mark, draw, enlarged, evidence_jpeg, frame_to_mat, write_image};
 use crate::source::{CameraSource, Overflow, SourceSettings, frame_queue};
 use crate::track::Tracker;
 use crate::types::{CameraId, Frame};
 
 /// How the site runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Mode {
     /// The daemon: live queues drop the oldest frame, files play in real time, counts are
-    /// published every `counts_interval_s`.
+    /// published every `counts_interval_s`, events go to the site's broker.
     Daemon,
-    /// Offline replay of files: every selected frame is analysed, as fast as possible.
-    Replay,
+    /// Offline replay of files: every selected frame is analysed, as fast as possible, and
+    /// events are printed.
+    Replay(ReplayOptions),
+}
+
+/// What `canh replay` adds for engineers tuning a site.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Write every analysed frame, annotated, as a PNG into this folder.
+    pub render_dir: Option<PathBuf>,
+    /// Recorded signal-controller messages, played at their stream times.
+    pub signal_log: Vec<SignalLogEntry>,
 }
 
 /// Frames waiting between a camera's source and the detector.
 const FRAME_QUEUE: usize = 4;
+/// Rendered frames are scaled up to at least this width, for readable labels.
+const RENDER_MIN_WIDTH: i32 = 800;
+/// Signal-controller messages waiting for the analysis thread (a few per minute per junction).
+const SIGNAL_QUEUE: usize = 1_000;
 
 /// What a run leaves behind.
 #[derive(Debug, Serialize)]
@@ -56,6 +75,8 @@ pub struct CameraSummary {
     pub error: Option<String>,
     /// Totals over the whole run.
     pub lines: Vec<LineCounts>,
+    /// Alerts raised over the whole run, by rule id.
+    pub violations: BTreeMap<String, u64>,
 }
 
 /// Runs the site until every source has ended or `stop` is set.
@@ -74,11 +95,15 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
         }
     }
 
-    // Publish.
+    // Publish; signal controllers' messages come back through `signals`.
     let prefix = topic_prefix(config.mqtt.as_ref(), &config.site);
-    let sink: Box<dyn Sink> = match &config.mqtt {
-        Some(mqtt) => Box::new(MqttSink::connect(mqtt, &config.site, prefix)?),
-        None => Box::new(StdoutSink::new(prefix)),
+    let (signals_tx, signals) = crossbeam_channel::bounded(SIGNAL_QUEUE);
+    let sink: Box<dyn Sink> = match (&config.mqtt, &mode) {
+        (Some(mqtt), Mode::Daemon) => {
+            let topics = config.cameras.iter().flat_map(|c| &c.rules).filter_map(|r| r.signal_topic()).map(str::to_string).collect();
+            Box::new(MqttSink::connect(mqtt, &config.site, prefix.clone(), Subscriptions { topics, inbox: signals_tx })?)
+        }
+        _ => Box::new(StdoutSink::new(prefix.clone())),
     };
     let publisher = Publisher::spawn(sink)?;
 
@@ -88,18 +113,23 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     for camera in &config.cameras {
         let detector = detectors[camera.model.as_str()].clone();
         let health = CameraHealth::new(&camera.id);
-        let overflow = if mode == Mode::Replay { Overflow::Block } else { Overflow::DropOldest };
+        let overflow = if matches!(mode, Mode::Replay(_)) { Overflow::Block } else { Overflow::DropOldest };
         let (frames_tx, frames_rx) = frame_queue(FRAME_QUEUE, overflow, health.clone());
-        let settings = source_settings(camera, resources, &detector, mode)?;
+        let settings = source_settings(camera, resources, &detector, &mode)?;
         sources.push(CameraSource::spawn(settings, frames_tx, health.clone(), stop.clone())?);
-        cameras.push((frames_rx, CameraAnalysis::new(config, camera, detector, health)?));
+        let mut analysis = CameraAnalysis::new(config, camera, detector, health, &prefix);
+        if let Mode::Replay(options) = &mode {
+            analysis.render_dir = options.render_dir.clone();
+            analysis.scheduled_signals = options.signal_log.iter().cloned().collect();
+        }
+        cameras.push((frames_rx, analysis));
     }
 
-    let counts_interval = (mode == Mode::Daemon).then(|| Duration::from_secs(config.counts_interval_s));
+    let counts_interval = matches!(mode, Mode::Daemon).then(|| Duration::from_secs(config.counts_interval_s));
     let events = publisher.sender();
     let analysis = std::thread::Builder::new()
         .name("analysis".into())
-        .spawn(move || analyse(cameras, events, counts_interval))?;
+        .spawn(move || analyse(cameras, events, signals, counts_interval))?;
 
     while !stop.load(Ordering::Relaxed) && !sources.iter().all(CameraSource::is_finished) {
         std::thread::sleep(Duration::from_millis(100));
@@ -117,7 +147,7 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     })
 }
 
-fn source_settings(camera: &CameraConfig, resources: &Resources, detector: &Detector, mode: Mode) -> Result<SourceSettings> {
+fn source_settings(camera: &CameraConfig, resources: &Resources, detector: &Detector, mode: &Mode) -> Result<SourceSettings> {
     Ok(SourceSettings {
         camera: camera.id.as_str().into(),
         location: camera.source.clone(),
@@ -125,7 +155,7 @@ fn source_settings(camera: &CameraConfig, resources: &Resources, detector: &Dete
         template: resources.pipeline(&camera.pipeline)?,
         caps: input_caps(&detector.manifest().input),
         no_frames_timeout: Duration::from_secs(camera.no_frames_timeout_s),
-        realtime: mode == Mode::Daemon,
+        realtime: matches!(mode, Mode::Daemon),
     })
 }
 
@@ -136,54 +166,78 @@ struct CameraAnalysis {
     tracker: Tracker,
     min_score: f32,
     counter: LineCounter,
+    rules: Rules,
     /// Counts of the current interval.
     interval: CountsTable,
     interval_start: SystemTime,
     totals: CountsTable,
+    violations: BTreeMap<String, u64>,
     source_run: u32,
     health: Arc<CameraHealth>,
+    /// Topic prefix, to give alerts the full topic of their evidence.
+    prefix: String,
+    /// Controller messages heard since the last frame; they take effect at the next one.
+    pending_signals: Vec<(String, Vec<u8>)>,
+    /// Recorded controller messages (replay), by stream time.
+    scheduled_signals: VecDeque<SignalLogEntry>,
+    render_dir: Option<PathBuf>,
 }
 
 impl CameraAnalysis {
-    fn new(config: &SiteConfig, camera: &CameraConfig, detector: Arc<Detector>, health: Arc<CameraHealth>) -> Result<CameraAnalysis> {
+    fn new(config: &SiteConfig, camera: &CameraConfig, detector: Arc<Detector>, health: Arc<CameraHealth>, prefix: &str) -> CameraAnalysis {
         let manifest = detector.manifest();
         let lines = camera
             .lines
             .iter()
-            .map(|l| {
-                let classes = match &l.classes {
-                    Some(names) => names.iter().filter_map(|n| manifest.class_id(n)).collect(),
-                    None => manifest.vehicle_classes.clone(),
-                };
-                Line {
-                    id: l.id.clone(),
-                    p1: crate::types::Point { x: l.p1[0], y: l.p1[1] },
-                    p2: crate::types::Point { x: l.p2[0], y: l.p2[1] },
-                    classes,
-                    confirm_frames: l.confirm_frames,
-                }
+            .map(|l| Line {
+                id: l.id.clone(),
+                p1: crate::types::Point { x: l.p1[0], y: l.p1[1] },
+                p2: crate::types::Point { x: l.p2[0], y: l.p2[1] },
+                classes: manifest.resolve_classes(l.classes.as_deref()),
+                confirm_frames: l.confirm_frames,
             })
             .collect::<Vec<_>>();
-        Ok(CameraAnalysis {
+        CameraAnalysis {
             id: camera.id.as_str().into(),
             tracker: Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes),
             min_score: config.tracker.low_score,
             interval: CountsTable::new(&lines),
             totals: CountsTable::new(&lines),
             counter: LineCounter::new(lines),
+            rules: Rules::new(&camera.rules, |names| manifest.resolve_classes(names)),
+            violations: camera.rules.iter().map(|r| (r.id.clone(), 0)).collect(),
             interval_start: SystemTime::now(),
             detector,
             source_run: 0,
             health,
-        })
+            prefix: prefix.to_string(),
+            pending_signals: Vec::new(),
+            scheduled_signals: VecDeque::new(),
+            render_dir: None,
+        }
     }
 
-    /// Detect → track → count on one frame; crossing events go to `events`.
+    fn signal(&mut self, topic: &str, payload: &[u8], at: Duration) {
+        if let Err(e) = self.rules.signal_message(topic, payload, at) {
+            tracing::warn!(camera = %self.id, "{e}");
+        }
+    }
+
+    /// Detect → track → count → rules on one frame; events go to `events`.
     fn process(&mut self, frame: &Frame, events: &Sender<Message>) {
         if frame.source_run != self.source_run {
             self.source_run = frame.source_run;
             self.tracker.reset();
             self.counter.reset();
+            self.rules.reset();
+        }
+        let stream_time = frame.pts;
+        while self.scheduled_signals.front().is_some_and(|s| s.at() <= stream_time) {
+            let entry = self.scheduled_signals.pop_front().expect("checked above");
+            self.signal(&entry.topic, entry.state.as_bytes(), entry.at());
+        }
+        for (topic, payload) in std::mem::take(&mut self.pending_signals) {
+            self.signal(&topic, &payload, stream_time);
         }
         let detections = match self.detector.detect(frame, self.min_score) {
             Ok(d) => d,
@@ -193,7 +247,6 @@ impl CameraAnalysis {
             }
         };
         CameraHealth::count(&self.health.frames_analysed);
-        let stream_time = frame.pts;
         let objects = self.tracker.update(&detections, stream_time);
         if tracing::enabled!(tracing::Level::TRACE) {
             let fmt_box = |b: &crate::types::BBox| format!("[{:.3},{:.3},{:.3},{:.3}]", b.x1, b.y1, b.x2, b.y2);
@@ -218,6 +271,82 @@ impl CameraAnalysis {
             };
             let _ = events.send(event.message());
         }
+        if self.rules.is_empty() && self.render_dir.is_none() {
+            return;
+        }
+        // Pixels are copied only for what needs them: signal heads, evidence, rendering.
+        let mut image = None;
+        if self.rules.reads_signals_from_image() {
+            let observed = self.image(frame, &mut image).and_then(|mat| self.rules.observe_frame(mat, stream_time).map_err(|e| e.to_string()));
+            if let Err(e) = observed {
+                tracing::warn!(camera = %self.id, seq = frame.seq, "cannot read the signal heads: {e}");
+            }
+        }
+        let aspect = frame.width as f32 / frame.height.max(1) as f32;
+        for violation in self.rules.update(&objects, stream_time, aspect) {
+            self.publish_violation(&violation, frame, &mut image, stream_time, events);
+        }
+        if let Some(dir) = &self.render_dir {
+            let path = dir.join(format!("{}_{:06}.png", self.id, frame.seq));
+            let rendered = self.image(frame, &mut image).and_then(|mat| {
+                let mut mat = enlarged(mat, RENDER_MIN_WIDTH).map_err(|e| e.to_string())?;
+                let marks: Vec<Mark> = objects.iter().map(|o| self.mark(o)).collect();
+                draw(&mut mat, &self.rules.overlays(), &marks).map_err(|e| e.to_string())?;
+                write_image(&path, &mat).map_err(|e| e.to_string())
+            });
+            if let Err(e) = rendered {
+                tracing::error!(camera = %self.id, path = %path.display(), "cannot render the frame: {e}");
+            }
+        }
+    }
+
+    /// The frame's pixels, copied on first use.
+    fn image<'a>(&self, frame: &Frame, image: &'a mut Option<opencv::core::Mat>) -> Result<&'a opencv::core::Mat, String> {
+        if image.is_none() {
+            *image = Some(frame_to_mat(frame).map_err(|e| e.to_string())?);
+        }
+        Ok(image.as_ref().expect("set above"))
+    }
+
+    fn mark(&self, object: &crate::types::TrackedObject) -> Mark {
+        let class = &self.detector.manifest().labels[object.class];
+        let text = match self.rules.speed_kmh(object.id) {
+            Some(kmh) => format!("#{} {class} {kmh:.0} km/h", object.id),
+            None => format!("#{} {class}", object.id),
+        };
+        Mark { bbox: object.bbox, text, violator: self.rules.is_violator(object.id) }
+    }
+
+    /// Publishes an alert with its evidence image (first, so it is there when the alert is read),
+    /// or the end of one. An alert whose image cannot be made still goes out, without it.
+    fn publish_violation(&mut self, violation: &Violation, frame: &Frame, image: &mut Option<opencv::core::Mat>, stream_time: Duration, events: &Sender<Message>) {
+        let class = &self.detector.manifest().labels[violation.object.class];
+        let mut evidence = None;
+        if violation.ends.is_none() {
+            *self.violations.entry(violation.rule.clone()).or_default() += 1;
+            let overlays: Vec<_> = self.rules.overlays().into_iter().filter(|o| o.rule == violation.rule).collect();
+            let caption = format!("{} {} t={:.1}s {}", violation.kind.name(), violation.rule, stream_time.as_secs_f32(), violation.measured.summary());
+            let mark = Mark { violator: true, ..self.mark(&violation.object) };
+            let made = self.image(frame, image).and_then(|mat| evidence_jpeg(mat, &overlays, &mark, &caption).map_err(|e| e.to_string()));
+            match made {
+                Ok((jpeg, size)) => {
+                    let message = evidence_message(&self.id, &violation.id, jpeg);
+                    let bytes = message.payload.bytes();
+                    evidence = Some(EvidenceRef {
+                        topic: format!("{}/{}", self.prefix, message.topic),
+                        bytes: bytes.len(),
+                        sha256: Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
+                        width: size.width as u32,
+                        height: size.height as u32,
+                    });
+                    let _ = events.send(message);
+                }
+                Err(e) => tracing::error!(camera = %self.id, violation = %violation.id, "no evidence image: {e}"),
+            }
+            tracing::info!(camera = %self.id, rule = %violation.rule, kind = violation.kind.name(), track = violation.object.id, measured = %violation.measured.summary(), "violation");
+        }
+        let event = ViolationEvent { time: SystemTime::now(), stream_time, camera: &self.id, violation, class, evidence: evidence.as_ref() };
+        let _ = events.send(event.message());
     }
 
     /// Publishes the current interval's counts if it has ended (or `force`), and starts the next.
@@ -244,15 +373,26 @@ impl CameraAnalysis {
                 _ => None,
             },
             lines: self.totals.snapshot().to_vec(),
+            violations: self.violations,
         }
     }
 }
 
 /// The analysis thread: frames from whichever camera has one, until every source has closed.
-fn analyse(cameras: Vec<(Receiver<Frame>, CameraAnalysis)>, events: Sender<Message>, counts_interval: Option<Duration>) -> Vec<CameraSummary> {
+fn analyse(
+    cameras: Vec<(Receiver<Frame>, CameraAnalysis)>,
+    events: Sender<Message>,
+    signals: Receiver<(String, Vec<u8>)>,
+    counts_interval: Option<Duration>,
+) -> Vec<CameraSummary> {
     let (mut receivers, mut states): (Vec<_>, Vec<_>) = cameras.into_iter().unzip();
     let mut finished = Vec::new();
     while !receivers.is_empty() {
+        for (topic, payload) in signals.try_iter() {
+            for camera in &mut states {
+                camera.pending_signals.push((topic.clone(), payload.clone()));
+            }
+        }
         let received = {
             let mut select = Select::new();
             for rx in &receivers {

@@ -8,6 +8,7 @@ pub mod detect;
 pub mod events;
 pub mod health;
 pub mod publish;
+pub mod render;
 pub mod source;
 pub mod track;
 pub mod types;

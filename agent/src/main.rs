@@ -2,7 +2,8 @@
 //!
 //! - `canh run --config FILE`: the daemon; SIGINT/SIGTERM stop it cleanly.
 //! - `canh check --config FILE`: validate a site file; exit code 2 when it has errors.
-//! - `canh replay --input CLIP …`: count on a clip as fast as possible and print a JSON summary.
+//! - `canh replay --input CLIP …`: count and check rules on a clip as fast as possible, print the
+//!   events and a JSON summary; `--render DIR` writes what the agent sees as PNG frames.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use canh::agent::{Mode, run_site};
+use std::collections::BTreeMap;
+
+use canh::agent::{Mode, ReplayOptions, run_site};
+use canh::analytics::signal::SignalLogEntry;
 use canh::analytics::{LineConfig, LineCounts};
 use canh::config::{CameraConfig, ConfigErrors, Resources, SiteConfig, redact_url};
 
@@ -54,6 +58,14 @@ enum Command {
         /// 0 analyses every frame.
         #[arg(long)]
         fps: Option<u32>,
+        /// Write every analysed frame as a PNG into this folder, with the rules' zones and lines
+        /// (stop lines in the signal's colour), tracks with ids and speeds, violators in red.
+        #[arg(long, value_name = "DIR")]
+        render: Option<PathBuf>,
+        /// Signal-controller messages recorded with the clip, played at their stream times:
+        /// JSON lines `{"t_s": 5.0, "topic": "junction/phase", "state": "red"}`.
+        #[arg(long, value_name = "FILE")]
+        signal_log: Option<PathBuf>,
     },
 }
 
@@ -63,7 +75,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => return check(&config),
-        Command::Replay { input, config, camera, lines, fps } => replay(&input, config.as_deref(), camera.as_deref(), &lines, fps),
+        Command::Replay { input, config, camera, lines, fps, render, signal_log } => {
+            replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, render, signal_log.as_deref())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,7 +126,8 @@ fn check(config_path: &std::path::Path) -> ExitCode {
     match SiteConfig::load(config_path, &Resources::locate()) {
         Ok(config) => {
             let lines: usize = config.cameras.iter().map(|c| c.lines.len()).sum();
-            println!("{}: ok (site {}, {} cameras, {lines} lines)", config_path.display(), config.site, config.cameras.len());
+            let rules: usize = config.cameras.iter().map(|c| c.rules.len()).sum();
+            println!("{}: ok (site {}, {} cameras, {lines} lines, {rules} rules)", config_path.display(), config.site, config.cameras.len());
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -128,9 +143,19 @@ struct ReplaySummary {
     seconds: f64,
     fps: f64,
     lines: Vec<LineCounts>,
+    /// Alerts by rule id.
+    violations: BTreeMap<String, u64>,
 }
 
-fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera_id: Option<&str>, lines: &[String], fps: Option<u32>) -> Result<()> {
+fn replay(
+    input: &std::path::Path,
+    config_path: Option<&std::path::Path>,
+    camera_id: Option<&str>,
+    lines: &[String],
+    fps: Option<u32>,
+    render_dir: Option<PathBuf>,
+    signal_log: Option<&std::path::Path>,
+) -> Result<()> {
     let resources = Resources::locate();
     let input = std::path::absolute(input).with_context(|| format!("{}", input.display()))?;
     let mut config = match config_path {
@@ -146,6 +171,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
             no_frames_timeout_s: 10,
             model: "yolox_nano".into(),
             lines: Vec::new(),
+            rules: Vec::new(),
         },
         (Some(_), Some(id)) => config.cameras.iter().find(|c| c.id == id).cloned().with_context(|| format!("no camera '{id}' in the config"))?,
         (Some(_), None) if config.cameras.len() == 1 => config.cameras[0].clone(),
@@ -159,13 +185,19 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
         camera.lines.push(parse_line(i, spec)?);
     }
     config.cameras = vec![camera];
-    // Replay prints; it never publishes to the site's broker.
-    config.mqtt = None;
     let errors = config.validate(&resources);
     if !errors.is_empty() {
         return Err(ConfigErrors { file: PathBuf::from("(replay)"), errors }.into());
     }
-    let summary = run_site(&config, &resources, Mode::Replay, stop_on_signals()?)?;
+    if let Some(dir) = &render_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("--render {}", dir.display()))?;
+    }
+    let signal_log = match signal_log {
+        Some(path) => SignalLogEntry::read_log(path).map_err(|e| anyhow::anyhow!("--signal-log {e}"))?,
+        None => Vec::new(),
+    };
+    // Replay prints; it never publishes to the site's broker.
+    let summary = run_site(&config, &resources, Mode::Replay(ReplayOptions { render_dir, signal_log }), stop_on_signals()?)?;
     let camera = summary.cameras.into_iter().next().context("the replay produced no result")?;
     if let Some(reason) = camera.error {
         bail!("{}: {reason}", input.display());
@@ -175,6 +207,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
         seconds: summary.seconds,
         fps: if summary.seconds > 0.0 { summary.frames as f64 / summary.seconds } else { 0.0 },
         lines: camera.lines,
+        violations: camera.violations,
     };
     println!("{}", serde_json::to_string(&out)?);
     Ok(())

@@ -96,6 +96,40 @@ impl SignalState {
     }
 }
 
+/// One recorded controller message, for replaying a clip with the phases it was filmed under:
+/// a JSON line `{"t_s": 12.5, "topic": "junction/4/phase", "state": "red"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalLogEntry {
+    /// Stream time of the message, seconds from the start of the clip.
+    pub t_s: f64,
+    pub topic: String,
+    pub state: String,
+}
+
+impl SignalLogEntry {
+    pub fn at(&self) -> Duration {
+        Duration::from_secs_f64(self.t_s.max(0.0))
+    }
+
+    /// Reads a log file: one entry per line, blank lines skipped, sorted by time. Errors name the
+    /// line and what is wrong with it.
+    pub fn read_log(path: &std::path::Path) -> Result<Vec<SignalLogEntry>, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut entries = Vec::new();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let entry: SignalLogEntry = serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+            if !(entry.t_s.is_finite() && entry.t_s >= 0.0) {
+                return Err(format!("{}:{}: t_s must be 0 or more seconds", path.display(), i + 1));
+            }
+            SignalState::from_feed(entry.state.as_bytes()).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+            entries.push(entry);
+        }
+        entries.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+        Ok(entries)
+    }
+}
+
 /// Phase changes over the last minutes of stream time.
 #[derive(Debug)]
 pub struct SignalTimeline {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::analytics::LineConfig;
+use crate::analytics::{LineConfig, RuleConfig};
 use crate::detect::DetectorConfig;
 use crate::publish::MqttConfig;
 use crate::source;
@@ -69,6 +69,9 @@ pub struct CameraConfig {
     /// Counting lines on this camera.
     #[serde(default)]
     pub lines: Vec<LineConfig>,
+    /// Traffic rules on this camera; each violation is an alert with an evidence image.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
 }
 
 fn default_analytics_fps() -> u32 {
@@ -154,6 +157,20 @@ impl SiteConfig {
                     errors.push(ConfigError::new(format!("{line_path}.id"), format!("'{}' is used by another line of this camera", line.id)));
                 }
                 line.validate(&line_path, labels.as_deref(), &mut errors);
+            }
+            let mut rule_ids = HashSet::new();
+            for (j, rule) in camera.rules.iter().enumerate() {
+                let rule_path = format!("{path}.rules[{j}]");
+                if !rule_ids.insert(rule.id.as_str()) {
+                    errors.push(ConfigError::new(format!("{rule_path}.id"), format!("'{}' is used by another rule of this camera", rule.id)));
+                }
+                rule.validate(&rule_path, labels.as_deref(), &mut errors);
+                if rule.signal_topic().is_some() && self.mqtt.is_none() {
+                    errors.push(ConfigError::new(
+                        format!("{rule_path}.red_light.signal.topic"),
+                        "the signal controller's feed is read over MQTT: configure [mqtt]",
+                    ));
+                }
             }
         }
         errors

@@ -1,14 +1,16 @@
 //! Events stage: the messages Canh sends to the IOC, as documented in `docs/messages.md`.
 //!
-//! Every payload is a JSON object with a schema version `"v"`. A [`Message`] pairs a payload with
-//! its topic below the site prefix (`{camera}/crossing`, `{camera}/counts`, `status`); the publish
-//! stage adds the prefix. Times are RFC 3339 UTC with milliseconds.
+//! Every payload is a JSON object with a schema version `"v"`, except evidence images (JPEG). A
+//! [`Message`] pairs a payload with its topic below the site prefix (`{camera}/crossing`,
+//! `{camera}/counts`, `{camera}/violation`, `{camera}/evidence/{id}`, `status`); the publish stage
+//! adds the prefix. Times are RFC 3339 UTC with milliseconds.
 
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::analytics::{Direction, LineCounts};
+use crate::analytics::rules::Measured;
+use crate::analytics::{Direction, LineCounts, RuleKind, Violation};
 
 /// Schema version of every payload; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -18,15 +20,31 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Message {
     /// Topic below the site prefix, e.g. `cam1/crossing`.
     pub topic: String,
-    pub payload: String,
+    pub payload: Payload,
     /// Whether the broker keeps it as the topic's last value (status messages).
     pub retain: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Payload {
+    Json(String),
+    /// An evidence image.
+    Jpeg(Vec<u8>),
+}
+
+impl Payload {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Json(text) => text.as_bytes(),
+            Payload::Jpeg(bytes) => bytes,
+        }
+    }
 }
 
 impl Message {
     fn new(topic: String, payload: &impl Serialize, retain: bool) -> Message {
         let payload = serde_json::to_string(payload).expect("event payloads are plain data");
-        Message { topic, payload, retain }
+        Message { topic, payload: Payload::Json(payload), retain }
     }
 }
 
@@ -82,6 +100,90 @@ impl CrossingEvent<'_> {
             stream_time_s: round3(self.stream_time.as_secs_f64()),
         };
         Message::new(format!("{}/crossing", self.camera), &payload, false)
+    }
+}
+
+/// Where an alert's evidence image is, and how to check it is the one the agent took.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceRef {
+    /// Full MQTT topic of the JPEG.
+    pub topic: String,
+    pub bytes: usize,
+    /// Hex SHA-256 of the JPEG.
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The evidence image of violation `id`, on `{camera}/evidence/{id}`.
+pub fn evidence_message(camera: &str, id: &str, jpeg: Vec<u8>) -> Message {
+    Message { topic: format!("{camera}/evidence/{id}"), payload: Payload::Jpeg(jpeg), retain: false }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ViolationType {
+    Alert,
+    End,
+}
+
+#[derive(Debug, Serialize)]
+struct ViolationPayload<'a> {
+    v: u32,
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind_of_event: ViolationType,
+    /// For `end`: the alert it closes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert_id: Option<&'a str>,
+    kind: RuleKind,
+    rule: &'a str,
+    time: String,
+    stream_time_s: f64,
+    camera: &'a str,
+    track_id: u64,
+    class: &'a str,
+    /// `[x1, y1, x2, y2]`, normalized.
+    #[serde(rename = "box")]
+    bbox: [f64; 4],
+    confidence: f64,
+    measured: &'a Measured,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<&'a EvidenceRef>,
+}
+
+/// One violation (an alert, or the end of a dwell alert).
+pub struct ViolationEvent<'a> {
+    pub time: SystemTime,
+    pub stream_time: Duration,
+    pub camera: &'a str,
+    pub violation: &'a Violation,
+    pub class: &'a str,
+    pub evidence: Option<&'a EvidenceRef>,
+}
+
+impl ViolationEvent<'_> {
+    pub fn message(&self) -> Message {
+        let v = self.violation;
+        let b = v.object.bbox;
+        let payload = ViolationPayload {
+            v: SCHEMA_VERSION,
+            id: &v.id,
+            kind_of_event: if v.ends.is_some() { ViolationType::End } else { ViolationType::Alert },
+            alert_id: v.ends.as_deref(),
+            kind: v.kind,
+            rule: &v.rule,
+            time: rfc3339(self.time),
+            stream_time_s: round3(self.stream_time.as_secs_f64()),
+            camera: self.camera,
+            track_id: v.object.id,
+            class: self.class,
+            bbox: [b.x1, b.y1, b.x2, b.y2].map(|c| round3(c.clamp(0.0, 1.0) as f64)),
+            confidence: round3(v.object.score as f64),
+            measured: &v.measured,
+            evidence: self.evidence,
+        };
+        Message::new(format!("{}/violation", self.camera), &payload, false)
     }
 }
 
@@ -150,7 +252,7 @@ mod tests {
         };
         let msg = event.message();
         assert_eq!(msg.topic, "cam1/crossing");
-        let v: serde_json::Value = serde_json::from_str(&msg.payload).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(msg.payload.bytes()).unwrap();
         assert_eq!(v["v"], 1);
         assert_eq!(v["direction"], "in");
         assert_eq!(v["confidence"], 0.812);

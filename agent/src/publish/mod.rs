@@ -9,14 +9,16 @@ mod config;
 mod mqtt;
 
 pub use config::{MqttConfig, Secret, topic_prefix};
-pub use mqtt::MqttSink;
+pub use mqtt::{MqttSink, Subscriptions};
 
 use std::io::Write;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::events::Message;
+use base64::prelude::*;
+
+use crate::events::{Message, Payload};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -33,7 +35,8 @@ pub trait Sink: Send {
     fn close(&mut self) -> Result<(), PublishError>;
 }
 
-/// JSON lines on stdout: `{"topic": "...", "payload": {...}}`.
+/// JSON lines on stdout: `{"topic": "...", "payload": {...}}`, or for an evidence image
+/// `{"topic": "...", "payload_base64": "..."}`.
 pub struct StdoutSink {
     prefix: String,
 }
@@ -48,7 +51,10 @@ impl Sink for StdoutSink {
     fn publish(&mut self, message: &Message) -> Result<(), PublishError> {
         let topic = serde_json::to_string(&format!("{}/{}", self.prefix, message.topic)).expect("strings serialize");
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{{\"topic\":{topic},\"payload\":{}}}", message.payload)?;
+        match &message.payload {
+            Payload::Json(json) => writeln!(out, "{{\"topic\":{topic},\"payload\":{json}}}")?,
+            Payload::Jpeg(bytes) => writeln!(out, "{{\"topic\":{topic},\"payload_base64\":\"{}\"}}", BASE64_STANDARD.encode(bytes))?,
+        }
         out.flush()?;
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use crossbeam_channel::Sender;
 use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 
 use super::{MqttConfig, PublishError, Sink};
@@ -34,6 +35,14 @@ struct Delivery {
     closing: AtomicBool,
 }
 
+/// Topics the agent listens to (signal controllers), and where their messages go.
+pub struct Subscriptions {
+    pub topics: Vec<String>,
+    /// (topic, payload); full when the analysis thread stalls, and then messages are dropped
+    /// with a warning rather than stall the connection.
+    pub inbox: Sender<(String, Vec<u8>)>,
+}
+
 pub struct MqttSink {
     client: Client,
     prefix: String,
@@ -43,7 +52,7 @@ pub struct MqttSink {
 
 impl MqttSink {
     /// Connects in the background; messages published before the connection is up are queued.
-    pub fn connect(config: &MqttConfig, site: &str, prefix: String) -> Result<MqttSink, PublishError> {
+    pub fn connect(config: &MqttConfig, site: &str, prefix: String, subscriptions: Subscriptions) -> Result<MqttSink, PublishError> {
         let broker = config.broker().map_err(PublishError::Mqtt)?;
         let mut options = MqttOptions::new(config.client_id(site), broker.host, broker.port);
         options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
@@ -54,14 +63,14 @@ impl MqttSink {
             options.set_credentials(user, "");
         }
         let will = status_message(Availability::Offline, None);
-        options.set_last_will(LastWill::new(format!("{prefix}/{}", will.topic), will.payload, QoS::AtLeastOnce, true));
+        options.set_last_will(LastWill::new(format!("{prefix}/{}", will.topic), will.payload.bytes().to_vec(), QoS::AtLeastOnce, true));
         let (client, connection) = Client::new(options, REQUEST_QUEUE);
         let delivery = Arc::new(Delivery::default());
         let event_loop = {
             let (client, delivery, prefix) = (client.clone(), delivery.clone(), prefix.clone());
             std::thread::Builder::new()
                 .name("mqtt".into())
-                .spawn(move || run_event_loop(connection, client, delivery, prefix))
+                .spawn(move || run_event_loop(connection, client, delivery, prefix, subscriptions))
                 .map_err(|e| PublishError::Mqtt(format!("cannot start the MQTT thread: {e}")))?
         };
         Ok(MqttSink { client, prefix, delivery, event_loop: Some(event_loop) })
@@ -70,14 +79,14 @@ impl MqttSink {
     fn send(&self, message: &Message) -> Result<(), PublishError> {
         let topic = format!("{}/{}", self.prefix, message.topic);
         self.client
-            .publish(topic, QoS::AtLeastOnce, message.retain, message.payload.as_bytes())
+            .publish(topic, QoS::AtLeastOnce, message.retain, message.payload.bytes())
             .map_err(|e| PublishError::Mqtt(e.to_string()))?;
         self.delivery.requested.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
 
-fn run_event_loop(mut connection: Connection, client: Client, delivery: Arc<Delivery>, prefix: String) {
+fn run_event_loop(mut connection: Connection, client: Client, delivery: Arc<Delivery>, prefix: String, subscriptions: Subscriptions) {
     let mut backoff = RECONNECT_START;
     for event in connection.iter() {
         match event {
@@ -87,9 +96,22 @@ fn run_event_loop(mut connection: Connection, client: Client, delivery: Arc<Deli
                 if !delivery.closing.load(Ordering::Relaxed) {
                     let online = status_message(Availability::Online, Some(SystemTime::now()));
                     // try_: this thread drives the queue, so it must never wait on it.
-                    if client.try_publish(format!("{prefix}/{}", online.topic), QoS::AtLeastOnce, true, online.payload).is_ok() {
+                    if client.try_publish(format!("{prefix}/{}", online.topic), QoS::AtLeastOnce, true, online.payload.bytes().to_vec()).is_ok() {
                         delivery.requested.fetch_add(1, Ordering::Relaxed);
                     }
+                    // Again on every connect: a broker that lost its sessions has forgotten them.
+                    for topic in &subscriptions.topics {
+                        if let Err(e) = client.try_subscribe(topic.as_str(), QoS::AtLeastOnce) {
+                            tracing::error!(%topic, "cannot subscribe: {e}");
+                        }
+                    }
+                }
+            }
+            Ok(Event::Incoming(Incoming::Publish(publish))) => {
+                if subscriptions.topics.iter().any(|t| *t == publish.topic)
+                    && subscriptions.inbox.try_send((publish.topic.clone(), publish.payload.to_vec())).is_err()
+                {
+                    tracing::warn!(topic = %publish.topic, "signal message dropped: the analysis thread is behind");
                 }
             }
             Ok(Event::Incoming(Incoming::PubAck(_))) => {

@@ -3,9 +3,10 @@
 //! moves off, leaves the zone or is gone.
 //!
 //! "Still" means its reference point stays within `max_move` of where it stopped: a car creeping
-//! forward in a queue drifts out of that circle and starts its count again.
+//! forward in a queue drifts out of that circle and starts its count again. Stops are kept per
+//! vehicle rather than per track, so a parked car that the tracker loses and finds again (behind
+//! passing traffic) is one stop, not a new alert.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -41,26 +42,49 @@ impl DwellConfig {
     }
 }
 
-/// A track unseen this long has left (longer than the tracker coasts a lost track).
-const GONE_AFTER: Duration = Duration::from_secs(2);
+/// A vehicle must be this long away from where it stopped before it counts as moving off: a
+/// passing car that hides it for a moment bends its box but does not end the stop.
+const MOVE_OFF: Duration = Duration::from_secs(1);
+/// A stop whose vehicle has not been seen this long is over. Until then a new track standing on
+/// the same spot takes it over: the tracker lost the parked car behind a passing bus, and it is
+/// the same car.
+const UNSEEN: Duration = Duration::from_secs(10);
+/// Two boxes overlapping this much (of the smaller) in one zone are one vehicle seen twice.
+const SAME_VEHICLE_OVERLAP: f32 = 0.6;
 
-struct Standing {
+/// One vehicle standing in the zone.
+struct Stop {
+    /// The track that started the stop; alerts are counted against it.
+    first_track: u64,
+    /// The track following the vehicle now.
+    track: u64,
     anchor: Point,
     since: Duration,
-    last_seen: Duration,
+    last_still: Duration,
+    away_since: Option<Duration>,
     object: TrackedObject,
     alerted: bool,
 }
 
-impl Standing {
-    fn new(object: &TrackedObject, now: Duration) -> Standing {
-        Standing { anchor: object.bbox.bottom_center(), since: now, last_seen: now, object: object.clone(), alerted: false }
+impl Stop {
+    fn new(object: &TrackedObject, now: Duration) -> Stop {
+        Stop {
+            first_track: object.id,
+            track: object.id,
+            anchor: object.bbox.bottom_center(),
+            since: now,
+            last_still: now,
+            away_since: None,
+            object: object.clone(),
+            alerted: false,
+        }
     }
 
     fn end(&self) -> Option<Finding> {
         self.alerted.then(|| Finding {
+            track: self.first_track,
             object: self.object.clone(),
-            measured: Measured { dwell_s: Some(round1(self.last_seen.saturating_sub(self.since).as_secs_f32())), ..Default::default() },
+            measured: Measured { dwell_s: Some(round1(self.last_still.saturating_sub(self.since).as_secs_f32())), ..Default::default() },
             end: true,
         })
     }
@@ -70,12 +94,12 @@ pub struct Dwell {
     zone: Polygon,
     dwell: Duration,
     max_move: f32,
-    standing: HashMap<u64, Standing>,
+    stops: Vec<Stop>,
 }
 
 impl Dwell {
     pub fn new(config: &DwellConfig) -> Dwell {
-        Dwell { zone: Polygon::new(&config.zone), dwell: Duration::from_secs_f32(config.dwell_s), max_move: config.max_move, standing: HashMap::new() }
+        Dwell { zone: Polygon::new(&config.zone), dwell: Duration::from_secs_f32(config.dwell_s), max_move: config.max_move, stops: Vec::new() }
     }
 
     pub fn zone(&self) -> &Polygon {
@@ -83,35 +107,69 @@ impl Dwell {
     }
 
     pub fn reset(&mut self) {
-        self.standing.clear();
+        self.stops.clear();
     }
 
     pub(super) fn update(&mut self, objects: &[TrackedObject], now: Duration) -> Vec<Finding> {
         let mut findings = Vec::new();
         for obj in objects {
             let point = obj.bbox.bottom_center();
+            let followed = self.stops.iter().position(|s| s.track == obj.id);
             if !self.zone.contains(point) {
-                findings.extend(self.standing.remove(&obj.id).and_then(|s| s.end()));
+                if let Some(i) = followed {
+                    findings.extend(self.stops.swap_remove(i).end());
+                }
                 continue;
             }
-            let standing = self.standing.entry(obj.id).or_insert_with(|| Standing::new(obj, now));
-            if distance(point, standing.anchor) > self.max_move {
-                findings.extend(standing.end());
-                *standing = Standing::new(obj, now);
+            let i = match followed {
+                Some(i) => i,
+                None => {
+                    // An established stop whose vehicle is not in this frame, on this spot: the
+                    // same vehicle. (A car glimpsed for a frame where others pass later is not.)
+                    let present = |track: u64| objects.iter().any(|o| o.id == track);
+                    let orphan = self.stops.iter().position(|s| {
+                        !present(s.track) && s.last_still.saturating_sub(s.since) >= MOVE_OFF && distance(point, s.anchor) <= self.max_move
+                    });
+                    let seen_twice = self.stops.iter().any(|s| present(s.track) && s.object.bbox.overlap_of_smaller(&obj.bbox) >= SAME_VEHICLE_OVERLAP);
+                    match orphan {
+                        Some(i) => {
+                            self.stops[i].track = obj.id;
+                            i
+                        }
+                        None if seen_twice => continue,
+                        None => {
+                            self.stops.push(Stop::new(obj, now));
+                            self.stops.len() - 1
+                        }
+                    }
+                }
+            };
+            let stop = &mut self.stops[i];
+            if distance(point, stop.anchor) > self.max_move {
+                let away_since = *stop.away_since.get_or_insert(now);
+                if now.saturating_sub(away_since) >= MOVE_OFF {
+                    findings.extend(stop.end());
+                    *stop = Stop::new(obj, now);
+                }
                 continue;
             }
-            standing.last_seen = now;
-            standing.object = obj.clone();
-            let dwell = now.saturating_sub(standing.since);
-            if !standing.alerted && dwell >= self.dwell {
-                standing.alerted = true;
-                findings.push(Finding { object: obj.clone(), measured: Measured { dwell_s: Some(round1(dwell.as_secs_f32())), ..Default::default() }, end: false });
+            stop.away_since = None;
+            stop.last_still = now;
+            stop.object = obj.clone();
+            let dwell = now.saturating_sub(stop.since);
+            if !stop.alerted && dwell >= self.dwell {
+                stop.alerted = true;
+                findings.push(Finding {
+                    track: stop.first_track,
+                    object: obj.clone(),
+                    measured: Measured { dwell_s: Some(round1(dwell.as_secs_f32())), ..Default::default() },
+                    end: false,
+                });
             }
         }
-        let gone: Vec<u64> = self.standing.iter().filter(|(_, s)| now.saturating_sub(s.last_seen) >= GONE_AFTER).map(|(&id, _)| id).collect();
-        for id in gone {
-            findings.extend(self.standing.remove(&id).and_then(|s| s.end()));
-        }
+        let (gone, stops): (Vec<Stop>, Vec<Stop>) = std::mem::take(&mut self.stops).into_iter().partition(|s| now.saturating_sub(s.last_still) >= UNSEEN);
+        self.stops = stops;
+        findings.extend(gone.iter().filter_map(Stop::end));
         findings
     }
 }

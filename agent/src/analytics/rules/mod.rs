@@ -181,6 +181,29 @@ pub struct Measured {
     pub limit_kmh: Option<f32>,
 }
 
+impl Measured {
+    /// A short line for captions and logs, e.g. `red for 1.4 s` or `62.3 km/h (limit 50)`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(red_for) = self.red_for_s {
+            parts.push(format!("red for {red_for} s"));
+        }
+        if let Some(direction) = self.direction {
+            parts.push(format!("crossed {}", if direction == Direction::In { "in" } else { "out" }));
+        }
+        if let (Some(heading), Some(allowed)) = (self.heading_deg, self.allowed_heading_deg) {
+            parts.push(format!("heading {heading} deg (allowed {allowed})"));
+        }
+        if let Some(dwell) = self.dwell_s {
+            parts.push(format!("stood {dwell} s"));
+        }
+        if let (Some(speed), Some(limit)) = (self.speed_kmh, self.limit_kmh) {
+            parts.push(format!("{speed} km/h (limit {limit})"));
+        }
+        parts.join(", ")
+    }
+}
+
 /// One decimal is what an operator reads; more would be false precision.
 fn round1(x: f32) -> f32 {
     (x * 10.0).round() / 10.0
@@ -189,10 +212,18 @@ fn round1(x: f32) -> f32 {
 /// A rule's verdict on one track in one frame.
 #[derive(Debug, Clone)]
 struct Finding {
+    /// The track the once-per-track limit and open alerts are kept for.
+    track: u64,
     object: TrackedObject,
     measured: Measured,
     /// The end of a condition raised earlier (dwell), rather than a new one.
     end: bool,
+}
+
+impl Finding {
+    fn alert(object: &TrackedObject, measured: Measured) -> Finding {
+        Finding { track: object.id, object: object.clone(), measured, end: false }
+    }
 }
 
 /// A violation, ready for the events stage.
@@ -366,7 +397,7 @@ impl Rules {
                 Check::Speeding(c) => c.update(&mine, &ctx),
             };
             for finding in findings {
-                let track = finding.object.id;
+                let track = finding.track;
                 let ends = if finding.end {
                     match self.open.remove(&(index, track)) {
                         Some(alert) => Some(alert),

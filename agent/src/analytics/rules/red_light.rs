@@ -119,10 +119,12 @@ impl RedLight {
             .filter_map(|crossing| {
                 let (state, since) = self.timeline.at(crossing.at);
                 let red_for = crossing.at.saturating_sub(since);
-                (state == SignalState::Red && red_for >= self.grace).then(|| Finding {
-                    object: objects.iter().find(|o| o.id == crossing.track_id).cloned().expect("crossings come from these objects"),
-                    measured: Measured { signal: Some(state), red_for_s: Some(round1(red_for.as_secs_f32())), direction: Some(crossing.direction), ..Default::default() },
-                    end: false,
+                let object = objects.iter().find(|o| o.id == crossing.track_id)?;
+                (state == SignalState::Red && red_for >= self.grace).then(|| {
+                    Finding::alert(
+                        object,
+                        Measured { signal: Some(state), red_for_s: Some(round1(red_for.as_secs_f32())), direction: Some(crossing.direction), ..Default::default() },
+                    )
                 })
             })
             .collect()

@@ -71,10 +71,9 @@ impl SolidLine {
                 Forbidden::In => c.direction == Direction::In,
                 Forbidden::Out => c.direction == Direction::Out,
             })
-            .map(|c| Finding {
-                object: objects.iter().find(|o| o.id == c.track_id).cloned().expect("crossings come from these objects"),
-                measured: Measured { direction: Some(c.direction), ..Default::default() },
-                end: false,
+            .filter_map(|c| {
+                let object = objects.iter().find(|o| o.id == c.track_id)?;
+                Some(Finding::alert(object, Measured { direction: Some(c.direction), ..Default::default() }))
             })
             .collect()
     }

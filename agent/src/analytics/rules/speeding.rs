@@ -1,8 +1,10 @@
 //! `speeding`: speed over the ground from a 4-point calibration. The four image points and their
 //! positions on the road in metres give a homography (image → ground plane); a track's speed is
 //! the ground distance its reference point covered over at least `window_s`, divided by the time.
+//! A vehicle is speeding when the median of its last three estimates is over the limit, so one
+//! bent box (a passing occlusion) does not make a speeder.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use opencv::core::{Mat, Point2f, Vector};
@@ -108,13 +110,16 @@ impl Homography {
     }
 }
 
+/// Estimates the median is taken over.
+const ESTIMATES: usize = 3;
+
 pub struct Speeding {
     homography: Homography,
     zone: Polygon,
     limit_kmh: f32,
     window: Duration,
-    /// Latest estimate per track, for drawing.
-    speeds: HashMap<u64, (f32, Duration)>,
+    /// Recent estimates per track (newest last) and when the last was made.
+    speeds: HashMap<u64, (VecDeque<f32>, Duration)>,
 }
 
 impl Speeding {
@@ -132,8 +137,12 @@ impl Speeding {
         &self.zone
     }
 
+    /// The track's current speed: the median of its recent estimates.
     pub fn speed_kmh(&self, track: u64) -> Option<f32> {
-        self.speeds.get(&track).map(|&(kmh, _)| kmh)
+        let (recent, _) = self.speeds.get(&track)?;
+        let mut sorted: Vec<f32> = recent.iter().copied().collect();
+        sorted.sort_by(f32::total_cmp);
+        sorted.get(sorted.len() / 2).copied()
     }
 
     pub fn reset(&mut self) {
@@ -149,17 +158,19 @@ impl Speeding {
             if dt > 3.0 * self.window.as_secs_f64() || !(self.zone.contains(from) && self.zone.contains(to)) {
                 continue;
             }
-            let kmh = (self.homography.ground_distance_m(from, to) / dt * 3.6) as f32;
-            self.speeds.insert(obj.id, (kmh, ctx.now));
-            if kmh > self.limit_kmh {
-                findings.push(Finding {
-                    object: obj.clone(),
-                    measured: Measured { speed_kmh: Some(round1(kmh)), limit_kmh: Some(self.limit_kmh), ..Default::default() },
-                    end: false,
-                });
+            let (recent, at) = self.speeds.entry(obj.id).or_default();
+            recent.push_back((self.homography.ground_distance_m(from, to) / dt * 3.6) as f32);
+            if recent.len() > ESTIMATES {
+                recent.pop_front();
+            }
+            *at = ctx.now;
+            let full = recent.len() == ESTIMATES;
+            let kmh = self.speed_kmh(obj.id).expect("just estimated");
+            if full && kmh > self.limit_kmh {
+                findings.push(Finding::alert(obj, Measured { speed_kmh: Some(round1(kmh)), limit_kmh: Some(self.limit_kmh), ..Default::default() }));
             }
         }
-        self.speeds.retain(|_, (_, t)| ctx.now.saturating_sub(*t) < Duration::from_secs(2));
+        self.speeds.retain(|_, (_, at)| ctx.now.saturating_sub(*at) < Duration::from_secs(2));
         findings
     }
 }

@@ -89,10 +89,8 @@ impl WrongWay {
                     return None;
                 }
                 let heading = heading_deg(from, to, ctx.aspect);
-                (angle_between_deg(heading, self.against_deg) <= self.against_within_deg).then(|| Finding {
-                    object: obj.clone(),
-                    measured: Measured { heading_deg: Some(round1(heading)), allowed_heading_deg: Some(self.allowed_deg), ..Default::default() },
-                    end: false,
+                (angle_between_deg(heading, self.against_deg) <= self.against_within_deg).then(|| {
+                    Finding::alert(obj, Measured { heading_deg: Some(round1(heading)), allowed_heading_deg: Some(self.allowed_deg), ..Default::default() })
                 })
             })
             .collect()

@@ -1,0 +1,172 @@
+//! What the agent sees, drawn: rule geometry (stop lines in their signal's colour), tracks with
+//! ids and speeds, violators highlighted. Used for violation evidence ([`evidence_jpeg`]) and for
+//! the frames `canh replay --render` writes for engineers tuning rules.
+
+use opencv::core::{CV_8UC3, Mat, Point as CvPoint, Rect, Scalar, Size, Vector};
+use opencv::imgproc::{self, FONT_HERSHEY_SIMPLEX, LINE_AA};
+use opencv::prelude::*;
+
+use crate::analytics::signal::SignalState;
+use crate::analytics::{Overlay, Shape, Tone};
+use crate::types::{BBox, Frame, Point};
+
+/// Evidence images never exceed this many bytes (40 KB), so an alert and its image cross a
+/// mobile uplink in well under a second.
+pub const EVIDENCE_MAX_BYTES: usize = 40 * 1024;
+
+/// JPEG qualities tried in turn until the image fits.
+const EVIDENCE_QUALITIES: [i32; 5] = [85, 70, 55, 40, 30];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("OpenCV: {0}")]
+    OpenCv(#[from] opencv::Error),
+    #[error("the frame buffer cannot be read")]
+    Unreadable,
+    #[error("evidence image does not fit in {EVIDENCE_MAX_BYTES} bytes even at {0} px wide")]
+    TooLarge(i32),
+}
+
+/// A copy of a frame's pixels (BGR) to draw on.
+pub fn frame_to_mat(frame: &Frame) -> Result<Mat, RenderError> {
+    let map = frame.buffer.map_readable().map_err(|_| RenderError::Unreadable)?;
+    let (w, h) = (frame.width as i32, frame.height as i32);
+    let row = frame.width as usize * 3;
+    if map.len() < frame.stride * (frame.height as usize - 1) + row {
+        return Err(RenderError::Unreadable);
+    }
+    let mut mat = Mat::new_rows_cols_with_default(h, w, CV_8UC3, Scalar::all(0.0))?;
+    let data = mat.data_bytes_mut()?;
+    for (y, out) in data.chunks_exact_mut(row).enumerate() {
+        out.copy_from_slice(&map[y * frame.stride..y * frame.stride + row]);
+    }
+    Ok(mat)
+}
+
+/// A tracked object as drawn.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub bbox: BBox,
+    pub text: String,
+    pub violator: bool,
+}
+
+fn bgr(b: f64, g: f64, r: f64) -> Scalar {
+    Scalar::new(b, g, r, 0.0)
+}
+
+fn tone_colour(tone: Tone) -> Scalar {
+    match tone {
+        Tone::Rule => bgr(0.0, 215.0, 255.0),
+        Tone::Signal(SignalState::Red) => bgr(0.0, 0.0, 255.0),
+        Tone::Signal(SignalState::Amber) => bgr(0.0, 160.0, 255.0),
+        Tone::Signal(SignalState::Green) => bgr(0.0, 210.0, 0.0),
+        Tone::Signal(SignalState::Unknown) => bgr(170.0, 170.0, 170.0),
+    }
+}
+
+fn pixel(mat: &Mat, p: Point) -> CvPoint {
+    CvPoint::new((p.x * mat.cols() as f32).round() as i32, (p.y * mat.rows() as f32).round() as i32)
+}
+
+/// Text on a dark band, readable over any scene; `origin` is the top-left corner of the band.
+fn label(mat: &mut Mat, text: &str, origin: CvPoint, colour: Scalar) -> opencv::Result<()> {
+    let scale = (mat.cols() as f64 / 1000.0).clamp(0.35, 0.8);
+    let mut baseline = 0;
+    let size = imgproc::get_text_size(text, FONT_HERSHEY_SIMPLEX, scale, 1, &mut baseline)?;
+    let x = origin.x.clamp(0, (mat.cols() - size.width - 4).max(0));
+    let y = origin.y.clamp(0, (mat.rows() - size.height - baseline - 4).max(0));
+    imgproc::rectangle(mat, Rect::new(x, y, size.width + 4, size.height + baseline + 4), bgr(0.0, 0.0, 0.0), imgproc::FILLED, imgproc::LINE_8, 0)?;
+    imgproc::put_text(mat, text, CvPoint::new(x + 2, y + size.height + 2), FONT_HERSHEY_SIMPLEX, scale, colour, 1, LINE_AA, false)
+}
+
+/// Draws rule geometry and tracked objects onto `mat` in place.
+pub fn draw(mat: &mut Mat, overlays: &[Overlay], marks: &[Mark]) -> opencv::Result<()> {
+    for overlay in overlays {
+        let colour = tone_colour(overlay.tone);
+        let anchor = match &overlay.shape {
+            Shape::Segment(a, b) => {
+                imgproc::line(mat, pixel(mat, *a), pixel(mat, *b), colour, 2, LINE_AA, 0)?;
+                pixel(mat, *a)
+            }
+            Shape::Zone(points) => {
+                let polygon: Vector<CvPoint> = points.iter().map(|p| pixel(mat, *p)).collect();
+                imgproc::polylines(mat, &polygon, true, colour, 1, LINE_AA, 0)?;
+                polygon.iter().min_by_key(|p| (p.y, p.x)).unwrap_or_default()
+            }
+        };
+        label(mat, &overlay.label, anchor, colour)?;
+    }
+    for mark in marks {
+        let (colour, thickness) = if mark.violator { (bgr(0.0, 0.0, 255.0), 2) } else { (bgr(255.0, 200.0, 0.0), 1) };
+        let (a, b) = (pixel(mat, Point { x: mark.bbox.x1, y: mark.bbox.y1 }), pixel(mat, Point { x: mark.bbox.x2, y: mark.bbox.y2 }));
+        imgproc::rectangle_points(mat, a, b, colour, thickness, LINE_AA, 0)?;
+        label(mat, &mark.text, CvPoint::new(a.x, a.y - 14), colour)?;
+    }
+    Ok(())
+}
+
+/// The evidence image of one violation: the frame with the rule's geometry, the vehicle's box
+/// and a caption, as a JPEG of at most [`EVIDENCE_MAX_BYTES`]. Returns it with its size.
+pub fn evidence_jpeg(frame: &Mat, overlays: &[Overlay], vehicle: &Mark, caption: &str) -> Result<(Vec<u8>, Size), RenderError> {
+    let mut image = frame.try_clone()?;
+    draw(&mut image, overlays, std::slice::from_ref(vehicle))?;
+    let bottom = CvPoint::new(0, image.rows());
+    label(&mut image, caption, bottom, bgr(255.0, 255.0, 255.0))?;
+    loop {
+        let mut jpeg = Vector::<u8>::new();
+        for quality in EVIDENCE_QUALITIES {
+            jpeg.clear();
+            opencv::imgcodecs::imencode(".jpg", &image, &mut jpeg, &Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, quality]))?;
+            if jpeg.len() <= EVIDENCE_MAX_BYTES {
+                return Ok((jpeg.to_vec(), image.size()?));
+            }
+        }
+        // Still too big at the lowest quality: a noisy high-resolution scene. Shrink and retry.
+        if image.cols() < 200 {
+            return Err(RenderError::TooLarge(image.cols()));
+        }
+        let mut smaller = Mat::default();
+        imgproc::resize(&image, &mut smaller, Size::default(), 0.75, 0.75, imgproc::INTER_AREA)?;
+        image = smaller;
+    }
+}
+
+/// The frame scaled up to at least `min_width` pixels, so labels stay readable on frames the
+/// size of the model's input.
+pub fn enlarged(frame: &Mat, min_width: i32) -> Result<Mat, RenderError> {
+    if frame.cols() >= min_width {
+        return Ok(frame.try_clone()?);
+    }
+    let factor = (min_width as f64 / frame.cols() as f64).ceil();
+    let mut out = Mat::default();
+    imgproc::resize(frame, &mut out, Size::default(), factor, factor, imgproc::INTER_LINEAR)?;
+    Ok(out)
+}
+
+/// Writes an image file; the format follows the extension (`.png`, `.jpg`).
+pub fn write_image(path: &std::path::Path, mat: &Mat) -> Result<(), RenderError> {
+    if opencv::imgcodecs::imwrite_def(path, mat)? { Ok(()) } else { Err(RenderError::OpenCv(opencv::Error::new(0, format!("cannot write {}", path.display())))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opencv::core::RNG;
+
+    #[test]
+    fn evidence_fits_the_budget_even_for_a_noisy_large_frame() {
+        let mut frame = Mat::new_rows_cols_with_default(720, 1280, CV_8UC3, Scalar::all(0.0)).unwrap();
+        // Noise is the worst case for JPEG.
+        let mut rng = RNG::new(7).unwrap();
+        rng.fill(&mut frame, opencv::core::RNG_UNIFORM, &Scalar::all(0.0), &Scalar::all(255.0), false).unwrap();
+        let vehicle = Mark { bbox: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.7 }, text: "#3 car".into(), violator: true };
+        let overlays = [Overlay { rule: "stop".into(), shape: Shape::Segment(Point { x: 0.5, y: 1.0 }, Point { x: 0.5, y: 0.0 }), label: "red_light stop".into(), tone: Tone::Signal(SignalState::Red) }];
+        let (jpeg, size) = evidence_jpeg(&frame, &overlays, &vehicle, "red_light stop 1.2 s after red").unwrap();
+        assert!(jpeg.len() <= EVIDENCE_MAX_BYTES, "{} bytes", jpeg.len());
+        assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
+        assert!(size.width < 1280 && size.width >= 200, "{size:?}");
+        let decoded = opencv::imgcodecs::imdecode(&Vector::from_slice(&jpeg), opencv::imgcodecs::IMREAD_COLOR).unwrap();
+        assert_eq!((decoded.cols(), decoded.rows()), (size.width, size.height));
+    }
+}

@@ -1,0 +1,185 @@
+//! Traffic rules on the bundled clips through `canh replay`, with the site files in
+//! `samples/sites/`: red light against the hand-counted crossings under a recorded signal feed,
+//! wrong way, no parking and speeding; and every alert's evidence image.
+//!
+//! Each clip is replayed once per test binary; the tests read that one result.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use base64::prelude::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// What a replay printed: violation payloads in order, evidence images by topic, the summary.
+struct Replay {
+    violations: Vec<Value>,
+    evidence: BTreeMap<String, Vec<u8>>,
+    /// The violation lines as printed, to check the alert size.
+    violation_lines: Vec<String>,
+}
+
+impl Replay {
+    fn alerts(&self, rule: &str) -> Vec<&Value> {
+        self.violations.iter().filter(|v| v["rule"] == rule && v["type"] == "alert").collect()
+    }
+}
+
+fn replay(clip: &str, site: &str, extra: &[&str]) -> Replay {
+    let root = common::repo_root();
+    let config = root.join("samples/sites").join(site);
+    let mut args = vec!["replay", "--config", config.to_str().unwrap(), "--input"];
+    let input = common::sample(clip);
+    args.push(input.to_str().unwrap());
+    args.extend_from_slice(extra);
+    let out = Command::new(env!("CARGO_BIN_EXE_canh")).args(&args).current_dir(&root).env("CANH_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut replay = Replay { violations: Vec::new(), evidence: BTreeMap::new(), violation_lines: Vec::new() };
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let Some(topic) = v["topic"].as_str() else { continue };
+        if topic.ends_with("/violation") {
+            replay.violations.push(v["payload"].clone());
+            replay.violation_lines.push(serde_json::to_string(&v["payload"]).unwrap());
+        } else if topic.contains("/evidence/") {
+            replay.evidence.insert(topic.to_string(), BASE64_STANDARD.decode(v["payload_base64"].as_str().unwrap()).unwrap());
+        }
+    }
+    replay
+}
+
+fn arterial() -> &'static Replay {
+    static RESULT: OnceLock<Replay> = OnceLock::new();
+    RESULT.get_or_init(|| replay("opencv4nodejs_traffic.mp4", "arterial.toml", &["--signal-log", "samples/sites/arterial-signal.jsonl"]))
+}
+
+fn street() -> &'static Replay {
+    static RESULT: OnceLock<Replay> = OnceLock::new();
+    RESULT.get_or_init(|| replay("ozlu_input_video.mp4", "street.toml", &[]))
+}
+
+fn truth(clip: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(common::repo_root().join("samples/groundtruth").join(format!("{clip}.json"))).unwrap()).unwrap()
+}
+
+fn bottom_centre(v: &Value) -> (f64, f64) {
+    let b: Vec<f64> = v["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    ((b[0] + b[2]) / 2.0, b[3])
+}
+
+#[test]
+fn red_light_violations_are_the_hand_counted_crossings_inside_the_red_window() {
+    // The signal log: red from 5 s to 12 s. The stop line is the hand-counted line.
+    let (red_from, red_until) = (5.0, 12.0);
+    let truth = truth("opencv4nodejs_traffic");
+    let expected = truth["crossings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["direction"] == "in" && (red_from..red_until).contains(&c["t"].as_f64().unwrap()))
+        .count();
+    let alerts = arterial().alerts("stop_east");
+    println!("red light: {} violations, {expected} hand-counted crossings in the red window", alerts.len());
+    assert!((alerts.len() as i64 - expected as i64).abs() <= 1, "{} violations, {expected} crossings by hand", alerts.len());
+    for alert in &alerts {
+        assert_eq!(alert["kind"], "red_light");
+        assert_eq!(alert["measured"]["signal"], "red");
+        assert_eq!(alert["measured"]["direction"], "in");
+        let red_for = alert["measured"]["red_for_s"].as_f64().unwrap();
+        assert!((0.0..red_until - red_from).contains(&red_for), "{alert}");
+        // Confirmed a frame or two after the crossing.
+        let t = alert["stream_time_s"].as_f64().unwrap();
+        assert!(t >= red_from && t < red_until + 0.5, "a violation outside the red window: {alert}");
+    }
+}
+
+#[test]
+fn wrong_way_flags_each_eastbound_car_once_when_its_lanes_are_declared_westbound() {
+    let replay = arterial();
+    let alerts = replay.alerts("east_lanes_declared_westbound");
+    let by_hand = 17.0;
+    println!("wrong way: {} alerts, {by_hand} eastbound cars by hand", alerts.len());
+    assert!((alerts.len() as f64 - by_hand).abs() <= 0.15 * by_hand, "{} alerts for {by_hand} eastbound cars", alerts.len());
+    let tracks: BTreeSet<u64> = alerts.iter().map(|a| a["track_id"].as_u64().unwrap()).collect();
+    assert_eq!(tracks.len(), alerts.len(), "one alert per car");
+    for alert in &alerts {
+        let heading = alert["measured"]["heading_deg"].as_f64().unwrap();
+        assert!(!(60.0..=300.0).contains(&heading), "eastbound cars head about 0 degrees: {alert}");
+        assert!(bottom_centre(alert).1 > 0.45, "inside the eastbound lanes: {alert}");
+    }
+    assert!(replay.alerts("east_lanes_declared_eastbound").is_empty(), "declared as they run, no car is wrong-way");
+}
+
+#[test]
+fn speeding_on_the_arterial_flags_moving_vehicles_with_their_speeds() {
+    let alerts = arterial().alerts("speed_20");
+    let speeds: Vec<f64> = alerts.iter().map(|a| a["measured"]["speed_kmh"].as_f64().unwrap()).collect();
+    println!("arterial speeds (km/h): {speeds:?}");
+    // 26 vehicles cross by hand; a few at the frame edges are never measured for a full window.
+    assert!(alerts.len() >= 15, "{} speeding alerts", alerts.len());
+    assert!(speeds.iter().all(|&s| s > 20.0 && s < 80.0), "town speeds over the 20 km/h limit: {speeds:?}");
+    let tracks: BTreeSet<u64> = alerts.iter().map(|a| a["track_id"].as_u64().unwrap()).collect();
+    assert_eq!(tracks.len(), alerts.len(), "one alert per vehicle");
+}
+
+/// Where the two parked cars of the street clip stand (bottom-centre, normalized).
+const SEDAN_BY_THE_ISLAND: (f64, f64) = (0.60, 0.46);
+const CAR_BY_THE_HOUSE: (f64, f64) = (0.965, 0.54);
+
+fn near(p: (f64, f64), q: (f64, f64)) -> bool {
+    (p.0 - q.0).abs() < 0.05 && (p.1 - q.1).abs() < 0.05
+}
+
+#[test]
+fn no_parking_alerts_for_the_parked_cars_after_dwell_s_and_none_for_passing_cars() {
+    let replay = street();
+    for (rule, spot) in [("kerb_island", SEDAN_BY_THE_ISLAND), ("kerb_house", CAR_BY_THE_HOUSE)] {
+        let alerts = replay.alerts(rule);
+        assert_eq!(alerts.len(), 1, "{rule}: {alerts:#?}");
+        let alert = alerts[0];
+        assert!(near(bottom_centre(alert), spot), "{rule}: {alert}");
+        let dwell = alert["measured"]["dwell_s"].as_f64().unwrap();
+        assert!((10.0..11.0).contains(&dwell), "alerted once dwell_s = 10 had passed: {alert}");
+        assert!(alert["stream_time_s"].as_f64().unwrap() >= 10.0);
+    }
+    // The sedan drives off at about 22 s: its stop ends, with the whole time it stood.
+    let end = replay.violations.iter().find(|v| v["rule"] == "kerb_island" && v["type"] == "end").expect("an end for the sedan");
+    assert_eq!(end["alert_id"], replay.alerts("kerb_island")[0]["id"]);
+    let stood = end["measured"]["dwell_s"].as_f64().unwrap();
+    assert!((18.0..24.0).contains(&stood), "{end}");
+    assert!(replay.alerts("carriageway").is_empty(), "eight cars drive through; none stops: {:#?}", replay.alerts("carriageway"));
+}
+
+#[test]
+fn speeding_on_the_street_flags_moving_cars_only() {
+    let alerts = street().alerts("speed_20");
+    let speeds: Vec<f64> = alerts.iter().map(|a| a["measured"]["speed_kmh"].as_f64().unwrap()).collect();
+    println!("street speeds (km/h): {speeds:?}");
+    for alert in &alerts {
+        let p = bottom_centre(alert);
+        assert!(!near(p, SEDAN_BY_THE_ISLAND) && !near(p, CAR_BY_THE_HOUSE), "a parked car flagged: {alert}");
+    }
+    // Eight cars drive through; at 5 analysed fps a fast one may cross the zone too quickly.
+    assert!((5..=8).contains(&alerts.len()), "{} speeding alerts: {speeds:?}", alerts.len());
+}
+
+#[test]
+fn every_alert_is_small_and_has_a_verifiable_evidence_image() {
+    for replay in [arterial(), street()] {
+        assert!(!replay.violations.is_empty());
+        for (alert, line) in replay.violations.iter().zip(&replay.violation_lines).filter(|(v, _)| v["type"] == "alert") {
+            assert!(line.len() < 1024, "alert of {} bytes: {line}", line.len());
+            assert_eq!(alert["v"], 1);
+            let evidence = &alert["evidence"];
+            let jpeg = replay.evidence.get(evidence["topic"].as_str().unwrap()).expect("the evidence image was published");
+            assert!(jpeg.len() <= 40 * 1024 && jpeg.starts_with(&[0xff, 0xd8]), "{} bytes", jpeg.len());
+            assert_eq!(evidence["bytes"].as_u64().unwrap() as usize, jpeg.len());
+            let digest: String = Sha256::digest(jpeg).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(evidence["sha256"], digest.as_str());
+            assert!(evidence["topic"].as_str().unwrap().ends_with(alert["id"].as_str().unwrap()));
+        }
+    }
+}
