@@ -12,7 +12,7 @@ fn canh(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn check_accepts_the_bundled_configs() {
-    for config in ["configs/demo.toml", "configs/example-site.toml"] {
+    for config in ["configs/demo.toml", "configs/example-site.toml", "configs/intersection.toml", "samples/sites/arterial.toml", "samples/sites/street.toml"] {
         let path = common::repo_root().join(config);
         let (code, stdout, stderr) = canh(&["check", "--config", path.to_str().unwrap()]);
         assert_eq!(code, 0, "{config}: {stdout}{stderr}");
@@ -69,5 +69,49 @@ fn bad_replay_input_is_an_error_not_a_panic() {
     let (code, _, stderr) = canh(&["replay", "--input", not_video.to_str().unwrap(), "--line", "0,0,1,1"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains(&format!("error: {}: ", not_video.display())), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn rule_errors_name_the_rule_key_and_bad_signal_logs_name_the_line() {
+    let dir = common::temp_dir("rules");
+    let path = dir.join("rules.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+site = "hue"
+[[cameras]]
+id = "cam1"
+source = "{}"
+[[cameras.rules]]
+id = "stop"
+classes = ["tractor"]
+red_light = {{ p1 = [0.1, 0.5], p2 = [0.9, 0.5], signal = {{ topic = "junction/phase" }} }}
+[[cameras.rules]]
+id = "stop"
+speeding = {{ limit_kmh = -5, calibration = {{ image = [[0, 0], [1, 0], [1, 1], [0, 1]], ground_m = [[0, 0], [10, 0], [10, 10], [0, 10]] }} }}
+"#,
+            common::sample("ozlu_input_video.mp4").display()
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = canh(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    for expected in [
+        "cameras[0].rules[0].classes[0]: 'tractor' is not a class of this camera's model",
+        "cameras[0].rules[0].red_light.signal.topic: the signal controller's feed is read over MQTT: configure [mqtt]",
+        "cameras[0].rules[1].id: 'stop' is used by another rule of this camera",
+        "cameras[0].rules[1].speeding.limit_kmh: must be a positive speed, got -5",
+    ] {
+        assert!(stderr.contains(expected), "missing '{expected}' in:\n{stderr}");
+    }
+
+    let log = dir.join("signal.jsonl");
+    std::fs::write(&log, "{\"t_s\": 1.0, \"topic\": \"junction/phase\", \"state\": \"red\"}\n\n{\"t_s\": 2.0, \"topic\": \"junction/phase\", \"state\": \"purple\"}\n").unwrap();
+    let clip = common::sample("ozlu_input_video.mp4");
+    let (code, _, stderr) = canh(&["replay", "--input", clip.to_str().unwrap(), "--signal-log", log.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(&format!("--signal-log {}:3: unknown signal state 'purple'", log.display())), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -1,5 +1,7 @@
 //! End to end: an RTSP camera on 127.0.0.1 → `canh run` → a real mosquitto → a subscriber.
 //! The camera goes away mid-stream and comes back; the agent must reconnect and go on counting.
+//! A signal controller holds the junction at red, so eastbound cars are red-light violations,
+//! each with its evidence image.
 
 mod common;
 
@@ -11,6 +13,7 @@ use common::*;
 fn rtsp_camera_to_mqtt_with_reconnect_and_clean_shutdown() {
     let broker = Mosquitto::start();
     let messages = subscribe(broker.port, "canh/v1/itest/#");
+    publish_retained(broker.port, "itest/junction/phase", r#"{"state": "red"}"#);
     let rtsp_port = free_port();
     let clip = sample("opencv4nodejs_traffic.mp4");
     let server = RtspServer::start(rtsp_port, &clip);
@@ -37,6 +40,10 @@ no_frames_timeout_s = 3
 id = "middle"
 p1 = [0.5, 1.0]
 p2 = [0.5, 0.0]
+
+[[cameras.rules]]
+id = "stop_east"
+red_light = {{ p1 = [0.5, 1.0], p2 = [0.5, 0.0], direction = "in", signal = {{ topic = "itest/junction/phase" }} }}
 "#,
             broker.port
         ),
@@ -56,6 +63,17 @@ p2 = [0.5, 0.0]
     assert!(crossing["direction"] == "in" || crossing["direction"] == "out");
     assert!(crossing["track_id"].as_u64().is_some() && crossing["id"].as_str().is_some_and(|id| id.len() == 36));
     assert!(crossing["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24), "{crossing}");
+
+    let violation = wait_for(&messages, Duration::from_secs(30), "a red-light violation", &mut seen, |t, _| t == topic("gate/violation"));
+    assert_eq!((violation["v"].as_u64(), violation["kind"].as_str(), violation["type"].as_str()), (Some(1), Some("red_light"), Some("alert")));
+    assert_eq!(violation["measured"]["signal"], "red");
+    let evidence = &violation["evidence"];
+    // The image goes out first, so it is there by the time the alert is read.
+    let (_, image) = seen.iter().find(|(t, _)| t == evidence["topic"].as_str().unwrap()).expect("the evidence image arrived before its alert");
+    assert_eq!(image["jpeg"], true);
+    assert_eq!(image["sha256"], evidence["sha256"]);
+    assert_eq!(image["bytes"], evidence["bytes"]);
+    assert!(image["bytes"].as_u64().unwrap() <= 40 * 1024);
 
     let counts = wait_for(&messages, Duration::from_secs(10), "a counts message", &mut seen, |t, _| t == topic("gate/counts"));
     assert_eq!(counts["v"], 1);

@@ -20,6 +20,7 @@ struct Replay {
     evidence: BTreeMap<String, Vec<u8>>,
     /// The violation lines as printed, to check the alert size.
     violation_lines: Vec<String>,
+    summary: Value,
 }
 
 impl Replay {
@@ -37,10 +38,13 @@ fn replay(clip: &str, site: &str, extra: &[&str]) -> Replay {
     args.extend_from_slice(extra);
     let out = Command::new(env!("CARGO_BIN_EXE_canh")).args(&args).current_dir(&root).env("CANH_LOG", "warn").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut replay = Replay { violations: Vec::new(), evidence: BTreeMap::new(), violation_lines: Vec::new() };
+    let mut replay = Replay { violations: Vec::new(), evidence: BTreeMap::new(), violation_lines: Vec::new(), summary: Value::Null };
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let v: Value = serde_json::from_str(line).unwrap();
-        let Some(topic) = v["topic"].as_str() else { continue };
+        let Some(topic) = v["topic"].as_str() else {
+            replay.summary = v;
+            continue;
+        };
         if topic.ends_with("/violation") {
             replay.violations.push(v["payload"].clone());
             replay.violation_lines.push(serde_json::to_string(&v["payload"]).unwrap());
@@ -56,9 +60,18 @@ fn arterial() -> &'static Replay {
     RESULT.get_or_init(|| replay("opencv4nodejs_traffic.mp4", "arterial.toml", &["--signal-log", "samples/sites/arterial-signal.jsonl"]))
 }
 
+/// Where the street replay renders its frames.
+fn street_render_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("canh-test-render-{}", std::process::id()))
+}
+
 fn street() -> &'static Replay {
     static RESULT: OnceLock<Replay> = OnceLock::new();
-    RESULT.get_or_init(|| replay("ozlu_input_video.mp4", "street.toml", &[]))
+    RESULT.get_or_init(|| {
+        let dir = street_render_dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        replay("ozlu_input_video.mp4", "street.toml", &["--render", dir.to_str().unwrap()])
+    })
 }
 
 fn truth(clip: &str) -> Value {
@@ -182,4 +195,30 @@ fn every_alert_is_small_and_has_a_verifiable_evidence_image() {
             assert!(evidence["topic"].as_str().unwrap().ends_with(alert["id"].as_str().unwrap()));
         }
     }
+}
+
+#[test]
+fn render_writes_every_analysed_frame_with_the_rules_drawn() {
+    let replay = street();
+    let dir = street_render_dir();
+    let mut frames: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    frames.sort();
+    assert_eq!(frames.len() as u64, replay.summary["frames"].as_u64().unwrap(), "one PNG per analysed frame");
+    assert!(frames.iter().all(|f| f.extension().is_some_and(|e| e == "png")));
+    // PNG header: signature, then the IHDR chunk with width and height.
+    let png = std::fs::read(&frames[60]).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    assert!(width >= 800, "frames are enlarged for readable labels: {width} px");
+    // The left edge of the `kerb_house` zone (x = 0.88, y from 0.40 to 0.60) is drawn in the
+    // rules' yellow.
+    use opencv::prelude::*;
+    let image = opencv::imgcodecs::imread(frames[60].to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR).unwrap();
+    let (x, y) = ((0.88 * image.cols() as f64) as i32, (0.55 * image.rows() as f64) as i32);
+    let yellow = (x - 3..=x + 3).any(|x| {
+        let p = image.at_2d::<opencv::core::Vec3b>(y, x).unwrap();
+        p[0] < 80 && p[1] > 170 && p[2] > 200
+    });
+    assert!(yellow, "no zone edge drawn at ({x}, {y})");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,6 +22,12 @@ const REQUEST_QUEUE: usize = 1_000;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a shutdown waits for the MQTT thread to see the disconnect through.
 const EVENT_LOOP_EXIT: Duration = Duration::from_secs(2);
+/// Largest MQTT packet either way: an evidence image (at most 40 KiB) with its topic fits with
+/// room to spare. A packet over rumqttc's limit would fail the connection on every retry, so
+/// larger messages are refused before they reach it.
+const MAX_PACKET: usize = 64 * 1024;
+/// Fixed header, topic length and packet id around the topic and payload.
+const PACKET_OVERHEAD: usize = 16;
 const RECONNECT_START: Duration = Duration::from_millis(500);
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
 
@@ -57,6 +63,7 @@ impl MqttSink {
         let mut options = MqttOptions::new(config.client_id(site), broker.host, broker.port);
         options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
         options.set_clean_session(false);
+        options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
         if let (Some(user), Some(password)) = (&config.username, &config.password) {
             options.set_credentials(user, password.expose());
         } else if let Some(user) = &config.username {
@@ -78,6 +85,10 @@ impl MqttSink {
 
     fn send(&self, message: &Message) -> Result<(), PublishError> {
         let topic = format!("{}/{}", self.prefix, message.topic);
+        let size = topic.len() + message.payload.bytes().len() + PACKET_OVERHEAD;
+        if size > MAX_PACKET {
+            return Err(PublishError::Mqtt(format!("a {size}-byte message is over the {MAX_PACKET}-byte packet limit")));
+        }
         self.client
             .publish(topic, QoS::AtLeastOnce, message.retain, message.payload.bytes())
             .map_err(|e| PublishError::Mqtt(e.to_string()))?;
@@ -108,7 +119,7 @@ fn run_event_loop(mut connection: Connection, client: Client, delivery: Arc<Deli
                 }
             }
             Ok(Event::Incoming(Incoming::Publish(publish))) => {
-                if subscriptions.topics.iter().any(|t| *t == publish.topic)
+                if subscriptions.topics.contains(&publish.topic)
                     && subscriptions.inbox.try_send((publish.topic.clone(), publish.payload.to_vec())).is_err()
                 {
                     tracing::warn!(topic = %publish.topic, "signal message dropped: the analysis thread is behind");

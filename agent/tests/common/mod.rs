@@ -74,10 +74,28 @@ impl Drop for Mosquitto {
     }
 }
 
-/// Collects every message under `topic_filter` as (topic, JSON payload).
+/// Publishes one retained message, as a signal controller would, and waits for the broker's ack.
+pub fn publish_retained(port: u16, topic: &str, payload: &str) {
+    let mut options = rumqttc::MqttOptions::new(format!("test-pub-{port}"), "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = rumqttc::Client::new(options, 10);
+    client.publish(topic, rumqttc::QoS::AtLeastOnce, true, payload.as_bytes()).unwrap();
+    for event in connection.iter() {
+        match event {
+            Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) => return,
+            Ok(_) => {}
+            Err(e) => panic!("publishing to {topic}: {e}"),
+        }
+    }
+}
+
+/// Collects every message under `topic_filter` as (topic, JSON payload). A payload that is not
+/// JSON (an evidence image) comes as `{"bytes": N, "sha256": "…", "jpeg": true|false}`.
 pub fn subscribe(port: u16, topic_filter: &str) -> Receiver<(String, serde_json::Value)> {
     let mut options = rumqttc::MqttOptions::new(format!("test-sub-{port}"), "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(5));
+    // Room for evidence images.
+    options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut connection) = rumqttc::Client::new(options, 100);
     client.subscribe(topic_filter, rumqttc::QoS::AtLeastOnce).unwrap();
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -86,7 +104,11 @@ pub fn subscribe(port: u16, topic_filter: &str) -> Receiver<(String, serde_json:
         for event in connection.iter() {
             match event {
                 Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
-                    let payload = serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                    let payload = serde_json::from_slice(&p.payload).unwrap_or_else(|_| {
+                        use sha2::Digest;
+                        let digest: String = sha2::Sha256::digest(&p.payload).iter().map(|b| format!("{b:02x}")).collect();
+                        serde_json::json!({"bytes": p.payload.len(), "sha256": digest, "jpeg": p.payload.starts_with(&[0xff, 0xd8])})
+                    });
                     if tx.send((p.topic.clone(), payload)).is_err() {
                         return;
                     }

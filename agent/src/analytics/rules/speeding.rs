@@ -96,7 +96,7 @@ impl Homography {
     }
 
     /// Ground position in metres of a normalized image point.
-    pub fn to_ground(&self, p: Point) -> (f64, f64) {
+    pub fn to_ground(self, p: Point) -> (f64, f64) {
         let h = &self.0;
         let (x, y) = (p.x as f64, p.y as f64);
         let w = h[2][0] * x + h[2][1] * y + h[2][2];
@@ -104,7 +104,7 @@ impl Homography {
     }
 
     /// Ground distance between two image points, metres.
-    pub fn ground_distance_m(&self, a: Point, b: Point) -> f64 {
+    pub fn ground_distance_m(self, a: Point, b: Point) -> f64 {
         let ((ax, ay), (bx, by)) = (self.to_ground(a), self.to_ground(b));
         ((bx - ax).powi(2) + (by - ay).powi(2)).sqrt()
     }
