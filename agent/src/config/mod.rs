@@ -150,20 +150,13 @@ impl SiteConfig {
                     None
                 }
             };
-            let mut line_ids = HashSet::new();
+            check_unique_ids(camera.lines.iter().map(|l| l.id.as_str()), &format!("{path}.lines"), "line", &mut errors);
             for (j, line) in camera.lines.iter().enumerate() {
-                let line_path = format!("{path}.lines[{j}]");
-                if !line_ids.insert(line.id.as_str()) {
-                    errors.push(ConfigError::new(format!("{line_path}.id"), format!("'{}' is used by another line of this camera", line.id)));
-                }
-                line.validate(&line_path, labels.as_deref(), &mut errors);
+                line.validate(&format!("{path}.lines[{j}]"), labels.as_deref(), &mut errors);
             }
-            let mut rule_ids = HashSet::new();
+            check_unique_ids(camera.rules.iter().map(|r| r.id.as_str()), &format!("{path}.rules"), "rule", &mut errors);
             for (j, rule) in camera.rules.iter().enumerate() {
                 let rule_path = format!("{path}.rules[{j}]");
-                if !rule_ids.insert(rule.id.as_str()) {
-                    errors.push(ConfigError::new(format!("{rule_path}.id"), format!("'{}' is used by another rule of this camera", rule.id)));
-                }
                 rule.validate(&rule_path, labels.as_deref(), &mut errors);
                 if rule.signal_topic().is_some() && self.mqtt.is_none() {
                     errors.push(ConfigError::new(
@@ -174,6 +167,16 @@ impl SiteConfig {
             }
         }
         errors
+    }
+}
+
+/// Reports every id of a camera's lines (or rules) that an earlier one already uses.
+fn check_unique_ids<'a>(ids: impl Iterator<Item = &'a str>, path: &str, what: &str, errors: &mut Vec<ConfigError>) {
+    let mut seen = HashSet::new();
+    for (j, id) in ids.enumerate() {
+        if !seen.insert(id) {
+            errors.push(ConfigError::new(format!("{path}[{j}].id"), format!("'{id}' is used by another {what} of this camera")));
+        }
     }
 }
 
