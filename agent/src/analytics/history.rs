@@ -36,6 +36,11 @@ impl TrackHistory {
         self.tracks.retain(|_, s| s.back().is_some_and(|&(t, _)| now.saturating_sub(t) < FORGET_AFTER));
     }
 
+    /// Whether `track` has been seen in the last [`FORGET_AFTER`].
+    pub fn knows(&self, track: u64) -> bool {
+        self.tracks.contains_key(&track)
+    }
+
     /// The newest sample of `track` taken at least `window` before its latest one, with that latest
     /// one: the span to measure motion over. `None` while the track is younger than `window`.
     pub fn span(&self, track: u64, window: Duration) -> Option<((Duration, Point), (Duration, Point))> {

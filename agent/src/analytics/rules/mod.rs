@@ -31,7 +31,7 @@ use std::time::Duration;
 use opencv::core::Mat;
 use serde::{Deserialize, Serialize};
 
-use super::history::{FORGET_AFTER, TrackHistory};
+use super::history::TrackHistory;
 use super::signal::SignalState;
 use super::{Direction, Line};
 use crate::config::{ConfigError, check_classes, check_id, check_point};
@@ -422,9 +422,11 @@ impl Rules {
                 }
                 violations.push(Violation { id, rule: rule.id.clone(), kind: rule.kind, object: finding.object, measured: finding.measured, ends });
             }
-            rule.alerted.retain(|_, t| now.saturating_sub(*t) < FORGET_AFTER.max(rule.cooldown.unwrap_or_default()));
+            // A live track keeps its record, so a long wrong-way run is one alert, not one a minute.
+            let history = &self.history;
+            rule.alerted.retain(|track, t| history.knows(*track) || rule.cooldown.is_some_and(|c| now.saturating_sub(*t) < c));
         }
-        self.violators.retain(|track| self.history.span(*track, Duration::ZERO).is_some());
+        self.violators.retain(|track| self.history.knows(*track));
         violations
     }
 

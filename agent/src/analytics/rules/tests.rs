@@ -117,6 +117,21 @@ heading_deg = 0
 }
 
 #[test]
+fn a_long_wrong_way_run_is_one_alert() {
+    let config = r#"
+[[rules]]
+id = "eastbound"
+[rules.wrong_way]
+zone = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+heading_deg = 0
+"#;
+    let mut r = rules(config);
+    // 80 s westbound, round and round the frame.
+    let got = play(&mut r, 0..400, |f| vec![car(1, 0.95 - (0.02 * f as f32) % 0.9, 0.7)]);
+    assert_eq!(got.len(), 1, "{got:#?}");
+}
+
+#[test]
 fn cooldown_lets_a_track_raise_the_rule_again() {
     let config = r#"
 [[rules]]
