@@ -32,7 +32,7 @@ pub fn frame_to_mat(frame: &Frame) -> Result<Mat, RenderError> {
     let map = frame.buffer.map_readable().map_err(|_| RenderError::Unreadable)?;
     let (w, h) = (frame.width as i32, frame.height as i32);
     let row = frame.width as usize * 3;
-    if map.len() < frame.stride * (frame.height as usize - 1) + row {
+    if frame.height == 0 || map.len() < frame.stride * (frame.height as usize - 1) + row {
         return Err(RenderError::Unreadable);
     }
     let mut mat = Mat::new_rows_cols_with_default(h, w, CV_8UC3, Scalar::all(0.0))?;
