@@ -40,3 +40,36 @@ fn a_model_file_that_does_not_match_its_manifest_is_refused() {
     let err = Detector::load(manifest, &DetectorConfig::default()).err().expect("a wrong checksum is an error");
     assert!(err.to_string().contains("but its manifest says"), "{err}");
 }
+
+/// A YOLO-family fire/smoke model is dropped in through its manifest alone. The fixture stands in
+/// for one (`models/fixtures/yolov8_fire_smoke/make_fixture.py`): a YOLOv8-shaped head with a
+/// fire box and a smoke box at known places.
+#[test]
+fn a_yolov8_style_model_is_decoded_through_its_manifest() {
+    gst::init().unwrap();
+    let path = common::repo_root().join("models/fixtures/yolov8_fire_smoke/manifest.toml");
+    let manifest = canh::detect::ModelManifest::load(&path).unwrap();
+    let detector = Detector::load(manifest, &DetectorConfig::default()).unwrap();
+    // A 64x64 frame fills the input exactly: boxes in input pixels are boxes in the frame.
+    let buffer = gst::Buffer::from_slice(vec![90u8; 64 * 64 * 3]);
+    let frame = canh::types::Frame { camera: "fixture".into(), seq: 0, pts: Default::default(), source_run: 0, width: 64, height: 64, stride: 192, buffer };
+    let mut found = detector.detect(&frame, 0.5).unwrap();
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let labels = &detector.manifest().labels;
+    let got: Vec<(&str, f32, [f32; 4])> = found.iter().map(|d| (labels[d.class].as_str(), d.score, [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2])).collect();
+    assert_eq!(got, vec![("fire", 0.9, [0.375, 0.1875, 0.625, 0.3125]), ("smoke", 0.8, [0.1875, 0.6875, 0.3125, 0.8125])]);
+}
+
+/// The flame classifier: a frame of the arterial shows no fire.
+#[test]
+fn the_flame_classifier_sees_no_fire_on_a_street() {
+    gst::init().unwrap();
+    let detector = Detector::load(Resources::locate().model("onfire_shufflenetv2").unwrap(), &DetectorConfig::default()).unwrap();
+    let caps = gst::Caps::builder("video/x-raw").field("format", "BGR").field("width", 224).field("height", 224).build();
+    let frame = decode_frame(&common::sample("opencv4nodejs_traffic.mp4"), 199, &caps).unwrap();
+    let map = frame.buffer.map_readable().unwrap();
+    let p = detector.classify(&[map.as_slice(), map.as_slice()]).unwrap();
+    assert_eq!(p.len(), 2);
+    assert!(p[0] < 0.1 && (p[0] - p[1]).abs() < 1e-5, "{p:?}");
+    assert!(detector.detect(&frame, 0.5).is_err(), "a classifier has no boxes");
+}

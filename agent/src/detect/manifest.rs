@@ -20,6 +20,10 @@ pub enum ManifestError {
 pub enum OutputDecoder {
     /// YOLOX head without decode in the graph: `[1, anchors, 5 + classes]`, grid per stride.
     Yolox,
+    /// YOLOv8-style head: `[1, 4 + classes, anchors]`, boxes decoded, no objectness.
+    Yolov8,
+    /// An image classifier: `[N, 1]`, the probability of the one class per input image.
+    Probability,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,6 +68,8 @@ pub struct InputSpec {
 pub struct OutputSpec {
     pub name: String,
     pub decoder: OutputDecoder,
+    /// Grid strides (`yolox` only).
+    #[serde(default)]
     pub strides: Vec<u32>,
 }
 
@@ -80,6 +86,7 @@ struct ManifestFile {
     input: InputSpec,
     output: OutputSpec,
     score_threshold: f32,
+    #[serde(default = "default_nms_iou")]
     nms_iou: f32,
     /// Classes suppressed against each other in NMS, so one vehicle seen as car and truck is one object.
     #[serde(default)]
@@ -87,6 +94,10 @@ struct ManifestFile {
     /// Default classes counted on lines when a line names none.
     #[serde(default)]
     vehicle_classes: Vec<String>,
+}
+
+fn default_nms_iou() -> f32 {
+    0.45
 }
 
 /// A loaded manifest with paths resolved and class names turned into indices.
@@ -136,8 +147,8 @@ impl ModelManifest {
         if file.input.width == 0 || file.input.height == 0 {
             return Err(invalid("input.width/height must be positive".into()));
         }
-        if file.output.strides.is_empty() {
-            return Err(invalid("output.strides must name at least one stride".into()));
+        if file.output.decoder == OutputDecoder::Yolox && file.output.strides.is_empty() {
+            return Err(invalid("output.strides must name at least one stride for the yolox decoder".into()));
         }
         Ok(ModelManifest {
             name: file.name,

@@ -7,6 +7,7 @@
 mod manifest;
 mod nms;
 mod preprocess;
+mod yolov8;
 mod yolox;
 
 pub use manifest::{ColorOrder, InputSpec, Letterbox, ManifestError, ModelManifest, OutputDecoder};
@@ -92,6 +93,7 @@ pub struct Detector {
 
 struct SessionState {
     session: Session,
+    /// Reused between calls; a batch of N images needs N times one image's length.
     input: Vec<f32>,
 }
 
@@ -157,8 +159,46 @@ impl Detector {
                 yolox::decode(data, m.labels.len(), m.input.width, m.input.height, &m.output.strides, &place, min_score)
                     .map_err(model_err)?
             }
+            OutputDecoder::Yolov8 => yolov8::decode(data, m.labels.len(), &place, min_score).map_err(model_err)?,
+            OutputDecoder::Probability => return Err(model_err("an image classifier has no boxes to detect".into())),
         };
         Ok(nms(raw, m.nms_iou, &m.merge_classes))
+    }
+
+    /// For a classifier (`probability` decoder): the probability for each image, given as packed
+    /// BGR images of exactly the model's input size, run as one batch.
+    pub fn classify(&self, images: &[&[u8]]) -> Result<Vec<f32>, DetectError> {
+        let m = &self.manifest;
+        let model_err = |message: String| DetectError::Model { model: m.name.clone(), message };
+        if m.output.decoder != OutputDecoder::Probability {
+            return Err(model_err("not an image classifier (output decoder is not 'probability')".into()));
+        }
+        let (w, h) = (m.input.width, m.input.height);
+        let one = 3 * (w * h) as usize;
+        if let Some(bad) = images.iter().find(|i| i.len() != one) {
+            return Err(model_err(format!("an input image has {} bytes, expected {one} ({w}x{h} BGR)", bad.len())));
+        }
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let SessionState { session, input } = &mut *state;
+        input.resize(one * images.len(), 0.0);
+        for (image, tensor) in images.iter().zip(input.chunks_exact_mut(one)) {
+            fill_tensor(&m.input, tensor, image, w, h, w as usize * 3);
+        }
+        let shape = [images.len() as i64, 3, h as i64, w as i64];
+        let tensor = TensorRef::from_array_view((shape, &input[..])).map_err(|e| model_err(e.to_string()))?;
+        let outputs = session
+            .run(ort::inputs![m.input.name.as_str() => tensor])
+            .map_err(|e| model_err(format!("inference failed: {e}")))?;
+        let (_, data) = outputs[m.output.name.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| model_err(format!("output '{}': {e}", m.output.name)))?;
+        if data.len() != images.len() {
+            return Err(model_err(format!("output has {} values for {} images", data.len(), images.len())));
+        }
+        Ok(data.to_vec())
     }
 }
 
