@@ -17,11 +17,12 @@ use crossbeam_channel::{Receiver, Select, Sender};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::analytics::fire::{FireEvent, FireWatch, Stage};
 use crate::analytics::signal::SignalLogEntry;
-use crate::analytics::{CountsTable, Line, LineCounter, LineCounts, Rules, Violation};
+use crate::analytics::{CountsTable, Line, LineCounter, LineCounts, Overlay, Rules, Shape, Tone, Violation};
 use crate::config::{CameraConfig, Resources, SiteConfig};
 use crate::detect::{Detector, input_caps};
-use crate::events::{CrossingEvent, EvidenceRef, Message, ViolationEvent, counts_message, evidence_message};
+use crate::events::{CrossingEvent, EvidenceRef, FireMessage, Message, ViolationEvent, counts_message, evidence_message};
 use crate::health::{CameraHealth, SourceState};
 use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, Subscriptions, topic_prefix};
 use crate::render::{Mark, draw, enlarged, evidence_jpeg, frame_to_mat, write_image};
@@ -77,6 +78,19 @@ pub struct CameraSummary {
     pub lines: Vec<LineCounts>,
     /// Alerts raised over the whole run, by rule id.
     pub violations: BTreeMap<String, u64>,
+    /// Every fire message, in order.
+    pub fire_events: Vec<FireSummary>,
+}
+
+/// One fire message, as a replay summarises it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FireSummary {
+    pub kind: &'static str,
+    pub level: Stage,
+    pub zone: String,
+    /// Position in the clip, seconds.
+    pub t_s: f64,
+    pub region: [f32; 4],
 }
 
 /// Runs the site until every source has ended or `stop` is set.
@@ -87,11 +101,14 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     // Detect: one session per model, shared by the cameras using it.
     let mut detectors: HashMap<&str, Arc<Detector>> = HashMap::new();
     for camera in &config.cameras {
-        if !detectors.contains_key(camera.model.as_str()) {
-            let manifest = resources.model(&camera.model)?;
-            tracing::info!(model = %manifest.name, licence = %manifest.licence, file = %manifest.model_path.display(), "loading model");
-            let detector = Detector::load(manifest, &config.detector)?;
-            detectors.insert(&camera.model, Arc::new(detector));
+        let fire_models = camera.fire.iter().flat_map(|f| std::iter::once(&f.classifier).chain(&f.detector));
+        for model in std::iter::once(&camera.model).chain(fire_models) {
+            if !detectors.contains_key(model.as_str()) {
+                let manifest = resources.model(model)?;
+                tracing::info!(model = %manifest.name, licence = %manifest.licence, file = %manifest.model_path.display(), "loading model");
+                let detector = Detector::load(manifest, &config.detector)?;
+                detectors.insert(model, Arc::new(detector));
+            }
         }
     }
 
@@ -117,7 +134,15 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
         let (frames_tx, frames_rx) = frame_queue(FRAME_QUEUE, overflow, health.clone());
         let settings = source_settings(camera, resources, &detector, &mode)?;
         sources.push(CameraSource::spawn(settings, frames_tx, health.clone(), stop.clone())?);
-        let mut analysis = CameraAnalysis::new(config, camera, detector, health, &prefix);
+        let fire = match &camera.fire {
+            Some(fire) => {
+                let classifier = detectors[fire.classifier.as_str()].clone();
+                let detector = fire.detector.as_ref().map(|d| detectors[d.as_str()].clone());
+                Some(FireWatch::new(fire, classifier, detector).map_err(|e| anyhow::anyhow!("camera {}: fire analytics: {e}", camera.id))?)
+            }
+            None => None,
+        };
+        let mut analysis = CameraAnalysis::new(config, camera, detector, health, &prefix, fire);
         if let Mode::Replay(options) = &mode {
             analysis.render_dir = options.render_dir.clone();
             analysis.scheduled_signals = options.signal_log.iter().cloned().collect();
@@ -181,10 +206,12 @@ struct CameraAnalysis {
     /// Recorded controller messages (replay), by stream time.
     scheduled_signals: VecDeque<SignalLogEntry>,
     render_dir: Option<PathBuf>,
+    fire: Option<FireWatch>,
+    fire_events: Vec<FireSummary>,
 }
 
 impl CameraAnalysis {
-    fn new(config: &SiteConfig, camera: &CameraConfig, detector: Arc<Detector>, health: Arc<CameraHealth>, prefix: &str) -> CameraAnalysis {
+    fn new(config: &SiteConfig, camera: &CameraConfig, detector: Arc<Detector>, health: Arc<CameraHealth>, prefix: &str, fire: Option<FireWatch>) -> CameraAnalysis {
         let manifest = detector.manifest();
         let lines = camera
             .lines
@@ -214,6 +241,8 @@ impl CameraAnalysis {
             pending_signals: Vec::new(),
             scheduled_signals: VecDeque::new(),
             render_dir: None,
+            fire,
+            fire_events: Vec::new(),
         }
     }
 
@@ -230,6 +259,9 @@ impl CameraAnalysis {
             self.tracker.reset();
             self.counter.reset();
             self.rules.reset();
+            if let Some(Err(e)) = self.fire.as_mut().map(FireWatch::reset) {
+                tracing::error!(camera = %self.id, "fire analytics: {e}");
+            }
         }
         let stream_time = frame.pts;
         while self.scheduled_signals.front().is_some_and(|s| s.at() <= stream_time) {
@@ -271,10 +303,10 @@ impl CameraAnalysis {
             };
             let _ = events.send(event.message());
         }
-        if self.rules.is_empty() && self.render_dir.is_none() {
+        if self.rules.is_empty() && self.fire.is_none() && self.render_dir.is_none() {
             return;
         }
-        // Pixels are copied only for what needs them: signal heads, evidence, rendering.
+        // Pixels are copied only for what needs them: signal heads, fire, evidence, rendering.
         let mut image = None;
         if self.rules.reads_signals_from_image() {
             let observed = self.image(frame, &mut image).and_then(|mat| self.rules.observe_frame(mat, stream_time).map_err(|e| e.to_string()));
@@ -286,16 +318,86 @@ impl CameraAnalysis {
         for violation in self.rules.update(&objects, stream_time, aspect) {
             self.publish_violation(&violation, frame, &mut image, stream_time, events);
         }
+        if self.fire.is_some() {
+            let boxes: Vec<_> = detections.iter().map(|d| d.bbox).collect();
+            let analysed = self.image(frame, &mut image).and_then(|mat| {
+                let fire = self.fire.as_mut().expect("checked above");
+                fire.analyse(mat, &boxes, stream_time)
+            });
+            match analysed {
+                Ok(fire_events) => {
+                    for event in &fire_events {
+                        self.publish_fire(event, frame, &mut image, stream_time, events);
+                    }
+                }
+                Err(e) => tracing::error!(camera = %self.id, seq = frame.seq, "fire analytics: {e}"),
+            }
+        }
         if let Some(dir) = &self.render_dir {
             let path = dir.join(format!("{}_{:06}.png", self.id, frame.seq));
             let rendered = self.image(frame, &mut image).and_then(|mat| {
                 let mut mat = enlarged(mat, RENDER_MIN_WIDTH).map_err(|e| e.to_string())?;
                 let marks: Vec<Mark> = objects.iter().map(|o| self.mark(o)).collect();
-                draw(&mut mat, &self.rules.overlays(), &marks).map_err(|e| e.to_string())?;
+                draw(&mut mat, &self.overlays(), &marks).map_err(|e| e.to_string())?;
                 write_image(&path, &mat).map_err(|e| e.to_string())
             });
             if let Err(e) = rendered {
                 tracing::error!(camera = %self.id, path = %path.display(), "cannot render the frame: {e}");
+            }
+        }
+    }
+
+    /// Everything drawn for engineers: the rules' geometry and the fire watch zones.
+    fn overlays(&self) -> Vec<Overlay> {
+        let mut overlays = self.rules.overlays();
+        for (id, zone) in self.fire.iter().flat_map(FireWatch::zones) {
+            overlays.push(Overlay { rule: id.to_string(), shape: Shape::Zone(zone.points.clone()), label: format!("fire watch {id}"), tone: Tone::Rule });
+        }
+        overlays
+    }
+
+    /// Publishes a JPEG of the frame with the region drawn (not for `cleared`), then the fire message.
+    fn publish_fire(&mut self, event: &FireEvent, frame: &Frame, image: &mut Option<opencv::core::Mat>, stream_time: Duration, events: &Sender<Message>) {
+        let t = &event.transition;
+        let id = uuid::Uuid::now_v7().to_string();
+        let evidence = if t.stage == Stage::Cleared {
+            None
+        } else {
+            let overlays: Vec<_> = self.overlays().into_iter().filter(|o| o.rule == event.zone).collect();
+            let s = t.evidence.scores;
+            let mark = Mark { bbox: t.evidence.region, text: format!("{} flame {:.2} smoke {:.3}", event.kind, s.flame, s.smoke), violator: true };
+            let caption = format!("{} {:?} zone {} t={:.1}s", event.kind, t.stage, event.zone, stream_time.as_secs_f32());
+            self.evidence(&id, &overlays, &mark, &caption, frame, image, events)
+        };
+        tracing::info!(camera = %self.id, zone = %event.zone, kind = event.kind, stage = ?t.stage, "fire");
+        let r = t.evidence.region;
+        self.fire_events.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s: (stream_time.as_secs_f64() * 1000.0).round() / 1000.0, region: [r.x1, r.y1, r.x2, r.y2] });
+        let message = FireMessage { time: SystemTime::now(), stream_time, camera: &self.id, event, evidence: evidence.as_ref() };
+        let _ = events.send(message.message());
+    }
+
+    /// Makes and publishes an evidence image on `{camera}/evidence/{id}`; the reference to put in
+    /// the alert, or `None` (logged) when the image cannot be made.
+    #[allow(clippy::too_many_arguments)]
+    fn evidence(&self, id: &str, overlays: &[Overlay], mark: &Mark, caption: &str, frame: &Frame, image: &mut Option<opencv::core::Mat>, events: &Sender<Message>) -> Option<EvidenceRef> {
+        let made = self.image(frame, image).and_then(|mat| evidence_jpeg(mat, overlays, mark, caption).map_err(|e| e.to_string()));
+        match made {
+            Ok((jpeg, size)) => {
+                let message = evidence_message(&self.id, id, jpeg);
+                let bytes = message.payload.bytes();
+                let reference = EvidenceRef {
+                    topic: format!("{}/{}", self.prefix, message.topic),
+                    bytes: bytes.len(),
+                    sha256: Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
+                    width: size.width as u32,
+                    height: size.height as u32,
+                };
+                let _ = events.send(message);
+                Some(reference)
+            }
+            Err(e) => {
+                tracing::error!(camera = %self.id, event = %id, "no evidence image: {e}");
+                None
             }
         }
     }
@@ -327,22 +429,7 @@ impl CameraAnalysis {
             let overlays: Vec<_> = self.rules.overlays().into_iter().filter(|o| o.rule == violation.rule).collect();
             let caption = format!("{} {} t={:.1}s {}", violation.kind.name(), violation.rule, stream_time.as_secs_f32(), violation.measured.summary());
             let mark = Mark { violator: true, ..self.mark(&violation.object) };
-            let made = self.image(frame, image).and_then(|mat| evidence_jpeg(mat, &overlays, &mark, &caption).map_err(|e| e.to_string()));
-            match made {
-                Ok((jpeg, size)) => {
-                    let message = evidence_message(&self.id, &violation.id, jpeg);
-                    let bytes = message.payload.bytes();
-                    evidence = Some(EvidenceRef {
-                        topic: format!("{}/{}", self.prefix, message.topic),
-                        bytes: bytes.len(),
-                        sha256: Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
-                        width: size.width as u32,
-                        height: size.height as u32,
-                    });
-                    let _ = events.send(message);
-                }
-                Err(e) => tracing::error!(camera = %self.id, violation = %violation.id, "no evidence image: {e}"),
-            }
+            evidence = self.evidence(&violation.id, &overlays, &mark, &caption, frame, image, events);
             tracing::info!(camera = %self.id, rule = %violation.rule, kind = violation.kind.name(), track = violation.object.id, measured = %violation.measured.summary(), "violation");
         }
         let event = ViolationEvent { time: SystemTime::now(), stream_time, camera: &self.id, violation, class, evidence: evidence.as_ref() };
@@ -374,6 +461,7 @@ impl CameraAnalysis {
             },
             lines: self.totals.snapshot().to_vec(),
             violations: self.violations,
+            fire_events: self.fire_events,
         }
     }
 }

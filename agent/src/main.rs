@@ -2,8 +2,9 @@
 //!
 //! - `canh run --config FILE`: the daemon; SIGINT/SIGTERM stop it cleanly.
 //! - `canh check --config FILE`: validate a site file; exit code 2 when it has errors.
-//! - `canh replay --input CLIP …`: count and check rules on a clip as fast as possible, print the
-//!   events and a JSON summary; `--render DIR` writes what the agent sees as PNG frames.
+//! - `canh replay --input CLIP …`: count, check rules and watch for fire on a clip as fast as
+//!   possible, print the events and a JSON summary; `--render DIR` writes what the agent sees as
+//!   PNG frames; `--fire` watches a clip for fire without a config.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +17,8 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use canh::agent::{Mode, ReplayOptions, run_site};
+use canh::agent::{FireSummary, Mode, ReplayOptions, run_site};
+use canh::analytics::fire::FireConfig;
 use canh::analytics::signal::SignalLogEntry;
 use canh::analytics::{LineConfig, LineCounts};
 use canh::config::{CameraConfig, ConfigErrors, Resources, SiteConfig, redact_url};
@@ -62,6 +64,10 @@ enum Command {
         /// (stop lines in the signal's colour), tracks with ids and speeds, violators in red.
         #[arg(long, value_name = "DIR")]
         render: Option<PathBuf>,
+        /// Watch the whole frame for fire and smoke at default settings (and at 2 analysed fps
+        /// unless --fps or the config says otherwise).
+        #[arg(long)]
+        fire: bool,
         /// Signal-controller messages recorded with the clip, played at their stream times:
         /// JSON lines `{"t_s": 5.0, "topic": "junction/phase", "state": "red"}`.
         #[arg(long, value_name = "FILE")]
@@ -75,8 +81,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => return check(&config),
-        Command::Replay { input, config, camera, lines, fps, render, signal_log } => {
-            replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, render, signal_log.as_deref())
+        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log } => {
+            let tools = ReplayTools { render_dir: render, fire, signal_log };
+            replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, tools)
         }
     };
     match result {
@@ -145,17 +152,22 @@ struct ReplaySummary {
     lines: Vec<LineCounts>,
     /// Alerts by rule id.
     violations: BTreeMap<String, u64>,
+    /// Every fire message: kind, level, zone, position in the clip (`t_s`) and region.
+    fire_events: Vec<FireSummary>,
 }
 
-fn replay(
-    input: &std::path::Path,
-    config_path: Option<&std::path::Path>,
-    camera_id: Option<&str>,
-    lines: &[String],
-    fps: Option<u32>,
+/// What replay adds to a plain run.
+struct ReplayTools {
     render_dir: Option<PathBuf>,
-    signal_log: Option<&std::path::Path>,
-) -> Result<()> {
+    fire: bool,
+    signal_log: Option<PathBuf>,
+}
+
+/// Fire cameras are mostly static: two analysed frames a second see a fire grow.
+const FIRE_REPLAY_FPS: u32 = 2;
+
+fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera_id: Option<&str>, lines: &[String], fps: Option<u32>, tools: ReplayTools) -> Result<()> {
+    let ReplayTools { render_dir, fire, signal_log } = tools;
     let resources = Resources::locate();
     let input = std::path::absolute(input).with_context(|| format!("{}", input.display()))?;
     let mut config = match config_path {
@@ -172,12 +184,19 @@ fn replay(
             model: "yolox_nano".into(),
             lines: Vec::new(),
             rules: Vec::new(),
+            fire: None,
         },
         (Some(_), Some(id)) => config.cameras.iter().find(|c| c.id == id).cloned().with_context(|| format!("no camera '{id}' in the config"))?,
         (Some(_), None) if config.cameras.len() == 1 => config.cameras[0].clone(),
         (Some(_), None) => bail!("the config has {} cameras: choose one with --camera", config.cameras.len()),
     };
     camera.source = input.to_string_lossy().into_owned();
+    if fire && camera.fire.is_none() {
+        camera.fire = Some(FireConfig::default());
+        if config_path.is_none() {
+            camera.analytics_fps = FIRE_REPLAY_FPS;
+        }
+    }
     if let Some(fps) = fps {
         camera.analytics_fps = fps;
     }
@@ -192,7 +211,7 @@ fn replay(
     if let Some(dir) = &render_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("--render {}", dir.display()))?;
     }
-    let signal_log = match signal_log {
+    let signal_log = match &signal_log {
         Some(path) => SignalLogEntry::read_log(path).map_err(|e| anyhow::anyhow!("--signal-log {e}"))?,
         None => Vec::new(),
     };
@@ -208,6 +227,7 @@ fn replay(
         fps: if summary.seconds > 0.0 { summary.frames as f64 / summary.seconds } else { 0.0 },
         lines: camera.lines,
         violations: camera.violations,
+        fire_events: camera.fire_events,
     };
     println!("{}", serde_json::to_string(&out)?);
     Ok(())

@@ -1,7 +1,9 @@
 //! Analytics stage: what the tracked objects mean. Directional counting on lines ([`line`]) with
 //! the per-interval count tables published to the IOC ([`CountsTable`]), and traffic rules
-//! ([`rules`]) with the signal state red-light rules need ([`signal`]).
+//! ([`rules`]) with the signal state red-light rules need ([`signal`]), and fire, smoke and open
+//! burning ([`fire`]).
 
+pub mod fire;
 pub mod geometry;
 mod history;
 mod line;

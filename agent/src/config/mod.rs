@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::analytics::fire::FireConfig;
 use crate::analytics::{LineConfig, RuleConfig};
+use crate::detect::OutputDecoder;
 use crate::detect::DetectorConfig;
 use crate::publish::MqttConfig;
 use crate::source;
@@ -72,6 +74,8 @@ pub struct CameraConfig {
     /// Traffic rules on this camera; each violation is an alert with an evidence image.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Fire, smoke and open-burning watch.
+    pub fire: Option<FireConfig>,
 }
 
 fn default_analytics_fps() -> u32 {
@@ -153,6 +157,22 @@ impl SiteConfig {
             check_unique_ids(camera.lines.iter().map(|l| l.id.as_str()), &format!("{path}.lines"), "line", &mut errors);
             for (j, line) in camera.lines.iter().enumerate() {
                 line.validate(&format!("{path}.lines[{j}]"), labels.as_deref(), &mut errors);
+            }
+            if let Some(fire) = &camera.fire {
+                fire.validate(&format!("{path}.fire"), &mut errors);
+                let classifier = resources.model(&fire.classifier).map(|m| m.output.decoder == OutputDecoder::Probability);
+                match classifier {
+                    Ok(true) => {}
+                    Ok(false) => errors.push(ConfigError::new(format!("{path}.fire.classifier"), format!("model '{}' is not an image classifier (output decoder 'probability')", fire.classifier))),
+                    Err(e) => errors.push(ConfigError::new(format!("{path}.fire.classifier"), e.to_string())),
+                }
+                if let Some(name) = &fire.detector {
+                    match resources.model(name).map(|m| m.output.decoder == OutputDecoder::Probability) {
+                        Ok(false) => {}
+                        Ok(true) => errors.push(ConfigError::new(format!("{path}.fire.detector"), format!("model '{name}' is an image classifier, not a detector"))),
+                        Err(e) => errors.push(ConfigError::new(format!("{path}.fire.detector"), e.to_string())),
+                    }
+                }
             }
             check_unique_ids(camera.rules.iter().map(|r| r.id.as_str()), &format!("{path}.rules"), "rule", &mut errors);
             for (j, rule) in camera.rules.iter().enumerate() {

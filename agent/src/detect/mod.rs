@@ -139,6 +139,23 @@ impl Detector {
         self.detect_bgr(map.as_slice(), frame.width, frame.height, frame.stride, min_score)
     }
 
+    /// As [`Detector::detect`], on an OpenCV BGR image of any size (scaled down to fit the input).
+    pub fn detect_mat(&self, image: &opencv::core::Mat, min_score: f32) -> Result<Vec<Detection>, DetectError> {
+        use opencv::prelude::*;
+        let model_err = |e: opencv::Error| DetectError::Model { model: self.manifest.name.clone(), message: e.to_string() };
+        let spec = &self.manifest.input;
+        let fit = (spec.width as f64 / image.cols() as f64).min(spec.height as f64 / image.rows() as f64).min(1.0);
+        let mut scaled = opencv::core::Mat::default();
+        if fit < 1.0 {
+            let size = opencv::core::Size::new((image.cols() as f64 * fit) as i32, (image.rows() as f64 * fit) as i32);
+            opencv::imgproc::resize(image, &mut scaled, size, 0.0, 0.0, opencv::imgproc::INTER_AREA).map_err(model_err)?;
+        } else {
+            scaled = image.try_clone().map_err(model_err)?;
+        }
+        let bytes = scaled.data_bytes().map_err(model_err)?;
+        self.detect_bgr(bytes, scaled.cols() as u32, scaled.rows() as u32, scaled.cols() as usize * 3, min_score)
+    }
+
     /// As [`Detector::detect`], on a packed BGR image already scaled to fit the model input.
     fn detect_bgr(&self, bgr: &[u8], width: u32, height: u32, stride: usize, min_score: f32) -> Result<Vec<Detection>, DetectError> {
         let m = &self.manifest;

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::analytics::fire::{FireEvent, Scores, Stage};
 use crate::analytics::rules::Measured;
 use crate::analytics::{Direction, LineCounts, RuleKind, Violation};
 
@@ -184,6 +185,82 @@ impl ViolationEvent<'_> {
             evidence: self.evidence,
         };
         Message::new(format!("{}/violation", self.camera), &payload, false)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct FirePayload<'a> {
+    v: u32,
+    id: String,
+    /// The same for every message about one fire.
+    incident: &'a str,
+    #[serde(rename = "type")]
+    stage: Stage,
+    kind: &'a str,
+    zone: &'a str,
+    time: String,
+    stream_time_s: f64,
+    camera: &'a str,
+    first_evidence: String,
+    first_evidence_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmed: Option<String>,
+    /// `[x1, y1, x2, y2]`, normalized.
+    region: [f64; 4],
+    /// Region area, share of the frame.
+    area: f64,
+    /// Area now over area when confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    growth: Option<f64>,
+    scores: Scores,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<&'a EvidenceRef>,
+}
+
+/// A fire, smoke or open-burning alert, update or all-clear.
+pub struct FireMessage<'a> {
+    pub time: SystemTime,
+    pub stream_time: Duration,
+    pub camera: &'a str,
+    pub event: &'a FireEvent,
+    pub evidence: Option<&'a EvidenceRef>,
+}
+
+impl FireMessage<'_> {
+    pub fn message(&self) -> Message {
+        let t = &self.event.transition;
+        // Wall-clock times of earlier stream times: now, less the stream time since.
+        let wall = |at: Duration| rfc3339(self.time - self.stream_time.saturating_sub(at));
+        let b = t.evidence.region;
+        let area = b.area() as f64;
+        let round = |x: f32| round3(x as f64) as f32;
+        let scores = Scores {
+            flame: round(t.evidence.scores.flame),
+            colour: round(t.evidence.scores.colour),
+            flicker: round(t.evidence.scores.flicker),
+            smoke: round(t.evidence.scores.smoke),
+            detector: t.evidence.scores.detector.map(round),
+        };
+        let payload = FirePayload {
+            v: SCHEMA_VERSION,
+            id: uuid::Uuid::now_v7().to_string(),
+            incident: &t.incident,
+            stage: t.stage,
+            kind: self.event.kind,
+            zone: &self.event.zone,
+            time: rfc3339(self.time),
+            stream_time_s: round3(self.stream_time.as_secs_f64()),
+            camera: self.camera,
+            first_evidence: wall(t.first_evidence),
+            first_evidence_s: round3(t.first_evidence.as_secs_f64()),
+            confirmed: t.confirmed_at.map(wall),
+            region: [b.x1, b.y1, b.x2, b.y2].map(|c| round3(c.clamp(0.0, 1.0) as f64)),
+            area: round3(area),
+            growth: t.confirmed_area.filter(|a| *a > 0.0).map(|a| round3(area / a as f64)),
+            scores,
+            evidence: self.evidence,
+        };
+        Message::new(format!("{}/fire", self.camera), &payload, false)
     }
 }
 

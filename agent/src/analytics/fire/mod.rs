@@ -1,0 +1,383 @@
+//! Fire, smoke and open burning (`[cameras.fire]`). Each analysed frame gives, per watch zone,
+//! evidence from several cues ([`cues`]): the flame classifier on the frame and its tiles, with
+//! fire-coloured pixels that flicker; grey foreground that stays (smoke); and, when configured, a
+//! fire/smoke detector model. [`temporal`] turns evidence that persists into `suspected` →
+//! `confirmed` → `update` … → `cleared`.
+
+mod cues;
+mod temporal;
+
+pub use temporal::{Evidence, Persistence, Scores, Stage, Transition};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opencv::core::{Mat, Rect};
+use opencv::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::geometry::{Polygon, check_zone};
+use crate::config::{ConfigError, check_id};
+use crate::detect::Detector;
+use crate::types::BBox;
+use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, largest_blob_in, zone_mask};
+use temporal::Incident;
+
+/// What a watch zone is, and so what its alerts are called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FireKind {
+    /// Flames (alerts `fire`) and smoke (alerts `smoke`): buildings, forest edges, roads.
+    Fire,
+    /// Smoke only (alerts `smoke`): far hillsides, where flames are too small to see.
+    Smoke,
+    /// Flames or smoke, both alerted as `open_burning`: rice and crop fields.
+    OpenBurning,
+}
+
+/// `[[cameras.fire.zones]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FireZoneConfig {
+    pub id: String,
+    pub kind: FireKind,
+    /// Polygon of normalized `[x, y]` points.
+    pub zone: Vec<[f32; 2]>,
+}
+
+/// `[cameras.fire]` in the site config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FireConfig {
+    /// Watch zones. Default: the whole frame, kind `fire`, id `frame`.
+    #[serde(default)]
+    pub zones: Vec<FireZoneConfig>,
+    /// Polygons never watched (sky with clouds and sunsets, a road with headlights, a lamp).
+    #[serde(default)]
+    pub masks: Vec<Vec<[f32; 2]>>,
+    /// The flame classifier: a model with the `probability` decoder.
+    #[serde(default = "default_classifier")]
+    pub classifier: String,
+    /// An optional YOLO-family fire/smoke detector (labels `fire` or `flame`, and `smoke`).
+    pub detector: Option<String>,
+    /// Classifier probability at which the frame or a tile shows flames (0..1).
+    #[serde(default = "default_flame_threshold")]
+    pub flame_threshold: f32,
+    /// Share of fire-coloured pixels needed where the classifier sees flames (0..1).
+    #[serde(default = "default_min_fire_pixels")]
+    pub min_fire_pixels: f32,
+    /// Mean flicker (share of fire-coloured pixels changing between frames) a flame alert needs
+    /// to be confirmed (0..1). Sunsets and lamps do not flicker.
+    #[serde(default = "default_min_flicker")]
+    pub min_flicker: f32,
+    /// Whether to look for smoke.
+    #[serde(default = "default_true")]
+    pub smoke: bool,
+    /// Smallest smoke candidate, as a share of the frame (0..1).
+    #[serde(default = "default_min_smoke_area")]
+    pub min_smoke_area: f32,
+    /// Seconds of persistent flame evidence before `suspected`, and before `confirmed`.
+    #[serde(default = "default_flame_suspect_after_s")]
+    pub flame_suspect_after_s: f32,
+    #[serde(default = "default_flame_confirm_after_s")]
+    pub flame_confirm_after_s: f32,
+    /// Seconds of persistent smoke evidence before `suspected`, and before `confirmed`.
+    #[serde(default = "default_smoke_suspect_after_s")]
+    pub smoke_suspect_after_s: f32,
+    #[serde(default = "default_smoke_confirm_after_s")]
+    pub smoke_confirm_after_s: f32,
+    /// Share of analysed frames that must show evidence while it persists (0..1).
+    #[serde(default = "default_min_fraction")]
+    pub min_fraction: f32,
+    /// Seconds between `update`s while a confirmed fire goes on.
+    #[serde(default = "default_update_interval_s")]
+    pub update_interval_s: f32,
+    /// Seconds without evidence before `cleared`.
+    #[serde(default = "default_clear_after_s")]
+    pub clear_after_s: f32,
+    /// Seconds after `cleared` before the zone may raise the same kind again.
+    #[serde(default = "default_cooldown_s")]
+    pub cooldown_s: f32,
+}
+
+fn default_classifier() -> String {
+    "onfire_shufflenetv2".into()
+}
+fn default_flame_threshold() -> f32 {
+    0.9
+}
+fn default_min_fire_pixels() -> f32 {
+    0.01
+}
+fn default_min_flicker() -> f32 {
+    0.05
+}
+fn default_true() -> bool {
+    true
+}
+fn default_min_smoke_area() -> f32 {
+    0.003
+}
+fn default_flame_suspect_after_s() -> f32 {
+    1.0
+}
+fn default_flame_confirm_after_s() -> f32 {
+    2.0
+}
+fn default_smoke_suspect_after_s() -> f32 {
+    4.0
+}
+fn default_smoke_confirm_after_s() -> f32 {
+    8.0
+}
+fn default_min_fraction() -> f32 {
+    0.6
+}
+fn default_update_interval_s() -> f32 {
+    60.0
+}
+fn default_clear_after_s() -> f32 {
+    30.0
+}
+fn default_cooldown_s() -> f32 {
+    120.0
+}
+
+impl Default for FireConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every key has a default")
+    }
+}
+
+impl FireConfig {
+    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        let mut ids = std::collections::HashSet::new();
+        for (i, zone) in self.zones.iter().enumerate() {
+            let at = format!("{path}.zones[{i}]");
+            check_id(&zone.id, &format!("{at}.id"), errors);
+            if !ids.insert(zone.id.as_str()) {
+                errors.push(ConfigError::new(format!("{at}.id"), format!("'{}' is used by another fire zone of this camera", zone.id)));
+            }
+            check_zone(&zone.zone, &format!("{at}.zone"), errors);
+        }
+        for (i, mask) in self.masks.iter().enumerate() {
+            check_zone(mask, &format!("{path}.masks[{i}]"), errors);
+        }
+        for (key, value) in [
+            ("flame_threshold", self.flame_threshold),
+            ("min_fire_pixels", self.min_fire_pixels),
+            ("min_flicker", self.min_flicker),
+            ("min_smoke_area", self.min_smoke_area),
+            ("min_fraction", self.min_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                errors.push(ConfigError::new(format!("{path}.{key}"), format!("must be within 0..1, got {value}")));
+            }
+        }
+        for (key, value) in [
+            ("flame_suspect_after_s", self.flame_suspect_after_s),
+            ("flame_confirm_after_s", self.flame_confirm_after_s),
+            ("smoke_suspect_after_s", self.smoke_suspect_after_s),
+            ("smoke_confirm_after_s", self.smoke_confirm_after_s),
+            ("update_interval_s", self.update_interval_s),
+            ("clear_after_s", self.clear_after_s),
+            ("cooldown_s", self.cooldown_s),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                errors.push(ConfigError::new(format!("{path}.{key}"), format!("must be 0 or more seconds, got {value}")));
+            }
+        }
+        if self.flame_confirm_after_s < self.flame_suspect_after_s {
+            errors.push(ConfigError::new(format!("{path}.flame_confirm_after_s"), "must not be shorter than flame_suspect_after_s"));
+        }
+        if self.smoke_confirm_after_s < self.smoke_suspect_after_s {
+            errors.push(ConfigError::new(format!("{path}.smoke_confirm_after_s"), "must not be shorter than smoke_suspect_after_s"));
+        }
+    }
+
+    fn persistence(&self, suspect_after_s: f32, confirm_after_s: f32, min_flicker: f32) -> Persistence {
+        let s = Duration::from_secs_f32;
+        Persistence {
+            suspect_after: s(suspect_after_s),
+            confirm_after: s(confirm_after_s),
+            min_fraction: self.min_fraction,
+            max_gap: s(2.0_f32.max(suspect_after_s)),
+            min_flicker,
+            update_interval: s(self.update_interval_s),
+            clear_after: s(self.clear_after_s),
+            cooldown: s(self.cooldown_s),
+        }
+    }
+}
+
+/// One alert-worthy change, ready for the events stage.
+#[derive(Debug, Clone)]
+pub struct FireEvent {
+    pub zone: String,
+    /// `fire`, `smoke` or `open_burning`.
+    pub kind: &'static str,
+    pub transition: Transition,
+}
+
+struct WatchZone {
+    id: String,
+    kind: FireKind,
+    polygon: Polygon,
+    flames: Incident,
+    smoke: Incident,
+}
+
+impl WatchZone {
+    fn alert_kind(&self, smoke: bool) -> &'static str {
+        match (self.kind, smoke) {
+            (FireKind::OpenBurning, _) => "open_burning",
+            (_, true) => "smoke",
+            (_, false) => "fire",
+        }
+    }
+}
+
+/// One camera's fire and smoke analytics.
+pub struct FireWatch {
+    config: FireConfig,
+    zones: Vec<WatchZone>,
+    masks: Vec<Polygon>,
+    classifier: Arc<Detector>,
+    detector: Option<Arc<Detector>>,
+    smoke: SmokeCue,
+    previous_fire: Option<Mat>,
+}
+
+impl FireWatch {
+    pub fn new(config: &FireConfig, classifier: Arc<Detector>, detector: Option<Arc<Detector>>) -> Result<FireWatch, String> {
+        let flames = config.persistence(config.flame_suspect_after_s, config.flame_confirm_after_s, config.min_flicker);
+        let smoke = config.persistence(config.smoke_suspect_after_s, config.smoke_confirm_after_s, 0.0);
+        let whole_frame = [FireZoneConfig { id: "frame".into(), kind: FireKind::Fire, zone: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]] }];
+        let zone_configs = if config.zones.is_empty() { &whole_frame[..] } else { &config.zones[..] };
+        let zones = zone_configs
+            .iter()
+            .map(|z| WatchZone { id: z.id.clone(), kind: z.kind, polygon: Polygon::new(&z.zone), flames: Incident::new(flames), smoke: Incident::new(smoke) })
+            .collect();
+        Ok(FireWatch {
+            config: config.clone(),
+            zones,
+            masks: config.masks.iter().map(|m| Polygon::new(m)).collect(),
+            classifier,
+            detector,
+            smoke: SmokeCue::new().map_err(|e| e.to_string())?,
+            previous_fire: None,
+        })
+    }
+
+    /// The watch zones, for drawing.
+    pub fn zones(&self) -> impl Iterator<Item = (&str, &Polygon)> {
+        self.zones.iter().map(|z| (z.id.as_str(), &z.polygon))
+    }
+
+    /// Analyses one frame (BGR) at stream time `now`. `objects` are the boxes the camera's
+    /// object detector found (never smoke).
+    pub fn analyse(&mut self, frame: &Mat, objects: &[BBox], now: Duration) -> Result<Vec<FireEvent>, String> {
+        let cv = |e: opencv::Error| e.to_string();
+        let (w, h) = (frame.cols(), frame.rows());
+        let pixel_rect = |p: &Polygon| {
+            let (mut x1, mut y1, mut x2, mut y2) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+            for q in &p.points {
+                (x1, y1, x2, y2) = (x1.min(q.x), y1.min(q.y), x2.max(q.x), y2.max(q.y));
+            }
+            let x = ((x1.max(0.0) * w as f32) as i32).min(w - 1);
+            let y = ((y1.max(0.0) * h as f32) as i32).min(h - 1);
+            Rect::new(x, y, (((x2.min(1.0) * w as f32).ceil() as i32) - x).max(1), (((y2.min(1.0) * h as f32).ceil() as i32) - y).max(1))
+        };
+        let watched: Vec<Rect> = self.zones.iter().filter(|z| z.kind != FireKind::Smoke).map(|z| pixel_rect(&z.polygon)).collect();
+        let tiles = match watched.iter().copied().reduce(|a, b| a | b) {
+            Some(area) => classify_tiles(&self.classifier, frame, area)?,
+            None => Vec::new(),
+        };
+        tracing::debug!(tiles = ?tiles.iter().map(|t| (t.rect.x, t.rect.y, (t.p_fire * 100.0) as i32)).collect::<Vec<_>>(), "flame tiles");
+        let fire = fire_colour_mask(frame).map_err(cv)?;
+        let previous_fire = self.previous_fire.replace(fire.clone());
+        let detections = match &self.detector {
+            Some(d) => d.detect_mat(frame, d.manifest().score_threshold).map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
+
+        let mut events = Vec::new();
+        let zone_masks: Vec<Mat> = self.zones.iter().map(|z| zone_mask(frame, &z.polygon, &self.masks)).collect::<Result<_, _>>().map_err(cv)?;
+        let smoke_blob = if self.config.smoke {
+            let mut watched = zone_masks[0].clone();
+            for mask in &zone_masks[1..] {
+                let mut union = Mat::default();
+                opencv::core::bitwise_or(&watched, mask, &mut union, &opencv::core::no_array()).map_err(cv)?;
+                watched = union;
+            }
+            self.smoke.observe(frame, &watched, objects, self.config.min_smoke_area).map_err(cv)?
+        } else {
+            None
+        };
+
+        for (zone, allowed) in self.zones.iter_mut().zip(&zone_masks) {
+            let mut flame_evidence = None;
+            if zone.kind != FireKind::Smoke {
+                let rect = pixel_rect(&zone.polygon);
+                let mut zone_fire = Mat::default();
+                opencv::core::bitwise_and(&fire, allowed, &mut zone_fire, &opencv::core::no_array()).map_err(cv)?;
+                let hot: Vec<&cues::Tile> = tiles[1..].iter().filter(|t| t.p_fire >= self.config.flame_threshold && (t.rect & rect).area() > 0).collect();
+                let (search, flame) = match hot.iter().map(|t| t.rect & rect).reduce(|a, b| a | b) {
+                    Some(search) => (Some(search), hot.iter().map(|t| t.p_fire).fold(0.0, f32::max)),
+                    None if tiles.first().is_some_and(|t| t.p_fire >= self.config.flame_threshold) => (Some(rect), tiles[0].p_fire),
+                    None => (None, 0.0),
+                };
+                if let Some(search) = search {
+                    let lit = count_in(&zone_fire, search).map_err(cv)?;
+                    let colour = lit as f32 / search.area().max(1) as f32;
+                    let flicker = match &previous_fire {
+                        Some(previous) => {
+                            let mut changed = Mat::default();
+                            opencv::core::bitwise_xor(&fire, previous, &mut changed, allowed).map_err(cv)?;
+                            let mut either = Mat::default();
+                            opencv::core::bitwise_or(&fire, previous, &mut either, allowed).map_err(cv)?;
+                            count_in(&changed, search).map_err(cv)? as f32 / count_in(&either, search).map_err(cv)?.max(1) as f32
+                        }
+                        None => 0.0,
+                    };
+                    if colour >= self.config.min_fire_pixels
+                        && let Some(region) = largest_blob_in(&zone_fire, search).map_err(cv)?
+                    {
+                        flame_evidence = Some(Evidence { region, scores: Scores { flame, colour, flicker, ..Default::default() } });
+                    }
+                }
+            }
+            let mut smoke_evidence = smoke_blob
+                .filter(|(b, _)| zone.polygon.contains(b.center()))
+                .map(|(region, area)| Evidence { region, scores: Scores { smoke: area, ..Default::default() } });
+            // A detector model's boxes are evidence of their own; they also score the cues' evidence.
+            for d in &detections {
+                let label = self.detector.as_ref().map(|m| m.manifest().labels[d.class].as_str()).unwrap_or_default();
+                if !zone.polygon.contains(d.bbox.center()) {
+                    continue;
+                }
+                let slot = match label {
+                    "fire" | "flame" if zone.kind != FireKind::Smoke => &mut flame_evidence,
+                    "smoke" => &mut smoke_evidence,
+                    _ => continue,
+                };
+                let evidence = slot.get_or_insert(Evidence { region: d.bbox, scores: Scores::default() });
+                evidence.scores.detector = Some(evidence.scores.detector.unwrap_or(0.0).max(d.score));
+            }
+            if let Some(t) = zone.flames.observe(now, flame_evidence) {
+                events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(false), transition: t });
+            }
+            if let Some(t) = zone.smoke.observe(now, smoke_evidence) {
+                events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(true), transition: t });
+            }
+        }
+        Ok(events)
+    }
+
+    /// Forgets what was seen: the stream restarted.
+    pub fn reset(&mut self) -> Result<(), String> {
+        self.previous_fire = None;
+        self.smoke = SmokeCue::new().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! When fire evidence becomes an alert. Per zone and kind, an [`Incident`] follows the evidence
+//! frame by frame: a *run* starts with the first frame showing evidence and lasts while at least
+//! `min_fraction` of the analysed frames since then show it (with no gap over `max_gap`). A run of
+//! `suspect_after` is `suspected`; of `confirm_after`, with enough flicker for flames, `confirmed`.
+//! While it goes on, an `update` at most every `update_interval`; once no evidence has been seen
+//! for `clear_after`, `cleared`, and no new alert for `cooldown` after that.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::types::BBox;
+
+/// The thresholds of one kind of evidence (flames or smoke).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Persistence {
+    pub suspect_after: Duration,
+    pub confirm_after: Duration,
+    /// Share of analysed frames in a run that must show evidence (0..1).
+    pub min_fraction: f32,
+    /// A run breaks when no frame has shown evidence for this long.
+    pub max_gap: Duration,
+    /// Mean flicker over the run needed to confirm (0 for smoke).
+    pub min_flicker: f32,
+    pub update_interval: Duration,
+    pub clear_after: Duration,
+    pub cooldown: Duration,
+}
+
+/// What the cues saw in one frame, for one zone and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Scores {
+    /// Flame classifier probability (0..1) on the best frame or tile.
+    pub flame: f32,
+    /// Share of fire-coloured pixels in the region (0..1).
+    pub colour: f32,
+    /// Share of fire-coloured pixels that changed since the last analysed frame (0..1).
+    pub flicker: f32,
+    /// Share of the frame covered by the smoke candidate (0..1).
+    pub smoke: f32,
+    /// Best score of a fire/smoke detector model, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detector: Option<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evidence {
+    pub region: BBox,
+    pub scores: Scores,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Suspected,
+    Confirmed,
+    Update,
+    Cleared,
+}
+
+/// A change worth telling the IOC about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub stage: Stage,
+    /// The same for every message about one fire.
+    pub incident: String,
+    pub first_evidence: Duration,
+    pub confirmed_at: Option<Duration>,
+    /// The latest evidence (at `cleared`, the last seen).
+    pub evidence: Evidence,
+    /// Region area when confirmed, to report growth.
+    pub confirmed_area: Option<f32>,
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    start: Duration,
+    frames: u32,
+    positives: u32,
+    flicker_sum: f32,
+    last_positive: Duration,
+    last_evidence: Evidence,
+}
+
+#[derive(Debug, Clone)]
+struct Active {
+    incident: String,
+    confirmed_at: Option<Duration>,
+    confirmed_area: Option<f32>,
+    last_update: Duration,
+}
+
+/// One zone's incident state for one kind of evidence.
+#[derive(Debug, Clone)]
+pub struct Incident {
+    persistence: Persistence,
+    run: Option<Run>,
+    active: Option<Active>,
+    quiet_until: Duration,
+}
+
+impl Incident {
+    pub fn new(persistence: Persistence) -> Incident {
+        Incident { persistence, run: None, active: None, quiet_until: Duration::ZERO }
+    }
+
+    /// Feeds one analysed frame at stream time `now`.
+    pub fn observe(&mut self, now: Duration, evidence: Option<Evidence>) -> Option<Transition> {
+        let p = self.persistence;
+        if let Some(run) = &mut self.run {
+            run.frames += 1;
+            if let Some(e) = evidence {
+                run.positives += 1;
+                run.flicker_sum += e.scores.flicker;
+                run.last_positive = now;
+                run.last_evidence = e;
+            }
+        } else if let Some(e) = evidence {
+            self.run = Some(Run { start: now, frames: 1, positives: 1, flicker_sum: e.scores.flicker, last_positive: now, last_evidence: e });
+        }
+        let run = self.run.as_ref()?;
+        let gap = now.saturating_sub(run.last_positive);
+        let holding = (run.positives as f32) >= p.min_fraction * run.frames as f32 && gap <= p.max_gap;
+
+        if let Some(active) = &mut self.active {
+            if gap >= p.clear_after {
+                let transition = Transition {
+                    stage: Stage::Cleared,
+                    incident: active.incident.clone(),
+                    first_evidence: run.start,
+                    confirmed_at: active.confirmed_at,
+                    evidence: run.last_evidence,
+                    confirmed_area: active.confirmed_area,
+                };
+                self.active = None;
+                self.run = None;
+                self.quiet_until = now + p.cooldown;
+                return Some(transition);
+            }
+            let lasted = now.saturating_sub(run.start);
+            let flicker = run.flicker_sum / run.positives.max(1) as f32;
+            let stage = if active.confirmed_at.is_none() && holding && lasted >= p.confirm_after && flicker >= p.min_flicker {
+                active.confirmed_at = Some(now);
+                active.confirmed_area = Some(run.last_evidence.region.area());
+                Stage::Confirmed
+            } else if active.confirmed_at.is_some() && evidence.is_some() && now.saturating_sub(active.last_update) >= p.update_interval {
+                Stage::Update
+            } else {
+                return None;
+            };
+            active.last_update = now;
+            return Some(Transition {
+                stage,
+                incident: active.incident.clone(),
+                first_evidence: run.start,
+                confirmed_at: active.confirmed_at,
+                evidence: run.last_evidence,
+                confirmed_area: active.confirmed_area,
+            });
+        }
+
+        if !holding {
+            // Too sparse or gone: start again from the next frame with evidence.
+            self.run = None;
+            return None;
+        }
+        if now.saturating_sub(run.start) >= p.suspect_after && now >= self.quiet_until {
+            let incident = uuid::Uuid::now_v7().to_string();
+            self.active = Some(Active { incident: incident.clone(), confirmed_at: None, confirmed_area: None, last_update: now });
+            return Some(Transition { stage: Stage::Suspected, incident, first_evidence: run.start, confirmed_at: None, evidence: run.last_evidence, confirmed_area: None });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME: Duration = Duration::from_millis(500);
+
+    fn persistence() -> Persistence {
+        Persistence {
+            suspect_after: Duration::from_secs(1),
+            confirm_after: Duration::from_secs(2),
+            min_fraction: 0.6,
+            max_gap: Duration::from_secs(2),
+            min_flicker: 0.1,
+            update_interval: Duration::from_secs(10),
+            clear_after: Duration::from_secs(5),
+            cooldown: Duration::from_secs(20),
+        }
+    }
+
+    fn seen(flicker: f32) -> Option<Evidence> {
+        Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }, scores: Scores { flame: 0.99, colour: 0.2, flicker, ..Default::default() } })
+    }
+
+    /// Feeds a pattern at 2 fps (`#` evidence, `.` none); returns (frame, stage) of each transition.
+    fn play(incident: &mut Incident, pattern: &str, flicker: f32, from_frame: u32) -> Vec<(u32, Stage)> {
+        pattern
+            .chars()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let f = from_frame + i as u32;
+                incident.observe(FRAME * f, if c == '#' { seen(flicker) } else { None }).map(|t| (f, t.stage))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn persistent_evidence_is_suspected_then_confirmed_then_updated_then_cleared() {
+        let mut incident = Incident::new(persistence());
+        // 30 s of fire, then nothing.
+        let fire = "#".repeat(60);
+        let mut got = play(&mut incident, &fire, 0.3, 0);
+        got.extend(play(&mut incident, &".".repeat(20), 0.3, 60));
+        assert_eq!(got, vec![(2, Stage::Suspected), (4, Stage::Confirmed), (24, Stage::Update), (44, Stage::Update), (69, Stage::Cleared)]);
+    }
+
+    #[test]
+    fn a_flash_or_sparse_evidence_raises_nothing() {
+        let mut incident = Incident::new(persistence());
+        assert!(play(&mut incident, "#.......#.......#.#.....#..", 0.3, 0).is_empty());
+        // Two in five frames is under the 60% needed.
+        assert!(play(&mut incident, "#...#...#...#...#...", 0.3, 40).is_empty());
+    }
+
+    #[test]
+    fn steady_light_without_flicker_stays_suspected_and_clears() {
+        let mut incident = Incident::new(persistence());
+        let mut got = play(&mut incident, &"#".repeat(20), 0.0, 0);
+        got.extend(play(&mut incident, &".".repeat(12), 0.0, 20));
+        assert_eq!(got, vec![(2, Stage::Suspected), (29, Stage::Cleared)]);
+    }
+
+    #[test]
+    fn a_gap_shorter_than_max_gap_keeps_the_run() {
+        let mut incident = Incident::new(persistence());
+        assert_eq!(play(&mut incident, "##.##", 0.3, 0), vec![(2, Stage::Suspected), (4, Stage::Confirmed)]);
+    }
+
+    #[test]
+    fn no_new_alert_during_the_cooldown_after_cleared() {
+        let mut incident = Incident::new(persistence());
+        let mut got = play(&mut incident, "######", 0.3, 0);
+        got.extend(play(&mut incident, &".".repeat(10), 0.3, 6));
+        // Cleared at frame 15; cooldown 20 s = 40 frames: fire at frames 20-39 raises nothing.
+        got.extend(play(&mut incident, &"#".repeat(20), 0.3, 16));
+        got.extend(play(&mut incident, &".".repeat(20), 0.3, 36));
+        // After the cooldown, a new fire is a new incident.
+        got.extend(play(&mut incident, "######", 0.3, 56));
+        let stages: Vec<(u32, Stage)> = got;
+        assert_eq!(stages, vec![(2, Stage::Suspected), (4, Stage::Confirmed), (15, Stage::Cleared), (58, Stage::Suspected), (60, Stage::Confirmed)]);
+    }
+}
