@@ -134,7 +134,13 @@ fn check(config_path: &std::path::Path) -> ExitCode {
         Ok(config) => {
             let lines: usize = config.cameras.iter().map(|c| c.lines.len()).sum();
             let rules: usize = config.cameras.iter().map(|c| c.rules.len()).sum();
-            println!("{}: ok (site {}, {} cameras, {lines} lines, {rules} rules)", config_path.display(), config.site, config.cameras.len());
+            let fire = config.cameras.iter().filter(|c| c.fire.is_some()).count();
+            println!(
+                "{}: ok (site {}, {} cameras, {lines} lines, {rules} rules, {fire} fire watches)",
+                config_path.display(),
+                config.site,
+                config.cameras.len()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {

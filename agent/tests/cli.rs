@@ -12,7 +12,7 @@ fn canh(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn check_accepts_the_bundled_configs() {
-    for config in ["configs/demo.toml", "configs/example-site.toml", "configs/intersection.toml", "samples/sites/arterial.toml", "samples/sites/street.toml"] {
+    for config in ["configs/demo.toml", "configs/example-site.toml", "configs/intersection.toml", "samples/sites/arterial.toml", "samples/sites/street.toml", "configs/forest-watch.toml", "configs/rice-field.toml"] {
         let path = common::repo_root().join(config);
         let (code, stdout, stderr) = canh(&["check", "--config", path.to_str().unwrap()]);
         assert_eq!(code, 0, "{config}: {stdout}{stderr}");
@@ -88,6 +88,10 @@ source = "{}"
 id = "stop"
 classes = ["tractor"]
 red_light = {{ p1 = [0.1, 0.5], p2 = [0.9, 0.5], signal = {{ topic = "junction/phase" }} }}
+[cameras.fire]
+classifier = "yolox_nano"
+flame_threshold = 2.0
+masks = [[[0.1, 0.1], [0.2, 0.2]]]
 [[cameras.rules]]
 id = "stop"
 speeding = {{ limit_kmh = -5, calibration = {{ image = [[0, 0], [1, 0], [1, 1], [0, 1]], ground_m = [[0, 0], [10, 0], [10, 10], [0, 10]] }} }}
@@ -103,6 +107,9 @@ speeding = {{ limit_kmh = -5, calibration = {{ image = [[0, 0], [1, 0], [1, 1], 
         "cameras[0].rules[0].red_light.signal.topic: the signal controller's feed is read over MQTT: configure [mqtt]",
         "cameras[0].rules[1].id: 'stop' is used by another rule of this camera",
         "cameras[0].rules[1].speeding.limit_kmh: must be a positive speed, got -5",
+        "cameras[0].fire.classifier: model 'yolox_nano' is not an image classifier",
+        "cameras[0].fire.flame_threshold: must be within 0..1, got 2",
+        "cameras[0].fire.masks[0]: a zone needs at least 3 points",
     ] {
         assert!(stderr.contains(expected), "missing '{expected}' in:\n{stderr}");
     }

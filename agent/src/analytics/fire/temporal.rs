@@ -1,7 +1,8 @@
 //! When fire evidence becomes an alert. Per zone and kind, an [`Incident`] follows the evidence
 //! frame by frame: a *run* starts with the first frame showing evidence and lasts while at least
 //! `min_fraction` of the analysed frames since then show it (with no gap over `max_gap`). A run of
-//! `suspect_after` is `suspected`; of `confirm_after`, with enough flicker for flames, `confirmed`.
+//! `suspect_after` is `suspected`; of `confirm_after`, with enough flicker for flames (or a
+//! detector model's box), `confirmed`.
 //! While it goes on, an `update` at most every `update_interval`; once no evidence has been seen
 //! for `clear_after`, `cleared`, and no new alert for `cooldown` after that.
 
@@ -138,8 +139,9 @@ impl Incident {
                 return Some(transition);
             }
             let lasted = now.saturating_sub(run.start);
-            let flicker = run.flicker_sum / run.positives.max(1) as f32;
-            let stage = if active.confirmed_at.is_none() && holding && lasted >= p.confirm_after && flicker >= p.min_flicker {
+            // A fire/smoke detector model's word stands in for flicker: it has seen the flames.
+            let flickering = run.flicker_sum / run.positives.max(1) as f32 >= p.min_flicker || run.last_evidence.scores.detector.is_some();
+            let stage = if active.confirmed_at.is_none() && holding && lasted >= p.confirm_after && flickering {
                 active.confirmed_at = Some(now);
                 active.confirmed_area = Some(run.last_evidence.region.area());
                 Stage::Confirmed
