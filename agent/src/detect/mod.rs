@@ -163,14 +163,7 @@ impl Detector {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let SessionState { session, input } = &mut *state;
         let place = fill_tensor(&m.input, input, bgr, width, height, stride);
-        let shape = [1i64, 3, m.input.height as i64, m.input.width as i64];
-        let tensor = TensorRef::from_array_view((shape, &input[..])).map_err(|e| model_err(e.to_string()))?;
-        let outputs = session
-            .run(ort::inputs![m.input.name.as_str() => tensor])
-            .map_err(|e| model_err(format!("inference failed: {e}")))?;
-        let (_, data) = outputs[m.output.name.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| model_err(format!("output '{}': {e}", m.output.name)))?;
+        let data = &infer(session, m, 1, input)?;
         let raw = match m.output.decoder {
             OutputDecoder::Yolox => {
                 yolox::decode(data, m.labels.len(), m.input.width, m.input.height, &m.output.strides, &place, min_score)
@@ -204,19 +197,22 @@ impl Detector {
         for (image, tensor) in images.iter().zip(input.chunks_exact_mut(one)) {
             fill_tensor(&m.input, tensor, image, w, h, w as usize * 3);
         }
-        let shape = [images.len() as i64, 3, h as i64, w as i64];
-        let tensor = TensorRef::from_array_view((shape, &input[..])).map_err(|e| model_err(e.to_string()))?;
-        let outputs = session
-            .run(ort::inputs![m.input.name.as_str() => tensor])
-            .map_err(|e| model_err(format!("inference failed: {e}")))?;
-        let (_, data) = outputs[m.output.name.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| model_err(format!("output '{}': {e}", m.output.name)))?;
+        let data = infer(session, m, images.len(), input)?;
         if data.len() != images.len() {
             return Err(model_err(format!("output has {} values for {} images", data.len(), images.len())));
         }
-        Ok(data.to_vec())
+        Ok(data)
     }
+}
+
+/// Runs a batch of `batch` images already in `input` (NCHW) and returns the model's output.
+fn infer(session: &mut Session, m: &ModelManifest, batch: usize, input: &[f32]) -> Result<Vec<f32>, DetectError> {
+    let model_err = |message: String| DetectError::Model { model: m.name.clone(), message };
+    let shape = [batch as i64, 3, m.input.height as i64, m.input.width as i64];
+    let tensor = TensorRef::from_array_view((shape, input)).map_err(|e| model_err(e.to_string()))?;
+    let outputs = session.run(ort::inputs![m.input.name.as_str() => tensor]).map_err(|e| model_err(format!("inference failed: {e}")))?;
+    let (_, data) = outputs[m.output.name.as_str()].try_extract_tensor::<f32>().map_err(|e| model_err(format!("output '{}': {e}", m.output.name)))?;
+    Ok(data.to_vec())
 }
 
 /// A model file that differs from the one its manifest describes (truncated copy, replaced file)

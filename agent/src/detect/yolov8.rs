@@ -8,7 +8,7 @@ use crate::types::Detection;
 /// Decodes every anchor whose best class score reaches `min_score`.
 pub fn decode(data: &[f32], classes: usize, place: &Placement, min_score: f32) -> Result<Vec<Detection>, String> {
     let rows = 4 + classes;
-    if data.is_empty() || data.len() % rows != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(rows) {
         return Err(format!("output has {} values, not a multiple of {rows} (4 box values + {classes} classes)", data.len()));
     }
     let anchors = data.len() / rows;

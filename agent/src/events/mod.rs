@@ -59,6 +59,11 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// `[x1, y1, x2, y2]` inside the frame, to three decimals (a pixel of a 1000-pixel frame).
+fn normalized_box(b: crate::types::BBox) -> [f64; 4] {
+    [b.x1, b.y1, b.x2, b.y2].map(|c| round3(c.clamp(0.0, 1.0) as f64))
+}
+
 #[derive(Debug, Serialize)]
 struct CrossingPayload<'a> {
     v: u32,
@@ -179,7 +184,7 @@ impl ViolationEvent<'_> {
             camera: self.camera,
             track_id: v.object.id,
             class: self.class,
-            bbox: [b.x1, b.y1, b.x2, b.y2].map(|c| round3(c.clamp(0.0, 1.0) as f64)),
+            bbox: normalized_box(b),
             confidence: round3(v.object.score as f64),
             measured: &v.measured,
             evidence: self.evidence,
@@ -254,7 +259,7 @@ impl FireMessage<'_> {
             first_evidence: wall(t.first_evidence),
             first_evidence_s: round3(t.first_evidence.as_secs_f64()),
             confirmed: t.confirmed_at.map(wall),
-            region: [b.x1, b.y1, b.x2, b.y2].map(|c| round3(c.clamp(0.0, 1.0) as f64)),
+            region: normalized_box(b),
             area: round3(area),
             growth: t.confirmed_area.filter(|a| *a > 0.0).map(|a| round3(area / a as f64)),
             scores,
