@@ -122,3 +122,31 @@ speeding = {{ limit_kmh = -5, calibration = {{ image = [[0, 0], [1, 0], [1, 1], 
     assert!(stderr.contains(&format!("--signal-log {}:3: unknown signal state 'purple'", log.display())), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_password_from_a_file_is_used_but_never_printed() {
+    let dir = common::temp_dir("password-file");
+    std::fs::write(dir.join("mqtt-password"), "s3cret-from-file\n").unwrap();
+    let config = |extra: &str| {
+        let path = dir.join("site.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "site = \"hue\"\n{extra}\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\nusername = \"canh\"\npassword_file = \"mqtt-password\"\n[[cameras]]\nid = \"c\"\nsource = \"rtsp://viewer:s3cret-in-url@10.0.0.5/sub\"\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (code, stdout, stderr) = canh(&["check", "--config", config("").to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, stderr) = canh(&["check", "--config", config("counts_interval_s = 0").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    for output in [&stdout, &stderr] {
+        assert!(!output.contains("s3cret"), "{output}");
+    }
+    std::fs::remove_file(dir.join("mqtt-password")).unwrap();
+    let (code, _, stderr) = canh(&["check", "--config", config("").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("mqtt.password: cannot read") && stderr.contains("mqtt-password"), "{stderr}");
+}

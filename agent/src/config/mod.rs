@@ -117,6 +117,9 @@ impl SiteConfig {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        if let Some(mqtt) = &mut self.mqtt {
+            mqtt.resolve_paths(base);
+        }
         for camera in &mut self.cameras {
             if !source::is_url(&camera.source) {
                 camera.source = resolve_relative(base, &camera.source).to_string_lossy().into_owned();

@@ -33,7 +33,14 @@ pub struct MqttConfig {
     /// Prefix of every topic. Default `canh/v1/{site}`.
     pub topic_prefix: Option<String>,
     pub username: Option<String>,
+    /// The password itself. Prefer `password_file` or `password_env`, which keep it out of the
+    /// site file.
     pub password: Option<Secret>,
+    /// A file holding the password (trailing newline ignored); relative to the config file.
+    /// `$CREDENTIALS_DIRECTORY/NAME` reads a systemd credential (`LoadCredential=`).
+    pub password_file: Option<String>,
+    /// An environment variable holding the password.
+    pub password_env: Option<String>,
     /// MQTT keep-alive interval, seconds; a dead link is noticed within about twice this.
     #[serde(default = "default_keep_alive_s")]
     pub keep_alive_s: u64,
@@ -63,6 +70,31 @@ impl MqttConfig {
         Ok(BrokerAddress { host: host.trim_matches(['[', ']']).to_string(), port: url.port().unwrap_or(1883) })
     }
 
+    /// The password from whichever of `password`, `password_file` or `password_env` is set.
+    /// Errors name the file or variable, never the secret.
+    pub fn resolve_password(&self) -> Result<Option<Secret>, String> {
+        match (&self.password, &self.password_file, &self.password_env) {
+            (Some(password), None, None) => Ok(Some(password.clone())),
+            (None, Some(file), None) => {
+                let path = expand_credentials_dir(file)?;
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Ok(Some(Secret(text.trim_end_matches(['\n', '\r']).to_string())))
+            }
+            (None, None, Some(var)) => std::env::var(var).map(|v| Some(Secret(v))).map_err(|_| format!("the environment variable {var} is not set")),
+            (None, None, None) => Ok(None),
+            _ => Err("give at most one of password, password_file and password_env".into()),
+        }
+    }
+
+    /// Makes a relative `password_file` relative to the config file's folder.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        if let Some(file) = &mut self.password_file
+            && !file.starts_with('$')
+        {
+            *file = crate::config::resolve_relative(base, file).to_string_lossy().into_owned();
+        }
+    }
+
     pub fn client_id(&self, site: &str) -> String {
         self.client_id.clone().unwrap_or_else(|| format!("canh-{site}"))
     }
@@ -71,8 +103,10 @@ impl MqttConfig {
         if let Err(e) = self.broker() {
             errors.push(ConfigError::new(format!("{path}.url"), e));
         }
-        if self.password.is_some() && self.username.is_none() {
-            errors.push(ConfigError::new(format!("{path}.username"), "is required when a password is given"));
+        match self.resolve_password() {
+            Ok(Some(_)) if self.username.is_none() => errors.push(ConfigError::new(format!("{path}.username"), "is required when a password is given")),
+            Ok(_) => {}
+            Err(e) => errors.push(ConfigError::new(format!("{path}.password"), e)),
         }
         if let Some(prefix) = &self.topic_prefix
             && (prefix.is_empty() || prefix.ends_with('/') || prefix.contains(['+', '#']))
@@ -82,6 +116,17 @@ impl MqttConfig {
         if self.keep_alive_s < 5 {
             errors.push(ConfigError::new(format!("{path}.keep_alive_s"), "must be at least 5 seconds"));
         }
+    }
+}
+
+/// `$CREDENTIALS_DIRECTORY/NAME` → the file systemd put the credential in.
+fn expand_credentials_dir(file: &str) -> Result<std::path::PathBuf, String> {
+    match file.strip_prefix("$CREDENTIALS_DIRECTORY/") {
+        Some(name) => {
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or("password_file names $CREDENTIALS_DIRECTORY, which is not set (is LoadCredential= in the unit?)")?;
+            Ok(std::path::Path::new(&dir).join(name))
+        }
+        None => Ok(file.into()),
     }
 }
 
@@ -95,7 +140,16 @@ mod tests {
     use super::*;
 
     fn config(url: &str) -> MqttConfig {
-        MqttConfig { url: url.into(), client_id: None, topic_prefix: None, username: None, password: None, keep_alive_s: 30 }
+        MqttConfig {
+            url: url.into(),
+            client_id: None,
+            topic_prefix: None,
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
+            keep_alive_s: 30,
+        }
     }
 
     #[test]
@@ -104,6 +158,24 @@ mod tests {
         assert_eq!(config("tcp://broker.local:2883").broker().unwrap().port, 2883);
         assert!(config("http://x").broker().unwrap_err().contains("scheme 'http'"));
         assert!(!config("mqtt://u:hunter2@x").broker().unwrap_err().contains("hunter2"));
+    }
+
+    #[test]
+    fn password_from_a_file_or_the_environment() {
+        let file = std::env::temp_dir().join(format!("canh-password-{}", std::process::id()));
+        std::fs::write(&file, "from-file\n").unwrap();
+        let c = MqttConfig { password_file: Some(file.to_string_lossy().into()), ..config("mqtt://x") };
+        assert_eq!(c.resolve_password().unwrap().unwrap().expose(), "from-file");
+        // Cargo sets this variable for every test run.
+        let c = MqttConfig { password_env: Some("CARGO_PKG_NAME".into()), ..config("mqtt://x") };
+        assert_eq!(c.resolve_password().unwrap().unwrap().expose(), "canh");
+        let c = MqttConfig { password_env: Some("CANH_NO_SUCH_VARIABLE".into()), ..config("mqtt://x") };
+        assert!(c.resolve_password().unwrap_err().contains("CANH_NO_SUCH_VARIABLE is not set"));
+        let c = MqttConfig { password: Some(Secret("x".into())), password_env: Some("HOME".into()), ..config("mqtt://x") };
+        assert!(c.resolve_password().unwrap_err().contains("at most one"));
+        let c = MqttConfig { password_file: Some("/no/such/file".into()), ..config("mqtt://x") };
+        assert!(c.resolve_password().unwrap_err().contains("cannot read /no/such/file"));
+        let _ = std::fs::remove_file(file);
     }
 
     #[test]

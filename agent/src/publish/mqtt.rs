@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::Sender;
 use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 
-use super::{MqttConfig, PublishError, Sink};
+use super::{MqttConfig, PublishError, Secret, Sink};
 use crate::events::{Availability, Message, status_message};
 
 /// Requests waiting for the event loop inside rumqttc.
@@ -64,10 +64,9 @@ impl MqttSink {
         options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
         options.set_clean_session(false);
         options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
-        if let (Some(user), Some(password)) = (&config.username, &config.password) {
-            options.set_credentials(user, password.expose());
-        } else if let Some(user) = &config.username {
-            options.set_credentials(user, "");
+        let password = config.resolve_password().map_err(PublishError::Mqtt)?;
+        if let Some(user) = &config.username {
+            options.set_credentials(user, password.as_ref().map_or("", Secret::expose));
         }
         let will = status_message(Availability::Offline, None);
         options.set_last_will(LastWill::new(format!("{prefix}/{}", will.topic), will.payload.bytes().to_vec(), QoS::AtLeastOnce, true));
