@@ -22,7 +22,7 @@ use crate::analytics::signal::SignalLogEntry;
 use crate::analytics::{CountsTable, Line, LineCounter, LineCounts, Overlay, Rules, Shape, Tone, Violation};
 use crate::config::{CameraConfig, Resources, SiteConfig};
 use crate::detect::{Detector, input_caps};
-use crate::events::{CrossingEvent, EvidenceRef, FireMessage, Message, ViolationEvent, counts_message, evidence_message};
+use crate::events::{CameraStatus, CrossingEvent, EvidenceRef, FireMessage, Message, ViolationEvent, counts_message, evidence_message};
 use crate::health::{CameraHealth, SourceState};
 use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, Subscriptions, topic_prefix};
 use crate::render::{Mark, draw, enlarged, evidence_jpeg, frame_to_mat, write_image};
@@ -208,7 +208,12 @@ struct CameraAnalysis {
     render_dir: Option<PathBuf>,
     fire: Option<FireWatch>,
     fire_events: Vec<FireSummary>,
+    /// The last status published: state, when, and the frame counters then.
+    last_status: Option<(SourceState, Instant, u64, u64)>,
 }
+
+/// A camera's retained status is published when its state changes, and at least this often.
+const STATUS_INTERVAL: Duration = Duration::from_secs(30);
 
 impl CameraAnalysis {
     fn new(config: &SiteConfig, camera: &CameraConfig, detector: Arc<Detector>, health: Arc<CameraHealth>, prefix: &str, fire: Option<FireWatch>) -> CameraAnalysis {
@@ -243,7 +248,41 @@ impl CameraAnalysis {
             render_dir: None,
             fire,
             fire_events: Vec::new(),
+            last_status: None,
         }
+    }
+
+    /// Publishes the camera's status if its state changed or `STATUS_INTERVAL` has passed (or
+    /// `force`, at the end).
+    fn report_status(&mut self, now: Instant, force: bool, events: &Sender<Message>) {
+        let state = self.health.state();
+        let (frames_in, analysed) = (CameraHealth::get(&self.health.frames_in), CameraHealth::get(&self.health.frames_analysed));
+        let due = match &self.last_status {
+            None => true,
+            Some((last, at, _, _)) => force || *last != state || now.duration_since(*at) >= STATUS_INTERVAL,
+        };
+        if !due {
+            return;
+        }
+        let rate = |count: u64, before: u64, since: Option<Instant>| match since {
+            Some(at) if now > at => count.saturating_sub(before) as f64 / now.duration_since(at).as_secs_f64(),
+            _ => 0.0,
+        };
+        let (since, in_before, analysed_before) = match &self.last_status {
+            Some((_, at, i, a)) => (Some(*at), *i, *a),
+            None => (None, 0, 0),
+        };
+        let status = CameraStatus {
+            camera: &self.id,
+            state: &state,
+            time: SystemTime::now(),
+            fps_in: rate(frames_in, in_before, since),
+            fps_analysed: rate(analysed, analysed_before, since),
+            frames_dropped: CameraHealth::get(&self.health.frames_dropped),
+            reconnects: CameraHealth::get(&self.health.reconnects),
+        };
+        let _ = events.send(status.message());
+        self.last_status = Some((state, now, frames_in, analysed));
     }
 
     fn signal(&mut self, topic: &str, payload: &[u8], at: Duration) {
@@ -499,15 +538,17 @@ fn analyse(
                 let mut camera = states.swap_remove(i);
                 if let Some(interval) = counts_interval {
                     camera.flush_counts(interval, SystemTime::now(), true, &events);
+                    camera.report_status(Instant::now(), true, &events);
                 }
                 finished.push(camera.summary());
             }
             None => {}
         }
         if let Some(interval) = counts_interval {
-            let now = SystemTime::now();
+            let (now, instant) = (SystemTime::now(), Instant::now());
             for camera in &mut states {
                 camera.flush_counts(interval, now, false, &events);
+                camera.report_status(instant, false, &events);
             }
         }
     }

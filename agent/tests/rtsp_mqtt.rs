@@ -56,6 +56,9 @@ red_light = {{ p1 = [0.5, 1.0], p2 = [0.5, 0.0], direction = "in", signal = {{ t
     let online = wait_for(&messages, Duration::from_secs(20), "online status", &mut seen, |t, p| t == topic("status") && p["status"] == "online");
     assert_eq!(online["v"], 1);
 
+    let streaming = wait_for(&messages, Duration::from_secs(30), "the camera streaming", &mut seen, |t, p| t == topic("gate/status") && p["state"] == "streaming");
+    assert_eq!(streaming["camera"], "gate");
+
     let crossing = wait_for(&messages, Duration::from_secs(30), "a crossing", &mut seen, |t, _| t == topic("gate/crossing"));
     assert_eq!(crossing["v"], 1);
     assert_eq!(crossing["camera"], "gate");
@@ -82,7 +85,9 @@ red_light = {{ p1 = [0.5, 1.0], p2 = [0.5, 0.0], direction = "in", signal = {{ t
 
     // The camera vanishes mid-stream, then comes back on the same address.
     server.stop();
-    std::thread::sleep(Duration::from_secs(3));
+    let reconnecting = wait_for(&messages, Duration::from_secs(15), "the camera reconnecting", &mut seen, |t, p| t == topic("gate/status") && p["state"] == "reconnecting");
+    assert!(reconnecting["reason"].as_str().is_some_and(|r| !r.is_empty()), "{reconnecting}");
+    assert!(reconnecting["fps_in"].as_f64().is_some() && reconnecting["reconnects"].as_u64().is_some(), "{reconnecting}");
     let crossings_before = seen.iter().filter(|(t, _)| *t == topic("gate/crossing")).count();
     let _server = RtspServer::start(rtsp_port, &clip);
     seen.clear();
@@ -93,6 +98,7 @@ red_light = {{ p1 = [0.5, 1.0], p2 = [0.5, 0.0], direction = "in", signal = {{ t
 
     let status = agent.terminate();
     assert!(status.success(), "canh exited with {status}:\n{}", agent.log_text());
+    wait_for(&messages, Duration::from_secs(10), "the camera's last status", &mut seen, |t, p| t == topic("gate/status") && p["state"] == "stopped");
     let stopped = wait_for(&messages, Duration::from_secs(10), "stopped status", &mut seen, |t, p| t == topic("status") && p["status"] == "stopped");
     assert_eq!(stopped["v"], 1);
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::analytics::fire::{FireEvent, Scores, Stage};
 use crate::analytics::rules::Measured;
 use crate::analytics::{Direction, LineCounts, RuleKind, Violation};
+use crate::health::SourceState;
 
 /// Schema version of every payload; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -282,6 +283,48 @@ struct CountsPayload<'a> {
 pub fn counts_message(camera: &str, start: SystemTime, end: SystemTime, lines: &[LineCounts]) -> Message {
     let payload = CountsPayload { v: SCHEMA_VERSION, camera, start: rfc3339(start), end: rfc3339(end), lines };
     Message::new(format!("{camera}/counts"), &payload, false)
+}
+
+#[derive(Debug, Serialize)]
+struct CameraStatusPayload<'a> {
+    v: u32,
+    camera: &'a str,
+    #[serde(flatten)]
+    state: &'a SourceState,
+    time: String,
+    /// Frames per second delivered by the source, and analysed, since the last status.
+    fps_in: f64,
+    fps_analysed: f64,
+    /// Totals since the agent started.
+    frames_dropped: u64,
+    reconnects: u64,
+}
+
+/// A camera's health, retained on `{camera}/status`, for operators' camera lists.
+pub struct CameraStatus<'a> {
+    pub camera: &'a str,
+    pub state: &'a SourceState,
+    pub time: SystemTime,
+    pub fps_in: f64,
+    pub fps_analysed: f64,
+    pub frames_dropped: u64,
+    pub reconnects: u64,
+}
+
+impl CameraStatus<'_> {
+    pub fn message(&self) -> Message {
+        let payload = CameraStatusPayload {
+            v: SCHEMA_VERSION,
+            camera: self.camera,
+            state: self.state,
+            time: rfc3339(self.time),
+            fps_in: (self.fps_in * 10.0).round() / 10.0,
+            fps_analysed: (self.fps_analysed * 10.0).round() / 10.0,
+            frames_dropped: self.frames_dropped,
+            reconnects: self.reconnects,
+        };
+        Message::new(format!("{}/status", self.camera), &payload, true)
+    }
 }
 
 /// Agent availability on `status`, retained.
