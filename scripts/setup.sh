@@ -24,7 +24,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   libgstrtspserver-1.0-dev mosquitto
-  libopencv-dev clang libclang-dev
+  libopencv-dev clang libclang-dev libsqlite3-dev
 )
 
 missing=()

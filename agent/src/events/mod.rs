@@ -273,6 +273,8 @@ impl FireMessage<'_> {
 #[derive(Debug, Serialize)]
 struct CountsPayload<'a> {
     v: u32,
+    /// UUID v7, so the IOC can drop a count delivered twice.
+    id: String,
     camera: &'a str,
     start: String,
     end: String,
@@ -281,7 +283,7 @@ struct CountsPayload<'a> {
 
 /// Counts of one camera over one interval `[start, end)`.
 pub fn counts_message(camera: &str, start: SystemTime, end: SystemTime, lines: &[LineCounts]) -> Message {
-    let payload = CountsPayload { v: SCHEMA_VERSION, camera, start: rfc3339(start), end: rfc3339(end), lines };
+    let payload = CountsPayload { v: SCHEMA_VERSION, id: uuid::Uuid::now_v7().to_string(), camera, start: rfc3339(start), end: rfc3339(end), lines };
     Message::new(format!("{camera}/counts"), &payload, false)
 }
 

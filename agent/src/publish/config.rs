@@ -44,6 +44,17 @@ pub struct MqttConfig {
     /// MQTT keep-alive interval, seconds; a dead link is noticed within about twice this.
     #[serde(default = "default_keep_alive_s")]
     pub keep_alive_s: u64,
+    /// The disk outbox (SQLite) holding every message until the broker acknowledges it.
+    /// Default: `outbox.sqlite` in `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else beside
+    /// the config file. Relative paths are relative to the config file.
+    pub outbox_path: Option<String>,
+    /// Size bound of the outbox, MiB: beyond it the oldest counts go first, alerts last.
+    #[serde(default = "default_outbox_max_mb")]
+    pub outbox_max_mb: f64,
+}
+
+fn default_outbox_max_mb() -> f64 {
+    64.0
 }
 
 fn default_keep_alive_s() -> u64 {
@@ -86,13 +97,23 @@ impl MqttConfig {
         }
     }
 
-    /// Makes a relative `password_file` relative to the config file's folder.
+    /// Makes relative paths relative to the config file's folder, and sets the default outbox.
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
         if let Some(file) = &mut self.password_file
             && !file.starts_with('$')
         {
             *file = crate::config::resolve_relative(base, file).to_string_lossy().into_owned();
         }
+        let outbox = match (&self.outbox_path, std::env::var_os("STATE_DIRECTORY")) {
+            (Some(path), _) => crate::config::resolve_relative(base, path),
+            (None, Some(state)) => std::path::Path::new(&state).join("outbox.sqlite"),
+            (None, None) => base.join("outbox.sqlite"),
+        };
+        self.outbox_path = Some(outbox.to_string_lossy().into_owned());
+    }
+
+    pub fn outbox_path(&self) -> std::path::PathBuf {
+        self.outbox_path.as_deref().unwrap_or("outbox.sqlite").into()
     }
 
     pub fn client_id(&self, site: &str) -> String {
@@ -112,6 +133,9 @@ impl MqttConfig {
             && (prefix.is_empty() || prefix.ends_with('/') || prefix.contains(['+', '#']))
         {
             errors.push(ConfigError::new(format!("{path}.topic_prefix"), "must be non-empty, without a trailing '/', '+' or '#'"));
+        }
+        if !(self.outbox_max_mb > 0.0 && self.outbox_max_mb.is_finite()) {
+            errors.push(ConfigError::new(format!("{path}.outbox_max_mb"), "must be a positive number of MiB"));
         }
         if self.keep_alive_s < 5 {
             errors.push(ConfigError::new(format!("{path}.keep_alive_s"), "must be at least 5 seconds"));
@@ -149,6 +173,8 @@ mod tests {
             password_file: None,
             password_env: None,
             keep_alive_s: 30,
+            outbox_path: None,
+            outbox_max_mb: 64.0,
         }
     }
 

@@ -2,11 +2,12 @@
 //! analysis stage hands it messages through a channel.
 //!
 //! Two sinks: [`StdoutSink`] prints JSON lines (the default without a broker) and [`MqttSink`]
-//! publishes at QoS 1 under the topic prefix, with a retained `online`/`stopped` status and a
-//! retained `offline` Last Will.
+//! publishes at QoS 1 under the topic prefix through a disk outbox ([`outbox`]), with a retained
+//! `online`/`stopped` status and a retained `offline` Last Will.
 
 mod config;
 mod mqtt;
+mod outbox;
 
 pub use config::{MqttConfig, Secret, topic_prefix};
 pub use mqtt::{MqttSink, Subscriptions};

@@ -1,27 +1,35 @@
-//! MQTT sink over `rumqttc`: QoS 1, stable client id, retained availability on `status`.
+//! MQTT sink over `rumqttc`: at-least-once delivery through the disk [`Outbox`].
 //!
-//! The connection's event loop runs on its own thread: it reconnects with exponential backoff
-//! (rumqttc has none of its own), re-announces `online` after each connect, and counts PUBACKs so
-//! a clean shutdown can wait until the broker has everything. Messages are kept in memory only;
-//! surviving agent crashes needs the disk outbox.
+//! Every message is stored before it is published and deleted when its PUBACK arrives. rumqttc's
+//! `publish()` does not return the packet id, so the link keeps the outbox ids of its publishes in
+//! request order and pairs each with the packet id of the next `Outgoing::Publish` event. At most
+//! `MAX_IN_FLIGHT` messages are unacknowledged at a time.
+//!
+//! One thread owns the connection. When it fails, that thread drops the client with everything
+//! rumqttc still held, waits (exponential backoff with jitter: rumqttc has none of its own), and
+//! connects afresh; the outbox then sends everything unacknowledged again, in order. The IOC drops
+//! the duplicates by event id. On connect it announces `online` (retained) and subscribes to the
+//! signal controllers' topics.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 
+use super::outbox::Outbox;
 use super::{MqttConfig, PublishError, Secret, Sink};
 use crate::events::{Availability, Message, status_message};
 
 /// Requests waiting for the event loop inside rumqttc.
 const REQUEST_QUEUE: usize = 1_000;
+/// Published messages awaiting their PUBACK at any time.
+const MAX_IN_FLIGHT: usize = 64;
 /// How long a clean shutdown waits for the broker to acknowledge what was published.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a shutdown waits for the MQTT thread to see the disconnect through.
-const EVENT_LOOP_EXIT: Duration = Duration::from_secs(2);
 /// Largest MQTT packet either way: an evidence image (at most 40 KiB) with its topic fits with
 /// room to spare. A packet over rumqttc's limit would fail the connection on every retry, so
 /// larger messages are refused before they reach it.
@@ -31,16 +39,6 @@ const PACKET_OVERHEAD: usize = 16;
 const RECONNECT_START: Duration = Duration::from_millis(500);
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
 
-/// Progress shared between the sink and its event-loop thread.
-#[derive(Default)]
-struct Delivery {
-    /// QoS 1 publishes handed to rumqttc.
-    requested: AtomicU64,
-    /// PUBACKs received.
-    acked: AtomicU64,
-    closing: AtomicBool,
-}
-
 /// Topics the agent listens to (signal controllers), and where their messages go.
 pub struct Subscriptions {
     pub topics: Vec<String>,
@@ -49,15 +47,74 @@ pub struct Subscriptions {
     pub inbox: Sender<(String, Vec<u8>)>,
 }
 
-pub struct MqttSink {
+/// The connection's side of delivery, shared by the publishing caller and the connection thread.
+struct Link {
     client: Client,
+    outbox: Outbox,
+    /// Outbox ids of publishes handed to rumqttc, oldest first, waiting for their packet id
+    /// (`None` for the untracked `online` announcement).
+    requested: VecDeque<Option<i64>>,
+    /// Packet id → outbox id, waiting for the PUBACK.
+    in_flight: HashMap<u16, i64>,
+    /// The last outbox id handed to this connection.
+    sent_up_to: i64,
     prefix: String,
-    delivery: Arc<Delivery>,
-    event_loop: Option<JoinHandle<()>>,
+}
+
+impl Link {
+    /// Hands rumqttc the next stored messages, up to the in-flight limit.
+    fn pump(&mut self) {
+        while self.requested.len() + self.in_flight.len() < MAX_IN_FLIGHT {
+            let next = match self.outbox.next_after(self.sent_up_to) {
+                Ok(Some(next)) => next,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return;
+                }
+            };
+            if self.client.try_publish(next.topic.as_str(), QoS::AtLeastOnce, next.retain, next.payload).is_err() {
+                return;
+            }
+            self.requested.push_back(Some(next.id));
+            self.sent_up_to = next.id;
+        }
+    }
+
+    fn acked(&mut self, pkid: u16) {
+        if let Some(id) = self.in_flight.remove(&pkid)
+            && let Err(e) = self.outbox.remove(id)
+        {
+            tracing::error!("{e}");
+        }
+    }
+}
+
+pub struct MqttSink {
+    link: Arc<Mutex<Link>>,
+    closing: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock(link: &Mutex<Link>) -> MutexGuard<'_, Link> {
+    link.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Everything needed to (re)build the connection.
+struct Connector {
+    options: MqttOptions,
+    subscriptions: Subscriptions,
+}
+
+impl Connector {
+    fn connect(&self) -> (Client, Connection) {
+        Client::new(self.options.clone(), REQUEST_QUEUE)
+    }
 }
 
 impl MqttSink {
-    /// Connects in the background; messages published before the connection is up are queued.
+    /// Opens the outbox and connects in the background; messages published before the
+    /// connection is up wait in the outbox.
     pub fn connect(config: &MqttConfig, site: &str, prefix: String, subscriptions: Subscriptions) -> Result<MqttSink, PublishError> {
         let broker = config.broker().map_err(PublishError::Mqtt)?;
         let mut options = MqttOptions::new(config.client_id(site), broker.host, broker.port);
@@ -70,100 +127,142 @@ impl MqttSink {
         }
         let will = status_message(Availability::Offline, None);
         options.set_last_will(LastWill::new(format!("{prefix}/{}", will.topic), will.payload.bytes().to_vec(), QoS::AtLeastOnce, true));
-        let (client, connection) = Client::new(options, REQUEST_QUEUE);
-        let delivery = Arc::new(Delivery::default());
-        let event_loop = {
-            let (client, delivery, prefix) = (client.clone(), delivery.clone(), prefix.clone());
+        let outbox = Outbox::open(&config.outbox_path(), (config.outbox_max_mb * 1024.0 * 1024.0) as u64).map_err(|e| PublishError::Mqtt(e.to_string()))?;
+        let left = outbox.len().map_err(|e| PublishError::Mqtt(e.to_string()))?;
+        if left > 0 {
+            tracing::info!(messages = left, "publishing what an earlier run left in the outbox first");
+        }
+        let connector = Connector { options, subscriptions };
+        let (client, connection) = connector.connect();
+        let link = Arc::new(Mutex::new(Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), sent_up_to: 0, prefix }));
+        lock(&link).pump();
+        let closing = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (link, closing) = (link.clone(), closing.clone());
             std::thread::Builder::new()
                 .name("mqtt".into())
-                .spawn(move || run_event_loop(connection, client, delivery, prefix, subscriptions))
+                .spawn(move || run_connection(connection, connector, link, closing))
                 .map_err(|e| PublishError::Mqtt(format!("cannot start the MQTT thread: {e}")))?
         };
-        Ok(MqttSink { client, prefix, delivery, event_loop: Some(event_loop) })
-    }
-
-    fn send(&self, message: &Message) -> Result<(), PublishError> {
-        let topic = format!("{}/{}", self.prefix, message.topic);
-        let size = topic.len() + message.payload.bytes().len() + PACKET_OVERHEAD;
-        if size > MAX_PACKET {
-            return Err(PublishError::Mqtt(format!("a {size}-byte message is over the {MAX_PACKET}-byte packet limit")));
-        }
-        self.client
-            .publish(topic, QoS::AtLeastOnce, message.retain, message.payload.bytes())
-            .map_err(|e| PublishError::Mqtt(e.to_string()))?;
-        self.delivery.requested.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        Ok(MqttSink { link, closing, thread: Some(thread) })
     }
 }
 
-fn run_event_loop(mut connection: Connection, client: Client, delivery: Arc<Delivery>, prefix: String, subscriptions: Subscriptions) {
+/// Drives the connection until closing; rebuilds it after each failure.
+fn run_connection(mut connection: Connection, connector: Connector, link: Arc<Mutex<Link>>, closing: Arc<AtomicBool>) {
     let mut backoff = RECONNECT_START;
+    loop {
+        let failure = drive(&mut connection, &connector, &link, &closing, &mut backoff);
+        if closing.load(Ordering::Relaxed) {
+            return;
+        }
+        tracing::warn!(retry_in_ms = backoff.as_millis() as u64, "MQTT connection: {failure}");
+        // Jitter keeps a fleet of boxes from reconnecting to a restarted broker in lockstep.
+        let jitter = Duration::from_millis(u64::from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_millis()) % 250);
+        let resume = Instant::now() + backoff + jitter;
+        while Instant::now() < resume && !closing.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if closing.load(Ordering::Relaxed) {
+            return;
+        }
+        backoff = (backoff * 2).min(RECONNECT_CAP);
+        // A fresh client: what the old one held unacknowledged is still in the outbox.
+        let (client, fresh) = connector.connect();
+        connection = fresh;
+        let mut l = lock(&link);
+        l.client = client;
+        l.requested.clear();
+        l.in_flight.clear();
+        l.sent_up_to = 0;
+        l.pump();
+    }
+}
+
+/// Runs one connection until it fails (returning why) or is closed.
+fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>, closing: &AtomicBool, backoff: &mut Duration) -> String {
     for event in connection.iter() {
         match event {
             Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                 tracing::info!("MQTT connected");
-                backoff = RECONNECT_START;
-                if !delivery.closing.load(Ordering::Relaxed) {
+                *backoff = RECONNECT_START;
+                let mut l = lock(link);
+                if !closing.load(Ordering::Relaxed) {
                     let online = status_message(Availability::Online, Some(SystemTime::now()));
                     // try_: this thread drives the queue, so it must never wait on it.
-                    if client.try_publish(format!("{prefix}/{}", online.topic), QoS::AtLeastOnce, true, online.payload.bytes().to_vec()).is_ok() {
-                        delivery.requested.fetch_add(1, Ordering::Relaxed);
-                    }
-                    // Again on every connect: a broker that lost its sessions has forgotten them.
-                    for topic in &subscriptions.topics {
-                        if let Err(e) = client.try_subscribe(topic.as_str(), QoS::AtLeastOnce) {
-                            tracing::error!(%topic, "cannot subscribe: {e}");
-                        }
+                    let topic = format!("{}/{}", l.prefix, online.topic);
+                    if l.client.try_publish(topic, QoS::AtLeastOnce, true, online.payload.bytes().to_vec()).is_ok() {
+                        l.requested.push_back(None);
                     }
                 }
+                // Again on every connect: a broker that lost its sessions has forgotten them.
+                for topic in &connector.subscriptions.topics {
+                    if let Err(e) = l.client.try_subscribe(topic.as_str(), QoS::AtLeastOnce) {
+                        tracing::error!(%topic, "cannot subscribe: {e}");
+                    }
+                }
+                l.pump();
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                let mut l = lock(link);
+                if let Some(Some(id)) = l.requested.pop_front() {
+                    l.in_flight.insert(pkid, id);
+                }
+            }
+            Ok(Event::Incoming(Incoming::PubAck(ack))) => {
+                let mut l = lock(link);
+                l.acked(ack.pkid);
+                l.pump();
             }
             Ok(Event::Incoming(Incoming::Publish(publish))) => {
-                if subscriptions.topics.contains(&publish.topic)
-                    && subscriptions.inbox.try_send((publish.topic.clone(), publish.payload.to_vec())).is_err()
-                {
+                let subscriptions = &connector.subscriptions;
+                if subscriptions.topics.contains(&publish.topic) && subscriptions.inbox.try_send((publish.topic.clone(), publish.payload.to_vec())).is_err() {
                     tracing::warn!(topic = %publish.topic, "signal message dropped: the analysis thread is behind");
                 }
             }
-            Ok(Event::Incoming(Incoming::PubAck(_))) => {
-                delivery.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return "disconnected".into(),
             Ok(_) => {}
-            Err(e) => {
-                if delivery.closing.load(Ordering::Relaxed) {
-                    break;
-                }
-                tracing::warn!(retry_in_ms = backoff.as_millis() as u64, "MQTT connection: {e}");
-                // Jitter keeps a fleet of boxes from reconnecting to a restarted broker in lockstep.
-                let jitter = Duration::from_millis(u64::from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_millis()) % 250);
-                std::thread::sleep(backoff + jitter);
-                backoff = (backoff * 2).min(RECONNECT_CAP);
-            }
+            Err(e) => return e.to_string(),
         }
     }
+    "the connection closed".into()
 }
 
 impl Sink for MqttSink {
     fn publish(&mut self, message: &Message) -> Result<(), PublishError> {
-        self.send(message)
+        let mut l = lock(&self.link);
+        let topic = format!("{}/{}", l.prefix, message.topic);
+        let size = topic.len() + message.payload.bytes().len() + PACKET_OVERHEAD;
+        if size > MAX_PACKET {
+            return Err(PublishError::Mqtt(format!("a {size}-byte message is over the {MAX_PACKET}-byte packet limit")));
+        }
+        let dropped = l.outbox.push(&topic, message).map_err(|e| PublishError::Mqtt(e.to_string()))?;
+        if dropped > 0 {
+            let [counts, evidence, events] = l.outbox.dropped;
+            tracing::warn!(dropped, counts, evidence, events, "the outbox is full: oldest messages dropped (totals since start; counts and status go first, alerts and crossings last)");
+        }
+        l.pump();
+        Ok(())
     }
 
     fn close(&mut self) -> Result<(), PublishError> {
-        self.send(&status_message(Availability::Stopped, Some(SystemTime::now())))?;
+        self.publish(&status_message(Availability::Stopped, Some(SystemTime::now())))?;
         let deadline = Instant::now() + FLUSH_TIMEOUT;
-        let d = &self.delivery;
-        while d.acked.load(Ordering::Relaxed) < d.requested.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let unacked = loop {
+            let left = lock(&self.link).outbox.len().unwrap_or(0);
+            if left == 0 || Instant::now() >= deadline {
+                break left;
+            }
             std::thread::sleep(Duration::from_millis(20));
-        }
-        let unacked = d.requested.load(Ordering::Relaxed).saturating_sub(d.acked.load(Ordering::Relaxed));
+        };
         if unacked > 0 {
-            tracing::warn!(unacked, "stopping with messages the broker has not acknowledged");
+            tracing::warn!(unacked, "stopping with messages the broker has not acknowledged; they stay in the outbox for the next start");
         }
-        d.closing.store(true, Ordering::Relaxed);
+        self.closing.store(true, Ordering::Relaxed);
         // try_: with the broker down and rumqttc's queue full, a blocking disconnect never returns.
-        let _ = self.client.try_disconnect();
-        if let Some(thread) = self.event_loop.take() {
-            let deadline = Instant::now() + EVENT_LOOP_EXIT;
+        let _ = lock(&self.link).client.try_disconnect();
+        if let Some(thread) = self.thread.take() {
+            let deadline = Instant::now() + Duration::from_secs(2);
             while !thread.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }

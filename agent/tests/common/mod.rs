@@ -45,32 +45,69 @@ fn wait_for_port(port: u16, what: &str) {
 
 /// A mosquitto broker on a free loopback port, stopped when dropped.
 pub struct Mosquitto {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
+    conf: PathBuf,
 }
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
+        Self::start_with("persistence false\n")
+    }
+
+    /// A broker that keeps clients' sessions (subscriptions, queued messages) across a restart.
+    pub fn start_persistent() -> Mosquitto {
         let port = free_port();
+        let dir = temp_dir(&format!("mosquitto-data-{port}"));
+        Self::start_on(port, &format!("persistence true\npersistence_location {}/\n", dir.display()))
+    }
+
+    fn start_with(extra: &str) -> Mosquitto {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// A broker on a port chosen before (where an agent is already trying to connect).
+    pub fn start_on_port(port: u16) -> Mosquitto {
+        Self::start_on(port, "persistence false\n")
+    }
+
+    fn start_on(port: u16, extra: &str) -> Mosquitto {
         let dir = temp_dir(&format!("mosquitto-{port}"));
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}")).unwrap();
+        let mut broker = Mosquitto { child: None, port, conf };
+        broker.resume();
+        broker
+    }
+
+    /// Starts it again on the same port, after [`Mosquitto::stop`].
+    pub fn resume(&mut self) {
         let child = Command::new("mosquitto")
             .arg("-c")
-            .arg(&conf)
+            .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto is installed (scripts/setup.sh)");
-        wait_for_port(port, "mosquitto");
-        Mosquitto { child, port }
+        self.child = Some(child);
+        wait_for_port(self.port, "mosquitto");
+    }
+
+    /// Stops it as a service manager would (SIGTERM: it saves its sessions) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+            let _ = child.wait();
+        }
     }
 }
 
 impl Drop for Mosquitto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -90,19 +127,24 @@ pub fn publish_retained(port: u16, topic: &str, payload: &str) {
 }
 
 /// Collects every message under `topic_filter` as (topic, JSON payload). A payload that is not
-/// JSON (an evidence image) comes as `{"bytes": N, "sha256": "…", "jpeg": true|false}`.
+/// JSON (an evidence image) comes as `{"bytes": N, "sha256": "…", "jpeg": true|false}`. The
+/// session is persistent and re-subscribed on every connect, so with a persistent broker nothing
+/// is missed across a broker restart.
 pub fn subscribe(port: u16, topic_filter: &str) -> Receiver<(String, serde_json::Value)> {
     let mut options = rumqttc::MqttOptions::new(format!("test-sub-{port}"), "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(5));
+    options.set_clean_session(false);
     // Room for evidence images.
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut connection) = rumqttc::Client::new(options, 100);
-    client.subscribe(topic_filter, rumqttc::QoS::AtLeastOnce).unwrap();
     let (tx, rx) = crossbeam_channel::unbounded();
+    let topic_filter = topic_filter.to_string();
     std::thread::spawn(move || {
-        let _client = client;
         for event in connection.iter() {
             match event {
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))) => {
+                    let _ = client.try_subscribe(topic_filter.as_str(), rumqttc::QoS::AtLeastOnce);
+                }
                 Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
                     let payload = serde_json::from_slice(&p.payload).unwrap_or_else(|_| {
                         use sha2::Digest;
