@@ -140,6 +140,12 @@ fn events_from_before_a_crash_are_delivered_after_the_restart() {
             assert_eq!(crossing["replayed"], true, "{crossing}");
         }
     }
+    let is_online = |t: &str, p: &Value| t.ends_with("crash/status") && p["status"] == "online";
+    let online = match seen.iter().find(|(t, p)| is_online(t, p)) {
+        Some((_, p)) => p.clone(),
+        None => wait_for(&messages, Duration::from_secs(10), "online status", &mut seen, is_online),
+    };
+    assert!(online["seq"].as_u64().unwrap() > 1, "the connection sequence grows across restarts (the first run tried to connect): {online}");
     let status = agent.terminate();
     assert!(status.success(), "{}", agent.log_text());
     assert!(agent.log_text().contains("left in the outbox"), "{}", agent.log_text());

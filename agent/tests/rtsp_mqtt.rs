@@ -120,8 +120,10 @@ fn the_broker_announces_offline_when_the_agent_dies() {
     .unwrap();
     let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("canh.log"));
     let mut seen = Vec::new();
-    wait_for(&messages, Duration::from_secs(20), "online status", &mut seen, |_, p| p["status"] == "online");
+    let online = wait_for(&messages, Duration::from_secs(20), "online status", &mut seen, |_, p| p["status"] == "online");
     agent.child.kill().unwrap();
     let offline = wait_for(&messages, Duration::from_secs(20), "the offline Last Will", &mut seen, |_, p| p["status"] == "offline");
     assert_eq!(offline["v"], 1);
+    assert!(online["seq"].as_u64().is_some_and(|s| s >= 1), "{online}");
+    assert_eq!(offline["seq"], online["seq"], "the Last Will names the connection it belongs to");
 }

@@ -344,14 +344,18 @@ pub enum Availability {
 struct StatusPayload {
     v: u32,
     status: Availability,
+    /// Connection sequence number: grows with every connection, across restarts, so the IOC can
+    /// tell a stale `offline` (Last Will of an older connection) from the current state.
+    seq: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<String>,
     agent: &'static str,
 }
 
-/// The status message; the Last Will carries no time, since it is registered at connect.
-pub fn status_message(status: Availability, time: Option<SystemTime>) -> Message {
-    let payload = StatusPayload { v: SCHEMA_VERSION, status, time: time.map(rfc3339), agent: concat!("canh ", env!("CARGO_PKG_VERSION")) };
+/// The status message of connection `seq`; the Last Will carries no time, since it is
+/// registered at connect.
+pub fn status_message(status: Availability, time: Option<SystemTime>, seq: u64) -> Message {
+    let payload = StatusPayload { v: SCHEMA_VERSION, status, seq, time: time.map(rfc3339), agent: concat!("canh ", env!("CARGO_PKG_VERSION")) };
     Message::new("status".into(), &payload, true)
 }
 

@@ -59,6 +59,8 @@ struct Link {
     /// The last outbox id handed to this connection.
     sent_up_to: i64,
     prefix: String,
+    /// This connection's sequence number, in its `online`, `offline` (Last Will) and `stopped`.
+    seq: u64,
 }
 
 impl Link {
@@ -104,11 +106,16 @@ fn lock(link: &Mutex<Link>) -> MutexGuard<'_, Link> {
 struct Connector {
     options: MqttOptions,
     subscriptions: Subscriptions,
+    prefix: String,
 }
 
 impl Connector {
-    fn connect(&self) -> (Client, Connection) {
-        Client::new(self.options.clone(), REQUEST_QUEUE)
+    /// A client for connection `seq`, whose Last Will names it.
+    fn connect(&self, seq: u64) -> (Client, Connection) {
+        let mut options = self.options.clone();
+        let will = status_message(Availability::Offline, None, seq);
+        options.set_last_will(LastWill::new(format!("{}/{}", self.prefix, will.topic), will.payload.bytes().to_vec(), QoS::AtLeastOnce, true));
+        Client::new(options, REQUEST_QUEUE)
     }
 }
 
@@ -125,16 +132,15 @@ impl MqttSink {
         if let Some(user) = &config.username {
             options.set_credentials(user, password.as_ref().map_or("", Secret::expose));
         }
-        let will = status_message(Availability::Offline, None);
-        options.set_last_will(LastWill::new(format!("{prefix}/{}", will.topic), will.payload.bytes().to_vec(), QoS::AtLeastOnce, true));
         let outbox = Outbox::open(&config.outbox_path(), (config.outbox_max_mb * 1024.0 * 1024.0) as u64).map_err(|e| PublishError::Mqtt(e.to_string()))?;
         let left = outbox.len().map_err(|e| PublishError::Mqtt(e.to_string()))?;
         if left > 0 {
             tracing::info!(messages = left, "publishing what an earlier run left in the outbox first");
         }
-        let connector = Connector { options, subscriptions };
-        let (client, connection) = connector.connect();
-        let link = Arc::new(Mutex::new(Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), sent_up_to: 0, prefix }));
+        let seq = outbox.next_connection_seq().map_err(|e| PublishError::Mqtt(e.to_string()))?;
+        let connector = Connector { options, subscriptions, prefix: prefix.clone() };
+        let (client, connection) = connector.connect(seq);
+        let link = Arc::new(Mutex::new(Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), sent_up_to: 0, prefix, seq }));
         lock(&link).pump();
         let closing = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -168,9 +174,13 @@ fn run_connection(mut connection: Connection, connector: Connector, link: Arc<Mu
         }
         backoff = (backoff * 2).min(RECONNECT_CAP);
         // A fresh client: what the old one held unacknowledged is still in the outbox.
-        let (client, fresh) = connector.connect();
-        connection = fresh;
         let mut l = lock(&link);
+        match l.outbox.next_connection_seq() {
+            Ok(seq) => l.seq = seq,
+            Err(e) => tracing::error!("{e}"),
+        }
+        let (client, fresh) = connector.connect(l.seq);
+        connection = fresh;
         l.client = client;
         l.requested.clear();
         l.in_flight.clear();
@@ -188,7 +198,7 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
                 *backoff = RECONNECT_START;
                 let mut l = lock(link);
                 if !closing.load(Ordering::Relaxed) {
-                    let online = status_message(Availability::Online, Some(SystemTime::now()));
+                    let online = status_message(Availability::Online, Some(SystemTime::now()), l.seq);
                     // try_: this thread drives the queue, so it must never wait on it.
                     let topic = format!("{}/{}", l.prefix, online.topic);
                     if l.client.try_publish(topic, QoS::AtLeastOnce, true, online.payload.bytes().to_vec()).is_ok() {
@@ -246,7 +256,8 @@ impl Sink for MqttSink {
     }
 
     fn close(&mut self) -> Result<(), PublishError> {
-        self.publish(&status_message(Availability::Stopped, Some(SystemTime::now())))?;
+        let seq = lock(&self.link).seq;
+        self.publish(&status_message(Availability::Stopped, Some(SystemTime::now()), seq))?;
         let deadline = Instant::now() + FLUSH_TIMEOUT;
         let unacked = loop {
             let left = lock(&self.link).outbox.len().unwrap_or(0);

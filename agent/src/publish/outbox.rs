@@ -69,6 +69,7 @@ impl Outbox {
                  priority INTEGER NOT NULL,
                  replayed INTEGER NOT NULL DEFAULT 0
              );
+             CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
              UPDATE outbox SET replayed = 1;",
         )
         .map_err(err)?;
@@ -137,6 +138,19 @@ impl Outbox {
         self.db.execute("DELETE FROM outbox WHERE id = ?1", [id]).map(|_| ()).map_err(|e| self.err(e))
     }
 
+    /// The next connection sequence number, kept here so it grows across restarts.
+    pub fn next_connection_seq(&self) -> Result<u64, OutboxError> {
+        self.db
+            .query_row(
+                "INSERT INTO counters (name, value) VALUES ('connection', 1)
+                 ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
     pub fn len(&self) -> Result<u64, OutboxError> {
         self.db.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(|e| self.err(e))
     }
@@ -183,6 +197,10 @@ mod tests {
         // The agent starts again: what is left goes out first, marked.
         let outbox = Outbox::open(&path, 1 << 20).unwrap();
         assert_eq!(outbox.len().unwrap(), 2);
+        assert_eq!((outbox.next_connection_seq().unwrap(), outbox.next_connection_seq().unwrap()), (1, 2));
+        drop(outbox);
+        let outbox = Outbox::open(&path, 1 << 20).unwrap();
+        assert_eq!(outbox.next_connection_seq().unwrap(), 3, "the sequence survives a restart");
         let next = outbox.next_after(0).unwrap().unwrap();
         let v: serde_json::Value = serde_json::from_slice(&next.payload).unwrap();
         assert_eq!((v["n"].as_i64(), v["replayed"].as_bool()), (Some(1), Some(true)));
