@@ -1,7 +1,8 @@
 //! End to end: an RTSP camera on 127.0.0.1 → `canh run` → a real mosquitto → a subscriber.
 //! The camera goes away mid-stream and comes back; the agent must reconnect and go on counting.
 //! A signal controller holds the junction at red, so eastbound cars are red-light violations,
-//! each with its evidence image.
+//! each with its evidence image. The camera URL and the MQTT password hold secrets, which must
+//! never appear in the log or in any message.
 
 mod common;
 
@@ -20,6 +21,9 @@ fn rtsp_camera_to_mqtt_with_reconnect_and_clean_shutdown() {
 
     let dir = temp_dir("rtsp-mqtt");
     let config = dir.join("site.toml");
+    // mosquitto here lets anyone in, and the test RTSP server asks for no credentials: both are
+    // sent and ignored, so they can be looked for afterwards.
+    std::fs::write(dir.join("mqtt-password"), "mqtt-s3cret\n").unwrap();
     std::fs::write(
         &config,
         format!(
@@ -29,10 +33,12 @@ counts_interval_s = 3
 
 [mqtt]
 url = "mqtt://127.0.0.1:{}"
+username = "canh"
+password_file = "mqtt-password"
 
 [[cameras]]
 id = "gate"
-source = "rtsp://127.0.0.1:{rtsp_port}/clip"
+source = "rtsp://viewer:rtsp-s3cret@127.0.0.1:{rtsp_port}/clip"
 analytics_fps = 5
 no_frames_timeout_s = 3
 
@@ -90,7 +96,7 @@ red_light = {{ p1 = [0.5, 1.0], p2 = [0.5, 0.0], direction = "in", signal = {{ t
     assert!(reconnecting["fps_in"].as_f64().is_some() && reconnecting["reconnects"].as_u64().is_some(), "{reconnecting}");
     let crossings_before = seen.iter().filter(|(t, _)| *t == topic("gate/crossing")).count();
     let _server = RtspServer::start(rtsp_port, &clip);
-    seen.clear();
+    let mut everything = std::mem::take(&mut seen);
     wait_for(&messages, Duration::from_secs(45), "a crossing after the camera came back", &mut seen, |t, _| t == topic("gate/crossing"));
     let log = agent.log_text();
     assert!(log.contains("reconnecting"), "the agent did not log a reconnect:\n{log}");
@@ -101,6 +107,16 @@ red_light = {{ p1 = [0.5, 1.0], p2 = [0.5, 0.0], direction = "in", signal = {{ t
     wait_for(&messages, Duration::from_secs(10), "the camera's last status", &mut seen, |t, p| t == topic("gate/status") && p["state"] == "stopped");
     let stopped = wait_for(&messages, Duration::from_secs(10), "stopped status", &mut seen, |t, p| t == topic("status") && p["status"] == "stopped");
     assert_eq!(stopped["v"], 1);
+
+    everything.extend(seen);
+    let log = agent.log_text();
+    assert!(log.contains("rtsp://viewer:***@127.0.0.1"), "the camera is logged, redacted:\n{log}");
+    for secret in ["rtsp-s3cret", "mqtt-s3cret"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+        for (topic, payload) in &everything {
+            assert!(!payload.to_string().contains(secret), "{secret} in {topic}: {payload}");
+        }
+    }
 }
 
 #[test]
