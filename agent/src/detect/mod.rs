@@ -145,13 +145,13 @@ impl Detector {
         let model_err = |e: opencv::Error| DetectError::Model { model: self.manifest.name.clone(), message: e.to_string() };
         let spec = &self.manifest.input;
         let fit = (spec.width as f64 / image.cols() as f64).min(spec.height as f64 / image.rows() as f64).min(1.0);
-        let mut scaled = opencv::core::Mat::default();
-        if fit < 1.0 {
-            let size = opencv::core::Size::new((image.cols() as f64 * fit) as i32, (image.rows() as f64 * fit) as i32);
-            opencv::imgproc::resize(image, &mut scaled, size, 0.0, 0.0, opencv::imgproc::INTER_AREA).map_err(model_err)?;
-        } else {
-            scaled = image.try_clone().map_err(model_err)?;
+        if fit >= 1.0 && image.is_continuous() {
+            let bytes = image.data_bytes().map_err(model_err)?;
+            return self.detect_bgr(bytes, image.cols() as u32, image.rows() as u32, image.cols() as usize * 3, min_score);
         }
+        let mut scaled = opencv::core::Mat::default();
+        let size = opencv::core::Size::new((image.cols() as f64 * fit) as i32, (image.rows() as f64 * fit) as i32);
+        opencv::imgproc::resize(image, &mut scaled, size, 0.0, 0.0, opencv::imgproc::INTER_AREA).map_err(model_err)?;
         let bytes = scaled.data_bytes().map_err(model_err)?;
         self.detect_bgr(bytes, scaled.cols() as u32, scaled.rows() as u32, scaled.cols() as usize * 3, min_score)
     }

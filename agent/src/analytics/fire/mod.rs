@@ -246,6 +246,29 @@ pub struct FireWatch {
     detector: Option<Arc<Detector>>,
     smoke: SmokeCue,
     previous_fire: Option<Mat>,
+    /// The zones' pixel masks for the current frame size (frames keep their size).
+    masks_cache: Option<ZoneMasks>,
+}
+
+/// Each zone less the masks, as a pixel mask, and their union (where smoke is looked for).
+struct ZoneMasks {
+    width: i32,
+    height: i32,
+    zones: Vec<Mat>,
+    watched: Mat,
+}
+
+impl ZoneMasks {
+    fn new(frame: &Mat, zones: &[WatchZone], masks: &[Polygon]) -> opencv::Result<ZoneMasks> {
+        let zone_masks: Vec<Mat> = zones.iter().map(|z| zone_mask(frame, &z.polygon, masks)).collect::<Result<_, _>>()?;
+        let mut watched = zone_masks[0].clone();
+        for mask in &zone_masks[1..] {
+            let mut union = Mat::default();
+            opencv::core::bitwise_or(&watched, mask, &mut union, &opencv::core::no_array())?;
+            watched = union;
+        }
+        Ok(ZoneMasks { width: frame.cols(), height: frame.rows(), zones: zone_masks, watched })
+    }
 }
 
 impl FireWatch {
@@ -266,6 +289,7 @@ impl FireWatch {
             detector,
             smoke: SmokeCue::new().map_err(|e| e.to_string())?,
             previous_fire: None,
+            masks_cache: None,
         })
     }
 
@@ -302,20 +326,13 @@ impl FireWatch {
         };
 
         let mut events = Vec::new();
-        let zone_masks: Vec<Mat> = self.zones.iter().map(|z| zone_mask(frame, &z.polygon, &self.masks)).collect::<Result<_, _>>().map_err(cv)?;
-        let smoke_blob = if self.config.smoke {
-            let mut watched = zone_masks[0].clone();
-            for mask in &zone_masks[1..] {
-                let mut union = Mat::default();
-                opencv::core::bitwise_or(&watched, mask, &mut union, &opencv::core::no_array()).map_err(cv)?;
-                watched = union;
-            }
-            self.smoke.observe(frame, &watched, objects, self.config.min_smoke_area).map_err(cv)?
-        } else {
-            None
-        };
+        if self.masks_cache.as_ref().is_none_or(|c| (c.width, c.height) != (w, h)) {
+            self.masks_cache = Some(ZoneMasks::new(frame, &self.zones, &self.masks).map_err(cv)?);
+        }
+        let cache = self.masks_cache.as_ref().expect("set above");
+        let smoke_blob = if self.config.smoke { self.smoke.observe(frame, &cache.watched, objects, self.config.min_smoke_area).map_err(cv)? } else { None };
 
-        for (zone, allowed) in self.zones.iter_mut().zip(&zone_masks) {
+        for (zone, allowed) in self.zones.iter_mut().zip(&cache.zones) {
             let mut flame_evidence = None;
             if zone.kind != FireKind::Smoke {
                 let rect = pixel_rect(&zone.polygon);
