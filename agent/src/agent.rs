@@ -221,13 +221,7 @@ impl CameraAnalysis {
         let lines = camera
             .lines
             .iter()
-            .map(|l| Line {
-                id: l.id.clone(),
-                p1: crate::types::Point { x: l.p1[0], y: l.p1[1] },
-                p2: crate::types::Point { x: l.p2[0], y: l.p2[1] },
-                classes: manifest.resolve_classes(l.classes.as_deref()),
-                confirm_frames: l.confirm_frames,
-            })
+            .map(|l| Line::new(&l.id, l.p1, l.p2, manifest.resolve_classes(l.classes.as_deref()), l.confirm_frames))
             .collect::<Vec<_>>();
         CameraAnalysis {
             id: camera.id.as_str().into(),

@@ -1,7 +1,7 @@
 //! Plane geometry in normalized image coordinates (x right, y down, 0..1): zones and headings.
 
 use crate::config::{ConfigError, check_point};
-use crate::types::Point;
+use crate::types::{BBox, Point};
 
 /// A zone: a simple polygon, edges joining consecutive points and the last to the first.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +12,16 @@ pub struct Polygon {
 impl Polygon {
     pub fn new(points: &[[f32; 2]]) -> Polygon {
         Polygon { points: points.iter().map(|&[x, y]| Point { x, y }).collect() }
+    }
+
+    /// The smallest box holding every point.
+    pub fn bounds(&self) -> BBox {
+        self.points.iter().fold(BBox { x1: f32::MAX, y1: f32::MAX, x2: f32::MIN, y2: f32::MIN }, |b, p| BBox {
+            x1: b.x1.min(p.x),
+            y1: b.y1.min(p.y),
+            x2: b.x2.max(p.x),
+            y2: b.y2.max(p.y),
+        })
     }
 
     /// Even-odd rule: points exactly on an edge may fall either way.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, check_classes, check_id, check_point};
+use crate::config::{ConfigError, check_classes, check_id, check_segment};
 use super::history::FORGET_AFTER;
 use crate::types::{ClassId, Point, TrackedObject};
 
@@ -38,11 +38,7 @@ impl LineConfig {
     /// `labels` is the model's label list, when it could be loaded.
     pub fn validate(&self, path: &str, labels: Option<&[String]>, errors: &mut Vec<ConfigError>) {
         check_id(&self.id, &format!("{path}.id"), errors);
-        check_point(self.p1, &format!("{path}.p1"), errors);
-        check_point(self.p2, &format!("{path}.p2"), errors);
-        if self.p1 == self.p2 {
-            errors.push(ConfigError::new(format!("{path}.p2"), "must differ from p1"));
-        }
+        check_segment(self.p1, self.p2, path, errors);
         if self.confirm_frames == 0 {
             errors.push(ConfigError::new(format!("{path}.confirm_frames"), "must be at least 1"));
         }
@@ -74,6 +70,10 @@ pub struct Line {
 }
 
 impl Line {
+    pub fn new(id: &str, p1: [f32; 2], p2: [f32; 2], classes: Vec<ClassId>, confirm_frames: u32) -> Line {
+        Line { id: id.to_string(), p1: Point { x: p1[0], y: p1[1] }, p2: Point { x: p2[0], y: p2[1] }, classes, confirm_frames }
+    }
+
     /// Which side of the directed line `p` lies on; `None` exactly on it.
     fn side(&self, p: Point) -> Option<Side> {
         let cross = (self.p2.x - self.p1.x) * (p.y - self.p1.y) - (self.p2.y - self.p1.y) * (p.x - self.p1.x);

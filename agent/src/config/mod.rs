@@ -235,6 +235,15 @@ pub fn check_classes(classes: Option<&[String]>, labels: Option<&[String]>, path
     }
 }
 
+/// Checks a line segment given as `p1`/`p2` keys under `path`: both normalized, and distinct.
+pub fn check_segment(p1: [f32; 2], p2: [f32; 2], path: &str, errors: &mut Vec<ConfigError>) {
+    check_point(p1, &format!("{path}.p1"), errors);
+    check_point(p2, &format!("{path}.p2"), errors);
+    if p1 == p2 {
+        errors.push(ConfigError::new(format!("{path}.p2"), "must differ from p1"));
+    }
+}
+
 /// Resolves `path` against the config file's folder unless it is absolute.
 pub fn resolve_relative(base: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);

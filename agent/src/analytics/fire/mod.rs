@@ -250,12 +250,14 @@ pub struct FireWatch {
     masks_cache: Option<ZoneMasks>,
 }
 
-/// Each zone less the masks, as a pixel mask, and their union (where smoke is looked for).
+/// Each zone less the masks, as a pixel mask, and their union (where smoke is looked for); each
+/// zone's bounding rectangle in pixels.
 struct ZoneMasks {
     width: i32,
     height: i32,
     zones: Vec<Mat>,
     watched: Mat,
+    rects: Vec<Rect>,
 }
 
 impl ZoneMasks {
@@ -267,7 +269,17 @@ impl ZoneMasks {
             opencv::core::bitwise_or(&watched, mask, &mut union, &opencv::core::no_array())?;
             watched = union;
         }
-        Ok(ZoneMasks { width: frame.cols(), height: frame.rows(), zones: zone_masks, watched })
+        let (w, h) = (frame.cols(), frame.rows());
+        let rects = zones
+            .iter()
+            .map(|z| {
+                let b = z.polygon.bounds();
+                let x = ((b.x1.max(0.0) * w as f32) as i32).min(w - 1);
+                let y = ((b.y1.max(0.0) * h as f32) as i32).min(h - 1);
+                Rect::new(x, y, (((b.x2.min(1.0) * w as f32).ceil() as i32) - x).max(1), (((b.y2.min(1.0) * h as f32).ceil() as i32) - y).max(1))
+            })
+            .collect();
+        Ok(ZoneMasks { width: w, height: h, zones: zone_masks, watched, rects })
     }
 }
 
@@ -302,40 +314,29 @@ impl FireWatch {
     /// object detector found (never smoke).
     pub fn analyse(&mut self, frame: &Mat, objects: &[BBox], now: Duration) -> Result<Vec<FireEvent>, String> {
         let cv = |e: opencv::Error| e.to_string();
-        let (w, h) = (frame.cols(), frame.rows());
-        let pixel_rect = |p: &Polygon| {
-            let (mut x1, mut y1, mut x2, mut y2) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-            for q in &p.points {
-                (x1, y1, x2, y2) = (x1.min(q.x), y1.min(q.y), x2.max(q.x), y2.max(q.y));
-            }
-            let x = ((x1.max(0.0) * w as f32) as i32).min(w - 1);
-            let y = ((y1.max(0.0) * h as f32) as i32).min(h - 1);
-            Rect::new(x, y, (((x2.min(1.0) * w as f32).ceil() as i32) - x).max(1), (((y2.min(1.0) * h as f32).ceil() as i32) - y).max(1))
-        };
-        let watched: Vec<Rect> = self.zones.iter().filter(|z| z.kind != FireKind::Smoke).map(|z| pixel_rect(&z.polygon)).collect();
-        let tiles = match watched.iter().copied().reduce(|a, b| a | b) {
+        if self.masks_cache.as_ref().is_none_or(|c| (c.width, c.height) != (frame.cols(), frame.rows())) {
+            self.masks_cache = Some(ZoneMasks::new(frame, &self.zones, &self.masks).map_err(cv)?);
+        }
+        let cache = self.masks_cache.as_ref().expect("set above");
+        let flame_area = self.zones.iter().zip(&cache.rects).filter(|(z, _)| z.kind != FireKind::Smoke).map(|(_, r)| *r).reduce(|a, b| a | b);
+        let tiles = match flame_area {
             Some(area) => classify_tiles(&self.classifier, frame, area)?,
             None => Vec::new(),
         };
         tracing::debug!(tiles = ?tiles.iter().map(|t| (t.rect.x, t.rect.y, (t.p_fire * 100.0) as i32)).collect::<Vec<_>>(), "flame tiles");
         let fire = fire_colour_mask(frame).map_err(cv)?;
-        let previous_fire = self.previous_fire.replace(fire.clone());
+        let previous_fire = self.previous_fire.take();
         let detections = match &self.detector {
             Some(d) => d.detect_mat(frame, d.manifest().score_threshold).map_err(|e| e.to_string())?,
             None => Vec::new(),
         };
 
         let mut events = Vec::new();
-        if self.masks_cache.as_ref().is_none_or(|c| (c.width, c.height) != (w, h)) {
-            self.masks_cache = Some(ZoneMasks::new(frame, &self.zones, &self.masks).map_err(cv)?);
-        }
-        let cache = self.masks_cache.as_ref().expect("set above");
         let smoke_blob = if self.config.smoke { self.smoke.observe(frame, &cache.watched, objects, self.config.min_smoke_area).map_err(cv)? } else { None };
 
-        for (zone, allowed) in self.zones.iter_mut().zip(&cache.zones) {
+        for ((zone, allowed), &rect) in self.zones.iter_mut().zip(&cache.zones).zip(&cache.rects) {
             let mut flame_evidence = None;
             if zone.kind != FireKind::Smoke {
-                let rect = pixel_rect(&zone.polygon);
                 let mut zone_fire = Mat::default();
                 opencv::core::bitwise_and(&fire, allowed, &mut zone_fire, &opencv::core::no_array()).map_err(cv)?;
                 let hot: Vec<&cues::Tile> = tiles[1..].iter().filter(|t| t.p_fire >= self.config.flame_threshold && (t.rect & rect).area() > 0).collect();
@@ -388,6 +389,7 @@ impl FireWatch {
                 events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(true), transition: t });
             }
         }
+        self.previous_fire = Some(fire);
         Ok(events)
     }
 

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::history::TrackHistory;
 use super::signal::SignalState;
 use super::{Direction, Line};
-use crate::config::{ConfigError, check_classes, check_id, check_point};
+use crate::config::{ConfigError, check_classes, check_id};
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// `[[cameras.rules]]` in the site config: common keys plus one table naming the kind.
@@ -138,15 +138,6 @@ impl RuleConfig {
     }
 }
 
-/// Checks a line's end points, given as `p1`/`p2` keys under `path`.
-fn check_segment(p1: [f32; 2], p2: [f32; 2], path: &str, errors: &mut Vec<ConfigError>) {
-    check_point(p1, &format!("{path}.p1"), errors);
-    check_point(p2, &format!("{path}.p2"), errors);
-    if p1 == p2 {
-        errors.push(ConfigError::new(format!("{path}.p2"), "must differ from p1"));
-    }
-}
-
 fn check_positive(value: f32, path: &str, what: &str, errors: &mut Vec<ConfigError>) {
     if !(value > 0.0 && value.is_finite()) {
         errors.push(ConfigError::new(path, format!("must be a positive {what}, got {value}")));
@@ -155,7 +146,7 @@ fn check_positive(value: f32, path: &str, what: &str, errors: &mut Vec<ConfigErr
 
 /// A single-line counter for line-based rules, classes already filtered by [`Rules`].
 fn rule_line(id: &str, p1: [f32; 2], p2: [f32; 2], classes: &[ClassId]) -> Line {
-    Line { id: id.to_string(), p1: Point { x: p1[0], y: p1[1] }, p2: Point { x: p2[0], y: p2[1] }, classes: classes.to_vec(), confirm_frames: 2 }
+    Line::new(id, p1, p2, classes.to_vec(), 2)
 }
 
 /// What a rule measured when it fired; only the fields of its kind are set.

@@ -7,10 +7,10 @@ use std::time::Duration;
 use opencv::core::Mat;
 use serde::Deserialize;
 
-use super::{Finding, Measured, Shape, check_segment, round1, rule_line};
+use super::{Finding, Measured, Shape, round1, rule_line};
 use crate::analytics::signal::{LampReader, SignalConfig, SignalState, SignalTimeline};
 use crate::analytics::{Direction, LineCounter};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, check_segment};
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// `red_light = { … }` of a rule.

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Finding, Measured, Shape, check_segment, rule_line};
+use super::{Finding, Measured, Shape, rule_line};
 use crate::analytics::{Direction, LineCounter};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, check_segment};
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// Which crossings of a solid line are violations.
