@@ -2,8 +2,12 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use serde::Deserialize;
 
+use super::tls::TlsFiles;
 use crate::config::ConfigError;
 
 /// A string that never appears in `Debug` output, logs or error messages.
@@ -26,7 +30,8 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// Broker address, `mqtt://host[:port]` (port 1883 by default).
+    /// Broker address, `mqtt://host[:port]` (port 1883 by default), or `mqtts://host[:port]`
+    /// for TLS (port 8883 by default).
     pub url: String,
     /// MQTT client id; stable, so the broker keeps the session across reconnects. Default `canh-{site}`.
     pub client_id: Option<String>,
@@ -41,6 +46,12 @@ pub struct MqttConfig {
     pub password_file: Option<String>,
     /// An environment variable holding the password.
     pub password_env: Option<String>,
+    /// (TLS) PEM file of the CA certificates the broker's certificate must be signed by.
+    /// Default: the system's bundle, `/etc/ssl/certs/ca-certificates.crt`.
+    pub ca_file: Option<String>,
+    /// (Mutual TLS) PEM file of the agent's certificate (chain), and of its private key.
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
     /// MQTT keep-alive interval, seconds; a dead link is noticed within about twice this.
     #[serde(default = "default_keep_alive_s")]
     pub keep_alive_s: u64,
@@ -61,24 +72,76 @@ fn default_keep_alive_s() -> u64 {
     30
 }
 
+/// Debian's bundle of the system's trusted CAs.
+const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// Where the broker is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerAddress {
     pub host: String,
     pub port: u16,
+    pub tls: bool,
 }
 
 impl MqttConfig {
+    /// A broker at `url` with every other key at its default.
+    pub fn new(url: &str) -> MqttConfig {
+        MqttConfig {
+            url: url.into(),
+            client_id: None,
+            topic_prefix: None,
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            keep_alive_s: default_keep_alive_s(),
+            outbox_path: None,
+            outbox_max_mb: default_outbox_max_mb(),
+        }
+    }
+
     pub fn broker(&self) -> Result<BrokerAddress, String> {
         let url = url::Url::parse(&self.url).map_err(|e| format!("'{}' is not a valid URL: {e}", crate::config::redact_url(&self.url)))?;
-        if !matches!(url.scheme(), "mqtt" | "tcp") {
-            return Err(format!("scheme '{}' is not supported (use mqtt://host:port)", url.scheme()));
-        }
+        let (tls, default_port) = match url.scheme() {
+            "mqtt" | "tcp" => (false, 1883),
+            "mqtts" | "ssl" => (true, 8883),
+            other => return Err(format!("scheme '{other}' is not supported (use mqtt://host:port, or mqtts://host:port for TLS)")),
+        };
         if url.password().is_some() {
             return Err("put the password in mqtt.password, not in the URL".into());
         }
         let host = url.host_str().filter(|h| !h.is_empty()).ok_or("the URL names no host")?;
-        Ok(BrokerAddress { host: host.trim_matches(['[', ']']).to_string(), port: url.port().unwrap_or(1883) })
+        Ok(BrokerAddress { host: host.trim_matches(['[', ']']).to_string(), port: url.port().unwrap_or(default_port), tls })
+    }
+
+    /// The CA file TLS connections trust.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.ca_file.as_deref().unwrap_or(SYSTEM_CA_FILE).into()
+    }
+
+    /// Connection options for `client_id`: address, credentials and TLS; the caller sets the
+    /// session and will. Errors name the key or file at fault, never a secret.
+    pub fn options(&self, client_id: String) -> Result<MqttOptions, String> {
+        let broker = self.broker()?;
+        let mut options = MqttOptions::new(client_id, broker.host, broker.port);
+        options.set_keep_alive(Duration::from_secs(self.keep_alive_s));
+        let password = self.resolve_password()?;
+        if let Some(user) = &self.username {
+            options.set_credentials(user, password.as_ref().map_or("", Secret::expose));
+        }
+        if broker.tls {
+            let ca_file = self.ca_file();
+            let client = match (&self.client_cert_file, &self.client_key_file) {
+                (Some(cert), Some(key)) => Some((std::path::Path::new(cert), std::path::Path::new(key))),
+                _ => None,
+            };
+            let config = super::tls::client_config(&TlsFiles { ca_file: &ca_file, client })?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+        }
+        Ok(options)
     }
 
     /// The password from whichever of `password`, `password_file` or `password_env` is set.
@@ -104,6 +167,9 @@ impl MqttConfig {
         {
             *file = crate::config::resolve_relative(base, file).to_string_lossy().into_owned();
         }
+        for file in [&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file].into_iter().flatten() {
+            *file = crate::config::resolve_relative(base, file).to_string_lossy().into_owned();
+        }
         let outbox = match (&self.outbox_path, std::env::var_os("STATE_DIRECTORY")) {
             (Some(path), _) => crate::config::resolve_relative(base, path),
             (None, Some(state)) => std::path::Path::new(&state).join("outbox.sqlite"),
@@ -121,8 +187,27 @@ impl MqttConfig {
     }
 
     pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        if let Err(e) = self.broker() {
-            errors.push(ConfigError::new(format!("{path}.url"), e));
+        match self.broker() {
+            Err(e) => errors.push(ConfigError::new(format!("{path}.url"), e)),
+            Ok(broker) if broker.tls => {
+                let client = match (&self.client_cert_file, &self.client_key_file) {
+                    (Some(cert), Some(key)) => Some((std::path::Path::new(cert), std::path::Path::new(key))),
+                    (None, None) => None,
+                    _ => {
+                        errors.push(ConfigError::new(format!("{path}.client_cert_file"), "client_cert_file and client_key_file go together"));
+                        None
+                    }
+                };
+                let ca_file = self.ca_file();
+                if let Err(e) = super::tls::client_config(&TlsFiles { ca_file: &ca_file, client }) {
+                    // The message starts with the key at fault.
+                    errors.push(ConfigError::new(path.to_string(), e));
+                }
+            }
+            Ok(_) if self.ca_file.is_some() || self.client_cert_file.is_some() || self.client_key_file.is_some() => {
+                errors.push(ConfigError::new(format!("{path}.url"), "TLS files are given: use an mqtts:// URL"));
+            }
+            Ok(_) => {}
         }
         match self.resolve_password() {
             Ok(Some(_)) if self.username.is_none() => errors.push(ConfigError::new(format!("{path}.username"), "is required when a password is given")),
@@ -164,23 +249,13 @@ mod tests {
     use super::*;
 
     fn config(url: &str) -> MqttConfig {
-        MqttConfig {
-            url: url.into(),
-            client_id: None,
-            topic_prefix: None,
-            username: None,
-            password: None,
-            password_file: None,
-            password_env: None,
-            keep_alive_s: 30,
-            outbox_path: None,
-            outbox_max_mb: 64.0,
-        }
+        MqttConfig::new(url)
     }
 
     #[test]
     fn parses_broker_urls() {
-        assert_eq!(config("mqtt://127.0.0.1").broker().unwrap(), BrokerAddress { host: "127.0.0.1".into(), port: 1883 });
+        assert_eq!(config("mqtt://127.0.0.1").broker().unwrap(), BrokerAddress { host: "127.0.0.1".into(), port: 1883, tls: false });
+        assert_eq!(config("mqtts://broker.local").broker().unwrap(), BrokerAddress { host: "broker.local".into(), port: 8883, tls: true });
         assert_eq!(config("tcp://broker.local:2883").broker().unwrap().port, 2883);
         assert!(config("http://x").broker().unwrap_err().contains("scheme 'http'"));
         assert!(!config("mqtt://u:hunter2@x").broker().unwrap_err().contains("hunter2"));

@@ -8,9 +8,11 @@
 mod config;
 mod mqtt;
 mod outbox;
+mod tls;
 
 pub use config::{MqttConfig, Secret, topic_prefix};
 pub use mqtt::{MqttSink, Subscriptions};
+pub use tls::explain as explain_connection_error;
 
 use std::io::Write;
 use std::thread::JoinHandle;

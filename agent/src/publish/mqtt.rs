@@ -21,7 +21,7 @@ use crossbeam_channel::Sender;
 use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 
 use super::outbox::Outbox;
-use super::{MqttConfig, PublishError, Secret, Sink};
+use super::{MqttConfig, PublishError, Sink};
 use crate::events::{Availability, Message, status_message};
 
 /// Requests waiting for the event loop inside rumqttc.
@@ -107,6 +107,8 @@ struct Connector {
     options: MqttOptions,
     subscriptions: Subscriptions,
     prefix: String,
+    /// The CA file of a TLS connection, named when the broker's certificate is refused.
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 impl Connector {
@@ -123,22 +125,17 @@ impl MqttSink {
     /// Opens the outbox and connects in the background; messages published before the
     /// connection is up wait in the outbox.
     pub fn connect(config: &MqttConfig, site: &str, prefix: String, subscriptions: Subscriptions) -> Result<MqttSink, PublishError> {
-        let broker = config.broker().map_err(PublishError::Mqtt)?;
-        let mut options = MqttOptions::new(config.client_id(site), broker.host, broker.port);
-        options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
+        let mut options = config.options(config.client_id(site)).map_err(PublishError::Mqtt)?;
         options.set_clean_session(false);
         options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
-        let password = config.resolve_password().map_err(PublishError::Mqtt)?;
-        if let Some(user) = &config.username {
-            options.set_credentials(user, password.as_ref().map_or("", Secret::expose));
-        }
         let outbox = Outbox::open(&config.outbox_path(), (config.outbox_max_mb * 1024.0 * 1024.0) as u64).map_err(|e| PublishError::Mqtt(e.to_string()))?;
         let left = outbox.len().map_err(|e| PublishError::Mqtt(e.to_string()))?;
         if left > 0 {
             tracing::info!(messages = left, "publishing what an earlier run left in the outbox first");
         }
         let seq = outbox.next_connection_seq().map_err(|e| PublishError::Mqtt(e.to_string()))?;
-        let connector = Connector { options, subscriptions, prefix: prefix.clone() };
+        let tls_ca = config.broker().map_err(PublishError::Mqtt)?.tls.then(|| config.ca_file());
+        let connector = Connector { options, subscriptions, prefix: prefix.clone(), tls_ca };
         let (client, connection) = connector.connect(seq);
         let link = Arc::new(Mutex::new(Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), sent_up_to: 0, prefix, seq }));
         lock(&link).pump();
@@ -162,7 +159,12 @@ fn run_connection(mut connection: Connection, connector: Connector, link: Arc<Mu
         if closing.load(Ordering::Relaxed) {
             return;
         }
-        tracing::warn!(retry_in_ms = backoff.as_millis() as u64, "MQTT connection: {failure}");
+        let explained = super::tls::explain(&failure, connector.tls_ca.as_deref());
+        if explained == failure {
+            tracing::warn!(retry_in_ms = backoff.as_millis() as u64, "MQTT connection: {failure}");
+        } else {
+            tracing::error!(retry_in_ms = backoff.as_millis() as u64, "MQTT connection: {explained}");
+        }
         // Jitter keeps a fleet of boxes from reconnecting to a restarted broker in lockstep.
         let jitter = Duration::from_millis(u64::from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_millis()) % 250);
         let resume = Instant::now() + backoff + jitter;
