@@ -7,6 +7,7 @@ pub mod config;
 pub mod detect;
 pub mod events;
 pub mod health;
+pub mod listen;
 pub mod publish;
 pub mod render;
 pub mod source;

@@ -5,6 +5,8 @@
 //! - `canh replay --input CLIP …`: count, check rules and watch for fire on a clip as fast as
 //!   possible, print the events and a JSON summary; `--render DIR` writes what the agent sees as
 //!   PNG frames; `--fire` watches a clip for fire without a config.
+//! - `canh listen --broker URL --prefix P`: the reference IOC consumer; validates, de-duplicates
+//!   and stores what a site publishes, one line per message.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +24,8 @@ use canh::analytics::fire::FireConfig;
 use canh::analytics::signal::SignalLogEntry;
 use canh::analytics::{LineConfig, LineCounts};
 use canh::config::{CameraConfig, ConfigErrors, Resources, SiteConfig, redact_url};
+use canh::listen::ListenOptions;
+use canh::publish::MqttConfig;
 
 #[derive(Parser)]
 #[command(name = "canh", version, about = "Edge video analytics: camera streams in, counts and alerts out over MQTT")]
@@ -73,6 +77,33 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         signal_log: Option<PathBuf>,
     },
+    /// The reference IOC consumer: subscribe to a site's topics, validate every message against
+    /// the documented schema, drop duplicates by id, store events in SQLite and images beside it,
+    /// print one line per message. Stops on SIGINT/SIGTERM.
+    Listen {
+        /// `mqtt://host[:port]` or `mqtts://host[:port]`.
+        #[arg(long, value_name = "URL")]
+        broker: String,
+        /// The site's topic prefix, e.g. `canh/v1/hue-gate-2`.
+        #[arg(long, value_name = "P")]
+        prefix: String,
+        /// The SQLite database; images go into `evidence/` and `snapshots/` beside it.
+        #[arg(long, value_name = "FILE", default_value = "canh-listen.sqlite")]
+        db: PathBuf,
+        /// (TLS) CA certificates the broker's certificate must be signed by (PEM).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<String>,
+        /// (Mutual TLS) client certificate and key (PEM).
+        #[arg(long, value_name = "FILE", requires = "key_file")]
+        cert_file: Option<String>,
+        #[arg(long, value_name = "FILE", requires = "cert_file")]
+        key_file: Option<String>,
+        #[arg(long)]
+        username: Option<String>,
+        /// A file holding the password.
+        #[arg(long, value_name = "FILE", requires = "username")]
+        password_file: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +115,10 @@ fn main() -> ExitCode {
         Command::Replay { input, config, camera, lines, fps, render, fire, signal_log } => {
             let tools = ReplayTools { render_dir: render, fire, signal_log };
             replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, tools)
+        }
+        Command::Listen { broker, prefix, db, ca_file, cert_file, key_file, username, password_file } => {
+            let mqtt = MqttConfig { ca_file, client_cert_file: cert_file, client_key_file: key_file, username, password_file, ..MqttConfig::new(&broker) };
+            listen(ListenOptions { mqtt, prefix, db })
         }
     };
     match result {
@@ -126,6 +161,12 @@ fn run(config_path: &std::path::Path) -> Result<()> {
         let totals = serde_json::to_string(&camera.lines)?;
         tracing::info!(camera = %camera.id, frames = camera.frames_analysed, dropped = camera.frames_dropped, reconnects = camera.reconnects, %totals, "stopped");
     }
+    Ok(())
+}
+
+fn listen(options: ListenOptions) -> Result<()> {
+    let summary = canh::listen::listen(&options, stop_on_signals()?)?;
+    tracing::info!(events = summary.events, duplicates = summary.duplicates, images = summary.images, invalid = summary.invalid, "stopped listening");
     Ok(())
 }
 

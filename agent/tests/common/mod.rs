@@ -277,3 +277,103 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// `canh listen`, the reference IOC consumer, on a site's prefix; results read from its database.
+pub struct Listener {
+    process: Agent,
+    pub db: PathBuf,
+    pub output: PathBuf,
+}
+
+impl Listener {
+    pub fn start(port: u16, prefix: &str, dir: &std::path::Path) -> Listener {
+        Self::start_with(&format!("mqtt://127.0.0.1:{port}"), prefix, dir, &[])
+    }
+
+    pub fn start_with(broker: &str, prefix: &str, dir: &std::path::Path, extra: &[&str]) -> Listener {
+        let db = dir.join("listen.sqlite");
+        let output = dir.join("listen.out");
+        let mut args = vec!["listen", "--broker", broker, "--prefix", prefix, "--db", db.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let child = Command::new(env!("CARGO_BIN_EXE_canh"))
+            .args(&args)
+            .env("CANH_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::fs::File::create(&output).unwrap())
+            .stderr(std::fs::File::create(dir.join("listen.log")).unwrap())
+            .spawn()
+            .unwrap();
+        Listener { process: Agent { child, log: dir.join("listen.log") }, db, output }
+    }
+
+    fn query(&self, sql: &str) -> Vec<Vec<rusqlite::types::Value>> {
+        let Ok(db) = rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else { return Vec::new() };
+        let Ok(mut statement) = db.prepare(sql) else { return Vec::new() };
+        let columns = statement.column_count();
+        statement.query_map([], |r| (0..columns).map(|i| r.get(i)).collect()).map(|rows| rows.filter_map(Result::ok).collect()).unwrap_or_default()
+    }
+
+    fn text(value: &rusqlite::types::Value) -> String {
+        match value {
+            rusqlite::types::Value::Text(t) => t.clone(),
+            other => panic!("not text: {other:?}"),
+        }
+    }
+
+    fn integer(value: &rusqlite::types::Value) -> i64 {
+        match value {
+            rusqlite::types::Value::Integer(n) => *n,
+            other => panic!("not an integer: {other:?}"),
+        }
+    }
+
+    /// Events of `kind` (`crossing`, `counts`, `violation`, `fire`) in the order first received.
+    pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.query(&format!("SELECT payload FROM events WHERE kind = '{kind}' ORDER BY rowid"))
+            .iter()
+            .map(|row| serde_json::from_str(&Self::text(&row[0])).unwrap())
+            .collect()
+    }
+
+    /// Copies received beyond the first, events and images together.
+    pub fn duplicates(&self) -> i64 {
+        let events = self.query("SELECT COALESCE(SUM(duplicates), 0) FROM events");
+        let images = self.query("SELECT COALESCE(SUM(duplicates), 0) FROM images");
+        [events, images].iter().map(|rows| rows.first().map_or(0, |r| Self::integer(&r[0]))).sum()
+    }
+
+    /// The latest message of a status-like topic (or `{topic}/{request_id}` for a reply).
+    pub fn latest(&self, key: &str) -> Option<serde_json::Value> {
+        self.query(&format!("SELECT payload FROM latest WHERE topic = '{key}'")).first().map(|row| serde_json::from_str(&Self::text(&row[0])).unwrap())
+    }
+
+    /// (topic, error) of every message the consumer found invalid.
+    pub fn invalid(&self) -> Vec<(String, String)> {
+        self.query("SELECT topic, error FROM invalid").iter().map(|r| (Self::text(&r[0]), Self::text(&r[1]))).collect()
+    }
+
+    /// (topic, file, sha256) of every image received.
+    pub fn images(&self) -> Vec<(String, PathBuf, String)> {
+        self.query("SELECT topic, path, sha256 FROM images ORDER BY rowid").iter().map(|r| (Self::text(&r[0]), PathBuf::from(Self::text(&r[1])), Self::text(&r[2]))).collect()
+    }
+
+    /// The lines it printed.
+    pub fn printed(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// Polls until `done` holds.
+    pub fn wait_until(&self, timeout: Duration, what: &str, done: impl Fn(&Listener) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done(self) {
+            assert!(Instant::now() < deadline, "no {what} within {timeout:?}; the consumer printed:\n{}", self.printed());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn stop(mut self) -> String {
+        let status = self.process.terminate();
+        assert!(status.success(), "canh listen failed:\n{}", self.process.log_text());
+        self.printed()
+    }
+}

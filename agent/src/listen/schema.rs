@@ -1,0 +1,477 @@
+//! The documented message schema (`docs/messages.md`, version 1), as the IOC reads it: a topic
+//! tells what a payload must be, and [`validate`] checks the payload against that. New fields are
+//! allowed (the schema may grow within a version); missing, mistyped or out-of-range ones are
+//! errors naming the field.
+
+// The payload structs exist to be parsed: a field that is only checked is never read again.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::events::SCHEMA_VERSION;
+
+/// What a topic below the prefix carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicKind {
+    AgentStatus,
+    Stats,
+    Reply,
+    /// The IOC's own commands, seen because the consumer subscribes to everything.
+    Command,
+    CameraStatus { camera: String },
+    Crossing { camera: String },
+    Counts { camera: String },
+    Violation { camera: String },
+    Fire { camera: String },
+    Evidence { camera: String, id: String },
+    Snapshot { camera: String, request_id: String },
+}
+
+impl TopicKind {
+    /// The kind of `topic` below `prefix`, or why it is not one of the documented topics.
+    pub fn of(topic: &str, prefix: &str) -> Result<TopicKind, String> {
+        let rest = topic.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')).ok_or_else(|| format!("not below the prefix {prefix}"))?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let camera = |c: &str| c.to_string();
+        Ok(match parts.as_slice() {
+            ["status"] => TopicKind::AgentStatus,
+            ["stats"] => TopicKind::Stats,
+            ["reply"] => TopicKind::Reply,
+            ["cmd", ..] => TopicKind::Command,
+            [c, "status"] => TopicKind::CameraStatus { camera: camera(c) },
+            [c, "crossing"] => TopicKind::Crossing { camera: camera(c) },
+            [c, "counts"] => TopicKind::Counts { camera: camera(c) },
+            [c, "violation"] => TopicKind::Violation { camera: camera(c) },
+            [c, "fire"] => TopicKind::Fire { camera: camera(c) },
+            [c, "evidence", id] => TopicKind::Evidence { camera: camera(c), id: id.to_string() },
+            [c, "snapshot", request] => TopicKind::Snapshot { camera: camera(c), request_id: request.to_string() },
+            _ => return Err(format!("'{rest}' is not a documented topic")),
+        })
+    }
+
+    /// The short name used in the store and the summary lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TopicKind::AgentStatus => "status",
+            TopicKind::Stats => "stats",
+            TopicKind::Reply => "reply",
+            TopicKind::Command => "cmd",
+            TopicKind::CameraStatus { .. } => "camera-status",
+            TopicKind::Crossing { .. } => "crossing",
+            TopicKind::Counts { .. } => "counts",
+            TopicKind::Violation { .. } => "violation",
+            TopicKind::Fire { .. } => "fire",
+            TopicKind::Evidence { .. } => "evidence",
+            TopicKind::Snapshot { .. } => "snapshot",
+        }
+    }
+
+    pub fn camera(&self) -> Option<&str> {
+        match self {
+            TopicKind::CameraStatus { camera }
+            | TopicKind::Crossing { camera }
+            | TopicKind::Counts { camera }
+            | TopicKind::Violation { camera }
+            | TopicKind::Fire { camera }
+            | TopicKind::Evidence { camera, .. }
+            | TopicKind::Snapshot { camera, .. } => Some(camera),
+            _ => None,
+        }
+    }
+}
+
+/// An image reference in an alert or a reply.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageRef {
+    pub topic: String,
+    pub bytes: usize,
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What the store and the summary need from a valid JSON message.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    /// Event or message id, for de-duplication (absent from status, stats and replies).
+    pub id: Option<String>,
+    pub replayed: bool,
+    /// The image it refers to, to check against the JPEG received.
+    pub image: Option<ImageRef>,
+    /// (Replies) the request answered.
+    pub request_id: Option<String>,
+    /// A one-line description for the operator.
+    pub summary: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    v: u32,
+    #[serde(default)]
+    replayed: bool,
+}
+
+#[derive(Deserialize)]
+struct AgentStatus {
+    status: Word<AvailabilityWord>,
+    seq: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AvailabilityWord {
+    Online,
+    Stopped,
+    Offline,
+}
+
+#[derive(Deserialize)]
+struct CameraStatus {
+    camera: String,
+    state: Word<StateWord>,
+    time: Time,
+    fps_in: f64,
+    fps_analysed: f64,
+    frames_dropped: u64,
+    reconnects: u64,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StateWord {
+    Starting,
+    Streaming,
+    Reconnecting,
+    Ended,
+    Error,
+    Stopped,
+}
+
+#[derive(Deserialize)]
+struct Crossing {
+    id: Id,
+    time: Time,
+    camera: String,
+    line: String,
+    direction: Word<DirectionWord>,
+    class: String,
+    track_id: u64,
+    confidence: Unit,
+    stream_time_s: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DirectionWord {
+    In,
+    Out,
+}
+
+#[derive(Deserialize)]
+struct Counts {
+    id: Id,
+    camera: String,
+    start: Time,
+    end: Time,
+    lines: Vec<LineCounts>,
+}
+
+#[derive(Deserialize)]
+struct LineCounts {
+    id: String,
+    #[serde(rename = "in")]
+    inbound: BTreeMap<String, u64>,
+    #[serde(rename = "out")]
+    outbound: BTreeMap<String, u64>,
+}
+
+#[derive(Deserialize)]
+struct Violation {
+    id: Id,
+    #[serde(rename = "type")]
+    kind_of_event: Word<AlertWord>,
+    alert_id: Option<Id>,
+    kind: Word<RuleWord>,
+    rule: String,
+    time: Time,
+    stream_time_s: f64,
+    camera: String,
+    track_id: u64,
+    class: String,
+    #[serde(rename = "box")]
+    bbox: [Unit; 4],
+    confidence: Unit,
+    measured: serde_json::Map<String, serde_json::Value>,
+    evidence: Option<ImageRef>,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum AlertWord {
+    Alert,
+    End,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RuleWord {
+    RedLight,
+    WrongWay,
+    NoStopping,
+    NoParking,
+    SolidLine,
+    Speeding,
+}
+
+#[derive(Deserialize)]
+struct Fire {
+    id: Id,
+    incident: Id,
+    #[serde(rename = "type")]
+    stage: Word<StageWord>,
+    kind: Word<FireWord>,
+    zone: String,
+    time: Time,
+    stream_time_s: f64,
+    camera: String,
+    region: [Unit; 4],
+    area: Unit,
+    evidence: Option<ImageRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StageWord {
+    Suspected,
+    Confirmed,
+    Update,
+    Cleared,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FireWord {
+    Fire,
+    Smoke,
+    OpenBurning,
+}
+
+#[derive(Deserialize)]
+struct Stats {
+    time: Time,
+    uptime_s: f64,
+    cameras: BTreeMap<String, u64>,
+    outbox: OutboxStats,
+    mqtt_connected: bool,
+}
+
+#[derive(Deserialize)]
+struct OutboxStats {
+    messages: u64,
+    dropped: BTreeMap<String, u64>,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    request_id: String,
+    command: String,
+    ok: bool,
+    error: Option<String>,
+    snapshot: Option<ImageRef>,
+}
+
+/// A closed set of words, kept with the word itself for the summary line.
+struct Word<T> {
+    text: String,
+    word: T,
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Word<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let word = T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&text))
+            .map_err(|_| serde::de::Error::custom(format!("'{text}' is not one of the documented values")))?;
+        Ok(Word { text, word })
+    }
+}
+
+/// An RFC 3339 time.
+struct Time;
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).map_err(|e| serde::de::Error::custom(format!("'{text}' is not an RFC 3339 time: {e}")))?;
+        Ok(Time)
+    }
+}
+
+/// A UUID.
+struct Id(String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        uuid::Uuid::parse_str(&text).map_err(|e| serde::de::Error::custom(format!("'{text}' is not a UUID: {e}")))?;
+        Ok(Id(text))
+    }
+}
+
+/// A number in 0..=1.
+struct Unit(f64);
+
+impl<'de> Deserialize<'de> for Unit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let x = f64::deserialize(d)?;
+        if !(0.0..=1.0).contains(&x) {
+            return Err(serde::de::Error::custom(format!("{x} is outside 0..1")));
+        }
+        Ok(Unit(x))
+    }
+}
+
+/// `payload` parsed as `T`, with the path of the field at fault in the error.
+fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| match e.path().to_string().as_str() {
+        "." => e.inner().to_string(),
+        path => format!("{path}: {}", e.inner()),
+    })
+}
+
+fn same_camera(topic: &str, payload: &str) -> Result<(), String> {
+    if topic == payload { Ok(()) } else { Err(format!("camera: '{payload}' but the topic names '{topic}'")) }
+}
+
+/// Checks a JSON payload against the schema of its topic.
+pub fn validate(kind: &TopicKind, payload: &[u8]) -> Result<Checked, String> {
+    let envelope: Envelope = parse(payload)?;
+    if envelope.v != SCHEMA_VERSION {
+        return Err(format!("v: schema version {} is not {SCHEMA_VERSION}", envelope.v));
+    }
+    let topic_camera = kind.camera().unwrap_or_default();
+    let mut checked = match kind {
+        TopicKind::AgentStatus => {
+            let s: AgentStatus = parse(payload)?;
+            Checked { summary: format!("agent {} (connection {})", s.status.text, s.seq), ..Checked::default() }
+        }
+        TopicKind::CameraStatus { .. } => {
+            let s: CameraStatus = parse(payload)?;
+            same_camera(topic_camera, &s.camera)?;
+            let reason = s.reason.map(|r| format!(": {r}")).unwrap_or_default();
+            let summary = format!("{} {}{reason}, {:.1}/{:.1} fps in/analysed, {} dropped, {} reconnects", s.camera, s.state.text, s.fps_in, s.fps_analysed, s.frames_dropped, s.reconnects);
+            Checked { summary, ..Checked::default() }
+        }
+        TopicKind::Crossing { .. } => {
+            let c: Crossing = parse(payload)?;
+            same_camera(topic_camera, &c.camera)?;
+            let summary = format!("{} line {} {} {} track {} at {:.1} s", c.camera, c.line, c.direction.text, c.class, c.track_id, c.stream_time_s);
+            Checked { id: Some(c.id.0), summary, ..Checked::default() }
+        }
+        TopicKind::Counts { .. } => {
+            let c: Counts = parse(payload)?;
+            same_camera(topic_camera, &c.camera)?;
+            let lines: Vec<String> = c.lines.iter().map(|l| format!("{} in {} out {}", l.id, l.inbound.values().sum::<u64>(), l.outbound.values().sum::<u64>())).collect();
+            Checked { id: Some(c.id.0), summary: format!("{} counts: {}", c.camera, lines.join(", ")), ..Checked::default() }
+        }
+        TopicKind::Violation { .. } => {
+            let v: Violation = parse(payload)?;
+            same_camera(topic_camera, &v.camera)?;
+            if v.kind_of_event.word == AlertWord::End && v.alert_id.is_none() {
+                return Err("alert_id: an end names the alert it closes".into());
+            }
+            let measured: Vec<String> = v.measured.iter().map(|(k, x)| format!("{k}={x}")).collect();
+            let summary = format!("{} {} {} rule {} {} track {} at {:.1} s {}", v.camera, v.kind_of_event.text, v.kind.text, v.rule, v.class, v.track_id, v.stream_time_s, measured.join(" "));
+            Checked { id: Some(v.id.0), image: v.evidence, summary, ..Checked::default() }
+        }
+        TopicKind::Fire { .. } => {
+            let f: Fire = parse(payload)?;
+            same_camera(topic_camera, &f.camera)?;
+            let summary = format!("{} {} {} zone {} incident {} at {:.1} s", f.camera, f.kind.text, f.stage.text, f.zone, f.incident.0, f.stream_time_s);
+            Checked { id: Some(f.id.0), image: f.evidence, summary, ..Checked::default() }
+        }
+        TopicKind::Stats => {
+            let s: Stats = parse(payload)?;
+            let cameras: Vec<String> = s.cameras.iter().map(|(state, n)| format!("{n} {state}")).collect();
+            let dropped: u64 = s.outbox.dropped.values().sum();
+            let link = if s.mqtt_connected { "connected" } else { "disconnected" };
+            let summary = format!("agent up {:.0} s, cameras {}, outbox {} waiting ({dropped} dropped), {link}", s.uptime_s, cameras.join(" "), s.outbox.messages);
+            Checked { summary, ..Checked::default() }
+        }
+        TopicKind::Reply => {
+            let r: Reply = parse(payload)?;
+            let outcome = match (r.ok, &r.error) {
+                (true, _) => "ok".to_string(),
+                (false, Some(e)) => format!("error: {e}"),
+                (false, None) => return Err("error: a failed reply says why".into()),
+            };
+            let summary = format!("reply to {} {}: {outcome}", r.command, r.request_id);
+            Checked { image: r.snapshot, request_id: Some(r.request_id), summary, ..Checked::default() }
+        }
+        TopicKind::Command | TopicKind::Evidence { .. } | TopicKind::Snapshot { .. } => return Err("not a JSON topic".into()),
+    };
+    checked.replayed = envelope.replayed;
+    Ok(checked)
+}
+
+/// Checks that `bytes` look like a whole JPEG (start and end markers).
+pub fn validate_jpeg(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 4 || bytes[..2] != [0xFF, 0xD8] || bytes[bytes.len() - 2..] != [0xFF, 0xD9] {
+        return Err(format!("{} bytes that are not a whole JPEG", bytes.len()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREFIX: &str = "canh/v1/site";
+
+    fn kind(topic: &str) -> TopicKind {
+        TopicKind::of(&format!("{PREFIX}/{topic}"), PREFIX).unwrap()
+    }
+
+    #[test]
+    fn topics_map_to_kinds() {
+        assert_eq!(kind("cam1/crossing"), TopicKind::Crossing { camera: "cam1".into() });
+        assert_eq!(kind("cam1/evidence/abc"), TopicKind::Evidence { camera: "cam1".into(), id: "abc".into() });
+        assert_eq!(kind("status"), TopicKind::AgentStatus);
+        assert!(TopicKind::of("canh/v1/site/cam1/unknown", PREFIX).unwrap_err().contains("cam1/unknown"));
+        assert!(TopicKind::of("other/status", PREFIX).is_err());
+    }
+
+    #[test]
+    fn a_valid_crossing_passes_and_faults_name_the_field() {
+        let good = r#"{"v":1,"id":"01a2054f-86a6-778d-a105-281e92fe50d3","time":"2026-11-22T22:10:27.622Z","camera":"cam1",
+            "line":"middle","direction":"in","class":"car","track_id":54,"confidence":0.638,"stream_time_s":18.101,"new_field":1}"#;
+        let checked = validate(&kind("cam1/crossing"), good.as_bytes()).unwrap();
+        assert_eq!(checked.id.as_deref(), Some("01a2054f-86a6-778d-a105-281e92fe50d3"));
+        assert!(checked.summary.contains("line middle in car"), "{}", checked.summary);
+        let cases = [
+            (good.replace("\"in\"", "\"sideways\""), "direction"),
+            (good.replace("0.638", "1.5"), "confidence"),
+            (good.replace("\"track_id\":54,", ""), "track_id"),
+            (good.replace("2026-11-22T22:10:27.622Z", "yesterday"), "time"),
+            (good.replace("\"v\":1", "\"v\":2"), "schema version 2"),
+            (good.replace("01a2054f-86a6", "not-a-uuid"), "id"),
+        ];
+        for (bad, field) in cases {
+            let e = validate(&kind("cam1/crossing"), bad.as_bytes()).unwrap_err();
+            assert!(e.contains(field), "{e} should name {field}");
+        }
+        let e = validate(&kind("cam2/crossing"), good.as_bytes()).unwrap_err();
+        assert!(e.contains("topic names 'cam2'"), "{e}");
+        assert!(validate(&kind("cam1/crossing"), b"not json").is_err());
+    }
+
+    #[test]
+    fn jpeg_markers_are_checked() {
+        assert!(validate_jpeg(&[0xFF, 0xD8, 0, 0xFF, 0xD9]).is_ok());
+        assert!(validate_jpeg(b"GIF89a").is_err());
+    }
+}
