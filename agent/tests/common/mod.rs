@@ -62,7 +62,8 @@ impl Mosquitto {
         Self::start_on(port, &format!("persistence true\npersistence_location {}/\n", dir.display()))
     }
 
-    fn start_with(extra: &str) -> Mosquitto {
+    /// A broker whose listener has these extra settings (e.g. TLS files).
+    pub fn start_with(extra: &str) -> Mosquitto {
         Self::start_on(free_port(), extra)
     }
 
