@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod analytics;
 pub mod config;
+pub mod control;
 pub mod detect;
 pub mod events;
 pub mod health;

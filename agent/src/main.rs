@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use canh::agent::{FireSummary, Mode, ReplayOptions, run_site};
+use canh::agent::{DaemonOptions, FireSummary, Mode, ReplayOptions, run_site};
 use canh::analytics::fire::FireConfig;
 use canh::analytics::signal::SignalLogEntry;
 use canh::analytics::{LineConfig, LineCounts};
@@ -150,18 +150,29 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// The daemon: runs the site until stopped; a reload (SIGHUP or the IOC's command) with a valid
+/// new config runs the site again with it.
 fn run(config_path: &std::path::Path) -> Result<()> {
     let resources = Resources::locate();
-    let config = SiteConfig::load(config_path, &resources)?;
-    for camera in &config.cameras {
-        tracing::info!(camera = %camera.id, source = %redact_url(&camera.source), fps = camera.analytics_fps, lines = camera.lines.len(), "camera");
+    let mut config = SiteConfig::load(config_path, &resources)?;
+    let stop = stop_on_signals()?;
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).context("cannot install a signal handler")?;
+    let options = DaemonOptions { config_path: config_path.to_path_buf(), reload };
+    loop {
+        for camera in &config.cameras {
+            tracing::info!(camera = %camera.id, source = %redact_url(&camera.source), fps = camera.analytics_fps, lines = camera.lines.len(), "camera");
+        }
+        let summary = run_site(&config, &resources, Mode::Daemon(options.clone()), stop.clone())?;
+        for camera in &summary.cameras {
+            let totals = serde_json::to_string(&camera.lines)?;
+            tracing::info!(camera = %camera.id, frames = camera.frames_analysed, dropped = camera.frames_dropped, reconnects = camera.reconnects, %totals, "stopped");
+        }
+        match summary.reload {
+            Some(new) => config = new,
+            None => return Ok(()),
+        }
     }
-    let summary = run_site(&config, &resources, Mode::Daemon, stop_on_signals()?)?;
-    for camera in &summary.cameras {
-        let totals = serde_json::to_string(&camera.lines)?;
-        tracing::info!(camera = %camera.id, frames = camera.frames_analysed, dropped = camera.frames_dropped, reconnects = camera.reconnects, %totals, "stopped");
-    }
-    Ok(())
 }
 
 fn listen(options: ListenOptions) -> Result<()> {

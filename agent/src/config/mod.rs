@@ -34,6 +34,9 @@ pub struct SiteConfig {
     /// Length of the period over which line counts are summed and published, seconds.
     #[serde(default = "default_counts_interval_s")]
     pub counts_interval_s: u64,
+    /// How often the agent publishes its `stats` message, seconds; 0 turns it off.
+    #[serde(default = "default_stats_interval_s")]
+    pub stats_interval_s: u64,
     #[serde(default)]
     pub detector: DetectorConfig,
     #[serde(default)]
@@ -44,6 +47,10 @@ pub struct SiteConfig {
 }
 
 fn default_counts_interval_s() -> u64 {
+    60
+}
+
+fn default_stats_interval_s() -> u64 {
     60
 }
 

@@ -5,9 +5,13 @@
 //! `{camera}/counts`, `{camera}/violation`, `{camera}/evidence/{id}`, `status`); the publish stage
 //! adds the prefix. Times are RFC 3339 UTC with milliseconds.
 
+pub mod archive;
+
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use sha2::Digest;
 
 use crate::analytics::fire::{FireEvent, Scores, Stage};
 use crate::analytics::rules::Measured;
@@ -120,6 +124,20 @@ pub struct EvidenceRef {
     pub sha256: String,
     pub width: u32,
     pub height: u32,
+}
+
+impl EvidenceRef {
+    /// The reference to an image `message`, published under `prefix`.
+    pub fn of(prefix: &str, message: &Message, width: u32, height: u32) -> EvidenceRef {
+        let bytes = message.payload.bytes();
+        EvidenceRef {
+            topic: format!("{prefix}/{}", message.topic),
+            bytes: bytes.len(),
+            sha256: sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
+            width,
+            height,
+        }
+    }
 }
 
 /// The evidence image of violation `id`, on `{camera}/evidence/{id}`.
@@ -357,6 +375,78 @@ struct StatusPayload {
 pub fn status_message(status: Availability, time: Option<SystemTime>, seq: u64) -> Message {
     let payload = StatusPayload { v: SCHEMA_VERSION, status, seq, time: time.map(rfc3339), agent: concat!("canh ", env!("CARGO_PKG_VERSION")) };
     Message::new("status".into(), &payload, true)
+}
+
+/// The agent's periodic health on `stats`: cameras by state, the outbox and the broker link.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub time: String,
+    pub uptime_s: f64,
+    /// How many cameras are in each state (`streaming`, `reconnecting`, …).
+    pub cameras: BTreeMap<&'static str, u64>,
+    /// Frames analysed, all cameras, since the agent started.
+    pub frames_analysed: u64,
+    pub outbox: OutboxStats,
+    pub mqtt_connected: bool,
+    pub mqtt_connection_seq: u64,
+    /// Conditions an operator should look at, e.g. `outbox_full`.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutboxStats {
+    /// Messages waiting for the broker's acknowledgement, and their size.
+    pub messages: u64,
+    pub bytes: u64,
+    /// Messages dropped since the start because the outbox was full.
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+impl Stats {
+    pub fn message(&self) -> Message {
+        #[derive(Serialize)]
+        struct Versioned<'a> {
+            v: u32,
+            #[serde(flatten)]
+            stats: &'a Stats,
+        }
+        Message::new("stats".into(), &Versioned { v: SCHEMA_VERSION, stats: self }, false)
+    }
+}
+
+/// The answer to an IOC command, on `reply`.
+#[derive(Debug, Serialize)]
+pub struct Reply<'a> {
+    /// The request's `request_id`; absent when the request had none that could be read.
+    pub request_id: Option<&'a str>,
+    pub command: &'a str,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// (`snapshot`) the image published for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<&'a EvidenceRef>,
+    /// (`evidence`) the image published again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<&'a EvidenceRef>,
+}
+
+impl Reply<'_> {
+    pub fn message(&self) -> Message {
+        #[derive(Serialize)]
+        struct Versioned<'a> {
+            v: u32,
+            time: String,
+            #[serde(flatten)]
+            reply: &'a Reply<'a>,
+        }
+        Message::new("reply".into(), &Versioned { v: SCHEMA_VERSION, time: rfc3339(SystemTime::now()), reply: self }, false)
+    }
+}
+
+/// A JPEG taken at the IOC's request, on `{camera}/snapshot/{request_id}`.
+pub fn snapshot_message(camera: &str, request_id: &str, jpeg: Vec<u8>) -> Message {
+    Message { topic: format!("{camera}/snapshot/{request_id}"), payload: Payload::Jpeg(jpeg), retain: false }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -70,5 +70,24 @@ impl CameraHealth {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The agent's own health: what the publisher knows of the outbox and the broker, read by the
+/// periodic `stats` message.
+#[derive(Debug, Default)]
+pub struct AgentHealth {
+    pub outbox_messages: AtomicU64,
+    pub outbox_bytes: AtomicU64,
+    /// Messages dropped from a full outbox since the start: counts and status, evidence, events.
+    pub outbox_dropped: [AtomicU64; 3],
+    pub mqtt_connected: AtomicBool,
+    /// The current connection's sequence number (as in the `status` messages).
+    pub mqtt_connection_seq: AtomicU64,
+}
+
+impl AgentHealth {
+    pub fn set(counter: &AtomicU64, value: u64) {
+        counter.store(value, Ordering::Relaxed);
     }
 }

@@ -277,11 +277,13 @@ struct OutboxStats {
 
 #[derive(Deserialize)]
 struct Reply {
-    request_id: String,
+    /// Absent or null when the request had no readable id.
+    request_id: Option<String>,
     command: String,
     ok: bool,
     error: Option<String>,
     snapshot: Option<ImageRef>,
+    evidence: Option<ImageRef>,
 }
 
 /// A closed set of words, kept with the word itself for the summary line.
@@ -409,8 +411,8 @@ pub fn validate(kind: &TopicKind, payload: &[u8]) -> Result<Checked, String> {
                 (false, Some(e)) => format!("error: {e}"),
                 (false, None) => return Err("error: a failed reply says why".into()),
             };
-            let summary = format!("reply to {} {}: {outcome}", r.command, r.request_id);
-            Checked { image: r.snapshot, request_id: Some(r.request_id), summary, ..Checked::default() }
+            let summary = format!("reply to {} {}: {outcome}", r.command, r.request_id.as_deref().unwrap_or("(no request id)"));
+            Checked { image: r.snapshot.or(r.evidence), request_id: r.request_id, summary, ..Checked::default() }
         }
         TopicKind::Command | TopicKind::Evidence { .. } | TopicKind::Snapshot { .. } => return Err("not a JSON topic".into()),
     };

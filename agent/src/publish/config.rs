@@ -62,6 +62,14 @@ pub struct MqttConfig {
     /// Size bound of the outbox, MiB: beyond it the oldest counts go first, alerts last.
     #[serde(default = "default_outbox_max_mb")]
     pub outbox_max_mb: f64,
+    /// Evidence images are kept after publishing, for the IOC's `evidence` command, in
+    /// `evidence/` beside the outbox; the oldest go beyond this size, MiB.
+    #[serde(default = "default_evidence_keep_mb")]
+    pub evidence_keep_mb: f64,
+}
+
+fn default_evidence_keep_mb() -> f64 {
+    256.0
 }
 
 fn default_outbox_max_mb() -> f64 {
@@ -100,6 +108,7 @@ impl MqttConfig {
             keep_alive_s: default_keep_alive_s(),
             outbox_path: None,
             outbox_max_mb: default_outbox_max_mb(),
+            evidence_keep_mb: default_evidence_keep_mb(),
         }
     }
 
@@ -182,6 +191,11 @@ impl MqttConfig {
         self.outbox_path.as_deref().unwrap_or("outbox.sqlite").into()
     }
 
+    /// Where evidence images are kept: `evidence/` beside the outbox.
+    pub fn evidence_dir(&self) -> std::path::PathBuf {
+        self.outbox_path().parent().unwrap_or(std::path::Path::new(".")).join("evidence")
+    }
+
     pub fn client_id(&self, site: &str) -> String {
         self.client_id.clone().unwrap_or_else(|| format!("canh-{site}"))
     }
@@ -221,6 +235,9 @@ impl MqttConfig {
         }
         if !(self.outbox_max_mb > 0.0 && self.outbox_max_mb.is_finite()) {
             errors.push(ConfigError::new(format!("{path}.outbox_max_mb"), "must be a positive number of MiB"));
+        }
+        if !(self.evidence_keep_mb >= 0.0 && self.evidence_keep_mb.is_finite()) {
+            errors.push(ConfigError::new(format!("{path}.evidence_keep_mb"), "must be a number of MiB, 0 or more"));
         }
         if self.keep_alive_s < 5 {
             errors.push(ConfigError::new(format!("{path}.keep_alive_s"), "must be at least 5 seconds"));

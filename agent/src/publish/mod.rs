@@ -15,12 +15,14 @@ pub use mqtt::{MqttSink, Subscriptions};
 pub use tls::explain as explain_connection_error;
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use base64::prelude::*;
 
+use crate::events::archive::EvidenceArchive;
 use crate::events::{Message, Payload};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,10 +79,18 @@ pub struct Publisher {
 const PUBLISH_QUEUE: usize = 10_000;
 
 impl Publisher {
-    pub fn spawn(mut sink: Box<dyn Sink>) -> std::io::Result<Publisher> {
+    /// Starts the thread; evidence images are also kept in `archive`, when given, for the IOC's
+    /// `evidence` command.
+    pub fn spawn(mut sink: Box<dyn Sink>, archive: Option<Arc<Mutex<EvidenceArchive>>>) -> std::io::Result<Publisher> {
         let (sender, receiver): (Sender<Message>, Receiver<Message>) = crossbeam_channel::bounded(PUBLISH_QUEUE);
         let thread = std::thread::Builder::new().name("publish".into()).spawn(move || {
             for message in receiver {
+                if let (Some(archive), Payload::Jpeg(jpeg)) = (&archive, &message.payload)
+                    && let [camera, "evidence", id] = message.topic.split('/').collect::<Vec<_>>()[..]
+                    && let Err(e) = archive.lock().unwrap_or_else(|p| p.into_inner()).keep(camera, id, jpeg)
+                {
+                    tracing::error!("{e}");
+                }
                 if let Err(e) = sink.publish(&message) {
                     tracing::error!(topic = %message.topic, "cannot publish: {e}");
                 }

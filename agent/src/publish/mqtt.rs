@@ -9,7 +9,7 @@
 //! rumqttc still held, waits (exponential backoff with jitter: rumqttc has none of its own), and
 //! connects afresh; the outbox then sends everything unacknowledged again, in order. The IOC drops
 //! the duplicates by event id. On connect it announces `online` (retained) and subscribes to the
-//! signal controllers' topics.
+//! signal controllers' topics and the IOC's commands.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +23,7 @@ use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoi
 use super::outbox::Outbox;
 use super::{MqttConfig, PublishError, Sink};
 use crate::events::{Availability, Message, status_message};
+use crate::health::AgentHealth;
 
 /// Requests waiting for the event loop inside rumqttc.
 const REQUEST_QUEUE: usize = 1_000;
@@ -38,10 +39,15 @@ const MAX_PACKET: usize = 64 * 1024;
 const PACKET_OVERHEAD: usize = 16;
 const RECONNECT_START: Duration = Duration::from_millis(500);
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
+/// How stale the outbox figures in the agent's health may be.
+const HEALTH_REFRESH: Duration = Duration::from_secs(1);
 
-/// Topics the agent listens to (signal controllers), and where their messages go.
+/// Topics the agent listens to, and where their messages go.
 pub struct Subscriptions {
+    /// Signal controllers' topics.
     pub topics: Vec<String>,
+    /// The IOC's commands: `{prefix}/cmd/+`.
+    pub commands: String,
     /// (topic, payload); full when the analysis thread stalls, and then messages are dropped
     /// with a warning rather than stall the connection.
     pub inbox: Sender<(String, Vec<u8>)>,
@@ -61,6 +67,9 @@ struct Link {
     prefix: String,
     /// This connection's sequence number, in its `online`, `offline` (Last Will) and `stopped`.
     seq: u64,
+    health: Arc<AgentHealth>,
+    /// When the outbox's size was last copied into `health`.
+    health_at: Option<Instant>,
 }
 
 impl Link {
@@ -89,6 +98,24 @@ impl Link {
         {
             tracing::error!("{e}");
         }
+        self.report(false);
+    }
+
+    /// Copies the outbox's size and drops into `health`, at most every `HEALTH_REFRESH` unless
+    /// `now` (counting the rows costs a table scan).
+    fn report(&mut self, now: bool) {
+        if !now && self.health_at.is_some_and(|at| at.elapsed() < HEALTH_REFRESH) {
+            return;
+        }
+        self.health_at = Some(Instant::now());
+        if let (Ok(messages), Ok(bytes)) = (self.outbox.len(), self.outbox.stored_bytes()) {
+            AgentHealth::set(&self.health.outbox_messages, messages);
+            AgentHealth::set(&self.health.outbox_bytes, bytes);
+        }
+        for (counter, dropped) in self.health.outbox_dropped.iter().zip(self.outbox.dropped) {
+            AgentHealth::set(counter, dropped);
+        }
+        AgentHealth::set(&self.health.mqtt_connection_seq, self.seq);
     }
 }
 
@@ -124,7 +151,7 @@ impl Connector {
 impl MqttSink {
     /// Opens the outbox and connects in the background; messages published before the
     /// connection is up wait in the outbox.
-    pub fn connect(config: &MqttConfig, site: &str, prefix: String, subscriptions: Subscriptions) -> Result<MqttSink, PublishError> {
+    pub fn connect(config: &MqttConfig, site: &str, prefix: String, subscriptions: Subscriptions, health: Arc<AgentHealth>) -> Result<MqttSink, PublishError> {
         let mut options = config.options(config.client_id(site)).map_err(PublishError::Mqtt)?;
         options.set_clean_session(false);
         options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
@@ -137,8 +164,10 @@ impl MqttSink {
         let tls_ca = config.broker().map_err(PublishError::Mqtt)?.tls.then(|| config.ca_file());
         let connector = Connector { options, subscriptions, prefix: prefix.clone(), tls_ca };
         let (client, connection) = connector.connect(seq);
-        let link = Arc::new(Mutex::new(Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), sent_up_to: 0, prefix, seq }));
+        let link = Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), sent_up_to: 0, prefix, seq, health, health_at: None };
+        let link = Arc::new(Mutex::new(link));
         lock(&link).pump();
+        lock(&link).report(true);
         let closing = Arc::new(AtomicBool::new(false));
         let thread = {
             let (link, closing) = (link.clone(), closing.clone());
@@ -156,6 +185,7 @@ fn run_connection(mut connection: Connection, connector: Connector, link: Arc<Mu
     let mut backoff = RECONNECT_START;
     loop {
         let failure = drive(&mut connection, &connector, &link, &closing, &mut backoff);
+        lock(&link).health.mqtt_connected.store(false, Ordering::Relaxed);
         if closing.load(Ordering::Relaxed) {
             return;
         }
@@ -199,6 +229,8 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
                 tracing::info!("MQTT connected");
                 *backoff = RECONNECT_START;
                 let mut l = lock(link);
+                l.health.mqtt_connected.store(true, Ordering::Relaxed);
+                l.report(true);
                 if !closing.load(Ordering::Relaxed) {
                     let online = status_message(Availability::Online, Some(SystemTime::now()), l.seq);
                     // try_: this thread drives the queue, so it must never wait on it.
@@ -208,7 +240,7 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
                     }
                 }
                 // Again on every connect: a broker that lost its sessions has forgotten them.
-                for topic in &connector.subscriptions.topics {
+                for topic in connector.subscriptions.topics.iter().chain([&connector.subscriptions.commands]) {
                     if let Err(e) = l.client.try_subscribe(topic.as_str(), QoS::AtLeastOnce) {
                         tracing::error!(%topic, "cannot subscribe: {e}");
                     }
@@ -228,8 +260,9 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
             }
             Ok(Event::Incoming(Incoming::Publish(publish))) => {
                 let subscriptions = &connector.subscriptions;
-                if subscriptions.topics.contains(&publish.topic) && subscriptions.inbox.try_send((publish.topic.clone(), publish.payload.to_vec())).is_err() {
-                    tracing::warn!(topic = %publish.topic, "signal message dropped: the analysis thread is behind");
+                let command = publish.topic.starts_with(subscriptions.commands.trim_end_matches('+'));
+                if (command || subscriptions.topics.contains(&publish.topic)) && subscriptions.inbox.try_send((publish.topic.clone(), publish.payload.to_vec())).is_err() {
+                    tracing::warn!(topic = %publish.topic, "message dropped: the analysis thread is behind");
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return "disconnected".into(),
@@ -254,6 +287,7 @@ impl Sink for MqttSink {
             tracing::warn!(dropped, counts, evidence, events, "the outbox is full: oldest messages dropped (totals since start; counts and status go first, alerts and crossings last)");
         }
         l.pump();
+        l.report(dropped > 0);
         Ok(())
     }
 

@@ -19,12 +19,12 @@ pub struct OutboxError {
     source: rusqlite::Error,
 }
 
-/// Which messages go first when the outbox is full: counts and status before evidence, evidence
-/// before alerts and crossings.
+/// Which messages go first when the outbox is full: counts, status and stats before images
+/// (evidence, snapshots), images before alerts, crossings and replies.
 fn priority(topic: &str) -> i64 {
-    if topic.ends_with("/counts") || topic.ends_with("/status") || topic == "status" {
+    if topic.ends_with("/counts") || topic.ends_with("/status") || topic.ends_with("/stats") {
         0
-    } else if topic.contains("/evidence/") {
+    } else if topic.contains("/evidence/") || topic.contains("/snapshot/") {
         1
     } else {
         2
@@ -108,7 +108,7 @@ impl Outbox {
         Ok(dropped)
     }
 
-    fn stored_bytes(&self) -> Result<u64, OutboxError> {
+    pub fn stored_bytes(&self) -> Result<u64, OutboxError> {
         self.db
             .query_row("SELECT COALESCE(SUM(LENGTH(payload) + LENGTH(topic)), 0) FROM outbox", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)

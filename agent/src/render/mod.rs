@@ -106,11 +106,12 @@ pub fn draw(mat: &mut Mat, overlays: &[Overlay], marks: &[Mark]) -> opencv::Resu
     Ok(())
 }
 
-/// The evidence image of one violation: the frame with the rule's geometry, the vehicle's box
-/// and a caption, as a JPEG of at most [`EVIDENCE_MAX_BYTES`]. Returns it with its size.
-pub fn evidence_jpeg(frame: &Mat, overlays: &[Overlay], vehicle: &Mark, caption: &str) -> Result<(Vec<u8>, Size), RenderError> {
+/// An evidence image (or a snapshot): the frame with the rules' geometry, the boxes of the
+/// vehicles concerned and a caption, as a JPEG of at most [`EVIDENCE_MAX_BYTES`]. Returns it
+/// with its size.
+pub fn evidence_jpeg(frame: &Mat, overlays: &[Overlay], marks: &[Mark], caption: &str) -> Result<(Vec<u8>, Size), RenderError> {
     let mut image = frame.try_clone()?;
-    draw(&mut image, overlays, std::slice::from_ref(vehicle))?;
+    draw(&mut image, overlays, marks)?;
     let bottom = CvPoint::new(0, image.rows());
     label(&mut image, caption, bottom, bgr(255.0, 255.0, 255.0))?;
     loop {
@@ -144,6 +145,15 @@ pub fn enlarged(frame: &Mat, min_width: i32) -> Result<Mat, RenderError> {
     Ok(out)
 }
 
+/// Width and height of a JPEG.
+pub fn jpeg_size(jpeg: &[u8]) -> Result<Size, RenderError> {
+    let image = opencv::imgcodecs::imdecode(&Vector::<u8>::from_slice(jpeg), opencv::imgcodecs::IMREAD_UNCHANGED)?;
+    if image.empty() {
+        return Err(RenderError::Unreadable);
+    }
+    Ok(image.size()?)
+}
+
 /// Writes an image file; the format follows the extension (`.png`, `.jpg`).
 pub fn write_image(path: &std::path::Path, mat: &Mat) -> Result<(), RenderError> {
     if opencv::imgcodecs::imwrite_def(path, mat)? { Ok(()) } else { Err(RenderError::OpenCv(opencv::Error::new(0, format!("cannot write {}", path.display())))) }
@@ -162,7 +172,7 @@ mod tests {
         rng.fill(&mut frame, opencv::core::RNG_UNIFORM, &Scalar::all(0.0), &Scalar::all(255.0), false).unwrap();
         let vehicle = Mark { bbox: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.7 }, text: "#3 car".into(), violator: true };
         let overlays = [Overlay { rule: "stop".into(), shape: Shape::Segment(Point { x: 0.5, y: 1.0 }, Point { x: 0.5, y: 0.0 }), label: "red_light stop".into(), tone: Tone::Signal(SignalState::Red) }];
-        let (jpeg, size) = evidence_jpeg(&frame, &overlays, &vehicle, "red_light stop 1.2 s after red").unwrap();
+        let (jpeg, size) = evidence_jpeg(&frame, &overlays, std::slice::from_ref(&vehicle), "red_light stop 1.2 s after red").unwrap();
         assert!(jpeg.len() <= EVIDENCE_MAX_BYTES, "{} bytes", jpeg.len());
         assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
         assert!(size.width < 1280 && size.width >= 200, "{size:?}");

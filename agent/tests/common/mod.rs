@@ -114,10 +114,15 @@ impl Drop for Mosquitto {
 
 /// Publishes one retained message, as a signal controller would, and waits for the broker's ack.
 pub fn publish_retained(port: u16, topic: &str, payload: &str) {
+    publish(port, topic, payload, true)
+}
+
+/// Publishes one message (as the IOC or a signal controller would) and waits for the broker's ack.
+pub fn publish(port: u16, topic: &str, payload: &str, retain: bool) {
     let mut options = rumqttc::MqttOptions::new(format!("test-pub-{port}"), "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(5));
     let (client, mut connection) = rumqttc::Client::new(options, 10);
-    client.publish(topic, rumqttc::QoS::AtLeastOnce, true, payload.as_bytes()).unwrap();
+    client.publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload.as_bytes()).unwrap();
     for event in connection.iter() {
         match event {
             Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) => return,

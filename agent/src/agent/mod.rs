@@ -4,41 +4,55 @@
 //! Threads: a supervisor per camera (GStreamer runs its own streaming threads below it), one
 //! analysis thread that takes frames from every camera's queue and runs detection, tracking, line
 //! counting and traffic rules in frame order per camera, and one publisher thread (which, over
-//! MQTT, also hears signal controllers and hands their messages back to the analysis thread).
+//! MQTT, also hears signal controllers and the IOC's commands and hands them back to the analysis
+//! thread, whose site-wide [`duties`] carry the commands out and publish `stats`).
+
+mod duties;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Select, Sender};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::analytics::fire::{FireEvent, FireWatch, Stage};
 use crate::analytics::signal::SignalLogEntry;
 use crate::analytics::{CountsTable, Line, LineCounter, LineCounts, Overlay, Rules, Shape, Tone, Violation};
 use crate::config::{CameraConfig, Resources, SiteConfig};
 use crate::detect::{Detector, input_caps};
-use crate::events::{CameraStatus, CrossingEvent, EvidenceRef, FireMessage, Message, ViolationEvent, counts_message, evidence_message};
-use crate::health::{CameraHealth, SourceState};
+use crate::events::archive::EvidenceArchive;
+use crate::events::{CameraStatus, CrossingEvent, EvidenceRef, FireMessage, Message, Reply, ViolationEvent, counts_message, evidence_message};
+use crate::health::{AgentHealth, CameraHealth, SourceState};
 use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, Subscriptions, topic_prefix};
 use crate::render::{Mark, draw, enlarged, evidence_jpeg, frame_to_mat, write_image};
 use crate::source::{CameraSource, Overflow, SourceSettings, frame_queue};
 use crate::track::Tracker;
-use crate::types::{CameraId, Frame};
+use crate::types::{CameraId, Frame, TrackedObject};
+use duties::SiteDuties;
 
 /// How the site runs.
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// The daemon: live queues drop the oldest frame, files play in real time, counts are
-    /// published every `counts_interval_s`, events go to the site's broker.
-    Daemon,
+    /// published every `counts_interval_s`, events go to the site's broker, which also brings
+    /// the IOC's commands.
+    Daemon(DaemonOptions),
     /// Offline replay of files: every selected frame is analysed, as fast as possible, and
     /// events are printed.
     Replay(ReplayOptions),
+}
+
+/// What the daemon needs to reload its configuration.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// The site file, read again on reload.
+    pub config_path: PathBuf,
+    /// Set (by SIGHUP) to reload the site file.
+    pub reload: Arc<AtomicBool>,
 }
 
 /// What `canh replay` adds for engineers tuning a site.
@@ -54,8 +68,8 @@ pub struct ReplayOptions {
 const FRAME_QUEUE: usize = 4;
 /// Rendered frames are scaled up to at least this width, for readable labels.
 const RENDER_MIN_WIDTH: i32 = 800;
-/// Signal-controller messages waiting for the analysis thread (a few per minute per junction).
-const SIGNAL_QUEUE: usize = 1_000;
+/// Signal-controller messages and commands waiting for the analysis thread (a few per minute).
+const INBOX_QUEUE: usize = 1_000;
 
 /// What a run leaves behind.
 #[derive(Debug, Serialize)]
@@ -64,6 +78,9 @@ pub struct RunSummary {
     pub frames: u64,
     pub seconds: f64,
     pub cameras: Vec<CameraSummary>,
+    /// The validated new configuration, when the run ended to reload.
+    #[serde(skip)]
+    pub reload: Option<SiteConfig>,
 }
 
 #[derive(Debug, Serialize)]
@@ -112,28 +129,36 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
         }
     }
 
-    // Publish; signal controllers' messages come back through `signals`.
+    // Publish; signal controllers' messages and the IOC's commands come back through `inbox`.
     let prefix = topic_prefix(config.mqtt.as_ref(), &config.site);
-    let (signals_tx, signals) = crossbeam_channel::bounded(SIGNAL_QUEUE);
+    let commands_prefix = format!("{prefix}/cmd/");
+    let (inbox_tx, inbox) = crossbeam_channel::bounded(INBOX_QUEUE);
+    let health = Arc::new(AgentHealth::default());
+    let mut archive = None;
     let sink: Box<dyn Sink> = match (&config.mqtt, &mode) {
-        (Some(mqtt), Mode::Daemon) => {
+        (Some(mqtt), Mode::Daemon(_)) => {
             let topics = config.cameras.iter().flat_map(|c| &c.rules).filter_map(|r| r.signal_topic()).map(str::to_string).collect();
-            Box::new(MqttSink::connect(mqtt, &config.site, prefix.clone(), Subscriptions { topics, inbox: signals_tx })?)
+            let subscriptions = Subscriptions { topics, commands: format!("{commands_prefix}+"), inbox: inbox_tx };
+            let kept = EvidenceArchive::open(&mqtt.evidence_dir(), (mqtt.evidence_keep_mb * 1024.0 * 1024.0) as u64)?;
+            archive = Some(Arc::new(Mutex::new(kept)));
+            Box::new(MqttSink::connect(mqtt, &config.site, prefix.clone(), subscriptions, health.clone())?)
         }
         _ => Box::new(StdoutSink::new(prefix.clone())),
     };
-    let publisher = Publisher::spawn(sink)?;
+    let publisher = Publisher::spawn(sink, archive.clone())?;
 
     // Sources, each with the analysis state its frames feed.
+    // Sources stop when the site stops, ends or reloads.
+    let halt = Arc::new(AtomicBool::new(false));
     let mut sources = Vec::new();
     let mut cameras = Vec::new();
     for camera in &config.cameras {
         let detector = detectors[camera.model.as_str()].clone();
-        let health = CameraHealth::new(&camera.id);
+        let camera_health = CameraHealth::new(&camera.id);
         let overflow = if matches!(mode, Mode::Replay(_)) { Overflow::Block } else { Overflow::DropOldest };
-        let (frames_tx, frames_rx) = frame_queue(FRAME_QUEUE, overflow, health.clone());
+        let (frames_tx, frames_rx) = frame_queue(FRAME_QUEUE, overflow, camera_health.clone());
         let settings = source_settings(camera, resources, &detector, &mode)?;
-        sources.push(CameraSource::spawn(settings, frames_tx, health.clone(), stop.clone())?);
+        sources.push(CameraSource::spawn(settings, frames_tx, camera_health.clone(), halt.clone())?);
         let fire = match &camera.fire {
             Some(fire) => {
                 let classifier = detectors[fire.classifier.as_str()].clone();
@@ -142,24 +167,49 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
             }
             None => None,
         };
-        let mut analysis = CameraAnalysis::new(config, camera, detector, health, &prefix, fire);
-        if let Mode::Replay(options) = &mode {
-            analysis.render_dir = options.render_dir.clone();
-            analysis.scheduled_signals = options.signal_log.iter().cloned().collect();
+        let mut analysis = CameraAnalysis::new(config, camera, detector, camera_health, &prefix, fire);
+        match &mode {
+            Mode::Replay(options) => {
+                analysis.render_dir = options.render_dir.clone();
+                analysis.scheduled_signals = options.signal_log.iter().cloned().collect();
+            }
+            Mode::Daemon(_) => analysis.keep_last_frame = true,
         }
         cameras.push((frames_rx, analysis));
     }
 
-    let counts_interval = matches!(mode, Mode::Daemon).then(|| Duration::from_secs(config.counts_interval_s));
+    let daemon = matches!(mode, Mode::Daemon(_));
+    let counts_interval = daemon.then(|| Duration::from_secs(config.counts_interval_s));
+    let (reload_tx, reload_requests) = crossbeam_channel::unbounded();
+    let duties = SiteDuties {
+        commands_prefix,
+        prefix: prefix.clone(),
+        archive,
+        reload_requests: reload_tx,
+        health,
+        stats_interval: (daemon && config.stats_interval_s > 0).then(|| Duration::from_secs(config.stats_interval_s)),
+        started,
+        last_stats: None,
+    };
     let events = publisher.sender();
     let analysis = std::thread::Builder::new()
         .name("analysis".into())
-        .spawn(move || analyse(cameras, events, signals, counts_interval))?;
+        .spawn(move || analyse(cameras, events, inbox, counts_interval, duties))?;
 
+    let mut reload = None;
     while !stop.load(Ordering::Relaxed) && !sources.iter().all(CameraSource::is_finished) {
+        if let Mode::Daemon(options) = &mode {
+            let from_signal = options.reload.swap(false, Ordering::Relaxed).then_some(None);
+            if let Some(request) = from_signal.or_else(|| reload_requests.try_recv().ok().map(Some)) {
+                reload = validate_reload(&options.config_path, resources, request.as_deref(), &publisher.sender());
+                if reload.is_some() {
+                    break;
+                }
+            }
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
-    stop.store(true, Ordering::Relaxed);
+    halt.store(true, Ordering::Relaxed);
     for source in sources {
         source.join();
     }
@@ -169,7 +219,30 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
         frames: cameras.iter().map(|c| c.frames_analysed).sum(),
         seconds: started.elapsed().as_secs_f64(),
         cameras,
+        reload,
     })
+}
+
+/// Reads the site file again for a reload (asked by the IOC's `request`, or by SIGHUP): the new
+/// configuration when it is valid; else the errors are logged (and replied) and the site keeps
+/// running as it is.
+fn validate_reload(path: &std::path::Path, resources: &Resources, request: Option<&str>, events: &Sender<Message>) -> Option<SiteConfig> {
+    let loaded = SiteConfig::load(path, resources);
+    let error = match &loaded {
+        Ok(_) => {
+            tracing::info!(config = %path.display(), "reloading the configuration");
+            None
+        }
+        Err(errors) => {
+            tracing::error!("the new configuration is refused; the running one is kept:\n{errors}");
+            Some(errors.to_string())
+        }
+    };
+    if request.is_some() {
+        let reply = Reply { request_id: request, command: "reload", ok: error.is_none(), error, snapshot: None, evidence: None };
+        let _ = events.send(reply.message());
+    }
+    loaded.ok()
 }
 
 fn source_settings(camera: &CameraConfig, resources: &Resources, detector: &Detector, mode: &Mode) -> Result<SourceSettings> {
@@ -180,7 +253,7 @@ fn source_settings(camera: &CameraConfig, resources: &Resources, detector: &Dete
         template: resources.pipeline(&camera.pipeline)?,
         caps: input_caps(&detector.manifest().input),
         no_frames_timeout: Duration::from_secs(camera.no_frames_timeout_s),
-        realtime: matches!(mode, Mode::Daemon),
+        realtime: matches!(mode, Mode::Daemon(_)),
     })
 }
 
@@ -210,6 +283,16 @@ struct CameraAnalysis {
     fire_events: Vec<FireSummary>,
     /// The last status published: state, when, and the frame counters then.
     last_status: Option<(SourceState, Instant, u64, u64)>,
+    /// Keep the latest analysed frame, for snapshots (daemon only).
+    keep_last_frame: bool,
+    last_frame: Option<LastFrame>,
+}
+
+/// The latest analysed frame and what was tracked in it.
+struct LastFrame {
+    frame: Frame,
+    objects: Vec<TrackedObject>,
+    at: Instant,
 }
 
 /// A camera's retained status is published when its state changes, and at least this often.
@@ -243,6 +326,8 @@ impl CameraAnalysis {
             fire,
             fire_events: Vec::new(),
             last_status: None,
+            keep_last_frame: false,
+            last_frame: None,
         }
     }
 
@@ -313,6 +398,9 @@ impl CameraAnalysis {
         };
         CameraHealth::count(&self.health.frames_analysed);
         let objects = self.tracker.update(&detections, stream_time);
+        if self.keep_last_frame {
+            self.last_frame = Some(LastFrame { frame: frame.clone(), objects: objects.clone(), at: Instant::now() });
+        }
         if tracing::enabled!(tracing::Level::TRACE) {
             let fmt_box = |b: &crate::types::BBox| format!("[{:.3},{:.3},{:.3},{:.3}]", b.x1, b.y1, b.x2, b.y2);
             let labels = &self.detector.manifest().labels;
@@ -413,18 +501,11 @@ impl CameraAnalysis {
     /// the alert, or `None` (logged) when the image cannot be made.
     #[allow(clippy::too_many_arguments)]
     fn evidence(&self, id: &str, overlays: &[Overlay], mark: &Mark, caption: &str, frame: &Frame, image: &mut Option<opencv::core::Mat>, events: &Sender<Message>) -> Option<EvidenceRef> {
-        let made = self.image(frame, image).and_then(|mat| evidence_jpeg(mat, overlays, mark, caption).map_err(|e| e.to_string()));
+        let made = self.image(frame, image).and_then(|mat| evidence_jpeg(mat, overlays, std::slice::from_ref(mark), caption).map_err(|e| e.to_string()));
         match made {
             Ok((jpeg, size)) => {
                 let message = evidence_message(&self.id, id, jpeg);
-                let bytes = message.payload.bytes();
-                let reference = EvidenceRef {
-                    topic: format!("{}/{}", self.prefix, message.topic),
-                    bytes: bytes.len(),
-                    sha256: Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
-                    width: size.width as u32,
-                    height: size.height as u32,
-                };
+                let reference = EvidenceRef::of(&self.prefix, &message, size.width as u32, size.height as u32);
                 let _ = events.send(message);
                 Some(reference)
             }
@@ -503,13 +584,18 @@ impl CameraAnalysis {
 fn analyse(
     cameras: Vec<(Receiver<Frame>, CameraAnalysis)>,
     events: Sender<Message>,
-    signals: Receiver<(String, Vec<u8>)>,
+    inbox: Receiver<(String, Vec<u8>)>,
     counts_interval: Option<Duration>,
+    mut duties: SiteDuties,
 ) -> Vec<CameraSummary> {
     let (mut receivers, mut states): (Vec<_>, Vec<_>) = cameras.into_iter().unzip();
     let mut finished = Vec::new();
     while !receivers.is_empty() {
-        for (topic, payload) in signals.try_iter() {
+        for (topic, payload) in inbox.try_iter() {
+            if duties.is_command(&topic) {
+                duties.command(&topic, &payload, &states, &events);
+                continue;
+            }
             for camera in &mut states {
                 camera.pending_signals.push((topic.clone(), payload.clone()));
             }
@@ -545,6 +631,7 @@ fn analyse(
                 camera.report_status(instant, false, &events);
             }
         }
+        duties.stats_if_due(Instant::now(), &states, finished.len() as u64, &events);
     }
     finished
 }
