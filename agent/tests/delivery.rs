@@ -13,32 +13,7 @@ use common::*;
 use serde_json::Value;
 
 fn site(dir: &std::path::Path, site: &str, port: u16, extra_mqtt: &str, source: &str) -> std::path::PathBuf {
-    let config = dir.join("site.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-site = "{site}"
-counts_interval_s = 2
-
-[mqtt]
-url = "mqtt://127.0.0.1:{port}"
-keep_alive_s = 5
-{extra_mqtt}
-
-[[cameras]]
-id = "arterial"
-source = "{source}"
-
-[[cameras.lines]]
-id = "middle"
-p1 = [0.5, 1.0]
-p2 = [0.5, 0.0]
-"#
-        ),
-    )
-    .unwrap();
-    config
+    counting_site(dir, site, &format!("url = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\n{extra_mqtt}"), source)
 }
 
 fn clip() -> String {

@@ -46,38 +46,13 @@ fn pki(dir: &Path) -> Pki {
 }
 
 fn site(dir: &Path, port: u16, ca: &Path, client: &(PathBuf, PathBuf)) -> PathBuf {
-    let config = dir.join("site.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-site = "tls"
-counts_interval_s = 2
-
-[mqtt]
-url = "mqtts://127.0.0.1:{port}"
-ca_file = "{}"
-client_cert_file = "{}"
-client_key_file = "{}"
-keep_alive_s = 5
-
-[[cameras]]
-id = "arterial"
-source = "{}"
-
-[[cameras.lines]]
-id = "middle"
-p1 = [0.5, 1.0]
-p2 = [0.5, 0.0]
-"#,
-            ca.display(),
-            client.0.display(),
-            client.1.display(),
-            sample("opencv4nodejs_traffic.mp4").display()
-        ),
-    )
-    .unwrap();
-    config
+    let mqtt = format!(
+        "url = \"mqtts://127.0.0.1:{port}\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\nkeep_alive_s = 5",
+        ca.display(),
+        client.0.display(),
+        client.1.display()
+    );
+    counting_site(dir, "tls", &mqtt, &sample("opencv4nodejs_traffic.mp4").display().to_string())
 }
 
 #[test]

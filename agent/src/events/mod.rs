@@ -10,7 +10,7 @@ pub mod archive;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::analytics::fire::{FireEvent, Scores, Stage};
@@ -348,7 +348,7 @@ impl CameraStatus<'_> {
 }
 
 /// Agent availability on `status`, retained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Availability {
     Online,

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::events::SCHEMA_VERSION;
+use crate::analytics::fire::Stage;
+use crate::analytics::{Direction, RuleKind};
+use crate::events::{Availability, SCHEMA_VERSION};
 
 /// What a topic below the prefix carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,16 +118,8 @@ struct Envelope {
 
 #[derive(Deserialize)]
 struct AgentStatus {
-    status: Word<AvailabilityWord>,
+    status: Word<Availability>,
     seq: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum AvailabilityWord {
-    Online,
-    Stopped,
-    Offline,
 }
 
 #[derive(Deserialize)]
@@ -157,18 +151,11 @@ struct Crossing {
     time: Time,
     camera: String,
     line: String,
-    direction: Word<DirectionWord>,
+    direction: Word<Direction>,
     class: String,
     track_id: u64,
     confidence: Unit,
     stream_time_s: f64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum DirectionWord {
-    In,
-    Out,
 }
 
 #[derive(Deserialize)]
@@ -195,7 +182,7 @@ struct Violation {
     #[serde(rename = "type")]
     kind_of_event: Word<AlertWord>,
     alert_id: Option<Id>,
-    kind: Word<RuleWord>,
+    kind: Word<RuleKind>,
     rule: String,
     time: Time,
     stream_time_s: f64,
@@ -217,22 +204,11 @@ enum AlertWord {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RuleWord {
-    RedLight,
-    WrongWay,
-    NoStopping,
-    NoParking,
-    SolidLine,
-    Speeding,
-}
-
-#[derive(Deserialize)]
 struct Fire {
     id: Id,
     incident: Id,
     #[serde(rename = "type")]
-    stage: Word<StageWord>,
+    stage: Word<Stage>,
     kind: Word<FireWord>,
     zone: String,
     time: Time,
@@ -241,15 +217,6 @@ struct Fire {
     region: [Unit; 4],
     area: Unit,
     evidence: Option<ImageRef>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum StageWord {
-    Suspected,
-    Confirmed,
-    Update,
-    Cleared,
 }
 
 #[derive(Deserialize)]

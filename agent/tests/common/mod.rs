@@ -43,6 +43,17 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// Writes `site.toml` into `dir`: one camera `arterial` reading `source` and counting on the
+/// hand-counted middle line of the arterial clip, counts every 2 s, and this `[mqtt]` section.
+pub fn counting_site(dir: &std::path::Path, site: &str, mqtt: &str, source: &str) -> PathBuf {
+    let config = dir.join("site.toml");
+    let text = format!(
+        "site = \"{site}\"\ncounts_interval_s = 2\n\n[mqtt]\n{mqtt}\n\n[[cameras]]\nid = \"arterial\"\nsource = \"{source}\"\n\n[[cameras.lines]]\nid = \"middle\"\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// A mosquitto broker on a free loopback port, stopped when dropped.
 pub struct Mosquitto {
     child: Option<Child>,

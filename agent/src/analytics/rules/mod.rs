@@ -58,7 +58,7 @@ pub struct RuleConfig {
 }
 
 /// What a rule checks; the `kind` of its violations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     RedLight,
