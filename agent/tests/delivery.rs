@@ -149,3 +149,29 @@ fn a_full_outbox_drops_counts_before_alerts_and_says_so() {
     let crossings: i64 = db.query_row("SELECT COUNT(*) FROM outbox WHERE topic LIKE '%/crossing'", [], |r| r.get(0)).unwrap();
     assert!(crossings > 0, "the crossings were kept");
 }
+
+#[test]
+fn a_link_that_dies_silently_is_noticed_within_twice_the_keep_alive() {
+    let broker = Mosquitto::start();
+    let rtsp_port = free_port();
+    let _server = RtspServer::start(rtsp_port, &sample("opencv4nodejs_traffic.mp4"));
+    let dir = temp_dir("frozen");
+    let config = site(&dir, "frozen", broker.port, "", &format!("rtsp://127.0.0.1:{rtsp_port}/clip"));
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("canh.log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !agent.log_text().contains("MQTT connected") {
+        assert!(Instant::now() < deadline, "never connected:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The broker stops answering, but its sockets stay open: only the keep-alive can tell.
+    broker.signal("STOP");
+    let frozen = Instant::now();
+    let keep_alive = Duration::from_secs(5);
+    while !agent.log_text().contains("MQTT connection:") {
+        assert!(frozen.elapsed() < 2 * keep_alive + Duration::from_secs(2), "a dead link went unnoticed for {:?}:\n{}", frozen.elapsed(), agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("dead link noticed after {:?} (keep-alive {keep_alive:?})", frozen.elapsed());
+    broker.signal("CONT");
+    assert!(agent.terminate().success(), "{}", agent.log_text());
+}

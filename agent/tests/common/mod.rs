@@ -105,6 +105,13 @@ impl Mosquitto {
         wait_for_port(self.port, "mosquitto");
     }
 
+    /// Freezes it (SIGSTOP): connections stay open but nothing answers, as when a link dies
+    /// without closing. `signal("CONT")` thaws it.
+    pub fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("running");
+        assert!(Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().unwrap().success());
+    }
+
     /// Stops it as a service manager would (SIGTERM: it saves its sessions) and waits.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
