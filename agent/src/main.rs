@@ -136,9 +136,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs on stderr: levels from `CANH_LOG` (default `info`); JSON lines when `CANH_LOG_FORMAT` is
+/// `json`, or under systemd (`JOURNAL_STREAM` set and stderr not a terminal), else human text.
 fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CANH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let json = match std::env::var("CANH_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => std::env::var_os("JOURNAL_STREAM").is_some() && !std::io::stderr().is_terminal(),
+    };
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        logs.json().flatten_event(true).init();
+    } else {
+        logs.init();
+    }
 }
 
 /// SIGINT and SIGTERM set the returned flag; the agent then stops cleanly.

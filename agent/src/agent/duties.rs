@@ -10,7 +10,7 @@ use super::CameraAnalysis;
 use crate::control::{self, Command, Rejected, Request};
 use crate::events::archive::EvidenceArchive;
 use crate::events::{EvidenceRef, Message, OutboxStats, Reply, Stats, evidence_message, rfc3339, snapshot_message};
-use crate::health::{AgentHealth, CameraHealth, SourceState};
+use crate::health::{AgentHealth, CameraHealth};
 use crate::render::{Mark, evidence_jpeg, jpeg_size};
 
 /// A snapshot is refused when the camera's latest frame is older than this: the IOC asked for
@@ -106,7 +106,7 @@ impl SiteDuties {
         self.last_stats = Some(now);
         let mut by_state = std::collections::BTreeMap::new();
         for camera in cameras {
-            *by_state.entry(state_name(&camera.health.state())).or_insert(0) += 1;
+            *by_state.entry(camera.health.state().name()).or_insert(0) += 1;
         }
         if finished > 0 {
             *by_state.entry("ended").or_insert(0) += finished;
@@ -138,25 +138,14 @@ impl SiteDuties {
     }
 }
 
-fn state_name(state: &SourceState) -> &'static str {
-    match state {
-        SourceState::Starting => "starting",
-        SourceState::Streaming => "streaming",
-        SourceState::Reconnecting { .. } => "reconnecting",
-        SourceState::Ended => "ended",
-        SourceState::Error { .. } => "error",
-        SourceState::Stopped => "stopped",
-    }
-}
-
 impl CameraAnalysis {
     /// A JPEG of the latest analysed frame with the rules' geometry and the tracked vehicles.
     fn snapshot(&self, request_id: &str, prefix: &str) -> Result<(Message, EvidenceRef), String> {
         let Some(last) = &self.last_frame else {
-            return Err(format!("camera '{}' has not delivered a frame yet ({})", self.id, state_name(&self.health.state())));
+            return Err(format!("camera '{}' has not delivered a frame yet ({})", self.id, self.health.state().name()));
         };
         if last.at.elapsed() > SNAPSHOT_MAX_AGE {
-            return Err(format!("camera '{}' has had no frame for {:.0} s ({})", self.id, last.at.elapsed().as_secs_f64(), state_name(&self.health.state())));
+            return Err(format!("camera '{}' has had no frame for {:.0} s ({})", self.id, last.at.elapsed().as_secs_f64(), self.health.state().name()));
         }
         let mut image = None;
         let mat = self.image(&last.frame, &mut image)?;

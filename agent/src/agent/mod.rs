@@ -8,28 +8,27 @@
 //! thread, whose site-wide [`duties`] carry the commands out and publish `stats`).
 
 mod duties;
+mod site;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+pub use site::run_site;
+
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Select, Sender};
 use serde::Serialize;
 
 use crate::analytics::fire::{FireEvent, FireWatch, Stage};
 use crate::analytics::signal::SignalLogEntry;
 use crate::analytics::{CountsTable, Line, LineCounter, LineCounts, Overlay, Rules, Shape, Tone, Violation};
-use crate::config::{CameraConfig, Resources, SiteConfig};
-use crate::detect::{Detector, input_caps};
-use crate::events::archive::EvidenceArchive;
-use crate::events::{CameraStatus, CrossingEvent, EvidenceRef, FireMessage, Message, Reply, ViolationEvent, counts_message, evidence_message};
-use crate::health::{AgentHealth, CameraHealth, SourceState};
-use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, Subscriptions, topic_prefix};
+use crate::config::{CameraConfig, SiteConfig};
+use crate::detect::Detector;
+use crate::events::{CameraStatus, CrossingEvent, EvidenceRef, FireMessage, Message, ViolationEvent, counts_message, evidence_message};
+use crate::health::{CameraHealth, SiteHealth, SourceState};
 use crate::render::{Mark, draw, enlarged, evidence_jpeg, frame_to_mat, write_image};
-use crate::source::{CameraSource, Overflow, SourceSettings, frame_queue};
 use crate::track::Tracker;
 use crate::types::{CameraId, Frame, TrackedObject};
 use duties::SiteDuties;
@@ -110,153 +109,6 @@ pub struct FireSummary {
     pub region: [f32; 4],
 }
 
-/// Runs the site until every source has ended or `stop` is set.
-pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Arc<AtomicBool>) -> Result<RunSummary> {
-    let started = Instant::now();
-    gstreamer::init().context("GStreamer does not initialise")?;
-
-    // Detect: one session per model, shared by the cameras using it.
-    let mut detectors: HashMap<&str, Arc<Detector>> = HashMap::new();
-    for camera in &config.cameras {
-        let fire_models = camera.fire.iter().flat_map(|f| std::iter::once(&f.classifier).chain(&f.detector));
-        for model in std::iter::once(&camera.model).chain(fire_models) {
-            if !detectors.contains_key(model.as_str()) {
-                let manifest = resources.model(model)?;
-                tracing::info!(model = %manifest.name, licence = %manifest.licence, file = %manifest.model_path.display(), "loading model");
-                let detector = Detector::load(manifest, &config.detector)?;
-                detectors.insert(model, Arc::new(detector));
-            }
-        }
-    }
-
-    // Publish; signal controllers' messages and the IOC's commands come back through `inbox`.
-    let prefix = topic_prefix(config.mqtt.as_ref(), &config.site);
-    let commands_prefix = format!("{prefix}/cmd/");
-    let (inbox_tx, inbox) = crossbeam_channel::bounded(INBOX_QUEUE);
-    let health = Arc::new(AgentHealth::default());
-    let mut archive = None;
-    let sink: Box<dyn Sink> = match (&config.mqtt, &mode) {
-        (Some(mqtt), Mode::Daemon(_)) => {
-            let topics = config.cameras.iter().flat_map(|c| &c.rules).filter_map(|r| r.signal_topic()).map(str::to_string).collect();
-            let subscriptions = Subscriptions { topics, commands: format!("{commands_prefix}+"), inbox: inbox_tx };
-            let kept = EvidenceArchive::open(&mqtt.evidence_dir(), (mqtt.evidence_keep_mb * 1024.0 * 1024.0) as u64)?;
-            archive = Some(Arc::new(Mutex::new(kept)));
-            Box::new(MqttSink::connect(mqtt, &config.site, prefix.clone(), subscriptions, health.clone())?)
-        }
-        _ => Box::new(StdoutSink::new(prefix.clone())),
-    };
-    let publisher = Publisher::spawn(sink, archive.clone())?;
-
-    // Sources, each with the analysis state its frames feed.
-    // Sources stop when the site stops, ends or reloads.
-    let halt = Arc::new(AtomicBool::new(false));
-    let mut sources = Vec::new();
-    let mut cameras = Vec::new();
-    for camera in &config.cameras {
-        let detector = detectors[camera.model.as_str()].clone();
-        let camera_health = CameraHealth::new(&camera.id);
-        let overflow = if matches!(mode, Mode::Replay(_)) { Overflow::Block } else { Overflow::DropOldest };
-        let (frames_tx, frames_rx) = frame_queue(FRAME_QUEUE, overflow, camera_health.clone());
-        let settings = source_settings(camera, resources, &detector, &mode)?;
-        sources.push(CameraSource::spawn(settings, frames_tx, camera_health.clone(), halt.clone())?);
-        let fire = match &camera.fire {
-            Some(fire) => {
-                let classifier = detectors[fire.classifier.as_str()].clone();
-                let detector = fire.detector.as_ref().map(|d| detectors[d.as_str()].clone());
-                Some(FireWatch::new(fire, classifier, detector).map_err(|e| anyhow::anyhow!("camera {}: fire analytics: {e}", camera.id))?)
-            }
-            None => None,
-        };
-        let mut analysis = CameraAnalysis::new(config, camera, detector, camera_health, &prefix, fire);
-        match &mode {
-            Mode::Replay(options) => {
-                analysis.render_dir = options.render_dir.clone();
-                analysis.scheduled_signals = options.signal_log.iter().cloned().collect();
-            }
-            Mode::Daemon(_) => analysis.keep_last_frame = true,
-        }
-        cameras.push((frames_rx, analysis));
-    }
-
-    let daemon = matches!(mode, Mode::Daemon(_));
-    let counts_interval = daemon.then(|| Duration::from_secs(config.counts_interval_s));
-    let (reload_tx, reload_requests) = crossbeam_channel::unbounded();
-    let duties = SiteDuties {
-        commands_prefix,
-        prefix: prefix.clone(),
-        archive,
-        reload_requests: reload_tx,
-        health,
-        stats_interval: (daemon && config.stats_interval_s > 0).then(|| Duration::from_secs(config.stats_interval_s)),
-        started,
-        last_stats: None,
-    };
-    let events = publisher.sender();
-    let analysis = std::thread::Builder::new()
-        .name("analysis".into())
-        .spawn(move || analyse(cameras, events, inbox, counts_interval, duties))?;
-
-    let mut reload = None;
-    while !stop.load(Ordering::Relaxed) && !sources.iter().all(CameraSource::is_finished) {
-        if let Mode::Daemon(options) = &mode {
-            let from_signal = options.reload.swap(false, Ordering::Relaxed).then_some(None);
-            if let Some(request) = from_signal.or_else(|| reload_requests.try_recv().ok().map(Some)) {
-                reload = validate_reload(&options.config_path, resources, request.as_deref(), &publisher.sender());
-                if reload.is_some() {
-                    break;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    halt.store(true, Ordering::Relaxed);
-    for source in sources {
-        source.join();
-    }
-    let cameras = analysis.join().map_err(|_| anyhow::anyhow!("the analysis thread panicked"))?;
-    publisher.finish();
-    Ok(RunSummary {
-        frames: cameras.iter().map(|c| c.frames_analysed).sum(),
-        seconds: started.elapsed().as_secs_f64(),
-        cameras,
-        reload,
-    })
-}
-
-/// Reads the site file again for a reload (asked by the IOC's `request`, or by SIGHUP): the new
-/// configuration when it is valid; else the errors are logged (and replied) and the site keeps
-/// running as it is.
-fn validate_reload(path: &std::path::Path, resources: &Resources, request: Option<&str>, events: &Sender<Message>) -> Option<SiteConfig> {
-    let loaded = SiteConfig::load(path, resources);
-    let error = match &loaded {
-        Ok(_) => {
-            tracing::info!(config = %path.display(), "reloading the configuration");
-            None
-        }
-        Err(errors) => {
-            tracing::error!("the new configuration is refused; the running one is kept:\n{errors}");
-            Some(errors.to_string())
-        }
-    };
-    if request.is_some() {
-        let reply = Reply { request_id: request, command: "reload", ok: error.is_none(), error, snapshot: None, evidence: None };
-        let _ = events.send(reply.message());
-    }
-    loaded.ok()
-}
-
-fn source_settings(camera: &CameraConfig, resources: &Resources, detector: &Detector, mode: &Mode) -> Result<SourceSettings> {
-    Ok(SourceSettings {
-        camera: camera.id.as_str().into(),
-        location: camera.source.clone(),
-        analytics_fps: camera.analytics_fps,
-        template: resources.pipeline(&camera.pipeline)?,
-        caps: input_caps(&detector.manifest().input),
-        no_frames_timeout: Duration::from_secs(camera.no_frames_timeout_s),
-        realtime: matches!(mode, Mode::Daemon(_)),
-    })
-}
-
 /// One camera's analysis state, owned by the analysis thread.
 struct CameraAnalysis {
     id: CameraId,
@@ -297,6 +149,8 @@ struct LastFrame {
 
 /// A camera's retained status is published when its state changes, and at least this often.
 const STATUS_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest span over which a frame rate grades a connection.
+const QUALITY_MIN_SPAN: Duration = Duration::from_secs(10);
 
 impl CameraAnalysis {
     fn new(config: &SiteConfig, camera: &CameraConfig, detector: Arc<Detector>, health: Arc<CameraHealth>, prefix: &str, fire: Option<FireWatch>) -> CameraAnalysis {
@@ -351,11 +205,15 @@ impl CameraAnalysis {
             Some((_, at, i, a)) => (Some(*at), *i, *a),
             None => (None, 0, 0),
         };
+        let fps_in = rate(frames_in, in_before, since);
+        // The rate says something about the link only over a while spent streaming throughout.
+        let steady = matches!(&self.last_status, Some((last, at, _, _)) if *last == state && now.duration_since(*at) >= QUALITY_MIN_SPAN);
         let status = CameraStatus {
             camera: &self.id,
             state: &state,
+            quality: self.health.grade(steady.then_some(fps_in)),
             time: SystemTime::now(),
-            fps_in: rate(frames_in, in_before, since),
+            fps_in,
             fps_analysed: rate(analysed, analysed_before, since),
             frames_dropped: CameraHealth::get(&self.health.frames_dropped),
             reconnects: CameraHealth::get(&self.health.reconnects),
@@ -389,7 +247,10 @@ impl CameraAnalysis {
         for (topic, payload) in std::mem::take(&mut self.pending_signals) {
             self.signal(&topic, &payload, stream_time);
         }
-        let detections = match self.detector.detect(frame, self.min_score) {
+        let inference = Instant::now();
+        let detected = self.detector.detect(frame, self.min_score);
+        self.health.inference_ms.observe(inference.elapsed());
+        let detections = match detected {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(camera = %self.id, seq = frame.seq, "{e}");
@@ -423,6 +284,7 @@ impl CameraAnalysis {
                 confidence: crossing.confidence,
             };
             let _ = events.send(event.message());
+            CameraHealth::count(&self.health.crossings);
         }
         if self.rules.is_empty() && self.fire.is_none() && self.render_dir.is_none() {
             return;
@@ -495,6 +357,7 @@ impl CameraAnalysis {
         self.fire_events.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s: (stream_time.as_secs_f64() * 1000.0).round() / 1000.0, region: [r.x1, r.y1, r.x2, r.y2] });
         let message = FireMessage { time: SystemTime::now(), stream_time, camera: &self.id, event, evidence: evidence.as_ref() };
         let _ = events.send(message.message());
+        CameraHealth::count(&self.health.fire_messages);
     }
 
     /// Makes and publishes an evidence image on `{camera}/evidence/{id}`; the reference to put in
@@ -548,6 +411,7 @@ impl CameraAnalysis {
         }
         let event = ViolationEvent { time: SystemTime::now(), stream_time, camera: &self.id, violation, class, evidence: evidence.as_ref() };
         let _ = events.send(event.message());
+        CameraHealth::count(&self.health.violations);
     }
 
     /// Publishes the current interval's counts if it has ended (or `force`), and starts the next.
@@ -580,17 +444,59 @@ impl CameraAnalysis {
     }
 }
 
-/// The analysis thread: frames from whichever camera has one, until every source has closed.
+/// What the site tells the analysis thread.
+enum Change {
+    /// A camera whose source has started: its frames and its analysis state. It replaces a
+    /// camera of the same id (changed on reload), which is finished first.
+    Add(Receiver<Frame>, Box<CameraAnalysis>),
+}
+
+/// The analysis thread: frames from whichever camera has one, until the site closes `changes`
+/// and every source has closed.
 fn analyse(
-    cameras: Vec<(Receiver<Frame>, CameraAnalysis)>,
+    changes: Receiver<Change>,
     events: Sender<Message>,
     inbox: Receiver<(String, Vec<u8>)>,
     counts_interval: Option<Duration>,
     mut duties: SiteDuties,
+    site: Arc<SiteHealth>,
 ) -> Vec<CameraSummary> {
-    let (mut receivers, mut states): (Vec<_>, Vec<_>) = cameras.into_iter().unzip();
+    let mut receivers: Vec<Receiver<Frame>> = Vec::new();
+    let mut states: Vec<CameraAnalysis> = Vec::new();
     let mut finished = Vec::new();
-    while !receivers.is_empty() {
+    // Finishes camera `i`: what it counted since the last interval, its last status.
+    let finish = |i: usize, receivers: &mut Vec<Receiver<Frame>>, states: &mut Vec<CameraAnalysis>, finished: &mut Vec<CameraSummary>| {
+        receivers.swap_remove(i);
+        let mut camera = states.swap_remove(i);
+        if let Some(interval) = counts_interval {
+            camera.flush_counts(interval, SystemTime::now(), true, &events);
+            camera.report_status(Instant::now(), true, &events);
+        }
+        finished.push(camera.summary());
+    };
+    let mut site_open = true;
+    // A change that woke the loop while no camera was running.
+    let mut woken_by: Option<Change> = None;
+    while site_open || !receivers.is_empty() {
+        CameraHealth::count(&site.analysis_turns);
+        let mut incoming: Vec<Change> = woken_by.take().into_iter().collect();
+        loop {
+            match changes.try_recv() {
+                Ok(change) => incoming.push(change),
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    site_open = false;
+                    break;
+                }
+            }
+        }
+        for Change::Add(frames, analysis) in incoming {
+            if let Some(i) = states.iter().position(|s| s.id == analysis.id) {
+                finish(i, &mut receivers, &mut states, &mut finished);
+            }
+            receivers.push(frames);
+            states.push(*analysis);
+        }
         for (topic, payload) in inbox.try_iter() {
             if duties.is_command(&topic) {
                 duties.command(&topic, &payload, &states, &events);
@@ -605,23 +511,25 @@ fn analyse(
             for rx in &receivers {
                 select.recv(rx);
             }
-            select.select_timeout(Duration::from_millis(250)).ok().map(|op| {
+            if receivers.is_empty() && site_open {
+                // Nothing to analyse yet: wake up for the next camera.
+                select.recv(&changes);
+            }
+            select.select_timeout(Duration::from_millis(250)).ok().and_then(|op| {
                 let i = op.index();
-                (i, op.recv(&receivers[i]))
+                match receivers.get(i) {
+                    Some(rx) => Some((i, op.recv(rx))),
+                    None => {
+                        woken_by = op.recv(&changes).ok();
+                        None
+                    }
+                }
             })
         };
         match received {
             Some((i, Ok(frame))) => states[i].process(&frame, &events),
-            Some((i, Err(_))) => {
-                // The source is gone: publish what this camera counted since the last interval.
-                receivers.swap_remove(i);
-                let mut camera = states.swap_remove(i);
-                if let Some(interval) = counts_interval {
-                    camera.flush_counts(interval, SystemTime::now(), true, &events);
-                    camera.report_status(Instant::now(), true, &events);
-                }
-                finished.push(camera.summary());
-            }
+            // The source is gone: publish what this camera counted since the last interval.
+            Some((i, Err(_))) => finish(i, &mut receivers, &mut states, &mut finished),
             None => {}
         }
         if let Some(interval) = counts_interval {

@@ -14,7 +14,7 @@ use super::history::FORGET_AFTER;
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// `[[cameras.lines]]` in the site config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineConfig {
     /// Line id, unique per camera.

@@ -13,7 +13,7 @@ use crate::config::{ConfigError, check_point};
 use std::time::Duration;
 
 /// `signal = { … }` of a red-light rule: exactly one of `topic` or `region`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignalConfig {
     /// MQTT topic (full, not below the site prefix) on which the signal controller publishes the
@@ -98,7 +98,7 @@ impl SignalState {
 
 /// One recorded controller message, for replaying a clip with the phases it was filmed under:
 /// a JSON line `{"t_s": 12.5, "topic": "junction/4/phase", "state": "red"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignalLogEntry {
     /// Stream time of the message, seconds from the start of the clip.

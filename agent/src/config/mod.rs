@@ -26,7 +26,7 @@ use crate::source;
 use crate::track::TrackerConfig;
 
 /// The whole site file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
     /// Site id, used in MQTT topics and client id. Letters, digits, `-` and `_`.
@@ -43,6 +43,8 @@ pub struct SiteConfig {
     pub tracker: TrackerConfig,
     /// Where events go; without it they are printed to stdout as JSON lines.
     pub mqtt: Option<MqttConfig>,
+    /// The `/metrics` and `/healthz` endpoint; off without it.
+    pub metrics: Option<MetricsConfig>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -54,8 +56,16 @@ fn default_stats_interval_s() -> u64 {
     60
 }
 
+/// `[metrics]`: where Prometheus scrapes the agent.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `address:port` to serve `/metrics` and `/healthz` on, e.g. `127.0.0.1:9464`.
+    pub listen: String,
+}
+
 /// One camera: where its video comes from, how it is analysed and which lines it counts on.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     /// Camera id, unique within the site; used in MQTT topics. Letters, digits, `-` and `_`.
@@ -145,6 +155,11 @@ impl SiteConfig {
         self.tracker.validate("tracker", &mut errors);
         if let Some(mqtt) = &self.mqtt {
             mqtt.validate("mqtt", &mut errors);
+        }
+        if let Some(metrics) = &self.metrics
+            && metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            errors.push(ConfigError::new("metrics.listen", format!("'{}' is not an address:port such as 127.0.0.1:9464", metrics.listen)));
         }
         if self.cameras.is_empty() {
             errors.push(ConfigError::new("cameras", "at least one camera is needed"));

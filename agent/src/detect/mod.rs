@@ -26,7 +26,7 @@ use crate::config::ConfigError;
 use crate::types::{Detection, Frame};
 
 /// `[detector]` in the site config.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorConfig {
     /// ONNX Runtime threads per inference (intra-op). 0 = one per CPU core.

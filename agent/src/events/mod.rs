@@ -17,6 +17,7 @@ use crate::analytics::fire::{FireEvent, Scores, Stage};
 use crate::analytics::rules::Measured;
 use crate::analytics::{Direction, LineCounts, RuleKind, Violation};
 use crate::health::SourceState;
+use crate::health::quality::Quality;
 
 /// Schema version of every payload; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -311,6 +312,7 @@ struct CameraStatusPayload<'a> {
     camera: &'a str,
     #[serde(flatten)]
     state: &'a SourceState,
+    quality: Quality,
     time: String,
     /// Frames per second delivered by the source, and analysed, since the last status.
     fps_in: f64,
@@ -324,6 +326,7 @@ struct CameraStatusPayload<'a> {
 pub struct CameraStatus<'a> {
     pub camera: &'a str,
     pub state: &'a SourceState,
+    pub quality: Quality,
     pub time: SystemTime,
     pub fps_in: f64,
     pub fps_analysed: f64,
@@ -337,6 +340,7 @@ impl CameraStatus<'_> {
             v: SCHEMA_VERSION,
             camera: self.camera,
             state: self.state,
+            quality: self.quality,
             time: rfc3339(self.time),
             fps_in: (self.fps_in * 10.0).round() / 10.0,
             fps_analysed: (self.fps_analysed * 10.0).round() / 10.0,

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::analytics::fire::Stage;
 use crate::analytics::{Direction, RuleKind};
 use crate::events::{Availability, SCHEMA_VERSION};
+use crate::health::quality::Quality;
 
 /// What a topic below the prefix carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +127,7 @@ struct AgentStatus {
 struct CameraStatus {
     camera: String,
     state: Word<StateWord>,
+    quality: Word<Quality>,
     time: Time,
     fps_in: f64,
     fps_analysed: f64,
@@ -332,7 +334,7 @@ pub fn validate(kind: &TopicKind, payload: &[u8]) -> Result<Checked, String> {
             let s: CameraStatus = parse(payload)?;
             same_camera(topic_camera, &s.camera)?;
             let reason = s.reason.map(|r| format!(": {r}")).unwrap_or_default();
-            let summary = format!("{} {}{reason}, {:.1}/{:.1} fps in/analysed, {} dropped, {} reconnects", s.camera, s.state.text, s.fps_in, s.fps_analysed, s.frames_dropped, s.reconnects);
+            let summary = format!("{} {}{reason}, quality {}, {:.1}/{:.1} fps in/analysed, {} dropped, {} reconnects", s.camera, s.state.text, s.quality.text, s.fps_in, s.fps_analysed, s.frames_dropped, s.reconnects);
             Checked { summary, ..Checked::default() }
         }
         TopicKind::Crossing { .. } => {

@@ -11,7 +11,7 @@ use super::tls::TlsFiles;
 use crate::config::ConfigError;
 
 /// A string that never appears in `Debug` output, logs or error messages.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -27,7 +27,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Broker address, `mqtt://host[:port]` (port 1883 by default), or `mqtts://host[:port]`

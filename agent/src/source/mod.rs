@@ -181,6 +181,7 @@ impl Supervisor {
             if CameraHealth::get(&self.health.frames_in) > frames_before {
                 backoff = BACKOFF_START;
             }
+            let stalled = matches!(end, RunEnd::NoFrames);
             let reason = match end {
                 RunEnd::StopRequested => {
                     self.health.set_state(SourceState::Stopped);
@@ -198,14 +199,11 @@ impl Supervisor {
                 }
                 RunEnd::EndOfStream => "the stream ended".to_string(),
                 RunEnd::Failed(reason) => reason,
-                RunEnd::NoFrames => {
-                    CameraHealth::count(&self.health.stalls);
-                    format!("no frame for {} s", self.settings.no_frames_timeout.as_secs())
-                }
+                RunEnd::NoFrames => format!("no frame for {} s", self.settings.no_frames_timeout.as_secs()),
             };
             tracing::warn!(camera = %self.settings.camera, backoff_s = backoff.as_secs(), "reconnecting: {reason}");
             self.health.set_state(SourceState::Reconnecting { reason, backoff_s: backoff.as_secs() });
-            CameraHealth::count(&self.health.reconnects);
+            self.health.reconnected(stalled);
             self.sleep(backoff);
             backoff = (backoff * 2).min(BACKOFF_CAP);
             source_run += 1;

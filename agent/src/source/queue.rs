@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn drop_oldest_keeps_the_newest_frames_and_counts_drops() {
-        let health = CameraHealth::new("c");
+        let health = CameraHealth::new("c", 0);
         let (tx, rx) = frame_queue(2, Overflow::DropOldest, health.clone());
         for seq in 0..5 {
             assert!(tx.push(frame(seq)));
@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn a_blocking_queue_reports_a_vanished_consumer() {
-        let (tx, rx) = frame_queue(1, Overflow::Block, CameraHealth::new("c"));
+        let (tx, rx) = frame_queue(1, Overflow::Block, CameraHealth::new("c", 0));
         assert!(tx.push(frame(0)));
         drop(rx);
         assert!(!tx.push(frame(1)));

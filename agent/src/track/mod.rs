@@ -22,7 +22,7 @@ use assign::assign;
 use kalman::BoxFilter;
 
 /// `[tracker]` in the site config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrackerConfig {
     /// Detections scoring at least this are matched first and may start tracks (0..1).

@@ -36,7 +36,7 @@ pub enum FireKind {
 }
 
 /// `[[cameras.fire.zones]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FireZoneConfig {
     pub id: String,
@@ -46,7 +46,7 @@ pub struct FireZoneConfig {
 }
 
 /// `[cameras.fire]` in the site config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FireConfig {
     /// Watch zones. Default: the whole frame, kind `fire`, id `frame`.

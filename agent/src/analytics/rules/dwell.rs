@@ -17,7 +17,7 @@ use crate::config::ConfigError;
 use crate::types::{Point, TrackedObject};
 
 /// `no_stopping = { … }` / `no_parking = { … }` of a rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DwellConfig {
     /// Polygon of normalized `[x, y]` points where standing is not allowed.

@@ -38,7 +38,7 @@ use crate::config::{ConfigError, check_classes, check_id};
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// `[[cameras.rules]]` in the site config: common keys plus one table naming the kind.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Rule id, unique per camera; it is in every violation the rule raises.

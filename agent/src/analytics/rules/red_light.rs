@@ -14,7 +14,7 @@ use crate::config::{ConfigError, check_segment};
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// `red_light = { … }` of a rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedLightConfig {
     /// Stop line start, normalized `[x, y]`.

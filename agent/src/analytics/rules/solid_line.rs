@@ -19,7 +19,7 @@ pub enum Forbidden {
 }
 
 /// `solid_line = { … }` of a rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SolidLineConfig {
     /// Line start, normalized `[x, y]`.

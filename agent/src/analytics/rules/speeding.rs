@@ -17,7 +17,7 @@ use crate::config::{ConfigError, check_point};
 use crate::types::{Point, TrackedObject};
 
 /// Four image points and where they lie on the road.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
     /// Four normalized `[x, y]` image points on the road surface (e.g. lane-marking corners).
@@ -27,7 +27,7 @@ pub struct Calibration {
 }
 
 /// `speeding = { … }` of a rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpeedingConfig {
     pub calibration: Calibration,

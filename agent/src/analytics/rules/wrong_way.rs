@@ -12,7 +12,7 @@ use crate::config::ConfigError;
 use crate::types::TrackedObject;
 
 /// `wrong_way = { … }` of a rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WrongWayConfig {
     /// Polygon of normalized `[x, y]` points covering the lanes the heading applies to.

@@ -1,0 +1,205 @@
+//! `/metrics` (Prometheus text format, version 0.0.4) and `/healthz` over HTTP, for the site's
+//! monitoring. Off unless `[metrics] listen` is set; bind it to loopback or a management network.
+//!
+//! The counters already live in lock-free atomics that the status messages read too, so they are
+//! rendered here at scrape time rather than mirrored into a metrics library's registry.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{CameraHealth, INFERENCE_BUCKETS_MS, SiteHealth, SourceState};
+
+/// The analysis loop turns at least every 250 ms; this long without a turn means it is stuck.
+const ANALYSIS_STUCK_AFTER: Duration = Duration::from_secs(10);
+
+pub struct MetricsServer {
+    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub address: SocketAddr,
+}
+
+impl MetricsServer {
+    pub fn start(listen: &str, site: Arc<SiteHealth>) -> Result<MetricsServer, String> {
+        let server = tiny_http::Server::http(listen).map_err(|e| format!("metrics.listen {listen}: {e}"))?;
+        let address = server.server_addr().to_ip().ok_or_else(|| format!("metrics.listen {listen}: not an IP address"))?;
+        let server = Arc::new(server);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (server, stop) = (server.clone(), stop.clone());
+            std::thread::Builder::new().name("metrics".into()).spawn(move || serve(&server, &site, &stop)).map_err(|e| format!("cannot start the metrics thread: {e}"))?
+        };
+        tracing::info!(%address, "serving /metrics and /healthz");
+        Ok(MetricsServer { server, stop, thread: Some(thread), address })
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(server: &tiny_http::Server, site: &SiteHealth, stop: &AtomicBool) {
+    let mut watch = Progress::default();
+    while !stop.load(Ordering::Relaxed) {
+        let request = match server.recv_timeout(Duration::from_millis(500)) {
+            Ok(Some(request)) => request,
+            Ok(None) => {
+                watch.look(site);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("metrics: {e}");
+                continue;
+            }
+        };
+        watch.look(site);
+        let (status, content_type, body) = match request.url() {
+            "/metrics" => (200, "text/plain; version=0.0.4", render(site)),
+            "/healthz" => match problems(site, &watch) {
+                problems if problems.is_empty() => (200, "text/plain", "ok\n".to_string()),
+                problems => (503, "text/plain", problems.join("\n") + "\n"),
+            },
+            _ => (404, "text/plain", "not found: try /metrics or /healthz\n".to_string()),
+        };
+        let header = tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
+        let response = tiny_http::Response::from_string(body).with_status_code(status).with_header(header);
+        if let Err(e) = request.respond(response) {
+            tracing::debug!("metrics: cannot answer: {e}");
+        }
+    }
+}
+
+/// When the analysis loop last turned.
+#[derive(Default)]
+struct Progress {
+    turns: u64,
+    since: Option<Instant>,
+}
+
+impl Progress {
+    fn look(&mut self, site: &SiteHealth) {
+        let turns = CameraHealth::get(&site.analysis_turns);
+        if turns != self.turns || self.since.is_none() {
+            self.turns = turns;
+            self.since = Some(Instant::now());
+        }
+    }
+
+    fn stuck(&self) -> bool {
+        self.since.is_some_and(|at| at.elapsed() > ANALYSIS_STUCK_AFTER)
+    }
+}
+
+/// Why the agent is not healthy; empty when it is.
+fn problems(site: &SiteHealth, progress: &Progress) -> Vec<String> {
+    let mut problems = Vec::new();
+    if progress.stuck() {
+        problems.push(format!("analysis: no progress for {} s", ANALYSIS_STUCK_AFTER.as_secs()));
+    }
+    for camera in site.cameras() {
+        match camera.state() {
+            SourceState::Streaming | SourceState::Ended | SourceState::Stopped => {}
+            SourceState::Starting => problems.push(format!("camera {}: starting", camera.camera)),
+            SourceState::Reconnecting { reason, .. } => problems.push(format!("camera {}: reconnecting: {reason}", camera.camera)),
+            SourceState::Error { reason } => problems.push(format!("camera {}: error: {reason}", camera.camera)),
+        }
+    }
+    problems
+}
+
+/// A label value, escaped as the text format wants.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Every metric, in the text exposition format.
+pub fn render(site: &SiteHealth) -> String {
+    let cameras = site.cameras();
+    let mut out = String::new();
+    let per_camera: [(&str, &str, &str, fn(&CameraHealth) -> u64); 5] = [
+        ("canh_camera_frames_in_total", "counter", "Frames the source delivered (after rate limiting).", |c| CameraHealth::get(&c.frames_in)),
+        ("canh_camera_frames_analysed_total", "counter", "Frames the detector ran on.", |c| CameraHealth::get(&c.frames_analysed)),
+        ("canh_camera_frames_dropped_total", "counter", "Frames dropped because analysis fell behind.", |c| CameraHealth::get(&c.frames_dropped)),
+        ("canh_camera_reconnects_total", "counter", "Pipeline rebuilds after errors, ends of stream or stalls.", |c| CameraHealth::get(&c.reconnects)),
+        ("canh_camera_stalls_total", "counter", "Times the source delivered no frame for no_frames_timeout_s.", |c| CameraHealth::get(&c.stalls)),
+    ];
+    for (name, kind, help, read) in per_camera {
+        header(&mut out, name, kind, help);
+        for camera in &cameras {
+            let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", label(&camera.camera), read(camera));
+        }
+    }
+    header(&mut out, "canh_camera_events_total", "counter", "Events published, by kind.");
+    for camera in &cameras {
+        for (kind, counter) in [("crossing", &camera.crossings), ("violation", &camera.violations), ("fire", &camera.fire_messages)] {
+            let _ = writeln!(out, "canh_camera_events_total{{camera=\"{}\",kind=\"{kind}\"}} {}", label(&camera.camera), CameraHealth::get(counter));
+        }
+    }
+    header(&mut out, "canh_camera_up", "gauge", "1 while the camera is streaming.");
+    header(&mut out, "canh_camera_quality", "gauge", "The connection quality grade (down, poor, fair, good) is 1.");
+    for camera in &cameras {
+        let up = u8::from(camera.state() == SourceState::Streaming);
+        let _ = writeln!(out, "canh_camera_up{{camera=\"{}\"}} {up}", label(&camera.camera));
+        let _ = writeln!(out, "canh_camera_quality{{camera=\"{}\",grade=\"{}\"}} 1", label(&camera.camera), camera.quality().name());
+    }
+    header(&mut out, "canh_camera_inference_ms", "histogram", "Detector time per frame, milliseconds.");
+    for camera in &cameras {
+        let (cumulative, sum) = camera.inference_ms.read();
+        let name = label(&camera.camera);
+        for (bound, count) in INFERENCE_BUCKETS_MS.iter().zip(&cumulative) {
+            let _ = writeln!(out, "canh_camera_inference_ms_bucket{{camera=\"{name}\",le=\"{bound}\"}} {count}");
+        }
+        let total = cumulative.last().copied().unwrap_or(0);
+        let _ = writeln!(out, "canh_camera_inference_ms_bucket{{camera=\"{name}\",le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "canh_camera_inference_ms_sum{{camera=\"{name}\"}} {sum}");
+        let _ = writeln!(out, "canh_camera_inference_ms_count{{camera=\"{name}\"}} {total}");
+    }
+    let agent = &site.agent;
+    header(&mut out, "canh_outbox_messages", "gauge", "Messages waiting for the broker's acknowledgement.");
+    let _ = writeln!(out, "canh_outbox_messages {}", CameraHealth::get(&agent.outbox_messages));
+    header(&mut out, "canh_outbox_bytes", "gauge", "Size of the messages waiting, bytes.");
+    let _ = writeln!(out, "canh_outbox_bytes {}", CameraHealth::get(&agent.outbox_bytes));
+    header(&mut out, "canh_outbox_dropped_total", "counter", "Messages dropped from a full outbox, by class.");
+    for (class, counter) in ["counts_status", "images", "events"].iter().zip(&agent.outbox_dropped) {
+        let _ = writeln!(out, "canh_outbox_dropped_total{{class=\"{class}\"}} {}", CameraHealth::get(counter));
+    }
+    header(&mut out, "canh_mqtt_connected", "gauge", "1 while connected to the broker.");
+    let _ = writeln!(out, "canh_mqtt_connected {}", u8::from(agent.mqtt_connected.load(Ordering::Relaxed)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_escaped_labels() {
+        let site = SiteHealth::default();
+        let camera = CameraHealth::new("gate \"2\"", 5);
+        CameraHealth::count(&camera.frames_analysed);
+        camera.inference_ms.observe(Duration::from_millis(25));
+        camera.inference_ms.observe(Duration::from_millis(700));
+        site.set_cameras(vec![camera]);
+        let text = render(&site);
+        assert!(text.contains("canh_camera_frames_analysed_total{camera=\"gate \\\"2\\\"\"} 1"), "{text}");
+        assert!(text.contains("canh_camera_inference_ms_bucket{camera=\"gate \\\"2\\\"\",le=\"20\"} 0"), "{text}");
+        assert!(text.contains("canh_camera_inference_ms_bucket{camera=\"gate \\\"2\\\"\",le=\"30\"} 1"), "{text}");
+        assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
+        assert!(text.contains("canh_camera_inference_ms_sum{camera=\"gate \\\"2\\\"\"} 725"), "{text}");
+        assert!(text.contains("# TYPE canh_camera_inference_ms histogram"), "{text}");
+    }
+}

@@ -1,0 +1,97 @@
+//! Telling the service manager how the agent is (systemd's notify protocol, through `sd-notify`):
+//! `READY=1` once every camera has started or failed with a clear status, a one-line `STATUS=`,
+//! `WATCHDOG=1` only while the pipeline makes progress, `RELOADING=1` and `STOPPING=1`. Without
+//! `NOTIFY_SOCKET` (not under systemd) every call does nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+use super::{CameraHealth, SiteHealth, SourceState};
+
+pub struct Notifier {
+    site: Arc<SiteHealth>,
+    ready: bool,
+    status: String,
+    /// Half the watchdog timeout systemd gave (`WatchdogSec=`), if it gave one.
+    ping_every: Option<Duration>,
+    last_ping: Option<Instant>,
+    /// Analysis turns and frames analysed at the last ping.
+    seen: (u64, u64),
+}
+
+impl Notifier {
+    pub fn new(site: Arc<SiteHealth>) -> Notifier {
+        let ping_every = sd_notify::watchdog_enabled().map(|timeout| timeout / 2);
+        if let Some(every) = ping_every {
+            tracing::info!(ping_every_ms = every.as_millis() as u64, "systemd watchdog enabled");
+        }
+        Notifier { site, ready: false, status: String::new(), ping_every, last_ping: None, seen: (0, 0) }
+    }
+
+    fn send(&self, states: &[NotifyState]) {
+        if let Err(e) = sd_notify::notify(states) {
+            tracing::warn!("cannot notify the service manager: {e}");
+        }
+    }
+
+    /// Called often by the site's main loop: readiness, status line and watchdog.
+    pub fn tick(&mut self) {
+        let cameras = self.site.cameras();
+        let status = summary(&cameras, &self.site);
+        if !self.ready && !cameras.iter().any(|c| c.state() == SourceState::Starting) {
+            self.ready = true;
+            self.status = status.clone();
+            self.send(&[NotifyState::Ready, NotifyState::Status(&status)]);
+        } else if self.ready && status != self.status {
+            self.status = status.clone();
+            self.send(&[NotifyState::Status(&status)]);
+        }
+        let Some(every) = self.ping_every else { return };
+        if self.last_ping.is_some_and(|at| at.elapsed() < every) {
+            return;
+        }
+        let turns = CameraHealth::get(&self.site.analysis_turns);
+        let analysed: u64 = cameras.iter().map(|c| CameraHealth::get(&c.frames_analysed)).sum();
+        let streaming = cameras.iter().any(|c| c.state() == SourceState::Streaming);
+        // Progress: the analysis loop turns, and frames are analysed while a camera says it is
+        // streaming. Cameras that are reconnecting are the supervisor's business, not a reason to
+        // restart the agent; a stream that is open but silent is.
+        let progress = turns > self.seen.0 && (analysed > self.seen.1 || !streaming);
+        if progress {
+            self.send(&[NotifyState::Watchdog]);
+            self.seen = (turns, analysed);
+            self.last_ping = Some(Instant::now());
+        } else {
+            tracing::warn!("no progress: withholding the watchdog ping");
+            self.last_ping = Some(Instant::now());
+        }
+    }
+
+    /// The configuration is being reloaded; `READY=1` follows when the cameras have started.
+    pub fn reloading(&mut self) {
+        self.ready = false;
+        let now = sd_notify::NotifyState::monotonic_usec_now();
+        match now {
+            Ok(now) => self.send(&[NotifyState::Reloading, now]),
+            Err(_) => self.send(&[NotifyState::Reloading]),
+        }
+    }
+
+    pub fn stopping(&self) {
+        self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    }
+}
+
+/// One line for `systemctl status`: cameras by state, the outbox and the broker.
+fn summary(cameras: &[Arc<CameraHealth>], site: &SiteHealth) -> String {
+    let mut by_state = std::collections::BTreeMap::new();
+    for camera in cameras {
+        *by_state.entry(camera.state().name()).or_insert(0) += 1;
+    }
+    let states: Vec<String> = by_state.iter().map(|(state, n)| format!("{n} {state}")).collect();
+    let agent = &site.agent;
+    let mqtt = if agent.mqtt_connected.load(std::sync::atomic::Ordering::Relaxed) { "connected" } else { "not connected" };
+    format!("cameras: {}; outbox {} waiting; broker {mqtt}", states.join(", "), CameraHealth::get(&agent.outbox_messages))
+}
