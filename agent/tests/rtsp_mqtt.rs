@@ -17,12 +17,13 @@ fn rtsp_camera_to_mqtt_with_reconnect_and_clean_shutdown() {
     publish_retained(broker.port, "itest/junction/phase", r#"{"state": "red"}"#);
     let rtsp_port = free_port();
     let clip = sample("opencv4nodejs_traffic.mp4");
-    let server = RtspServer::start(rtsp_port, &clip);
+    // The camera asks for its password; the agent must send it (and never print it).
+    let server = RtspServer::start_secure(rtsp_port, &clip);
 
     let dir = temp_dir("rtsp-mqtt");
     let config = dir.join("site.toml");
-    // mosquitto here lets anyone in, and the test RTSP server asks for no credentials: both are
-    // sent and ignored, so they can be looked for afterwards.
+    // mosquitto here lets anyone in, so the MQTT password is sent and ignored; it is looked for
+    // in the output afterwards, as is the camera's.
     std::fs::write(dir.join("mqtt-password"), "mqtt-s3cret\n").unwrap();
     std::fs::write(
         &config,
@@ -95,7 +96,7 @@ red_light = {{ p1 = [0.5, 1.0], p2 = [0.5, 0.0], direction = "in", signal = {{ t
     assert!(reconnecting["reason"].as_str().is_some_and(|r| !r.is_empty()), "{reconnecting}");
     assert!(reconnecting["fps_in"].as_f64().is_some() && reconnecting["reconnects"].as_u64().is_some(), "{reconnecting}");
     let crossings_before = seen.iter().filter(|(t, _)| *t == topic("gate/crossing")).count();
-    let _server = RtspServer::start(rtsp_port, &clip);
+    let _server = RtspServer::start_secure(rtsp_port, &clip);
     let mut everything = std::mem::take(&mut seen);
     wait_for(&messages, Duration::from_secs(45), "a crossing after the camera came back", &mut seen, |t, _| t == topic("gate/crossing"));
     let log = agent.log_text();

@@ -3,6 +3,7 @@
 //! `WATCHDOG=1` only while the pipeline makes progress, `RELOADING=1` and `STOPPING=1`. Without
 //! `NOTIFY_SOCKET` (not under systemd) every call does nothing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,11 @@ pub struct Notifier {
     /// Half the watchdog timeout systemd gave (`WatchdogSec=`), if it gave one.
     ping_every: Option<Duration>,
     last_ping: Option<Instant>,
-    /// Analysis turns and frames analysed at the last ping.
-    seen: (u64, u64),
+    /// Analysis turns, and frames analysed per camera, at the last look.
+    turns: u64,
+    analysed: HashMap<String, u64>,
+    /// Whether the last look found progress (to log changes only).
+    progressing: bool,
 }
 
 impl Notifier {
@@ -27,7 +31,7 @@ impl Notifier {
         if let Some(every) = ping_every {
             tracing::info!(ping_every_ms = every.as_millis() as u64, "systemd watchdog enabled");
         }
-        Notifier { site, ready: false, status: String::new(), ping_every, last_ping: None, seen: (0, 0) }
+        Notifier { site, ready: false, status: String::new(), ping_every, last_ping: None, turns: 0, analysed: HashMap::new(), progressing: true }
     }
 
     fn send(&self, states: &[NotifyState]) {
@@ -52,20 +56,29 @@ impl Notifier {
         if self.last_ping.is_some_and(|at| at.elapsed() < every) {
             return;
         }
+        self.last_ping = Some(Instant::now());
         let turns = CameraHealth::get(&self.site.analysis_turns);
-        let analysed: u64 = cameras.iter().map(|c| CameraHealth::get(&c.frames_analysed)).sum();
+        let analysed: HashMap<String, u64> = cameras.iter().map(|c| (c.camera.clone(), CameraHealth::get(&c.frames_analysed))).collect();
+        // A camera restarted by a reload counts afresh from 0: any camera's count growing (or a
+        // new camera with frames) is progress.
+        let frames_flow = analysed.iter().any(|(camera, &n)| n > self.analysed.get(camera).copied().unwrap_or(0));
         let streaming = cameras.iter().any(|c| c.state() == SourceState::Streaming);
         // Progress: the analysis loop turns, and frames are analysed while a camera says it is
         // streaming. Cameras that are reconnecting are the supervisor's business, not a reason to
         // restart the agent; a stream that is open but silent is.
-        let progress = turns > self.seen.0 && (analysed > self.seen.1 || !streaming);
+        let progress = turns > self.turns && (frames_flow || !streaming);
+        self.turns = turns;
+        self.analysed = analysed;
         if progress {
             self.send(&[NotifyState::Watchdog]);
-            self.seen = (turns, analysed);
-            self.last_ping = Some(Instant::now());
-        } else {
-            tracing::warn!("no progress: withholding the watchdog ping");
-            self.last_ping = Some(Instant::now());
+        }
+        if progress != self.progressing {
+            self.progressing = progress;
+            if progress {
+                tracing::info!("progress again: watchdog pings resume");
+            } else {
+                tracing::warn!("no frame analysed while a camera is streaming: watchdog pings withheld");
+            }
         }
     }
 

@@ -211,24 +211,49 @@ pub fn wait_for(
 }
 
 /// gst-rtsp-server on 127.0.0.1 serving an H.264 MP4 at `rtsp://127.0.0.1:{port}/clip`, in real
-/// time, from its start for each client.
+/// time, from its start for each client; to anyone, or ([`RtspServer::start_secure`]) only to the
+/// user `viewer` with the password [`RTSP_SECURE_PASSWORD`].
 pub struct RtspServer {
     main_loop: glib::MainLoop,
     server: rtsp::RTSPServer,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Every media served so far, to stall them.
+    media: std::sync::Arc<std::sync::Mutex<Vec<rtsp::RTSPMedia>>>,
 }
+
+pub const RTSP_SECURE_PASSWORD: &str = "rtsp-s3cret";
 
 impl RtspServer {
     pub fn start(port: u16, clip: &std::path::Path) -> RtspServer {
+        Self::serve(port, clip, false)
+    }
+
+    pub fn start_secure(port: u16, clip: &std::path::Path) -> RtspServer {
+        Self::serve(port, clip, true)
+    }
+
+    fn serve(port: u16, clip: &std::path::Path, secure: bool) -> RtspServer {
         gst::init().unwrap();
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
         server.set_service(&port.to_string());
+        let media = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let factory = rtsp::RTSPMediaFactory::new();
+        // The valve lets a test stall the stream while the connection stays open.
         factory.set_launch(&format!(
-            "( filesrc location=\"{}\" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )",
+            "( filesrc location=\"{}\" ! qtdemux ! h264parse config-interval=-1 ! valve name=valve ! rtph264pay name=pay0 pt=96 )",
             clip.display()
         ));
+        if secure {
+            let auth = rtsp::RTSPAuth::new();
+            let viewer = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer").build();
+            auth.add_basic(&rtsp::RTSPAuth::make_basic("viewer", RTSP_SECURE_PASSWORD), &viewer);
+            server.set_auth(Some(&auth));
+            let permissions = gst::Structure::builder("viewer").field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true).field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true).build();
+            factory.add_role_from_structure(&permissions);
+        }
+        let served = media.clone();
+        factory.connect_media_configure(move |_, m| served.lock().unwrap().push(m.clone()));
         server.mount_points().unwrap().add_factory("/clip", factory);
         let context = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&context), false);
@@ -242,7 +267,15 @@ impl RtspServer {
             })
         };
         wait_for_port(port, "the RTSP server");
-        RtspServer { main_loop, server, thread: Some(thread) }
+        RtspServer { main_loop, server, thread: Some(thread), media }
+    }
+
+    /// Stops sending video on every stream served so far; the connections stay open.
+    pub fn stall(&self) {
+        for media in self.media.lock().unwrap().iter() {
+            let bin = media.element().downcast::<gst::Bin>().expect("a media's element is a bin");
+            bin.by_name("valve").expect("the launch line has a valve").set_property("drop", true);
+        }
     }
 
     /// Drops every client mid-stream and closes the port.

@@ -1,0 +1,210 @@
+//! The agent as a service, for real: systemd's notify protocol on a Unix datagram socket the test
+//! creates (`NOTIFY_SOCKET`, `WATCHDOG_USEC`), `/metrics` and `/healthz` scraped over HTTP, live
+//! reload on SIGHUP with two cameras on a loopback RTSP server, and a stream that stalls.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A site with cameras `east` and `west` on the same RTSP stream, each with one line.
+fn site(rtsp_port: u16, metrics_port: u16, east_line_x: f32) -> String {
+    format!(
+        r#"
+site = "service"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+[[cameras]]
+id = "east"
+source = "rtsp://127.0.0.1:{rtsp_port}/clip"
+no_frames_timeout_s = 60
+[[cameras.lines]]
+id = "middle"
+p1 = [{east_line_x}, 1.0]
+p2 = [{east_line_x}, 0.0]
+
+[[cameras]]
+id = "west"
+source = "rtsp://127.0.0.1:{rtsp_port}/clip"
+no_frames_timeout_s = 60
+[[cameras.lines]]
+id = "middle"
+p1 = [0.5, 1.0]
+p2 = [0.5, 0.0]
+"#
+    )
+}
+
+/// `GET path` on the metrics port: (status code, body).
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+/// Every sample of `name` in a scrape, by its label set.
+fn samples(metrics: &str, name: &str) -> BTreeMap<String, f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| {
+            let (labels, value) = l.rsplit_once(' ')?;
+            Some((labels[name.len()..].to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn frames(metrics: &str, camera: &str) -> f64 {
+    samples(metrics, "canh_camera_frames_analysed_total")[&format!("{{camera=\"{camera}\"}}")]
+}
+
+/// Notifications received on the socket, with when they came.
+struct Notifications {
+    socket: UnixDatagram,
+    received: Vec<(Instant, String)>,
+}
+
+impl Notifications {
+    fn bind(path: &Path) -> Notifications {
+        let socket = UnixDatagram::bind(path).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        Notifications { socket, received: Vec::new() }
+    }
+
+    /// Reads for `duration`; returns what came in that time.
+    fn read_for(&mut self, duration: Duration) -> Vec<String> {
+        let until = Instant::now() + duration;
+        let mut new = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while Instant::now() < until {
+            if let Ok(n) = self.socket.recv(&mut buffer) {
+                let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                self.received.push((Instant::now(), message.clone()));
+                new.push(message);
+            }
+        }
+        new
+    }
+
+    /// Reads until a message contains `what`.
+    fn wait_for(&mut self, what: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(found) = self.read_for(Duration::from_millis(200)).into_iter().find(|m| m.contains(what)) {
+                return found;
+            }
+        }
+        panic!("no {what} within {timeout:?}; received {:?}", self.received.iter().map(|(_, m)| m).collect::<Vec<_>>());
+    }
+}
+
+fn pings(messages: &[String]) -> usize {
+    messages.iter().filter(|m| m.lines().any(|l| l == "WATCHDOG=1")).count()
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    assert!(Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().unwrap().success());
+}
+
+#[test]
+fn notify_watchdog_metrics_and_live_reload() {
+    let rtsp_port = free_port();
+    let server = RtspServer::start(rtsp_port, &sample("opencv4nodejs_traffic.mp4"));
+    let dir = temp_dir("service");
+    let metrics_port = free_port();
+    let config = dir.join("site.toml");
+    std::fs::write(&config, site(rtsp_port, metrics_port, 0.5)).unwrap();
+    let socket_path = dir.join("notify.sock");
+    let mut notifications = Notifications::bind(&socket_path);
+    let log = dir.join("canh.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_canh"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &socket_path)
+        // A 2 s watchdog: pings every second while the pipeline makes progress.
+        .env("WATCHDOG_USEC", "2000000")
+        .env("CANH_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut agent = Agent { child, log };
+
+    // Ready once both cameras stream, with a status line saying so.
+    let ready = notifications.wait_for("READY=1", Duration::from_secs(30));
+    assert!(ready.contains("STATUS=cameras: 2 streaming"), "{ready}");
+    assert!(pings(&notifications.read_for(Duration::from_secs(3))) >= 2, "pings while frames flow: {:?}", notifications.received);
+
+    // Metrics: counters grow between scrapes, under the documented names; healthy.
+    let first = get(metrics_port, "/metrics").1;
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, second) = get(metrics_port, "/metrics");
+    assert_eq!(code, 200);
+    for camera in ["east", "west"] {
+        assert!(frames(&second, camera) > frames(&first, camera), "{camera} frames grow:\n{second}");
+    }
+    for name in ["canh_camera_frames_in_total", "canh_camera_frames_dropped_total", "canh_camera_reconnects_total", "canh_camera_inference_ms_count", "canh_camera_quality", "canh_outbox_messages", "canh_mqtt_connected"] {
+        assert!(second.contains(name), "{name} missing:\n{second}");
+    }
+    assert!(samples(&second, "canh_camera_inference_ms_count")["{camera=\"east\"}"] > 0.0);
+    assert_eq!(get(metrics_port, "/healthz"), (200, "ok\n".to_string()));
+
+    // Reload with one camera's line moved: only that camera restarts.
+    let west_before = frames(&get(metrics_port, "/metrics").1, "west");
+    std::fs::write(&config, site(rtsp_port, metrics_port, 0.6)).unwrap();
+    signal(&agent.child, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !agent.log_text().contains("configuration reloaded") {
+        assert!(Instant::now() < deadline, "no reload:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    notifications.wait_for("READY=1", Duration::from_secs(30));
+    let mut west = west_before;
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = frames(&get(metrics_port, "/metrics").1, "west");
+        assert!(now >= west, "west's frame counter went back from {west} to {now}: it was restarted");
+        west = now;
+    }
+    assert!(west > west_before, "west kept analysing");
+    let log_text = agent.log_text();
+    assert!(log_text.contains("stopping the camera (removed or changed) camera=east"), "{log_text}");
+    assert!(!log_text.contains("stopping the camera (removed or changed) camera=west"), "{log_text}");
+    assert!(log_text.contains("unchanged=1"), "{log_text}");
+
+    // A broken config is refused and the running one kept.
+    std::fs::write(&config, site(rtsp_port, metrics_port, 0.6).replace("no_frames_timeout_s = 60\n[[cameras.lines]]\nid = \"middle\"\np1 = [0.5", "no_frames_timeout_s = \"a minute\"\n[[cameras.lines]]\nid = \"middle\"\np1 = [0.5")).unwrap();
+    signal(&agent.child, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !agent.log_text().contains("the new configuration is refused") {
+        assert!(Instant::now() < deadline, "the broken config was not refused:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(agent.log_text().contains("no_frames_timeout_s"), "the error names the key:\n{}", agent.log_text());
+    let before = frames(&get(metrics_port, "/metrics").1, "west");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(frames(&get(metrics_port, "/metrics").1, "west") > before, "still running after the refused reload");
+
+    // The streams stall (connections open, no video): the pings stop.
+    server.stall();
+    notifications.read_for(Duration::from_secs(2));
+    let during_stall = notifications.read_for(Duration::from_secs(4));
+    assert_eq!(pings(&during_stall), 0, "pings while nothing is analysed: {during_stall:?}");
+
+    assert!(agent.terminate().success(), "{}", agent.log_text());
+    let last = notifications.read_for(Duration::from_millis(500));
+    assert!(notifications.received.iter().any(|(_, m)| m.contains("STOPPING=1")), "{last:?}");
+}
