@@ -46,6 +46,31 @@ pub fn check_zone(points: &[[f32; 2]], path: &str, errors: &mut Vec<ConfigError>
     for (i, &p) in points.iter().enumerate() {
         check_point(p, &format!("{path}[{i}]"), errors);
     }
+    if let Some((i, j)) = crossing_edges(points) {
+        errors.push(ConfigError::new(path, format!("edges {i} and {j} cross: list the corners in order around the zone")));
+    }
+}
+
+/// Two edges of the closed polygon that cross (not neighbours sharing a corner), if any: a zone
+/// drawn with its corners out of order.
+fn crossing_edges(points: &[[f32; 2]]) -> Option<(usize, usize)> {
+    let n = points.len();
+    // Which side of a → b the point c is on: > 0 left, < 0 right.
+    let turn = |a: [f32; 2], b: [f32; 2], c: [f32; 2]| (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]);
+    let edge = |i: usize| (points[i], points[(i + 1) % n]);
+    for i in 0..n {
+        for j in i + 2..n {
+            if i == 0 && j == n - 1 {
+                continue;
+            }
+            let ((a, b), (c, d)) = (edge(i), edge(j));
+            let straddles = |p: f32, q: f32| (p > 0.0 && q < 0.0) || (p < 0.0 && q > 0.0);
+            if straddles(turn(a, b, c), turn(a, b, d)) && straddles(turn(c, d, a), turn(c, d, b)) {
+                return Some((i, j));
+            }
+        }
+    }
+    None
 }
 
 pub fn distance(a: Point, b: Point) -> f32 {
@@ -77,6 +102,16 @@ mod tests {
         assert!(zone.contains(Point { x: 0.75, y: 0.75 }));
         assert!(!zone.contains(Point { x: 0.75, y: 0.25 }));
         assert!(!zone.contains(Point { x: 1.5, y: 0.75 }));
+    }
+
+    #[test]
+    fn a_zone_with_corners_out_of_order_is_refused() {
+        let mut errors = Vec::new();
+        check_zone(&[[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]], "zone", &mut errors);
+        assert!(errors.is_empty(), "a concave zone is fine: {errors:?}");
+        check_zone(&[[0.0, 0.5], [1.0, 1.0], [1.0, 0.5], [0.0, 1.0]], "zone", &mut errors);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("edges 0 and 2 cross"), "{}", errors[0]);
     }
 
     #[test]

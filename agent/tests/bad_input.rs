@@ -1,0 +1,121 @@
+//! Bad input, tried for real. Malformed site files, each refused by `canh check` (exit code 2)
+//! with a message naming the key at fault; and broken streams, each reported in its camera's
+//! status while the agent and a good camera beside them keep running.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// A valid site: one camera with a line, a rule, a fire watch and a broker.
+const GOOD: &str = r#"site = "bad-input"
+counts_interval_s = 60
+
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+
+[[cameras]]
+id = "cam"
+source = "rtsp://10.0.0.5/sub"
+
+[[cameras.lines]]
+id = "stop"
+p1 = [0.1, 0.5]
+p2 = [0.9, 0.5]
+
+[[cameras.rules]]
+id = "lanes"
+[cameras.rules.wrong_way]
+zone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]
+heading_deg = 0
+"#;
+
+/// (what is wrong, the site file, what the message must name).
+fn cases(dir: &Path) -> Vec<(&'static str, String, String)> {
+    let replace = |from: &str, to: &str| {
+        assert!(GOOD.contains(from), "{from}");
+        GOOD.replacen(from, to, 1)
+    };
+    let append = |extra: &str| format!("{GOOD}{extra}");
+    let unreadable = dir.join("no-such-password-file");
+    let not_a_certificate = dir.join("not-a-certificate.pem");
+    std::fs::write(&not_a_certificate, "hello").unwrap();
+    let s = |x: &str| x.to_string();
+    vec![
+        ("TOML syntax", replace("site = \"bad-input\"", "site = \"bad-input"), s("line 1")),
+        ("missing site", replace("site = \"bad-input\"\n", ""), s("site")),
+        ("site of the wrong type", replace("site = \"bad-input\"", "site = 5"), s("site")),
+        ("site id with a space", replace("site = \"bad-input\"", "site = \"bad input\""), s("site")),
+        ("unknown top-level key", replace("counts_interval_s = 60", "counts_interval_s = 60\ncolour = \"red\""), s("colour")),
+        ("zero counts interval", replace("counts_interval_s = 60", "counts_interval_s = 0"), s("counts_interval_s")),
+        ("negative counts interval", replace("counts_interval_s = 60", "counts_interval_s = -5"), s("counts_interval_s")),
+        ("stats interval as a word", replace("counts_interval_s = 60", "counts_interval_s = 60\nstats_interval_s = \"often\""), s("stats_interval_s")),
+        ("no cameras", s("site = \"bad-input\"\ncameras = []\n"), s("cameras")),
+        ("camera without id", replace("id = \"cam\"\n", ""), s("cameras[0]")),
+        ("camera without source", replace("source = \"rtsp://10.0.0.5/sub\"\n", ""), s("source")),
+        ("duplicate camera ids", append("\n[[cameras]]\nid = \"cam\"\nsource = \"rtsp://10.0.0.6/sub\"\n"), s("cameras[1].id")),
+        ("camera id with a slash", replace("id = \"cam\"", "id = \"cam/1\""), s("cameras[0].id")),
+        ("analytics_fps as a word", replace("source = \"rtsp://10.0.0.5/sub\"", "source = \"rtsp://10.0.0.5/sub\"\nanalytics_fps = \"five\""), s("analytics_fps")),
+        ("analytics_fps too high", replace("source = \"rtsp://10.0.0.5/sub\"", "source = \"rtsp://10.0.0.5/sub\"\nanalytics_fps = 500"), s("cameras[0].analytics_fps")),
+        ("unknown pipeline", replace("source = \"rtsp://10.0.0.5/sub\"", "source = \"rtsp://10.0.0.5/sub\"\npipeline = \"quantum\""), s("cameras[0].pipeline")),
+        ("unknown model", replace("source = \"rtsp://10.0.0.5/sub\"", "source = \"rtsp://10.0.0.5/sub\"\nmodel = \"yolo_giant\""), s("cameras[0].model")),
+        ("empty source", replace("source = \"rtsp://10.0.0.5/sub\"", "source = \"\""), s("cameras[0].source")),
+        ("source file missing", replace("source = \"rtsp://10.0.0.5/sub\"", "source = \"/no/such/clip.mp4\""), s("cameras[0].source")),
+        ("line point outside the frame", replace("p1 = [0.1, 0.5]", "p1 = [1.5, 0.5]"), s("cameras[0].lines[0].p1")),
+        ("line point with one coordinate", replace("p1 = [0.1, 0.5]", "p1 = [0.1]"), s("p1")),
+        ("line of zero length", replace("p2 = [0.9, 0.5]", "p2 = [0.1, 0.5]"), s("cameras[0].lines[0]")),
+        ("duplicate line ids", replace("\n[[cameras.rules]]", "\n[[cameras.lines]]\nid = \"stop\"\np1 = [0.1, 0.6]\np2 = [0.9, 0.6]\n\n[[cameras.rules]]"), s("cameras[0].lines")),
+        ("line class the model lacks", replace("p2 = [0.9, 0.5]", "p2 = [0.9, 0.5]\nclasses = [\"spaceship\"]"), s("cameras[0].lines[0].classes")),
+        ("rule with no kind", replace("[cameras.rules.wrong_way]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = 0\n", ""), s("cameras[0].rules[0]")),
+        ("rule with two kinds", append("[cameras.rules.no_parking]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]\ndwell_s = 60\n"), s("cameras[0].rules[0]")),
+        ("zone of two points", replace("zone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]", "zone = [[0.0, 0.5], [1.0, 0.5]]"), s("cameras[0].rules[0].wrong_way.zone")),
+        ("self-crossing zone", replace("zone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]", "zone = [[0.0, 0.5], [1.0, 1.0], [1.0, 0.5], [0.0, 1.0]]"), s("cameras[0].rules[0].wrong_way.zone")),
+        ("heading as a word", replace("heading_deg = 0", "heading_deg = \"east\""), s("heading_deg")),
+        ("negative dwell", replace("[cameras.rules.wrong_way]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = 0\n", "[cameras.rules.no_parking]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]\ndwell_s = -1\n"), s("dwell_s")),
+        ("degenerate speed calibration", replace("[cameras.rules.wrong_way]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = 0\n", "[cameras.rules.speeding]\nlimit_kmh = 50\ncalibration = { image = [[0.1, 0.5], [0.2, 0.5], [0.3, 0.5], [0.4, 0.5]], ground_m = [[0, 0], [10, 0], [10, 3], [0, 3]] }\n"), s("cameras[0].rules[0].speeding.calibration")),
+        ("red light without a signal", replace("[cameras.rules.wrong_way]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = 0\n", "[cameras.rules.red_light]\np1 = [0.1, 0.5]\np2 = [0.9, 0.5]\n"), s("signal")),
+        ("fire classifier that is a detector", append("\n[cameras.fire]\nclassifier = \"yolox_nano\"\n"), s("cameras[0].fire.classifier")),
+        ("broker URL with another scheme", replace("url = \"mqtt://127.0.0.1:1883\"", "url = \"http://127.0.0.1:1883\""), s("mqtt.url")),
+        ("keep-alive too short", replace("url = \"mqtt://127.0.0.1:1883\"", "url = \"mqtt://127.0.0.1:1883\"\nkeep_alive_s = 1"), s("mqtt.keep_alive_s")),
+        ("unreadable password file", replace("url = \"mqtt://127.0.0.1:1883\"", &format!("url = \"mqtt://127.0.0.1:1883\"\nusername = \"canh\"\npassword_file = \"{}\"", unreadable.display())), s("mqtt.password")),
+        ("CA file that holds no certificate", replace("url = \"mqtt://127.0.0.1:1883\"", &format!("url = \"mqtts://127.0.0.1:8883\"\nca_file = \"{}\"", not_a_certificate.display())), s("ca_file")),
+        ("negative outbox size", replace("url = \"mqtt://127.0.0.1:1883\"", "url = \"mqtt://127.0.0.1:1883\"\noutbox_max_mb = -1"), s("mqtt.outbox_max_mb")),
+        ("metrics address without a port", replace("[mqtt]", "[metrics]\nlisten = \"localhost\"\n\n[mqtt]"), s("metrics.listen")),
+        ("tracker score above 1", replace("[mqtt]", "[tracker]\nhigh_score = 2.0\n\n[mqtt]"), s("tracker.high_score")),
+    ]
+}
+
+#[test]
+fn malformed_site_files_are_refused_naming_the_key() {
+    let dir = temp_dir("malformed");
+    let cases = cases(&dir);
+    assert!(cases.len() >= 30);
+    let good = dir.join("good.toml");
+    std::fs::write(&good, GOOD).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_canh")).args(["check", "--config", good.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "the base file is valid: {}", String::from_utf8_lossy(&out.stderr));
+    let mut failures = Vec::new();
+    for (i, (what, text, key)) in cases.iter().enumerate() {
+        let path = dir.join(format!("case-{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_canh")).args(["check", "--config", path.to_str().unwrap()]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr.lines().nth(1).unwrap_or_default().trim().to_string();
+        println!("{what}: {first}");
+        if out.status.code() != Some(2) || !stderr.contains(key.as_str()) || stderr.contains("panicked") {
+            failures.push(format!("{what} (exit {:?}, expected '{key}'):\n{stderr}", out.status.code()));
+        }
+    }
+    // Files that cannot be read at all.
+    for (what, path) in [("a folder", dir.clone()), ("a missing file", dir.join("nowhere.toml"))] {
+        let out = Command::new(env!("CARGO_BIN_EXE_canh")).args(["check", "--config", path.to_str().unwrap()]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(2) || !stderr.contains("cannot read the file") {
+            failures.push(format!("{what}: {stderr}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} refused badly:\n{}", failures.len(), cases.len() + 2, failures.join("\n"));
+}
