@@ -119,3 +119,80 @@ fn malformed_site_files_are_refused_naming_the_key() {
     }
     assert!(failures.is_empty(), "{} of {} refused badly:\n{}", failures.len(), cases.len() + 2, failures.join("\n"));
 }
+
+/// A TCP port that accepts connections and never says anything: a camera that hangs.
+fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+#[test]
+fn broken_streams_are_reported_per_camera_while_the_others_run() {
+    let dir = temp_dir("broken-streams");
+    let clip = sample("opencv4nodejs_traffic.mp4");
+    let (good_port, secure_port, stalling_port) = (free_port(), free_port(), free_port());
+    let _good = RtspServer::start(good_port, &clip);
+    let _secure = RtspServer::start_secure(secure_port, &clip);
+    let stalling = RtspServer::start(stalling_port, &clip);
+    let corrupt = dir.join("corrupt.mp4");
+    let mut bytes = std::fs::read(&clip).unwrap();
+    for i in (64..bytes.len()).step_by(997) {
+        bytes[i] ^= 0x5A;
+    }
+    std::fs::write(&corrupt, bytes).unwrap();
+    let notes = dir.join("notes.mp4");
+    std::fs::write(&notes, "meeting notes, not a video\n".repeat(100)).unwrap();
+    let broker = Mosquitto::start();
+    // (camera, source, the state it must reach, words its reason must hold)
+    let cameras = [
+        ("good", format!("rtsp://127.0.0.1:{good_port}/clip"), "streaming", ""),
+        ("unreachable", format!("rtsp://127.0.0.1:{}/clip", free_port()), "reconnecting", "Could not open resource"),
+        ("wrong_path", format!("rtsp://127.0.0.1:{good_port}/nope"), "reconnecting", "Not found"),
+        ("wrong_password", format!("rtsp://viewer:not-the-password@127.0.0.1:{secure_port}/clip"), "reconnecting", "Unauthorized"),
+        ("corrupt_file", corrupt.display().to_string(), "error", "invalid"),
+        ("not_a_video", notes.display().to_string(), "error", "text file"),
+        ("hangs", format!("rtsp://127.0.0.1:{}/clip", silent_server()), "reconnecting", ""),
+        ("stops_sending", format!("rtsp://127.0.0.1:{stalling_port}/clip"), "reconnecting", "no frame for 3 s"),
+    ];
+    let metrics_port = free_port();
+    let mut site = format!("site = \"broken\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive_s = 5\n", broker.port);
+    for (id, source, _, _) in &cameras {
+        site += &format!("\n[[cameras]]\nid = \"{id}\"\nsource = \"{source}\"\nno_frames_timeout_s = 3\n");
+    }
+    let config = dir.join("site.toml");
+    std::fs::write(&config, site).unwrap();
+    let prefix = "canh/v1/broken";
+    let listener = Listener::start(broker.port, prefix, &dir);
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("canh.log"));
+    listener.wait_until(Duration::from_secs(30), "stops_sending streaming", |l| l.latest(&format!("{prefix}/stops_sending/status")).is_some_and(|s| s["state"] == "streaming"));
+    stalling.stall();
+
+    let reached = |l: &Listener, (id, _, state, reason): &(&str, String, &str, &str)| {
+        l.latest(&format!("{prefix}/{id}/status")).is_some_and(|s| s["state"] == *state && s["reason"].as_str().unwrap_or_default().contains(reason))
+    };
+    listener.wait_until(Duration::from_secs(45), "every camera's expected state", |l| cameras.iter().all(|c| reached(l, c)));
+    for (id, _, _, _) in &cameras {
+        let status = listener.latest(&format!("{prefix}/{id}/status")).unwrap();
+        println!("{id}: {} {}", status["state"], status["reason"]);
+        assert!(!status.to_string().contains("not-the-password"), "{status}");
+    }
+    // Health says which cameras are in trouble.
+    let (code, health) = get(metrics_port, "/healthz");
+    assert_eq!(code, 503, "{health}");
+    assert!(health.contains("camera wrong_password: reconnecting") && health.contains("camera not_a_video: error") && !health.contains("camera good"), "{health}");
+    // The good camera kept analysing through all of it, and the agent is still up.
+    let before = frames_analysed(metrics_port, "good");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(frames_analysed(metrics_port, "good") > before, "the good camera stopped");
+    assert!(agent.child.try_wait().unwrap().is_none(), "the agent died:\n{}", agent.log_text());
+    assert!(agent.terminate().success(), "{}", agent.log_text());
+    assert!(!agent.log_text().contains("not-the-password"));
+    assert!(!agent.log_text().contains("panicked"));
+}

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -43,31 +41,7 @@ p2 = [0.5, 0.0]
     )
 }
 
-/// `GET path` on the metrics port: (status code, body).
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (code, body)
-}
-
-/// Every sample of `name` in a scrape, by its label set.
-fn samples(metrics: &str, name: &str) -> BTreeMap<String, f64> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter_map(|l| {
-            let (labels, value) = l.rsplit_once(' ')?;
-            Some((labels[name.len()..].to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-fn frames(metrics: &str, camera: &str) -> f64 {
+fn analysed(metrics: &str, camera: &str) -> f64 {
     samples(metrics, "canh_camera_frames_analysed_total")[&format!("{{camera=\"{camera}\"}}")]
 }
 
@@ -154,7 +128,7 @@ fn notify_watchdog_metrics_and_live_reload() {
     let (code, second) = get(metrics_port, "/metrics");
     assert_eq!(code, 200);
     for camera in ["east", "west"] {
-        assert!(frames(&second, camera) > frames(&first, camera), "{camera} frames grow:\n{second}");
+        assert!(analysed(&second, camera) > analysed(&first, camera), "{camera} frames grow:\n{second}");
     }
     for name in ["canh_camera_frames_in_total", "canh_camera_frames_dropped_total", "canh_camera_reconnects_total", "canh_camera_inference_ms_count", "canh_camera_quality", "canh_outbox_messages", "canh_mqtt_connected"] {
         assert!(second.contains(name), "{name} missing:\n{second}");
@@ -163,7 +137,7 @@ fn notify_watchdog_metrics_and_live_reload() {
     assert_eq!(get(metrics_port, "/healthz"), (200, "ok\n".to_string()));
 
     // Reload with one camera's line moved: only that camera restarts.
-    let west_before = frames(&get(metrics_port, "/metrics").1, "west");
+    let west_before = frames_analysed(metrics_port, "west");
     std::fs::write(&config, site(rtsp_port, metrics_port, 0.6)).unwrap();
     signal(&agent.child, "HUP");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -175,7 +149,7 @@ fn notify_watchdog_metrics_and_live_reload() {
     let mut west = west_before;
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(500));
-        let now = frames(&get(metrics_port, "/metrics").1, "west");
+        let now = frames_analysed(metrics_port, "west");
         assert!(now >= west, "west's frame counter went back from {west} to {now}: it was restarted");
         west = now;
     }
@@ -194,9 +168,9 @@ fn notify_watchdog_metrics_and_live_reload() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(agent.log_text().contains("no_frames_timeout_s"), "the error names the key:\n{}", agent.log_text());
-    let before = frames(&get(metrics_port, "/metrics").1, "west");
+    let before = frames_analysed(metrics_port, "west");
     std::thread::sleep(Duration::from_secs(1));
-    assert!(frames(&get(metrics_port, "/metrics").1, "west") > before, "still running after the refused reload");
+    assert!(frames_analysed(metrics_port, "west") > before, "still running after the refused reload");
 
     // The streams stall (connections open, no video): the pings stop.
     server.stall();

@@ -434,3 +434,33 @@ impl Listener {
         self.printed()
     }
 }
+
+/// `GET path` on a local HTTP port (the agent's metrics): (status code, body).
+pub fn get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+/// Every sample of metric `name` in a scrape, by its label set (`{camera="x"}`).
+pub fn samples(metrics: &str, name: &str) -> std::collections::BTreeMap<String, f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| {
+            let (labels, value) = l.rsplit_once(' ')?;
+            Some((labels[name.len()..].to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Frames a camera has analysed, scraped from the metrics on `port`.
+pub fn frames_analysed(port: u16, camera: &str) -> f64 {
+    samples(&get(port, "/metrics").1, "canh_camera_frames_analysed_total")[&format!("{{camera=\"{camera}\"}}")]
+}
