@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine to build, run and test Canh. Idempotent: each step checks
-# before it acts and says what it does. Run as root or with sudo available.
+# before it acts and says what it does. Run as root or with sudo available. (The `systemd`
+# package is for `systemd-analyze`, which the tests run on the units.)
 #
 #   scripts/setup.sh            system packages + ONNX Runtime + release build
 #   scripts/setup.sh --no-build system packages + ONNX Runtime only
@@ -25,6 +26,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   libgstrtspserver-1.0-dev mosquitto
   libopencv-dev clang libclang-dev libsqlite3-dev
+  systemd
 )
 
 missing=()

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs Canh on an edge box as a systemd service, or removes it.
+#
+#   sudo systemd/install.sh                 # install (build first: scripts/setup.sh)
+#   sudo systemd/install.sh --uninstall     # remove the program and units; keep config and state
+#   sudo systemd/install.sh --uninstall --purge   # also /etc/canh and /var/lib/canh
+#
+# Installs, under PREFIX (default /usr/local): bin/canh, lib/canh/libonnxruntime.so (from
+# .ort/), share/canh/models and share/canh/pipelines; /etc/canh/site.toml from
+# configs/example-site.toml if there is none (edit it, then `canh check --config
+# /etc/canh/site.toml`); the units canh.service and canh@.service (one site per instance,
+# /etc/canh/NAME.toml) in /etc/systemd/system. It enables canh.service but does not start it:
+# start it when the site file is right.
+#
+# DESTDIR=/some/root installs into a staging tree (packaging, tests); systemctl is then not run.
+set -euo pipefail
+
+PREFIX="${PREFIX:-/usr/local}"
+DESTDIR="${DESTDIR:-}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+uninstall=false
+purge=false
+for arg in "$@"; do
+    case "$arg" in
+        --uninstall) uninstall=true ;;
+        --purge) purge=true ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+say() { echo "[install] $*"; }
+root="$DESTDIR"
+units="$root/etc/systemd/system"
+# systemctl only for a real install on a machine that runs systemd.
+systemd_running=false
+if [[ -z "$DESTDIR" && -d /run/systemd/system ]]; then systemd_running=true; fi
+if [[ -z "$DESTDIR" && $EUID -ne 0 ]]; then
+    echo "install.sh: run as root (sudo), or set DESTDIR to stage into a folder" >&2
+    exit 1
+fi
+
+if $uninstall; then
+    if $systemd_running; then
+        systemctl disable --now canh.service 2>/dev/null || true
+        systemctl disable --now 'canh@*.service' 2>/dev/null || true
+    fi
+    rm -f "$units/canh.service" "$units/canh@.service"
+    rm -f "$root$PREFIX/bin/canh"
+    rm -rf "$root$PREFIX/lib/canh" "$root$PREFIX/share/canh"
+    if $purge; then
+        rm -rf "$root/etc/canh" "$root/var/lib/canh" "$root/var/lib/private/canh"
+        say "removed Canh, its configuration and its state"
+    else
+        say "removed Canh; kept /etc/canh and /var/lib/canh (--purge removes them)"
+    fi
+    if $systemd_running; then systemctl daemon-reload; fi
+    exit 0
+fi
+
+binary="$here/target/release/canh"
+library="$(ls "$here"/.ort/libonnxruntime.so.* 2>/dev/null | head -n1 || true)"
+if [[ ! -x "$binary" || -z "$library" ]]; then
+    echo "install.sh: build first: scripts/setup.sh (needs $binary and .ort/libonnxruntime.so.*)" >&2
+    exit 1
+fi
+
+say "program into $root$PREFIX"
+install -D -m 0755 "$binary" "$root$PREFIX/bin/canh"
+install -D -m 0644 "$library" "$root$PREFIX/lib/canh/libonnxruntime.so"
+rm -rf "$root$PREFIX/share/canh"
+mkdir -p "$root$PREFIX/share/canh"
+cp -r "$here/models" "$here/pipelines" "$root$PREFIX/share/canh/"
+rm -rf "$root$PREFIX/share/canh/models/fixtures"
+
+if [[ -e "$root/etc/canh/site.toml" ]]; then
+    say "keeping the existing /etc/canh/site.toml"
+else
+    say "example site file into /etc/canh/site.toml: edit it for your cameras and broker"
+    install -D -m 0640 "$here/configs/example-site.toml" "$root/etc/canh/site.toml"
+fi
+
+say "units into $units"
+mkdir -p "$units"
+sed "s#/usr/local/bin/canh#$PREFIX/bin/canh#g" "$here/systemd/canh.service" > "$units/canh.service"
+# The template: the same service, one instance per site file /etc/canh/NAME.toml, each with its
+# own state folder /var/lib/canh/NAME.
+sed -e 's#/etc/canh/site.toml#/etc/canh/%i.toml#g' \
+    -e 's#^StateDirectory=canh$#StateDirectory=canh/%i#' \
+    -e 's#^Description=.*#&, site %i#' \
+    "$units/canh.service" > "$units/canh@.service"
+chmod 0644 "$units/canh.service" "$units/canh@.service"
+
+if $systemd_running; then
+    systemctl daemon-reload
+    systemctl enable canh.service
+    say "enabled canh.service; when /etc/canh/site.toml is right: systemctl start canh"
+else
+    say "systemd is not running here (or DESTDIR is set): enable with 'systemctl enable --now canh' on the box"
+fi
