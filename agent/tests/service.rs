@@ -13,32 +13,12 @@ use common::*;
 
 /// A site with cameras `east` and `west` on the same RTSP stream, each with one line.
 fn site(rtsp_port: u16, metrics_port: u16, east_line_x: f32) -> String {
-    format!(
-        r#"
-site = "service"
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[[cameras]]
-id = "east"
-source = "rtsp://127.0.0.1:{rtsp_port}/clip"
-no_frames_timeout_s = 60
-[[cameras.lines]]
-id = "middle"
-p1 = [{east_line_x}, 1.0]
-p2 = [{east_line_x}, 0.0]
-
-[[cameras]]
-id = "west"
-source = "rtsp://127.0.0.1:{rtsp_port}/clip"
-no_frames_timeout_s = 60
-[[cameras.lines]]
-id = "middle"
-p1 = [0.5, 1.0]
-p2 = [0.5, 0.0]
-"#
-    )
+    let camera = |id: &str, x: f32| {
+        format!(
+            "\n[[cameras]]\nid = \"{id}\"\nsource = \"rtsp://127.0.0.1:{rtsp_port}/clip\"\nno_frames_timeout_s = 60\n[[cameras.lines]]\nid = \"middle\"\np1 = [{x}, 1.0]\np2 = [{x}, 0.0]\n"
+        )
+    };
+    format!("site = \"service\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n{}{}", camera("east", east_line_x), camera("west", 0.5))
 }
 
 fn analysed(metrics: &str, camera: &str) -> f64 {
@@ -103,19 +83,9 @@ fn notify_watchdog_metrics_and_live_reload() {
     std::fs::write(&config, site(rtsp_port, metrics_port, 0.5)).unwrap();
     let socket_path = dir.join("notify.sock");
     let mut notifications = Notifications::bind(&socket_path);
-    let log = dir.join("canh.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_canh"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("NOTIFY_SOCKET", &socket_path)
-        // A 2 s watchdog: pings every second while the pipeline makes progress.
-        .env("WATCHDOG_USEC", "2000000")
-        .env("CANH_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut agent = Agent { child, log };
+    // A 2 s watchdog: pings every second while the pipeline makes progress.
+    let env = [("NOTIFY_SOCKET", socket_path.as_os_str()), ("WATCHDOG_USEC", "2000000".as_ref())];
+    let mut agent = Agent::spawn(&["run", "--config", config.to_str().unwrap()], dir.join("canh.log"), &env, Stdio::null());
 
     // Ready once both cameras stream, with a status line saying so.
     let ready = notifications.wait_for("READY=1", Duration::from_secs(30));

@@ -299,11 +299,17 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(args: &[&str], log: PathBuf) -> Agent {
+        Self::spawn(args, log, &[], Stdio::null())
+    }
+
+    /// `canh ARGS` with extra environment variables, its stderr in `log`.
+    pub fn spawn(args: &[&str], log: PathBuf, env: &[(&str, &std::ffi::OsStr)], stdout: Stdio) -> Agent {
         let child = Command::new(env!("CARGO_BIN_EXE_canh"))
             .args(args)
             .env("CANH_LOG", "info")
             .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
+            .envs(env.iter().copied())
+            .stdout(stdout)
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
@@ -352,15 +358,8 @@ impl Listener {
         let output = dir.join("listen.out");
         let mut args = vec!["listen", "--broker", broker, "--prefix", prefix, "--db", db.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let child = Command::new(env!("CARGO_BIN_EXE_canh"))
-            .args(&args)
-            .env("CANH_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(std::fs::File::create(&output).unwrap())
-            .stderr(std::fs::File::create(dir.join("listen.log")).unwrap())
-            .spawn()
-            .unwrap();
-        Listener { process: Agent { child, log: dir.join("listen.log") }, db, output }
+        let process = Agent::spawn(&args, dir.join("listen.log"), &[], std::fs::File::create(&output).unwrap().into());
+        Listener { process, db, output }
     }
 
     fn query(&self, sql: &str) -> Vec<Vec<rusqlite::types::Value>> {
