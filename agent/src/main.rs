@@ -150,7 +150,8 @@ fn init_logging() {
     if json {
         logs.json().flatten_event(true).init();
     } else {
-        logs.init();
+        // Colours only for a person at a terminal, not in log files.
+        logs.with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()).init();
     }
 }
 

@@ -150,3 +150,18 @@ fn a_password_from_a_file_is_used_but_never_printed() {
     assert_eq!(code, 2);
     assert!(stderr.contains("mqtt.password: cannot read") && stderr.contains("mqtt-password"), "{stderr}");
 }
+
+#[test]
+fn logs_are_json_lines_under_journald_and_text_on_request() {
+    let clip = common::sample("opencv4nodejs_traffic.mp4");
+    let args = ["replay", "--input", clip.to_str().unwrap(), "--line", "0.5,1,0.5,0", "--fps", "1"];
+    // Under systemd, stderr goes to journald, which sets JOURNAL_STREAM.
+    let out = Command::new(env!("CARGO_BIN_EXE_canh")).args(args).env("CANH_LOG", "info").env("JOURNAL_STREAM", "8:12345").env_remove("CANH_LOG_FORMAT").output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    assert!(lines.iter().any(|l| l["level"] == "INFO" && l["message"] == "loading model" && l["model"] == "yolox_nano"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_canh")).args(args).env("CANH_LOG", "info").env("JOURNAL_STREAM", "8:12345").env("CANH_LOG_FORMAT", "text").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(" INFO ") && serde_json::from_str::<serde_json::Value>(stderr.lines().next().unwrap()).is_err(), "{stderr}");
+}

@@ -42,12 +42,7 @@ pub fn fill_tensor(spec: &InputSpec, tensor: &mut [f32], bgr: &[u8], width: u32,
         ColorOrder::Bgr => [0, 1, 2],
         ColorOrder::Rgb => [2, 1, 0],
     };
-    let mut lut = [[0f32; 256]; 3];
-    for c in 0..3 {
-        for v in 0..256 {
-            lut[c][v] = (v as f32 * spec.scale - spec.mean[c]) / spec.std[c];
-        }
-    }
+    let lut: [[f32; 256]; 3] = std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 * spec.scale - spec.mean[c]) / spec.std[c]));
     for c in 0..3 {
         let pad = (spec.pad_value * spec.scale - spec.mean[c]) / spec.std[c];
         tensor[c * plane..(c + 1) * plane].fill(pad);

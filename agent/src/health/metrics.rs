@@ -130,7 +130,8 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 pub fn render(site: &SiteHealth) -> String {
     let cameras = site.cameras();
     let mut out = String::new();
-    let per_camera: [(&str, &str, &str, fn(&CameraHealth) -> u64); 5] = [
+    type Read = fn(&CameraHealth) -> u64;
+    let per_camera: [(&str, &str, &str, Read); 5] = [
         ("canh_camera_frames_in_total", "counter", "Frames the source delivered (after rate limiting).", |c| CameraHealth::get(&c.frames_in)),
         ("canh_camera_frames_analysed_total", "counter", "Frames the detector ran on.", |c| CameraHealth::get(&c.frames_analysed)),
         ("canh_camera_frames_dropped_total", "counter", "Frames dropped because analysis fell behind.", |c| CameraHealth::get(&c.frames_dropped)),

@@ -75,7 +75,8 @@ impl TrackerConfig {
         if self.min_hits == 0 {
             errors.push(ConfigError::new(format!("{path}.min_hits"), "must be at least 1"));
         }
-        if !(self.lost_timeout_s > 0.0) {
+        // Written so that NaN is refused too.
+        if self.lost_timeout_s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             errors.push(ConfigError::new(format!("{path}.lost_timeout_s"), "must be positive"));
         }
     }
