@@ -24,6 +24,7 @@ use canh::analytics::fire::FireConfig;
 use canh::analytics::signal::SignalLogEntry;
 use canh::analytics::{LineConfig, LineCounts};
 use canh::config::{CameraConfig, ConfigErrors, Resources, SiteConfig, redact_url};
+use canh::detect::motion::MotionConfig;
 use canh::listen::ListenOptions;
 use canh::publish::MqttConfig;
 
@@ -76,6 +77,9 @@ enum Command {
         /// JSON lines `{"t_s": 5.0, "topic": "junction/phase", "state": "red"}`.
         #[arg(long, value_name = "FILE")]
         signal_log: Option<PathBuf>,
+        /// Run the detector on every analysed frame, moving or still (no motion gating).
+        #[arg(long)]
+        no_motion_gate: bool,
     },
     /// The reference IOC consumer: subscribe to a site's topics, validate every message against
     /// the documented schema, drop duplicates by id, store events in SQLite and images beside it,
@@ -112,8 +116,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => return check(&config),
-        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log } => {
-            let tools = ReplayTools { render_dir: render, fire, signal_log };
+        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate } => {
+            let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate };
             replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, tools)
         }
         Command::Listen { broker, prefix, db, ca_file, cert_file, key_file, username, password_file } => {
@@ -233,13 +237,14 @@ struct ReplayTools {
     render_dir: Option<PathBuf>,
     fire: bool,
     signal_log: Option<PathBuf>,
+    motion_gate: bool,
 }
 
 /// Fire cameras are mostly static: two analysed frames a second see a fire grow.
 const FIRE_REPLAY_FPS: u32 = 2;
 
 fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera_id: Option<&str>, lines: &[String], fps: Option<u32>, tools: ReplayTools) -> Result<()> {
-    let ReplayTools { render_dir, fire, signal_log } = tools;
+    let ReplayTools { render_dir, fire, signal_log, motion_gate } = tools;
     let resources = Resources::locate();
     let input = std::path::absolute(input).with_context(|| format!("{}", input.display()))?;
     let mut config = match config_path {
@@ -257,6 +262,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
             lines: Vec::new(),
             rules: Vec::new(),
             fire: None,
+            motion: MotionConfig::default(),
         },
         (Some(_), Some(id)) => config.cameras.iter().find(|c| c.id == id).cloned().with_context(|| format!("no camera '{id}' in the config"))?,
         (Some(_), None) if config.cameras.len() == 1 => config.cameras[0].clone(),
@@ -271,6 +277,9 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
     }
     if let Some(fps) = fps {
         camera.analytics_fps = fps;
+    }
+    if !motion_gate {
+        camera.motion.min_changed = 0.0;
     }
     for (i, spec) in lines.iter().enumerate() {
         camera.lines.push(parse_line(i, spec)?);

@@ -28,6 +28,8 @@ pub struct Frame {
     /// Bytes per row; GStreamer pads rows to 4 bytes.
     pub stride: usize,
     pub buffer: gstreamer::Buffer,
+    /// When the appsink handed it over: the start of an event's latency.
+    pub arrived: std::time::Instant,
 }
 
 /// An axis-aligned box in normalized coordinates.

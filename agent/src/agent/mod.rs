@@ -26,6 +26,7 @@ use crate::analytics::signal::SignalLogEntry;
 use crate::analytics::{CountsTable, Line, LineCounter, LineCounts, Overlay, Rules, Shape, Tone, Violation};
 use crate::config::{CameraConfig, SiteConfig};
 use crate::detect::Detector;
+use crate::detect::motion::MotionGate;
 use crate::events::{CameraStatus, CrossingEvent, EvidenceRef, FireMessage, Message, ViolationEvent, counts_message, evidence_message};
 use crate::health::{CameraHealth, SiteHealth, SourceState};
 use crate::render::{Mark, draw, enlarged, evidence_jpeg, frame_to_mat, write_image};
@@ -133,6 +134,7 @@ struct CameraAnalysis {
     render_dir: Option<PathBuf>,
     fire: Option<FireWatch>,
     fire_events: Vec<FireSummary>,
+    motion: MotionGate,
     /// The last status published: state, when, and the frame counters then.
     last_status: Option<(SourceState, Instant, u64, u64)>,
     /// Keep the latest analysed frame, for snapshots (daemon only).
@@ -179,6 +181,7 @@ impl CameraAnalysis {
             render_dir: None,
             fire,
             fire_events: Vec::new(),
+            motion: MotionGate::new(camera.motion.clone()),
             last_status: None,
             keep_last_frame: false,
             last_frame: None,
@@ -247,18 +250,26 @@ impl CameraAnalysis {
         for (topic, payload) in std::mem::take(&mut self.pending_signals) {
             self.signal(&topic, &payload, stream_time);
         }
-        let inference = Instant::now();
-        let detected = self.detector.detect(frame, self.min_score);
-        self.health.inference_ms.observe(inference.elapsed());
-        let detections = match detected {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(camera = %self.id, seq = frame.seq, "{e}");
-                return;
-            }
+        // A still frame skips detection and tracking: the tracks wait, unchanged, for the next
+        // frame that moves (or the recheck).
+        let (detections, objects) = if self.motion.should_detect(frame) {
+            let inference = Instant::now();
+            let detected = self.detector.detect(frame, self.min_score);
+            self.health.inference_ms.observe(inference.elapsed());
+            let detections = match detected {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(camera = %self.id, seq = frame.seq, "{e}");
+                    return;
+                }
+            };
+            CameraHealth::count(&self.health.frames_analysed);
+            let objects = self.tracker.update(&detections, stream_time);
+            (detections, objects)
+        } else {
+            CameraHealth::count(&self.health.frames_skipped);
+            (Vec::new(), Vec::new())
         };
-        CameraHealth::count(&self.health.frames_analysed);
-        let objects = self.tracker.update(&detections, stream_time);
         if self.keep_last_frame {
             self.last_frame = Some(LastFrame { frame: frame.clone(), objects: objects.clone(), at: Instant::now() });
         }
@@ -283,7 +294,7 @@ impl CameraAnalysis {
                 track_id: crossing.track_id,
                 confidence: crossing.confidence,
             };
-            let _ = events.send(event.message());
+            let _ = events.send(event.message().seen_at(frame.arrived));
             CameraHealth::count(&self.health.crossings);
         }
         if self.rules.is_empty() && self.fire.is_none() && self.render_dir.is_none() {
@@ -356,7 +367,7 @@ impl CameraAnalysis {
         let r = t.evidence.region;
         self.fire_events.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s: (stream_time.as_secs_f64() * 1000.0).round() / 1000.0, region: [r.x1, r.y1, r.x2, r.y2] });
         let message = FireMessage { time: SystemTime::now(), stream_time, camera: &self.id, event, evidence: evidence.as_ref() };
-        let _ = events.send(message.message());
+        let _ = events.send(message.message().seen_at(frame.arrived));
         CameraHealth::count(&self.health.fire_messages);
     }
 
@@ -410,7 +421,7 @@ impl CameraAnalysis {
             tracing::info!(camera = %self.id, rule = %violation.rule, kind = violation.kind.name(), track = violation.object.id, measured = %violation.measured.summary(), "violation");
         }
         let event = ViolationEvent { time: SystemTime::now(), stream_time, camera: &self.id, violation, class, evidence: evidence.as_ref() };
-        let _ = events.send(event.message());
+        let _ = events.send(event.message().seen_at(frame.arrived));
         CameraHealth::count(&self.health.violations);
     }
 
@@ -475,6 +486,9 @@ fn analyse(
         finished.push(camera.summary());
     };
     let mut site_open = true;
+    // The last message of each signal controller: a camera that starts later (or again, on a
+    // reload) learns the current phase from it.
+    let mut signal_phases: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     // A change that woke the loop while no camera was running.
     let mut woken_by: Option<Change> = None;
     while site_open || !receivers.is_empty() {
@@ -490,13 +504,6 @@ fn analyse(
                 }
             }
         }
-        for Change::Add(frames, analysis) in incoming {
-            if let Some(i) = states.iter().position(|s| s.id == analysis.id) {
-                finish(i, &mut receivers, &mut states, &mut finished);
-            }
-            receivers.push(frames);
-            states.push(*analysis);
-        }
         for (topic, payload) in inbox.try_iter() {
             if duties.is_command(&topic) {
                 duties.command(&topic, &payload, &states, &events);
@@ -505,6 +512,15 @@ fn analyse(
             for camera in &mut states {
                 camera.pending_signals.push((topic.clone(), payload.clone()));
             }
+            signal_phases.insert(topic, payload);
+        }
+        for Change::Add(frames, mut analysis) in incoming {
+            if let Some(i) = states.iter().position(|s| s.id == analysis.id) {
+                finish(i, &mut receivers, &mut states, &mut finished);
+            }
+            analysis.pending_signals = signal_phases.iter().map(|(topic, payload)| (topic.clone(), payload.clone())).collect();
+            receivers.push(frames);
+            states.push(*analysis);
         }
         let received = {
             let mut select = Select::new();

@@ -64,7 +64,7 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
         }
         _ => Box::new(StdoutSink::new(prefix.clone())),
     };
-    let publisher = Publisher::spawn(sink, archive.clone())?;
+    let publisher = Publisher::spawn(sink, archive.clone(), health.agent.clone())?;
     let _metrics = match (&config.metrics, &mode) {
         (Some(metrics), Mode::Daemon(_)) => Some(MetricsServer::start(&metrics.listen, health.clone()).map_err(anyhow::Error::msg)?),
         _ => None,

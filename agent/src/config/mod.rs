@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::detect::motion::MotionConfig;
 use crate::analytics::fire::FireConfig;
 use crate::analytics::{LineConfig, RuleConfig};
 use crate::detect::OutputDecoder;
@@ -93,6 +94,10 @@ pub struct CameraConfig {
     pub rules: Vec<RuleConfig>,
     /// Fire, smoke and open-burning watch.
     pub fire: Option<FireConfig>,
+    /// Motion gating: the detector runs only on frames where something moved (and every
+    /// `recheck_s` on a still scene).
+    #[serde(default)]
+    pub motion: MotionConfig,
 }
 
 fn default_analytics_fps() -> u32 {
@@ -172,6 +177,7 @@ impl SiteConfig {
                 errors.push(ConfigError::new(format!("{path}.id"), format!("'{}' is used by another camera", camera.id)));
             }
             source::validate_camera(camera, &path, resources, &mut errors);
+            camera.motion.validate(&format!("{path}.motion"), &mut errors);
             let labels = match resources.model(&camera.model) {
                 Ok(manifest) => Some(manifest.labels),
                 Err(e) => {

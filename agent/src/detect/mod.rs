@@ -5,6 +5,7 @@
 //! process holds exactly one ONNX Runtime environment.
 
 mod manifest;
+pub mod motion;
 mod nms;
 mod preprocess;
 mod yolov8;

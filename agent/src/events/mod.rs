@@ -30,6 +30,15 @@ pub struct Message {
     pub payload: Payload,
     /// Whether the broker keeps it as the topic's last value (status messages).
     pub retain: bool,
+    /// When the frame an event was seen in arrived, to measure the event's latency.
+    pub origin: Option<std::time::Instant>,
+}
+
+impl Message {
+    /// The message of an event seen in a frame that arrived at `arrived`.
+    pub fn seen_at(self, arrived: std::time::Instant) -> Message {
+        Message { origin: Some(arrived), ..self }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +60,7 @@ impl Payload {
 impl Message {
     fn new(topic: String, payload: &impl Serialize, retain: bool) -> Message {
         let payload = serde_json::to_string(payload).expect("event payloads are plain data");
-        Message { topic, payload: Payload::Json(payload), retain }
+        Message { topic, payload: Payload::Json(payload), retain, origin: None }
     }
 }
 
@@ -143,7 +152,7 @@ impl EvidenceRef {
 
 /// The evidence image of violation `id`, on `{camera}/evidence/{id}`.
 pub fn evidence_message(camera: &str, id: &str, jpeg: Vec<u8>) -> Message {
-    Message { topic: format!("{camera}/evidence/{id}"), payload: Payload::Jpeg(jpeg), retain: false }
+    Message { topic: format!("{camera}/evidence/{id}"), payload: Payload::Jpeg(jpeg), retain: false, origin: None }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -450,7 +459,7 @@ impl Reply<'_> {
 
 /// A JPEG taken at the IOC's request, on `{camera}/snapshot/{request_id}`.
 pub fn snapshot_message(camera: &str, request_id: &str, jpeg: Vec<u8>) -> Message {
-    Message { topic: format!("{camera}/snapshot/{request_id}"), payload: Payload::Jpeg(jpeg), retain: false }
+    Message { topic: format!("{camera}/snapshot/{request_id}"), payload: Payload::Jpeg(jpeg), retain: false, origin: None }
 }
 
 #[cfg(test)]

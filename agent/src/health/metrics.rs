@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{CameraHealth, INFERENCE_BUCKETS_MS, SiteHealth, SourceState};
+use super::{CameraHealth, Histogram, SiteHealth, SourceState};
 
 /// The analysis loop turns at least every 250 ms; this long without a turn means it is stuck.
 const ANALYSIS_STUCK_AFTER: Duration = Duration::from_secs(10);
@@ -131,9 +131,10 @@ pub fn render(site: &SiteHealth) -> String {
     let cameras = site.cameras();
     let mut out = String::new();
     type Read = fn(&CameraHealth) -> u64;
-    let per_camera: [(&str, &str, &str, Read); 5] = [
+    let per_camera: [(&str, &str, &str, Read); 6] = [
         ("canh_camera_frames_in_total", "counter", "Frames the source delivered (after rate limiting).", |c| CameraHealth::get(&c.frames_in)),
         ("canh_camera_frames_analysed_total", "counter", "Frames the detector ran on.", |c| CameraHealth::get(&c.frames_analysed)),
+        ("canh_camera_frames_skipped_total", "counter", "Frames the motion gate found still: no detection needed.", |c| CameraHealth::get(&c.frames_skipped)),
         ("canh_camera_frames_dropped_total", "counter", "Frames dropped because analysis fell behind.", |c| CameraHealth::get(&c.frames_dropped)),
         ("canh_camera_reconnects_total", "counter", "Pipeline rebuilds after errors, ends of stream or stalls.", |c| CameraHealth::get(&c.reconnects)),
         ("canh_camera_stalls_total", "counter", "Times the source delivered no frame for no_frames_timeout_s.", |c| CameraHealth::get(&c.stalls)),
@@ -159,15 +160,7 @@ pub fn render(site: &SiteHealth) -> String {
     }
     header(&mut out, "canh_camera_inference_ms", "histogram", "Detector time per frame, milliseconds.");
     for camera in &cameras {
-        let (cumulative, sum) = camera.inference_ms.read();
-        let name = label(&camera.camera);
-        for (bound, count) in INFERENCE_BUCKETS_MS.iter().zip(&cumulative) {
-            let _ = writeln!(out, "canh_camera_inference_ms_bucket{{camera=\"{name}\",le=\"{bound}\"}} {count}");
-        }
-        let total = cumulative.last().copied().unwrap_or(0);
-        let _ = writeln!(out, "canh_camera_inference_ms_bucket{{camera=\"{name}\",le=\"+Inf\"}} {total}");
-        let _ = writeln!(out, "canh_camera_inference_ms_sum{{camera=\"{name}\"}} {sum}");
-        let _ = writeln!(out, "canh_camera_inference_ms_count{{camera=\"{name}\"}} {total}");
+        histogram(&mut out, "canh_camera_inference_ms", &format!("camera=\"{}\",", label(&camera.camera)), &camera.inference_ms);
     }
     let agent = &site.agent;
     header(&mut out, "canh_outbox_messages", "gauge", "Messages waiting for the broker's acknowledgement.");
@@ -178,9 +171,25 @@ pub fn render(site: &SiteHealth) -> String {
     for (class, counter) in ["counts_status", "images", "events"].iter().zip(&agent.outbox_dropped) {
         let _ = writeln!(out, "canh_outbox_dropped_total{{class=\"{class}\"}} {}", CameraHealth::get(counter));
     }
+    header(&mut out, "canh_event_latency_ms", "histogram", "From the arrival of the frame an event was seen in to its publishing, milliseconds.");
+    histogram(&mut out, "canh_event_latency_ms", "", &agent.event_latency_ms);
     header(&mut out, "canh_mqtt_connected", "gauge", "1 while connected to the broker.");
     let _ = writeln!(out, "canh_mqtt_connected {}", u8::from(agent.mqtt_connected.load(Ordering::Relaxed)));
     out
+}
+
+/// The samples of one histogram; `labels` is empty or ends with a comma.
+fn histogram(out: &mut String, name: &str, labels: &str, histogram: &Histogram) {
+    let (cumulative, sum) = histogram.read();
+    for (bound, count) in histogram.bounds.iter().zip(&cumulative) {
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {count}");
+    }
+    let total = cumulative.last().copied().unwrap_or(0);
+    let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {total}");
+    let plain = labels.trim_end_matches(',');
+    let braces = |l: &str| if l.is_empty() { String::new() } else { format!("{{{l}}}") };
+    let _ = writeln!(out, "{name}_sum{} {sum}", braces(plain));
+    let _ = writeln!(out, "{name}_count{} {total}", braces(plain));
 }
 
 #[cfg(test)]

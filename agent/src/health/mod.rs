@@ -51,6 +51,8 @@ pub struct CameraHealth {
     pub frames_in: AtomicU64,
     /// Frames the detector ran on.
     pub frames_analysed: AtomicU64,
+    /// Frames the motion gate found still, so the detector did not run.
+    pub frames_skipped: AtomicU64,
     /// Frames dropped because analysis fell behind.
     pub frames_dropped: AtomicU64,
     /// Pipeline rebuilds after errors or stalls.
@@ -79,13 +81,14 @@ impl CameraHealth {
             camera: camera.to_string(),
             frames_in: AtomicU64::new(0),
             frames_analysed: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             crossings: AtomicU64::new(0),
             violations: AtomicU64::new(0),
             fire_messages: AtomicU64::new(0),
-            inference_ms: Histogram::default(),
+            inference_ms: Histogram::new(INFERENCE_BUCKETS_MS),
             expected_fps,
             quality: Mutex::new(quality::Quality::Down),
             state: Mutex::new(SourceState::Starting),
@@ -145,7 +148,7 @@ impl CameraHealth {
 
 /// The agent's own health: what the publisher knows of the outbox and the broker, read by the
 /// periodic `stats` message.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AgentHealth {
     pub outbox_messages: AtomicU64,
     pub outbox_bytes: AtomicU64,
@@ -154,6 +157,22 @@ pub struct AgentHealth {
     pub mqtt_connected: AtomicBool,
     /// The current connection's sequence number (as in the `status` messages).
     pub mqtt_connection_seq: AtomicU64,
+    /// From the arrival of the frame an event was seen in to its publishing (handed to the
+    /// broker connection after the outbox, or printed).
+    pub event_latency_ms: Histogram,
+}
+
+impl Default for AgentHealth {
+    fn default() -> AgentHealth {
+        AgentHealth {
+            outbox_messages: AtomicU64::new(0),
+            outbox_bytes: AtomicU64::new(0),
+            outbox_dropped: Default::default(),
+            mqtt_connected: AtomicBool::new(false),
+            mqtt_connection_seq: AtomicU64::new(0),
+            event_latency_ms: Histogram::new(LATENCY_BUCKETS_MS),
+        }
+    }
 }
 
 impl AgentHealth {
@@ -163,21 +182,28 @@ impl AgentHealth {
 }
 
 /// Upper bounds of the inference time buckets, milliseconds.
-pub const INFERENCE_BUCKETS_MS: [f64; 10] = [5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0];
+pub const INFERENCE_BUCKETS_MS: &[f64] = &[5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0];
+/// Upper bounds of the event latency buckets (frame arrival to publishing), milliseconds.
+pub const LATENCY_BUCKETS_MS: &[f64] = &[10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
 
-/// A lock-free histogram of durations over [`INFERENCE_BUCKETS_MS`] (Prometheus semantics:
-/// cumulative buckets are computed when read).
-#[derive(Debug, Default)]
+/// A lock-free histogram of durations, in milliseconds (Prometheus semantics: cumulative
+/// buckets are computed when read).
+#[derive(Debug)]
 pub struct Histogram {
+    pub bounds: &'static [f64],
     /// Observations per bucket, the last one for everything above the largest bound.
-    buckets: [AtomicU64; INFERENCE_BUCKETS_MS.len() + 1],
+    buckets: Vec<AtomicU64>,
     sum_us: AtomicU64,
 }
 
 impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram { bounds, buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(), sum_us: AtomicU64::new(0) }
+    }
+
     pub fn observe(&self, took: Duration) {
         let ms = took.as_secs_f64() * 1000.0;
-        let i = INFERENCE_BUCKETS_MS.iter().position(|&bound| ms <= bound).unwrap_or(INFERENCE_BUCKETS_MS.len());
+        let i = self.bounds.iter().position(|&bound| ms <= bound).unwrap_or(self.bounds.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }

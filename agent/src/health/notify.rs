@@ -58,7 +58,8 @@ impl Notifier {
         }
         self.last_ping = Some(Instant::now());
         let turns = CameraHealth::get(&self.site.analysis_turns);
-        let analysed: HashMap<String, u64> = cameras.iter().map(|c| (c.camera.clone(), CameraHealth::get(&c.frames_analysed))).collect();
+        // Frames looked at: analysed, or found still by the motion gate.
+        let analysed: HashMap<String, u64> = cameras.iter().map(|c| (c.camera.clone(), CameraHealth::get(&c.frames_analysed) + CameraHealth::get(&c.frames_skipped))).collect();
         // A camera restarted by a reload counts afresh from 0: any camera's count growing (or a
         // new camera with frames) is progress.
         let frames_flow = analysed.iter().any(|(camera, &n)| n > self.analysed.get(camera).copied().unwrap_or(0));

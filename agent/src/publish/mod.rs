@@ -24,6 +24,7 @@ use base64::prelude::*;
 
 use crate::events::archive::EvidenceArchive;
 use crate::events::{Message, Payload};
+use crate::health::AgentHealth;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -81,7 +82,7 @@ const PUBLISH_QUEUE: usize = 10_000;
 impl Publisher {
     /// Starts the thread; evidence images are also kept in `archive`, when given, for the IOC's
     /// `evidence` command.
-    pub fn spawn(mut sink: Box<dyn Sink>, archive: Option<Arc<Mutex<EvidenceArchive>>>) -> std::io::Result<Publisher> {
+    pub fn spawn(mut sink: Box<dyn Sink>, archive: Option<Arc<Mutex<EvidenceArchive>>>, health: Arc<AgentHealth>) -> std::io::Result<Publisher> {
         let (sender, receiver): (Sender<Message>, Receiver<Message>) = crossbeam_channel::bounded(PUBLISH_QUEUE);
         let thread = std::thread::Builder::new().name("publish".into()).spawn(move || {
             for message in receiver {
@@ -91,8 +92,13 @@ impl Publisher {
                 {
                     tracing::error!("{e}");
                 }
-                if let Err(e) = sink.publish(&message) {
-                    tracing::error!(topic = %message.topic, "cannot publish: {e}");
+                match sink.publish(&message) {
+                    Ok(()) => {
+                        if let Some(origin) = message.origin {
+                            health.event_latency_ms.observe(origin.elapsed());
+                        }
+                    }
+                    Err(e) => tracing::error!(topic = %message.topic, "cannot publish: {e}"),
                 }
             }
             if let Err(e) = sink.close() {

@@ -172,7 +172,7 @@ mod tests {
     use super::*;
 
     fn json(topic: &str, body: &str) -> Message {
-        Message { topic: topic.into(), payload: Payload::Json(body.into()), retain: false }
+        Message { topic: topic.into(), payload: Payload::Json(body.into()), retain: false, origin: None }
     }
 
     fn temp(name: &str) -> std::path::PathBuf {

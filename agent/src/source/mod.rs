@@ -94,6 +94,7 @@ pub fn decode_frame(path: &std::path::Path, index: usize, caps: &gst::Caps) -> R
         height: info.height(),
         stride: info.stride()[0] as usize,
         buffer,
+        arrived: std::time::Instant::now(),
     })
 }
 
@@ -255,6 +256,7 @@ impl Supervisor {
                     height: info.height(),
                     stride: info.stride()[0] as usize,
                     buffer,
+                    arrived: std::time::Instant::now(),
                 };
                 frames_this_run += 1;
                 CameraHealth::count(&health.frames_in);

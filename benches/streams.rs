@@ -1,0 +1,384 @@
+//! How many cameras one box serves: K cameras of 720p H.264 at 25 fps from an RTSP server on
+//! 127.0.0.1, each analysed at 5 fps by `canh run`, for T seconds per K, K growing until a camera
+//! misses its rate or drops frames. Also, on the same stream, the physical limits: decoding alone
+//! and inference alone. Prints a table, writes `target/bench-streams.json`.
+//!
+//!   cargo bench -p canh --bench streams [-- SECONDS_PER_STEP]
+//!
+//! The stream: `samples/clips/opencv4nodejs_traffic.mp4` (a multi-lane road seen from above, busy
+//! all the time), scaled to 1280x720 at 25 fps and repeated to 2 minutes, encoded once with x264
+//! (2 Mbit/s) into `target/bench/traffic-720p.mp4`. Needs `target/release/canh` and mosquitto.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+
+use canh::config::Resources;
+use canh::detect::{Detector, DetectorConfig, input_caps};
+use canh::source::decode_frame;
+
+const TARGET_FPS: f64 = 5.0;
+const STREAM_FPS: f64 = 25.0;
+const REPEATS: usize = 6;
+const WARMUP: Duration = Duration::from_secs(8);
+
+fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::args().skip(1).find(|a| a != "--bench").and_then(|a| a.parse().ok()).unwrap_or(30);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let canh = root.join("target/release/canh");
+    anyhow::ensure!(canh.exists(), "build first: cargo build --release");
+    gst::init()?;
+    let clip = prepare_clip(&root)?;
+    let clip_seconds = 20.0 * REPEATS as f64;
+    let raw_bytes_per_hour = std::fs::metadata(&clip)?.len() as f64 / clip_seconds * 3600.0;
+
+    let decode_fps = decode_only(&clip)?;
+    let (inference_ms, inference_fps) = inference_only(&root)?;
+    let decode_cameras = decode_fps / STREAM_FPS;
+    let inference_cameras = inference_fps / TARGET_FPS;
+    println!("limits on this machine: decoding alone {decode_fps:.0} frames/s = {decode_cameras:.1} streams at 25 fps; inference alone {inference_ms:.1} ms = {inference_fps:.1} frames/s = {inference_cameras:.1} cameras at 5 fps");
+
+    let rtsp_port = free_port();
+    let _server = serve(&clip, rtsp_port)?;
+    let mqtt_port = free_port();
+    let _broker = Broker::start(mqtt_port, &root.join("target/bench"))?;
+    println!("\n{:>3} {:>12} {:>10} {:>8} {:>12} {:>12} {:>7} {:>8} {:>14}", "K", "fps/camera", "min fps", "drops", "skipped", "latency p50", "p99", "CPU %", "peak RSS MB");
+    let mut steps = Vec::new();
+    let mut best = 0;
+    for k in [1, 2, 4, 6, 8, 10, 12, 16] {
+        let step = run_step(&canh, &root, k, rtsp_port, mqtt_port, Duration::from_secs(seconds))?;
+        let holds = step.min_fps >= TARGET_FPS * 0.95 && step.drop_share < 0.01;
+        println!(
+            "{k:>3} {:>12.2} {:>10.2} {:>7.2}% {:>11.0}% {:>9.0} ms {:>6.0} ms {:>7.0} {:>14.0}{}",
+            step.mean_fps,
+            step.min_fps,
+            step.drop_share * 100.0,
+            step.skipped_share * 100.0,
+            step.latency_p50_ms,
+            step.latency_p99_ms,
+            step.cpu_percent,
+            step.peak_rss_mb,
+            if holds { "" } else { "  <- misses the target" }
+        );
+        let uplink_share = step.uplink_bytes_per_camera_hour / raw_bytes_per_hour;
+        steps.push(serde_json::json!({
+            "cameras": k, "holds_target": holds, "mean_fps": step.mean_fps, "min_fps": step.min_fps, "drop_share": step.drop_share,
+            "skipped_share": step.skipped_share, "latency_p50_ms": step.latency_p50_ms, "latency_p99_ms": step.latency_p99_ms,
+            "cpu_percent": step.cpu_percent, "peak_rss_mb": step.peak_rss_mb,
+            "uplink_bytes_per_camera_hour": step.uplink_bytes_per_camera_hour, "uplink_share_of_raw": uplink_share,
+        }));
+        if !holds {
+            break;
+        }
+        best = k;
+    }
+    let limit = decode_cameras.min(inference_cameras);
+    let last = steps.iter().rev().find(|s| s["holds_target"] == true).or(steps.first()).cloned().unwrap_or_default();
+    println!(
+        "\nlargest K holding {TARGET_FPS} fps with < 1% drops: {best}; physical limit min(decode, inference) = {limit:.1} cameras; uplink {:.0} bytes per camera-hour = {:.4}% of the raw stream ({:.0} bytes per hour)",
+        last["uplink_bytes_per_camera_hour"].as_f64().unwrap_or(0.0),
+        last["uplink_share_of_raw"].as_f64().unwrap_or(0.0) * 100.0,
+        raw_bytes_per_hour
+    );
+    let out = root.join("target/bench-streams.json");
+    let report = serde_json::json!({
+        "clip": "opencv4nodejs_traffic.mp4 scaled to 1280x720, 25 fps, x264 2 Mbit/s, repeated to 120 s",
+        "seconds_per_step": seconds, "target_fps": TARGET_FPS,
+        "decode_only_fps": decode_fps, "inference_only_ms": inference_ms, "inference_only_fps": inference_fps,
+        "limit_cameras": limit, "largest_k": best, "raw_bytes_per_hour": raw_bytes_per_hour, "steps": steps,
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The 720p stream, made once.
+fn prepare_clip(root: &Path) -> anyhow::Result<PathBuf> {
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("traffic-720p.mp4");
+    if out.exists() {
+        return Ok(out);
+    }
+    println!("encoding {} (once)…", out.display());
+    let source = root.join("samples/clips/opencv4nodejs_traffic.mp4");
+    let branches: String = (0..REPEATS).map(|_| format!(" filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! c.", source.display())).collect();
+    let description = format!(
+        "concat name=c ! videoconvert ! videoscale ! videorate ! video/x-raw,width=1280,height=720,framerate=25/1 ! x264enc speed-preset=veryfast bitrate=2000 key-int-max=50 ! h264parse ! mp4mux ! filesink location=\"{}.part\"{branches}",
+        out.display()
+    );
+    run_to_end(&description)?;
+    std::fs::rename(format!("{}.part", out.display()), &out)?;
+    Ok(out)
+}
+
+/// Plays a pipeline as fast as it goes; returns the seconds it took.
+fn run_to_end(description: &str) -> anyhow::Result<f64> {
+    let pipeline = gst::parse::launch(description)?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+    let started = Instant::now();
+    pipeline.set_state(gst::State::Playing)?;
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    for message in bus.iter_timed(gst::ClockTime::NONE) {
+        match message.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                let _ = pipeline.set_state(gst::State::Null);
+                anyhow::bail!("{}: {}", description.split(' ').next().unwrap_or(""), e.error());
+            }
+            _ => {}
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Frames per second GStreamer decodes the stream at, to a fakesink, nothing else running.
+fn decode_only(clip: &Path) -> anyhow::Result<f64> {
+    let counted = Arc::new(AtomicU64::new(0));
+    let description = format!("filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=sink sync=false signal-handoffs=true", clip.display());
+    let pipeline = gst::parse::launch(&description)?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+    let sink = pipeline.by_name("sink").expect("named above");
+    let c = counted.clone();
+    sink.connect("handoff", false, move |_| {
+        c.fetch_add(1, Ordering::Relaxed);
+        None
+    });
+    let started = Instant::now();
+    pipeline.set_state(gst::State::Playing)?;
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    for message in bus.iter_timed(gst::ClockTime::NONE) {
+        match message.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => anyhow::bail!("decoding: {}", e.error()),
+            _ => {}
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    Ok(counted.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Median milliseconds per inference of the default model on a real frame, with the agent's
+/// default threading, and the frames per second that makes.
+fn inference_only(root: &Path) -> anyhow::Result<(f64, f64)> {
+    let detector = Detector::load(Resources::locate().model("yolox_nano")?, &DetectorConfig::default())?;
+    let clip = root.join("samples/clips/opencv4nodejs_traffic.mp4");
+    let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input)).map_err(anyhow::Error::msg)?;
+    let mut ms = Vec::new();
+    for i in 0..60 {
+        let start = Instant::now();
+        detector.detect(&frame, 0.1)?;
+        if i >= 10 {
+            ms.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    ms.sort_by(f64::total_cmp);
+    let median = ms[ms.len() / 2];
+    Ok((median, 1000.0 / median))
+}
+
+/// The stream at `rtsp://127.0.0.1:{port}/clip`, one pipeline shared by every client.
+struct Server {
+    main_loop: gstreamer::glib::MainLoop,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+    }
+}
+
+fn serve(clip: &Path, port: u16) -> anyhow::Result<Server> {
+    let server = rtsp::RTSPServer::new();
+    server.set_address("127.0.0.1");
+    server.set_service(&port.to_string());
+    let factory = rtsp::RTSPMediaFactory::new();
+    factory.set_launch(&format!("( filesrc location=\"{}\" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )", clip.display()));
+    factory.set_shared(true);
+    server.mount_points().expect("a server has mount points").add_factory("/clip", factory);
+    let context = gstreamer::glib::MainContext::new();
+    let main_loop = gstreamer::glib::MainLoop::new(Some(&context), false);
+    server.attach(Some(&context))?;
+    let running = main_loop.clone();
+    std::thread::spawn(move || {
+        let _guard = context.acquire().expect("a fresh context");
+        running.run();
+        drop(server);
+    });
+    Ok(Server { main_loop })
+}
+
+/// mosquitto on loopback, stopped when dropped.
+struct Broker(Child);
+
+impl Broker {
+    fn start(port: u16, dir: &Path) -> anyhow::Result<Broker> {
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))?;
+        let child = Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Broker(child))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Step {
+    mean_fps: f64,
+    min_fps: f64,
+    drop_share: f64,
+    skipped_share: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    cpu_percent: f64,
+    peak_rss_mb: f64,
+    uplink_bytes_per_camera_hour: f64,
+}
+
+fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, length: Duration) -> anyhow::Result<Step> {
+    let dir = root.join(format!("target/bench/streams-{k}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let metrics_port = free_port();
+    let mut site = format!(
+        "site = \"bench\"\ncounts_interval_s = 60\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nclient_id = \"canh-bench-{k}\"\n"
+    );
+    for i in 0..k {
+        site += &format!("\n[[cameras]]\nid = \"cam{i}\"\nsource = \"rtsp://127.0.0.1:{rtsp_port}/clip\"\nanalytics_fps = {TARGET_FPS}\n[[cameras.lines]]\nid = \"middle\"\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\n");
+    }
+    let config = dir.join("site.toml");
+    std::fs::write(&config, site)?;
+    let uplink = Arc::new(AtomicU64::new(0));
+    let _subscriber = subscribe(mqtt_port, uplink.clone(), k);
+    let mut agent = Command::new(canh)
+        .args(["run", "--config", config.to_str().expect("a UTF-8 path")])
+        .env("CANH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("canh.log"))?)
+        .spawn()?;
+    std::thread::sleep(WARMUP);
+    let (before, cpu_before, uplink_before) = (scrape(metrics_port)?, cpu_seconds(agent.id())?, uplink.load(Ordering::Relaxed));
+    let started = Instant::now();
+    std::thread::sleep(length);
+    let (after, cpu_after, uplink_after) = (scrape(metrics_port)?, cpu_seconds(agent.id())?, uplink.load(Ordering::Relaxed));
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak_rss_mb = peak_rss_kb(agent.id())? / 1024.0;
+    Command::new("kill").arg("-TERM").arg(agent.id().to_string()).status()?;
+    let _ = agent.wait();
+
+    let delta = |name: &str, camera: &str| after.get(&(name.to_string(), camera.to_string())).copied().unwrap_or(0.0) - before.get(&(name.to_string(), camera.to_string())).copied().unwrap_or(0.0);
+    let mut fps = Vec::new();
+    let (mut frames_in, mut dropped, mut skipped, mut looked) = (0.0, 0.0, 0.0, 0.0);
+    for i in 0..k {
+        let camera = format!("cam{i}");
+        let analysed = delta("canh_camera_frames_analysed_total", &camera);
+        let gated = delta("canh_camera_frames_skipped_total", &camera);
+        fps.push((analysed + gated) / elapsed);
+        frames_in += delta("canh_camera_frames_in_total", &camera);
+        dropped += delta("canh_camera_frames_dropped_total", &camera);
+        skipped += gated;
+        looked += analysed + gated;
+    }
+    let latency = |q: f64| quantile(&before, &after, "canh_event_latency_ms", q);
+    Ok(Step {
+        mean_fps: fps.iter().sum::<f64>() / k as f64,
+        min_fps: fps.iter().copied().fold(f64::INFINITY, f64::min),
+        drop_share: if frames_in > 0.0 { dropped / frames_in } else { 1.0 },
+        skipped_share: if looked > 0.0 { skipped / looked } else { 0.0 },
+        latency_p50_ms: latency(0.5),
+        latency_p99_ms: latency(0.99),
+        cpu_percent: (cpu_after - cpu_before) / elapsed * 100.0,
+        peak_rss_mb,
+        uplink_bytes_per_camera_hour: (uplink_after - uplink_before) as f64 / k as f64 / elapsed * 3600.0,
+    })
+}
+
+/// Counts the bytes (topic and payload) of everything the site publishes.
+fn subscribe(port: u16, bytes: Arc<AtomicU64>, k: usize) -> std::thread::JoinHandle<()> {
+    let mut options = rumqttc::MqttOptions::new(format!("bench-uplink-{k}"), "127.0.0.1", port);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut connection) = rumqttc::Client::new(options, 100);
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            match event {
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))) => {
+                    let _ = client.try_subscribe("canh/v1/bench/#", rumqttc::QoS::AtMostOnce);
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
+                    bytes.fetch_add((p.topic.len() + p.payload.len()) as u64, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+/// Every sample of a scrape: (metric with suffix, camera or the `le` label) → value.
+fn scrape(port: u16) -> anyhow::Result<BTreeMap<(String, String), f64>> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let mut samples = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("canh_")) {
+        let Some((key, value)) = line.rsplit_once(' ') else { continue };
+        let (name, labels) = key.split_once('{').unwrap_or((key, ""));
+        let label = |which: &str| labels.split(',').find_map(|l| l.strip_prefix(&format!("{which}=\""))).map(|v| v.trim_end_matches(['"', '}']).to_string());
+        let key = label("camera").or_else(|| label("le")).unwrap_or_default();
+        samples.insert((name.to_string(), key), value.parse().unwrap_or(0.0));
+    }
+    Ok(samples)
+}
+
+/// The upper bound of the bucket holding quantile `q` of a histogram's observations between two
+/// scrapes (the resolution the buckets allow).
+fn quantile(before: &BTreeMap<(String, String), f64>, after: &BTreeMap<(String, String), f64>, name: &str, q: f64) -> f64 {
+    let bucket = format!("{name}_bucket");
+    let mut buckets: Vec<(f64, f64)> = after
+        .iter()
+        .filter(|((n, _), _)| *n == bucket)
+        .filter_map(|((n, le), count)| Some((le.parse::<f64>().ok().unwrap_or(f64::INFINITY), count - before.get(&(n.clone(), le.clone())).copied().unwrap_or(0.0))))
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    if total == 0.0 {
+        return f64::NAN;
+    }
+    buckets.iter().find(|(_, count)| *count >= q * total).map_or(f64::INFINITY, |b| b.0)
+}
+
+/// User and system CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    Ok(ticks / 100.0)
+}
+
+/// The peak resident set of a process, KiB.
+fn peak_rss_kb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0.0))
+}
