@@ -116,7 +116,7 @@ fn prepare_clip(root: &Path) -> anyhow::Result<PathBuf> {
     let source = root.join("samples/clips/opencv4nodejs_traffic.mp4");
     let branches: String = (0..REPEATS).map(|_| format!(" filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! c.", source.display())).collect();
     let description = format!(
-        "concat name=c ! videoconvert ! videoscale ! videorate ! video/x-raw,width=1280,height=720,framerate=25/1 ! x264enc speed-preset=veryfast bitrate=2000 key-int-max=50 ! h264parse ! mp4mux ! filesink location=\"{}.part\"{branches}",
+        "concat name=c ! videoconvert ! videoscale ! videorate ! video/x-raw,width=1280,height=720,framerate=25/1 ! x264enc speed-preset=veryfast tune=zerolatency bitrate=2000 key-int-max=50 ! h264parse ! mp4mux ! filesink location=\"{}.part\"{branches}",
         out.display()
     );
     run_to_end(&description)?;

@@ -20,7 +20,7 @@ as_root() {
 }
 
 APT_PACKAGES=(
-  build-essential pkg-config unzip python3-pip
+  build-essential pkg-config unzip python3-pip python3-venv
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools

@@ -61,6 +61,21 @@ pub struct InputSpec {
     pub letterbox: Letterbox,
     /// Padding value, in 0..255 pixel units before normalization.
     pub pad_value: f32,
+    /// The model also takes smaller inputs whose sides are multiples of this (its height and
+    /// width are symbolic): each frame runs at the smallest such size that holds it, so a 16:9
+    /// frame is not padded to a square. `top_left` letterbox only.
+    #[serde(default)]
+    pub size_multiple: Option<u32>,
+}
+
+impl InputSpec {
+    /// The input size (width, height) a `width` x `height` frame runs at.
+    pub fn fitted(&self, width: u32, height: u32) -> (u32, u32) {
+        match (self.size_multiple, &self.letterbox) {
+            (Some(m), Letterbox::TopLeft) if m > 0 => ((width.div_ceil(m).max(1) * m).min(self.width), (height.div_ceil(m).max(1) * m).min(self.height)),
+            _ => (self.width, self.height),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

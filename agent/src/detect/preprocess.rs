@@ -79,7 +79,18 @@ mod tests {
             std: [1.0; 3],
             letterbox: Letterbox::TopLeft,
             pad_value: 114.0,
+            size_multiple: None,
         }
+    }
+
+    #[test]
+    fn a_model_with_a_size_multiple_runs_a_wide_frame_at_a_smaller_input() {
+        let spec = InputSpec { width: 416, height: 416, size_multiple: Some(32), ..yolox_spec() };
+        assert_eq!(spec.fitted(416, 234), (416, 256));
+        assert_eq!(spec.fitted(312, 416), (320, 416));
+        assert_eq!(spec.fitted(416, 416), (416, 416));
+        assert_eq!(InputSpec { size_multiple: None, ..spec.clone() }.fitted(416, 234), (416, 416));
+        assert_eq!(InputSpec { letterbox: Letterbox::Center, ..spec }.fitted(416, 234), (416, 416));
     }
 
     #[test]
