@@ -46,15 +46,17 @@ fn main() -> anyhow::Result<()> {
     let inference_cameras = inference_fps / TARGET_FPS;
     println!("limits on this machine: decoding alone {decode_fps:.0} frames/s = {decode_cameras:.1} streams at 25 fps; inference alone {inference_ms:.1} ms = {inference_fps:.1} frames/s = {inference_cameras:.1} cameras at 5 fps");
 
-    let rtsp_port = free_port();
-    let _server = serve(&clip, rtsp_port)?;
     let mqtt_port = free_port();
     let _broker = Broker::start(mqtt_port, &root.join("target/bench"))?;
     println!("\n{:>3} {:>12} {:>10} {:>8} {:>12} {:>12} {:>7} {:>8} {:>14}", "K", "fps/camera", "min fps", "drops", "skipped", "latency p50", "p99", "CPU %", "peak RSS MB");
     let mut steps = Vec::new();
     let mut best = 0;
     for k in [1, 2, 4, 6, 8, 10, 12, 16] {
+        // A fresh server for each step: nothing left over from the previous agent's sessions.
+        let rtsp_port = free_port();
+        let server = serve(&clip, rtsp_port)?;
         let step = run_step(&canh, &root, k, rtsp_port, mqtt_port, Duration::from_secs(seconds))?;
+        drop(server);
         let holds = step.min_fps >= TARGET_FPS * 0.95 && step.drop_share < 0.01;
         println!(
             "{k:>3} {:>12.2} {:>10.2} {:>7.2}% {:>11.0}% {:>9.0} ms {:>6.0} ms {:>7.0} {:>14.0}{}",
@@ -188,7 +190,8 @@ fn inference_only(root: &Path) -> anyhow::Result<(f64, f64)> {
     Ok((median, 1000.0 / median))
 }
 
-/// The stream at `rtsp://127.0.0.1:{port}/clip`, one pipeline shared by every client.
+/// The stream at `rtsp://127.0.0.1:{port}/clip`, from its start for each client, as a camera
+/// serves each viewer.
 struct Server {
     main_loop: gstreamer::glib::MainLoop,
 }
@@ -205,7 +208,6 @@ fn serve(clip: &Path, port: u16) -> anyhow::Result<Server> {
     server.set_service(&port.to_string());
     let factory = rtsp::RTSPMediaFactory::new();
     factory.set_launch(&format!("( filesrc location=\"{}\" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )", clip.display()));
-    factory.set_shared(true);
     server.mount_points().expect("a server has mount points").add_factory("/clip", factory);
     let context = gstreamer::glib::MainContext::new();
     let main_loop = gstreamer::glib::MainLoop::new(Some(&context), false);
@@ -283,6 +285,7 @@ fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, 
     let (after, cpu_after, uplink_after) = (scrape(metrics_port)?, cpu_seconds(agent.id())?, uplink.load(Ordering::Relaxed));
     let elapsed = started.elapsed().as_secs_f64();
     let peak_rss_mb = peak_rss_kb(agent.id())? / 1024.0;
+    let threads = cpu_by_thread(agent.id())?;
     Command::new("kill").arg("-TERM").arg(agent.id().to_string()).status()?;
     let _ = agent.wait();
 
@@ -300,6 +303,11 @@ fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, 
         looked += analysed + gated;
     }
     let latency = |q: f64| quantile(&before, &after, "canh_event_latency_ms", q);
+    let total: f64 = threads.values().sum();
+    let mut by_share: Vec<(&String, &f64)> = threads.iter().collect();
+    by_share.sort_by(|a, b| b.1.total_cmp(a.1));
+    let breakdown: Vec<String> = by_share.iter().take(6).map(|(name, s)| format!("{name} {:.0}%", *s / total * 100.0)).collect();
+    println!("    where the CPU went (whole run, by thread): {}", breakdown.join(", "));
     Ok(Step {
         mean_fps: fps.iter().sum::<f64>() / k as f64,
         min_fps: fps.iter().copied().fold(f64::INFINITY, f64::min),
@@ -375,6 +383,22 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
     let ticks: f64 = fields.get(11).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     Ok(ticks / 100.0)
+}
+
+/// CPU seconds of a process so far, by thread name (GStreamer and ONNX Runtime name theirs).
+fn cpu_by_thread(pid: u32) -> anyhow::Result<BTreeMap<String, f64>> {
+    let mut by_name = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let Some((head, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(')')).map(|(name, rest)| (name.to_string(), rest.to_string())) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = fields.get(11).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        // Numbered threads of one kind (a pool, one queue per camera) count together. Threads
+        // nobody named (ONNX Runtime's pool, libav's decoders) carry the process's name.
+        let kind: String = head.chars().filter(|c| !c.is_ascii_digit()).collect();
+        *by_name.entry(kind).or_insert(0.0) += ticks / 100.0;
+    }
+    Ok(by_name)
 }
 
 /// The peak resident set of a process, KiB.

@@ -222,9 +222,16 @@ fn check(config_path: &std::path::Path) -> ExitCode {
 
 #[derive(Serialize)]
 struct ReplaySummary {
+    /// Frames the detector ran on.
     frames: u64,
+    /// Frames the motion gate found still.
+    frames_skipped: u64,
+    /// Wall time of the whole replay, start-up included.
     seconds: f64,
+    /// Frames analysed per second of `seconds`.
     fps: f64,
+    /// Frames looked at (analysed or skipped) per second from the first frame to the end.
+    analysis_fps: f64,
     lines: Vec<LineCounts>,
     /// Alerts by rule id.
     violations: BTreeMap<String, u64>,
@@ -304,6 +311,8 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
     }
     let out = ReplaySummary {
         frames: summary.frames,
+        frames_skipped: camera.frames_skipped,
+        analysis_fps: if camera.analysing_s > 0.0 { (camera.frames_analysed + camera.frames_skipped) as f64 / camera.analysing_s } else { 0.0 },
         seconds: summary.seconds,
         fps: if summary.seconds > 0.0 { summary.frames as f64 / summary.seconds } else { 0.0 },
         lines: camera.lines,

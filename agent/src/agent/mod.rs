@@ -87,8 +87,12 @@ pub struct RunSummary {
 pub struct CameraSummary {
     pub id: String,
     pub frames_analysed: u64,
+    /// Frames the motion gate found still (no detection needed).
+    pub frames_skipped: u64,
     pub frames_dropped: u64,
     pub reconnects: u64,
+    /// Seconds from the first frame's arrival to the end: the analysis itself, without start-up.
+    pub analysing_s: f64,
     /// Why the source could not run, if it could not.
     pub error: Option<String>,
     /// Totals over the whole run.
@@ -135,6 +139,7 @@ struct CameraAnalysis {
     fire: Option<FireWatch>,
     fire_events: Vec<FireSummary>,
     motion: MotionGate,
+    first_frame: Option<Instant>,
     /// The last status published: state, when, and the frame counters then.
     last_status: Option<(SourceState, Instant, u64, u64)>,
     /// Keep the latest analysed frame, for snapshots (daemon only).
@@ -182,6 +187,7 @@ impl CameraAnalysis {
             fire,
             fire_events: Vec::new(),
             motion: MotionGate::new(camera.motion.clone()),
+            first_frame: None,
             last_status: None,
             keep_last_frame: false,
             last_frame: None,
@@ -233,6 +239,7 @@ impl CameraAnalysis {
 
     /// Detect → track → count → rules on one frame; events go to `events`.
     fn process(&mut self, frame: &Frame, events: &Sender<Message>) {
+        self.first_frame.get_or_insert(frame.arrived);
         if frame.source_run != self.source_run {
             self.source_run = frame.source_run;
             self.tracker.reset();
@@ -442,6 +449,8 @@ impl CameraAnalysis {
         CameraSummary {
             id: self.id.to_string(),
             frames_analysed: CameraHealth::get(&self.health.frames_analysed),
+            frames_skipped: CameraHealth::get(&self.health.frames_skipped),
+            analysing_s: self.first_frame.map_or(0.0, |at| at.elapsed().as_secs_f64()),
             frames_dropped: CameraHealth::get(&self.health.frames_dropped),
             reconnects: CameraHealth::get(&self.health.reconnects),
             error: match self.health.state() {
