@@ -121,54 +121,41 @@ fn prepare_clip(root: &Path) -> anyhow::Result<PathBuf> {
         "concat name=c ! videoconvert ! videoscale ! videorate ! video/x-raw,width=1280,height=720,framerate=25/1 ! x264enc speed-preset=veryfast tune=zerolatency bitrate=2000 key-int-max=50 ! h264parse ! mp4mux ! filesink location=\"{}.part\"{branches}",
         out.display()
     );
-    run_to_end(&description)?;
+    run_to_end(&launch(&description)?)?;
     std::fs::rename(format!("{}.part", out.display()), &out)?;
     Ok(out)
 }
 
-/// Plays a pipeline as fast as it goes; returns the seconds it took.
-fn run_to_end(description: &str) -> anyhow::Result<f64> {
-    let pipeline = gst::parse::launch(description)?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+fn launch(description: &str) -> anyhow::Result<gst::Pipeline> {
+    gst::parse::launch(description)?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline: {description}"))
+}
+
+/// Plays a pipeline as fast as it goes, to its end; returns the seconds it took.
+fn run_to_end(pipeline: &gst::Pipeline) -> anyhow::Result<f64> {
     let started = Instant::now();
     pipeline.set_state(gst::State::Playing)?;
     let bus = pipeline.bus().expect("a pipeline has a bus");
-    for message in bus.iter_timed(gst::ClockTime::NONE) {
-        match message.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => {
-                let _ = pipeline.set_state(gst::State::Null);
-                anyhow::bail!("{}: {}", description.split(' ').next().unwrap_or(""), e.error());
-            }
-            _ => {}
-        }
-    }
+    let outcome = bus.iter_timed(gst::ClockTime::NONE).find_map(|message| match message.view() {
+        gst::MessageView::Eos(_) => Some(Ok(())),
+        gst::MessageView::Error(e) => Some(Err(anyhow::anyhow!("{}", e.error()))),
+        _ => None,
+    });
     let _ = pipeline.set_state(gst::State::Null);
+    outcome.unwrap_or(Ok(()))?;
     Ok(started.elapsed().as_secs_f64())
 }
 
 /// Frames per second GStreamer decodes the stream at, to a fakesink, nothing else running.
 fn decode_only(clip: &Path) -> anyhow::Result<f64> {
+    let pipeline = launch(&format!("filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=sink sync=false signal-handoffs=true", clip.display()))?;
     let counted = Arc::new(AtomicU64::new(0));
-    let description = format!("filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=sink sync=false signal-handoffs=true", clip.display());
-    let pipeline = gst::parse::launch(&description)?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
-    let sink = pipeline.by_name("sink").expect("named above");
     let c = counted.clone();
-    sink.connect("handoff", false, move |_| {
+    pipeline.by_name("sink").expect("named above").connect("handoff", false, move |_| {
         c.fetch_add(1, Ordering::Relaxed);
         None
     });
-    let started = Instant::now();
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    for message in bus.iter_timed(gst::ClockTime::NONE) {
-        match message.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => anyhow::bail!("decoding: {}", e.error()),
-            _ => {}
-        }
-    }
-    let _ = pipeline.set_state(gst::State::Null);
-    Ok(counted.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    let seconds = run_to_end(&pipeline)?;
+    Ok(counted.load(Ordering::Relaxed) as f64 / seconds)
 }
 
 /// Median milliseconds per inference of the default model on a real frame, with the agent's
