@@ -103,7 +103,11 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
                 {
                     notifier.reloading();
                     if site.only_cameras_differ(&new) {
-                        site.apply(new)?;
+                        // Validated already; what can still fail (a model file gone) leaves the
+                        // cameras that did start running.
+                        if let Err(e) = site.apply(new) {
+                            tracing::error!("reload: {e:#}");
+                        }
                     } else {
                         tracing::info!("site settings changed: restarting the whole site");
                         reload = Some(new);
