@@ -6,7 +6,8 @@
 #   sudo systemd/install.sh --uninstall --purge   # also /etc/canh and /var/lib/canh
 #
 # Installs, under PREFIX (default /usr/local): bin/canh, lib/canh/libonnxruntime.so (from
-# .ort/), share/canh/models and share/canh/pipelines; /etc/canh/site.toml from
+# .ort/), share/canh/models, share/canh/pipelines and share/doc/canh (README, config and
+# message references); /etc/canh/site.toml from
 # configs/example-site.toml if there is none (edit it, then `canh check --config
 # /etc/canh/site.toml`); the units canh.service and canh@.service (one site per instance,
 # /etc/canh/NAME.toml) in /etc/systemd/system. It enables canh.service but does not start it:
@@ -47,7 +48,7 @@ if $uninstall; then
     fi
     rm -f "$units/canh.service" "$units/canh@.service"
     rm -f "$root$PREFIX/bin/canh"
-    rm -rf "$root$PREFIX/lib/canh" "$root$PREFIX/share/canh"
+    rm -rf "$root$PREFIX/lib/canh" "$root$PREFIX/share/canh" "$root$PREFIX/share/doc/canh"
     if $purge; then
         rm -rf "$root/etc/canh" "$root/var/lib/canh" "$root/var/lib/private/canh"
         say "removed Canh, its configuration and its state"
@@ -72,6 +73,9 @@ rm -rf "$root$PREFIX/share/canh"
 mkdir -p "$root$PREFIX/share/canh"
 cp -r "$here/models" "$here/pipelines" "$root$PREFIX/share/canh/"
 rm -rf "$root$PREFIX/share/canh/models/fixtures"
+install -D -m 0644 "$here/README.md" "$root$PREFIX/share/doc/canh/README.md"
+install -D -m 0644 "$here/configs/README.md" "$root$PREFIX/share/doc/canh/configs.md"
+install -D -m 0644 "$here/docs/messages.md" "$root$PREFIX/share/doc/canh/messages.md"
 
 if [[ -e "$root/etc/canh/site.toml" ]]; then
     say "keeping the existing /etc/canh/site.toml"
@@ -82,7 +86,7 @@ fi
 
 say "units into $units"
 mkdir -p "$units"
-sed "s#/usr/local/bin/canh#$PREFIX/bin/canh#g" "$here/systemd/canh.service" > "$units/canh.service"
+sed "s#/usr/local/#$PREFIX/#g" "$here/systemd/canh.service" > "$units/canh.service"
 # The template: the same service, one instance per site file /etc/canh/NAME.toml, each with its
 # own state folder /var/lib/canh/NAME.
 sed -e 's#/etc/canh/site.toml#/etc/canh/%i.toml#g' \

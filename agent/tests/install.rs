@@ -30,7 +30,7 @@ fn installed_canh(stage: &Path) -> Command {
 fn installs_runs_from_the_installed_layout_verifies_and_uninstalls() {
     let stage = temp_dir("install");
     installer(&stage, &[]);
-    for file in ["usr/local/bin/canh", "usr/local/lib/canh/libonnxruntime.so", "usr/local/share/canh/models/yolox_nano/manifest.toml", "usr/local/share/canh/pipelines/software.pipeline", "etc/canh/site.toml", "etc/systemd/system/canh.service", "etc/systemd/system/canh@.service"] {
+    for file in ["usr/local/bin/canh", "usr/local/lib/canh/libonnxruntime.so", "usr/local/share/canh/models/yolox_nano/manifest.toml", "usr/local/share/canh/pipelines/software.pipeline", "etc/canh/site.toml", "etc/systemd/system/canh.service", "etc/systemd/system/canh@.service", "usr/local/share/doc/canh/README.md"] {
         assert!(stage.join(file).exists(), "{file} not installed");
     }
 
