@@ -164,10 +164,9 @@ impl Detector {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let SessionState { session, input } = &mut *state;
         let (input_width, input_height) = m.input.fitted(width, height);
-        let spec = InputSpec { width: input_width, height: input_height, ..m.input.clone() };
         input.resize(3 * (input_width * input_height) as usize, 0.0);
-        let place = fill_tensor(&spec, input, bgr, width, height, stride);
-        let data = &infer(session, m, &spec, 1, input)?;
+        let place = fill_tensor(&m.input, (input_width, input_height), input, bgr, width, height, stride);
+        let data = &infer(session, m, (input_width, input_height), 1, input)?;
         let raw = match m.output.decoder {
             OutputDecoder::Yolox => {
                 yolox::decode(data, m.labels.len(), input_width, input_height, &m.output.strides, &place, min_score).map_err(model_err)?
@@ -198,9 +197,9 @@ impl Detector {
         let SessionState { session, input } = &mut *state;
         input.resize(one * images.len(), 0.0);
         for (image, tensor) in images.iter().zip(input.chunks_exact_mut(one)) {
-            fill_tensor(&m.input, tensor, image, w, h, w as usize * 3);
+            fill_tensor(&m.input, (w, h), tensor, image, w, h, w as usize * 3);
         }
-        let data = infer(session, m, &m.input, images.len(), input)?;
+        let data = infer(session, m, (w, h), images.len(), input)?;
         if data.len() != images.len() {
             return Err(model_err(format!("output has {} values for {} images", data.len(), images.len())));
         }
@@ -208,11 +207,11 @@ impl Detector {
     }
 }
 
-/// Runs a batch of `batch` images of size `spec` already in `input` (NCHW) and returns the
-/// model's output.
-fn infer(session: &mut Session, m: &ModelManifest, spec: &InputSpec, batch: usize, input: &[f32]) -> Result<Vec<f32>, DetectError> {
+/// Runs a batch of `batch` images of `size` (width, height) already in `input` (NCHW) and
+/// returns the model's output.
+fn infer(session: &mut Session, m: &ModelManifest, size: (u32, u32), batch: usize, input: &[f32]) -> Result<Vec<f32>, DetectError> {
     let model_err = |message: String| DetectError::Model { model: m.name.clone(), message };
-    let shape = [batch as i64, 3, spec.height as i64, spec.width as i64];
+    let shape = [batch as i64, 3, size.1 as i64, size.0 as i64];
     let tensor = TensorRef::from_array_view((shape, input)).map_err(|e| model_err(e.to_string()))?;
     let outputs = session.run(ort::inputs![m.input.name.as_str() => tensor]).map_err(|e| model_err(format!("inference failed: {e}")))?;
     let (_, data) = outputs[m.output.name.as_str()].try_extract_tensor::<f32>().map_err(|e| model_err(format!("output '{}': {e}", m.output.name)))?;

@@ -14,11 +14,12 @@ pub struct Placement {
 }
 
 impl Placement {
-    pub fn new(spec: &InputSpec, frame_width: u32, frame_height: u32) -> Placement {
-        let (w, h) = (frame_width.min(spec.width) as f32, frame_height.min(spec.height) as f32);
-        let (offset_x, offset_y) = match spec.letterbox {
+    /// Where a frame lands in an input of `input` (width, height) pixels.
+    pub fn new(letterbox: &Letterbox, input: (u32, u32), frame_width: u32, frame_height: u32) -> Placement {
+        let (w, h) = (frame_width.min(input.0) as f32, frame_height.min(input.1) as f32);
+        let (offset_x, offset_y) = match letterbox {
             Letterbox::TopLeft | Letterbox::Stretch => (0.0, 0.0),
-            Letterbox::Center => (((spec.width as f32 - w) / 2.0).floor(), ((spec.height as f32 - h) / 2.0).floor()),
+            Letterbox::Center => (((input.0 as f32 - w) / 2.0).floor(), ((input.1 as f32 - h) / 2.0).floor()),
         };
         Placement { offset_x, offset_y, width: w, height: h }
     }
@@ -31,10 +32,11 @@ impl Placement {
     }
 }
 
-/// Fills `tensor` (NCHW, length 3*H*W) from a packed BGR frame with row stride `stride`.
-pub fn fill_tensor(spec: &InputSpec, tensor: &mut [f32], bgr: &[u8], width: u32, height: u32, stride: usize) -> Placement {
-    let place = Placement::new(spec, width, height);
-    let (tw, th) = (spec.width as usize, spec.height as usize);
+/// Fills `tensor` (NCHW, length 3*H*W for an `input` of (W, H), the spec's size or a smaller one
+/// it allows) from a packed BGR frame with row stride `stride`.
+pub fn fill_tensor(spec: &InputSpec, input: (u32, u32), tensor: &mut [f32], bgr: &[u8], width: u32, height: u32, stride: usize) -> Placement {
+    let place = Placement::new(&spec.letterbox, input, width, height);
+    let (tw, th) = (input.0 as usize, input.1 as usize);
     let plane = tw * th;
     debug_assert_eq!(tensor.len(), 3 * plane);
     // Channel c of the tensor reads byte `src_channel[c]` of a BGR pixel.
@@ -105,7 +107,7 @@ mod tests {
             }
         }
         let mut tensor = vec![0f32; 3 * 64];
-        let place = fill_tensor(&spec, &mut tensor, &frame, 8, 4, stride);
+        let place = fill_tensor(&spec, (spec.width, spec.height), &mut tensor, &frame, 8, 4, stride);
         assert_eq!(place, Placement { offset_x: 0.0, offset_y: 0.0, width: 8.0, height: 4.0 });
         assert_eq!(tensor[0], 10.0); // B plane, top-left
         assert_eq!(tensor[64 + 3 * 8 + 7], 20.0); // G plane, last frame row
@@ -120,7 +122,7 @@ mod tests {
         let spec = InputSpec { color: ColorOrder::Rgb, scale: 1.0 / 255.0, mean: [0.5; 3], std: [0.5; 3], ..yolox_spec() };
         let frame = [0u8, 0, 255].repeat(64); // pure red in BGR
         let mut tensor = vec![0f32; 3 * 64];
-        fill_tensor(&spec, &mut tensor, &frame, 8, 8, 24);
+        fill_tensor(&spec, (spec.width, spec.height), &mut tensor, &frame, 8, 8, 24);
         assert_eq!(tensor[0], 1.0); // R plane
         assert_eq!(tensor[128], -1.0); // B plane
     }
