@@ -354,7 +354,7 @@ fn quantile(before: &BTreeMap<(String, String), f64>, after: &BTreeMap<(String, 
     let mut buckets: Vec<(f64, f64)> = after
         .iter()
         .filter(|((n, _), _)| *n == bucket)
-        .filter_map(|((n, le), count)| Some((le.parse::<f64>().ok().unwrap_or(f64::INFINITY), count - before.get(&(n.clone(), le.clone())).copied().unwrap_or(0.0))))
+        .map(|((n, le), count)| (le.parse::<f64>().unwrap_or(f64::INFINITY), count - before.get(&(n.clone(), le.clone())).copied().unwrap_or(0.0)))
         .collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     let total = buckets.last().map_or(0.0, |b| b.1);
