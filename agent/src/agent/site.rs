@@ -87,7 +87,10 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     let (changes, changes_rx) = crossbeam_channel::unbounded();
     let analysis = {
         let (events, health) = (publisher.sender(), health.clone());
-        std::thread::Builder::new().name("analysis".into()).spawn(move || analyse(changes_rx, events, inbox, counts_interval, duties, health))?
+        let parallel_frames = config.detector.lanes(config.cameras.len()).sessions;
+        std::thread::Builder::new()
+            .name("analysis".into())
+            .spawn(move || analyse(changes_rx, events, inbox, counts_interval, parallel_frames, duties, health))?
     };
 
     let mut site = Site { config: config.clone(), resources, mode, prefix, detectors: HashMap::new(), cameras: Vec::new(), changes, health: health.clone() };
@@ -138,6 +141,13 @@ fn stop_camera(camera: RunningCamera) {
 }
 
 /// Every signal controller topic the site's rules listen to.
+/// One decoding thread per camera once the cameras alone can keep every core busy; below that, a
+/// camera's decoder may use them all (one high-resolution stream on an idle box).
+fn decoder_threads(cameras: usize) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cameras >= cores { 1 } else { 0 }
+}
+
 fn signal_topics(config: &SiteConfig) -> BTreeSet<String> {
     config.cameras.iter().flat_map(|c| &c.rules).filter_map(|r| r.signal_topic()).map(str::to_string).collect()
 }
@@ -150,7 +160,7 @@ impl Site<'_> {
         }
         let manifest = self.resources.model(name)?;
         tracing::info!(model = %manifest.name, licence = %manifest.licence, file = %manifest.model_path.display(), "loading model");
-        let detector = Arc::new(Detector::load(manifest, &self.config.detector)?);
+        let detector = Arc::new(Detector::load(manifest, &self.config.detector, self.config.cameras.len())?);
         self.detectors.insert(name.to_string(), detector.clone());
         Ok(detector)
     }
@@ -194,6 +204,7 @@ impl Site<'_> {
             caps: input_caps(&detector.manifest().input),
             no_frames_timeout: Duration::from_secs(camera.no_frames_timeout_s),
             realtime: matches!(self.mode, Mode::Daemon(_)),
+            decoder_threads: decoder_threads(self.config.cameras.len()),
         })
     }
 

@@ -111,6 +111,8 @@ pub struct SourceSettings {
     pub no_frames_timeout: Duration,
     /// Play files at their own speed (a daemon watching a recording) rather than as fast as possible.
     pub realtime: bool,
+    /// Threads for a software decoder; 0 lets it pick (one per core).
+    pub decoder_threads: u32,
 }
 
 /// How one run of the pipeline ended.
@@ -230,6 +232,7 @@ impl Supervisor {
         let sync = s.realtime && !self.is_rtsp();
         let sink = pipeline::configure(&pipeline, s.analytics_fps, &s.caps, sync)
             .map_err(|e| format!("pipeline template '{}': {e}", s.template.name))?;
+        pipeline::limit_decoder_threads(&pipeline, s.decoder_threads);
         sink.set_callbacks(self.frame_callbacks(source_run));
         Ok(pipeline)
     }
