@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
     let frames = (0..FRAMES).map(|i| decode_frame(&clip, i * 12, &caps).map_err(anyhow::Error::msg).and_then(|f| Ok(frame_to_mat(&f)?))).collect::<anyhow::Result<Vec<_>>>()?;
     let mut results = Vec::new();
     for threads in [1, 2] {
-        let classifier = Arc::new(Detector::load(resources.model("onfire_shufflenetv2")?, &DetectorConfig { threads, onnxruntime_lib: None })?);
+        let classifier = Arc::new(Detector::load(resources.model("onfire_shufflenetv2")?, &DetectorConfig { threads, ..DetectorConfig::default() }, 1)?);
         let mut watch = FireWatch::new(&FireConfig::default(), classifier, None).map_err(anyhow::Error::msg)?;
         let mut ms = Vec::new();
         for round in 0..ROUNDS {

@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let resources = Resources::locate();
     let mut results = Vec::new();
     for threads in [1, 2] {
-        let detector = Detector::load(resources.model(model)?, &DetectorConfig { threads, onnxruntime_lib: None })?;
+        let detector = Detector::load(resources.model(model)?, &DetectorConfig { threads, ..DetectorConfig::default() }, 1)?;
         let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input)).map_err(anyhow::Error::msg)?;
         let mut ms = Vec::with_capacity(RUNS);
         for i in 0..WARMUP + RUNS {

@@ -12,7 +12,7 @@ use canh::source::decode_frame;
 fn yolox_nano_finds_the_cars_on_a_real_frame() {
     gst::init().unwrap();
     let manifest = Resources::locate().model("yolox_nano").unwrap();
-    let detector = Detector::load(manifest, &DetectorConfig::default()).unwrap();
+    let detector = Detector::load(manifest, &DetectorConfig::default(), 1).unwrap();
     let caps = input_caps(&detector.manifest().input);
     // Frame 199 (8.3 s) of the arterial: seven cars in view, four of them clear enough for score 0.5.
     let frame = decode_frame(&common::sample("opencv4nodejs_traffic.mp4"), 199, &caps).unwrap();
@@ -37,7 +37,7 @@ fn yolox_nano_finds_the_cars_on_a_real_frame() {
 fn a_model_file_that_does_not_match_its_manifest_is_refused() {
     let mut manifest = Resources::locate().model("yolox_nano").unwrap();
     manifest.sha256 = Some("00".repeat(32));
-    let err = Detector::load(manifest, &DetectorConfig::default()).err().expect("a wrong checksum is an error");
+    let err = Detector::load(manifest, &DetectorConfig::default(), 1).err().expect("a wrong checksum is an error");
     assert!(err.to_string().contains("but its manifest says"), "{err}");
 }
 
@@ -49,7 +49,7 @@ fn a_yolov8_style_model_is_decoded_through_its_manifest() {
     gst::init().unwrap();
     let path = common::repo_root().join("models/fixtures/yolov8_fire_smoke/manifest.toml");
     let manifest = canh::detect::ModelManifest::load(&path).unwrap();
-    let detector = Detector::load(manifest, &DetectorConfig::default()).unwrap();
+    let detector = Detector::load(manifest, &DetectorConfig::default(), 1).unwrap();
     // A 64x64 frame fills the input exactly: boxes in input pixels are boxes in the frame.
     let buffer = gst::Buffer::from_slice(vec![90u8; 64 * 64 * 3]);
     let frame = canh::types::Frame { camera: "fixture".into(), seq: 0, pts: Default::default(), source_run: 0, arrived: std::time::Instant::now(), width: 64, height: 64, stride: 192, buffer };
@@ -64,7 +64,7 @@ fn a_yolov8_style_model_is_decoded_through_its_manifest() {
 #[test]
 fn the_flame_classifier_sees_no_fire_on_a_street() {
     gst::init().unwrap();
-    let detector = Detector::load(Resources::locate().model("onfire_shufflenetv2").unwrap(), &DetectorConfig::default()).unwrap();
+    let detector = Detector::load(Resources::locate().model("onfire_shufflenetv2").unwrap(), &DetectorConfig::default(), 1).unwrap();
     let caps = gst::Caps::builder("video/x-raw").field("format", "BGR").field("width", 224).field("height", 224).build();
     let frame = decode_frame(&common::sample("opencv4nodejs_traffic.mp4"), 199, &caps).unwrap();
     let map = frame.buffer.map_readable().unwrap();

@@ -12,9 +12,9 @@ mod site;
 
 pub use site::run_site;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -121,6 +121,8 @@ struct CameraAnalysis {
     tracker: Tracker,
     min_score: f32,
     counter: LineCounter,
+    /// Lines whose crossings are only counted, not published one by one.
+    counted_only: BTreeSet<String>,
     rules: Rules,
     /// Counts of the current interval.
     interval: CountsTable,
@@ -174,6 +176,7 @@ impl CameraAnalysis {
             interval: CountsTable::new(&lines),
             totals: CountsTable::new(&lines),
             counter: LineCounter::new(lines),
+            counted_only: camera.lines.iter().filter(|l| !l.publish_crossings).map(|l| l.id.clone()).collect(),
             rules: Rules::new(&camera.rules, |names| manifest.resolve_classes(names)),
             violations: camera.rules.iter().map(|r| (r.id.clone(), 0)).collect(),
             interval_start: SystemTime::now(),
@@ -291,6 +294,10 @@ impl CameraAnalysis {
             let class = &self.detector.manifest().labels[crossing.class];
             self.interval.add(&crossing.line, crossing.direction, class);
             self.totals.add(&crossing.line, crossing.direction, class);
+            CameraHealth::count(&self.health.crossings);
+            if self.counted_only.contains(&crossing.line) {
+                continue;
+            }
             let event = CrossingEvent {
                 time: SystemTime::now(),
                 stream_time,
@@ -302,7 +309,6 @@ impl CameraAnalysis {
                 confidence: crossing.confidence,
             };
             let _ = events.send(event.message().seen_at(frame.arrived));
-            CameraHealth::count(&self.health.crossings);
         }
         if self.rules.is_empty() && self.fire.is_none() && self.render_dir.is_none() {
             return;
@@ -471,13 +477,14 @@ enum Change {
     Add(Receiver<Frame>, Box<CameraAnalysis>),
 }
 
-/// The analysis thread: frames from whichever camera has one, until the site closes `changes`
-/// and every source has closed.
+/// The analysis thread: frames from whichever camera has one, up to `parallel_frames` cameras'
+/// frames at once, until the site closes `changes` and every source has closed.
 fn analyse(
     changes: Receiver<Change>,
     events: Sender<Message>,
     inbox: Receiver<(String, Vec<u8>)>,
     counts_interval: Option<Duration>,
+    parallel_frames: usize,
     mut duties: SiteDuties,
     site: Arc<SiteHealth>,
 ) -> Vec<CameraSummary> {
@@ -552,7 +559,11 @@ fn analyse(
             })
         };
         match received {
-            Some((i, Ok(frame))) => states[i].process(&frame, &events),
+            Some((i, Ok(frame))) => {
+                let mut ready = vec![(i, frame)];
+                ready.extend(more_ready(&receivers, i, parallel_frames.saturating_sub(1)));
+                process_side_by_side(&mut states, ready, &events);
+            }
             // The source is gone: publish what this camera counted since the last interval.
             Some((i, Err(_))) => finish(i, &mut receivers, &mut states, &mut finished),
             None => {}
@@ -567,4 +578,44 @@ fn analyse(
         duties.stats_if_due(Instant::now(), &states, finished.len() as u64, &events);
     }
     finished
+}
+
+/// Up to `wanted` frames waiting on other cameras than `first`, one per camera, taking the
+/// cameras after `first` in turn so that none starves.
+fn more_ready(receivers: &[Receiver<Frame>], first: usize, wanted: usize) -> Vec<(usize, Frame)> {
+    let count = receivers.len();
+    (1..count).map(|offset| (first + offset) % count).filter_map(|i| receivers[i].try_recv().ok().map(|frame| (i, frame))).take(wanted).collect()
+}
+
+/// Processes frames of distinct cameras, each on its own thread (the detector has a session
+/// for each); one frame is processed right here.
+fn process_side_by_side(states: &mut [CameraAnalysis], mut ready: Vec<(usize, Frame)>, events: &Sender<Message>) {
+    if let [(i, frame)] = ready.as_slice() {
+        states[*i].process(frame, events);
+        return;
+    }
+    ready.sort_by_key(|(i, _)| *i);
+    let mut frames = ready.into_iter().peekable();
+    let mut work: Vec<(&mut CameraAnalysis, Frame)> = Vec::new();
+    for (i, state) in states.iter_mut().enumerate() {
+        if let Some((_, frame)) = frames.next_if(|(j, _)| *j == i) {
+            work.push((state, frame));
+        }
+    }
+    // Each slot is taken by whoever processes it: a lane thread, or this one when the first
+    // slot's turn comes or a lane thread cannot be started (no frame is lost either way).
+    let slots: Vec<Mutex<Option<(&mut CameraAnalysis, Frame)>>> = work.into_iter().map(|w| Mutex::new(Some(w))).collect();
+    let process = |slot: &Mutex<Option<(&mut CameraAnalysis, Frame)>>| {
+        if let Some((state, frame)) = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+            state.process(&frame, events);
+        }
+    };
+    std::thread::scope(|scope| {
+        for slot in &slots[1..] {
+            if let Err(e) = std::thread::Builder::new().name("analysis-lane".into()).spawn_scoped(scope, move || process(slot)) {
+                tracing::warn!("cannot start an analysis thread, analysing here: {e}");
+            }
+        }
+        slots.iter().for_each(process);
+    });
 }
