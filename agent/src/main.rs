@@ -332,5 +332,5 @@ fn parse_line(index: usize, spec: &str) -> Result<LineConfig> {
     let [x1, y1, x2, y2] = values[..] else {
         bail!("--line '{spec}': expected four numbers X1,Y1,X2,Y2, got {}", values.len());
     };
-    Ok(LineConfig { id: format!("line{index}"), p1: [x1, y1], p2: [x2, y2], classes: None, confirm_frames: 2 })
+    Ok(LineConfig { id: format!("line{index}"), p1: [x1, y1], p2: [x2, y2], classes: None, confirm_frames: 2, publish_crossings: true })
 }

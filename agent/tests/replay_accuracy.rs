@@ -65,3 +65,34 @@ fn highway_cctv_at_5_fps() {
 fn highway_cctv_at_every_frame() {
     assert_close("bgslibrary_video02.avi", 0);
 }
+
+#[test]
+fn a_line_that_only_counts_publishes_no_crossings_and_counts_the_same() {
+    let dir = common::temp_dir("counted-only");
+    let config = dir.join("site.toml");
+    let line = |id: &str, extra: &str| format!("[[cameras.lines]]\nid = \"{id}\"\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\n{extra}\n");
+    std::fs::write(
+        &config,
+        format!(
+            "site = \"t\"\n[[cameras]]\nid = \"arterial\"\nsource = \"{}\"\n{}{}",
+            common::sample("opencv4nodejs_traffic.mp4").display(),
+            line("published", ""),
+            line("counted", "publish_crossings = false")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
+        .args(["replay", "--config", config.to_str().unwrap(), "--input", common::sample("opencv4nodejs_traffic.mp4").to_str().unwrap()])
+        .env("CANH_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let messages: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (summary, crossings) = messages.split_last().unwrap();
+    assert!(crossings.len() > 20, "{} crossings", crossings.len());
+    assert!(crossings.iter().all(|c| c["payload"]["line"] == "published"), "a crossing of the counted-only line was published");
+    let total = |i: usize| ["in", "out"].iter().flat_map(|d| summary["lines"][i][*d].as_object().unwrap().values()).map(|v| v.as_u64().unwrap()).sum::<u64>();
+    assert_eq!(summary["lines"][1]["id"], "counted");
+    assert_eq!((total(0), total(1)), (crossings.len() as u64, crossings.len() as u64));
+}

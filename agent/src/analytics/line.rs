@@ -28,6 +28,13 @@ pub struct LineConfig {
     /// Consecutive analysed frames a track must be seen on the new side before the crossing counts.
     #[serde(default = "default_confirm_frames")]
     pub confirm_frames: u32,
+    /// Publish each crossing as it happens; without, the line is only in the periodic counts.
+    #[serde(default = "default_publish_crossings")]
+    pub publish_crossings: bool,
+}
+
+fn default_publish_crossings() -> bool {
+    true
 }
 
 fn default_confirm_frames() -> u32 {
