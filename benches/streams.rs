@@ -3,11 +3,12 @@
 //! misses its rate or drops frames. Also, on the same stream, the physical limits: decoding alone
 //! and inference alone. Prints a table, writes `target/bench-streams.json`.
 //!
-//!   cargo bench -p canh --bench streams [-- SECONDS_PER_STEP]
+//!   cargo bench -p canh --bench streams [-- [SECONDS_PER_STEP] [--clip NAME] [--cameras K,K,…]]
 //!
-//! The stream: `samples/clips/opencv4nodejs_traffic.mp4` (a multi-lane road seen from above, busy
-//! all the time), scaled to 1280x720 at 25 fps and repeated to 2 minutes, encoded once with x264
-//! (2 Mbit/s) into `target/bench/traffic-720p.mp4`. Needs `target/release/canh` and mosquitto.
+//! The stream: a bundled clip (default `opencv4nodejs_traffic.mp4`, a multi-lane road seen from
+//! above, busy all the time; `intel_car-detection.mp4` is a quieter road where single cars pass),
+//! scaled to 1280x720 at 25 fps and repeated six times, encoded once with x264 (2 Mbit/s) into
+//! `target/bench/{clip}-720p.mp4`. Needs `target/release/canh` and mosquitto.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,28 +31,52 @@ const STREAM_FPS: f64 = 25.0;
 const REPEATS: usize = 6;
 const WARMUP: Duration = Duration::from_secs(8);
 
+struct Options {
+    seconds: u64,
+    clip: String,
+    cameras: Vec<usize>,
+}
+
+impl Options {
+    fn parse() -> anyhow::Result<Options> {
+        let mut options = Options { seconds: 30, clip: "opencv4nodejs_traffic.mp4".into(), cameras: vec![1, 2, 4, 6, 8, 10, 12, 16] };
+        let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--clip" => options.clip = args.next().ok_or_else(|| anyhow::anyhow!("--clip needs a file name from samples/clips"))?,
+                "--cameras" => {
+                    let list = args.next().unwrap_or_default();
+                    options.cameras = list.split(',').map(|k| k.trim().parse()).collect::<Result<_, _>>().map_err(|_| anyhow::anyhow!("--cameras takes numbers like 6,8, not '{list}'"))?;
+                }
+                seconds => options.seconds = seconds.parse().map_err(|_| anyhow::anyhow!("unknown argument '{seconds}'"))?,
+            }
+        }
+        Ok(options)
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::args().skip(1).find(|a| a != "--bench").and_then(|a| a.parse().ok()).unwrap_or(30);
+    let Options { seconds, clip: clip_name, cameras } = Options::parse()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let canh = root.join("target/release/canh");
     anyhow::ensure!(canh.exists(), "build first: cargo build --release");
     gst::init()?;
-    let clip = prepare_clip(&root)?;
-    let clip_seconds = 20.0 * REPEATS as f64;
+    let clip = prepare_clip(&root, &clip_name)?;
+    let (decode_fps, clip_frames) = decode_only(&clip)?;
+    let clip_seconds = clip_frames as f64 / STREAM_FPS;
     let raw_bytes_per_hour = std::fs::metadata(&clip)?.len() as f64 / clip_seconds * 3600.0;
 
-    let decode_fps = decode_only(&clip)?;
     let (inference_ms, inference_fps) = inference_only(&root)?;
     let decode_cameras = decode_fps / STREAM_FPS;
     let inference_cameras = inference_fps / TARGET_FPS;
-    println!("limits on this machine: decoding alone {decode_fps:.0} frames/s = {decode_cameras:.1} streams at 25 fps; inference alone {inference_ms:.1} ms = {inference_fps:.1} frames/s = {inference_cameras:.1} cameras at 5 fps");
+    println!("stream: {clip_name} at 1280x720, 25 fps, {clip_seconds:.0} s\nlimits on this machine: decoding alone {decode_fps:.0} frames/s = {decode_cameras:.1} streams at 25 fps; inference alone {inference_fps:.1} frames/s ({inference_ms:.1} ms each, one per core side by side) = {inference_cameras:.1} cameras at 5 fps");
 
     let mqtt_port = free_port();
     let _broker = Broker::start(mqtt_port, &root.join("target/bench"))?;
     println!("\n{:>3} {:>12} {:>10} {:>8} {:>12} {:>12} {:>7} {:>8} {:>14}", "K", "fps/camera", "min fps", "drops", "skipped", "latency p50", "p99", "CPU %", "peak RSS MB");
     let mut steps = Vec::new();
     let mut best = 0;
-    for k in [1, 2, 4, 6, 8, 10, 12, 16] {
+    for k in cameras {
         // A fresh server for each step: nothing left over from the previous agent's sessions.
         let rtsp_port = free_port();
         let server = serve(&clip, rtsp_port)?;
@@ -71,11 +96,13 @@ fn main() -> anyhow::Result<()> {
             if holds { "" } else { "  <- misses the target" }
         );
         let uplink_share = step.uplink_bytes_per_camera_hour / raw_bytes_per_hour;
+        let counts_only_bytes = step.uplink_bytes_per_camera_hour - step.crossing_bytes_per_camera_hour;
         steps.push(serde_json::json!({
             "cameras": k, "holds_target": holds, "mean_fps": step.mean_fps, "min_fps": step.min_fps, "drop_share": step.drop_share,
             "skipped_share": step.skipped_share, "latency_p50_ms": step.latency_p50_ms, "latency_p99_ms": step.latency_p99_ms,
             "cpu_percent": step.cpu_percent, "peak_rss_mb": step.peak_rss_mb,
             "uplink_bytes_per_camera_hour": step.uplink_bytes_per_camera_hour, "uplink_share_of_raw": uplink_share,
+            "counts_only_bytes_per_camera_hour": counts_only_bytes, "counts_only_share_of_raw": counts_only_bytes / raw_bytes_per_hour,
         }));
         if !holds {
             break;
@@ -84,15 +111,17 @@ fn main() -> anyhow::Result<()> {
     }
     let limit = decode_cameras.min(inference_cameras);
     let last = steps.iter().rev().find(|s| s["holds_target"] == true).or(steps.first()).cloned().unwrap_or_default();
+    let value = |key: &str| last[key].as_f64().unwrap_or(0.0);
     println!(
-        "\nlargest K holding {TARGET_FPS} fps with < 1% drops: {best}; physical limit min(decode, inference) = {limit:.1} cameras; uplink {:.0} bytes per camera-hour = {:.4}% of the raw stream ({:.0} bytes per hour)",
-        last["uplink_bytes_per_camera_hour"].as_f64().unwrap_or(0.0),
-        last["uplink_share_of_raw"].as_f64().unwrap_or(0.0) * 100.0,
-        raw_bytes_per_hour
+        "\nlargest K holding {TARGET_FPS} fps with < 1% drops: {best}; physical limit min(decode, inference) = {limit:.1} cameras\nuplink per camera-hour: {:.0} bytes = {:.4}% of the raw stream ({raw_bytes_per_hour:.0} bytes) with every crossing published; {:.0} bytes = {:.4}% with publish_crossings = false",
+        value("uplink_bytes_per_camera_hour"),
+        value("uplink_share_of_raw") * 100.0,
+        value("counts_only_bytes_per_camera_hour"),
+        value("counts_only_share_of_raw") * 100.0,
     );
     let out = root.join("target/bench-streams.json");
     let report = serde_json::json!({
-        "clip": "opencv4nodejs_traffic.mp4 scaled to 1280x720, 25 fps, x264 2 Mbit/s, repeated to 120 s",
+        "clip": format!("{clip_name} scaled to 1280x720, 25 fps, x264 2 Mbit/s, repeated {REPEATS} times"),
         "seconds_per_step": seconds, "target_fps": TARGET_FPS,
         "decode_only_fps": decode_fps, "inference_only_ms": inference_ms, "inference_only_fps": inference_fps,
         "limit_cameras": limit, "largest_k": best, "raw_bytes_per_hour": raw_bytes_per_hour, "steps": steps,
@@ -107,16 +136,18 @@ fn free_port() -> u16 {
 }
 
 /// The 720p stream, made once.
-fn prepare_clip(root: &Path) -> anyhow::Result<PathBuf> {
+fn prepare_clip(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    let out = dir.join("traffic-720p.mp4");
+    let source = root.join("samples/clips").join(name);
+    anyhow::ensure!(source.is_file(), "no clip {}", source.display());
+    let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("clip");
+    let out = dir.join(format!("{stem}-720p.mp4"));
     if out.exists() {
         return Ok(out);
     }
     println!("encoding {} (once)…", out.display());
-    let source = root.join("samples/clips/opencv4nodejs_traffic.mp4");
-    let branches: String = (0..REPEATS).map(|_| format!(" filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! c.", source.display())).collect();
+    let branches: String = (0..REPEATS).map(|_| format!(" filesrc location=\"{}\" ! decodebin ! video/x-raw ! c.", source.display())).collect();
     let description = format!(
         "concat name=c ! videoconvert ! videoscale ! videorate ! video/x-raw,width=1280,height=720,framerate=25/1 ! x264enc speed-preset=veryfast tune=zerolatency bitrate=2000 key-int-max=50 ! h264parse ! mp4mux ! filesink location=\"{}.part\"{branches}",
         out.display()
@@ -145,36 +176,57 @@ fn run_to_end(pipeline: &gst::Pipeline) -> anyhow::Result<f64> {
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Frames per second GStreamer decodes the stream at, to a fakesink, nothing else running.
-fn decode_only(clip: &Path) -> anyhow::Result<f64> {
-    let pipeline = launch(&format!("filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=sink sync=false signal-handoffs=true", clip.display()))?;
+/// Frames per second the box decodes the stream at, to fakesinks, nothing else running: one
+/// single-threaded decoder per core, as the agent decodes many cameras. Also the clip's frames.
+fn decode_only(clip: &Path) -> anyhow::Result<(f64, u64)> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let decoders: String = (0..cores)
+        .map(|i| format!(" filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 max-threads=1 ! fakesink name=sink{i} sync=false signal-handoffs=true", clip.display()))
+        .collect();
+    let pipeline = launch(&decoders)?;
     let counted = Arc::new(AtomicU64::new(0));
-    let c = counted.clone();
-    pipeline.by_name("sink").expect("named above").connect("handoff", false, move |_| {
-        c.fetch_add(1, Ordering::Relaxed);
-        None
-    });
+    for i in 0..cores {
+        let c = counted.clone();
+        pipeline.by_name(&format!("sink{i}")).expect("named above").connect("handoff", false, move |_| {
+            c.fetch_add(1, Ordering::Relaxed);
+            None
+        });
+    }
     let seconds = run_to_end(&pipeline)?;
-    Ok(counted.load(Ordering::Relaxed) as f64 / seconds)
+    let frames = counted.load(Ordering::Relaxed);
+    Ok((frames as f64 / seconds, frames / cores as u64))
 }
 
-/// Median milliseconds per inference of the default model on a real frame, with the agent's
-/// default threading, and the frames per second that makes.
+/// Inferences per second of the default model on a real frame with every core busy, as the
+/// agent runs it for many cameras (one single-threaded session per core, side by side), and the
+/// median milliseconds of one inference that way.
 fn inference_only(root: &Path) -> anyhow::Result<(f64, f64)> {
-    let detector = Detector::load(Resources::locate().model("yolox_nano")?, &DetectorConfig::default())?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let detector = Detector::load(Resources::locate().model("yolox_nano")?, &DetectorConfig::default(), cores)?;
     let clip = root.join("samples/clips/opencv4nodejs_traffic.mp4");
     let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input)).map_err(anyhow::Error::msg)?;
-    let mut ms = Vec::new();
-    for i in 0..60 {
-        let start = Instant::now();
-        detector.detect(&frame, 0.1)?;
-        if i >= 10 {
-            ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    const WARMUP: usize = 10;
+    const RUNS: usize = 60;
+    let timed = |detector: &Detector| -> anyhow::Result<Vec<f64>> {
+        let mut ms = Vec::new();
+        for i in 0..WARMUP + RUNS {
+            let start = Instant::now();
+            detector.detect(&frame, 0.1)?;
+            if i >= WARMUP {
+                ms.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
         }
-    }
+        Ok(ms)
+    };
+    let started = Instant::now();
+    let per_lane: Vec<anyhow::Result<Vec<f64>>> = std::thread::scope(|scope| {
+        let lanes: Vec<_> = (0..cores).map(|_| scope.spawn(|| timed(&detector))).collect();
+        lanes.into_iter().map(|lane| lane.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an inference thread panicked")))).collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut ms = per_lane.into_iter().collect::<anyhow::Result<Vec<_>>>()?.concat();
     ms.sort_by(f64::total_cmp);
-    let median = ms[ms.len() / 2];
-    Ok((median, 1000.0 / median))
+    Ok((ms[ms.len() / 2], (cores * (WARMUP + RUNS)) as f64 / elapsed))
 }
 
 /// The stream at `rtsp://127.0.0.1:{port}/clip`, from its start for each client, as a camera
@@ -242,6 +294,8 @@ struct Step {
     cpu_percent: f64,
     peak_rss_mb: f64,
     uplink_bytes_per_camera_hour: f64,
+    /// The crossing messages among them, which `publish_crossings = false` leaves out.
+    crossing_bytes_per_camera_hour: f64,
 }
 
 fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, length: Duration) -> anyhow::Result<Step> {
@@ -257,7 +311,7 @@ fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, 
     }
     let config = dir.join("site.toml");
     std::fs::write(&config, site)?;
-    let uplink = Arc::new(AtomicU64::new(0));
+    let uplink = Arc::new(Uplink::default());
     let _subscriber = subscribe(mqtt_port, uplink.clone(), k);
     let mut agent = Command::new(canh)
         .args(["run", "--config", config.to_str().expect("a UTF-8 path")])
@@ -266,10 +320,10 @@ fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, 
         .stderr(std::fs::File::create(dir.join("canh.log"))?)
         .spawn()?;
     std::thread::sleep(WARMUP);
-    let (before, cpu_before, uplink_before) = (scrape(metrics_port)?, cpu_seconds(agent.id())?, uplink.load(Ordering::Relaxed));
+    let (before, cpu_before, uplink_before) = (scrape(metrics_port)?, cpu_seconds(agent.id())?, uplink.read());
     let started = Instant::now();
     std::thread::sleep(length);
-    let (after, cpu_after, uplink_after) = (scrape(metrics_port)?, cpu_seconds(agent.id())?, uplink.load(Ordering::Relaxed));
+    let (after, cpu_after, uplink_after) = (scrape(metrics_port)?, cpu_seconds(agent.id())?, uplink.read());
     let elapsed = started.elapsed().as_secs_f64();
     let peak_rss_mb = peak_rss_kb(agent.id())? / 1024.0;
     let threads = cpu_by_thread(agent.id())?;
@@ -304,12 +358,25 @@ fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, 
         latency_p99_ms: latency(0.99),
         cpu_percent: (cpu_after - cpu_before) / elapsed * 100.0,
         peak_rss_mb,
-        uplink_bytes_per_camera_hour: (uplink_after - uplink_before) as f64 / k as f64 / elapsed * 3600.0,
+        uplink_bytes_per_camera_hour: (uplink_after.0 - uplink_before.0) as f64 / k as f64 / elapsed * 3600.0,
+        crossing_bytes_per_camera_hour: (uplink_after.1 - uplink_before.1) as f64 / k as f64 / elapsed * 3600.0,
     })
 }
 
-/// Counts the bytes (topic and payload) of everything the site publishes.
-fn subscribe(port: u16, bytes: Arc<AtomicU64>, k: usize) -> std::thread::JoinHandle<()> {
+/// Bytes (topic and payload) the site publishes: everything, and the crossing messages among them.
+#[derive(Default)]
+struct Uplink {
+    all: AtomicU64,
+    crossings: AtomicU64,
+}
+
+impl Uplink {
+    fn read(&self) -> (u64, u64) {
+        (self.all.load(Ordering::Relaxed), self.crossings.load(Ordering::Relaxed))
+    }
+}
+
+fn subscribe(port: u16, bytes: Arc<Uplink>, k: usize) -> std::thread::JoinHandle<()> {
     let mut options = rumqttc::MqttOptions::new(format!("bench-uplink-{k}"), "127.0.0.1", port);
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut connection) = rumqttc::Client::new(options, 100);
@@ -320,7 +387,11 @@ fn subscribe(port: u16, bytes: Arc<AtomicU64>, k: usize) -> std::thread::JoinHan
                     let _ = client.try_subscribe("canh/v1/bench/#", rumqttc::QoS::AtMostOnce);
                 }
                 Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
-                    bytes.fetch_add((p.topic.len() + p.payload.len()) as u64, Ordering::Relaxed);
+                    let size = (p.topic.len() + p.payload.len()) as u64;
+                    bytes.all.fetch_add(size, Ordering::Relaxed);
+                    if p.topic.ends_with("/crossing") {
+                        bytes.crossings.fetch_add(size, Ordering::Relaxed);
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => return,
