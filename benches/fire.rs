@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use opencv::prelude::*;
 
-use canh::analytics::fire::{FireConfig, FireWatch};
+use canh::analytics::fire::{FireConfig, FireModels, FireWatch};
 use canh::config::Resources;
 use canh::detect::{Detector, DetectorConfig, input_caps};
 use canh::render::frame_to_mat;
@@ -30,8 +30,10 @@ fn main() -> anyhow::Result<()> {
     let frames = (0..FRAMES).map(|i| decode_frame(&clip, i * 12, &caps).map_err(anyhow::Error::msg).and_then(|f| Ok(frame_to_mat(&f)?))).collect::<anyhow::Result<Vec<_>>>()?;
     let mut results = Vec::new();
     for threads in [1, 2] {
-        let classifier = Arc::new(Detector::load(resources.model("onfire_shufflenetv2")?, &DetectorConfig { threads, ..DetectorConfig::default() }, 1)?);
-        let mut watch = FireWatch::new(&FireConfig::default(), classifier, None).map_err(anyhow::Error::msg)?;
+        let load = |model: &str| -> anyhow::Result<Arc<Detector>> { Ok(Arc::new(Detector::load(resources.model(model)?, &DetectorConfig { threads, ..DetectorConfig::default() }, 1)?)) };
+        let config = FireConfig::default();
+        let models = FireModels { flames: load(&config.classifier)?, smoke: config.smoke_model().map(load).transpose()?, detector: None };
+        let mut watch = FireWatch::new(&config, models).map_err(anyhow::Error::msg)?;
         let mut ms = Vec::new();
         for round in 0..ROUNDS {
             for (i, frame) in frames.iter().enumerate() {

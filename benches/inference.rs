@@ -1,5 +1,6 @@
 //! Inference-only speed of a model on a real frame: ONNX Runtime, preprocessing, decode and NMS,
-//! as the agent runs them per analysed frame. Prints a line per thread count and writes JSON.
+//! as the agent runs them per analysed frame (a heat-map model such as `smoke_cells`: the whole
+//! frame's map). Prints a line per thread count and writes JSON.
 //!
 //!   cargo bench -p canh --bench inference [-- MODEL CLIP]
 
@@ -8,7 +9,8 @@ use std::time::Instant;
 use gstreamer as gst;
 
 use canh::config::Resources;
-use canh::detect::{Detector, DetectorConfig, input_caps};
+use canh::detect::{Detector, DetectorConfig, OutputDecoder, input_caps};
+use canh::render::frame_to_mat;
 use canh::source::decode_frame;
 
 const WARMUP: usize = 5;
@@ -25,10 +27,16 @@ fn main() -> anyhow::Result<()> {
     for threads in [1, 2] {
         let detector = Detector::load(resources.model(model)?, &DetectorConfig { threads, ..DetectorConfig::default() }, 1)?;
         let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input)).map_err(anyhow::Error::msg)?;
+        let image = frame_to_mat(&frame)?;
+        let heatmap = detector.manifest().output.decoder == OutputDecoder::Heatmap;
         let mut ms = Vec::with_capacity(RUNS);
         for i in 0..WARMUP + RUNS {
             let start = Instant::now();
-            detector.detect(&frame, 0.1)?;
+            if heatmap {
+                detector.heatmap(&image)?;
+            } else {
+                detector.detect(&frame, 0.1)?;
+            }
             if i >= WARMUP {
                 ms.push(start.elapsed().as_secs_f64() * 1000.0);
             }

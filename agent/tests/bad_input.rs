@@ -78,6 +78,8 @@ fn cases(dir: &Path) -> Vec<(&'static str, String, String)> {
         ("degenerate speed calibration", replace("[cameras.rules.wrong_way]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = 0\n", "[cameras.rules.speeding]\nlimit_kmh = 50\ncalibration = { image = [[0.1, 0.5], [0.2, 0.5], [0.3, 0.5], [0.4, 0.5]], ground_m = [[0, 0], [10, 0], [10, 3], [0, 3]] }\n"), s("cameras[0].rules[0].speeding.calibration")),
         ("red light without a signal", replace("[cameras.rules.wrong_way]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = 0\n", "[cameras.rules.red_light]\np1 = [0.1, 0.5]\np2 = [0.9, 0.5]\n"), s("signal")),
         ("fire classifier that is a detector", append("\n[cameras.fire]\nclassifier = \"yolox_nano\"\n"), s("cameras[0].fire.classifier")),
+        ("smoke model that is a flame classifier", append("\n[cameras.fire]\nsmoke_model = \"onfire_shufflenetv2\"\n"), s("cameras[0].fire.smoke_model")),
+        ("smoke model that does not exist", append("\n[cameras.fire]\nsmoke_model = \"smoke_v9\"\n"), s("cameras[0].fire.smoke_model")),
         ("broker URL with another scheme", replace("url = \"mqtt://127.0.0.1:1883\"", "url = \"http://127.0.0.1:1883\""), s("mqtt.url")),
         ("keep-alive too short", replace("url = \"mqtt://127.0.0.1:1883\"", "url = \"mqtt://127.0.0.1:1883\"\nkeep_alive_s = 1"), s("mqtt.keep_alive_s")),
         ("unreadable password file", replace("url = \"mqtt://127.0.0.1:1883\"", &format!("url = \"mqtt://127.0.0.1:1883\"\nusername = \"canh\"\npassword_file = \"{}\"", unreadable.display())), s("mqtt.password")),

@@ -73,3 +73,45 @@ fn the_flame_classifier_sees_no_fire_on_a_street() {
     assert!(p[0] < 0.1 && (p[0] - p[1]).abs() < 1e-5, "{p:?}");
     assert!(detector.detect(&frame, 0.5).is_err(), "a classifier has no boxes");
 }
+
+/// The smoke model (`models/smoke_cells`, trained by `training/smoke`): one probability per
+/// 16-pixel cell of the frame, padding cells included.
+#[test]
+fn the_smoke_model_gives_a_heat_map_of_the_frame() {
+    gst::init().unwrap();
+    let detector = Detector::load(Resources::locate().model("smoke_cells").unwrap(), &DetectorConfig::default(), 1).unwrap();
+    let frame = decode_frame(&common::sample("opencv4nodejs_traffic.mp4"), 199, &input_caps(&detector.manifest().input)).unwrap();
+    let image = canh::render::frame_to_mat(&frame).unwrap();
+    let map = detector.heatmap(&image).unwrap();
+    // 416x234 runs at 416x256 (multiples of 32): 26 x 16 cells, of which 15 rows show the frame.
+    assert_eq!((map.cols, map.rows, map.values.len()), (26, 16, 26 * 16));
+    assert!(map.values.iter().all(|p| (0.0..=1.0).contains(p)), "{:?}", map.values);
+    assert!(map.hot_cells(0.0).all(|(cell, _)| cell.center().y < 1.0), "a padding cell counted");
+    assert_eq!(map.hot_cells(0.0).count(), 26 * 15);
+    assert!(detector.detect(&frame, 0.5).is_err(), "a heat map has no boxes");
+}
+
+/// On a lookout camera's view the smoke model was not trained on (a validation scene of
+/// `training/smoke`), the plume's cells reach the model's threshold and no other cell does; on
+/// the same view before the fire, none does. Needs `../shared` (the images do not ship).
+#[test]
+fn the_smoke_model_marks_the_plume_in_an_unseen_lookout_view() {
+    gst::init().unwrap();
+    let images = common::repo_root().join("../shared/datasets/aiformankind_hpwren_smoke/images");
+    if !images.is_dir() {
+        println!("skipped: {} is absent (training images never ship)", images.display());
+        return;
+    }
+    let detector = Detector::load(Resources::locate().model("smoke_cells").unwrap(), &DetectorConfig::default(), 1).unwrap();
+    let threshold = detector.manifest().score_threshold;
+    let hot = |name: &str| -> Vec<canh::types::BBox> {
+        let image = opencv::imgcodecs::imread(images.join(name).to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR).unwrap();
+        detector.heatmap(&image).unwrap().hot_cells(threshold).map(|(cell, _)| cell).collect()
+    };
+    // Its annotation: the plume's box, normalized.
+    let plume = canh::types::BBox { x1: 0.781, y1: 0.540, x2: 0.894, y2: 0.617 };
+    let smoke = hot("ck0t1zwemkseu08636i7fpksi.jpeg");
+    assert!(!smoke.is_empty(), "no cell reached {threshold} on the plume");
+    assert!(smoke.iter().all(|cell| cell.intersection(&plume) > 0.0), "hot cells off the plume: {smoke:?}");
+    assert_eq!(hot("ck0rp9ceo4fft0838x66r246f.jpeg"), vec![], "hot cells before the fire");
+}

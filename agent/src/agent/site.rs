@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 
 use super::duties::SiteDuties;
 use super::{CameraAnalysis, Change, FRAME_QUEUE, INBOX_QUEUE, Mode, RunSummary, analyse};
-use crate::analytics::fire::FireWatch;
+use crate::analytics::fire::{FireModels, FireWatch};
 use crate::config::{CameraConfig, Resources, SiteConfig};
 use crate::detect::{Detector, input_caps};
 use crate::events::archive::EvidenceArchive;
@@ -169,9 +169,12 @@ impl Site<'_> {
         let detector = self.detector(&camera.model)?;
         let fire = match &camera.fire {
             Some(fire) => {
-                let classifier = self.detector(&fire.classifier)?;
-                let fire_detector = fire.detector.as_deref().map(|d| self.detector(d)).transpose()?;
-                Some(FireWatch::new(fire, classifier, fire_detector).map_err(|e| anyhow::anyhow!("camera {}: fire analytics: {e}", camera.id))?)
+                let models = FireModels {
+                    flames: self.detector(&fire.classifier)?,
+                    smoke: fire.smoke_model().map(|m| self.detector(m)).transpose()?,
+                    detector: fire.detector.as_deref().map(|d| self.detector(d)).transpose()?,
+                };
+                Some(FireWatch::new(fire, models).map_err(|e| anyhow::anyhow!("camera {}: fire analytics: {e}", camera.id))?)
             }
             None => None,
         };

@@ -191,11 +191,13 @@ impl SiteConfig {
             }
             if let Some(fire) = &camera.fire {
                 fire.validate(&format!("{path}.fire"), &mut errors);
-                let classifier = resources.model(&fire.classifier).map(|m| m.output.decoder == OutputDecoder::Probability);
-                match classifier {
-                    Ok(true) => {}
-                    Ok(false) => errors.push(ConfigError::new(format!("{path}.fire.classifier"), format!("model '{}' is not an image classifier (output decoder 'probability')", fire.classifier))),
-                    Err(e) => errors.push(ConfigError::new(format!("{path}.fire.classifier"), e.to_string())),
+                let models = [("classifier", Some(fire.classifier.as_str()), OutputDecoder::Probability, "an image classifier (output decoder 'probability')"), ("smoke_model", fire.smoke_model(), OutputDecoder::Heatmap, "a heat-map model (output decoder 'heatmap')")];
+                for (key, name, decoder, what) in models.into_iter().filter_map(|(key, name, decoder, what)| Some((key, name?, decoder, what))) {
+                    match resources.model(name).map(|m| m.output.decoder == decoder) {
+                        Ok(true) => {}
+                        Ok(false) => errors.push(ConfigError::new(format!("{path}.fire.{key}"), format!("model '{name}' is not {what}"))),
+                        Err(e) => errors.push(ConfigError::new(format!("{path}.fire.{key}"), e.to_string())),
+                    }
                 }
                 if let Some(name) = &fire.detector {
                     match resources.model(name).map(|m| m.output.decoder == OutputDecoder::Probability) {

@@ -24,6 +24,9 @@ pub enum OutputDecoder {
     Yolov8,
     /// An image classifier: `[N, 1]`, the probability of the one class per input image.
     Probability,
+    /// A dense classifier: `[1, 1, H / stride, W / stride]`, the probability of the one class
+    /// for each cell of the input (one stride in `strides`).
+    Heatmap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -83,7 +86,7 @@ impl InputSpec {
 pub struct OutputSpec {
     pub name: String,
     pub decoder: OutputDecoder,
-    /// Grid strides (`yolox` only).
+    /// Grid strides (`yolox`; `heatmap`: exactly one).
     #[serde(default)]
     pub strides: Vec<u32>,
 }
@@ -164,6 +167,9 @@ impl ModelManifest {
         }
         if file.output.decoder == OutputDecoder::Yolox && file.output.strides.is_empty() {
             return Err(invalid("output.strides must name at least one stride for the yolox decoder".into()));
+        }
+        if file.output.decoder == OutputDecoder::Heatmap && (file.output.strides.len() != 1 || file.output.strides[0] == 0) {
+            return Err(invalid("output.strides must name exactly one positive stride for the heatmap decoder".into()));
         }
         Ok(ModelManifest {
             name: file.name,

@@ -112,6 +112,31 @@ fn ort_environment(library: &Path) -> Result<ort::environment::Environment, Dete
     .map_err(DetectError::Runtime)
 }
 
+/// A heat-map model's output: the probability of each cell, row by row. Cells past the frame's
+/// edge (padding) are included; `cell_width`/`cell_height` are a cell's size in normalized frame
+/// coordinates.
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    pub values: Vec<f32>,
+    pub cols: usize,
+    pub rows: usize,
+    pub cell_width: f32,
+    pub cell_height: f32,
+}
+
+impl Heatmap {
+    /// Each cell at or above `threshold` whose centre lies in the frame: its box (normalized) and
+    /// probability.
+    pub fn hot_cells(&self, threshold: f32) -> impl Iterator<Item = (crate::types::BBox, f32)> + '_ {
+        self.values.iter().enumerate().filter(move |(_, p)| **p >= threshold).filter_map(|(i, &p)| {
+            let (col, row) = ((i % self.cols) as f32, (i / self.cols) as f32);
+            let b = crate::types::BBox { x1: col * self.cell_width, y1: row * self.cell_height, x2: (col + 1.0) * self.cell_width, y2: (row + 1.0) * self.cell_height };
+            let centre = b.center();
+            (centre.x < 1.0 && centre.y < 1.0).then_some((b, p))
+        })
+    }
+}
+
 /// A model loaded into one ONNX Runtime session per lane, each with a reusable input tensor.
 pub struct Detector {
     manifest: ModelManifest,
@@ -188,19 +213,48 @@ impl Detector {
 
     /// As [`Detector::detect`], on an OpenCV BGR image of any size (scaled down to fit the input).
     pub fn detect_mat(&self, image: &opencv::core::Mat, min_score: f32) -> Result<Vec<Detection>, DetectError> {
+        self.with_fitted_bgr(image, |bgr, width, height, stride| self.detect_bgr(bgr, width, height, stride, min_score))
+    }
+
+    /// For a `heatmap` model: the probability of each cell of an OpenCV BGR image of any size
+    /// (scaled down to fit the input).
+    pub fn heatmap(&self, image: &opencv::core::Mat) -> Result<Heatmap, DetectError> {
+        let m = &self.manifest;
+        let model_err = |message: String| DetectError::Model { model: m.name.clone(), message };
+        if m.output.decoder != OutputDecoder::Heatmap {
+            return Err(model_err("not a heat-map model (output decoder is not 'heatmap')".into()));
+        }
+        let cell = m.output.strides[0];
+        self.with_fitted_bgr(image, |bgr, width, height, stride| {
+            let mut state = self.lane();
+            let SessionState { session, input } = &mut *state;
+            let (input_width, input_height) = m.input.fitted(width, height);
+            input.resize(3 * (input_width * input_height) as usize, 0.0);
+            let place = fill_tensor(&m.input, (input_width, input_height), input, bgr, width, height, stride);
+            let values = infer(session, m, (input_width, input_height), 1, input)?;
+            let (cols, rows) = ((input_width / cell) as usize, (input_height / cell) as usize);
+            if values.len() != cols * rows {
+                return Err(model_err(format!("output has {} values, expected {rows}x{cols} cells of {cell} pixels", values.len())));
+            }
+            Ok(Heatmap { values, cols, rows, cell_width: cell as f32 / place.width, cell_height: cell as f32 / place.height })
+        })
+    }
+
+    /// Runs `f` on the image's packed BGR pixels, scaled down first where it exceeds the input.
+    fn with_fitted_bgr<T>(&self, image: &opencv::core::Mat, f: impl FnOnce(&[u8], u32, u32, usize) -> Result<T, DetectError>) -> Result<T, DetectError> {
         use opencv::prelude::*;
         let model_err = |e: opencv::Error| DetectError::Model { model: self.manifest.name.clone(), message: e.to_string() };
         let spec = &self.manifest.input;
         let fit = (spec.width as f64 / image.cols() as f64).min(spec.height as f64 / image.rows() as f64).min(1.0);
         if fit >= 1.0 && image.is_continuous() {
             let bytes = image.data_bytes().map_err(model_err)?;
-            return self.detect_bgr(bytes, image.cols() as u32, image.rows() as u32, image.cols() as usize * 3, min_score);
+            return f(bytes, image.cols() as u32, image.rows() as u32, image.cols() as usize * 3);
         }
         let mut scaled = opencv::core::Mat::default();
         let size = opencv::core::Size::new((image.cols() as f64 * fit) as i32, (image.rows() as f64 * fit) as i32);
         opencv::imgproc::resize(image, &mut scaled, size, 0.0, 0.0, opencv::imgproc::INTER_AREA).map_err(model_err)?;
         let bytes = scaled.data_bytes().map_err(model_err)?;
-        self.detect_bgr(bytes, scaled.cols() as u32, scaled.rows() as u32, scaled.cols() as usize * 3, min_score)
+        f(bytes, scaled.cols() as u32, scaled.rows() as u32, scaled.cols() as usize * 3)
     }
 
     /// As [`Detector::detect`], on a packed BGR image already scaled to fit the model input.
@@ -218,7 +272,7 @@ impl Detector {
                 yolox::decode(data, m.labels.len(), input_width, input_height, &m.output.strides, &place, min_score).map_err(model_err)?
             }
             OutputDecoder::Yolov8 => yolov8::decode(data, m.labels.len(), &place, min_score).map_err(model_err)?,
-            OutputDecoder::Probability => return Err(model_err("an image classifier has no boxes to detect".into())),
+            OutputDecoder::Probability | OutputDecoder::Heatmap => return Err(model_err("a classifier has no boxes to detect".into())),
         };
         Ok(nms(raw, m.nms_iou, &m.merge_classes))
     }

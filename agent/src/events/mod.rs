@@ -273,6 +273,7 @@ impl FireMessage<'_> {
             colour: round(t.evidence.scores.colour),
             flicker: round(t.evidence.scores.flicker),
             smoke: round(t.evidence.scores.smoke),
+            smoke_model: t.evidence.scores.smoke_model.map(round),
             detector: t.evidence.scores.detector.map(round),
         };
         let payload = FirePayload {

@@ -17,16 +17,16 @@ use crate::types::BBox;
 /// tile, which the classifier sees far better than a fiftieth of the whole frame.
 const TILE_OF_HEIGHT: f64 = 0.5;
 
-/// An image region handed to the classifier, and its place in the frame.
+/// An image region handed to a classifier, its place in the frame and the probability it gave.
 pub struct Tile {
     pub rect: Rect,
-    pub p_fire: f32,
+    pub p: f32,
 }
 
-/// Runs the flame classifier on the whole frame (`tiles[0]`) and on tiles covering `area`.
-pub fn classify_tiles(classifier: &Detector, frame: &Mat, area: Rect) -> Result<Vec<Tile>, String> {
+/// Squares of half the frame height covering `area`, evenly spread, overlapping where the area
+/// is not a whole number of them.
+pub fn tile_rects(frame: &Mat, area: Rect) -> Vec<Rect> {
     let side = ((frame.rows() as f64 * TILE_OF_HEIGHT).round() as i32).clamp(16, frame.rows().min(frame.cols()));
-    let mut rects = vec![Rect::new(0, 0, frame.cols(), frame.rows())];
     let starts = |from: i32, len: i32| -> Vec<i32> {
         if len <= side {
             return vec![(from + len / 2 - side / 2).max(0)];
@@ -34,11 +34,17 @@ pub fn classify_tiles(classifier: &Detector, frame: &Mat, area: Rect) -> Result<
         let n = (len + side - 1) / side;
         (0..n).map(|i| from + i * (len - side) / (n - 1).max(1)).collect()
     };
+    let mut rects = Vec::new();
     for y in starts(area.y, area.height) {
         for x in starts(area.x, area.width) {
             rects.push(Rect::new(x.min(frame.cols() - side), y.min(frame.rows() - side), side, side));
         }
     }
+    rects
+}
+
+/// Runs an image classifier on each of `rects`, each resized to the model's input, in one batch.
+pub fn classify_tiles(classifier: &Detector, frame: &Mat, rects: Vec<Rect>) -> Result<Vec<Tile>, String> {
     let input = &classifier.manifest().input;
     let size = Size::new(input.width as i32, input.height as i32);
     let mut images = Vec::with_capacity(rects.len());
@@ -49,7 +55,7 @@ pub fn classify_tiles(classifier: &Detector, frame: &Mat, area: Rect) -> Result<
     }
     let bytes: Vec<&[u8]> = images.iter().map(|m| m.data_bytes()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     let p = classifier.classify(&bytes).map_err(|e: DetectError| e.to_string())?;
-    Ok(rects.into_iter().zip(p).map(|(rect, p_fire)| Tile { rect, p_fire }).collect())
+    Ok(rects.into_iter().zip(p).map(|(rect, p)| Tile { rect, p }).collect())
 }
 
 /// Fire-coloured pixels: red to yellow hue, saturated and bright, or the near-white core of a

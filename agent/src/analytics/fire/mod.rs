@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::geometry::{Polygon, check_zone};
 use crate::config::{ConfigError, check_id};
-use crate::detect::Detector;
+use crate::detect::{Detector, Heatmap};
 use crate::types::BBox;
-use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, largest_blob_in, zone_mask};
+use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, largest_blob_in, tile_rects, zone_mask};
 use temporal::Incident;
 
 /// What a watch zone is, and so what its alerts are called.
@@ -73,6 +73,17 @@ pub struct FireConfig {
     /// Whether to look for smoke.
     #[serde(default = "default_true")]
     pub smoke: bool,
+    /// The smoke model (a `heatmap` model: P(smoke) per cell of the frame); "" for none, which
+    /// leaves the grey-foreground cue alone.
+    #[serde(default = "default_smoke_model")]
+    pub smoke_model: String,
+    /// Smoke model probability at which a cell shows smoke (0..1). Default: the model's
+    /// `score_threshold`.
+    pub smoke_threshold: Option<f32>,
+    /// Share of the smoke evidence frames in which the smoke model must agree for `confirmed`
+    /// (0..1); `suspected` needs only the grey-foreground cue.
+    #[serde(default = "default_smoke_confirm_model_share")]
+    pub smoke_confirm_model_share: f32,
     /// Smallest smoke candidate, as a share of the frame (0..1).
     #[serde(default = "default_min_smoke_area")]
     pub min_smoke_area: f32,
@@ -102,6 +113,12 @@ pub struct FireConfig {
 
 fn default_classifier() -> String {
     "onfire_shufflenetv2".into()
+}
+fn default_smoke_confirm_model_share() -> f32 {
+    0.3
+}
+fn default_smoke_model() -> String {
+    "smoke_cells".into()
 }
 fn default_flame_threshold() -> f32 {
     0.9
@@ -150,6 +167,11 @@ impl Default for FireConfig {
 }
 
 impl FireConfig {
+    /// The smoke model's name, when smoke is watched with one.
+    pub fn smoke_model(&self) -> Option<&str> {
+        (self.smoke && !self.smoke_model.is_empty()).then_some(self.smoke_model.as_str())
+    }
+
     pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         let mut ids = std::collections::HashSet::new();
         for (i, zone) in self.zones.iter().enumerate() {
@@ -169,6 +191,8 @@ impl FireConfig {
             ("min_flicker", self.min_flicker),
             ("min_smoke_area", self.min_smoke_area),
             ("min_fraction", self.min_fraction),
+            ("smoke_threshold", self.smoke_threshold.unwrap_or(0.5)),
+            ("smoke_confirm_model_share", self.smoke_confirm_model_share),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 errors.push(ConfigError::new(format!("{path}.{key}"), format!("must be within 0..1, got {value}")));
@@ -203,11 +227,25 @@ impl FireConfig {
             min_fraction: self.min_fraction,
             max_gap: s(2.0_f32.max(suspect_after_s)),
             min_flicker,
+            min_model_share: 0.0,
             update_interval: s(self.update_interval_s),
             clear_after: s(self.clear_after_s),
             cooldown: s(self.cooldown_s),
         }
     }
+}
+
+/// Smoke evidence: the grey-foreground blob (a part of the scene that changed and stays), with
+/// the smoke model's best cell inside it and the zone when that reaches `threshold` (the model
+/// agrees). The blob alone can raise `suspected`; `confirmed` needs the model to agree often
+/// enough (`smoke_confirm_model_share`): the blob fires on anything grey that moves in, the model
+/// alone on haze and cloud banks that never change.
+fn smoke_where_it_changed(map: Option<&Heatmap>, threshold: f32, zone: &Polygon, blob: Option<(BBox, f32)>) -> Option<Evidence> {
+    let (region, share) = blob?;
+    let agreed = map.and_then(|map| {
+        map.hot_cells(threshold).filter(|(cell, _)| zone.contains(cell.center()) && region.intersection(cell) > 0.0).map(|(_, p)| p).reduce(f32::max)
+    });
+    Some(Evidence { region, scores: Scores { smoke: share, smoke_model: agreed, ..Default::default() } })
 }
 
 /// One alert-worthy change, ready for the events stage.
@@ -237,13 +275,23 @@ impl WatchZone {
     }
 }
 
+/// The models a fire watch runs (loaded by the site, shared between cameras).
+pub struct FireModels {
+    /// Flames, on the frame and its tiles (`classifier`).
+    pub flames: Arc<Detector>,
+    /// Smoke, per cell of the frame (`smoke_model`).
+    pub smoke: Option<Arc<Detector>>,
+    /// Fire and smoke boxes (`detector`).
+    pub detector: Option<Arc<Detector>>,
+}
+
 /// One camera's fire and smoke analytics.
 pub struct FireWatch {
     config: FireConfig,
     zones: Vec<WatchZone>,
     masks: Vec<Polygon>,
-    classifier: Arc<Detector>,
-    detector: Option<Arc<Detector>>,
+    models: FireModels,
+    smoke_threshold: f32,
     smoke: SmokeCue,
     previous_fire: Option<Mat>,
     /// The zones' pixel masks for the current frame size (frames keep their size).
@@ -284,9 +332,12 @@ impl ZoneMasks {
 }
 
 impl FireWatch {
-    pub fn new(config: &FireConfig, classifier: Arc<Detector>, detector: Option<Arc<Detector>>) -> Result<FireWatch, String> {
+    pub fn new(config: &FireConfig, models: FireModels) -> Result<FireWatch, String> {
         let flames = config.persistence(config.flame_suspect_after_s, config.flame_confirm_after_s, config.min_flicker);
-        let smoke = config.persistence(config.smoke_suspect_after_s, config.smoke_confirm_after_s, 0.0);
+        let mut smoke = config.persistence(config.smoke_suspect_after_s, config.smoke_confirm_after_s, 0.0);
+        if models.smoke.is_some() {
+            smoke.min_model_share = config.smoke_confirm_model_share;
+        }
         let whole_frame = [FireZoneConfig { id: "frame".into(), kind: FireKind::Fire, zone: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]] }];
         let zone_configs = if config.zones.is_empty() { &whole_frame[..] } else { &config.zones[..] };
         let zones = zone_configs
@@ -297,8 +348,8 @@ impl FireWatch {
             config: config.clone(),
             zones,
             masks: config.masks.iter().map(|m| Polygon::new(m)).collect(),
-            classifier,
-            detector,
+            smoke_threshold: config.smoke_threshold.or(models.smoke.as_ref().map(|m| m.manifest().score_threshold)).unwrap_or(0.5),
+            models,
             smoke: SmokeCue::new().map_err(|e| e.to_string())?,
             previous_fire: None,
             masks_cache: None,
@@ -320,29 +371,34 @@ impl FireWatch {
         let cache = self.masks_cache.as_ref().expect("set above");
         let flame_area = self.zones.iter().zip(&cache.rects).filter(|(z, _)| z.kind != FireKind::Smoke).map(|(_, r)| *r).reduce(|a, b| a | b);
         let tiles = match flame_area {
-            Some(area) => classify_tiles(&self.classifier, frame, area)?,
+            Some(area) => classify_tiles(&self.models.flames, frame, [Rect::new(0, 0, frame.cols(), frame.rows())].into_iter().chain(tile_rects(frame, area)).collect())?,
             None => Vec::new(),
         };
-        tracing::debug!(tiles = ?tiles.iter().map(|t| (t.rect.x, t.rect.y, (t.p_fire * 100.0) as i32)).collect::<Vec<_>>(), "flame tiles");
+        tracing::debug!(tiles = ?tiles.iter().map(|t| (t.rect.x, t.rect.y, (t.p * 100.0) as i32)).collect::<Vec<_>>(), "flame tiles");
         let fire = fire_colour_mask(frame).map_err(cv)?;
         let previous_fire = self.previous_fire.take();
-        let detections = match &self.detector {
+        let detections = match &self.models.detector {
             Some(d) => d.detect_mat(frame, d.manifest().score_threshold).map_err(|e| e.to_string())?,
             None => Vec::new(),
         };
 
         let mut events = Vec::new();
         let smoke_blob = if self.config.smoke { self.smoke.observe(frame, &cache.watched, objects, self.config.min_smoke_area).map_err(cv)? } else { None };
+        // The model only judges a candidate: a still scene costs it nothing.
+        let smoke_map = match (&self.models.smoke, smoke_blob) {
+            (Some(model), Some(_)) => Some(model.heatmap(frame).map_err(|e| e.to_string())?),
+            _ => None,
+        };
 
         for ((zone, allowed), &rect) in self.zones.iter_mut().zip(&cache.zones).zip(&cache.rects) {
             let mut flame_evidence = None;
             if zone.kind != FireKind::Smoke {
                 let mut zone_fire = Mat::default();
                 opencv::core::bitwise_and(&fire, allowed, &mut zone_fire, &opencv::core::no_array()).map_err(cv)?;
-                let hot: Vec<&cues::Tile> = tiles[1..].iter().filter(|t| t.p_fire >= self.config.flame_threshold && (t.rect & rect).area() > 0).collect();
+                let hot: Vec<&cues::Tile> = tiles[1..].iter().filter(|t| t.p >= self.config.flame_threshold && (t.rect & rect).area() > 0).collect();
                 let (search, flame) = match hot.iter().map(|t| t.rect & rect).reduce(|a, b| a | b) {
-                    Some(search) => (Some(search), hot.iter().map(|t| t.p_fire).fold(0.0, f32::max)),
-                    None if tiles.first().is_some_and(|t| t.p_fire >= self.config.flame_threshold) => (Some(rect), tiles[0].p_fire),
+                    Some(search) => (Some(search), hot.iter().map(|t| t.p).fold(0.0, f32::max)),
+                    None if tiles.first().is_some_and(|t| t.p >= self.config.flame_threshold) => (Some(rect), tiles[0].p),
                     None => (None, 0.0),
                 };
                 if let Some(search) = search {
@@ -365,12 +421,11 @@ impl FireWatch {
                     }
                 }
             }
-            let mut smoke_evidence = smoke_blob
-                .filter(|(b, _)| zone.polygon.contains(b.center()))
-                .map(|(region, area)| Evidence { region, scores: Scores { smoke: area, ..Default::default() } });
+            let blob = smoke_blob.filter(|(b, _)| zone.polygon.contains(b.center()));
+            let mut smoke_evidence = smoke_where_it_changed(smoke_map.as_ref(), self.smoke_threshold, &zone.polygon, blob);
             // A detector model's boxes are evidence of their own; they also score the cues' evidence.
             for d in &detections {
-                let label = self.detector.as_ref().map(|m| m.manifest().labels[d.class].as_str()).unwrap_or_default();
+                let label = self.models.detector.as_ref().map(|m| m.manifest().labels[d.class].as_str()).unwrap_or_default();
                 if !zone.polygon.contains(d.bbox.center()) {
                     continue;
                 }

@@ -23,6 +23,9 @@ pub struct Persistence {
     pub max_gap: Duration,
     /// Mean flicker over the run needed to confirm (0 for smoke).
     pub min_flicker: f32,
+    /// Share of the run's evidence frames in which the smoke model agreed, needed to confirm
+    /// (0 for flames, and for smoke without a smoke model).
+    pub min_model_share: f32,
     pub update_interval: Duration,
     pub clear_after: Duration,
     pub cooldown: Duration,
@@ -37,8 +40,12 @@ pub struct Scores {
     pub colour: f32,
     /// Share of fire-coloured pixels that changed since the last analysed frame (0..1).
     pub flicker: f32,
-    /// Share of the frame covered by the smoke candidate (0..1).
+    /// Share of the frame covered by the grey-foreground smoke candidate (0..1).
     pub smoke: f32,
+    /// Smoke model probability (0..1) of the best cell in the smoke candidate, when one is
+    /// configured and it reached the model's threshold there (the model agrees).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoke_model: Option<f32>,
     /// Best score of a fire/smoke detector model, when one is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detector: Option<f32>,
@@ -79,6 +86,7 @@ struct Run {
     frames: u32,
     positives: u32,
     flicker_sum: f32,
+    model_votes: u32,
     last_positive: Duration,
     last_evidence: Evidence,
 }
@@ -113,11 +121,20 @@ impl Incident {
             if let Some(e) = evidence {
                 run.positives += 1;
                 run.flicker_sum += e.scores.flicker;
+                run.model_votes += u32::from(e.scores.smoke_model.is_some());
                 run.last_positive = now;
                 run.last_evidence = e;
             }
         } else if let Some(e) = evidence {
-            self.run = Some(Run { start: now, frames: 1, positives: 1, flicker_sum: e.scores.flicker, last_positive: now, last_evidence: e });
+            self.run = Some(Run {
+                start: now,
+                frames: 1,
+                positives: 1,
+                flicker_sum: e.scores.flicker,
+                model_votes: u32::from(e.scores.smoke_model.is_some()),
+                last_positive: now,
+                last_evidence: e,
+            });
         }
         let run = self.run.as_ref()?;
         let gap = now.saturating_sub(run.last_positive);
@@ -141,7 +158,8 @@ impl Incident {
             let lasted = now.saturating_sub(run.start);
             // A fire/smoke detector model's word stands in for flicker: it has seen the flames.
             let flickering = run.flicker_sum / run.positives.max(1) as f32 >= p.min_flicker || run.last_evidence.scores.detector.is_some();
-            let stage = if active.confirmed_at.is_none() && holding && lasted >= p.confirm_after && flickering {
+            let model_agrees = run.model_votes as f32 >= p.min_model_share * run.positives as f32;
+            let stage = if active.confirmed_at.is_none() && holding && lasted >= p.confirm_after && flickering && model_agrees {
                 active.confirmed_at = Some(now);
                 active.confirmed_area = Some(run.last_evidence.region.area());
                 Stage::Confirmed
@@ -188,6 +206,7 @@ mod tests {
             min_fraction: 0.6,
             max_gap: Duration::from_secs(2),
             min_flicker: 0.1,
+            min_model_share: 0.0,
             update_interval: Duration::from_secs(10),
             clear_after: Duration::from_secs(5),
             cooldown: Duration::from_secs(20),
@@ -226,6 +245,18 @@ mod tests {
         assert!(play(&mut incident, "#.......#.......#.#.....#..", 0.3, 0).is_empty());
         // Two in five frames is under the 60% needed.
         assert!(play(&mut incident, "#...#...#...#...#...", 0.3, 40).is_empty());
+    }
+
+    #[test]
+    fn smoke_is_confirmed_only_once_the_smoke_model_agrees_often_enough() {
+        let persistence = Persistence { min_flicker: 0.0, min_model_share: 0.3, ..persistence() };
+        let smoke = |agrees: bool| Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }, scores: Scores { smoke: 0.01, smoke_model: agrees.then_some(0.999), ..Default::default() } });
+        let mut incident = Incident::new(persistence);
+        let stages: Vec<(u32, Stage)> = (0..40).filter_map(|f| incident.observe(FRAME * f, smoke(false)).map(|t| (f, t.stage))).collect();
+        assert_eq!(stages, vec![(2, Stage::Suspected)], "the change cue alone only suspects");
+        // The model agrees on every frame from 40 on: at frame 57 it has agreed on 17 of 58 (30 %).
+        let stages: Vec<(u32, Stage)> = (40..80).filter_map(|f| incident.observe(FRAME * f, smoke(true)).map(|t| (f, t.stage))).collect();
+        assert_eq!(stages.first(), Some(&(57, Stage::Confirmed)));
     }
 
     #[test]
