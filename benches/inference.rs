@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         println!("{model} threads={threads}: median {median:.1} ms, p90 {p90:.1} ms, min {min:.1} ms ({RUNS} runs, {}x{} frame)", frame.width, frame.height);
         results.push(serde_json::json!({"model": model, "threads": threads, "median_ms": median, "p90_ms": p90, "min_ms": min, "runs": RUNS}));
     }
-    let out = root.join("target/bench-inference.json");
+    let out = root.join(format!("target/bench-inference-{model}.json"));
     std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
     println!("wrote {}", out.display());
     Ok(())

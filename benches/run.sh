@@ -3,11 +3,13 @@
 # analytics, K cameras over RTSP with the decode and inference limits, `canh replay` on each
 # bundled clip, and Canh against the reference Python pipeline. Results in target/bench-*.json.
 #
-#   benches/run.sh            (after scripts/setup.sh; about 15 minutes on 2 cores)
+#   benches/run.sh            (after scripts/setup.sh; about 25 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench -p canh --bench inference
+cargo bench -p canh --bench inference -- smoke_cells
 cargo bench -p canh --bench fire
 cargo bench -p canh --bench streams
+cargo bench -p canh --bench streams -- 30 --clip intel_car-detection.mp4 --cameras 8,10,12
 benches/replay.sh
 benches/reference.sh

@@ -1,7 +1,7 @@
 //! How many cameras one box serves: K cameras of 720p H.264 at 25 fps from an RTSP server on
 //! 127.0.0.1, each analysed at 5 fps by `canh run`, for T seconds per K, K growing until a camera
 //! misses its rate or drops frames. Also, on the same stream, the physical limits: decoding alone
-//! and inference alone. Prints a table, writes `target/bench-streams.json`.
+//! and inference alone. Prints a table, writes `target/bench-streams-{clip}.json`.
 //!
 //!   cargo bench -p canh --bench streams [-- [SECONDS_PER_STEP] [--clip NAME] [--cameras K,K,…]]
 //!
@@ -119,7 +119,8 @@ fn main() -> anyhow::Result<()> {
         value("counts_only_bytes_per_camera_hour"),
         value("counts_only_share_of_raw") * 100.0,
     );
-    let out = root.join("target/bench-streams.json");
+    let stem = clip_name.split('.').next().unwrap_or("clip");
+    let out = root.join(format!("target/bench-streams-{stem}.json"));
     let report = serde_json::json!({
         "clip": format!("{clip_name} scaled to 1280x720, 25 fps, x264 2 Mbit/s, repeated {REPEATS} times"),
         "seconds_per_step": seconds, "target_fps": TARGET_FPS,
