@@ -145,6 +145,13 @@ pub struct Detector {
     next_lane: AtomicUsize,
 }
 
+/// A model's raw output for one frame, where the frame lies in the input, and the input's size.
+struct FrameOutput {
+    values: Vec<f32>,
+    place: Placement,
+    size: (u32, u32),
+}
+
 struct SessionState {
     session: Session,
     /// Reused between calls; a batch of N images needs N times one image's length.
@@ -226,12 +233,7 @@ impl Detector {
         }
         let cell = m.output.strides[0];
         self.with_fitted_bgr(image, |bgr, width, height, stride| {
-            let mut state = self.lane();
-            let SessionState { session, input } = &mut *state;
-            let (input_width, input_height) = m.input.fitted(width, height);
-            input.resize(3 * (input_width * input_height) as usize, 0.0);
-            let place = fill_tensor(&m.input, (input_width, input_height), input, bgr, width, height, stride);
-            let values = infer(session, m, (input_width, input_height), 1, input)?;
+            let FrameOutput { values, place, size: (input_width, input_height) } = self.infer_frame(bgr, width, height, stride)?;
             let (cols, rows) = ((input_width / cell) as usize, (input_height / cell) as usize);
             if values.len() != cols * rows {
                 return Err(model_err(format!("output has {} values, expected {rows}x{cols} cells of {cell} pixels", values.len())));
@@ -261,20 +263,27 @@ impl Detector {
     fn detect_bgr(&self, bgr: &[u8], width: u32, height: u32, stride: usize, min_score: f32) -> Result<Vec<Detection>, DetectError> {
         let m = &self.manifest;
         let model_err = |message: String| DetectError::Model { model: m.name.clone(), message };
-        let mut state = self.lane();
-        let SessionState { session, input } = &mut *state;
-        let (input_width, input_height) = m.input.fitted(width, height);
-        input.resize(3 * (input_width * input_height) as usize, 0.0);
-        let place = fill_tensor(&m.input, (input_width, input_height), input, bgr, width, height, stride);
-        let data = &infer(session, m, (input_width, input_height), 1, input)?;
+        let FrameOutput { values: data, place, size: (input_width, input_height) } = self.infer_frame(bgr, width, height, stride)?;
         let raw = match m.output.decoder {
             OutputDecoder::Yolox => {
-                yolox::decode(data, m.labels.len(), input_width, input_height, &m.output.strides, &place, min_score).map_err(model_err)?
+                yolox::decode(&data, m.labels.len(), input_width, input_height, &m.output.strides, &place, min_score).map_err(model_err)?
             }
-            OutputDecoder::Yolov8 => yolov8::decode(data, m.labels.len(), &place, min_score).map_err(model_err)?,
+            OutputDecoder::Yolov8 => yolov8::decode(&data, m.labels.len(), &place, min_score).map_err(model_err)?,
             OutputDecoder::Probability | OutputDecoder::Heatmap => return Err(model_err("a classifier has no boxes to detect".into())),
         };
         Ok(nms(raw, m.nms_iou, &m.merge_classes))
+    }
+
+    /// Runs the model on one packed BGR frame that fits its input, at the input size fitted to the
+    /// frame.
+    fn infer_frame(&self, bgr: &[u8], width: u32, height: u32, stride: usize) -> Result<FrameOutput, DetectError> {
+        let m = &self.manifest;
+        let mut state = self.lane();
+        let SessionState { session, input } = &mut *state;
+        let size = m.input.fitted(width, height);
+        input.resize(3 * (size.0 * size.1) as usize, 0.0);
+        let place = fill_tensor(&m.input, size, input, bgr, width, height, stride);
+        Ok(FrameOutput { values: infer(session, m, size, 1, input)?, place, size })
     }
 
     /// For a classifier (`probability` decoder): the probability for each image, given as packed
