@@ -1,8 +1,9 @@
 //! Fire, smoke and open burning (`[cameras.fire]`). Each analysed frame gives, per watch zone,
 //! evidence from several cues ([`cues`]): the flame classifier on the frame and its tiles, with
-//! fire-coloured pixels that flicker; grey foreground that stays (smoke); and, when configured, a
-//! fire/smoke detector model. [`temporal`] turns evidence that persists into `suspected` →
-//! `confirmed` → `update` … → `cleared`.
+//! fire-coloured pixels that flicker; grey foreground that stays (smoke), which the smoke model's
+//! heat map must vouch for before smoke is confirmed; and, when configured, a fire/smoke detector
+//! model. [`temporal`] turns evidence that persists into `suspected` → `confirmed` → `update` … →
+//! `cleared`.
 
 mod cues;
 mod temporal;
