@@ -5,7 +5,7 @@
 //!
 //!   cargo bench -p canh --bench streams [-- [SECONDS_PER_STEP] [--clip NAME] [--cameras K,K,…]]
 //!
-//! The stream: a bundled clip (default `opencv4nodejs_traffic.mp4`, a multi-lane road seen from
+//! The stream: a bundled H.264 MP4 clip (default `opencv4nodejs_traffic.mp4`, a multi-lane road seen from
 //! above, busy all the time; `intel_car-detection.mp4` is a quieter road where single cars pass),
 //! scaled to 1280x720 at 25 fps and repeated six times, encoded once with x264 (2 Mbit/s) into
 //! `target/bench/{clip}-720p.mp4`. Needs `target/release/canh` and mosquitto.
@@ -148,7 +148,9 @@ fn prepare_clip(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
         return Ok(out);
     }
     println!("encoding {} (once)…", out.display());
-    let branches: String = (0..REPEATS).map(|_| format!(" filesrc location=\"{}\" ! decodebin ! video/x-raw ! c.", source.display())).collect();
+    // Fixed elements, not decodebin: its pads appear late, and concat fed from six of them failed
+    // now and then with "Internal data stream error".
+    let branches: String = (0..REPEATS).map(|_| format!(" filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! c.", source.display())).collect();
     let description = format!(
         "concat name=c ! videoconvert ! videoscale ! videorate ! video/x-raw,width=1280,height=720,framerate=25/1 ! x264enc speed-preset=veryfast tune=zerolatency bitrate=2000 key-int-max=50 ! h264parse ! mp4mux ! filesink location=\"{}.part\"{branches}",
         out.display()
