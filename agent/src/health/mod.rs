@@ -184,7 +184,7 @@ impl AgentHealth {
 /// Upper bounds of the inference time buckets, milliseconds.
 pub const INFERENCE_BUCKETS_MS: &[f64] = &[5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0];
 /// Upper bounds of the event latency buckets (frame arrival to publishing), milliseconds.
-pub const LATENCY_BUCKETS_MS: &[f64] = &[10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
+pub const LATENCY_BUCKETS_MS: &[f64] = &[10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0];
 
 /// A lock-free histogram of durations, in milliseconds (Prometheus semantics: cumulative
 /// buckets are computed when read).
