@@ -220,7 +220,7 @@ impl FireConfig {
         }
     }
 
-    fn persistence(&self, suspect_after_s: f32, confirm_after_s: f32, min_flicker: f32) -> Persistence {
+    fn persistence(&self, suspect_after_s: f32, confirm_after_s: f32, min_flicker: f32, min_model_share: f32) -> Persistence {
         let s = Duration::from_secs_f32;
         Persistence {
             suspect_after: s(suspect_after_s),
@@ -228,7 +228,7 @@ impl FireConfig {
             min_fraction: self.min_fraction,
             max_gap: s(2.0_f32.max(suspect_after_s)),
             min_flicker,
-            min_model_share: 0.0,
+            min_model_share,
             update_interval: s(self.update_interval_s),
             clear_after: s(self.clear_after_s),
             cooldown: s(self.cooldown_s),
@@ -334,11 +334,9 @@ impl ZoneMasks {
 
 impl FireWatch {
     pub fn new(config: &FireConfig, models: FireModels) -> Result<FireWatch, String> {
-        let flames = config.persistence(config.flame_suspect_after_s, config.flame_confirm_after_s, config.min_flicker);
-        let mut smoke = config.persistence(config.smoke_suspect_after_s, config.smoke_confirm_after_s, 0.0);
-        if models.smoke.is_some() {
-            smoke.min_model_share = config.smoke_confirm_model_share;
-        }
+        let flames = config.persistence(config.flame_suspect_after_s, config.flame_confirm_after_s, config.min_flicker, 0.0);
+        let model_share = if models.smoke.is_some() { config.smoke_confirm_model_share } else { 0.0 };
+        let smoke = config.persistence(config.smoke_suspect_after_s, config.smoke_confirm_after_s, 0.0, model_share);
         let whole_frame = [FireZoneConfig { id: "frame".into(), kind: FireKind::Fire, zone: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]] }];
         let zone_configs = if config.zones.is_empty() { &whole_frame[..] } else { &config.zones[..] };
         let zones = zone_configs
