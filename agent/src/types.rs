@@ -73,6 +73,11 @@ impl BBox {
         iw * ih
     }
 
+    /// The smallest box holding both.
+    pub fn union(&self, other: &BBox) -> BBox {
+        BBox { x1: self.x1.min(other.x1), y1: self.y1.min(other.y1), x2: self.x2.max(other.x2), y2: self.y2.max(other.y2) }
+    }
+
     pub fn iou(&self, other: &BBox) -> f32 {
         let inter = self.intersection(other);
         let union = self.area() + other.area() - inter;

@@ -128,12 +128,15 @@ impl Heatmap {
     /// Each cell at or above `threshold` whose centre lies in the frame: its box (normalized) and
     /// probability.
     pub fn hot_cells(&self, threshold: f32) -> impl Iterator<Item = (crate::types::BBox, f32)> + '_ {
-        self.values.iter().enumerate().filter(move |(_, p)| **p >= threshold).filter_map(|(i, &p)| {
-            let (col, row) = ((i % self.cols) as f32, (i / self.cols) as f32);
-            let b = crate::types::BBox { x1: col * self.cell_width, y1: row * self.cell_height, x2: (col + 1.0) * self.cell_width, y2: (row + 1.0) * self.cell_height };
-            let centre = b.center();
-            (centre.x < 1.0 && centre.y < 1.0).then_some((b, p))
-        })
+        self.values.iter().enumerate().filter(move |(_, p)| **p >= threshold).filter_map(|(i, &p)| Some((self.cell(i)?, p)))
+    }
+
+    /// Cell `i`'s box (normalized), unless its centre lies in the padding beyond the frame.
+    pub fn cell(&self, i: usize) -> Option<crate::types::BBox> {
+        let (col, row) = ((i % self.cols) as f32, (i / self.cols) as f32);
+        let b = crate::types::BBox { x1: col * self.cell_width, y1: row * self.cell_height, x2: (col + 1.0) * self.cell_width, y2: (row + 1.0) * self.cell_height };
+        let centre = b.center();
+        (centre.x < 1.0 && centre.y < 1.0).then_some(b)
     }
 }
 

@@ -1,10 +1,11 @@
 //! Fire, smoke and open burning (`[cameras.fire]`). Each analysed frame gives, per watch zone,
 //! evidence from several cues ([`cues`]): the flame classifier on the frame and its tiles, with
-//! fire-coloured pixels that flicker; grey foreground that stays (smoke), which the smoke model's
-//! heat map must vouch for before smoke is confirmed; and, when configured, a fire/smoke detector
-//! model. [`temporal`] turns evidence that persists into `suspected` → `confirmed` → `update` … →
-//! `cleared`.
+//! fire-coloured pixels that flicker; for smoke, the smoke model's cells that score well above
+//! what this view usually scores ([`baseline`]), corroborated by grey foreground that stays; and,
+//! when configured, a fire/smoke detector model. [`temporal`] turns evidence that persists into
+//! `suspected` → `confirmed` → `update` … → `cleared`.
 
+mod baseline;
 mod cues;
 mod temporal;
 
@@ -19,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use super::geometry::{Polygon, check_zone};
 use crate::config::{ConfigError, check_id};
-use crate::detect::{Detector, Heatmap};
+use crate::detect::Detector;
 use crate::types::BBox;
+use baseline::{BaselineSettings, SmokeBaseline, hot_regions};
 use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, largest_blob_in, tile_rects, zone_mask};
 use temporal::Incident;
 
@@ -74,17 +76,32 @@ pub struct FireConfig {
     /// Whether to look for smoke.
     #[serde(default = "default_true")]
     pub smoke: bool,
-    /// The smoke model (a `heatmap` model: P(smoke) per cell of the frame); "" for none, which
-    /// leaves the grey-foreground cue alone.
+    /// The smoke model (a `heatmap` model: P(smoke) per cell of the frame), the smoke cue; ""
+    /// for none, which makes the grey-foreground cue the smoke cue.
     #[serde(default = "default_smoke_model")]
     pub smoke_model: String,
     /// Smoke model probability at which a cell shows smoke (0..1). Default: the model's
     /// `score_threshold`.
     pub smoke_threshold: Option<f32>,
-    /// Share of the smoke evidence frames in which the smoke model must agree for `confirmed`
-    /// (0..1); `suspected` needs only the grey-foreground cue.
-    #[serde(default = "default_smoke_confirm_model_share")]
-    pub smoke_confirm_model_share: f32,
+    /// How far above what it usually scores (its baseline, in logits) a cell must score.
+    #[serde(default = "default_smoke_baseline_margin_logit")]
+    pub smoke_baseline_margin_logit: f32,
+    /// Seconds between the heat maps the baseline learns.
+    #[serde(default = "default_smoke_baseline_interval_s")]
+    pub smoke_baseline_interval_s: f32,
+    /// How many learnt heat maps the baseline keeps.
+    #[serde(default = "default_smoke_baseline_maps")]
+    pub smoke_baseline_maps: usize,
+    /// How many learnt heat maps the smoke model needs before its cells are judged.
+    #[serde(default = "default_smoke_baseline_min_maps")]
+    pub smoke_baseline_min_maps: usize,
+    /// Seconds a newly hot cell is kept out of the baseline.
+    #[serde(default = "default_smoke_baseline_hold_s")]
+    pub smoke_baseline_hold_s: f32,
+    /// Share of the smoke evidence frames in which the smoke model and the grey-foreground cue
+    /// must agree (overlap) for `confirmed` (0..1).
+    #[serde(default = "default_smoke_confirm_change_share")]
+    pub smoke_confirm_change_share: f32,
     /// Smallest smoke candidate, as a share of the frame (0..1).
     #[serde(default = "default_min_smoke_area")]
     pub min_smoke_area: f32,
@@ -115,7 +132,22 @@ pub struct FireConfig {
 fn default_classifier() -> String {
     "onfire_shufflenetv2".into()
 }
-fn default_smoke_confirm_model_share() -> f32 {
+fn default_smoke_baseline_margin_logit() -> f32 {
+    2.0
+}
+fn default_smoke_baseline_interval_s() -> f32 {
+    60.0
+}
+fn default_smoke_baseline_maps() -> usize {
+    60
+}
+fn default_smoke_baseline_min_maps() -> usize {
+    10
+}
+fn default_smoke_baseline_hold_s() -> f32 {
+    600.0
+}
+fn default_smoke_confirm_change_share() -> f32 {
     0.3
 }
 fn default_smoke_model() -> String {
@@ -193,7 +225,7 @@ impl FireConfig {
             ("min_smoke_area", self.min_smoke_area),
             ("min_fraction", self.min_fraction),
             ("smoke_threshold", self.smoke_threshold.unwrap_or(0.5)),
-            ("smoke_confirm_model_share", self.smoke_confirm_model_share),
+            ("smoke_confirm_change_share", self.smoke_confirm_change_share),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 errors.push(ConfigError::new(format!("{path}.{key}"), format!("must be within 0..1, got {value}")));
@@ -204,6 +236,8 @@ impl FireConfig {
             ("flame_confirm_after_s", self.flame_confirm_after_s),
             ("smoke_suspect_after_s", self.smoke_suspect_after_s),
             ("smoke_confirm_after_s", self.smoke_confirm_after_s),
+            ("smoke_baseline_interval_s", self.smoke_baseline_interval_s),
+            ("smoke_baseline_hold_s", self.smoke_baseline_hold_s),
             ("update_interval_s", self.update_interval_s),
             ("clear_after_s", self.clear_after_s),
             ("cooldown_s", self.cooldown_s),
@@ -211,6 +245,15 @@ impl FireConfig {
             if !(value >= 0.0 && value.is_finite()) {
                 errors.push(ConfigError::new(format!("{path}.{key}"), format!("must be 0 or more seconds, got {value}")));
             }
+        }
+        if !(self.smoke_baseline_margin_logit >= 0.0 && self.smoke_baseline_margin_logit.is_finite()) {
+            errors.push(ConfigError::new(format!("{path}.smoke_baseline_margin_logit"), format!("must be 0 or more, got {}", self.smoke_baseline_margin_logit)));
+        }
+        if self.smoke_baseline_maps == 0 {
+            errors.push(ConfigError::new(format!("{path}.smoke_baseline_maps"), "must be 1 or more"));
+        }
+        if self.smoke_baseline_min_maps > self.smoke_baseline_maps {
+            errors.push(ConfigError::new(format!("{path}.smoke_baseline_min_maps"), format!("must not exceed smoke_baseline_maps ({})", self.smoke_baseline_maps)));
         }
         if self.flame_confirm_after_s < self.flame_suspect_after_s {
             errors.push(ConfigError::new(format!("{path}.flame_confirm_after_s"), "must not be shorter than flame_suspect_after_s"));
@@ -220,7 +263,7 @@ impl FireConfig {
         }
     }
 
-    fn persistence(&self, suspect_after_s: f32, confirm_after_s: f32, min_flicker: f32, min_model_share: f32) -> Persistence {
+    fn persistence(&self, suspect_after_s: f32, confirm_after_s: f32, min_flicker: f32, min_corroborated_share: f32) -> Persistence {
         let s = Duration::from_secs_f32;
         Persistence {
             suspect_after: s(suspect_after_s),
@@ -228,7 +271,7 @@ impl FireConfig {
             min_fraction: self.min_fraction,
             max_gap: s(2.0_f32.max(suspect_after_s)),
             min_flicker,
-            min_model_share,
+            min_corroborated_share,
             update_interval: s(self.update_interval_s),
             clear_after: s(self.clear_after_s),
             cooldown: s(self.cooldown_s),
@@ -236,17 +279,24 @@ impl FireConfig {
     }
 }
 
-/// Smoke evidence: the grey-foreground blob (a part of the scene that changed and stays), with
-/// the smoke model's best cell inside it and the zone when that reaches `threshold` (the model
-/// agrees). The blob alone can raise `suspected`; `confirmed` needs the model to agree often
-/// enough (`smoke_confirm_model_share`): the blob fires on anything grey that moves in, the model
-/// alone on haze and cloud banks that never change.
-fn smoke_where_it_changed(map: Option<&Heatmap>, threshold: f32, zone: &Polygon, blob: Option<(BBox, f32)>) -> Option<Evidence> {
-    let (region, share) = blob?;
-    let agreed = map.and_then(|map| {
-        map.hot_cells(threshold).filter(|(cell, _)| zone.contains(cell.center()) && region.intersection(cell) > 0.0).map(|(_, p)| p).reduce(f32::max)
-    });
-    Some(Evidence { region, scores: Scores { smoke: share, smoke_model: agreed, ..Default::default() } })
+/// Smoke evidence in one zone, from two cues: the smoke model's newly hot cells (the best region
+/// of cells scoring well above what this view usually scores) and the grey-foreground blob (the
+/// scene changed and stays changed). Either can raise `suspected`, the model's region taking
+/// precedence; they corroborate each other when they overlap, which `confirmed` needs often
+/// enough. The model finds smoke too faint or slow to change the scene, and is fooled by things
+/// that look like smoke; the blob fires on anything grey that moves in. Without a smoke model,
+/// the blob alone, corroborated by nothing else.
+fn smoke_evidence(regions: Option<&[baseline::HotRegion]>, blob: Option<(BBox, f32)>) -> Option<Evidence> {
+    let Some(best) = regions.and_then(|r| r.first()) else {
+        let (region, share) = blob?;
+        return Some(Evidence { region, scores: Scores { smoke: share, ..Default::default() }, corroborated: false });
+    };
+    let change = blob.filter(|(b, _)| b.intersection(&best.region) > 0.0);
+    Some(Evidence {
+        region: best.region,
+        scores: Scores { smoke: change.map_or(0.0, |(_, share)| share), smoke_model: Some(best.p), ..Default::default() },
+        corroborated: change.is_some(),
+    })
 }
 
 /// One alert-worthy change, ready for the events stage.
@@ -294,6 +344,7 @@ pub struct FireWatch {
     models: FireModels,
     smoke_threshold: f32,
     smoke: SmokeCue,
+    baseline: SmokeBaseline,
     previous_fire: Option<Mat>,
     /// The zones' pixel masks for the current frame size (frames keep their size).
     masks_cache: Option<ZoneMasks>,
@@ -335,8 +386,8 @@ impl ZoneMasks {
 impl FireWatch {
     pub fn new(config: &FireConfig, models: FireModels) -> Result<FireWatch, String> {
         let flames = config.persistence(config.flame_suspect_after_s, config.flame_confirm_after_s, config.min_flicker, 0.0);
-        let model_share = if models.smoke.is_some() { config.smoke_confirm_model_share } else { 0.0 };
-        let smoke = config.persistence(config.smoke_suspect_after_s, config.smoke_confirm_after_s, 0.0, model_share);
+        let change_share = if models.smoke.is_some() { config.smoke_confirm_change_share } else { 0.0 };
+        let smoke = config.persistence(config.smoke_suspect_after_s, config.smoke_confirm_after_s, 0.0, change_share);
         let whole_frame = [FireZoneConfig { id: "frame".into(), kind: FireKind::Fire, zone: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]] }];
         let zone_configs = if config.zones.is_empty() { &whole_frame[..] } else { &config.zones[..] };
         let zones = zone_configs
@@ -350,6 +401,13 @@ impl FireWatch {
             smoke_threshold: config.smoke_threshold.or(models.smoke.as_ref().map(|m| m.manifest().score_threshold)).unwrap_or(0.5),
             models,
             smoke: SmokeCue::new().map_err(|e| e.to_string())?,
+            baseline: SmokeBaseline::new(BaselineSettings {
+                margin_logit: config.smoke_baseline_margin_logit,
+                interval: Duration::from_secs_f32(config.smoke_baseline_interval_s),
+                maps: config.smoke_baseline_maps,
+                min_maps: config.smoke_baseline_min_maps,
+                hold: Duration::from_secs_f32(config.smoke_baseline_hold_s),
+            }),
             previous_fire: None,
             masks_cache: None,
         })
@@ -383,9 +441,12 @@ impl FireWatch {
 
         let mut events = Vec::new();
         let smoke_blob = if self.config.smoke { self.smoke.observe(frame, &cache.watched, objects, self.config.min_smoke_area).map_err(cv)? } else { None };
-        // The model only judges a candidate: a still scene costs it nothing.
-        let smoke_map = match (&self.models.smoke, smoke_blob) {
-            (Some(model), Some(_)) => Some(model.heatmap(frame).map_err(|e| e.to_string())?),
+        let smoke_map = match &self.models.smoke {
+            Some(model) if self.config.smoke => {
+                let map = model.heatmap(frame).map_err(|e| e.to_string())?;
+                let hot = self.baseline.observe(&map, self.smoke_threshold, now);
+                Some((map, hot))
+            }
             _ => None,
         };
 
@@ -416,12 +477,19 @@ impl FireWatch {
                     if colour >= self.config.min_fire_pixels
                         && let Some(region) = largest_blob_in(&zone_fire, search).map_err(cv)?
                     {
-                        flame_evidence = Some(Evidence { region, scores: Scores { flame, colour, flicker, ..Default::default() } });
+                        flame_evidence = Some(Evidence { region, scores: Scores { flame, colour, flicker, ..Default::default() }, corroborated: false });
                     }
                 }
             }
             let blob = smoke_blob.filter(|(b, _)| zone.polygon.contains(b.center()));
-            let mut smoke_evidence = smoke_where_it_changed(smoke_map.as_ref(), self.smoke_threshold, &zone.polygon, blob);
+            let masks = &self.masks;
+            // Detected objects (a grey car, a person in a grey coat) are not smoke.
+            let watched = |cell: &BBox| {
+                let c = cell.center();
+                zone.polygon.contains(c) && !masks.iter().any(|m| m.contains(c)) && !objects.iter().any(|o| o.intersection(cell) > 0.0)
+            };
+            let regions = smoke_map.as_ref().map(|(map, hot)| hot_regions(map, hot, watched));
+            let mut smoke_evidence = smoke_evidence(regions.as_deref(), blob);
             // A detector model's boxes are evidence of their own; they also score the cues' evidence.
             for d in &detections {
                 let label = self.models.detector.as_ref().map(|m| m.manifest().labels[d.class].as_str()).unwrap_or_default();
@@ -433,7 +501,7 @@ impl FireWatch {
                     "smoke" => &mut smoke_evidence,
                     _ => continue,
                 };
-                let evidence = slot.get_or_insert(Evidence { region: d.bbox, scores: Scores::default() });
+                let evidence = slot.get_or_insert(Evidence { region: d.bbox, scores: Scores::default(), corroborated: true });
                 evidence.scores.detector = Some(evidence.scores.detector.unwrap_or(0.0).max(d.score));
             }
             if let Some(t) = zone.flames.observe(now, flame_evidence) {

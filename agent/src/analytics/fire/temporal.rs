@@ -2,7 +2,7 @@
 //! frame by frame: a *run* starts with the first frame showing evidence and lasts while at least
 //! `min_fraction` of the analysed frames since then show it (with no gap over `max_gap`). A run of
 //! `suspect_after` is `suspected`; of `confirm_after`, with enough flicker for flames (or a
-//! detector model's box), `confirmed`.
+//! detector model's box) and, for smoke, often enough corroborated, `confirmed`.
 //! While it goes on, an `update` at most every `update_interval`; once no evidence has been seen
 //! for `clear_after`, `cleared`, and no new alert for `cooldown` after that.
 
@@ -23,9 +23,9 @@ pub struct Persistence {
     pub max_gap: Duration,
     /// Mean flicker over the run needed to confirm (0 for smoke).
     pub min_flicker: f32,
-    /// Share of the run's evidence frames in which the smoke model agreed, needed to confirm
-    /// (0 for flames, and for smoke without a smoke model).
-    pub min_model_share: f32,
+    /// Share of the run's evidence frames that another cue corroborated, needed to confirm (0
+    /// when nothing needs corroborating).
+    pub min_corroborated_share: f32,
     pub update_interval: Duration,
     pub clear_after: Duration,
     pub cooldown: Duration,
@@ -42,8 +42,8 @@ pub struct Scores {
     pub flicker: f32,
     /// Share of the frame covered by the grey-foreground smoke candidate (0..1).
     pub smoke: f32,
-    /// Smoke model probability (0..1) of the best cell in the smoke candidate, when one is
-    /// configured and it reached the model's threshold there (the model agrees).
+    /// Smoke model probability (0..1) of the best newly hot cell in the region, when smoke is
+    /// watched with a smoke model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smoke_model: Option<f32>,
     /// Best score of a fire/smoke detector model, when one is configured.
@@ -55,6 +55,9 @@ pub struct Scores {
 pub struct Evidence {
     pub region: BBox,
     pub scores: Scores,
+    /// Whether another cue saw it too (for smoke found by the smoke model: the scene changed
+    /// there).
+    pub corroborated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +89,7 @@ struct Run {
     frames: u32,
     positives: u32,
     flicker_sum: f32,
-    model_votes: u32,
+    corroborations: u32,
     last_positive: Duration,
     last_evidence: Evidence,
 }
@@ -121,7 +124,7 @@ impl Incident {
             if let Some(e) = evidence {
                 run.positives += 1;
                 run.flicker_sum += e.scores.flicker;
-                run.model_votes += u32::from(e.scores.smoke_model.is_some());
+                run.corroborations += u32::from(e.corroborated);
                 run.last_positive = now;
                 run.last_evidence = e;
             }
@@ -131,7 +134,7 @@ impl Incident {
                 frames: 1,
                 positives: 1,
                 flicker_sum: e.scores.flicker,
-                model_votes: u32::from(e.scores.smoke_model.is_some()),
+                corroborations: u32::from(e.corroborated),
                 last_positive: now,
                 last_evidence: e,
             });
@@ -158,8 +161,8 @@ impl Incident {
             let lasted = now.saturating_sub(run.start);
             // A fire/smoke detector model's word stands in for flicker: it has seen the flames.
             let flickering = run.flicker_sum / run.positives.max(1) as f32 >= p.min_flicker || run.last_evidence.scores.detector.is_some();
-            let model_agrees = run.model_votes as f32 >= p.min_model_share * run.positives as f32;
-            let stage = if active.confirmed_at.is_none() && holding && lasted >= p.confirm_after && flickering && model_agrees {
+            let corroborated = run.corroborations as f32 >= p.min_corroborated_share * run.positives as f32;
+            let stage = if active.confirmed_at.is_none() && holding && lasted >= p.confirm_after && flickering && corroborated {
                 active.confirmed_at = Some(now);
                 active.confirmed_area = Some(run.last_evidence.region.area());
                 Stage::Confirmed
@@ -206,7 +209,7 @@ mod tests {
             min_fraction: 0.6,
             max_gap: Duration::from_secs(2),
             min_flicker: 0.1,
-            min_model_share: 0.0,
+            min_corroborated_share: 0.0,
             update_interval: Duration::from_secs(10),
             clear_after: Duration::from_secs(5),
             cooldown: Duration::from_secs(20),
@@ -214,7 +217,7 @@ mod tests {
     }
 
     fn seen(flicker: f32) -> Option<Evidence> {
-        Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }, scores: Scores { flame: 0.99, colour: 0.2, flicker, ..Default::default() } })
+        Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }, scores: Scores { flame: 0.99, colour: 0.2, flicker, ..Default::default() }, corroborated: false })
     }
 
     /// Feeds a pattern at 2 fps (`#` evidence, `.` none); returns (frame, stage) of each transition.
@@ -248,13 +251,13 @@ mod tests {
     }
 
     #[test]
-    fn smoke_is_confirmed_only_once_the_smoke_model_agrees_often_enough() {
-        let persistence = Persistence { min_flicker: 0.0, min_model_share: 0.3, ..persistence() };
-        let smoke = |agrees: bool| Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }, scores: Scores { smoke: 0.01, smoke_model: agrees.then_some(0.999), ..Default::default() } });
+    fn smoke_is_confirmed_only_once_another_cue_corroborates_often_enough() {
+        let persistence = Persistence { min_flicker: 0.0, min_corroborated_share: 0.3, ..persistence() };
+        let smoke = |corroborated: bool| Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }, scores: Scores { smoke_model: Some(0.999), ..Default::default() }, corroborated });
         let mut incident = Incident::new(persistence);
         let stages: Vec<(u32, Stage)> = (0..40).filter_map(|f| incident.observe(FRAME * f, smoke(false)).map(|t| (f, t.stage))).collect();
-        assert_eq!(stages, vec![(2, Stage::Suspected)], "the change cue alone only suspects");
-        // The model agrees on every frame from 40 on: at frame 57 it has agreed on 17 of 58 (30 %).
+        assert_eq!(stages, vec![(2, Stage::Suspected)], "the smoke model alone only suspects");
+        // The change cue agrees on every frame from 40 on: at frame 57, on 17 of 58 (30 %).
         let stages: Vec<(u32, Stage)> = (40..80).filter_map(|f| incident.observe(FRAME * f, smoke(true)).map(|t| (f, t.stage))).collect();
         assert_eq!(stages.first(), Some(&(57, Stage::Confirmed)));
     }
