@@ -172,6 +172,12 @@ impl Detector {
             let session = Session::builder(&env)
                 .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::Level3)?))
                 .and_then(|b| Ok(b.with_intra_threads(threads)?))
+                // Idle pool threads that spin steal the cores from the other models' sessions
+                // and the decoders: the fire analytics (flame and smoke models, 2 threads each)
+                // took 50 ms a frame with spinning, 31 ms without (`cargo bench --bench fire`).
+                // A lone model loses a little (YOLOX-nano 15.0 -> 16.5 ms); sessions of one
+                // thread, as on sites with a camera per core or more, have no pool to spin.
+                .and_then(|b| Ok(b.with_intra_op_spinning(false)?))
                 .and_then(|mut b| b.commit_from_file(&manifest.model_path))
                 .map_err(|e| model_err(format!("cannot load {}: {e}", manifest.model_path.display())))?;
             let input = vec![0f32; 3 * (manifest.input.width * manifest.input.height) as usize];
