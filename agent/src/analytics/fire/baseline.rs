@@ -78,6 +78,13 @@ impl SmokeBaseline {
         hot
     }
 
+    /// The stream restarted, and its clock with it: what was learnt stays (the view is the same),
+    /// the timing of learning and holding starts again.
+    pub fn restart_clock(&mut self) {
+        self.last_learnt = None;
+        self.hot_since.fill(None);
+    }
+
     fn learn(&mut self, map: &Heatmap, now: Duration) {
         let hold = self.settings.hold;
         let sample = map.values.iter().zip(&self.hot_since).map(|(&p, since)| if since.is_some_and(|s| now.saturating_sub(s) < hold) { f32::NAN } else { logit(p) }).collect();
@@ -218,6 +225,17 @@ mod tests {
             regions(&mut baseline, &scene(&[7]), minute(m));
         }
         assert!(regions(&mut baseline, &scene(&[7]), minute(15)).is_empty(), "after the hold, it became scenery");
+    }
+
+    #[test]
+    fn a_restarted_stream_keeps_what_was_learnt_and_learns_on() {
+        let mut baseline = SmokeBaseline::new(settings());
+        regions(&mut baseline, &scene(&[]), Duration::from_secs(3600));
+        regions(&mut baseline, &scene(&[]), Duration::from_secs(3660));
+        baseline.restart_clock();
+        // Stream time starts again from zero: the view is still known, and learning goes on.
+        assert_eq!(regions(&mut baseline, &scene(&[7]), Duration::ZERO).len(), 1);
+        assert_eq!(baseline.learnt.len(), 3, "the first frame after the restart is learnt");
     }
 
     #[test]
