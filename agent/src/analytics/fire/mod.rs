@@ -515,11 +515,15 @@ impl FireWatch {
         Ok(events)
     }
 
-    /// Forgets what was seen: the stream restarted. What the smoke model learnt of the view
-    /// stays.
+    /// The stream restarted, its time from zero again: forgets the last frames; what the smoke
+    /// model learnt of the view and the open incidents stay.
     pub fn reset(&mut self) -> Result<(), String> {
         self.previous_fire = None;
         self.baseline.restart_clock();
+        for zone in &mut self.zones {
+            zone.flames.restart_clock();
+            zone.smoke.restart_clock();
+        }
         self.smoke = SmokeCue::new().map_err(|e| e.to_string())?;
         Ok(())
     }

@@ -116,6 +116,26 @@ impl Incident {
         Incident { persistence, run: None, active: None, quiet_until: Duration::ZERO }
     }
 
+    /// The stream restarted and its time starts again from zero. An open incident stays open
+    /// (the fire did not go out because the camera reconnected), its run counted from now; a
+    /// cooldown under way lasts a full `cooldown` from now. Without this, times from before the
+    /// restart would keep an incident from clearing, or the zone quiet, for as long as the stream
+    /// had run.
+    pub fn restart_clock(&mut self) {
+        if self.active.is_none() {
+            self.run = None;
+        }
+        if let Some(run) = &mut self.run {
+            (run.start, run.last_positive, run.frames, run.positives) = (Duration::ZERO, Duration::ZERO, 1, 1);
+        }
+        if let Some(active) = &mut self.active {
+            active.last_update = Duration::ZERO;
+        }
+        if self.quiet_until > Duration::ZERO {
+            self.quiet_until = self.persistence.cooldown;
+        }
+    }
+
     /// Feeds one analysed frame at stream time `now`.
     pub fn observe(&mut self, now: Duration, evidence: Option<Evidence>) -> Option<Transition> {
         let p = self.persistence;
@@ -260,6 +280,21 @@ mod tests {
         // The change cue agrees on every frame from 40 on: at frame 57, on 17 of 58 (30 %).
         let stages: Vec<(u32, Stage)> = (40..80).filter_map(|f| incident.observe(FRAME * f, smoke(true)).map(|t| (f, t.stage))).collect();
         assert_eq!(stages.first(), Some(&(57, Stage::Confirmed)));
+    }
+
+    #[test]
+    fn after_a_stream_restart_an_open_incident_clears_and_a_new_one_is_raised_in_time() {
+        let mut incident = Incident::new(persistence());
+        // An hour into the stream, a fire is confirmed; then the camera reconnects and stream
+        // time starts again from zero, with no more evidence.
+        let mut got = play(&mut incident, "######", 0.3, 7200);
+        incident.restart_clock();
+        got.extend(play(&mut incident, &".".repeat(12), 0.3, 0));
+        assert_eq!(got, vec![(7202, Stage::Suspected), (7204, Stage::Confirmed), (10, Stage::Cleared)], "cleared 5 s after the restart");
+        // Another restart during the cooldown: it lasts a full 20 s from then, and a fire after
+        // it is raised.
+        incident.restart_clock();
+        assert_eq!(play(&mut incident, &"#".repeat(6), 0.3, 40), vec![(42, Stage::Suspected), (44, Stage::Confirmed)]);
     }
 
     #[test]
