@@ -540,13 +540,14 @@ mod tests {
     fn the_smoke_model_leads_and_the_change_cue_corroborates_where_they_overlap() {
         let model = [HotRegion { region: PLUME, p: 0.995 }];
         let over_it = Some((BBox { x1: 0.8, y1: 0.45, x2: 0.95, y2: 0.55 }, 0.01));
-        let elsewhere = Some((BBox { x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.2 }, 0.02));
+        let away = BBox { x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.2 };
+        let elsewhere = Some((away, 0.02));
         let both = smoke_evidence(Some(&model), over_it).unwrap();
         assert_eq!((both.region, both.scores.smoke_model, both.scores.smoke, both.corroborated), (PLUME, Some(0.995), 0.01, true));
         let apart = smoke_evidence(Some(&model), elsewhere).unwrap();
         assert_eq!((apart.region, apart.scores.smoke, apart.corroborated), (PLUME, 0.0, false), "the model's region leads");
         let change_only = smoke_evidence(Some(&[]), elsewhere).unwrap();
-        assert_eq!((change_only.region, change_only.scores.smoke_model, change_only.corroborated), (elsewhere.unwrap().0, None, false));
+        assert_eq!((change_only.region, change_only.scores.smoke_model, change_only.corroborated), (away, None, false));
         assert!(smoke_evidence(Some(&[]), None).is_none());
         let no_model = smoke_evidence(None, over_it).unwrap();
         assert_eq!((no_model.scores.smoke_model, no_model.scores.smoke), (None, 0.01));
