@@ -88,6 +88,7 @@ fn cases(dir: &Path) -> Vec<(&'static str, String, String)> {
         ("CA file that holds no certificate", replace("url = \"mqtt://127.0.0.1:1883\"", &format!("url = \"mqtts://127.0.0.1:8883\"\nca_file = \"{}\"", not_a_certificate.display())), s("ca_file")),
         ("negative outbox size", replace("url = \"mqtt://127.0.0.1:1883\"", "url = \"mqtt://127.0.0.1:1883\"\noutbox_max_mb = -1"), s("mqtt.outbox_max_mb")),
         ("metrics address without a port", replace("[mqtt]", "[metrics]\nlisten = \"localhost\"\n\n[mqtt]"), s("metrics.listen")),
+        ("more frames at once than cameras", replace("[mqtt]", "[detector]\nparallel_frames = 1000\n\n[mqtt]"), s("detector.parallel_frames")),
         ("tracker score above 1", replace("[mqtt]", "[tracker]\nhigh_score = 2.0\n\n[mqtt]"), s("tracker.high_score")),
     ]
 }

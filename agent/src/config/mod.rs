@@ -156,7 +156,7 @@ impl SiteConfig {
         if self.counts_interval_s == 0 {
             errors.push(ConfigError::new("counts_interval_s", "must be at least 1 second"));
         }
-        self.detector.validate("detector", &mut errors);
+        self.detector.validate("detector", self.cameras.len(), &mut errors);
         self.tracker.validate("tracker", &mut errors);
         if let Some(mqtt) = &self.mqtt {
             mqtt.validate("mqtt", &mut errors);

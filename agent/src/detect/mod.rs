@@ -65,7 +65,17 @@ impl DetectorConfig {
         Lanes { sessions, threads }
     }
 
-    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+    /// `cameras`: how many cameras the site has. Each frame analysed at once loads every model
+    /// once more, and a camera's frames are analysed one after the other: more than one a
+    /// camera would only cost memory.
+    pub fn validate(&self, path: &str, cameras: usize, errors: &mut Vec<ConfigError>) {
+        if self.parallel_frames > cameras.max(1) {
+            errors.push(ConfigError::new(format!("{path}.parallel_frames"), format!("must not exceed the number of cameras ({}), got {}", cameras.max(1), self.parallel_frames)));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.threads > 4 * cores {
+            errors.push(ConfigError::new(format!("{path}.threads"), format!("must not exceed 4 threads a core ({}), got {}", 4 * cores, self.threads)));
+        }
         if let Some(lib) = &self.onnxruntime_lib
             && !lib.is_file()
         {
