@@ -174,7 +174,14 @@ impl Site<'_> {
                     smoke: fire.smoke_model().map(|m| self.detector(m)).transpose()?,
                     detector: fire.detector.as_deref().map(|d| self.detector(d)).transpose()?,
                 };
-                Some(FireWatch::new(fire, models).map_err(|e| anyhow::anyhow!("camera {}: fire analytics: {e}", camera.id))?)
+                let mut watch = FireWatch::new(fire, models).map_err(|e| anyhow::anyhow!("camera {}: fire analytics: {e}", camera.id))?;
+                if let (Mode::Daemon(_), Some(mqtt)) = (&self.mode, &self.config.mqtt) {
+                    let path = mqtt.state_dir().join("smoke-baseline").join(format!("{}.bin", camera.id));
+                    if let Err(e) = watch.keep_baseline_in(path) {
+                        tracing::warn!(camera = %camera.id, "{e}");
+                    }
+                }
+                Some(watch)
             }
             None => None,
         };

@@ -193,7 +193,12 @@ impl MqttConfig {
 
     /// Where evidence images are kept: `evidence/` beside the outbox.
     pub fn evidence_dir(&self) -> std::path::PathBuf {
-        self.outbox_path().parent().unwrap_or(std::path::Path::new(".")).join("evidence")
+        self.state_dir().join("evidence")
+    }
+
+    /// Where the agent keeps what must outlive it: the folder of the outbox.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.outbox_path().parent().unwrap_or(std::path::Path::new(".")).to_path_buf()
     }
 
     pub fn client_id(&self, site: &str) -> String {

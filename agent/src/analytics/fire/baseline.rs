@@ -4,8 +4,13 @@
 //! every `interval` (the last `maps` of them; no cell is judged before `min_maps`). Cells newly
 //! hot are kept out of learning for `hold`, so a plume is not learnt as scenery while it is
 //! watched, yet something that stays for good (a new roof) becomes scenery in the end.
+//!
+//! In the daemon the learnt maps are kept in a file, rewritten at each learning, so that a
+//! restart (a power cut, an update) does not leave the camera without its baseline for the
+//! `min_maps` it takes to learn one again.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::detect::Heatmap;
@@ -38,8 +43,21 @@ pub struct HotRegion {
     pub p: f32,
 }
 
+/// Where a camera's learnt maps are kept, and which model they are the logits of (a baseline of
+/// another model means nothing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineFile {
+    pub path: PathBuf,
+    pub model: String,
+}
+
+/// The first line of a baseline file, then the model, then cols, rows and maps as u32 and the
+/// maps' logits as f32, little-endian.
+const FILE_MAGIC: &[u8] = b"canh smoke baseline 1\n";
+
 pub struct SmokeBaseline {
     settings: BaselineSettings,
+    file: Option<BaselineFile>,
     grid: (usize, usize),
     /// Learnt logits per cell, oldest first; NaN where a cell was held out.
     learnt: VecDeque<Vec<f32>>,
@@ -51,7 +69,26 @@ pub struct SmokeBaseline {
 
 impl SmokeBaseline {
     pub fn new(settings: BaselineSettings) -> SmokeBaseline {
-        SmokeBaseline { settings, grid: (0, 0), learnt: VecDeque::new(), baseline: Vec::new(), hot_since: Vec::new(), last_learnt: None }
+        SmokeBaseline { settings, file: None, grid: (0, 0), learnt: VecDeque::new(), baseline: Vec::new(), hot_since: Vec::new(), last_learnt: None }
+    }
+
+    /// Keeps the learnt maps in `file` from now on, first taking up what it holds (unless they
+    /// were learnt with another model). A file that cannot be read is an error naming it; either
+    /// way the baseline then starts empty and the file is rewritten at the next learning.
+    pub fn keep_in(&mut self, file: BaselineFile) -> Result<(), String> {
+        let restored = match std::fs::read(&file.path) {
+            Ok(bytes) => parse_file(&bytes, &file.model).map_err(|e| format!("smoke baseline {}: {e}; starting afresh", file.path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("smoke baseline {}: {e}; starting afresh", file.path.display())),
+        };
+        self.file = Some(file);
+        if let Some((grid, maps)) = restored? {
+            self.grid = grid;
+            self.hot_since = vec![None; grid.0 * grid.1];
+            self.learnt = maps.into();
+            self.baseline = self.quantiles();
+        }
+        Ok(())
     }
 
     /// Which cells of `map` are newly hot: at or above `threshold` and `margin_logit` above
@@ -59,7 +96,7 @@ impl SmokeBaseline {
     /// newly hot: the first maps only teach.
     pub fn observe(&mut self, map: &Heatmap, threshold: f32, now: Duration) -> Vec<bool> {
         if self.grid != (map.cols, map.rows) {
-            *self = SmokeBaseline::new(self.settings);
+            *self = SmokeBaseline { file: self.file.take(), ..SmokeBaseline::new(self.settings) };
             self.grid = (map.cols, map.rows);
             self.hot_since = vec![None; map.values.len()];
         }
@@ -92,15 +129,66 @@ impl SmokeBaseline {
         while self.learnt.len() > self.settings.maps.max(1) {
             self.learnt.pop_front();
         }
-        self.baseline = (0..map.values.len())
+        self.baseline = self.quantiles();
+        self.last_learnt = Some(now);
+        if let Some(file) = &self.file
+            && let Err(e) = write_file(file, self.grid, &self.learnt)
+        {
+            tracing::warn!(path = %file.path.display(), "cannot keep the smoke baseline: {e}");
+        }
+    }
+
+    fn quantiles(&self) -> Vec<f32> {
+        (0..self.grid.0 * self.grid.1)
             .map(|cell| {
                 let mut values: Vec<f32> = self.learnt.iter().map(|m| m[cell]).filter(|v| !v.is_nan()).collect();
                 values.sort_by(f32::total_cmp);
                 if values.len() < self.settings.min_maps { f32::NAN } else { quantile(&values, QUANTILE) }
             })
-            .collect();
-        self.last_learnt = Some(now);
+            .collect()
     }
+}
+
+/// Writes the maps next to `file` and renames them over it: a crash mid-write leaves the old file.
+fn write_file(file: &BaselineFile, (cols, rows): (usize, usize), maps: &VecDeque<Vec<f32>>) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(FILE_MAGIC.len() + 64 + maps.len() * cols * rows * 4);
+    bytes.extend_from_slice(FILE_MAGIC);
+    bytes.extend_from_slice(file.model.as_bytes());
+    bytes.push(b'\n');
+    for n in [cols, rows, maps.len()] {
+        bytes.extend_from_slice(&(n as u32).to_le_bytes());
+    }
+    for value in maps.iter().flatten() {
+        bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    if let Some(dir) = file.path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let partial = file.path.with_extension("partial");
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, &file.path)
+}
+
+/// A grid's (cols, rows) and learnt maps.
+type LearntMaps = ((usize, usize), Vec<Vec<f32>>);
+
+/// The grid and maps a baseline file holds; `None` when they were learnt with another model.
+fn parse_file(bytes: &[u8], model: &str) -> Result<Option<LearntMaps>, String> {
+    let rest = bytes.strip_prefix(FILE_MAGIC).ok_or("not a smoke baseline file")?;
+    let end = rest.iter().position(|&b| b == b'\n').ok_or("truncated before the model")?;
+    if &rest[..end] != model.as_bytes() {
+        return Ok(None);
+    }
+    let rest = &rest[end + 1..];
+    let number = |i: usize| rest.get(4 * i..4 * i + 4).map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")) as usize).ok_or("truncated in the header");
+    let (cols, rows, count) = (number(0)?, number(1)?, number(2)?);
+    let values = &rest[12..];
+    let cells = cols * rows;
+    if cells == 0 || values.len() != count * cells * 4 {
+        return Err(format!("holds {} bytes of maps, {count} maps of {cols}x{rows} cells need {}", values.len(), count * cells * 4));
+    }
+    let logits: Vec<f32> = values.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("four bytes"))).collect();
+    Ok(Some(((cols, rows), logits.chunks(cells).map(<[f32]>::to_vec).collect())))
 }
 
 fn logit(p: f32) -> f32 {
@@ -236,6 +324,33 @@ mod tests {
         // Stream time starts again from zero: the view is still known, and learning goes on.
         assert_eq!(regions(&mut baseline, &scene(&[7]), Duration::ZERO).len(), 1);
         assert_eq!(baseline.learnt.len(), 3, "the first frame after the restart is learnt");
+    }
+
+    #[test]
+    fn a_restarted_agent_takes_up_the_baseline_it_kept() {
+        let dir = std::env::temp_dir().join(format!("canh-smoke-baseline-{}", std::process::id()));
+        let file = |model: &str| BaselineFile { path: dir.join("cam.bin"), model: model.into() };
+        let mut before = SmokeBaseline::new(settings());
+        before.keep_in(file("model-a")).unwrap();
+        regions(&mut before, &scene(&[]), Duration::ZERO);
+        regions(&mut before, &scene(&[]), Duration::from_secs(60));
+
+        let mut after = SmokeBaseline::new(settings());
+        after.keep_in(file("model-a")).unwrap();
+        assert!(regions(&mut after, &scene(&[]), Duration::ZERO).is_empty(), "the haze is still known");
+        assert_eq!(regions(&mut after, &scene(&[5]), Duration::from_secs(1)).len(), 1, "judged at once, no new learning needed");
+
+        let mut other_model = SmokeBaseline::new(settings());
+        other_model.keep_in(file("model-b")).unwrap();
+        assert!(regions(&mut other_model, &scene(&[5]), Duration::ZERO).is_empty(), "another model's baseline is not taken up");
+
+        std::fs::write(dir.join("cam.bin"), b"not a baseline").unwrap();
+        let mut damaged = SmokeBaseline::new(settings());
+        let e = damaged.keep_in(file("model-a")).unwrap_err();
+        assert!(e.contains("cam.bin") && e.contains("not a smoke baseline file"), "{e}");
+        regions(&mut damaged, &scene(&[]), Duration::ZERO);
+        assert!(SmokeBaseline::new(settings()).keep_in(file("model-a")).is_ok(), "rewritten at the next learning");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

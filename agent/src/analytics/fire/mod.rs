@@ -22,7 +22,7 @@ use super::geometry::{Polygon, check_zone};
 use crate::config::{ConfigError, check_id};
 use crate::detect::Detector;
 use crate::types::BBox;
-use baseline::{BaselineSettings, SmokeBaseline, hot_regions};
+use baseline::{BaselineFile, BaselineSettings, SmokeBaseline, hot_regions};
 use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, largest_blob_in, tile_rects, zone_mask};
 use temporal::Incident;
 
@@ -411,6 +411,16 @@ impl FireWatch {
             previous_fire: None,
             masks_cache: None,
         })
+    }
+
+    /// Keeps what the smoke model learnt of this camera's view in `path`, so that a restart does
+    /// not cost the time it takes to learn it again; takes up what the file holds. An error
+    /// names the file; the baseline is then learnt afresh.
+    pub fn keep_baseline_in(&mut self, path: std::path::PathBuf) -> Result<(), String> {
+        let Some(model) = &self.models.smoke else { return Ok(()) };
+        let manifest = model.manifest();
+        let model = manifest.sha256.clone().unwrap_or_else(|| manifest.name.clone());
+        self.baseline.keep_in(BaselineFile { path, model })
     }
 
     /// The watch zones, for drawing.
