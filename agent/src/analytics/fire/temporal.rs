@@ -40,7 +40,8 @@ pub struct Scores {
     pub colour: f32,
     /// Share of fire-coloured pixels that changed since the last analysed frame (0..1).
     pub flicker: f32,
-    /// Share of the frame covered by the grey-foreground smoke candidate (0..1).
+    /// Share of the frame covered by the grey-foreground smoke candidate (0..1); 0 when it does
+    /// not overlap the smoke model's region.
     pub smoke: f32,
     /// Smoke model probability (0..1) of the best newly hot cell in the region, when smoke is
     /// watched with a smoke model.
