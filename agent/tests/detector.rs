@@ -86,8 +86,9 @@ fn the_smoke_model_gives_a_heat_map_of_the_frame() {
     // 416x234 runs at 416x256 (multiples of 32): 26 x 16 cells, of which 15 rows show the frame.
     assert_eq!((map.cols, map.rows, map.values.len()), (26, 16, 26 * 16));
     assert!(map.values.iter().all(|p| (0.0..=1.0).contains(p)), "{:?}", map.values);
-    assert!(map.hot_cells(0.0).all(|(cell, _)| cell.center().y < 1.0), "a padding cell counted");
-    assert_eq!(map.hot_cells(0.0).count(), 26 * 15);
+    let cells: Vec<_> = (0..map.values.len()).filter_map(|i| map.cell(i)).collect();
+    assert!(cells.iter().all(|cell| cell.center().y < 1.0), "a padding cell counted");
+    assert_eq!(cells.len(), 26 * 15);
     assert!(detector.detect(&frame, 0.5).is_err(), "a heat map has no boxes");
 }
 
@@ -106,7 +107,8 @@ fn the_smoke_model_marks_the_plume_in_an_unseen_lookout_view() {
     let threshold = detector.manifest().score_threshold;
     let hot = |name: &str| -> Vec<canh::types::BBox> {
         let image = opencv::imgcodecs::imread(images.join(name).to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR).unwrap();
-        detector.heatmap(&image).unwrap().hot_cells(threshold).map(|(cell, _)| cell).collect()
+        let map = detector.heatmap(&image).unwrap();
+        map.values.iter().enumerate().filter(|(_, p)| **p >= threshold).filter_map(|(i, _)| map.cell(i)).collect()
     };
     // Its annotation: the plume's box, normalized.
     let plume = canh::types::BBox { x1: 0.781, y1: 0.540, x2: 0.894, y2: 0.617 };

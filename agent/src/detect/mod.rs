@@ -135,12 +135,6 @@ pub struct Heatmap {
 }
 
 impl Heatmap {
-    /// Each cell at or above `threshold` whose centre lies in the frame: its box (normalized) and
-    /// probability.
-    pub fn hot_cells(&self, threshold: f32) -> impl Iterator<Item = (crate::types::BBox, f32)> + '_ {
-        self.values.iter().enumerate().filter(move |(_, p)| **p >= threshold).filter_map(|(i, &p)| Some((self.cell(i)?, p)))
-    }
-
     /// Cell `i`'s box (normalized), unless its centre lies in the padding beyond the frame.
     pub fn cell(&self, i: usize) -> Option<crate::types::BBox> {
         let (col, row) = ((i % self.cols) as f32, (i / self.cols) as f32);

@@ -89,6 +89,12 @@ pub fn zone_mask(like: &Mat, zone: &Polygon, masks: &[Polygon]) -> opencv::Resul
     Ok(out)
 }
 
+/// Whether `mask` is set at `point` (normalized).
+pub fn is_set_at(mask: &Mat, point: crate::types::Point) -> bool {
+    let (x, y) = ((point.x * mask.cols() as f32) as i32, (point.y * mask.rows() as f32) as i32);
+    mask.at_2d::<u8>(y.clamp(0, mask.rows() - 1), x.clamp(0, mask.cols() - 1)).is_ok_and(|v| *v != 0)
+}
+
 /// Non-zero pixels of `mask` inside `rect`.
 pub fn count_in(mask: &Mat, rect: Rect) -> opencv::Result<i32> {
     core::count_non_zero(&Mat::roi(mask, rect)?)

@@ -23,7 +23,7 @@ use crate::config::{ConfigError, check_id};
 use crate::detect::Detector;
 use crate::types::BBox;
 use baseline::{BaselineFile, BaselineSettings, SmokeBaseline, hot_regions};
-use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, largest_blob_in, tile_rects, zone_mask};
+use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, is_set_at, largest_blob_in, tile_rects, zone_mask};
 use temporal::Incident;
 
 /// What a watch zone is, and so what its alerts are called.
@@ -492,12 +492,8 @@ impl FireWatch {
                 }
             }
             let blob = smoke_blob.filter(|(b, _)| zone.polygon.contains(b.center()));
-            let masks = &self.masks;
             // Detected objects (a grey car, a person in a grey coat) are not smoke.
-            let watched = |cell: &BBox| {
-                let c = cell.center();
-                zone.polygon.contains(c) && !masks.iter().any(|m| m.contains(c)) && !objects.iter().any(|o| o.intersection(cell) > 0.0)
-            };
+            let watched = |cell: &BBox| is_set_at(allowed, cell.center()) && !objects.iter().any(|o| o.intersection(cell) > 0.0);
             let regions = smoke_map.as_ref().map(|(map, hot)| hot_regions(map, hot, watched));
             let mut smoke_evidence = smoke_evidence(regions.as_deref(), blob);
             // A detector model's boxes are evidence of their own; they also score the cues' evidence.
