@@ -217,8 +217,15 @@ pub struct RtspServer {
     main_loop: glib::MainLoop,
     server: rtsp::RTSPServer,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// Every media served so far, to stall them.
-    media: std::sync::Arc<std::sync::Mutex<Vec<rtsp::RTSPMedia>>>,
+    /// Every media served so far, to stall them; and whether the server stalls, so that a
+    /// client reconnecting to a stalled server gets a stalled stream too.
+    media: std::sync::Arc<std::sync::Mutex<(Vec<rtsp::RTSPMedia>, bool)>>,
+}
+
+/// Makes `media`'s video stop (or flow again); its connection stays open.
+fn set_stalled(media: &rtsp::RTSPMedia, stalled: bool) {
+    let bin = media.element().downcast::<gst::Bin>().expect("a media's element is a bin");
+    bin.by_name("valve").expect("the launch line has a valve").set_property("drop", stalled);
 }
 
 pub const RTSP_SECURE_PASSWORD: &str = "rtsp-s3cret";
@@ -237,7 +244,7 @@ impl RtspServer {
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
         server.set_service(&port.to_string());
-        let media = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let media = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), false)));
         let factory = rtsp::RTSPMediaFactory::new();
         // The valve lets a test stall the stream while the connection stays open.
         factory.set_launch(&format!(
@@ -253,7 +260,11 @@ impl RtspServer {
             factory.add_role_from_structure(&permissions);
         }
         let served = media.clone();
-        factory.connect_media_configure(move |_, m| served.lock().unwrap().push(m.clone()));
+        factory.connect_media_configure(move |_, m| {
+            let mut served = served.lock().unwrap();
+            set_stalled(m, served.1);
+            served.0.push(m.clone());
+        });
         server.mount_points().unwrap().add_factory("/clip", factory);
         let context = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&context), false);
@@ -270,12 +281,12 @@ impl RtspServer {
         RtspServer { main_loop, server, thread: Some(thread), media }
     }
 
-    /// Stops sending video on every stream served so far; the connections stay open.
+    /// Stops sending video on every stream, those served so far and those served after (a
+    /// client that reconnects finds the server still stalled); the connections stay open.
     pub fn stall(&self) {
-        for media in self.media.lock().unwrap().iter() {
-            let bin = media.element().downcast::<gst::Bin>().expect("a media's element is a bin");
-            bin.by_name("valve").expect("the launch line has a valve").set_property("drop", true);
-        }
+        let mut media = self.media.lock().unwrap();
+        media.1 = true;
+        media.0.iter().for_each(|m| set_stalled(m, true));
     }
 
     /// Drops every client mid-stream and closes the port.
