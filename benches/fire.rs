@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
             for (i, frame) in frames.iter().enumerate() {
                 let now = Duration::from_millis(500 * (round * FRAMES + i) as u64);
                 let start = Instant::now();
-                watch.analyse(frame, &[], now).map_err(anyhow::Error::msg)?;
+                watch.watch(frame, &[], now).map_err(anyhow::Error::msg)?;
                 if round > 0 {
                     ms.push(start.elapsed().as_secs_f64() * 1000.0);
                 }

@@ -2,6 +2,7 @@
 //! alerts out over MQTT. Each module is one stage of the data flow; [`agent`] wires them.
 
 pub mod agent;
+pub mod check;
 pub mod analytics;
 pub mod config;
 pub mod control;

@@ -22,9 +22,8 @@ use std::collections::BTreeMap;
 use canh::agent::{DaemonOptions, FireSummary, Mode, ReplayOptions, run_site};
 use canh::analytics::fire::FireConfig;
 use canh::analytics::signal::SignalLogEntry;
-use canh::analytics::{LineConfig, LineCounts};
+use canh::analytics::{CONFIRM_FRAMES, LineConfig, LineCounts};
 use canh::config::{CameraConfig, ConfigErrors, Resources, SiteConfig, redact_url};
-use canh::detect::motion::MotionConfig;
 use canh::listen::ListenOptions;
 use canh::publish::MqttConfig;
 
@@ -259,18 +258,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
         None => SiteConfig::parse("site = \"replay\"\ncameras = []").map_err(|e| anyhow::anyhow!("{e}"))?,
     };
     let mut camera = match (config_path, camera_id) {
-        (None, _) => CameraConfig {
-            id: "replay".into(),
-            source: String::new(),
-            analytics_fps: 5,
-            pipeline: "software".into(),
-            no_frames_timeout_s: 10,
-            model: "yolox_nano".into(),
-            lines: Vec::new(),
-            rules: Vec::new(),
-            fire: None,
-            motion: MotionConfig::default(),
-        },
+        (None, _) => CameraConfig::with_defaults("replay", ""),
         (Some(_), Some(id)) => config.cameras.iter().find(|c| c.id == id).cloned().with_context(|| format!("no camera '{id}' in the config"))?,
         (Some(_), None) if config.cameras.len() == 1 => config.cameras[0].clone(),
         (Some(_), None) => bail!("the config has {} cameras: choose one with --camera", config.cameras.len()),
@@ -332,5 +320,5 @@ fn parse_line(index: usize, spec: &str) -> Result<LineConfig> {
     let [x1, y1, x2, y2] = values[..] else {
         bail!("--line '{spec}': expected four numbers X1,Y1,X2,Y2, got {}", values.len());
     };
-    Ok(LineConfig { id: format!("line{index}"), p1: [x1, y1], p2: [x2, y2], classes: None, confirm_frames: 2, publish_crossings: true })
+    Ok(LineConfig { id: format!("line{index}"), p1: [x1, y1], p2: [x2, y2], classes: None, confirm_frames: CONFIRM_FRAMES, publish_crossings: true })
 }

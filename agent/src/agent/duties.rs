@@ -6,12 +6,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 
-use super::CameraAnalysis;
+use super::camera::CameraAnalysis;
 use crate::control::{self, Command, Rejected, Request};
 use crate::events::archive::EvidenceArchive;
 use crate::events::{EvidenceRef, Message, OutboxStats, Reply, Stats, evidence_message, rfc3339, snapshot_message};
 use crate::health::{AgentHealth, CameraHealth};
-use crate::render::{Mark, evidence_jpeg, jpeg_size};
+use crate::render::{Mark, evidence_jpeg, frame_to_mat, jpeg_size};
 
 /// A snapshot is refused when the camera's latest frame is older than this: the IOC asked for
 /// the scene now, not as it was before the camera went away.
@@ -147,11 +147,10 @@ impl CameraAnalysis {
         if last.at.elapsed() > SNAPSHOT_MAX_AGE {
             return Err(format!("camera '{}' has had no frame for {:.0} s ({})", self.id, last.at.elapsed().as_secs_f64(), self.health.state().name()));
         }
-        let mut image = None;
-        let mat = self.image(&last.frame, &mut image)?;
-        let marks: Vec<Mark> = last.objects.iter().map(|o| self.mark(o)).collect();
+        let mat = frame_to_mat(&last.frame).map_err(|e| e.to_string())?;
+        let marks: Vec<Mark> = last.objects.iter().map(|o| self.analyzers.mark(o)).collect();
         let caption = format!("snapshot {} {}", self.id, rfc3339(SystemTime::now()));
-        let (jpeg, size) = evidence_jpeg(mat, &self.overlays(), &marks, &caption).map_err(|e| e.to_string())?;
+        let (jpeg, size) = evidence_jpeg(&mat, &self.analyzers.overlays(), &marks, &caption).map_err(|e| e.to_string())?;
         let message = snapshot_message(&self.id, request_id, jpeg);
         let reference = EvidenceRef::of(prefix, &message, size.width as u32, size.height as u32);
         Ok((message, reference))

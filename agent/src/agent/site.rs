@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
+use super::analysis::{AnalysisLoop, Change, LoopSettings};
+use super::camera::{CameraAnalysis, CameraParts};
 use super::duties::SiteDuties;
-use super::{CameraAnalysis, Change, FRAME_QUEUE, INBOX_QUEUE, Mode, RunSummary, analyse};
-use crate::analytics::fire::{FireModels, FireWatch};
+use super::{CameraSummary, DaemonOptions, FRAME_QUEUE, INBOX_QUEUE, Mode, RunOptions, RunSummary};
+use crate::analytics::BuildContext;
 use crate::config::{CameraConfig, Resources, SiteConfig};
 use crate::detect::{Detector, input_caps};
 use crate::events::archive::EvidenceArchive;
@@ -21,7 +23,10 @@ use crate::health::metrics::MetricsServer;
 use crate::health::notify::Notifier;
 use crate::health::{CameraHealth, SiteHealth};
 use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, Subscriptions, topic_prefix};
-use crate::source::{CameraSource, Overflow, SourceSettings, frame_queue};
+use crate::source::{CameraSource, SourceSettings, frame_queue};
+
+/// How often the site runner looks for a stop, a reload and finished sources.
+const POLL: Duration = Duration::from_millis(100);
 
 /// A camera's source and what stops it.
 struct RunningCamera {
@@ -34,13 +39,24 @@ struct RunningCamera {
 struct Site<'a> {
     config: SiteConfig,
     resources: &'a Resources,
-    mode: Mode,
+    options: RunOptions,
     prefix: String,
     detectors: HashMap<String, Arc<Detector>>,
     cameras: Vec<RunningCamera>,
     /// New cameras for the analysis thread.
     changes: Sender<Change>,
+    /// Where analysed events go.
+    events: Sender<Message>,
     health: Arc<SiteHealth>,
+}
+
+/// The publisher and what comes back through it.
+struct Uplink {
+    publisher: Publisher,
+    /// Signal controllers' messages and the IOC's commands.
+    inbox: Receiver<(String, Vec<u8>)>,
+    /// Evidence kept for the IOC's `evidence` command (with a broker).
+    archive: Option<Arc<Mutex<EvidenceArchive>>>,
 }
 
 /// Runs the site until every source has ended or `stop` is set. In the daemon, a reload that
@@ -49,90 +65,72 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     let started = Instant::now();
     gstreamer::init().context("GStreamer does not initialise")?;
     let health = Arc::new(SiteHealth::default());
-
-    // Publish; signal controllers' messages and the IOC's commands come back through `inbox`.
+    let options = RunOptions::new(mode, config);
     let prefix = topic_prefix(config.mqtt.as_ref(), &config.site);
-    let commands_prefix = format!("{prefix}/cmd/");
-    let (inbox_tx, inbox) = crossbeam_channel::bounded(INBOX_QUEUE);
-    let mut archive = None;
-    let sink: Box<dyn Sink> = match (&config.mqtt, &mode) {
-        (Some(mqtt), Mode::Daemon(_)) => {
-            let subscriptions = Subscriptions { topics: signal_topics(config).into_iter().collect(), commands: format!("{commands_prefix}+"), inbox: inbox_tx };
-            let kept = EvidenceArchive::open(&mqtt.evidence_dir(), (mqtt.evidence_keep_mb * 1024.0 * 1024.0) as u64)?;
-            archive = Some(Arc::new(Mutex::new(kept)));
-            Box::new(MqttSink::connect(mqtt, &config.site, prefix.clone(), subscriptions, health.agent.clone())?)
-        }
-        _ => Box::new(StdoutSink::new(prefix.clone())),
-    };
-    let publisher = Publisher::spawn(sink, archive.clone(), health.agent.clone())?;
-    let _metrics = match (&config.metrics, &mode) {
-        (Some(metrics), Mode::Daemon(_)) => Some(MetricsServer::start(&metrics.listen, health.clone()).map_err(anyhow::Error::msg)?),
+    let uplink = connect(config, &options, &prefix, &health)?;
+    let _metrics = match (&config.metrics, options.metrics) {
+        (Some(metrics), true) => Some(MetricsServer::start(&metrics.listen, health.clone()).map_err(anyhow::Error::msg)?),
         _ => None,
     };
-
     // Analysis: cameras join it as their sources start.
-    let daemon = matches!(mode, Mode::Daemon(_));
-    let counts_interval = daemon.then(|| Duration::from_secs(config.counts_interval_s));
     let (reload_tx, reload_requests) = crossbeam_channel::unbounded();
     let duties = SiteDuties {
-        commands_prefix,
+        commands_prefix: commands_prefix(&prefix),
         prefix: prefix.clone(),
-        archive,
+        archive: uplink.archive.clone(),
         reload_requests: reload_tx,
         health: health.agent.clone(),
-        stats_interval: (daemon && config.stats_interval_s > 0).then(|| Duration::from_secs(config.stats_interval_s)),
+        stats_interval: options.stats_interval,
         started,
         last_stats: None,
     };
     let (changes, changes_rx) = crossbeam_channel::unbounded();
-    let analysis = {
-        let (events, health) = (publisher.sender(), health.clone());
-        let parallel_frames = config.detector.lanes(config.cameras.len()).sessions;
-        std::thread::Builder::new()
-            .name("analysis".into())
-            .spawn(move || analyse(changes_rx, events, inbox, counts_interval, parallel_frames, duties, health))?
+    let settings = LoopSettings {
+        changes: changes_rx,
+        events: uplink.publisher.sender(),
+        inbox: uplink.inbox,
+        counts_interval: options.counts_interval,
+        parallel_frames: config.detector.lanes(config.cameras.len()).sessions,
+        duties,
+        site: health.clone(),
     };
+    let analysis = std::thread::Builder::new().name("analysis".into()).spawn(move || AnalysisLoop::new(settings).run())?;
 
-    let mut site = Site { config: config.clone(), resources, mode, prefix, detectors: HashMap::new(), cameras: Vec::new(), changes, health: health.clone() };
-    let mut notifier = Notifier::new(health);
+    let events = uplink.publisher.sender();
+    let mut site = Site { config: config.clone(), resources, options, prefix, detectors: HashMap::new(), cameras: Vec::new(), changes, events, health: health.clone() };
     let started_cameras = config.cameras.iter().try_for_each(|camera| site.start_camera(camera));
-    let mut reload = None;
-    if started_cameras.is_ok() {
-        while !stop.load(Ordering::Relaxed) && !site.cameras.iter().all(|c| c.source.is_finished()) {
-            if let Mode::Daemon(options) = &site.mode {
-                let from_signal = options.reload.swap(false, Ordering::Relaxed).then_some(None);
-                if let Some(request) = from_signal.or_else(|| reload_requests.try_recv().ok().map(Some))
-                    && let Some(new) = validate_reload(&options.config_path, resources, request.as_deref(), &publisher.sender())
-                {
-                    notifier.reloading();
-                    if site.only_cameras_differ(&new) {
-                        // Validated already; what can still fail (a model file gone) leaves the
-                        // cameras that did start running.
-                        if let Err(e) = site.apply(new) {
-                            tracing::error!("reload: {e:#}");
-                        }
-                    } else {
-                        tracing::info!("site settings changed: restarting the whole site");
-                        reload = Some(new);
-                        break;
-                    }
-                }
-            }
-            notifier.tick();
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    let mut notifier = Notifier::new(health);
+    let reload = if started_cameras.is_ok() { site.supervise(&stop, &reload_requests, &mut notifier) } else { None };
     if reload.is_none() {
         notifier.stopping();
     }
-    for camera in std::mem::take(&mut site.cameras) {
-        stop_camera(camera);
-    }
-    drop(site.changes);
-    let cameras = analysis.join().map_err(|_| anyhow::anyhow!("the analysis thread panicked"))?;
-    publisher.finish();
+    let cameras = site.close(analysis)?;
+    uplink.publisher.finish();
     started_cameras?;
     Ok(RunSummary { frames: cameras.iter().map(|c| c.frames_analysed).sum(), seconds: started.elapsed().as_secs_f64(), cameras, reload })
+}
+
+/// Topic prefix of the IOC's commands.
+fn commands_prefix(prefix: &str) -> String {
+    format!("{prefix}/cmd/")
+}
+
+/// The publisher: to the site's broker in the daemon (which also brings the IOC's commands and
+/// signal controllers' messages back, and keeps evidence), else to stdout.
+fn connect(config: &SiteConfig, options: &RunOptions, prefix: &str, health: &SiteHealth) -> Result<Uplink> {
+    let (inbox_tx, inbox) = crossbeam_channel::bounded(INBOX_QUEUE);
+    let mut archive = None;
+    let sink: Box<dyn Sink> = match (&config.mqtt, options.broker) {
+        (Some(mqtt), true) => {
+            let subscriptions = Subscriptions { topics: signal_topics(config).into_iter().collect(), commands: format!("{}+", commands_prefix(prefix)), inbox: inbox_tx };
+            let kept = EvidenceArchive::open(&config.state_dir().join("evidence"), (mqtt.evidence_keep_mb * 1024.0 * 1024.0) as u64)?;
+            archive = Some(Arc::new(Mutex::new(kept)));
+            Box::new(MqttSink::connect(mqtt, &config.site, prefix.to_string(), subscriptions, health.agent.clone())?)
+        }
+        _ => Box::new(StdoutSink::new(prefix.to_string())),
+    };
+    let publisher = Publisher::spawn(sink, archive.clone(), health.agent.clone())?;
+    Ok(Uplink { publisher, inbox, archive })
 }
 
 fn stop_camera(camera: RunningCamera) {
@@ -140,7 +138,6 @@ fn stop_camera(camera: RunningCamera) {
     camera.source.join();
 }
 
-/// Every signal controller topic the site's rules listen to.
 /// One decoding thread per camera once the cameras alone can keep every core busy; below that, a
 /// camera's decoder may use them all (one high-resolution stream on an idle box).
 fn decoder_threads(cameras: usize) -> u32 {
@@ -148,11 +145,53 @@ fn decoder_threads(cameras: usize) -> u32 {
     if cameras >= cores { 1 } else { 0 }
 }
 
+/// Every signal controller topic the site's rules listen to.
 fn signal_topics(config: &SiteConfig) -> BTreeSet<String> {
     config.cameras.iter().flat_map(|c| &c.rules).filter_map(|r| r.signal_topic()).map(str::to_string).collect()
 }
 
 impl Site<'_> {
+    /// Keeps the site running until `stop`, the end of every source, or a reload that changes
+    /// more than cameras, which it returns.
+    fn supervise(&mut self, stop: &AtomicBool, reload_requests: &Receiver<String>, notifier: &mut Notifier) -> Option<SiteConfig> {
+        while !stop.load(Ordering::Relaxed) && !self.cameras.iter().all(|c| c.source.is_finished()) {
+            if let Some(daemon) = self.options.daemon.clone()
+                && let Some(new) = self.reload_request(&daemon, reload_requests)
+            {
+                notifier.reloading();
+                if !self.only_cameras_differ(&new) {
+                    tracing::info!("site settings changed: restarting the whole site");
+                    return Some(new);
+                }
+                // Validated already; what can still fail (a model file gone) leaves the cameras
+                // that did start running.
+                if let Err(e) = self.apply(new) {
+                    tracing::error!("reload: {e:#}");
+                }
+            }
+            notifier.tick();
+            std::thread::sleep(POLL);
+        }
+        None
+    }
+
+    /// A valid new configuration, when a reload was asked for (by SIGHUP or the IOC).
+    fn reload_request(&self, daemon: &DaemonOptions, reload_requests: &Receiver<String>) -> Option<SiteConfig> {
+        let from_signal = daemon.reload.swap(false, Ordering::Relaxed).then_some(None);
+        let request = from_signal.or_else(|| reload_requests.try_recv().ok().map(Some))?;
+        validate_reload(&daemon.config_path, self.resources, request.as_deref(), &self.events)
+    }
+
+    /// Stops every source, lets the analysis finish what they delivered, and returns what each
+    /// camera did.
+    fn close(mut self, analysis: std::thread::JoinHandle<Vec<CameraSummary>>) -> Result<Vec<CameraSummary>> {
+        for camera in std::mem::take(&mut self.cameras) {
+            stop_camera(camera);
+        }
+        drop(self);
+        analysis.join().map_err(|_| anyhow::anyhow!("the analysis thread panicked"))
+    }
+
     /// The session of `name`, loaded on first use and shared by the cameras using it.
     fn detector(&mut self, name: &str) -> Result<Arc<Detector>> {
         if let Some(detector) = self.detectors.get(name) {
@@ -167,42 +206,27 @@ impl Site<'_> {
 
     fn start_camera(&mut self, camera: &CameraConfig) -> Result<()> {
         let detector = self.detector(&camera.model)?;
-        let fire = match &camera.fire {
-            Some(fire) => {
-                let models = FireModels {
-                    flames: self.detector(&fire.classifier)?,
-                    smoke: fire.smoke_model().map(|m| self.detector(m)).transpose()?,
-                    detector: fire.detector.as_deref().map(|d| self.detector(d)).transpose()?,
-                };
-                let mut watch = FireWatch::new(fire, models).map_err(|e| anyhow::anyhow!("camera {}: fire analytics: {e}", camera.id))?;
-                if let (Mode::Daemon(_), Some(mqtt)) = (&self.mode, &self.config.mqtt) {
-                    let path = mqtt.state_dir().join("smoke-baseline").join(format!("{}.bin", camera.id));
-                    if let Err(e) = watch.keep_baseline_in(path) {
-                        tracing::warn!(camera = %camera.id, "{e}");
-                    }
-                }
-                Some(watch)
-            }
-            None => None,
-        };
+        let analyzers = self.analyzers(camera, &detector)?;
         let health = CameraHealth::new(&camera.id, camera.analytics_fps);
-        let overflow = if matches!(self.mode, Mode::Replay(_)) { Overflow::Block } else { Overflow::DropOldest };
-        let (frames_tx, frames_rx) = frame_queue(FRAME_QUEUE, overflow, health.clone());
+        let (frames_tx, frames_rx) = frame_queue(FRAME_QUEUE, self.options.overflow, health.clone());
         let settings = self.source_settings(camera, &detector)?;
         let halt = Arc::new(AtomicBool::new(false));
         let source = CameraSource::spawn(settings, frames_tx, health.clone(), halt.clone())?;
-        let mut analysis = CameraAnalysis::new(&self.config, camera, detector, health.clone(), &self.prefix, fire);
-        match &self.mode {
-            Mode::Replay(options) => {
-                analysis.render_dir = options.render_dir.clone();
-                analysis.scheduled_signals = options.signal_log.iter().cloned().collect();
-            }
-            Mode::Daemon(_) => analysis.keep_last_frame = true,
-        }
+        let parts = CameraParts { detector, analyzers, health: health.clone(), events: self.events.clone(), prefix: self.prefix.clone() };
+        let analysis = CameraAnalysis::new(&self.config, camera, parts, &self.options);
         let _ = self.changes.send(Change::Add(frames_rx, Box::new(analysis)));
         self.cameras.push(RunningCamera { config: camera.clone(), source, health, halt });
         self.health.set_cameras(self.cameras.iter().map(|c| c.health.clone()).collect());
         Ok(())
+    }
+
+    /// The camera's analyzers, built from its config; the models they run are loaded once for
+    /// the site.
+    fn analyzers(&mut self, camera: &CameraConfig, detector: &Detector) -> Result<Vec<Box<dyn crate::analytics::Analyzer>>> {
+        let state_dir = self.options.state_dir.clone();
+        let mut model = |name: &str| self.detector(name).map_err(|e| format!("{e:#}"));
+        let mut ctx = BuildContext { camera: &camera.id, manifest: detector.manifest(), model: &mut model, state_dir: state_dir.as_deref() };
+        camera.analyzer_configs().map(|(_, config)| config.build(&mut ctx)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)
     }
 
     fn source_settings(&self, camera: &CameraConfig, detector: &Detector) -> Result<SourceSettings> {
@@ -213,7 +237,7 @@ impl Site<'_> {
             template: self.resources.pipeline(&camera.pipeline)?,
             caps: input_caps(&detector.manifest().input),
             no_frames_timeout: Duration::from_secs(camera.no_frames_timeout_s),
-            realtime: matches!(self.mode, Mode::Daemon(_)),
+            realtime: self.options.realtime,
             decoder_threads: decoder_threads(self.config.cameras.len()),
         })
     }

@@ -1,6 +1,6 @@
 //! Plane geometry in normalized image coordinates (x right, y down, 0..1): zones and headings.
 
-use crate::config::{ConfigError, check_point};
+use crate::check::{ConfigError, check_point};
 use crate::types::{BBox, Point};
 
 /// A zone: a simple polygon, edges joining consecutive points and the last to the first.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, check_classes, check_id, check_segment};
+use crate::check::{ConfigError, check_classes, check_id, check_segment};
 use super::history::FORGET_AFTER;
 use crate::types::{ClassId, Point, TrackedObject};
 
@@ -37,8 +37,12 @@ fn default_publish_crossings() -> bool {
     true
 }
 
+/// Analysed frames a track must be seen on the new side of a line, unless a line says otherwise:
+/// one frame on the far side may be a box bent by an occlusion.
+pub const CONFIRM_FRAMES: u32 = 2;
+
 fn default_confirm_frames() -> u32 {
-    2
+    CONFIRM_FRAMES
 }
 
 impl LineConfig {

@@ -1,17 +1,24 @@
-//! Analytics stage: what the tracked objects mean. Directional counting on lines ([`line`]) with
-//! the per-interval count tables published to the IOC ([`CountsTable`]), and traffic rules
-//! ([`rules`]) with the signal state red-light rules need ([`signal`]), and fire, smoke and open
-//! burning ([`fire`]).
+//! Analytics stage: what the tracked objects mean. Every analysis is an [`Analyzer`]
+//! ([`analyzer`]) built from its config: directional counting on lines ([`counting`], over
+//! [`line`]) with the per-interval count tables published to the IOC ([`CountsTable`]), each
+//! traffic rule ([`rules`], with the signal state red-light rules need, [`signal`]), and fire,
+//! smoke and open burning ([`fire`]). [`CameraAnalyzers`] runs a camera's list of them.
 
+pub mod analyzer;
+mod camera;
+mod counting;
 pub mod fire;
 pub mod geometry;
-mod history;
+pub mod history;
 mod line;
 pub mod rules;
 pub mod signal;
 
-pub use line::{Crossing, Direction, Line, LineConfig, LineCounter};
-pub use rules::{Overlay, RuleConfig, RuleKind, Rules, Shape, Tone, Violation};
+pub use analyzer::{Analyzer, AnalyzerConfig, BuildContext, CheckContext, Finding, FrameContext};
+pub use camera::CameraAnalyzers;
+pub use line::{CONFIRM_FRAMES, Crossing, Direction, Line, LineConfig, LineCounter};
+pub use rules::{RuleConfig, RuleKind, Violation};
+pub use crate::render::{Overlay, Shape, Tone};
 
 use std::collections::BTreeMap;
 
@@ -33,8 +40,9 @@ pub struct CountsTable {
 }
 
 impl CountsTable {
-    pub fn new(lines: &[Line]) -> CountsTable {
-        CountsTable { lines: lines.iter().map(|l| LineCounts { id: l.id.clone(), ..Default::default() }).collect() }
+    /// A table for the lines `ids`, in that order.
+    pub fn new<'a>(ids: impl IntoIterator<Item = &'a str>) -> CountsTable {
+        CountsTable { lines: ids.into_iter().map(|id| LineCounts { id: id.to_string(), ..Default::default() }).collect() }
     }
 
     pub fn add(&mut self, line: &str, direction: Direction, class: &str) {

@@ -9,7 +9,7 @@ use opencv::core::{self, Mat, Rect, Scalar};
 use opencv::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, check_point};
+use crate::check::{ConfigError, check_point};
 use std::time::Duration;
 
 /// `signal = { … }` of a red-light rule: exactly one of `topic` or `region`.

@@ -1,29 +1,29 @@
 //! The site configuration: one TOML file per site, parsed, validated and resolved before anything runs.
 //!
-//! Each stage owns the config struct (and checks) for its own part: lines in `analytics`, the
-//! tracker in `track`, the detector in `detect`, MQTT in `publish`, source checks in `source`.
-//! This module holds the site and camera structs, ties the parts together, turns relative paths into absolute ones (relative to the
-//! config file) and collects *every* problem with its key path, so an installer fixes a file in one
-//! pass. Nothing here prints secrets: sources are shown through [`redact_url`].
+//! Each stage owns the config struct (and checks) for its own part: lines, rules and the fire
+//! watch in `analytics` (each an [`AnalyzerConfig`](crate::analytics::AnalyzerConfig) that checks
+//! itself and builds its analyzer), the tracker in `track`, the detector and motion gate in
+//! `detect`, MQTT in `publish`; what they share (errors with key paths, the common checks) is the
+//! leaf module [`crate::check`]. This module holds the site and camera structs ([`camera`]), ties
+//! the parts together, turns relative paths into absolute ones (relative to the config file) and
+//! collects *every* problem with its key path, so an installer fixes a file in one pass. Nothing
+//! here prints secrets: sources are shown through [`redact_url`].
 
-mod errors;
+mod camera;
 mod paths;
 
-pub use errors::{ConfigError, ConfigErrors};
-pub use paths::{Resources, redact_url};
+pub use crate::check::{ConfigError, ConfigErrors, redact_url};
+pub use camera::CameraConfig;
+pub use paths::Resources;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::detect::motion::MotionConfig;
-use crate::analytics::fire::FireConfig;
-use crate::analytics::{LineConfig, RuleConfig};
-use crate::detect::OutputDecoder;
+use crate::check::{check_id, is_url, resolve_relative};
 use crate::detect::DetectorConfig;
 use crate::publish::MqttConfig;
-use crate::source;
 use crate::track::TrackerConfig;
 
 /// The whole site file.
@@ -46,6 +46,10 @@ pub struct SiteConfig {
     pub mqtt: Option<MqttConfig>,
     /// The `/metrics` and `/healthz` endpoint; off without it.
     pub metrics: Option<MetricsConfig>,
+    /// Where the agent keeps what must outlive it (the outbox, kept evidence, smoke baselines).
+    /// Default: `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else the config file's folder.
+    /// Relative paths are relative to the config file.
+    pub state_dir: Option<String>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -63,55 +67,6 @@ fn default_stats_interval_s() -> u64 {
 pub struct MetricsConfig {
     /// `address:port` to serve `/metrics` and `/healthz` on, e.g. `127.0.0.1:9464`.
     pub listen: String,
-}
-
-/// One camera: where its video comes from, how it is analysed and which lines it counts on.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CameraConfig {
-    /// Camera id, unique within the site; used in MQTT topics. Letters, digits, `-` and `_`.
-    pub id: String,
-    /// `rtsp://` / `rtsps://` URL (prefer the camera's sub-stream) or a video file path
-    /// (relative to this config file).
-    pub source: String,
-    /// Frames analysed per second of video; 0 analyses every frame.
-    #[serde(default = "default_analytics_fps")]
-    pub analytics_fps: u32,
-    /// Decoder pipeline template: a file `pipelines/<name>.pipeline`.
-    #[serde(default = "default_pipeline")]
-    pub pipeline: String,
-    /// Rebuild the stream when no frame has arrived for this long, seconds.
-    #[serde(default = "default_no_frames_timeout_s")]
-    pub no_frames_timeout_s: u64,
-    /// Name of the model in the models directory (a folder holding `manifest.toml`).
-    #[serde(default = "default_model")]
-    pub model: String,
-    /// Counting lines on this camera.
-    #[serde(default)]
-    pub lines: Vec<LineConfig>,
-    /// Traffic rules on this camera; each violation is an alert with an evidence image.
-    #[serde(default)]
-    pub rules: Vec<RuleConfig>,
-    /// Fire, smoke and open-burning watch.
-    pub fire: Option<FireConfig>,
-    /// Motion gating: the detector runs only on frames where something moved (and every
-    /// `recheck_s` on a still scene).
-    #[serde(default)]
-    pub motion: MotionConfig,
-}
-
-fn default_analytics_fps() -> u32 {
-    5
-}
-fn default_pipeline() -> String {
-    "software".into()
-}
-fn default_no_frames_timeout_s() -> u64 {
-    10
-}
-
-fn default_model() -> String {
-    "yolox_nano".into()
 }
 
 impl SiteConfig {
@@ -139,14 +94,25 @@ impl SiteConfig {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        let state_dir = match (&self.state_dir, std::env::var_os("STATE_DIRECTORY")) {
+            (Some(dir), _) => resolve_relative(base, dir),
+            (None, Some(dir)) => PathBuf::from(dir),
+            (None, None) => base.to_path_buf(),
+        };
         if let Some(mqtt) = &mut self.mqtt {
-            mqtt.resolve_paths(base);
+            mqtt.resolve_paths(base, &state_dir);
         }
+        self.state_dir = Some(state_dir.to_string_lossy().into_owned());
         for camera in &mut self.cameras {
-            if !source::is_url(&camera.source) {
+            if !is_url(&camera.source) {
                 camera.source = resolve_relative(base, &camera.source).to_string_lossy().into_owned();
             }
         }
+    }
+
+    /// Where the agent keeps what must outlive it (resolved when the file is loaded).
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.as_deref().unwrap_or(".").into()
     }
 
     /// Every semantic problem in the file, each with its key path. Empty when the file is good.
@@ -176,108 +142,10 @@ impl SiteConfig {
             if !seen.insert(camera.id.as_str()) {
                 errors.push(ConfigError::new(format!("{path}.id"), format!("'{}' is used by another camera", camera.id)));
             }
-            source::validate_camera(camera, &path, resources, &mut errors);
-            camera.motion.validate(&format!("{path}.motion"), &mut errors);
-            let labels = match resources.model(&camera.model) {
-                Ok(manifest) => Some(manifest.labels),
-                Err(e) => {
-                    errors.push(ConfigError::new(format!("{path}.model"), e.to_string()));
-                    None
-                }
-            };
-            check_unique_ids(camera.lines.iter().map(|l| l.id.as_str()), &format!("{path}.lines"), "line", &mut errors);
-            for (j, line) in camera.lines.iter().enumerate() {
-                line.validate(&format!("{path}.lines[{j}]"), labels.as_deref(), &mut errors);
-            }
-            if let Some(fire) = &camera.fire {
-                fire.validate(&format!("{path}.fire"), &mut errors);
-                let models = [("classifier", Some(fire.classifier.as_str()), OutputDecoder::Probability, "an image classifier (output decoder 'probability')"), ("smoke_model", fire.smoke_model(), OutputDecoder::Heatmap, "a heat-map model (output decoder 'heatmap')")];
-                for (key, name, decoder, what) in models.into_iter().filter_map(|(key, name, decoder, what)| Some((key, name?, decoder, what))) {
-                    match resources.model(name).map(|m| m.output.decoder == decoder) {
-                        Ok(true) => {}
-                        Ok(false) => errors.push(ConfigError::new(format!("{path}.fire.{key}"), format!("model '{name}' is not {what}"))),
-                        Err(e) => errors.push(ConfigError::new(format!("{path}.fire.{key}"), e.to_string())),
-                    }
-                }
-                if let Some(name) = &fire.detector {
-                    match resources.model(name).map(|m| m.output.decoder == OutputDecoder::Probability) {
-                        Ok(false) => {}
-                        Ok(true) => errors.push(ConfigError::new(format!("{path}.fire.detector"), format!("model '{name}' is an image classifier, not a detector"))),
-                        Err(e) => errors.push(ConfigError::new(format!("{path}.fire.detector"), e.to_string())),
-                    }
-                }
-            }
-            check_unique_ids(camera.rules.iter().map(|r| r.id.as_str()), &format!("{path}.rules"), "rule", &mut errors);
-            for (j, rule) in camera.rules.iter().enumerate() {
-                let rule_path = format!("{path}.rules[{j}]");
-                rule.validate(&rule_path, labels.as_deref(), &mut errors);
-                if rule.signal_topic().is_some() && self.mqtt.is_none() {
-                    errors.push(ConfigError::new(
-                        format!("{rule_path}.red_light.signal.topic"),
-                        "the signal controller's feed is read over MQTT: configure [mqtt]",
-                    ));
-                }
-            }
+            camera.validate(&path, resources, self.mqtt.is_some(), &mut errors);
         }
         errors
     }
-}
-
-/// Reports every id of a camera's lines (or rules) that an earlier one already uses.
-fn check_unique_ids<'a>(ids: impl Iterator<Item = &'a str>, path: &str, what: &str, errors: &mut Vec<ConfigError>) {
-    let mut seen = HashSet::new();
-    for (j, id) in ids.enumerate() {
-        if !seen.insert(id) {
-            errors.push(ConfigError::new(format!("{path}[{j}].id"), format!("'{id}' is used by another {what} of this camera")));
-        }
-    }
-}
-
-/// Ids end up in MQTT topics, where `/`, `+`, `#` and spaces would break subscriptions.
-pub fn check_id(id: &str, path: &str, errors: &mut Vec<ConfigError>) {
-    if id.is_empty() {
-        errors.push(ConfigError::new(path, "must not be empty"));
-    } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        errors.push(ConfigError::new(path, format!("'{id}' may hold only letters, digits, '-' and '_'")));
-    }
-}
-
-/// Checks a normalized point, naming the coordinate that is out of range.
-pub fn check_point(point: [f32; 2], path: &str, errors: &mut Vec<ConfigError>) {
-    for (value, axis) in point.iter().zip(["x", "y"]) {
-        if !(0.0..=1.0).contains(value) {
-            errors.push(ConfigError::new(path, format!("{axis} must be within 0..1 (normalized), got {value}")));
-        }
-    }
-}
-
-/// Checks a `classes` list against the camera model's labels (when the model could be loaded).
-pub fn check_classes(classes: Option<&[String]>, labels: Option<&[String]>, path: &str, errors: &mut Vec<ConfigError>) {
-    if let (Some(classes), Some(labels)) = (classes, labels) {
-        if classes.is_empty() {
-            errors.push(ConfigError::new(format!("{path}.classes"), "must name at least one class (leave it out for the model's vehicle classes)"));
-        }
-        for (k, class) in classes.iter().enumerate() {
-            if !labels.contains(class) {
-                errors.push(ConfigError::new(format!("{path}.classes[{k}]"), format!("'{class}' is not a class of this camera's model")));
-            }
-        }
-    }
-}
-
-/// Checks a line segment given as `p1`/`p2` keys under `path`: both normalized, and distinct.
-pub fn check_segment(p1: [f32; 2], p2: [f32; 2], path: &str, errors: &mut Vec<ConfigError>) {
-    check_point(p1, &format!("{path}.p1"), errors);
-    check_point(p2, &format!("{path}.p2"), errors);
-    if p1 == p2 {
-        errors.push(ConfigError::new(format!("{path}.p2"), "must differ from p1"));
-    }
-}
-
-/// Resolves `path` against the config file's folder unless it is absolute.
-pub fn resolve_relative(base: &Path, path: &str) -> PathBuf {
-    let p = Path::new(path);
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
 }
 
 #[cfg(test)]

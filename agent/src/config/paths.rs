@@ -1,5 +1,4 @@
-//! Where the agent finds its installed resources (models, pipeline templates), and how sources are
-//! shown without their credentials.
+//! Where the agent finds its installed resources: models and pipeline templates.
 
 use std::path::{Path, PathBuf};
 
@@ -39,29 +38,5 @@ impl Resources {
 
     pub fn pipeline(&self, name: &str) -> Result<PipelineTemplate, TemplateError> {
         PipelineTemplate::load(&self.pipelines_dir, name)
-    }
-}
-
-/// The URL with its password replaced by `***`, for logs, errors and status messages.
-/// Strings that are not URLs (file paths) are returned unchanged.
-pub fn redact_url(source: &str) -> String {
-    match url::Url::parse(source) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => source.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_rtsp_password_only() {
-        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/sub"), "rtsp://admin:***@10.0.0.5:554/sub");
-        assert_eq!(redact_url("rtsp://10.0.0.5/sub"), "rtsp://10.0.0.5/sub");
-        assert_eq!(redact_url("/var/clips/a.mp4"), "/var/clips/a.mp4");
     }
 }

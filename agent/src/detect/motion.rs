@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::check::ConfigError;
 use crate::types::Frame;
 
 /// `motion` in a camera's config.

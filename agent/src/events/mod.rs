@@ -1,11 +1,16 @@
 //! Events stage: the messages Canh sends to the IOC, as documented in `docs/messages.md`.
 //!
 //! Every payload is a JSON object with a schema version `"v"`, except evidence images (JPEG). A
-//! [`Message`] pairs a payload with its topic below the site prefix (`{camera}/crossing`,
-//! `{camera}/counts`, `{camera}/violation`, `{camera}/evidence/{id}`, `status`); the publish stage
-//! adds the prefix. Times are RFC 3339 UTC with milliseconds.
+//! [`Message`] pairs a payload with its [`MessageKind`], which gives its topic below the site
+//! prefix (`{camera}/crossing`, `{camera}/counts`, `{camera}/violation`, `{camera}/evidence/{id}`,
+//! `status`); the publish stage adds the prefix. Times are RFC 3339 UTC with milliseconds. The
+//! [`emitter`] turns a camera's findings into these messages.
 
 pub mod archive;
+pub mod emitter;
+mod kind;
+
+pub use kind::MessageKind;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -25,11 +30,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// A payload ready to publish.
 #[derive(Debug, Clone)]
 pub struct Message {
-    /// Topic below the site prefix, e.g. `cam1/crossing`.
-    pub topic: String,
+    pub kind: MessageKind,
     pub payload: Payload,
-    /// Whether the broker keeps it as the topic's last value (status messages).
-    pub retain: bool,
     /// When the frame an event was seen in arrived, to measure the event's latency.
     pub origin: Option<std::time::Instant>,
 }
@@ -38,6 +40,21 @@ impl Message {
     /// The message of an event seen in a frame that arrived at `arrived`.
     pub fn seen_at(self, arrived: std::time::Instant) -> Message {
         Message { origin: Some(arrived), ..self }
+    }
+
+    /// Topic below the site prefix, e.g. `cam1/crossing`.
+    pub fn topic(&self) -> String {
+        self.kind.topic()
+    }
+
+    /// Whether the broker keeps it as the topic's last value (status messages).
+    pub fn retain(&self) -> bool {
+        self.kind.retained()
+    }
+
+    /// An image message.
+    fn jpeg(kind: MessageKind, jpeg: Vec<u8>) -> Message {
+        Message { kind, payload: Payload::Jpeg(jpeg), origin: None }
     }
 }
 
@@ -58,9 +75,9 @@ impl Payload {
 }
 
 impl Message {
-    fn new(topic: String, payload: &impl Serialize, retain: bool) -> Message {
+    fn new(kind: MessageKind, payload: &impl Serialize) -> Message {
         let payload = serde_json::to_string(payload).expect("event payloads are plain data");
-        Message { topic, payload: Payload::Json(payload), retain, origin: None }
+        Message { kind, payload: Payload::Json(payload), origin: None }
     }
 }
 
@@ -120,7 +137,7 @@ impl CrossingEvent<'_> {
             confidence: round3(self.confidence as f64),
             stream_time_s: round3(self.stream_time.as_secs_f64()),
         };
-        Message::new(format!("{}/crossing", self.camera), &payload, false)
+        Message::new(MessageKind::Crossing { camera: self.camera.into() }, &payload)
     }
 }
 
@@ -141,7 +158,7 @@ impl EvidenceRef {
     pub fn of(prefix: &str, message: &Message, width: u32, height: u32) -> EvidenceRef {
         let bytes = message.payload.bytes();
         EvidenceRef {
-            topic: format!("{prefix}/{}", message.topic),
+            topic: format!("{prefix}/{}", message.topic()),
             bytes: bytes.len(),
             sha256: sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
             width,
@@ -152,7 +169,7 @@ impl EvidenceRef {
 
 /// The evidence image of violation `id`, on `{camera}/evidence/{id}`.
 pub fn evidence_message(camera: &str, id: &str, jpeg: Vec<u8>) -> Message {
-    Message { topic: format!("{camera}/evidence/{id}"), payload: Payload::Jpeg(jpeg), retain: false, origin: None }
+    Message::jpeg(MessageKind::Evidence { camera: camera.into(), id: id.into() }, jpeg)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -218,7 +235,7 @@ impl ViolationEvent<'_> {
             measured: &v.measured,
             evidence: self.evidence,
         };
-        Message::new(format!("{}/violation", self.camera), &payload, false)
+        Message::new(MessageKind::Violation { camera: self.camera.into() }, &payload)
     }
 }
 
@@ -295,7 +312,7 @@ impl FireMessage<'_> {
             scores,
             evidence: self.evidence,
         };
-        Message::new(format!("{}/fire", self.camera), &payload, false)
+        Message::new(MessageKind::Fire { camera: self.camera.into() }, &payload)
     }
 }
 
@@ -313,7 +330,7 @@ struct CountsPayload<'a> {
 /// Counts of one camera over one interval `[start, end)`.
 pub fn counts_message(camera: &str, start: SystemTime, end: SystemTime, lines: &[LineCounts]) -> Message {
     let payload = CountsPayload { v: SCHEMA_VERSION, id: uuid::Uuid::now_v7().to_string(), camera, start: rfc3339(start), end: rfc3339(end), lines };
-    Message::new(format!("{camera}/counts"), &payload, false)
+    Message::new(MessageKind::Counts { camera: camera.into() }, &payload)
 }
 
 #[derive(Debug, Serialize)]
@@ -357,7 +374,7 @@ impl CameraStatus<'_> {
             frames_dropped: self.frames_dropped,
             reconnects: self.reconnects,
         };
-        Message::new(format!("{}/status", self.camera), &payload, true)
+        Message::new(MessageKind::CameraStatus { camera: self.camera.into() }, &payload)
     }
 }
 
@@ -388,7 +405,7 @@ struct StatusPayload {
 /// registered at connect.
 pub fn status_message(status: Availability, time: Option<SystemTime>, seq: u64) -> Message {
     let payload = StatusPayload { v: SCHEMA_VERSION, status, seq, time: time.map(rfc3339), agent: concat!("canh ", env!("CARGO_PKG_VERSION")) };
-    Message::new("status".into(), &payload, true)
+    Message::new(MessageKind::AgentStatus, &payload)
 }
 
 /// The agent's periodic health on `stats`: cameras by state, the outbox and the broker link.
@@ -424,7 +441,7 @@ impl Stats {
             #[serde(flatten)]
             stats: &'a Stats,
         }
-        Message::new("stats".into(), &Versioned { v: SCHEMA_VERSION, stats: self }, false)
+        Message::new(MessageKind::Stats, &Versioned { v: SCHEMA_VERSION, stats: self })
     }
 }
 
@@ -454,13 +471,13 @@ impl Reply<'_> {
             #[serde(flatten)]
             reply: &'a Reply<'a>,
         }
-        Message::new("reply".into(), &Versioned { v: SCHEMA_VERSION, time: rfc3339(SystemTime::now()), reply: self }, false)
+        Message::new(MessageKind::Reply, &Versioned { v: SCHEMA_VERSION, time: rfc3339(SystemTime::now()), reply: self })
     }
 }
 
 /// A JPEG taken at the IOC's request, on `{camera}/snapshot/{request_id}`.
 pub fn snapshot_message(camera: &str, request_id: &str, jpeg: Vec<u8>) -> Message {
-    Message { topic: format!("{camera}/snapshot/{request_id}"), payload: Payload::Jpeg(jpeg), retain: false, origin: None }
+    Message::jpeg(MessageKind::Snapshot { camera: camera.into(), request_id: request_id.into() }, jpeg)
 }
 
 #[cfg(test)]
@@ -486,7 +503,7 @@ mod tests {
             confidence: 0.81234,
         };
         let msg = event.message();
-        assert_eq!(msg.topic, "cam1/crossing");
+        assert_eq!(msg.topic(), "cam1/crossing");
         let v: serde_json::Value = serde_json::from_slice(msg.payload.bytes()).unwrap();
         assert_eq!(v["v"], 1);
         assert_eq!(v["direction"], "in");

@@ -19,7 +19,8 @@ use rumqttc::{Client, Event, Incoming, QoS};
 use serde::Serialize;
 
 use crate::publish::MqttConfig;
-use schema::{Checked, TopicKind, validate, validate_jpeg};
+use schema::{Checked, validate, validate_jpeg};
+use crate::events::MessageKind;
 use store::{ImageCheck, Store};
 
 pub struct ListenOptions {
@@ -27,6 +28,10 @@ pub struct ListenOptions {
     pub prefix: String,
     pub db: PathBuf,
 }
+
+
+/// How long the consumer waits for a message before it looks for a stop again.
+const POLL: Duration = Duration::from_millis(250);
 
 /// What a listening session received, printed when it ends.
 #[derive(Debug, Default, Serialize)]
@@ -52,7 +57,7 @@ pub fn listen(options: &ListenOptions, stop: Arc<AtomicBool>) -> Result<ListenSu
     let tls_ca = options.mqtt.broker().map_err(anyhow::Error::msg)?.tls.then(|| options.mqtt.ca_file());
     let mut consumer = Consumer { store, prefix: options.prefix.clone(), summary: ListenSummary::default() };
     while !stop.load(Ordering::Relaxed) {
-        match connection.recv_timeout(Duration::from_millis(250)) {
+        match connection.recv_timeout(POLL) {
             Err(_) => continue,
             Ok(Ok(Event::Incoming(Incoming::ConnAck(_)))) => {
                 tracing::info!(broker = %options.mqtt.url, %filter, "connected");
@@ -85,14 +90,14 @@ impl Consumer {
     /// Validates, stores and describes one message. Only a store failure is an error: an invalid
     /// message is recorded and reported, and listening goes on.
     fn receive(&mut self, topic: &str, payload: &[u8]) -> Result<String, store::StoreError> {
-        let kind = match TopicKind::of(topic, &self.prefix) {
+        let kind = match MessageKind::of(topic, &self.prefix) {
             Ok(kind) => kind,
             Err(e) => return self.invalid(topic, &e, payload),
         };
         match &kind {
-            TopicKind::Command => Ok(format!("command {topic} (from the IOC)")),
-            TopicKind::Evidence { camera, id } => self.image(topic, &kind, "evidence", camera, id, payload),
-            TopicKind::Snapshot { camera, request_id } => self.image(topic, &kind, "snapshots", camera, request_id, payload),
+            MessageKind::Command => Ok(format!("command {topic} (from the IOC)")),
+            MessageKind::Evidence { camera, id } => self.image(topic, &kind, "evidence", camera, id, payload),
+            MessageKind::Snapshot { camera, request_id } => self.image(topic, &kind, "snapshots", camera, request_id, payload),
             _ => match validate(&kind, payload) {
                 Ok(checked) => self.json(topic, &kind, payload, checked),
                 Err(e) => self.invalid(topic, &e, payload),
@@ -106,7 +111,7 @@ impl Consumer {
         Ok(format!("INVALID {topic}: {error}"))
     }
 
-    fn json(&mut self, topic: &str, kind: &TopicKind, payload: &[u8], checked: Checked) -> Result<String, store::StoreError> {
+    fn json(&mut self, topic: &str, kind: &MessageKind, payload: &[u8], checked: Checked) -> Result<String, store::StoreError> {
         let text = String::from_utf8_lossy(payload);
         let image = match &checked.image {
             Some(image) => describe(self.store.check_image(image)?),
@@ -134,7 +139,7 @@ impl Consumer {
         Ok(line)
     }
 
-    fn image(&mut self, topic: &str, kind: &TopicKind, folder: &str, camera: &str, name: &str, jpeg: &[u8]) -> Result<String, store::StoreError> {
+    fn image(&mut self, topic: &str, kind: &MessageKind, folder: &str, camera: &str, name: &str, jpeg: &[u8]) -> Result<String, store::StoreError> {
         if let Err(e) = validate_jpeg(jpeg) {
             return self.invalid(topic, &e, jpeg);
         }

@@ -13,78 +13,8 @@ use serde::de::DeserializeOwned;
 
 use crate::analytics::fire::Stage;
 use crate::analytics::{Direction, RuleKind};
-use crate::events::{Availability, SCHEMA_VERSION};
+use crate::events::{Availability, MessageKind, SCHEMA_VERSION};
 use crate::health::quality::Quality;
-
-/// What a topic below the prefix carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicKind {
-    AgentStatus,
-    Stats,
-    Reply,
-    /// The IOC's own commands, seen because the consumer subscribes to everything.
-    Command,
-    CameraStatus { camera: String },
-    Crossing { camera: String },
-    Counts { camera: String },
-    Violation { camera: String },
-    Fire { camera: String },
-    Evidence { camera: String, id: String },
-    Snapshot { camera: String, request_id: String },
-}
-
-impl TopicKind {
-    /// The kind of `topic` below `prefix`, or why it is not one of the documented topics.
-    pub fn of(topic: &str, prefix: &str) -> Result<TopicKind, String> {
-        let rest = topic.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')).ok_or_else(|| format!("not below the prefix {prefix}"))?;
-        let parts: Vec<&str> = rest.split('/').collect();
-        let camera = |c: &str| c.to_string();
-        Ok(match parts.as_slice() {
-            ["status"] => TopicKind::AgentStatus,
-            ["stats"] => TopicKind::Stats,
-            ["reply"] => TopicKind::Reply,
-            ["cmd", ..] => TopicKind::Command,
-            [c, "status"] => TopicKind::CameraStatus { camera: camera(c) },
-            [c, "crossing"] => TopicKind::Crossing { camera: camera(c) },
-            [c, "counts"] => TopicKind::Counts { camera: camera(c) },
-            [c, "violation"] => TopicKind::Violation { camera: camera(c) },
-            [c, "fire"] => TopicKind::Fire { camera: camera(c) },
-            [c, "evidence", id] => TopicKind::Evidence { camera: camera(c), id: id.to_string() },
-            [c, "snapshot", request] => TopicKind::Snapshot { camera: camera(c), request_id: request.to_string() },
-            _ => return Err(format!("'{rest}' is not a documented topic")),
-        })
-    }
-
-    /// The short name used in the store and the summary lines.
-    pub fn name(&self) -> &'static str {
-        match self {
-            TopicKind::AgentStatus => "status",
-            TopicKind::Stats => "stats",
-            TopicKind::Reply => "reply",
-            TopicKind::Command => "cmd",
-            TopicKind::CameraStatus { .. } => "camera-status",
-            TopicKind::Crossing { .. } => "crossing",
-            TopicKind::Counts { .. } => "counts",
-            TopicKind::Violation { .. } => "violation",
-            TopicKind::Fire { .. } => "fire",
-            TopicKind::Evidence { .. } => "evidence",
-            TopicKind::Snapshot { .. } => "snapshot",
-        }
-    }
-
-    pub fn camera(&self) -> Option<&str> {
-        match self {
-            TopicKind::CameraStatus { camera }
-            | TopicKind::Crossing { camera }
-            | TopicKind::Counts { camera }
-            | TopicKind::Violation { camera }
-            | TopicKind::Fire { camera }
-            | TopicKind::Evidence { camera, .. }
-            | TopicKind::Snapshot { camera, .. } => Some(camera),
-            _ => None,
-        }
-    }
-}
 
 /// An image reference in an alert or a reply.
 #[derive(Debug, Clone, Deserialize)]
@@ -319,37 +249,37 @@ fn same_camera(topic: &str, payload: &str) -> Result<(), String> {
 }
 
 /// Checks a JSON payload against the schema of its topic.
-pub fn validate(kind: &TopicKind, payload: &[u8]) -> Result<Checked, String> {
+pub fn validate(kind: &MessageKind, payload: &[u8]) -> Result<Checked, String> {
     let envelope: Envelope = parse(payload)?;
     if envelope.v != SCHEMA_VERSION {
         return Err(format!("v: schema version {} is not {SCHEMA_VERSION}", envelope.v));
     }
     let topic_camera = kind.camera().unwrap_or_default();
     let mut checked = match kind {
-        TopicKind::AgentStatus => {
+        MessageKind::AgentStatus => {
             let s: AgentStatus = parse(payload)?;
             Checked { summary: format!("agent {} (connection {})", s.status.text, s.seq), ..Checked::default() }
         }
-        TopicKind::CameraStatus { .. } => {
+        MessageKind::CameraStatus { .. } => {
             let s: CameraStatus = parse(payload)?;
             same_camera(topic_camera, &s.camera)?;
             let reason = s.reason.map(|r| format!(": {r}")).unwrap_or_default();
             let summary = format!("{} {}{reason}, quality {}, {:.1}/{:.1} fps in/analysed, {} dropped, {} reconnects", s.camera, s.state.text, s.quality.text, s.fps_in, s.fps_analysed, s.frames_dropped, s.reconnects);
             Checked { summary, ..Checked::default() }
         }
-        TopicKind::Crossing { .. } => {
+        MessageKind::Crossing { .. } => {
             let c: Crossing = parse(payload)?;
             same_camera(topic_camera, &c.camera)?;
             let summary = format!("{} line {} {} {} track {} at {:.1} s", c.camera, c.line, c.direction.text, c.class, c.track_id, c.stream_time_s);
             Checked { id: Some(c.id.0), summary, ..Checked::default() }
         }
-        TopicKind::Counts { .. } => {
+        MessageKind::Counts { .. } => {
             let c: Counts = parse(payload)?;
             same_camera(topic_camera, &c.camera)?;
             let lines: Vec<String> = c.lines.iter().map(|l| format!("{} in {} out {}", l.id, l.inbound.values().sum::<u64>(), l.outbound.values().sum::<u64>())).collect();
             Checked { id: Some(c.id.0), summary: format!("{} counts: {}", c.camera, lines.join(", ")), ..Checked::default() }
         }
-        TopicKind::Violation { .. } => {
+        MessageKind::Violation { .. } => {
             let v: Violation = parse(payload)?;
             same_camera(topic_camera, &v.camera)?;
             if v.kind_of_event.word == AlertWord::End && v.alert_id.is_none() {
@@ -359,13 +289,13 @@ pub fn validate(kind: &TopicKind, payload: &[u8]) -> Result<Checked, String> {
             let summary = format!("{} {} {} rule {} {} track {} at {:.1} s {}", v.camera, v.kind_of_event.text, v.kind.text, v.rule, v.class, v.track_id, v.stream_time_s, measured.join(" "));
             Checked { id: Some(v.id.0), image: v.evidence, summary, ..Checked::default() }
         }
-        TopicKind::Fire { .. } => {
+        MessageKind::Fire { .. } => {
             let f: Fire = parse(payload)?;
             same_camera(topic_camera, &f.camera)?;
             let summary = format!("{} {} {} zone {} incident {} at {:.1} s", f.camera, f.kind.text, f.stage.text, f.zone, f.incident.0, f.stream_time_s);
             Checked { id: Some(f.id.0), image: f.evidence, summary, ..Checked::default() }
         }
-        TopicKind::Stats => {
+        MessageKind::Stats => {
             let s: Stats = parse(payload)?;
             let cameras: Vec<String> = s.cameras.iter().map(|(state, n)| format!("{n} {state}")).collect();
             let dropped: u64 = s.outbox.dropped.values().sum();
@@ -373,7 +303,7 @@ pub fn validate(kind: &TopicKind, payload: &[u8]) -> Result<Checked, String> {
             let summary = format!("agent up {:.0} s, cameras {}, outbox {} waiting ({dropped} dropped), {link}", s.uptime_s, cameras.join(" "), s.outbox.messages);
             Checked { summary, ..Checked::default() }
         }
-        TopicKind::Reply => {
+        MessageKind::Reply => {
             let r: Reply = parse(payload)?;
             let outcome = match (r.ok, &r.error) {
                 (true, _) => "ok".to_string(),
@@ -383,7 +313,7 @@ pub fn validate(kind: &TopicKind, payload: &[u8]) -> Result<Checked, String> {
             let summary = format!("reply to {} {}: {outcome}", r.command, r.request_id.as_deref().unwrap_or("(no request id)"));
             Checked { image: r.snapshot.or(r.evidence), request_id: r.request_id, summary, ..Checked::default() }
         }
-        TopicKind::Command | TopicKind::Evidence { .. } | TopicKind::Snapshot { .. } => return Err("not a JSON topic".into()),
+        MessageKind::Command | MessageKind::Evidence { .. } | MessageKind::Snapshot { .. } => return Err("not a JSON topic".into()),
     };
     checked.replayed = envelope.replayed;
     Ok(checked)
@@ -403,17 +333,17 @@ mod tests {
 
     const PREFIX: &str = "canh/v1/site";
 
-    fn kind(topic: &str) -> TopicKind {
-        TopicKind::of(&format!("{PREFIX}/{topic}"), PREFIX).unwrap()
+    fn kind(topic: &str) -> MessageKind {
+        MessageKind::of(&format!("{PREFIX}/{topic}"), PREFIX).unwrap()
     }
 
     #[test]
     fn topics_map_to_kinds() {
-        assert_eq!(kind("cam1/crossing"), TopicKind::Crossing { camera: "cam1".into() });
-        assert_eq!(kind("cam1/evidence/abc"), TopicKind::Evidence { camera: "cam1".into(), id: "abc".into() });
-        assert_eq!(kind("status"), TopicKind::AgentStatus);
-        assert!(TopicKind::of("canh/v1/site/cam1/unknown", PREFIX).unwrap_err().contains("cam1/unknown"));
-        assert!(TopicKind::of("other/status", PREFIX).is_err());
+        assert_eq!(kind("cam1/crossing"), MessageKind::Crossing { camera: "cam1".into() });
+        assert_eq!(kind("cam1/evidence/abc"), MessageKind::Evidence { camera: "cam1".into(), id: "abc".into() });
+        assert_eq!(kind("status"), MessageKind::AgentStatus);
+        assert!(MessageKind::of("canh/v1/site/cam1/unknown", PREFIX).unwrap_err().contains("cam1/unknown"));
+        assert!(MessageKind::of("other/status", PREFIX).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use serde::Deserialize;
 
 use super::tls::TlsFiles;
-use crate::config::ConfigError;
+use crate::check::ConfigError;
 
 /// A string that never appears in `Debug` output, logs or error messages.
 #[derive(Clone, PartialEq, Deserialize)]
@@ -56,14 +56,14 @@ pub struct MqttConfig {
     #[serde(default = "default_keep_alive_s")]
     pub keep_alive_s: u64,
     /// The disk outbox (SQLite) holding every message until the broker acknowledges it.
-    /// Default: `outbox.sqlite` in `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else beside
-    /// the config file. Relative paths are relative to the config file.
+    /// Default: `outbox.sqlite` in the site's `state_dir`. Relative paths are relative to the
+    /// config file.
     pub outbox_path: Option<String>,
     /// Size bound of the outbox, MiB: beyond it the oldest counts go first, alerts last.
     #[serde(default = "default_outbox_max_mb")]
     pub outbox_max_mb: f64,
     /// Evidence images are kept after publishing, for the IOC's `evidence` command, in
-    /// `evidence/` beside the outbox; the oldest go beyond this size, MiB.
+    /// `evidence/` in the site's `state_dir`; the oldest go beyond this size, MiB.
     #[serde(default = "default_evidence_keep_mb")]
     pub evidence_keep_mb: f64,
 }
@@ -113,7 +113,7 @@ impl MqttConfig {
     }
 
     pub fn broker(&self) -> Result<BrokerAddress, String> {
-        let url = url::Url::parse(&self.url).map_err(|e| format!("'{}' is not a valid URL: {e}", crate::config::redact_url(&self.url)))?;
+        let url = url::Url::parse(&self.url).map_err(|e| format!("'{}' is not a valid URL: {e}", crate::check::redact_url(&self.url)))?;
         let (tls, default_port) = match url.scheme() {
             "mqtt" | "tcp" => (false, 1883),
             "mqtts" | "ssl" => (true, 8883),
@@ -169,36 +169,26 @@ impl MqttConfig {
         }
     }
 
-    /// Makes relative paths relative to the config file's folder, and sets the default outbox.
-    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+    /// Makes relative paths relative to the config file's folder `base`, and puts the default
+    /// outbox in `state_dir`.
+    pub fn resolve_paths(&mut self, base: &std::path::Path, state_dir: &std::path::Path) {
         if let Some(file) = &mut self.password_file
             && !file.starts_with('$')
         {
-            *file = crate::config::resolve_relative(base, file).to_string_lossy().into_owned();
+            *file = crate::check::resolve_relative(base, file).to_string_lossy().into_owned();
         }
         for file in [&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file].into_iter().flatten() {
-            *file = crate::config::resolve_relative(base, file).to_string_lossy().into_owned();
+            *file = crate::check::resolve_relative(base, file).to_string_lossy().into_owned();
         }
-        let outbox = match (&self.outbox_path, std::env::var_os("STATE_DIRECTORY")) {
-            (Some(path), _) => crate::config::resolve_relative(base, path),
-            (None, Some(state)) => std::path::Path::new(&state).join("outbox.sqlite"),
-            (None, None) => base.join("outbox.sqlite"),
+        let outbox = match &self.outbox_path {
+            Some(path) => crate::check::resolve_relative(base, path),
+            None => state_dir.join("outbox.sqlite"),
         };
         self.outbox_path = Some(outbox.to_string_lossy().into_owned());
     }
 
     pub fn outbox_path(&self) -> std::path::PathBuf {
         self.outbox_path.as_deref().unwrap_or("outbox.sqlite").into()
-    }
-
-    /// Where evidence images are kept: `evidence/` beside the outbox.
-    pub fn evidence_dir(&self) -> std::path::PathBuf {
-        self.state_dir().join("evidence")
-    }
-
-    /// Where the agent keeps what must outlive it: the folder of the outbox.
-    pub fn state_dir(&self) -> std::path::PathBuf {
-        self.outbox_path().parent().unwrap_or(std::path::Path::new(".")).to_path_buf()
     }
 
     pub fn client_id(&self, site: &str) -> String {

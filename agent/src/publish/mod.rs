@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, Sender};
 use base64::prelude::*;
 
 use crate::events::archive::EvidenceArchive;
-use crate::events::{Message, Payload};
+use crate::events::{Message, MessageKind, Payload};
 use crate::health::AgentHealth;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,7 @@ impl StdoutSink {
 
 impl Sink for StdoutSink {
     fn publish(&mut self, message: &Message) -> Result<(), PublishError> {
-        let topic = serde_json::to_string(&format!("{}/{}", self.prefix, message.topic)).expect("strings serialize");
+        let topic = serde_json::to_string(&format!("{}/{}", self.prefix, message.topic())).expect("strings serialize");
         let mut out = std::io::stdout().lock();
         match &message.payload {
             Payload::Json(json) => writeln!(out, "{{\"topic\":{topic},\"payload\":{json}}}")?,
@@ -86,8 +86,7 @@ impl Publisher {
         let (sender, receiver): (Sender<Message>, Receiver<Message>) = crossbeam_channel::bounded(PUBLISH_QUEUE);
         let thread = std::thread::Builder::new().name("publish".into()).spawn(move || {
             for message in receiver {
-                if let (Some(archive), Payload::Jpeg(jpeg)) = (&archive, &message.payload)
-                    && let [camera, "evidence", id] = message.topic.split('/').collect::<Vec<_>>()[..]
+                if let (Some(archive), Payload::Jpeg(jpeg), MessageKind::Evidence { camera, id }) = (&archive, &message.payload, &message.kind)
                     && let Err(e) = archive.lock().unwrap_or_else(|p| p.into_inner()).keep(camera, id, jpeg)
                 {
                     tracing::error!("{e}");
@@ -98,7 +97,7 @@ impl Publisher {
                             health.event_latency_ms.observe(origin.elapsed());
                         }
                     }
-                    Err(e) => tracing::error!(topic = %message.topic, "cannot publish: {e}"),
+                    Err(e) => tracing::error!(topic = %message.topic(), "cannot publish: {e}"),
                 }
             }
             if let Err(e) = sink.close() {

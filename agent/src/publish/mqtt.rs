@@ -35,6 +35,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// room to spare. A packet over rumqttc's limit would fail the connection on every retry, so
 /// larger messages are refused before they reach it.
 const MAX_PACKET: usize = 64 * 1024;
+/// How long closing waits for the connection's thread to say goodbye to the broker.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Fixed header, topic length and packet id around the topic and payload.
 const PACKET_OVERHEAD: usize = 16;
 const RECONNECT_START: Duration = Duration::from_millis(500);
@@ -143,7 +145,7 @@ impl Connector {
     fn connect(&self, seq: u64) -> (Client, Connection) {
         let mut options = self.options.clone();
         let will = status_message(Availability::Offline, None, seq);
-        options.set_last_will(LastWill::new(format!("{}/{}", self.prefix, will.topic), will.payload.bytes().to_vec(), QoS::AtLeastOnce, true));
+        options.set_last_will(LastWill::new(format!("{}/{}", self.prefix, will.topic()), will.payload.bytes().to_vec(), QoS::AtLeastOnce, true));
         Client::new(options, REQUEST_QUEUE)
     }
 }
@@ -234,7 +236,7 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
                 if !closing.load(Ordering::Relaxed) {
                     let online = status_message(Availability::Online, Some(SystemTime::now()), l.seq);
                     // try_: this thread drives the queue, so it must never wait on it.
-                    let topic = format!("{}/{}", l.prefix, online.topic);
+                    let topic = format!("{}/{}", l.prefix, online.topic());
                     if l.client.try_publish(topic, QoS::AtLeastOnce, true, online.payload.bytes().to_vec()).is_ok() {
                         l.requested.push_back(None);
                     }
@@ -276,7 +278,7 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
 impl Sink for MqttSink {
     fn publish(&mut self, message: &Message) -> Result<(), PublishError> {
         let mut l = lock(&self.link);
-        let topic = format!("{}/{}", l.prefix, message.topic);
+        let topic = format!("{}/{}", l.prefix, message.topic());
         let size = topic.len() + message.payload.bytes().len() + PACKET_OVERHEAD;
         if size > MAX_PACKET {
             return Err(PublishError::Mqtt(format!("a {size}-byte message is over the {MAX_PACKET}-byte packet limit")));
@@ -309,7 +311,7 @@ impl Sink for MqttSink {
         // try_: with the broker down and rumqttc's queue full, a blocking disconnect never returns.
         let _ = lock(&self.link).client.try_disconnect();
         if let Some(thread) = self.thread.take() {
-            let deadline = Instant::now() + Duration::from_secs(2);
+            let deadline = Instant::now() + CLOSE_WAIT;
             while !thread.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }

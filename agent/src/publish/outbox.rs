@@ -19,18 +19,6 @@ pub struct OutboxError {
     source: rusqlite::Error,
 }
 
-/// Which messages go first when the outbox is full: counts, status and stats before images
-/// (evidence, snapshots), images before alerts, crossings and replies.
-fn priority(topic: &str) -> i64 {
-    if topic.ends_with("/counts") || topic.ends_with("/status") || topic.ends_with("/stats") {
-        0
-    } else if topic.contains("/evidence/") || topic.contains("/snapshot/") {
-        1
-    } else {
-        2
-    }
-}
-
 /// A message read back from the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
@@ -90,7 +78,7 @@ impl Outbox {
         self.db
             .execute(
                 "INSERT INTO outbox (topic, payload, json, retain, priority) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![topic, bytes, json, message.retain, priority(topic)],
+                params![topic, bytes, json, message.retain(), message.kind.drop_priority()],
             )
             .map_err(|e| self.err(e))?;
         let mut dropped = 0;
@@ -171,8 +159,9 @@ fn mark_replayed(payload: Vec<u8>) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// A JSON message on `topic`, below the prefix `p`.
     fn json(topic: &str, body: &str) -> Message {
-        Message { topic: topic.into(), payload: Payload::Json(body.into()), retain: false, origin: None }
+        Message { kind: crate::events::MessageKind::of(topic, "p").unwrap(), payload: Payload::Json(body.into()), origin: None }
     }
 
     fn temp(name: &str) -> std::path::PathBuf {
@@ -188,7 +177,7 @@ mod tests {
         let path = temp("order");
         let mut outbox = Outbox::open(&path, 1 << 20).unwrap();
         for i in 0..3 {
-            outbox.push("p/cam/crossing", &json("cam/crossing", &format!(r#"{{"n":{i}}}"#))).unwrap();
+            outbox.push("p/cam/crossing", &json("p/cam/crossing", &format!(r#"{{"n":{i}}}"#))).unwrap();
         }
         let first = outbox.next_after(0).unwrap().unwrap();
         assert_eq!((first.payload.as_slice(), first.replayed), (&br#"{"n":0}"#[..], false));
@@ -218,7 +207,7 @@ mod tests {
         }
         assert_eq!(outbox.dropped, [0, 0, 0]);
         for _ in 0..3 {
-            outbox.push("p/cam/violation", &json("v", &body)).unwrap();
+            outbox.push("p/cam/violation", &json("p/cam/violation", &body)).unwrap();
         }
         assert_eq!(outbox.dropped, [2, 0, 1], "both counts first, then the oldest alert");
         assert_eq!(outbox.next_after(0).unwrap().unwrap().topic, "p/cam/fire");

@@ -6,8 +6,6 @@ use opencv::core::{CV_8UC3, Mat, Point as CvPoint, Rect, Scalar, Size, Vector};
 use opencv::imgproc::{self, FONT_HERSHEY_SIMPLEX, LINE_AA};
 use opencv::prelude::*;
 
-use crate::analytics::signal::SignalState;
-use crate::analytics::{Overlay, Shape, Tone};
 use crate::types::{BBox, Frame, Point};
 
 /// Evidence images never exceed this many bytes (40 KB), so an alert and its image cross a
@@ -43,6 +41,34 @@ pub fn frame_to_mat(frame: &Frame) -> Result<Mat, RenderError> {
     Ok(mat)
 }
 
+/// Geometry to draw for engineers and on evidence images.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    Segment(Point, Point),
+    Zone(Vec<Point>),
+}
+
+/// How a shape is drawn: neutral rule geometry, or a signal's current colour (grey while it is
+/// not known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Rule,
+    Red,
+    Amber,
+    Green,
+    Unknown,
+}
+
+/// A shape with its label, drawn for `rule` (the id of the rule or fire zone it belongs to, which
+/// evidence uses to pick the geometry of its own rule).
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    pub rule: String,
+    pub shape: Shape,
+    pub label: String,
+    pub tone: Tone,
+}
+
 /// A tracked object as drawn.
 #[derive(Debug, Clone)]
 pub struct Mark {
@@ -58,10 +84,10 @@ fn bgr(b: f64, g: f64, r: f64) -> Scalar {
 fn tone_colour(tone: Tone) -> Scalar {
     match tone {
         Tone::Rule => bgr(0.0, 215.0, 255.0),
-        Tone::Signal(SignalState::Red) => bgr(0.0, 0.0, 255.0),
-        Tone::Signal(SignalState::Amber) => bgr(0.0, 160.0, 255.0),
-        Tone::Signal(SignalState::Green) => bgr(0.0, 210.0, 0.0),
-        Tone::Signal(SignalState::Unknown) => bgr(170.0, 170.0, 170.0),
+        Tone::Red => bgr(0.0, 0.0, 255.0),
+        Tone::Amber => bgr(0.0, 160.0, 255.0),
+        Tone::Green => bgr(0.0, 210.0, 0.0),
+        Tone::Unknown => bgr(170.0, 170.0, 170.0),
     }
 }
 
@@ -171,7 +197,7 @@ mod tests {
         let mut rng = RNG::new(7).unwrap();
         rng.fill(&mut frame, opencv::core::RNG_UNIFORM, &Scalar::all(0.0), &Scalar::all(255.0), false).unwrap();
         let vehicle = Mark { bbox: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.7 }, text: "#3 car".into(), violator: true };
-        let overlays = [Overlay { rule: "stop".into(), shape: Shape::Segment(Point { x: 0.5, y: 1.0 }, Point { x: 0.5, y: 0.0 }), label: "red_light stop".into(), tone: Tone::Signal(SignalState::Red) }];
+        let overlays = [Overlay { rule: "stop".into(), shape: Shape::Segment(Point { x: 0.5, y: 1.0 }, Point { x: 0.5, y: 0.0 }), label: "red_light stop".into(), tone: Tone::Red }];
         let (jpeg, size) = evidence_jpeg(&frame, &overlays, std::slice::from_ref(&vehicle), "red_light stop 1.2 s after red").unwrap();
         assert!(jpeg.len() <= EVIDENCE_MAX_BYTES, "{} bytes", jpeg.len());
         assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");

@@ -22,38 +22,12 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
-use crate::config::{CameraConfig, ConfigError, Resources, redact_url};
+use crate::check::is_url;
 use crate::health::{CameraHealth, SourceState};
 use crate::types::{CameraId, Frame};
 
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
-
-pub fn is_url(source: &str) -> bool {
-    source.starts_with("rtsp://") || source.starts_with("rtsps://")
-}
-
-/// Source-related checks of a camera's config.
-pub fn validate_camera(camera: &CameraConfig, path: &str, resources: &Resources, errors: &mut Vec<ConfigError>) {
-    if is_url(&camera.source) {
-        if let Err(e) = url::Url::parse(&camera.source) {
-            errors.push(ConfigError::new(format!("{path}.source"), format!("'{}' is not a valid URL: {e}", redact_url(&camera.source))));
-        }
-    } else if camera.source.contains("://") {
-        errors.push(ConfigError::new(format!("{path}.source"), format!("'{}': only rtsp:// and rtsps:// URLs or file paths are supported", redact_url(&camera.source))));
-    } else if !std::path::Path::new(&camera.source).is_file() {
-        errors.push(ConfigError::new(format!("{path}.source"), format!("file {} does not exist", camera.source)));
-    }
-    if camera.analytics_fps > 120 {
-        errors.push(ConfigError::new(format!("{path}.analytics_fps"), format!("{} is more than 120 frames per second", camera.analytics_fps)));
-    }
-    if camera.no_frames_timeout_s == 0 {
-        errors.push(ConfigError::new(format!("{path}.no_frames_timeout_s"), "must be at least 1 second"));
-    }
-    if let Err(e) = resources.pipeline(&camera.pipeline) {
-        errors.push(ConfigError::new(format!("{path}.pipeline"), e.to_string()));
-    }
-}
 
 /// The frame's position in the stream: its PTS, else its index at the nominal frame rate (some
 /// AVI streams decode without PTS; their DTS is in decode order, useless with B-frames).

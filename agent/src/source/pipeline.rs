@@ -48,7 +48,7 @@ impl PipelineTemplate {
     /// location may hold a password.
     pub fn describe(&self, location: &str, rate_limited: bool) -> String {
         let quoted = format!("\"{}\"", location.replace('\\', "\\\\").replace('"', "\\\""));
-        let source = if super::is_url(location) {
+        let source = if crate::check::is_url(location) {
             format!("rtspsrc name=canh_src location={quoted} protocols=tcp latency=200 ! application/x-rtp,media=video")
         } else {
             format!("filesrc name=canh_src location={quoted}")

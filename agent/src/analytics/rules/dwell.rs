@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Finding, Measured, check_positive, round1};
+use super::{Check, Measured, RuleFinding, RuleKindConfig, round1};
+use crate::analytics::FrameContext;
 use crate::analytics::geometry::{Polygon, check_zone, distance};
-use crate::config::ConfigError;
-use crate::types::{Point, TrackedObject};
+use crate::check::{ConfigError, check_positive};
+use crate::render::{Shape, Tone};
+use crate::types::{ClassId, Point, TrackedObject};
 
 /// `no_stopping = { … }` / `no_parking = { … }` of a rule.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -34,11 +36,15 @@ fn default_max_move() -> f32 {
     0.02
 }
 
-impl DwellConfig {
-    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+impl RuleKindConfig for DwellConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         check_zone(&self.zone, &format!("{path}.zone"), errors);
         check_positive(self.dwell_s, &format!("{path}.dwell_s"), "number of seconds", errors);
         check_positive(self.max_move, &format!("{path}.max_move"), "distance", errors);
+    }
+
+    fn build(&self, _id: &str, _classes: &[ClassId]) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Dwell::new(self)))
     }
 }
 
@@ -80,8 +86,8 @@ impl Stop {
         }
     }
 
-    fn end(&self) -> Option<Finding> {
-        self.alerted.then(|| Finding {
+    fn end(&self) -> Option<RuleFinding> {
+        self.alerted.then(|| RuleFinding {
             track: self.first_track,
             object: self.object.clone(),
             measured: Measured { dwell_s: Some(round1(self.last_still.saturating_sub(self.since).as_secs_f32())), ..Default::default() },
@@ -90,7 +96,7 @@ impl Stop {
     }
 }
 
-pub struct Dwell {
+struct Dwell {
     zone: Polygon,
     dwell: Duration,
     max_move: f32,
@@ -98,19 +104,27 @@ pub struct Dwell {
 }
 
 impl Dwell {
-    pub fn new(config: &DwellConfig) -> Dwell {
+    fn new(config: &DwellConfig) -> Dwell {
         Dwell { zone: Polygon::new(&config.zone), dwell: Duration::from_secs_f32(config.dwell_s), max_move: config.max_move, stops: Vec::new() }
     }
 
-    pub fn zone(&self) -> &Polygon {
-        &self.zone
+}
+
+impl Check for Dwell {
+    fn overlay(&self) -> (Shape, Tone) {
+        (Shape::Zone(self.zone.points.clone()), Tone::Rule)
     }
 
-    pub fn reset(&mut self) {
+    fn reset(&mut self) {
         self.stops.clear();
     }
 
-    pub(super) fn update(&mut self, objects: &[TrackedObject], now: Duration) -> Vec<Finding> {
+    fn alerts_last(&self) -> bool {
+        true
+    }
+
+    fn update(&mut self, objects: &[TrackedObject], frame: &FrameContext) -> Vec<RuleFinding> {
+        let now = frame.now;
         let mut findings = Vec::new();
         for obj in objects {
             let point = obj.bbox.bottom_center();
@@ -159,7 +173,7 @@ impl Dwell {
             let dwell = now.saturating_sub(stop.since);
             if !stop.alerted && dwell >= self.dwell {
                 stop.alerted = true;
-                findings.push(Finding {
+                findings.push(RuleFinding {
                     track: stop.first_track,
                     object: obj.clone(),
                     measured: Measured { dwell_s: Some(round1(dwell.as_secs_f32())), ..Default::default() },

@@ -1,5 +1,6 @@
 //! Traffic rules: what makes a tracked vehicle a violator. Each rule of a camera
-//! (`[[cameras.rules]]`) has an id, the classes it applies to, and exactly one kind:
+//! (`[[cameras.rules]]`) has an id, the classes it applies to, and exactly one kind, each kind one
+//! file with its keys and its check:
 //!
 //! - [`red_light`]: crossing a stop line in the travel direction while the signal is red;
 //! - [`wrong_way`]: moving against a zone's allowed heading;
@@ -7,8 +8,77 @@
 //! - [`solid_line`]: crossing a line that may not be crossed;
 //! - [`speeding`]: faster than a limit, measured on a calibrated ground plane.
 //!
-//! [`Rules`] runs a camera's rules on each frame's tracks and yields [`Violation`]s: at most one
-//! alert per track per rule (again after `cooldown_s`, when set), plus an `end` for dwell alerts.
+//! A kind is registered with one line in [`rule_kinds!`]'s list below. Each rule is an analyzer
+//! ([`Rule`]) that runs its kind's [`Check`] on the tracks of its classes and yields
+//! [`Violation`]s: at most one alert per track per rule (again after `cooldown_s`, when set), plus
+//! an `end` for kinds whose alerts last (dwell).
+
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::line::CONFIRM_FRAMES;
+use super::{Direction, Line};
+use super::analyzer::{Analyzer, AnalyzerConfig, BuildContext, CheckContext, Finding, FrameContext};
+use super::signal::SignalState;
+use crate::check::{ConfigError, check_classes, check_id};
+use crate::render::{Overlay, Shape, Tone};
+use crate::types::{ClassId, TrackedObject};
+
+/// Declares the rule kinds: `key: Config => Kind`, where `key` is the kind's table in a rule,
+/// `Config` its keys (a [`RuleKindConfig`]) and `Kind` its [`RuleKind`] variant.
+macro_rules! rule_kinds {
+    ($($key:ident: $config:ty => $kind:ident,)+) => {
+        /// `[[cameras.rules]]` in the site config: common keys plus one table naming the kind.
+        #[derive(Debug, Clone, PartialEq, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct RuleConfig {
+            /// Rule id, unique per camera; it is in every violation the rule raises.
+            pub id: String,
+            /// Classes the rule applies to (model label names). Default: the model's vehicle classes.
+            pub classes: Option<Vec<String>>,
+            /// 0 (default): one alert per track for this rule, ever. Above 0: the same track may
+            /// raise the rule again this many seconds after its last alert.
+            #[serde(default)]
+            pub cooldown_s: f32,
+            $(pub $key: Option<$config>,)+
+        }
+
+        /// What a rule checks; the `kind` of its violations.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum RuleKind {
+            $($kind,)+
+        }
+
+        impl RuleKind {
+            /// Every kind, in the order of the list.
+            pub const ALL: &[RuleKind] = &[$(RuleKind::$kind),+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(RuleKind::$kind => stringify!($key),)+
+                }
+            }
+        }
+
+        impl RuleConfig {
+            /// The kinds this rule sets (exactly one when it is valid), with their keys.
+            fn kinds(&self) -> Vec<(RuleKind, &dyn RuleKindConfig)> {
+                let mut kinds: Vec<(RuleKind, &dyn RuleKindConfig)> = Vec::new();
+                $(if let Some(config) = &self.$key {
+                    kinds.push((RuleKind::$kind, config));
+                })+
+                kinds
+            }
+        }
+    };
+}
 
 mod dwell;
 mod red_light;
@@ -16,137 +86,110 @@ mod solid_line;
 mod speeding;
 mod wrong_way;
 
-#[cfg(test)]
-mod tests;
-
 pub use dwell::DwellConfig;
 pub use red_light::RedLightConfig;
 pub use solid_line::SolidLineConfig;
 pub use speeding::{Calibration, SpeedingConfig};
 pub use wrong_way::WrongWayConfig;
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
-use opencv::core::Mat;
-use serde::{Deserialize, Serialize};
-
-use super::history::TrackHistory;
-use super::signal::SignalState;
-use super::{Direction, Line};
-use crate::config::{ConfigError, check_classes, check_id};
-use crate::types::{ClassId, Point, TrackedObject};
-
-/// `[[cameras.rules]]` in the site config: common keys plus one table naming the kind.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleConfig {
-    /// Rule id, unique per camera; it is in every violation the rule raises.
-    pub id: String,
-    /// Classes the rule applies to (model label names). Default: the model's vehicle classes.
-    pub classes: Option<Vec<String>>,
-    /// 0 (default): one alert per track for this rule, ever. Above 0: the same track may raise
-    /// the rule again this many seconds after its last alert.
-    #[serde(default)]
-    pub cooldown_s: f32,
-    pub red_light: Option<RedLightConfig>,
-    pub wrong_way: Option<WrongWayConfig>,
-    pub no_stopping: Option<DwellConfig>,
-    pub no_parking: Option<DwellConfig>,
-    pub solid_line: Option<SolidLineConfig>,
-    pub speeding: Option<SpeedingConfig>,
+rule_kinds! {
+    red_light: RedLightConfig => RedLight,
+    wrong_way: WrongWayConfig => WrongWay,
+    no_stopping: DwellConfig => NoStopping,
+    no_parking: DwellConfig => NoParking,
+    solid_line: SolidLineConfig => SolidLine,
+    speeding: SpeedingConfig => Speeding,
 }
 
-/// What a rule checks; the `kind` of its violations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleKind {
-    RedLight,
-    WrongWay,
-    NoStopping,
-    NoParking,
-    SolidLine,
-    Speeding,
-}
+/// The keys of one rule kind: it checks them and builds the kind's [`Check`].
+pub trait RuleKindConfig {
+    /// Every problem with the kind's keys, below `path` (the kind's table).
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>);
 
-impl RuleKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            RuleKind::RedLight => "red_light",
-            RuleKind::WrongWay => "wrong_way",
-            RuleKind::NoStopping => "no_stopping",
-            RuleKind::NoParking => "no_parking",
-            RuleKind::SolidLine => "solid_line",
-            RuleKind::Speeding => "speeding",
-        }
+    /// The check, for rule `id` on `classes`; the keys must have passed validation.
+    fn build(&self, id: &str, classes: &[ClassId]) -> Result<Box<dyn Check>, String>;
+
+    /// The signal controller's topic the kind reads (a red light fed over MQTT).
+    fn signal_topic(&self) -> Option<&str> {
+        None
     }
 }
 
-impl RuleConfig {
-    fn kinds(&self) -> Vec<RuleKind> {
-        [
-            (self.red_light.is_some(), RuleKind::RedLight),
-            (self.wrong_way.is_some(), RuleKind::WrongWay),
-            (self.no_stopping.is_some(), RuleKind::NoStopping),
-            (self.no_parking.is_some(), RuleKind::NoParking),
-            (self.solid_line.is_some(), RuleKind::SolidLine),
-            (self.speeding.is_some(), RuleKind::Speeding),
-        ]
-        .into_iter()
-        .filter_map(|(set, kind)| set.then_some(kind))
-        .collect()
+/// What a rule kind checks on each frame, given the tracks of its classes.
+pub trait Check: Send {
+    fn update(&mut self, objects: &[TrackedObject], frame: &FrameContext) -> Vec<RuleFinding>;
+
+    /// Geometry to draw, and in which tone.
+    fn overlay(&self) -> (Shape, Tone);
+
+    /// Forgets tracks and times: the stream restarted.
+    fn reset(&mut self) {}
+
+    /// Reads what the kind needs from the frame's pixels (a signal head), before `update`.
+    fn observe(&mut self, _frame: &FrameContext) -> Result<(), String> {
+        Ok(())
     }
 
-    /// The MQTT topic this rule needs to hear (a red light fed by the signal controller).
-    pub fn signal_topic(&self) -> Option<&str> {
-        self.red_light.as_ref().and_then(|r| r.signal.topic.as_deref())
+    /// A signal controller's message on `topic`: `None` when the kind does not read that topic.
+    fn signal(&mut self, _topic: &str, _payload: &[u8], _at: Duration) -> Option<Result<(), String>> {
+        None
     }
 
-    pub fn validate(&self, path: &str, labels: Option<&[String]>, errors: &mut Vec<ConfigError>) {
+    /// The latest speed estimate of a track, km/h.
+    fn speed_kmh(&self, _track: u64) -> Option<f32> {
+        None
+    }
+
+    /// How much track history the kind measures over.
+    fn history(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Whether an alert lasts until the kind raises its `end` (a vehicle standing).
+    fn alerts_last(&self) -> bool {
+        false
+    }
+}
+
+impl AnalyzerConfig for RuleConfig {
+    fn validate(&self, path: &str, ctx: &CheckContext, errors: &mut Vec<ConfigError>) {
         check_id(&self.id, &format!("{path}.id"), errors);
-        check_classes(self.classes.as_deref(), labels, path, errors);
+        check_classes(self.classes.as_deref(), ctx.labels, path, errors);
         if !(self.cooldown_s >= 0.0 && self.cooldown_s.is_finite()) {
             errors.push(ConfigError::new(format!("{path}.cooldown_s"), "must be 0 or more seconds"));
         }
         let kinds = self.kinds();
         if kinds.len() != 1 {
-            let found = if kinds.is_empty() { "none".to_string() } else { kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ") };
-            errors.push(ConfigError::new(
-                path,
-                format!("needs exactly one of red_light, wrong_way, no_stopping, no_parking, solid_line, speeding (found {found})"),
-            ));
+            let found = if kinds.is_empty() { "none".to_string() } else { kinds.iter().map(|(k, _)| k.name()).collect::<Vec<_>>().join(", ") };
+            let all = RuleKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ");
+            errors.push(ConfigError::new(path, format!("needs exactly one of {all} (found {found})")));
         }
-        let at = |kind: &str| format!("{path}.{kind}");
-        if let Some(r) = &self.red_light {
-            r.validate(&at("red_light"), errors);
+        for (kind, config) in &kinds {
+            config.validate(&format!("{path}.{}", kind.name()), errors);
+            if config.signal_topic().is_some() && !ctx.broker {
+                errors.push(ConfigError::new(format!("{path}.{}.signal.topic", kind.name()), "the signal controller's feed is read over MQTT: configure [mqtt]"));
+            }
         }
-        if let Some(r) = &self.wrong_way {
-            r.validate(&at("wrong_way"), errors);
-        }
-        if let Some(r) = &self.no_stopping {
-            r.validate(&at("no_stopping"), errors);
-        }
-        if let Some(r) = &self.no_parking {
-            r.validate(&at("no_parking"), errors);
-        }
-        if let Some(r) = &self.solid_line {
-            r.validate(&at("solid_line"), errors);
-        }
-        if let Some(r) = &self.speeding {
-            r.validate(&at("speeding"), errors);
-        }
+    }
+
+    fn build(&self, ctx: &mut BuildContext) -> Result<Box<dyn Analyzer>, String> {
+        Ok(Box::new(self.rule(ctx.camera, ctx.classes(self.classes.as_deref()))?))
     }
 }
 
-fn check_positive(value: f32, path: &str, what: &str, errors: &mut Vec<ConfigError>) {
-    if !(value > 0.0 && value.is_finite()) {
-        errors.push(ConfigError::new(path, format!("must be a positive {what}, got {value}")));
+impl RuleConfig {
+    /// The MQTT topic this rule needs to hear (a red light fed by the signal controller).
+    pub fn signal_topic(&self) -> Option<&str> {
+        self.kinds().first().and_then(|(_, config)| config.signal_topic())
     }
-}
 
-/// A single-line counter for line-based rules, classes already filtered by [`Rules`].
-fn rule_line(id: &str, p1: [f32; 2], p2: [f32; 2], classes: &[ClassId]) -> Line {
-    Line::new(id, p1, p2, classes.to_vec(), 2)
+    /// The rule on camera `camera` for the model classes `classes`.
+    pub fn rule(&self, camera: &str, classes: Vec<ClassId>) -> Result<Rule, String> {
+        let (kind, config) = *self.kinds().first().ok_or_else(|| format!("rule {}: no kind", self.id))?;
+        let check = config.build(&self.id, &classes).map_err(|e| format!("camera {camera}: rule {}: {e}", self.id))?;
+        let cooldown = (self.cooldown_s > 0.0).then(|| Duration::from_secs_f32(self.cooldown_s));
+        Ok(Rule { id: self.id.clone(), kind, classes, cooldown, check, alerted: HashMap::new(), open: HashMap::new() })
+    }
 }
 
 /// What a rule measured when it fired; only the fields of its kind are set.
@@ -195,15 +238,20 @@ impl Measured {
     }
 }
 
+/// A single-line counter for line-based rules, classes already filtered by [`Rule`].
+fn rule_line(id: &str, p1: [f32; 2], p2: [f32; 2], classes: &[ClassId]) -> Line {
+    Line::new(id, p1, p2, classes.to_vec(), CONFIRM_FRAMES)
+}
+
 /// One decimal is what an operator reads; more would be false precision.
 fn round1(x: f32) -> f32 {
     (x * 10.0).round() / 10.0
 }
 
-/// A rule's verdict on one track in one frame.
+/// A check's verdict on one track (or, for a zone-wide kind, one condition) in one frame.
 #[derive(Debug, Clone)]
-struct Finding {
-    /// The track the once-per-track limit and open alerts are kept for.
+pub struct RuleFinding {
+    /// What the once-per-track limit and open alerts are kept for: the track, or a kind's own key.
     track: u64,
     object: TrackedObject,
     measured: Measured,
@@ -211,9 +259,9 @@ struct Finding {
     end: bool,
 }
 
-impl Finding {
-    fn alert(object: &TrackedObject, measured: Measured) -> Finding {
-        Finding { track: object.id, object: object.clone(), measured, end: false }
+impl RuleFinding {
+    fn alert(object: &TrackedObject, measured: Measured) -> RuleFinding {
+        RuleFinding { track: object.id, object: object.clone(), measured, end: false }
     }
 }
 
@@ -230,222 +278,98 @@ pub struct Violation {
     pub ends: Option<String>,
 }
 
-/// Geometry to draw for engineers and on evidence images.
-#[derive(Debug, Clone)]
-pub enum Shape {
-    Segment(Point, Point),
-    Zone(Vec<Point>),
-}
-
-/// How a shape is drawn: neutral rule geometry, or a signal's current colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
-    Rule,
-    Signal(SignalState),
-}
-
-#[derive(Debug, Clone)]
-pub struct Overlay {
-    pub rule: String,
-    pub shape: Shape,
-    pub label: String,
-    pub tone: Tone,
-}
-
-enum Check {
-    RedLight(red_light::RedLight),
-    WrongWay(wrong_way::WrongWay),
-    Dwell(dwell::Dwell),
-    SolidLine(solid_line::SolidLine),
-    Speeding(speeding::Speeding),
-}
-
-/// What each check sees of the frame besides the tracks.
-struct Context<'a> {
-    now: Duration,
-    /// Frame width / height, to measure headings as seen on screen.
-    aspect: f32,
-    history: &'a TrackHistory,
-}
-
-struct Rule {
+/// One rule of a camera: its kind's check, run on the tracks of its classes, and the alerts it
+/// raised.
+pub struct Rule {
     id: String,
     kind: RuleKind,
     classes: Vec<ClassId>,
     cooldown: Option<Duration>,
-    check: Check,
+    check: Box<dyn Check>,
     /// Last alert per track.
     alerted: HashMap<u64, Duration>,
+    /// Open alerts per track, closed by the check's `end`.
+    open: HashMap<u64, String>,
 }
 
-/// The rules of one camera, with the track history they share.
-pub struct Rules {
-    rules: Vec<Rule>,
-    history: TrackHistory,
-    /// Open dwell alerts: (rule index, track) → alert id, closed by the rule's `end`.
-    open: HashMap<(usize, u64), String>,
-    /// Tracks that raised any alert, for drawing.
-    violators: HashSet<u64>,
-}
-
-impl Rules {
-    /// `classes` resolves a rule's `classes` to model class ids. The configs must have passed
-    /// validation.
-    pub fn new(configs: &[RuleConfig], classes: impl Fn(Option<&[String]>) -> Vec<ClassId>) -> Rules {
-        let mut keep = Duration::from_secs(2);
-        let rules = configs
-            .iter()
-            .map(|c| {
-                let classes = classes(c.classes.as_deref());
-                let (kind, check) = if let Some(r) = &c.red_light {
-                    (RuleKind::RedLight, Check::RedLight(red_light::RedLight::new(&c.id, r, &classes)))
-                } else if let Some(r) = &c.wrong_way {
-                    keep = keep.max(Duration::from_secs_f32(r.min_duration_s));
-                    (RuleKind::WrongWay, Check::WrongWay(wrong_way::WrongWay::new(r)))
-                } else if let Some(r) = &c.no_stopping {
-                    (RuleKind::NoStopping, Check::Dwell(dwell::Dwell::new(r)))
-                } else if let Some(r) = &c.no_parking {
-                    (RuleKind::NoParking, Check::Dwell(dwell::Dwell::new(r)))
-                } else if let Some(r) = &c.solid_line {
-                    (RuleKind::SolidLine, Check::SolidLine(solid_line::SolidLine::new(&c.id, r, &classes)))
-                } else {
-                    let r = c.speeding.as_ref().expect("validation leaves exactly one kind per rule");
-                    keep = keep.max(Duration::from_secs_f32(r.window_s * 3.0));
-                    (RuleKind::Speeding, Check::Speeding(speeding::Speeding::new(r).expect("validation computed this calibration")))
-                };
-                let cooldown = (c.cooldown_s > 0.0).then(|| Duration::from_secs_f32(c.cooldown_s));
-                Rule { id: c.id.clone(), kind, classes, cooldown, check, alerted: HashMap::new() }
-            })
-            .collect();
-        Rules { rules, history: TrackHistory::new(keep), open: HashMap::new(), violators: HashSet::new() }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// Whether any rule reads a signal head from the image (and so needs the frame's pixels).
-    pub fn reads_signals_from_image(&self) -> bool {
-        self.rules.iter().any(|r| matches!(&r.check, Check::RedLight(c) if c.reads_image()))
-    }
-
-    /// Reads signal heads in a BGR frame at stream time `now`.
-    pub fn observe_frame(&mut self, frame: &Mat, now: Duration) -> opencv::Result<()> {
-        for rule in &mut self.rules {
-            if let Check::RedLight(check) = &mut rule.check {
-                check.observe_frame(frame, now)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A signal controller's message on `topic`, applied at stream time `now`. Errors name the
-    /// rule and what is wrong with the payload; the phase is then left as it was.
-    pub fn signal_message(&mut self, topic: &str, payload: &[u8], now: Duration) -> Result<(), String> {
-        let mut result = Ok(());
-        for rule in &mut self.rules {
-            if let Check::RedLight(check) = &mut rule.check
-                && check.topic() == Some(topic)
-            {
-                match SignalState::from_feed(payload) {
-                    Ok(state) => check.set_signal(state, now),
-                    Err(e) => result = Err(format!("rule {}: signal message on {topic}: {e}", rule.id)),
-                }
-            }
-        }
-        result
-    }
-
-    /// Forgets tracks and signal phases: the stream restarted and its times start again.
-    pub fn reset(&mut self) {
-        self.history.reset();
-        self.open.clear();
-        self.violators.clear();
-        for rule in &mut self.rules {
-            rule.alerted.clear();
-            match &mut rule.check {
-                Check::RedLight(c) => c.reset(),
-                Check::WrongWay(_) => {}
-                Check::Dwell(c) => c.reset(),
-                Check::SolidLine(c) => c.reset(),
-                Check::Speeding(c) => c.reset(),
-            }
+impl Rule {
+    /// Whether the once-per-track limit (or the cooldown) lets `track` raise the rule at `now`.
+    fn may_alert(&self, track: u64, now: Duration) -> bool {
+        match (self.alerted.get(&track), self.cooldown) {
+            (None, _) => true,
+            (Some(&last), Some(cooldown)) => now.saturating_sub(last) >= cooldown,
+            (Some(_), None) => false,
         }
     }
 
-    /// Runs every rule on one frame's tracks at stream time `now`.
-    pub fn update(&mut self, objects: &[TrackedObject], now: Duration, aspect: f32) -> Vec<Violation> {
-        self.history.update(objects, now);
-        let ctx = Context { now, aspect, history: &self.history };
-        let mut violations = Vec::new();
-        for (index, rule) in self.rules.iter_mut().enumerate() {
-            let mine: Vec<TrackedObject> = objects.iter().filter(|o| rule.classes.contains(&o.class)).cloned().collect();
-            let findings = match &mut rule.check {
-                Check::RedLight(c) => c.update(&mine, now),
-                Check::WrongWay(c) => c.update(&mine, &ctx),
-                Check::Dwell(c) => c.update(&mine, now),
-                Check::SolidLine(c) => c.update(&mine, now),
-                Check::Speeding(c) => c.update(&mine, &ctx),
-            };
-            for finding in findings {
-                let track = finding.track;
-                let ends = if finding.end {
-                    match self.open.remove(&(index, track)) {
-                        Some(alert) => Some(alert),
-                        None => continue,
-                    }
-                } else {
-                    let allowed = match (rule.alerted.get(&track), rule.cooldown) {
-                        (None, _) => true,
-                        (Some(&last), Some(cooldown)) => now.saturating_sub(last) >= cooldown,
-                        (Some(_), None) => false,
-                    };
-                    if !allowed {
-                        continue;
-                    }
-                    rule.alerted.insert(track, now);
-                    self.violators.insert(track);
-                    None
-                };
-                let id = uuid::Uuid::now_v7().to_string();
-                if !finding.end && matches!(rule.check, Check::Dwell(_)) {
-                    self.open.insert((index, track), id.clone());
-                }
-                violations.push(Violation { id, rule: rule.id.clone(), kind: rule.kind, object: finding.object, measured: finding.measured, ends });
+    /// The violation a finding makes, or `None` when the limits hold it back.
+    fn violation(&mut self, finding: RuleFinding, now: Duration) -> Option<Violation> {
+        let track = finding.track;
+        let ends = if finding.end {
+            Some(self.open.remove(&track)?)
+        } else {
+            if !self.may_alert(track, now) {
+                return None;
             }
-            // A live track keeps its record, so a long wrong-way run is one alert, not one a minute.
-            let history = &self.history;
-            rule.alerted.retain(|track, t| history.knows(*track) || rule.cooldown.is_some_and(|c| now.saturating_sub(*t) < c));
+            self.alerted.insert(track, now);
+            None
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        if !finding.end && self.check.alerts_last() {
+            self.open.insert(track, id.clone());
         }
-        self.violators.retain(|track| self.history.knows(*track));
+        Some(Violation { id, rule: self.id.clone(), kind: self.kind, object: finding.object, measured: finding.measured, ends })
+    }
+
+    /// The rule's violations on one frame.
+    pub fn update(&mut self, frame: &FrameContext) -> Vec<Violation> {
+        if let Err(e) = self.check.observe(frame) {
+            tracing::warn!(rule = %self.id, seq = frame.frame.seq, "cannot read the signal heads: {e}");
+        }
+        let mine: Vec<TrackedObject> = frame.tracks.iter().filter(|o| self.classes.contains(&o.class)).cloned().collect();
+        let findings = self.check.update(&mine, frame);
+        let violations = findings.into_iter().filter_map(|f| self.violation(f, frame.now)).collect();
+        // A live track keeps its record, so a long wrong-way run is one alert, not one a minute.
+        let (now, cooldown, history) = (frame.now, self.cooldown, frame.history);
+        self.alerted.retain(|track, t| history.knows(*track) || cooldown.is_some_and(|c| now.saturating_sub(*t) < c));
         violations
     }
 
-    /// The rules' geometry, stop lines in their signal's colour.
-    pub fn overlays(&self) -> Vec<Overlay> {
-        let mut out = Vec::new();
-        for rule in &self.rules {
-            let (shape, tone) = match &rule.check {
-                Check::RedLight(c) => (c.shape(), Tone::Signal(c.signal())),
-                Check::WrongWay(c) => (Shape::Zone(c.zone().points.clone()), Tone::Rule),
-                Check::Dwell(c) => (Shape::Zone(c.zone().points.clone()), Tone::Rule),
-                Check::SolidLine(c) => (c.shape(), Tone::Rule),
-                Check::Speeding(c) => (Shape::Zone(c.zone().points.clone()), Tone::Rule),
-            };
-            out.push(Overlay { rule: rule.id.clone(), shape, label: format!("{} {}", rule.kind.name(), rule.id), tone });
-        }
-        out
-    }
-
-    /// The latest speed estimate of a track, km/h, from the first speeding rule that has one.
+    /// The latest speed estimate of a track, km/h, when the rule measures speed.
     pub fn speed_kmh(&self, track: u64) -> Option<f32> {
-        self.rules.iter().find_map(|r| match &r.check {
-            Check::Speeding(c) => c.speed_kmh(track),
-            _ => None,
-        })
+        self.check.speed_kmh(track)
+    }
+}
+
+impl Analyzer for Rule {
+    fn analyse(&mut self, frame: &FrameContext) -> Result<Vec<Finding>, String> {
+        Ok(self.update(frame).into_iter().map(Finding::Violation).collect())
     }
 
-    pub fn is_violator(&self, track: u64) -> bool {
-        self.violators.contains(&track)
+    fn reset(&mut self) -> Result<(), String> {
+        self.alerted.clear();
+        self.open.clear();
+        self.check.reset();
+        Ok(())
+    }
+
+    fn overlays(&self) -> Vec<Overlay> {
+        let (shape, tone) = self.check.overlay();
+        vec![Overlay { rule: self.id.clone(), shape, label: format!("{} {}", self.kind.name(), self.id), tone }]
+    }
+
+    fn signal(&mut self, topic: &str, payload: &[u8], at: Duration) -> Result<(), String> {
+        match self.check.signal(topic, payload, at) {
+            Some(Err(e)) => Err(format!("rule {}: signal message on {topic}: {e}", self.id)),
+            _ => Ok(()),
+        }
+    }
+
+    fn note(&self, track: u64) -> Option<String> {
+        self.check.speed_kmh(track).map(|kmh| format!("{kmh:.0} km/h"))
+    }
+
+    fn history(&self) -> Duration {
+        self.check.history()
     }
 }

@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use opencv::core::Mat;
 use serde::Deserialize;
 
-use super::{Finding, Measured, Shape, round1, rule_line};
+use super::{Check, Measured, RuleFinding, RuleKindConfig, round1, rule_line};
+use crate::analytics::FrameContext;
 use crate::analytics::signal::{LampReader, SignalConfig, SignalState, SignalTimeline};
 use crate::analytics::{Direction, LineCounter};
-use crate::config::{ConfigError, check_segment};
+use crate::check::{ConfigError, check_segment};
+use crate::render::{Shape, Tone};
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// `red_light = { … }` of a rule.
@@ -37,17 +38,25 @@ fn default_grace_s() -> f32 {
     0.5
 }
 
-impl RedLightConfig {
-    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+impl RuleKindConfig for RedLightConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         check_segment(self.p1, self.p2, path, errors);
         if !(self.grace_s >= 0.0 && self.grace_s.is_finite()) {
             errors.push(ConfigError::new(format!("{path}.grace_s"), "must be 0 or more seconds"));
         }
         self.signal.validate(&format!("{path}.signal"), errors);
     }
+
+    fn build(&self, id: &str, classes: &[ClassId]) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(RedLight::new(id, self, classes)))
+    }
+
+    fn signal_topic(&self) -> Option<&str> {
+        self.signal.topic.as_deref()
+    }
 }
 
-pub struct RedLight {
+struct RedLight {
     p1: Point,
     p2: Point,
     counter: LineCounter,
@@ -59,7 +68,7 @@ pub struct RedLight {
 }
 
 impl RedLight {
-    pub fn new(id: &str, config: &RedLightConfig, classes: &[ClassId]) -> RedLight {
+    fn new(id: &str, config: &RedLightConfig, classes: &[ClassId]) -> RedLight {
         let line = rule_line(id, config.p1, config.p2, classes);
         RedLight {
             p1: line.p1,
@@ -73,36 +82,38 @@ impl RedLight {
         }
     }
 
-    pub fn reads_image(&self) -> bool {
-        self.lamp.is_some()
-    }
-
-    pub fn topic(&self) -> Option<&str> {
-        self.topic.as_deref()
-    }
-
-    pub fn observe_frame(&mut self, frame: &Mat, now: Duration) -> opencv::Result<()> {
-        match &mut self.lamp {
-            Some(lamp) => lamp.observe(frame, now, &mut self.timeline),
-            None => Ok(()),
-        }
-    }
-
-    pub fn set_signal(&mut self, state: SignalState, now: Duration) {
-        self.timeline.set(state, now);
-    }
-
-    pub fn signal(&self) -> SignalState {
+    fn signal_state(&self) -> SignalState {
         self.timeline.current().0
     }
+}
 
-    pub fn shape(&self) -> Shape {
-        Shape::Segment(self.p1, self.p2)
+impl Check for RedLight {
+    fn observe(&mut self, frame: &FrameContext) -> Result<(), String> {
+        let Some(lamp) = &mut self.lamp else { return Ok(()) };
+        let image = frame.image()?;
+        lamp.observe(image, frame.now, &mut self.timeline).map_err(|e| e.to_string())
+    }
+
+    fn signal(&mut self, topic: &str, payload: &[u8], at: std::time::Duration) -> Option<Result<(), String>> {
+        if self.topic.as_deref() != Some(topic) {
+            return None;
+        }
+        Some(SignalState::from_feed(payload).map(|state| self.timeline.set(state, at)))
+    }
+
+    fn overlay(&self) -> (Shape, Tone) {
+        let tone = match self.signal_state() {
+            SignalState::Red => Tone::Red,
+            SignalState::Amber => Tone::Amber,
+            SignalState::Green => Tone::Green,
+            SignalState::Unknown => Tone::Unknown,
+        };
+        (Shape::Segment(self.p1, self.p2), tone)
     }
 
     /// Stream times start again. A lamp read from the image is read afresh; a controller's
     /// phase goes on, dated from the new start.
-    pub fn reset(&mut self) {
+    fn reset(&mut self) {
         self.counter.reset();
         let (state, _) = self.timeline.current();
         self.timeline.reset();
@@ -111,9 +122,9 @@ impl RedLight {
         }
     }
 
-    pub(super) fn update(&mut self, objects: &[TrackedObject], now: Duration) -> Vec<Finding> {
+    fn update(&mut self, objects: &[TrackedObject], frame: &FrameContext) -> Vec<RuleFinding> {
         self.counter
-            .update(objects, now)
+            .update(objects, frame.now)
             .into_iter()
             .filter(|c| c.direction == self.direction)
             .filter_map(|crossing| {
@@ -121,7 +132,7 @@ impl RedLight {
                 let red_for = crossing.at.saturating_sub(since);
                 let object = objects.iter().find(|o| o.id == crossing.track_id)?;
                 (state == SignalState::Red && red_for >= self.grace).then(|| {
-                    Finding::alert(
+                    RuleFinding::alert(
                         object,
                         Measured { signal: Some(state), red_for_s: Some(round1(red_for.as_secs_f32())), direction: Some(crossing.direction), ..Default::default() },
                     )

@@ -1,12 +1,11 @@
 //! `solid_line`: a line that given classes may not cross, in either direction or only one.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
-use super::{Finding, Measured, Shape, rule_line};
-use crate::analytics::{Direction, LineCounter};
-use crate::config::{ConfigError, check_segment};
+use super::{Check, Measured, RuleFinding, RuleKindConfig, rule_line};
+use crate::analytics::{Direction, FrameContext, LineCounter};
+use crate::check::{ConfigError, check_segment};
+use crate::render::{Shape, Tone};
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// Which crossings of a solid line are violations.
@@ -35,13 +34,17 @@ fn default_forbidden() -> Forbidden {
     Forbidden::Both
 }
 
-impl SolidLineConfig {
-    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+impl RuleKindConfig for SolidLineConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         check_segment(self.p1, self.p2, path, errors);
+    }
+
+    fn build(&self, id: &str, classes: &[ClassId]) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(SolidLine::new(id, self, classes)))
     }
 }
 
-pub struct SolidLine {
+struct SolidLine {
     p1: Point,
     p2: Point,
     counter: LineCounter,
@@ -49,22 +52,25 @@ pub struct SolidLine {
 }
 
 impl SolidLine {
-    pub fn new(id: &str, config: &SolidLineConfig, classes: &[ClassId]) -> SolidLine {
+    fn new(id: &str, config: &SolidLineConfig, classes: &[ClassId]) -> SolidLine {
         let line = rule_line(id, config.p1, config.p2, classes);
         SolidLine { p1: line.p1, p2: line.p2, counter: LineCounter::new(vec![line]), forbidden: config.direction }
     }
 
-    pub fn shape(&self) -> Shape {
-        Shape::Segment(self.p1, self.p2)
+}
+
+impl Check for SolidLine {
+    fn overlay(&self) -> (Shape, Tone) {
+        (Shape::Segment(self.p1, self.p2), Tone::Rule)
     }
 
-    pub fn reset(&mut self) {
+    fn reset(&mut self) {
         self.counter.reset();
     }
 
-    pub(super) fn update(&mut self, objects: &[TrackedObject], now: Duration) -> Vec<Finding> {
+    fn update(&mut self, objects: &[TrackedObject], frame: &FrameContext) -> Vec<RuleFinding> {
         self.counter
-            .update(objects, now)
+            .update(objects, frame.now)
             .into_iter()
             .filter(|c| match self.forbidden {
                 Forbidden::Both => true,
@@ -73,7 +79,7 @@ impl SolidLine {
             })
             .filter_map(|c| {
                 let object = objects.iter().find(|o| o.id == c.track_id)?;
-                Some(Finding::alert(object, Measured { direction: Some(c.direction), ..Default::default() }))
+                Some(RuleFinding::alert(object, Measured { direction: Some(c.direction), ..Default::default() }))
             })
             .collect()
     }

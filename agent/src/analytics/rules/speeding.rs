@@ -11,10 +11,12 @@ use opencv::core::{Mat, Point2f, Vector};
 use opencv::prelude::*;
 use serde::Deserialize;
 
-use super::{Context, Finding, Measured, check_positive, round1};
+use super::{Check, Measured, RuleFinding, RuleKindConfig, round1};
+use crate::analytics::FrameContext;
 use crate::analytics::geometry::{Polygon, check_zone};
-use crate::config::{ConfigError, check_point};
-use crate::types::{Point, TrackedObject};
+use crate::check::{ConfigError, check_point, check_positive};
+use crate::render::{Shape, Tone};
+use crate::types::{ClassId, Point, TrackedObject};
 
 /// Four image points and where they lie on the road.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -48,8 +50,8 @@ fn default_window_s() -> f32 {
 /// Shortest window: below it, a few pixels of box jitter read as several km/h.
 const MIN_WINDOW_S: f32 = 0.5;
 
-impl SpeedingConfig {
-    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+impl RuleKindConfig for SpeedingConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         for (i, &p) in self.calibration.image.iter().enumerate() {
             check_point(p, &format!("{path}.calibration.image[{i}]"), errors);
         }
@@ -63,6 +65,10 @@ impl SpeedingConfig {
         if let Some(zone) = &self.zone {
             check_zone(zone, &format!("{path}.zone"), errors);
         }
+    }
+
+    fn build(&self, _id: &str, _classes: &[ClassId]) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Speeding::new(self)?))
     }
 }
 
@@ -113,7 +119,7 @@ impl Homography {
 /// Estimates the median is taken over.
 const ESTIMATES: usize = 3;
 
-pub struct Speeding {
+struct Speeding {
     homography: Homography,
     zone: Polygon,
     limit_kmh: f32,
@@ -123,7 +129,7 @@ pub struct Speeding {
 }
 
 impl Speeding {
-    pub fn new(config: &SpeedingConfig) -> Result<Speeding, String> {
+    fn new(config: &SpeedingConfig) -> Result<Speeding, String> {
         Ok(Speeding {
             homography: Homography::from_calibration(&config.calibration)?,
             zone: Polygon::new(config.zone.as_deref().unwrap_or(&config.calibration.image)),
@@ -133,29 +139,41 @@ impl Speeding {
         })
     }
 
-    pub fn zone(&self) -> &Polygon {
-        &self.zone
+}
+
+/// A track history spanning this many windows may be measured over: longer means missed detections.
+const MAX_WINDOWS: f64 = 3.0;
+/// Estimates of a track not measured again for this long are dropped.
+const ESTIMATES_KEPT: Duration = Duration::from_secs(2);
+
+impl Check for Speeding {
+    fn overlay(&self) -> (Shape, Tone) {
+        (Shape::Zone(self.zone.points.clone()), Tone::Rule)
+    }
+
+    fn history(&self) -> Duration {
+        self.window.mul_f64(MAX_WINDOWS)
     }
 
     /// The track's current speed: the median of its recent estimates.
-    pub fn speed_kmh(&self, track: u64) -> Option<f32> {
+    fn speed_kmh(&self, track: u64) -> Option<f32> {
         let (recent, _) = self.speeds.get(&track)?;
         let mut sorted: Vec<f32> = recent.iter().copied().collect();
         sorted.sort_by(f32::total_cmp);
         sorted.get(sorted.len() / 2).copied()
     }
 
-    pub fn reset(&mut self) {
+    fn reset(&mut self) {
         self.speeds.clear();
     }
 
-    pub(super) fn update(&mut self, objects: &[TrackedObject], ctx: &Context) -> Vec<Finding> {
+    fn update(&mut self, objects: &[TrackedObject], ctx: &FrameContext) -> Vec<RuleFinding> {
         let mut findings = Vec::new();
         for obj in objects {
             let Some(((t0, from), (t1, to))) = ctx.history.span(obj.id, self.window) else { continue };
             let dt = t1.saturating_sub(t0).as_secs_f64();
             // A gap in the track (missed detections) would average over a different motion.
-            if dt > 3.0 * self.window.as_secs_f64() || !(self.zone.contains(from) && self.zone.contains(to)) {
+            if dt > MAX_WINDOWS * self.window.as_secs_f64() || !(self.zone.contains(from) && self.zone.contains(to)) {
                 continue;
             }
             let (recent, at) = self.speeds.entry(obj.id).or_default();
@@ -167,10 +185,10 @@ impl Speeding {
             let full = recent.len() == ESTIMATES;
             let kmh = self.speed_kmh(obj.id).expect("just estimated");
             if full && kmh > self.limit_kmh {
-                findings.push(Finding::alert(obj, Measured { speed_kmh: Some(round1(kmh)), limit_kmh: Some(self.limit_kmh), ..Default::default() }));
+                findings.push(RuleFinding::alert(obj, Measured { speed_kmh: Some(round1(kmh)), limit_kmh: Some(self.limit_kmh), ..Default::default() }));
             }
         }
-        self.speeds.retain(|_, (_, at)| ctx.now.saturating_sub(*at) < Duration::from_secs(2));
+        self.speeds.retain(|_, (_, at)| ctx.now.saturating_sub(*at) < ESTIMATES_KEPT);
         findings
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::analytics::history::TrackHistory;
 use crate::analytics::signal::SignalState;
 use crate::types::BBox;
 
@@ -10,7 +11,47 @@ const CAR: ClassId = 2;
 const TRUCK: ClassId = 7;
 const FRAME: Duration = Duration::from_millis(200);
 
-fn rules(toml_rules: &str) -> Rules {
+/// A camera's rules as the agent runs them, with the track history they share.
+pub(super) struct Rules {
+    rules: Vec<Rule>,
+    history: TrackHistory,
+}
+
+impl Rules {
+    pub(super) fn update(&mut self, objects: &[TrackedObject], now: Duration, aspect: f32) -> Vec<Violation> {
+        self.history.update(objects, now);
+        let frame = test_frame(aspect);
+        let ctx = FrameContext::new(now, &frame, &[], objects, &self.history);
+        self.rules.iter_mut().flat_map(|r| r.update(&ctx)).collect()
+    }
+
+    fn signal_message(&mut self, topic: &str, payload: &[u8], now: Duration) -> Result<(), String> {
+        self.rules.iter_mut().try_for_each(|r| r.signal(topic, payload, now))
+    }
+
+    fn speed_kmh(&self, track: u64) -> Option<f32> {
+        self.rules.iter().find_map(|r| r.speed_kmh(track))
+    }
+}
+
+/// A frame of the given width / height; the rules read only its shape.
+fn test_frame(aspect: f32) -> crate::types::Frame {
+    gstreamer::init().unwrap();
+    let height = 100;
+    crate::types::Frame {
+        camera: "test".into(),
+        seq: 0,
+        pts: Duration::ZERO,
+        source_run: 0,
+        width: (height as f32 * aspect) as u32,
+        height,
+        stride: 0,
+        buffer: gstreamer::Buffer::new(),
+        arrived: std::time::Instant::now(),
+    }
+}
+
+pub(super) fn rules(toml_rules: &str) -> Rules {
     #[derive(Deserialize)]
     struct File {
         rules: Vec<RuleConfig>,
@@ -18,22 +59,30 @@ fn rules(toml_rules: &str) -> Rules {
     let file: File = toml::from_str(toml_rules).unwrap();
     for (i, rule) in file.rules.iter().enumerate() {
         let mut errors = Vec::new();
-        rule.validate(&format!("rules[{i}]"), None, &mut errors);
+        rule.validate(&format!("rules[{i}]"), &check_context(), &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
     }
-    Rules::new(&file.rules, |names| match names {
+    let classes = |names: Option<&[String]>| match names {
         Some(names) if names.iter().any(|n| n == "truck") => vec![TRUCK],
         _ => vec![CAR, TRUCK],
-    })
+    };
+    let rules: Vec<Rule> = file.rules.iter().map(|c| c.rule("test", classes(c.classes.as_deref())).unwrap()).collect();
+    let keep = rules.iter().map(|r| Analyzer::history(r)).fold(Duration::from_secs(2), Duration::max);
+    Rules { rules, history: TrackHistory::new(keep) }
+}
+
+/// Rules checked as on a site with a broker, without a model's labels.
+fn check_context() -> CheckContext<'static> {
+    CheckContext { labels: None, broker: true, model: &|name| Err(crate::detect::ManifestError::Invalid { path: name.into(), message: "no models in unit tests".into() }) }
 }
 
 /// A car whose reference point (bottom-centre) is at (x, y).
-fn car(id: u64, x: f32, y: f32) -> TrackedObject {
+pub(super) fn car(id: u64, x: f32, y: f32) -> TrackedObject {
     TrackedObject { id, bbox: BBox { x1: x - 0.04, y1: y - 0.08, x2: x + 0.04, y2: y }, class: CAR, score: 0.8 }
 }
 
 /// Plays frames; `place(frame)` gives the objects seen in that frame.
-fn play(rules: &mut Rules, frames: std::ops::Range<u32>, place: impl Fn(u32) -> Vec<TrackedObject>) -> Vec<(u32, Violation)> {
+pub(super) fn play(rules: &mut Rules, frames: std::ops::Range<u32>, place: impl Fn(u32) -> Vec<TrackedObject>) -> Vec<(u32, Violation)> {
     let mut out = Vec::new();
     for f in frames {
         for v in rules.update(&place(f), FRAME * f, 1.0) {
@@ -295,7 +344,7 @@ red_light = { p1 = [0.5, 0.5], p2 = [0.5, 0.5], signal = { } }
     let file: File = toml::from_str(config).unwrap();
     let mut errors = Vec::new();
     for (i, rule) in file.rules.iter().enumerate() {
-        rule.validate(&format!("rules[{i}]"), None, &mut errors);
+        rule.validate(&format!("rules[{i}]"), &check_context(), &mut errors);
     }
     let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     let has = |needle: &str| text.iter().any(|t| t.contains(needle));

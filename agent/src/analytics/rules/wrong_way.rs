@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Context, Finding, Measured, check_positive, round1};
+use super::{Check, Measured, RuleFinding, RuleKindConfig, round1};
+use crate::analytics::FrameContext;
 use crate::analytics::geometry::{Polygon, angle_between_deg, check_zone, distance, heading_deg};
-use crate::config::ConfigError;
-use crate::types::TrackedObject;
+use crate::check::{ConfigError, check_positive};
+use crate::render::{Shape, Tone};
+use crate::types::{ClassId, TrackedObject};
 
 /// `wrong_way = { … }` of a rule.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -41,8 +43,8 @@ fn default_min_displacement() -> f32 {
     0.05
 }
 
-impl WrongWayConfig {
-    pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+impl RuleKindConfig for WrongWayConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         check_zone(&self.zone, &format!("{path}.zone"), errors);
         if !self.heading_deg.is_finite() {
             errors.push(ConfigError::new(format!("{path}.heading_deg"), "must be a number of degrees"));
@@ -53,9 +55,13 @@ impl WrongWayConfig {
         check_positive(self.min_duration_s, &format!("{path}.min_duration_s"), "number of seconds", errors);
         check_positive(self.min_displacement, &format!("{path}.min_displacement"), "distance", errors);
     }
+
+    fn build(&self, _id: &str, _classes: &[ClassId]) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(WrongWay::new(self)))
+    }
 }
 
-pub struct WrongWay {
+struct WrongWay {
     zone: Polygon,
     against_deg: f32,
     allowed_deg: f32,
@@ -65,7 +71,7 @@ pub struct WrongWay {
 }
 
 impl WrongWay {
-    pub fn new(config: &WrongWayConfig) -> WrongWay {
+    fn new(config: &WrongWayConfig) -> WrongWay {
         WrongWay {
             zone: Polygon::new(&config.zone),
             allowed_deg: config.heading_deg.rem_euclid(360.0),
@@ -76,11 +82,18 @@ impl WrongWay {
         }
     }
 
-    pub fn zone(&self) -> &Polygon {
-        &self.zone
+}
+
+impl Check for WrongWay {
+    fn overlay(&self) -> (Shape, Tone) {
+        (Shape::Zone(self.zone.points.clone()), Tone::Rule)
     }
 
-    pub(super) fn update(&mut self, objects: &[TrackedObject], ctx: &Context) -> Vec<Finding> {
+    fn history(&self) -> Duration {
+        self.window
+    }
+
+    fn update(&mut self, objects: &[TrackedObject], ctx: &FrameContext) -> Vec<RuleFinding> {
         objects
             .iter()
             .filter_map(|obj| {
@@ -88,9 +101,9 @@ impl WrongWay {
                 if !(self.zone.contains(from) && self.zone.contains(to)) || distance(from, to) < self.min_displacement {
                     return None;
                 }
-                let heading = heading_deg(from, to, ctx.aspect);
+                let heading = heading_deg(from, to, ctx.aspect());
                 (angle_between_deg(heading, self.against_deg) <= self.against_within_deg).then(|| {
-                    Finding::alert(obj, Measured { heading_deg: Some(round1(heading)), allowed_heading_deg: Some(self.allowed_deg), ..Default::default() })
+                    RuleFinding::alert(obj, Measured { heading_deg: Some(round1(heading)), allowed_heading_deg: Some(self.allowed_deg), ..Default::default() })
                 })
             })
             .collect()

@@ -1,0 +1,270 @@
+//! One camera's analysis, owned by the analysis thread: the shared stages (motion gate, detector,
+//! tracker, track history), then the camera's analyzers, whose findings its emitter turns into
+//! messages. Also the camera's retained status, and its latest frame for snapshots.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::Sender;
+
+use super::{CameraSummary, RunOptions};
+use crate::analytics::history::TrackHistory;
+use crate::analytics::signal::SignalLogEntry;
+use crate::analytics::{Analyzer, CameraAnalyzers, FrameContext};
+use crate::config::{CameraConfig, SiteConfig};
+use crate::detect::Detector;
+use crate::detect::motion::MotionGate;
+use crate::events::emitter::Emitter;
+use crate::events::{CameraStatus, Message};
+use crate::health::{CameraHealth, SourceState};
+use crate::render::{Mark, draw, enlarged, write_image};
+use crate::track::Tracker;
+use crate::types::{CameraId, Detection, Frame, TrackedObject};
+
+/// Rendered frames are scaled up to at least this width, for readable labels.
+const RENDER_MIN_WIDTH: i32 = 800;
+/// A camera's retained status is published when its state changes, and at least this often.
+const STATUS_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest span over which a frame rate grades a connection.
+const QUALITY_MIN_SPAN: Duration = Duration::from_secs(10);
+
+pub(super) struct CameraAnalysis {
+    pub id: CameraId,
+    pub health: Arc<CameraHealth>,
+    gate: MotionGate,
+    detector: Arc<Detector>,
+    tracker: Tracker,
+    min_score: f32,
+    history: TrackHistory,
+    pub analyzers: CameraAnalyzers,
+    emitter: Emitter,
+    /// Which run of the source the last frame came from: a new one restarts stream time.
+    source_run: u32,
+    signals: Signals,
+    render_dir: Option<PathBuf>,
+    keep_last_frame: bool,
+    pub last_frame: Option<LastFrame>,
+    first_frame: Option<Instant>,
+    status: StatusReport,
+}
+
+/// Signal-controller messages waiting for the camera's next frame.
+#[derive(Default)]
+struct Signals {
+    /// Heard since the last frame; they take effect at the next one.
+    pending: Vec<(String, Vec<u8>)>,
+    /// Recorded (replay), by stream time.
+    scheduled: VecDeque<SignalLogEntry>,
+}
+
+/// The latest analysed frame and what was tracked in it.
+pub(super) struct LastFrame {
+    pub frame: Frame,
+    pub objects: Vec<TrackedObject>,
+    pub at: Instant,
+}
+
+/// What a camera's analysis is made of, besides its config.
+pub(super) struct CameraParts {
+    pub detector: Arc<Detector>,
+    pub analyzers: Vec<Box<dyn Analyzer>>,
+    pub health: Arc<CameraHealth>,
+    pub events: Sender<Message>,
+    pub prefix: String,
+}
+
+impl CameraAnalysis {
+    pub fn new(config: &SiteConfig, camera: &CameraConfig, parts: CameraParts, options: &RunOptions) -> CameraAnalysis {
+        let id: CameraId = camera.id.as_str().into();
+        let manifest = parts.detector.manifest();
+        let analyzers = CameraAnalyzers::new(id.clone(), parts.analyzers, manifest.labels.clone());
+        let emitter = Emitter::new(id.clone(), &parts.prefix, camera.lines.iter().map(|l| l.id.as_str()), camera.rules.iter().map(|r| r.id.as_str()), parts.events, parts.health.clone());
+        CameraAnalysis {
+            tracker: Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes),
+            min_score: config.tracker.low_score,
+            history: analyzers.history(),
+            gate: MotionGate::new(camera.motion.clone()),
+            detector: parts.detector,
+            health: parts.health,
+            analyzers,
+            emitter,
+            id,
+            source_run: 0,
+            signals: Signals { pending: Vec::new(), scheduled: options.signal_log.iter().cloned().collect() },
+            render_dir: options.render_dir.clone(),
+            keep_last_frame: options.keep_last_frame,
+            last_frame: None,
+            first_frame: None,
+            status: StatusReport::default(),
+        }
+    }
+
+    /// A signal controller's message, applied at the camera's next frame.
+    pub fn hear(&mut self, topic: String, payload: Vec<u8>) {
+        self.signals.pending.push((topic, payload));
+    }
+
+    /// Motion gate → detect → track → analyzers → emitter on one frame.
+    pub fn process(&mut self, frame: &Frame) {
+        self.first_frame.get_or_insert(frame.arrived);
+        if frame.source_run != self.source_run {
+            self.source_run = frame.source_run;
+            self.restart();
+        }
+        let now = frame.pts;
+        self.apply_signals(now);
+        let Some((detections, objects)) = self.detect_and_track(frame, now) else { return };
+        self.history.update(&objects, now);
+        if self.keep_last_frame {
+            self.last_frame = Some(LastFrame { frame: frame.clone(), objects: objects.clone(), at: Instant::now() });
+        }
+        self.trace(now, &detections, &objects);
+        let context = FrameContext::new(now, frame, &detections, &objects, &self.history);
+        let findings = self.analyzers.analyse(&context);
+        self.emitter.emit(findings, &context, &self.analyzers);
+        if let Some(dir) = &self.render_dir {
+            self.render(dir, &context);
+        }
+    }
+
+    /// The stream restarted and its times start again: tracks and analyzers forget them.
+    fn restart(&mut self) {
+        self.tracker.reset();
+        self.history.reset();
+        self.analyzers.reset();
+    }
+
+    /// Recorded signal messages due by stream time `now`, then those heard since the last frame.
+    fn apply_signals(&mut self, now: Duration) {
+        while self.signals.scheduled.front().is_some_and(|s| s.at() <= now) {
+            let entry = self.signals.scheduled.pop_front().expect("checked above");
+            self.analyzers.signal(&entry.topic, entry.state.as_bytes(), entry.at());
+        }
+        for (topic, payload) in std::mem::take(&mut self.signals.pending) {
+            self.analyzers.signal(&topic, &payload, now);
+        }
+    }
+
+    /// The frame's detections and tracks; empty when the motion gate finds it still (the tracks
+    /// wait, unchanged, for the next frame that moves or the recheck). `None` when the detector
+    /// fails (logged).
+    fn detect_and_track(&mut self, frame: &Frame, now: Duration) -> Option<(Vec<Detection>, Vec<TrackedObject>)> {
+        if !self.gate.should_detect(frame) {
+            CameraHealth::count(&self.health.frames_skipped);
+            return Some((Vec::new(), Vec::new()));
+        }
+        let inference = Instant::now();
+        let detected = self.detector.detect(frame, self.min_score);
+        self.health.inference_ms.observe(inference.elapsed());
+        match detected {
+            Ok(detections) => {
+                CameraHealth::count(&self.health.frames_analysed);
+                let objects = self.tracker.update(&detections, now);
+                Some((detections, objects))
+            }
+            Err(e) => {
+                tracing::error!(camera = %self.id, seq = frame.seq, "{e}");
+                None
+            }
+        }
+    }
+
+    /// Each frame's boxes and tracks, at the `trace` log level.
+    fn trace(&self, now: Duration, detections: &[Detection], objects: &[TrackedObject]) {
+        if !tracing::enabled!(tracing::Level::TRACE) {
+            return;
+        }
+        let fmt_box = |b: &crate::types::BBox| format!("[{:.3},{:.3},{:.3},{:.3}]", b.x1, b.y1, b.x2, b.y2);
+        let label = |class| self.analyzers.label(class);
+        let dets: Vec<String> = detections.iter().map(|d| format!("{}:{:.2}{}", label(d.class), d.score, fmt_box(&d.bbox))).collect();
+        let tracks: Vec<String> = objects.iter().map(|o| format!("#{}:{}{}", o.id, label(o.class), fmt_box(&o.bbox))).collect();
+        tracing::trace!(camera = %self.id, t = now.as_secs_f32(), ?dets, ?tracks, "frame");
+    }
+
+    /// Writes the frame as engineers see it: geometry, tracks, violators.
+    fn render(&self, dir: &std::path::Path, frame: &FrameContext) {
+        let path = dir.join(format!("{}_{:06}.png", self.id, frame.frame.seq));
+        let rendered = frame.image().and_then(|mat| {
+            let mut mat = enlarged(mat, RENDER_MIN_WIDTH).map_err(|e| e.to_string())?;
+            let marks: Vec<Mark> = frame.tracks.iter().map(|o| self.analyzers.mark(o)).collect();
+            draw(&mut mat, &self.analyzers.overlays(), &marks).map_err(|e| e.to_string())?;
+            write_image(&path, &mat).map_err(|e| e.to_string())
+        });
+        if let Err(e) = rendered {
+            tracing::error!(camera = %self.id, path = %path.display(), "cannot render the frame: {e}");
+        }
+    }
+
+    /// The interval's counts when it has ended, and the camera's status when due (or both now,
+    /// with `force`, when the camera finishes).
+    pub fn report(&mut self, interval: Duration, force: bool, events: &Sender<Message>) {
+        self.emitter.flush_counts(interval, SystemTime::now(), force);
+        self.status.report(&self.id, &self.health, Instant::now(), force, events);
+    }
+
+    pub fn summary(self) -> CameraSummary {
+        let emitted = self.emitter.emitted();
+        CameraSummary {
+            id: self.id.to_string(),
+            frames_analysed: CameraHealth::get(&self.health.frames_analysed),
+            frames_skipped: CameraHealth::get(&self.health.frames_skipped),
+            analysing_s: self.first_frame.map_or(0.0, |at| at.elapsed().as_secs_f64()),
+            frames_dropped: CameraHealth::get(&self.health.frames_dropped),
+            reconnects: CameraHealth::get(&self.health.reconnects),
+            error: match self.health.state() {
+                SourceState::Error { reason } => Some(reason),
+                _ => None,
+            },
+            lines: emitted.lines,
+            violations: emitted.violations,
+            fire_events: emitted.fire_events,
+        }
+    }
+}
+
+/// The last status published: state, when, and the frame counters then.
+#[derive(Default)]
+struct StatusReport {
+    last: Option<(SourceState, Instant, u64, u64)>,
+}
+
+impl StatusReport {
+    /// Publishes the camera's status if its state changed or `STATUS_INTERVAL` has passed (or
+    /// `force`, at the end).
+    fn report(&mut self, camera: &str, health: &CameraHealth, now: Instant, force: bool, events: &Sender<Message>) {
+        let state = health.state();
+        let (frames_in, analysed) = (CameraHealth::get(&health.frames_in), CameraHealth::get(&health.frames_analysed));
+        let due = match &self.last {
+            None => true,
+            Some((last, at, _, _)) => force || *last != state || now.duration_since(*at) >= STATUS_INTERVAL,
+        };
+        if !due {
+            return;
+        }
+        let rate = |count: u64, before: u64, since: Option<Instant>| match since {
+            Some(at) if now > at => count.saturating_sub(before) as f64 / now.duration_since(at).as_secs_f64(),
+            _ => 0.0,
+        };
+        let (since, in_before, analysed_before) = match &self.last {
+            Some((_, at, i, a)) => (Some(*at), *i, *a),
+            None => (None, 0, 0),
+        };
+        let fps_in = rate(frames_in, in_before, since);
+        // The rate says something about the link only over a while spent streaming throughout.
+        let steady = matches!(&self.last, Some((last, at, _, _)) if *last == state && now.duration_since(*at) >= QUALITY_MIN_SPAN);
+        let status = CameraStatus {
+            camera,
+            state: &state,
+            quality: health.grade(steady.then_some(fps_in)),
+            time: SystemTime::now(),
+            fps_in,
+            fps_analysed: rate(analysed, analysed_before, since),
+            frames_dropped: CameraHealth::get(&health.frames_dropped),
+            reconnects: CameraHealth::get(&health.reconnects),
+        };
+        let _ = events.send(status.message());
+        self.last = Some((state, now, frames_in, analysed));
+    }
+}

@@ -1,0 +1,42 @@
+//! Line counting as an analyzer: a camera's counting lines (`[[cameras.lines]]`), each crossing
+//! a finding that the emitter counts per interval and, on lines that publish crossings, sends.
+
+use std::collections::BTreeSet;
+
+use super::analyzer::{Analyzer, AnalyzerConfig, BuildContext, CheckContext, Finding, FrameContext};
+use super::line::{Line, LineConfig, LineCounter};
+use crate::check::{ConfigError, check_unique_ids};
+
+impl AnalyzerConfig for Vec<LineConfig> {
+    fn validate(&self, path: &str, ctx: &CheckContext, errors: &mut Vec<ConfigError>) {
+        check_unique_ids(self.iter().map(|l| l.id.as_str()), path, "line", errors);
+        for (j, line) in self.iter().enumerate() {
+            line.validate(&format!("{path}[{j}]"), ctx.labels, errors);
+        }
+    }
+
+    fn build(&self, ctx: &mut BuildContext) -> Result<Box<dyn Analyzer>, String> {
+        let lines = self.iter().map(|l| Line::new(&l.id, l.p1, l.p2, ctx.classes(l.classes.as_deref()), l.confirm_frames)).collect();
+        let counted_only = self.iter().filter(|l| !l.publish_crossings).map(|l| l.id.clone()).collect();
+        Ok(Box::new(LineCounting { counter: LineCounter::new(lines), counted_only }))
+    }
+}
+
+/// A camera's counting lines.
+struct LineCounting {
+    counter: LineCounter,
+    /// Lines whose crossings are only counted, not published one by one.
+    counted_only: BTreeSet<String>,
+}
+
+impl Analyzer for LineCounting {
+    fn analyse(&mut self, frame: &FrameContext) -> Result<Vec<Finding>, String> {
+        let crossings = self.counter.update(frame.tracks, frame.now);
+        Ok(crossings.into_iter().map(|crossing| Finding::Crossing { publish: !self.counted_only.contains(&crossing.line), crossing }).collect())
+    }
+
+    fn reset(&mut self) -> Result<(), String> {
+        self.counter.reset();
+        Ok(())
+    }
+}

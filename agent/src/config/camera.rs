@@ -1,0 +1,125 @@
+//! `[[cameras]]`: one camera, where its video comes from, how it is analysed, and the analyzers
+//! its lines, rules and fire watch describe.
+
+use serde::Deserialize;
+
+use super::Resources;
+use crate::analytics::fire::FireConfig;
+use crate::analytics::{AnalyzerConfig, CheckContext, LineConfig, RuleConfig};
+use crate::check::{ConfigError, check_unique_ids, is_url, redact_url};
+use crate::detect::motion::MotionConfig;
+
+/// One camera: where its video comes from, how it is analysed and which lines it counts on.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Camera id, unique within the site; used in MQTT topics. Letters, digits, `-` and `_`.
+    pub id: String,
+    /// `rtsp://` / `rtsps://` URL (prefer the camera's sub-stream) or a video file path
+    /// (relative to this config file).
+    pub source: String,
+    /// Frames analysed per second of video; 0 analyses every frame.
+    #[serde(default = "default_analytics_fps")]
+    pub analytics_fps: u32,
+    /// Decoder pipeline template: a file `pipelines/<name>.pipeline`.
+    #[serde(default = "default_pipeline")]
+    pub pipeline: String,
+    /// Rebuild the stream when no frame has arrived for this long, seconds.
+    #[serde(default = "default_no_frames_timeout_s")]
+    pub no_frames_timeout_s: u64,
+    /// Name of the model in the models directory (a folder holding `manifest.toml`).
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// Counting lines on this camera.
+    #[serde(default)]
+    pub lines: Vec<LineConfig>,
+    /// Traffic rules on this camera; each violation is an alert with an evidence image.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Fire, smoke and open-burning watch.
+    pub fire: Option<FireConfig>,
+    /// Motion gating: the detector runs only on frames where something moved (and every
+    /// `recheck_s` on a still scene).
+    #[serde(default)]
+    pub motion: MotionConfig,
+}
+
+fn default_analytics_fps() -> u32 {
+    5
+}
+fn default_pipeline() -> String {
+    "software".into()
+}
+fn default_no_frames_timeout_s() -> u64 {
+    10
+}
+
+fn default_model() -> String {
+    "yolox_nano".into()
+}
+
+impl CameraConfig {
+    /// A camera at every default, for tools that make one without a site file.
+    pub fn with_defaults(id: &str, source: &str) -> CameraConfig {
+        #[derive(serde::Serialize)]
+        struct Required<'a> {
+            id: &'a str,
+            source: &'a str,
+        }
+        let text = toml::to_string(&Required { id, source }).expect("two strings serialize");
+        toml::from_str(&text).expect("every other key has a default")
+    }
+
+    /// The configs of the camera's analyzers with their key paths, in the order they run:
+    /// counting lines, each rule, the fire watch.
+    pub fn analyzer_configs(&self) -> impl Iterator<Item = (String, &dyn AnalyzerConfig)> {
+        let lines = std::iter::once(("lines".to_string(), &self.lines as &dyn AnalyzerConfig));
+        let rules = self.rules.iter().enumerate().map(|(j, r)| (format!("rules[{j}]"), r as &dyn AnalyzerConfig));
+        let fire = self.fire.iter().map(|f| ("fire".to_string(), f as &dyn AnalyzerConfig));
+        lines.chain(rules).chain(fire)
+    }
+
+    /// Every problem with this camera's keys below `path` (`cameras[i]`), its id aside (the site
+    /// checks ids, which must differ between cameras); `broker` says whether the site has one.
+    pub fn validate(&self, path: &str, resources: &Resources, broker: bool, errors: &mut Vec<ConfigError>) {
+        self.validate_source(path, resources, errors);
+        self.motion.validate(&format!("{path}.motion"), errors);
+        let labels = match resources.model(&self.model) {
+            Ok(manifest) => Some(manifest.labels),
+            Err(e) => {
+                errors.push(ConfigError::new(format!("{path}.model"), e.to_string()));
+                None
+            }
+        };
+        check_unique_ids(self.rules.iter().map(|r| r.id.as_str()), &format!("{path}.rules"), "rule", errors);
+        let ctx = CheckContext { labels: labels.as_deref(), broker, model: &|name| resources.model(name) };
+        for (key, config) in self.analyzer_configs() {
+            config.validate(&format!("{path}.{key}"), &ctx, errors);
+        }
+    }
+
+    /// Where the video comes from, how often it is analysed, how it is decoded.
+    fn validate_source(&self, path: &str, resources: &Resources, errors: &mut Vec<ConfigError>) {
+        if is_url(&self.source) {
+            if let Err(e) = url::Url::parse(&self.source) {
+                errors.push(ConfigError::new(format!("{path}.source"), format!("'{}' is not a valid URL: {e}", redact_url(&self.source))));
+            }
+        } else if self.source.contains("://") {
+            errors.push(ConfigError::new(format!("{path}.source"), format!("'{}': only rtsp:// and rtsps:// URLs or file paths are supported", redact_url(&self.source))));
+        } else if !std::path::Path::new(&self.source).is_file() {
+            errors.push(ConfigError::new(format!("{path}.source"), format!("file {} does not exist", self.source)));
+        }
+        if self.analytics_fps > MAX_ANALYTICS_FPS {
+            errors.push(ConfigError::new(format!("{path}.analytics_fps"), format!("{} is more than {MAX_ANALYTICS_FPS} frames per second", self.analytics_fps)));
+        }
+        if self.no_frames_timeout_s == 0 {
+            errors.push(ConfigError::new(format!("{path}.no_frames_timeout_s"), "must be at least 1 second"));
+        }
+        if let Err(e) = resources.pipeline(&self.pipeline) {
+            errors.push(ConfigError::new(format!("{path}.pipeline"), e.to_string()));
+        }
+    }
+}
+
+/// Above this, a camera's frame rate is a typo: no camera streams faster.
+const MAX_ANALYTICS_FPS: u32 = 120;

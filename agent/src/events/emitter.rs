@@ -1,0 +1,182 @@
+//! The emitter: the one place where a camera's findings become messages. A crossing is counted
+//! (per interval and in the run's totals) and, on lines that publish crossings, sent; a violation
+//! or a fire event gets its evidence image first (the scene, the rule's or zone's geometry and the
+//! vehicle or region drawn), then its alert. The counts of each interval go out as `counts`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::Sender;
+use serde::Serialize;
+
+use super::{CrossingEvent, EvidenceRef, FireMessage, Message, ViolationEvent, counts_message, evidence_message};
+use crate::analytics::fire::{FireEvent, Stage};
+use crate::analytics::{CameraAnalyzers, CountsTable, Crossing, Finding, FrameContext, LineCounts, Violation};
+use crate::health::CameraHealth;
+use crate::render::{Mark, Overlay, evidence_jpeg};
+use crate::types::CameraId;
+
+/// One fire message, as a replay summarises it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FireSummary {
+    pub kind: &'static str,
+    pub level: Stage,
+    pub zone: String,
+    /// Position in the clip, seconds.
+    pub t_s: f64,
+    pub region: [f32; 4],
+}
+
+/// A camera's emitter, owned by its analysis.
+pub struct Emitter {
+    camera: CameraId,
+    /// Topic prefix, to give alerts the full topic of their evidence.
+    prefix: String,
+    events: Sender<Message>,
+    health: Arc<CameraHealth>,
+    /// Counts of the current interval, which started at `interval_start`.
+    interval: CountsTable,
+    interval_start: SystemTime,
+    totals: CountsTable,
+    /// Alerts raised over the whole run, by rule id.
+    violations: BTreeMap<String, u64>,
+    /// Every fire message, in order.
+    fire_events: Vec<FireSummary>,
+}
+
+/// What a camera emitted over a run.
+pub struct Emitted {
+    pub lines: Vec<LineCounts>,
+    pub violations: BTreeMap<String, u64>,
+    pub fire_events: Vec<FireSummary>,
+}
+
+impl Emitter {
+    /// An emitter counting on the lines `line_ids`, with an alert count for each of `rule_ids`.
+    pub fn new<'a>(camera: CameraId, prefix: &str, line_ids: impl Iterator<Item = &'a str> + Clone, rule_ids: impl Iterator<Item = &'a str>, events: Sender<Message>, health: Arc<CameraHealth>) -> Emitter {
+        Emitter {
+            camera,
+            prefix: prefix.to_string(),
+            events,
+            health,
+            interval: CountsTable::new(line_ids.clone()),
+            interval_start: SystemTime::now(),
+            totals: CountsTable::new(line_ids),
+            violations: rule_ids.map(|id| (id.to_string(), 0)).collect(),
+            fire_events: Vec::new(),
+        }
+    }
+
+    /// Sends a message; the publisher outlives every emitter, so a closed channel only happens
+    /// while the site shuts down, when there is nothing left to tell.
+    fn send(&self, message: Message) {
+        let _ = self.events.send(message);
+    }
+
+    /// Turns one frame's findings into messages, in order.
+    pub fn emit(&mut self, findings: Vec<Finding>, frame: &FrameContext, scene: &CameraAnalyzers) {
+        for finding in findings {
+            match finding {
+                Finding::Crossing { crossing, publish } => self.crossing(&crossing, publish, frame, scene),
+                Finding::Violation(violation) => self.violation(&violation, frame, scene),
+                Finding::Fire(event) => self.fire(&event, frame, scene),
+            }
+        }
+    }
+
+    fn crossing(&mut self, crossing: &Crossing, publish: bool, frame: &FrameContext, scene: &CameraAnalyzers) {
+        let class = scene.label(crossing.class);
+        self.interval.add(&crossing.line, crossing.direction, class);
+        self.totals.add(&crossing.line, crossing.direction, class);
+        CameraHealth::count(&self.health.crossings);
+        if !publish {
+            return;
+        }
+        let event = CrossingEvent {
+            time: SystemTime::now(),
+            stream_time: frame.now,
+            camera: &self.camera,
+            line: &crossing.line,
+            direction: crossing.direction,
+            class,
+            track_id: crossing.track_id,
+            confidence: crossing.confidence,
+        };
+        self.send(event.message().seen_at(frame.frame.arrived));
+    }
+
+    /// An alert with its evidence image (first, so it is there when the alert is read), or the
+    /// end of one. An alert whose image cannot be made still goes out, without it.
+    fn violation(&mut self, violation: &Violation, frame: &FrameContext, scene: &CameraAnalyzers) {
+        let mut evidence = None;
+        if violation.ends.is_none() {
+            *self.violations.entry(violation.rule.clone()).or_default() += 1;
+            let summary = violation.measured.summary();
+            let caption = format!("{} {} t={:.1}s {summary}", violation.kind.name(), violation.rule, frame.now.as_secs_f32());
+            let mark = Mark { violator: true, ..scene.mark(&violation.object) };
+            evidence = self.evidence(&violation.id, &scene.overlays_of(&violation.rule), &mark, &caption, frame);
+            tracing::info!(camera = %self.camera, rule = %violation.rule, kind = violation.kind.name(), track = violation.object.id, measured = %summary, "violation");
+        }
+        let event = ViolationEvent { time: SystemTime::now(), stream_time: frame.now, camera: &self.camera, violation, class: scene.label(violation.object.class), evidence: evidence.as_ref() };
+        self.send(event.message().seen_at(frame.frame.arrived));
+        CameraHealth::count(&self.health.violations);
+    }
+
+    /// A fire message, after a JPEG of the frame with the region drawn (not for `cleared`).
+    fn fire(&mut self, event: &FireEvent, frame: &FrameContext, scene: &CameraAnalyzers) {
+        let t = &event.transition;
+        let id = uuid::Uuid::now_v7().to_string();
+        let evidence = if t.stage == Stage::Cleared {
+            None
+        } else {
+            let s = t.evidence.scores;
+            let mark = Mark { bbox: t.evidence.region, text: format!("{} flame {:.2} smoke {:.3}", event.kind, s.flame, s.smoke), violator: true };
+            let caption = format!("{} {:?} zone {} t={:.1}s", event.kind, t.stage, event.zone, frame.now.as_secs_f32());
+            self.evidence(&id, &scene.overlays_of(&event.zone), &mark, &caption, frame)
+        };
+        tracing::info!(camera = %self.camera, zone = %event.zone, kind = event.kind, stage = ?t.stage, "fire");
+        let r = t.evidence.region;
+        let t_s = (frame.now.as_secs_f64() * 1000.0).round() / 1000.0;
+        self.fire_events.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s, region: [r.x1, r.y1, r.x2, r.y2] });
+        let message = FireMessage { time: SystemTime::now(), stream_time: frame.now, camera: &self.camera, event, evidence: evidence.as_ref() };
+        self.send(message.message().seen_at(frame.frame.arrived));
+        CameraHealth::count(&self.health.fire_messages);
+    }
+
+    /// Makes and sends an evidence image on `{camera}/evidence/{id}`; the reference to put in the
+    /// alert, or `None` (logged) when the image cannot be made.
+    fn evidence(&self, id: &str, overlays: &[Overlay], mark: &Mark, caption: &str, frame: &FrameContext) -> Option<EvidenceRef> {
+        let made = frame.image().and_then(|mat| evidence_jpeg(mat, overlays, std::slice::from_ref(mark), caption).map_err(|e| e.to_string()));
+        match made {
+            Ok((jpeg, size)) => {
+                let message = evidence_message(&self.camera, id, jpeg);
+                let reference = EvidenceRef::of(&self.prefix, &message, size.width as u32, size.height as u32);
+                self.send(message);
+                Some(reference)
+            }
+            Err(e) => {
+                tracing::error!(camera = %self.camera, event = %id, "no evidence image: {e}");
+                None
+            }
+        }
+    }
+
+    /// Sends the current interval's counts if it has ended (or `force`), and starts the next.
+    /// Intervals end on multiples of `interval` since the epoch, so boxes' counts line up.
+    pub fn flush_counts(&mut self, interval: Duration, now: SystemTime, force: bool) {
+        let since_epoch = self.interval_start.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let boundary = SystemTime::UNIX_EPOCH + interval * (since_epoch.as_secs() / interval.as_secs().max(1) + 1) as u32;
+        if now >= boundary || force {
+            let end = if force { now } else { boundary };
+            let lines = self.interval.take();
+            self.send(counts_message(&self.camera, self.interval_start, end, &lines));
+            self.interval_start = end;
+        }
+    }
+
+    /// What was emitted over the whole run.
+    pub fn emitted(self) -> Emitted {
+        Emitted { lines: self.totals.snapshot().to_vec(), violations: self.violations, fire_events: self.fire_events }
+    }
+}
