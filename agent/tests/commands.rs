@@ -14,19 +14,12 @@ use serde_json::Value;
 const PREFIX: &str = "canh/v1/commands";
 
 fn site_file(rtsp_port: u16, mqtt_port: u16, heading_deg: u32) -> String {
-    format!(
-        r#"
-site = "commands"
-stats_interval_s = 1
-
-[mqtt]
-url = "mqtt://127.0.0.1:{mqtt_port}"
-keep_alive_s = 5
-
-[[cameras]]
-id = "arterial"
-source = "rtsp://127.0.0.1:{rtsp_port}/clip"
-
+    SiteFile::new("commands")
+        .with("stats_interval_s = 1")
+        .mqtt(mqtt_port, "")
+        .camera("arterial", &format!("rtsp://127.0.0.1:{rtsp_port}/clip"), "")
+        .with(&format!(
+            r#"
 # The eastbound lanes declared westbound: every eastbound car is an alert with evidence.
 [[cameras.rules]]
 id = "east_lanes"
@@ -34,7 +27,9 @@ id = "east_lanes"
 zone = [[0.0, 0.45], [1.0, 0.45], [1.0, 1.0], [0.0, 1.0]]
 heading_deg = {heading_deg}
 "#
-    )
+        ))
+        .text()
+        .to_string()
 }
 
 /// Sends a command and waits for its reply.

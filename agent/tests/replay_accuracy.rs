@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 fn replay(clip: &str, fps: u32) -> (u64, u64, serde_json::Value) {
     let truth: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(common::repo_root().join("samples/groundtruth").join(format!("{}.json", clip.split('.').next().unwrap()))).unwrap(),
@@ -12,16 +10,10 @@ fn replay(clip: &str, fps: u32) -> (u64, u64, serde_json::Value) {
     .unwrap();
     let (p1, p2) = (&truth["line"]["p1"], &truth["line"]["p2"]);
     let line = format!("{},{},{},{}", p1[0], p1[1], p2[0], p2[1]);
-    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
-        .args(["replay", "--input", common::sample(clip).to_str().unwrap(), "--line", &line, "--fps", &fps.to_string()])
-        .env("CANH_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let run = common::replay(&["--input", common::sample(clip).to_str().unwrap(), "--line", &line, "--fps", &fps.to_string()]);
+    let summary = run.summary;
     let sum = |dir: &str| summary["lines"][0][dir].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>();
-    let crossings = stdout.lines().count() as u64 - 1;
+    let crossings = run.lines.len() as u64;
     assert_eq!(crossings, sum("in") + sum("out"), "one crossing event per counted crossing");
     (sum("in"), sum("out"), truth)
 }
@@ -68,28 +60,11 @@ fn highway_cctv_at_every_frame() {
 
 #[test]
 fn a_line_that_only_counts_publishes_no_crossings_and_counts_the_same() {
-    let dir = common::temp_dir("counted-only");
-    let config = dir.join("site.toml");
-    let line = |id: &str, extra: &str| format!("[[cameras.lines]]\nid = \"{id}\"\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\n{extra}\n");
-    std::fs::write(
-        &config,
-        format!(
-            "site = \"t\"\n[[cameras]]\nid = \"arterial\"\nsource = \"{}\"\n{}{}",
-            common::sample("opencv4nodejs_traffic.mp4").display(),
-            line("published", ""),
-            line("counted", "publish_crossings = false")
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
-        .args(["replay", "--config", config.to_str().unwrap(), "--input", common::sample("opencv4nodejs_traffic.mp4").to_str().unwrap()])
-        .env("CANH_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let messages: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let (summary, crossings) = messages.split_last().unwrap();
+    let clip = common::sample("opencv4nodejs_traffic.mp4");
+    let site = common::SiteFile::new("t").camera("arterial", &clip.display().to_string(), "").vertical_line("published", 0.5).vertical_line("counted", 0.5).with("publish_crossings = false");
+    let config = site.write(&common::temp_dir("counted-only"));
+    let run = common::replay(&["--config", config.to_str().unwrap(), "--input", clip.to_str().unwrap()]);
+    let (summary, crossings) = (&run.summary, &run.messages);
     assert!(crossings.len() > 20, "{} crossings", crossings.len());
     assert!(crossings.iter().all(|c| c["payload"]["line"] == "published"), "a crossing of the counted-only line was published");
     let total = |i: usize| ["in", "out"].iter().flat_map(|d| summary["lines"][i][*d].as_object().unwrap().values()).map(|v| v.as_u64().unwrap()).sum::<u64>();

@@ -13,12 +13,15 @@ use common::*;
 
 /// A site with cameras `east` and `west` on the same RTSP stream, each with one line.
 fn site(rtsp_port: u16, metrics_port: u16, east_line_x: f32) -> String {
-    let camera = |id: &str, x: f32| {
-        format!(
-            "\n[[cameras]]\nid = \"{id}\"\nsource = \"rtsp://127.0.0.1:{rtsp_port}/clip\"\nno_frames_timeout_s = 60\n[[cameras.lines]]\nid = \"middle\"\np1 = [{x}, 1.0]\np2 = [{x}, 0.0]\n"
-        )
-    };
-    format!("site = \"service\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n{}{}", camera("east", east_line_x), camera("west", 0.5))
+    let source = format!("rtsp://127.0.0.1:{rtsp_port}/clip");
+    SiteFile::new("service")
+        .with(&format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\""))
+        .camera("east", &source, "no_frames_timeout_s = 60")
+        .vertical_line("middle", east_line_x)
+        .camera("west", &source, "no_frames_timeout_s = 60")
+        .vertical_line("middle", 0.5)
+        .text()
+        .to_string()
 }
 
 fn analysed(metrics: &str, camera: &str) -> f64 {

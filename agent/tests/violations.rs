@@ -7,10 +7,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use base64::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -30,29 +28,12 @@ impl Replay {
 }
 
 fn replay(clip: &str, site: &str, extra: &[&str]) -> Replay {
-    let root = common::repo_root();
-    let config = root.join("samples/sites").join(site);
-    let mut args = vec!["replay", "--config", config.to_str().unwrap(), "--input"];
+    let config = common::repo_root().join("samples/sites").join(site);
     let input = common::sample(clip);
-    args.push(input.to_str().unwrap());
-    args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_canh")).args(&args).current_dir(&root).env("CANH_LOG", "warn").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut replay = Replay { violations: Vec::new(), evidence: BTreeMap::new(), violation_lines: Vec::new(), summary: Value::Null };
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        let Some(topic) = v["topic"].as_str() else {
-            replay.summary = v;
-            continue;
-        };
-        if topic.ends_with("/violation") {
-            replay.violations.push(v["payload"].clone());
-            replay.violation_lines.push(serde_json::to_string(&v["payload"]).unwrap());
-        } else if topic.contains("/evidence/") {
-            replay.evidence.insert(topic.to_string(), BASE64_STANDARD.decode(v["payload_base64"].as_str().unwrap()).unwrap());
-        }
-    }
-    replay
+    let run = common::replay(&[&["--config", config.to_str().unwrap(), "--input", input.to_str().unwrap()], extra].concat());
+    let violations = run.payloads("violation");
+    let violation_lines = violations.iter().map(|v| serde_json::to_string(v).unwrap()).collect();
+    Replay { evidence: run.evidence(), violations, violation_lines, summary: run.summary }
 }
 
 fn arterial() -> &'static Replay {

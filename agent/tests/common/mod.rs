@@ -1,5 +1,6 @@
 //! Real peers for integration tests: a mosquitto broker and a gst-rtsp-server on loopback, an
-//! MQTT subscriber, and the bundled samples.
+//! MQTT subscriber, and the bundled samples; site files built for a test ([`SiteFile`]) and
+//! `canh replay` runs read back ([`replay`]).
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -43,15 +44,92 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// A site file built for a test: `site = …`, then top-level keys, tables and cameras as TOML
+/// text, in the order given (top-level keys before any table).
+pub struct SiteFile(String);
+
+impl SiteFile {
+    pub fn new(site: &str) -> SiteFile {
+        SiteFile(format!("site = \"{site}\"\n"))
+    }
+
+    /// Adds TOML text: top-level keys, a table, or a camera's lines and rules.
+    pub fn with(mut self, toml: &str) -> SiteFile {
+        self.0.push_str(toml.trim_matches('\n'));
+        self.0.push('\n');
+        self
+    }
+
+    /// `[mqtt]` for the broker on `port` (keep-alive 5 s), with `extra` keys.
+    pub fn mqtt(self, port: u16, extra: &str) -> SiteFile {
+        self.with(&format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\n{extra}"))
+    }
+
+    /// A camera `id` reading `source`, with `keys` (TOML lines) of its own.
+    pub fn camera(self, id: &str, source: &str, keys: &str) -> SiteFile {
+        self.with(&format!("[[cameras]]\nid = \"{id}\"\nsource = \"{source}\"\n{keys}"))
+    }
+
+    /// A counting line of the last camera, vertical at `x`, `in` going right.
+    pub fn vertical_line(self, id: &str, x: f32) -> SiteFile {
+        self.with(&format!("[[cameras.lines]]\nid = \"{id}\"\np1 = [{x}, 1.0]\np2 = [{x}, 0.0]"))
+    }
+
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// Writes it as `site.toml` into `dir`.
+    pub fn write(&self, dir: &std::path::Path) -> PathBuf {
+        let path = dir.join("site.toml");
+        std::fs::write(&path, &self.0).unwrap();
+        path
+    }
+}
+
 /// Writes `site.toml` into `dir`: one camera `arterial` reading `source` and counting on the
 /// hand-counted middle line of the arterial clip, counts every 2 s, and this `[mqtt]` section.
 pub fn counting_site(dir: &std::path::Path, site: &str, mqtt: &str, source: &str) -> PathBuf {
-    let config = dir.join("site.toml");
-    let text = format!(
-        "site = \"{site}\"\ncounts_interval_s = 2\n\n[mqtt]\n{mqtt}\n\n[[cameras]]\nid = \"arterial\"\nsource = \"{source}\"\n\n[[cameras.lines]]\nid = \"middle\"\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\n"
-    );
-    std::fs::write(&config, text).unwrap();
-    config
+    SiteFile::new(site).with("counts_interval_s = 2").with(&format!("[mqtt]\n{mqtt}")).camera("arterial", source, "").vertical_line("middle", 0.5).write(dir)
+}
+
+/// What `canh replay` printed: each message (`{"topic", "payload"}` or `{"topic",
+/// "payload_base64"}`) as printed and parsed, and the summary line.
+pub struct Replay {
+    pub lines: Vec<String>,
+    pub messages: Vec<serde_json::Value>,
+    pub summary: serde_json::Value,
+}
+
+impl Replay {
+    /// The JSON payloads of the messages whose topic ends with `/{kind}`, in order.
+    pub fn payloads(&self, kind: &str) -> Vec<serde_json::Value> {
+        let suffix = format!("/{kind}");
+        self.messages.iter().filter(|m| m["topic"].as_str().is_some_and(|t| t.ends_with(&suffix))).map(|m| m["payload"].clone()).collect()
+    }
+
+    /// Every evidence image, decoded, by topic.
+    pub fn evidence(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        use base64::prelude::*;
+        self.messages
+            .iter()
+            .filter_map(|m| {
+                let topic = m["topic"].as_str().filter(|t| t.contains("/evidence/"))?;
+                Some((topic.to_string(), BASE64_STANDARD.decode(m["payload_base64"].as_str()?).unwrap()))
+            })
+            .collect()
+    }
+}
+
+/// Runs `canh replay` with `args` in the repository's root (warnings only on stderr); it must
+/// succeed.
+pub fn replay(args: &[&str]) -> Replay {
+    let out = Command::new(env!("CARGO_BIN_EXE_canh")).arg("replay").args(args).current_dir(repo_root()).env("CANH_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "canh replay {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    let mut lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
+    let summary = serde_json::from_str(&lines.pop().expect("a summary line")).unwrap();
+    let messages = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    Replay { lines, messages, summary }
 }
 
 /// A mosquitto broker on a free loopback port, stopped when dropped.
