@@ -148,6 +148,28 @@ fn no_parking_alerts_for_the_parked_cars_after_dwell_s_and_none_for_passing_cars
 }
 
 #[test]
+fn congestion_alerts_once_for_the_standing_cars_and_ends_when_the_queue_clears() {
+    let replay = street();
+    let alerts = replay.alerts("kerbside_queue");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let alert = alerts[0];
+    assert_eq!((alert["kind"].as_str(), alert["track_id"].as_u64()), (Some("congestion"), Some(0)));
+    assert_eq!(alert["measured"]["vehicles"], 2, "the sedan and the car by the house: {alert}");
+    // Judged once the cars have 2 s of history, alerted 5 s later.
+    let t = alert["stream_time_s"].as_f64().unwrap();
+    assert!((7.0..10.0).contains(&t), "{alert}");
+    // The queue's extent spans both parked cars.
+    let extent: Vec<f64> = alert["measured"]["extent"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(extent[0] < SEDAN_BY_THE_ISLAND.0 && extent[2] > CAR_BY_THE_HOUSE.0, "{extent:?}");
+    assert_eq!(alert["box"], alert["measured"]["extent"]);
+    // The sedan drives off at about 22 s: one vehicle is no queue; 3 s later, the end.
+    let ends: Vec<&Value> = replay.violations.iter().filter(|v| v["rule"] == "kerbside_queue" && v["type"] == "end").collect();
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    assert_eq!(ends[0]["alert_id"], alert["id"]);
+    assert!((22.0..28.0).contains(&ends[0]["stream_time_s"].as_f64().unwrap()), "{}", ends[0]);
+}
+
+#[test]
 fn speeding_on_the_street_flags_moving_cars_only() {
     let alerts = street().alerts("speed_20");
     let speeds: Vec<f64> = alerts.iter().map(|a| a["measured"]["speed_kmh"].as_f64().unwrap()).collect();

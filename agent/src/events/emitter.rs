@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::{CrossingEvent, EvidenceRef, FireMessage, Message, ViolationEvent, counts_message, evidence_message};
 use crate::analytics::fire::{FireEvent, Stage};
+use crate::analytics::rules::ZONE_TRACK;
 use crate::analytics::{CameraAnalyzers, CountsTable, Crossing, Finding, FrameContext, LineCounts, Violation};
 use crate::health::CameraHealth;
 use crate::render::{Mark, Overlay, evidence_jpeg};
@@ -114,7 +115,11 @@ impl Emitter {
             *self.violations.entry(violation.rule.clone()).or_default() += 1;
             let summary = violation.measured.summary();
             let caption = format!("{} {} t={:.1}s {summary}", violation.kind.name(), violation.rule, frame.now.as_secs_f32());
-            let mark = Mark { violator: true, ..scene.mark(&violation.object) };
+            // A zone's alert (a queue) has no vehicle to name: its box is labelled with what it measured.
+            let mark = match violation.object.id {
+                ZONE_TRACK => Mark { bbox: violation.object.bbox, text: summary.clone(), violator: true },
+                _ => Mark { violator: true, ..scene.mark(&violation.object) },
+            };
             evidence = self.evidence(&violation.id, &scene.overlays_of(&violation.rule), &mark, &caption, frame);
             tracing::info!(camera = %self.camera, rule = %violation.rule, kind = violation.kind.name(), track = violation.object.id, measured = %summary, "violation");
         }

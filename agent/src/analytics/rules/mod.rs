@@ -6,12 +6,13 @@
 //! - [`wrong_way`]: moving against a zone's allowed heading;
 //! - [`dwell`]: stopping (`no_stopping`) or parking (`no_parking`) in a zone for too long;
 //! - [`solid_line`]: crossing a line that may not be crossed;
-//! - [`speeding`]: faster than a limit, measured on a calibrated ground plane.
+//! - [`speeding`]: faster than a limit, measured on a calibrated ground plane;
+//! - [`congestion`]: too many vehicles standing or crawling in a zone for too long.
 //!
 //! A kind is registered with one line in [`rule_kinds!`]'s list below. Each rule is an analyzer
 //! ([`Rule`]) that runs its kind's [`Check`] on the tracks of its classes and yields
 //! [`Violation`]s: at most one alert per track per rule (again after `cooldown_s`, when set), plus
-//! an `end` for kinds whose alerts last (dwell).
+//! an `end` for kinds whose alerts last (dwell, congestion).
 
 
 #[cfg(test)]
@@ -80,12 +81,14 @@ macro_rules! rule_kinds {
     };
 }
 
+mod congestion;
 mod dwell;
 mod red_light;
 mod solid_line;
 mod speeding;
 mod wrong_way;
 
+pub use congestion::CongestionConfig;
 pub use dwell::DwellConfig;
 pub use red_light::RedLightConfig;
 pub use solid_line::SolidLineConfig;
@@ -99,6 +102,7 @@ rule_kinds! {
     no_parking: DwellConfig => NoParking,
     solid_line: SolidLineConfig => SolidLine,
     speeding: SpeedingConfig => Speeding,
+    congestion: CongestionConfig => Congestion,
 }
 
 /// The keys of one rule kind: it checks them and builds the kind's [`Check`].
@@ -145,7 +149,7 @@ pub trait Check: Send {
         Duration::ZERO
     }
 
-    /// Whether an alert lasts until the kind raises its `end` (a vehicle standing).
+    /// Whether an alert lasts until the kind raises its `end` (a vehicle standing, a queue).
     fn alerts_last(&self) -> bool {
         false
     }
@@ -213,6 +217,15 @@ pub struct Measured {
     pub speed_kmh: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_kmh: Option<f32>,
+    /// Slow vehicles in a congested zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vehicles: Option<u32>,
+    /// The queue's extent, normalized `[x1, y1, x2, y2]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extent: Option<[f32; 4]>,
+    /// How long the zone has been (or was) congested, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub congested_s: Option<f32>,
 }
 
 impl Measured {
@@ -234,6 +247,9 @@ impl Measured {
         if let (Some(speed), Some(limit)) = (self.speed_kmh, self.limit_kmh) {
             parts.push(format!("{speed} km/h (limit {limit})"));
         }
+        if let (Some(vehicles), Some(congested)) = (self.vehicles, self.congested_s) {
+            parts.push(format!("{vehicles} vehicles queued for {congested} s"));
+        }
         parts.join(", ")
     }
 }
@@ -248,6 +264,10 @@ fn round1(x: f32) -> f32 {
     (x * 10.0).round() / 10.0
 }
 
+/// The track id of violations that a zone raises rather than a vehicle (a queue): the tracker
+/// never gives out 0.
+pub const ZONE_TRACK: u64 = 0;
+
 /// A check's verdict on one track (or, for a zone-wide kind, one condition) in one frame.
 #[derive(Debug, Clone)]
 pub struct RuleFinding {
@@ -255,7 +275,7 @@ pub struct RuleFinding {
     track: u64,
     object: TrackedObject,
     measured: Measured,
-    /// The end of a condition raised earlier (dwell), rather than a new one.
+    /// The end of a condition raised earlier (dwell, congestion), rather than a new one.
     end: bool,
 }
 
