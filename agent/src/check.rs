@@ -126,6 +126,22 @@ pub fn resolve_relative(base: &Path, path: &str) -> PathBuf {
     if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
 }
 
+/// Bytes free for an unprivileged writer on the file system holding `path` (or its nearest
+/// existing ancestor); `None` when that cannot be read.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let name = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `name` is a NUL-terminated path and `stats` is written by statvfs before it is read.
+    let stats = unsafe {
+        if libc::statvfs(name.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    Some(stats.f_bavail as u64 * stats.f_frsize as u64)
+}
+
 /// Whether a camera's source is a stream URL rather than a file path.
 pub fn is_url(source: &str) -> bool {
     source.starts_with("rtsp://") || source.starts_with("rtsps://")

@@ -1,6 +1,7 @@
 //! `canh`: the agent daemon and its command line.
 //!
-//! - `canh run --config FILE`: the daemon; SIGINT/SIGTERM stop it cleanly.
+//! - `canh run --config FILE`: the daemon; SIGINT/SIGTERM stop it within [`SHUTDOWN_LIMIT`],
+//!   exit code 3 when something stuck (a camera's source) had to be left behind.
 //! - `canh check --config FILE`: validate a site file; exit code 2 when it has errors.
 //! - `canh replay --input CLIP …`: count, check rules and watch for fire on a clip as fast as
 //!   possible, print the events and a JSON summary; `--render DIR` writes what the agent sees as
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -126,16 +128,48 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => match e.downcast_ref::<ConfigErrors>() {
-            Some(errors) => {
-                eprint!("{errors}");
-                ExitCode::from(2)
+        Err(e) => {
+            if let Some(left) = e.downcast_ref::<LeftBehind>() {
+                tracing::error!("{left}");
+                return ExitCode::from(EXIT_LEFT_BEHIND);
             }
-            None => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
+            match e.downcast_ref::<ConfigErrors>() {
+                Some(errors) => {
+                    eprint!("{errors}");
+                    ExitCode::from(2)
+                }
+                None => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
+    }
+}
+
+/// After SIGTERM or SIGINT the daemon ends within this long, whatever is stuck: every message is
+/// in the disk outbox by then (it is written before it is published), so nothing is lost.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
+/// The exit code of a daemon that stopped but left something stuck behind.
+const EXIT_LEFT_BEHIND: u8 = 3;
+
+/// The daemon stopped, but not everything did.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped, leaving {0} stuck behind")]
+struct LeftBehind(String);
+
+/// Ends the process [`SHUTDOWN_LIMIT`] after `stop` is set, if it has not ended by then.
+fn bound_shutdown(stop: Arc<AtomicBool>) {
+    let guard = std::thread::Builder::new().name("shutdown-guard".into()).spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(SHUTDOWN_LIMIT);
+        tracing::error!("not stopped within {} s of the signal: leaving what is stuck behind", SHUTDOWN_LIMIT.as_secs());
+        std::process::exit(EXIT_LEFT_BEHIND.into());
+    });
+    if let Err(e) = guard {
+        tracing::warn!("cannot start the shutdown guard; a stuck source could delay the stop: {e}");
     }
 }
 
@@ -173,10 +207,14 @@ fn run(config_path: &std::path::Path) -> Result<()> {
     let resources = Resources::locate();
     let mut config = SiteConfig::load(config_path, &resources)?;
     let stop = stop_on_signals()?;
+    bound_shutdown(stop.clone());
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).context("cannot install a signal handler")?;
     let options = DaemonOptions { config_path: config_path.to_path_buf(), reload };
     loop {
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         for camera in &config.cameras {
             tracing::info!(camera = %camera.id, source = %redact_url(&camera.source), fps = camera.analytics_fps, lines = camera.lines.len(), "camera");
         }
@@ -187,6 +225,7 @@ fn run(config_path: &std::path::Path) -> Result<()> {
         }
         match summary.reload {
             Some(new) => config = new,
+            None if summary.left_behind > 0 => return Err(LeftBehind(format!("{} camera sources", summary.left_behind)).into()),
             None => return Ok(()),
         }
     }
@@ -210,6 +249,9 @@ fn check(config_path: &std::path::Path) -> ExitCode {
                 config.site,
                 config.cameras.len()
             );
+            for warning in config.warnings() {
+                println!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

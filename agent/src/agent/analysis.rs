@@ -13,8 +13,9 @@ use super::CameraSummary;
 use super::camera::CameraAnalysis;
 use super::duties::SiteDuties;
 use crate::events::Message;
-use crate::health::{CameraHealth, SiteHealth};
-use crate::types::Frame;
+use crate::analytics::signal::SignalState;
+use crate::health::{AgentHealth, CameraHealth, SiteHealth};
+use crate::types::{CameraId, Frame};
 
 /// How long the thread waits for a frame before it looks at its other duties again.
 const WAKE_UP: Duration = Duration::from_millis(250);
@@ -24,6 +25,9 @@ pub(super) enum Change {
     /// A camera whose source has started: its frames and its analysis. It replaces a camera of
     /// the same id (changed on reload), which is finished first.
     Add(Receiver<Frame>, Box<CameraAnalysis>),
+    /// A camera whose source was left behind, still running: finish it without waiting for the
+    /// end of its frames.
+    Finish(CameraId),
 }
 
 pub(super) struct AnalysisLoop {
@@ -113,7 +117,16 @@ impl AnalysisLoop {
                 }
             }
         }
-        for Change::Add(frames, mut analysis) in incoming {
+        for change in incoming {
+            let (frames, mut analysis) = match change {
+                Change::Add(frames, analysis) => (frames, analysis),
+                Change::Finish(id) => {
+                    if let Some(i) = self.cameras.iter().position(|s| s.id == id) {
+                        self.finish(i);
+                    }
+                    continue;
+                }
+            };
             if let Some(i) = self.cameras.iter().position(|s| s.id == analysis.id) {
                 self.finish(i);
             }
@@ -125,11 +138,17 @@ impl AnalysisLoop {
         }
     }
 
-    /// Commands are carried out now; signal phases go to every camera.
+    /// Commands are carried out now; signal phases go to every camera (one that cannot be read
+    /// is refused, counted, and leaves the phase as it was).
     fn take_inbox(&mut self) {
         for (topic, payload) in self.inbox.try_iter() {
             if self.duties.is_command(&topic) {
                 self.duties.command(&topic, &payload, &self.cameras, &self.events);
+                continue;
+            }
+            if let Err(e) = SignalState::from_feed(&payload) {
+                AgentHealth::count(&self.duties.health.messages_refused);
+                tracing::warn!(%topic, "signal message refused: {e}");
                 continue;
             }
             for camera in &mut self.cameras {

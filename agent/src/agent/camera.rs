@@ -263,6 +263,7 @@ impl StatusReport {
             fps_analysed: rate(analysed, analysed_before, since),
             frames_dropped: CameraHealth::get(&health.frames_dropped),
             reconnects: CameraHealth::get(&health.reconnects),
+            abandoned_pipelines: CameraHealth::get(&health.abandoned_pipelines),
         };
         let _ = events.send(status.message());
         self.last = Some((state, now, frames_in, analysed));

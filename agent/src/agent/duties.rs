@@ -44,6 +44,7 @@ impl SiteDuties {
         let request = match control::parse(&self.commands_prefix, topic, payload) {
             Ok(request) => request,
             Err(Rejected { request_id, command, error }) => {
+                AgentHealth::count(&self.health.messages_refused);
                 tracing::warn!(%topic, "command refused: {error}");
                 let reply = Reply { request_id: request_id.as_deref(), command: &command, ok: false, error: Some(error), snapshot: None, evidence: None };
                 let _ = events.send(reply.message());
@@ -120,6 +121,11 @@ impl SiteDuties {
         if !h.mqtt_connected.load(std::sync::atomic::Ordering::Relaxed) {
             warnings.push("mqtt_disconnected".to_string());
         }
+        let disk_full = h.disk_full();
+        if disk_full.is_some() {
+            warnings.push("disk_full".to_string());
+        }
+        let lost: Vec<u64> = h.outbox_lost.iter().map(CameraHealth::get).collect();
         let stats = Stats {
             time: rfc3339(SystemTime::now()),
             uptime_s: (now.duration_since(self.started).as_secs_f64() * 10.0).round() / 10.0,
@@ -129,8 +135,12 @@ impl SiteDuties {
                 messages: CameraHealth::get(&h.outbox_messages),
                 bytes: CameraHealth::get(&h.outbox_bytes),
                 dropped: DROP_CLASSES.into_iter().zip(dropped).collect(),
+                lost: DROP_CLASSES.into_iter().zip(lost).collect(),
+                evidence_lost: CameraHealth::get(&h.evidence_lost),
             },
+            disk_full,
             mqtt_connected: h.mqtt_connected.load(std::sync::atomic::Ordering::Relaxed),
+            messages_refused: CameraHealth::get(&h.messages_refused),
             mqtt_connection_seq: CameraHealth::get(&h.mqtt_connection_seq),
             warnings,
         };

@@ -137,6 +137,9 @@ pub struct RunSummary {
     /// The validated new configuration, when the run ended to reload.
     #[serde(skip)]
     pub reload: Option<SiteConfig>,
+    /// Cameras whose source did not stop in time and was left behind.
+    #[serde(skip)]
+    pub left_behind: usize,
 }
 
 #[derive(Debug, Serialize)]

@@ -23,7 +23,7 @@ use crate::health::metrics::MetricsServer;
 use crate::health::notify::Notifier;
 use crate::health::{CameraHealth, SiteHealth};
 use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, Subscriptions, topic_prefix};
-use crate::source::{CameraSource, SourceSettings, frame_queue};
+use crate::source::{CameraSource, STATE_CHANGE_DEADLINE, SourceSettings, frame_queue};
 
 /// How often the site runner looks for a stop, a reload and finished sources.
 const POLL: Duration = Duration::from_millis(100);
@@ -104,10 +104,10 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     if reload.is_none() {
         notifier.stopping();
     }
-    let cameras = site.close(analysis)?;
+    let (cameras, left_behind) = site.close(analysis)?;
     uplink.publisher.finish();
     started_cameras?;
-    Ok(RunSummary { frames: cameras.iter().map(|c| c.frames_analysed).sum(), seconds: started.elapsed().as_secs_f64(), cameras, reload })
+    Ok(RunSummary { frames: cameras.iter().map(|c| c.frames_analysed).sum(), seconds: started.elapsed().as_secs_f64(), cameras, reload, left_behind })
 }
 
 /// Topic prefix of the IOC's commands.
@@ -133,9 +133,24 @@ fn connect(config: &SiteConfig, options: &RunOptions, prefix: &str, health: &Sit
     Ok(Uplink { publisher, inbox, archive })
 }
 
-fn stop_camera(camera: RunningCamera) {
-    camera.halt.store(true, Ordering::Relaxed);
-    camera.source.join();
+/// How long stopping waits for a camera's supervisor: its longest wait is a state change.
+const SUPERVISOR_JOIN: Duration = Duration::from_secs(STATE_CHANGE_DEADLINE.as_secs() + 1);
+
+/// Stops cameras, all at once, waiting for their supervisors until `SUPERVISOR_JOIN` from now;
+/// the ids of those that did not end (left behind, logged).
+fn stop_cameras(cameras: Vec<RunningCamera>) -> Vec<String> {
+    for camera in &cameras {
+        camera.halt.store(true, Ordering::Relaxed);
+    }
+    let until = Instant::now() + SUPERVISOR_JOIN;
+    let mut left_behind = Vec::new();
+    for camera in cameras {
+        if !camera.source.join(until.saturating_duration_since(Instant::now())) {
+            tracing::error!(camera = %camera.config.id, "the camera's source did not stop within {} s and is left behind", SUPERVISOR_JOIN.as_secs());
+            left_behind.push(camera.config.id);
+        }
+    }
+    left_behind
 }
 
 /// One decoding thread per camera once the cameras alone can keep every core busy; below that, a
@@ -182,14 +197,16 @@ impl Site<'_> {
         validate_reload(&daemon.config_path, self.resources, request.as_deref(), &self.events)
     }
 
-    /// Stops every source, lets the analysis finish what they delivered, and returns what each
-    /// camera did.
-    fn close(mut self, analysis: std::thread::JoinHandle<Vec<CameraSummary>>) -> Result<Vec<CameraSummary>> {
-        for camera in std::mem::take(&mut self.cameras) {
-            stop_camera(camera);
+    /// Stops every source, lets the analysis finish what they delivered (and the cameras whose
+    /// source is left behind), and returns what each camera did and how many were left behind.
+    fn close(mut self, analysis: std::thread::JoinHandle<Vec<CameraSummary>>) -> Result<(Vec<CameraSummary>, usize)> {
+        let left_behind = stop_cameras(std::mem::take(&mut self.cameras));
+        for camera in &left_behind {
+            let _ = self.changes.send(Change::Finish(camera.as_str().into()));
         }
         drop(self);
-        analysis.join().map_err(|_| anyhow::anyhow!("the analysis thread panicked"))
+        let cameras = analysis.join().map_err(|_| anyhow::anyhow!("the analysis thread panicked"))?;
+        Ok((cameras, left_behind.len()))
     }
 
     /// The session of `name`, loaded on first use and shared by the cameras using it.
@@ -253,9 +270,13 @@ impl Site<'_> {
     fn apply(&mut self, new: SiteConfig) -> Result<()> {
         let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.cameras).into_iter().partition(|running| new.cameras.contains(&running.config));
         self.cameras = kept;
-        for camera in gone {
+        for camera in &gone {
             tracing::info!(camera = %camera.config.id, "stopping the camera (removed or changed)");
-            stop_camera(camera);
+        }
+        // The analysis thread finishes a camera whose source is left behind without waiting
+        // for the end of its frames.
+        for camera in stop_cameras(gone) {
+            let _ = self.changes.send(Change::Finish(camera.as_str().into()));
         }
         let unchanged = self.cameras.len();
         let added: Vec<CameraConfig> = new.cameras.iter().filter(|c| !self.cameras.iter().any(|running| running.config == **c)).cloned().collect();

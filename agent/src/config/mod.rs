@@ -115,6 +115,23 @@ impl SiteConfig {
         self.state_dir.as_deref().unwrap_or(".").into()
     }
 
+    /// What may go wrong at run time without being an error in the file: the outbox's and the
+    /// evidence archive's size budgets larger than the free space where they live (the disk fills
+    /// before the budgets drop anything).
+    pub fn warnings(&self) -> Vec<String> {
+        let Some(mqtt) = &self.mqtt else { return Vec::new() };
+        let budget_mb = mqtt.outbox_max_mb + mqtt.evidence_keep_mb;
+        let dir = self.state_dir();
+        match crate::check::free_bytes(&dir) {
+            Some(free) if budget_mb * 1024.0 * 1024.0 > free as f64 => vec![format!(
+                "state_dir {}: mqtt.outbox_max_mb and mqtt.evidence_keep_mb ({budget_mb} MiB together) exceed the {:.1} MiB free there; when the disk fills, the agent drops counts, then images, and holds alerts in memory",
+                dir.display(),
+                free as f64 / 1024.0 / 1024.0
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     /// Every semantic problem in the file, each with its key path. Empty when the file is good.
     pub fn validate(&self, resources: &Resources) -> Vec<ConfigError> {
         let mut errors = Vec::new();

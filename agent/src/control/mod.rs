@@ -88,7 +88,8 @@ pub fn parse(commands_prefix: &str, topic: &str, payload: &[u8]) -> Result<Reque
     Ok(Request { request_id, command })
 }
 
-fn valid_request_id(id: &str) -> bool {
+/// Whether `id` may be used as a request id (it ends up in topics).
+pub fn valid_request_id(id: &str) -> bool {
     (1..=MAX_REQUEST_ID).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 

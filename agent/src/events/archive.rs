@@ -42,6 +42,14 @@ impl EvidenceArchive {
         Ok(archive)
     }
 
+    /// Whether an evidence image's worth can be written in the archive now (after a write failed).
+    pub fn writable(&self) -> bool {
+        let probe = self.dir.join(".probe");
+        let written = std::fs::write(&probe, vec![0u8; crate::render::EVIDENCE_MAX_BYTES]).is_ok();
+        let _ = std::fs::remove_file(&probe);
+        written
+    }
+
     fn path(&self, camera: &str, id: &str) -> PathBuf {
         self.dir.join(camera).join(format!("{id}.jpg"))
     }
@@ -51,7 +59,11 @@ impl EvidenceArchive {
         let path = self.path(camera, id);
         let err = |source| ArchiveError { path: path.display().to_string(), source };
         std::fs::create_dir_all(self.dir.join(camera)).map_err(err)?;
-        std::fs::write(&path, jpeg).map_err(err)?;
+        if let Err(e) = std::fs::write(&path, jpeg) {
+            // A file cut short by a full disk would be handed out as the evidence.
+            let _ = std::fs::remove_file(&path);
+            return Err(err(e));
+        }
         if let Some((_, old)) = self.files.insert(id.to_string(), (camera.to_string(), jpeg.len() as u64)) {
             self.total_bytes -= old;
         }

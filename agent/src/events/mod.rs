@@ -347,6 +347,7 @@ struct CameraStatusPayload<'a> {
     /// Totals since the agent started.
     frames_dropped: u64,
     reconnects: u64,
+    abandoned_pipelines: u64,
 }
 
 /// A camera's health, retained on `{camera}/status`, for operators' camera lists.
@@ -359,6 +360,8 @@ pub struct CameraStatus<'a> {
     pub fps_analysed: f64,
     pub frames_dropped: u64,
     pub reconnects: u64,
+    /// Pipelines whose start or teardown hung and were left behind.
+    pub abandoned_pipelines: u64,
 }
 
 impl CameraStatus<'_> {
@@ -373,6 +376,7 @@ impl CameraStatus<'_> {
             fps_analysed: (self.fps_analysed * 10.0).round() / 10.0,
             frames_dropped: self.frames_dropped,
             reconnects: self.reconnects,
+            abandoned_pipelines: self.abandoned_pipelines,
         };
         Message::new(MessageKind::CameraStatus { camera: self.camera.into() }, &payload)
     }
@@ -420,6 +424,11 @@ pub struct Stats {
     pub outbox: OutboxStats,
     pub mqtt_connected: bool,
     pub mqtt_connection_seq: u64,
+    /// Messages from the broker refused since the start (oversized, malformed commands and
+    /// signal phases, unexpected topics).
+    pub messages_refused: u64,
+    /// The storage whose writes fail, with why (`null` when writes work).
+    pub disk_full: Option<String>,
     /// Conditions an operator should look at, e.g. `outbox_full`.
     pub warnings: Vec<String>,
 }
@@ -431,6 +440,11 @@ pub struct OutboxStats {
     pub bytes: u64,
     /// Messages dropped since the start because the outbox was full.
     pub dropped: BTreeMap<&'static str, u64>,
+    /// Messages lost since the start because the disk refused them and memory could not hold
+    /// them either.
+    pub lost: BTreeMap<&'static str, u64>,
+    /// Evidence images not kept for the `evidence` command (the disk refused them).
+    pub evidence_lost: u64,
 }
 
 impl Stats {

@@ -106,13 +106,18 @@ fn problems(site: &SiteHealth, progress: &Progress) -> Vec<String> {
     if progress.stuck() {
         problems.push(format!("analysis: no progress for {} s", ANALYSIS_STUCK_AFTER.as_secs()));
     }
+    if let Some(why) = site.agent.disk_full() {
+        problems.push(format!("disk full: {why}"));
+    }
     for camera in site.cameras() {
         match camera.state() {
             SourceState::Streaming | SourceState::Ended | SourceState::Stopped => {}
             SourceState::Starting => problems.push(format!("camera {}: starting", camera.camera)),
             SourceState::Reconnecting { reason, .. } => problems.push(format!("camera {}: reconnecting: {reason}", camera.camera)),
+            SourceState::Stalled { reason } => problems.push(format!("camera {}: stalled: {reason}", camera.camera)),
             SourceState::Error { reason } => problems.push(format!("camera {}: error: {reason}", camera.camera)),
         }
+        problems.extend(camera.trouble());
     }
     problems
 }
@@ -131,13 +136,15 @@ pub fn render(site: &SiteHealth) -> String {
     let cameras = site.cameras();
     let mut out = String::new();
     type Read = fn(&CameraHealth) -> u64;
-    let per_camera: [(&str, &str, &str, Read); 6] = [
+    let per_camera: [(&str, &str, &str, Read); 8] = [
         ("canh_camera_frames_in_total", "counter", "Frames the source delivered (after rate limiting).", |c| CameraHealth::get(&c.frames_in)),
         ("canh_camera_frames_analysed_total", "counter", "Frames the detector ran on.", |c| CameraHealth::get(&c.frames_analysed)),
         ("canh_camera_frames_skipped_total", "counter", "Frames the motion gate found still: no detection needed.", |c| CameraHealth::get(&c.frames_skipped)),
         ("canh_camera_frames_dropped_total", "counter", "Frames dropped because analysis fell behind.", |c| CameraHealth::get(&c.frames_dropped)),
         ("canh_camera_reconnects_total", "counter", "Pipeline rebuilds after errors, ends of stream or stalls.", |c| CameraHealth::get(&c.reconnects)),
         ("canh_camera_stalls_total", "counter", "Times the source delivered no frame for no_frames_timeout_s.", |c| CameraHealth::get(&c.stalls)),
+        ("canh_camera_abandoned_pipelines_total", "counter", "Pipelines whose start or teardown hung and were left behind.", |c| CameraHealth::get(&c.abandoned_pipelines)),
+        ("canh_camera_abandoned_pipelines_held", "gauge", "Pipelines left behind whose state change has not ended since: they hold threads and memory.", |c| CameraHealth::get(&c.abandoned_held)),
     ];
     for (name, kind, help, read) in per_camera {
         header(&mut out, name, kind, help);
@@ -173,6 +180,16 @@ pub fn render(site: &SiteHealth) -> String {
     }
     header(&mut out, "canh_event_latency_ms", "histogram", "From the arrival of the frame an event was seen in to its publishing, milliseconds.");
     histogram(&mut out, "canh_event_latency_ms", "", &agent.event_latency_ms);
+    header(&mut out, "canh_outbox_lost_total", "counter", "Messages lost because neither the disk nor memory could hold them, by class.");
+    for (class, counter) in ["counts_status", "images", "events"].iter().zip(&agent.outbox_lost) {
+        let _ = writeln!(out, "canh_outbox_lost_total{{class=\"{class}\"}} {}", CameraHealth::get(counter));
+    }
+    header(&mut out, "canh_evidence_lost_total", "counter", "Evidence images not kept for the evidence command: the disk refused them.");
+    let _ = writeln!(out, "canh_evidence_lost_total {}", CameraHealth::get(&agent.evidence_lost));
+    header(&mut out, "canh_disk_full", "gauge", "1 while a write of the agent's state (outbox, evidence archive) fails.");
+    let _ = writeln!(out, "canh_disk_full {}", u8::from(agent.disk_full().is_some()));
+    header(&mut out, "canh_messages_refused_total", "counter", "Messages from the broker refused: oversized, malformed, or on an unexpected topic.");
+    let _ = writeln!(out, "canh_messages_refused_total {}", CameraHealth::get(&agent.messages_refused));
     header(&mut out, "canh_mqtt_connected", "gauge", "1 while connected to the broker.");
     let _ = writeln!(out, "canh_mqtt_connected {}", u8::from(agent.mqtt_connected.load(Ordering::Relaxed)));
     out

@@ -24,6 +24,9 @@ pub enum SourceState {
     Streaming,
     /// Torn down after a failure; the next attempt comes after `backoff_s`.
     Reconnecting { reason: String, backoff_s: u64 },
+    /// Connected as far as the supervisor knows, but no frame for `no_frames_timeout_s`: the
+    /// watchdog's view, whatever the supervisor is doing (it may be stuck in a call).
+    Stalled { reason: String },
     /// A file source reached its end.
     Ended,
     /// Cannot run at all (e.g. a pipeline that does not build); not retried.
@@ -37,6 +40,7 @@ impl SourceState {
             SourceState::Starting => "starting",
             SourceState::Streaming => "streaming",
             SourceState::Reconnecting { .. } => "reconnecting",
+            SourceState::Stalled { .. } => "stalled",
             SourceState::Ended => "ended",
             SourceState::Error { .. } => "error",
             SourceState::Stopped => "stopped",
@@ -65,9 +69,19 @@ pub struct CameraHealth {
     pub fire_messages: AtomicU64,
     /// Time the detector took per frame.
     pub inference_ms: Histogram,
+    /// Pipelines whose teardown (or start) did not finish in time, left behind, since the start;
+    /// and those still held (their state change has not ended since).
+    pub abandoned_pipelines: AtomicU64,
+    pub abandoned_held: AtomicU64,
     /// Frames per second the source should deliver (`analytics_fps`); 0 when every frame is
     /// analysed, and the rate is the camera's.
     pub expected_fps: u32,
+    /// When the last frame arrived and when the supervisor last showed it was alive, as
+    /// milliseconds since [`clock_origin`]; 0 for never.
+    last_frame_ms: AtomicU64,
+    supervisor_beat_ms: AtomicU64,
+    /// No frame for this long and a streaming camera is stalled, milliseconds.
+    no_frames_timeout_ms: AtomicU64,
     /// The connection quality graded at the last status.
     quality: Mutex<quality::Quality>,
     state: Mutex<SourceState>,
@@ -89,7 +103,12 @@ impl CameraHealth {
             violations: AtomicU64::new(0),
             fire_messages: AtomicU64::new(0),
             inference_ms: Histogram::new(INFERENCE_BUCKETS_MS),
+            abandoned_pipelines: AtomicU64::new(0),
+            abandoned_held: AtomicU64::new(0),
             expected_fps,
+            last_frame_ms: AtomicU64::new(0),
+            supervisor_beat_ms: AtomicU64::new(now_ms()),
+            no_frames_timeout_ms: AtomicU64::new(DEFAULT_NO_FRAMES_TIMEOUT.as_millis() as u64),
             quality: Mutex::new(quality::Quality::Down),
             state: Mutex::new(SourceState::Starting),
             troubles: Mutex::new(VecDeque::new()),
@@ -125,8 +144,67 @@ impl CameraHealth {
         self.troubles.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|t| t.elapsed() <= quality::WINDOW).count()
     }
 
+    /// The camera's state as reported (status, stats, metrics, `/healthz`): the supervisor's,
+    /// except that a camera it calls streaming which has delivered no frame for
+    /// `no_frames_timeout_s` is stalled. This never waits on the supervisor, which may be stuck.
     pub fn state(&self) -> SourceState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match state {
+            SourceState::Streaming if !self.delivering() => {
+                SourceState::Stalled { reason: format!("no frame for {} s", Duration::from_millis(self.since_ms(&self.last_frame_ms)).as_secs()) }
+            }
+            state => state,
+        }
+    }
+
+    /// Milliseconds since the instant held in `at` (since the start when never set).
+    fn since_ms(&self, at: &AtomicU64) -> u64 {
+        now_ms().saturating_sub(at.load(Ordering::Relaxed))
+    }
+
+    /// Counts a frame from the source, and when it came.
+    pub fn frame_in(&self) {
+        Self::count(&self.frames_in);
+        self.last_frame_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether a frame came within `no_frames_timeout_s`.
+    pub fn delivering(&self) -> bool {
+        self.last_frame_ms.load(Ordering::Relaxed) > 0 && self.since_ms(&self.last_frame_ms) < self.no_frames_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn set_no_frames_timeout(&self, timeout: Duration) {
+        self.no_frames_timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The supervisor shows it is alive (it does so at least every [`SUPERVISOR_BEAT`]).
+    pub fn beat(&self) {
+        self.supervisor_beat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether the supervisor has shown it is alive within [`SUPERVISOR_STUCK_AFTER`].
+    pub fn supervisor_alive(&self) -> bool {
+        self.since_ms(&self.supervisor_beat_ms) < SUPERVISOR_STUCK_AFTER.as_millis() as u64
+    }
+
+    /// Whether the camera holds more pipelines left behind than [`MAX_ABANDONED_PIPELINES`]:
+    /// their threads and memory stay until the agent restarts.
+    pub fn too_many_abandoned(&self) -> bool {
+        Self::get(&self.abandoned_held) > MAX_ABANDONED_PIPELINES
+    }
+
+    /// What is wrong with the camera for the service manager's watchdog, if anything: a
+    /// streaming camera without frames, a stuck supervisor, too many pipelines left behind.
+    pub fn trouble(&self) -> Option<String> {
+        if self.too_many_abandoned() {
+            return Some(format!("camera {}: {} pipelines left behind (limit {MAX_ABANDONED_PIPELINES}): restart the agent", self.camera, Self::get(&self.abandoned_held)));
+        }
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let finished = matches!(state, SourceState::Ended | SourceState::Stopped | SourceState::Error { .. });
+        if !finished && !self.supervisor_alive() {
+            return Some(format!("camera {}: its supervisor has not answered for over {} s", self.camera, SUPERVISOR_STUCK_AFTER.as_secs()));
+        }
+        None
     }
 
     pub fn set_state(&self, state: SourceState) {
@@ -141,9 +219,33 @@ impl CameraHealth {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+}
+
+/// A supervisor shows it is alive at least this often, however long GStreamer takes.
+pub const SUPERVISOR_BEAT: Duration = Duration::from_millis(100);
+/// A supervisor that has not shown it is alive for this long is stuck: longer than any wait it
+/// makes (a teardown's deadline, the longest backoff's slices).
+pub const SUPERVISOR_STUCK_AFTER: Duration = Duration::from_secs(15);
+/// Pipelines left behind (state changes that hung and have not ended since) a camera may hold
+/// before the agent asks to be restarted: each holds threads and buffers (about 3 threads, 11
+/// file descriptors and 12 MB, measured by the soak bench) that only a restart frees.
+pub const MAX_ABANDONED_PIPELINES: u64 = 5;
+/// A camera's `no_frames_timeout_s` until its source says otherwise.
+const DEFAULT_NO_FRAMES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The instant the health clocks count from.
+fn clock_origin() -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Milliseconds since [`clock_origin`], at least 1 (0 means never).
+fn now_ms() -> u64 {
+    clock_origin().elapsed().as_millis() as u64 + 1
 }
 
 /// The agent's own health: what the publisher knows of the outbox and the broker, read by the
@@ -155,6 +257,16 @@ pub struct AgentHealth {
     /// Messages dropped from a full outbox since the start: counts and status, evidence, events.
     pub outbox_dropped: [AtomicU64; 3],
     pub mqtt_connected: AtomicBool,
+    /// Messages from the broker refused (oversized, malformed, on an unexpected topic).
+    pub messages_refused: AtomicU64,
+    /// Messages lost since the start because neither the disk nor memory could hold them:
+    /// counts and status, images, events (as `outbox_dropped`).
+    pub outbox_lost: [AtomicU64; 3],
+    /// Evidence images that could not be kept for the `evidence` command.
+    pub evidence_lost: AtomicU64,
+    /// Each storage whose last write failed, with why (gone once writes work again): the
+    /// outbox, the evidence archive.
+    disk_full: Mutex<std::collections::BTreeMap<&'static str, String>>,
     /// The current connection's sequence number (as in the `status` messages).
     pub mqtt_connection_seq: AtomicU64,
     /// From the arrival of the frame an event was seen in to its publishing (handed to the
@@ -169,6 +281,10 @@ impl Default for AgentHealth {
             outbox_bytes: AtomicU64::new(0),
             outbox_dropped: Default::default(),
             mqtt_connected: AtomicBool::new(false),
+            messages_refused: AtomicU64::new(0),
+            outbox_lost: Default::default(),
+            evidence_lost: AtomicU64::new(0),
+            disk_full: Mutex::new(Default::default()),
             mqtt_connection_seq: AtomicU64::new(0),
             event_latency_ms: Histogram::new(LATENCY_BUCKETS_MS),
         }
@@ -179,6 +295,36 @@ impl AgentHealth {
     pub fn set(counter: &AtomicU64, value: u64) {
         counter.store(value, Ordering::Relaxed);
     }
+
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Why writes fail, storage by storage (`; ` between them), if any do.
+    pub fn disk_full(&self) -> Option<String> {
+        let failing = self.disk_full.lock().unwrap_or_else(|p| p.into_inner());
+        (!failing.is_empty()).then(|| failing.values().cloned().collect::<Vec<_>>().join("; "))
+    }
+
+    /// Whether the last write to `storage` failed.
+    pub fn storage_failing(&self, storage: &str) -> bool {
+        self.disk_full.lock().unwrap_or_else(|p| p.into_inner()).contains_key(storage)
+    }
+
+    /// Records that a write to `storage` failed (`Some(why)`) or works again (`None`); logged when
+    /// that changes.
+    pub fn set_disk_full(&self, storage: &'static str, failure: Option<String>) {
+        let mut failing = self.disk_full.lock().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            Some(why) if !failing.contains_key(storage) => {
+                tracing::error!("{storage}: cannot write ({why}); what is lost is counted");
+                failing.insert(storage, why);
+            }
+            None if failing.remove(storage).is_some() => tracing::info!("{storage}: writes work again"),
+            _ => {}
+        }
+    }
+
 }
 
 /// Upper bounds of the inference time buckets, milliseconds.
@@ -236,5 +382,28 @@ impl SiteHealth {
 
     pub fn set_cameras(&self, cameras: Vec<Arc<CameraHealth>>) {
         *self.cameras.lock().unwrap_or_else(|p| p.into_inner()) = cameras;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streaming_camera_without_frames_is_stalled_and_one_with_too_many_pipelines_left_behind_is_trouble() {
+        let camera = CameraHealth::new("gate", 5);
+        camera.set_no_frames_timeout(Duration::from_secs(1));
+        camera.set_state(SourceState::Streaming);
+        camera.frame_in();
+        assert_eq!(camera.state(), SourceState::Streaming);
+        std::thread::sleep(Duration::from_millis(1_200));
+        assert_eq!(camera.state().name(), "stalled", "whatever the supervisor last said");
+        camera.frame_in();
+        assert_eq!(camera.state(), SourceState::Streaming);
+        assert_eq!(camera.trouble(), None);
+        camera.abandoned_held.store(MAX_ABANDONED_PIPELINES, Ordering::Relaxed);
+        assert_eq!(camera.trouble(), None);
+        camera.abandoned_held.store(MAX_ABANDONED_PIPELINES + 1, Ordering::Relaxed);
+        assert!(camera.trouble().is_some_and(|t| t.contains("6 pipelines left behind (limit 5)")), "{:?}", camera.trouble());
     }
 }

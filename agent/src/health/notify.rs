@@ -1,7 +1,8 @@
 //! Telling the service manager how the agent is (systemd's notify protocol, through `sd-notify`):
 //! `READY=1` once every camera has started or failed with a clear status, a one-line `STATUS=`,
-//! `WATCHDOG=1` only while the pipeline makes progress, `RELOADING=1` and `STOPPING=1`. Without
-//! `NOTIFY_SOCKET` (not under systemd) every call does nothing.
+//! `WATCHDOG=1` only while the pipeline makes progress and every camera is either delivering
+//! frames or visibly being retried by a supervisor that is itself alive, `RELOADING=1` and
+//! `STOPPING=1`. Without `NOTIFY_SOCKET` (not under systemd) every call does nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +22,9 @@ pub struct Notifier {
     /// Analysis turns, and frames analysed per camera, at the last look.
     turns: u64,
     analysed: HashMap<String, u64>,
-    /// Whether the last look found progress (to log changes only).
+    /// Whether the last look found progress, and the troubles it found (to log changes only).
     progressing: bool,
+    troubles: Vec<String>,
 }
 
 impl Notifier {
@@ -31,7 +33,7 @@ impl Notifier {
         if let Some(every) = ping_every {
             tracing::info!(ping_every_ms = every.as_millis() as u64, "systemd watchdog enabled");
         }
-        Notifier { site, ready: false, status: String::new(), ping_every, last_ping: None, turns: 0, analysed: HashMap::new(), progressing: true }
+        Notifier { site, ready: false, status: String::new(), ping_every, last_ping: None, turns: 0, analysed: HashMap::new(), progressing: true, troubles: Vec::new() }
     }
 
     fn send(&self, states: &[NotifyState]) {
@@ -63,15 +65,24 @@ impl Notifier {
         // A camera restarted by a reload counts afresh from 0: any camera's count growing (or a
         // new camera with frames) is progress.
         let frames_flow = analysed.iter().any(|(camera, &n)| n > self.analysed.get(camera).copied().unwrap_or(0));
-        let streaming = cameras.iter().any(|c| c.state() == SourceState::Streaming);
+        let streaming = cameras.iter().any(|c| matches!(c.state(), SourceState::Streaming | SourceState::Stalled { .. }));
+        // A supervisor stuck in a call, or a camera that left too many pipelines behind, needs a
+        // restart even while the other cameras keep the frames flowing.
+        let troubles: Vec<String> = cameras.iter().filter_map(|c| c.trouble()).collect();
         // Progress: the analysis loop turns, and frames are analysed while a camera says it is
         // streaming. Cameras that are reconnecting are the supervisor's business, not a reason to
         // restart the agent; a stream that is open but silent is.
-        let progress = turns > self.turns && (frames_flow || !streaming);
+        let progress = turns > self.turns && (frames_flow || !streaming) && troubles.is_empty();
         self.turns = turns;
         self.analysed = analysed;
         if progress {
             self.send(&[NotifyState::Watchdog]);
+        }
+        if troubles != self.troubles {
+            for trouble in &troubles {
+                tracing::error!("{trouble}: watchdog pings withheld");
+            }
+            self.troubles = troubles;
         }
         if progress != self.progressing {
             self.progressing = progress;

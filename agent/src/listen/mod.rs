@@ -42,8 +42,17 @@ pub struct ListenSummary {
     pub invalid: u64,
 }
 
-/// Images and a little more: the largest message the agent sends is a 40 KiB JPEG.
-const MAX_PACKET: usize = 256 * 1024;
+/// Largest packet the client reads: MQTT's own maximum. A smaller limit would let one oversized
+/// message drop the connection, be delivered again to the persistent session and drop it again;
+/// the consumer reads it and records it as invalid instead.
+const MAX_INCOMING_PACKET: usize = 268_435_455;
+/// What the consumer sends (subscriptions, acknowledgements) is small.
+const MAX_OUTGOING_PACKET: usize = 64 * 1024;
+/// Images and a little more: the largest message the agent sends is a 40 KiB JPEG. Anything
+/// larger is invalid.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// How much of an invalid message is kept in the `invalid` table.
+const INVALID_KEPT_BYTES: usize = 4 * 1024;
 
 /// Listens until `stop` is set.
 pub fn listen(options: &ListenOptions, stop: Arc<AtomicBool>) -> Result<ListenSummary> {
@@ -51,7 +60,7 @@ pub fn listen(options: &ListenOptions, stop: Arc<AtomicBool>) -> Result<ListenSu
     let client_id = format!("canh-listen-{}", options.prefix.replace('/', "-"));
     let mut mqtt = options.mqtt.options(client_id).map_err(anyhow::Error::msg).context("--broker")?;
     mqtt.set_clean_session(false);
-    mqtt.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    mqtt.set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
     let (client, mut connection) = Client::new(mqtt, 100);
     let filter = format!("{}/#", options.prefix);
     let tls_ca = options.mqtt.broker().map_err(anyhow::Error::msg)?.tls.then(|| options.mqtt.ca_file());
@@ -90,6 +99,9 @@ impl Consumer {
     /// Validates, stores and describes one message. Only a store failure is an error: an invalid
     /// message is recorded and reported, and listening goes on.
     fn receive(&mut self, topic: &str, payload: &[u8]) -> Result<String, store::StoreError> {
+        if payload.len() > MAX_MESSAGE_BYTES {
+            return self.invalid(topic, &format!("{} bytes, over the {MAX_MESSAGE_BYTES}-byte limit of any message Canh sends", payload.len()), payload);
+        }
         let kind = match MessageKind::of(topic, &self.prefix) {
             Ok(kind) => kind,
             Err(e) => return self.invalid(topic, &e, payload),
@@ -107,7 +119,7 @@ impl Consumer {
 
     fn invalid(&mut self, topic: &str, error: &str, payload: &[u8]) -> Result<String, store::StoreError> {
         self.summary.invalid += 1;
-        self.store.invalid(topic, error, payload)?;
+        self.store.invalid(topic, error, &payload[..payload.len().min(INVALID_KEPT_BYTES)])?;
         Ok(format!("INVALID {topic}: {error}"))
     }
 

@@ -63,6 +63,8 @@ struct CameraStatus {
     fps_analysed: f64,
     frames_dropped: u64,
     reconnects: u64,
+    /// Added within version 1: absent from older agents.
+    abandoned_pipelines: Option<u64>,
     reason: Option<String>,
 }
 
@@ -71,6 +73,7 @@ struct CameraStatus {
 enum StateWord {
     Starting,
     Streaming,
+    Stalled,
     Reconnecting,
     Ended,
     Error,

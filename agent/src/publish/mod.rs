@@ -76,6 +76,11 @@ pub struct Publisher {
     thread: JoinHandle<()>,
 }
 
+/// The evidence archive, as its failures are named in the agent's health.
+const ARCHIVE: &str = "evidence archive";
+/// How often an evidence archive whose writes failed is tried again, when no image comes.
+const ARCHIVE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Messages waiting for the sink; the analysis stage blocks when it is full rather than lose events.
 const PUBLISH_QUEUE: usize = 10_000;
 
@@ -85,11 +90,27 @@ impl Publisher {
     pub fn spawn(mut sink: Box<dyn Sink>, archive: Option<Arc<Mutex<EvidenceArchive>>>, health: Arc<AgentHealth>) -> std::io::Result<Publisher> {
         let (sender, receiver): (Sender<Message>, Receiver<Message>) = crossbeam_channel::bounded(PUBLISH_QUEUE);
         let thread = std::thread::Builder::new().name("publish".into()).spawn(move || {
+            let mut probed = std::time::Instant::now();
             for message in receiver {
-                if let (Some(archive), Payload::Jpeg(jpeg), MessageKind::Evidence { camera, id }) = (&archive, &message.payload, &message.kind)
-                    && let Err(e) = archive.lock().unwrap_or_else(|p| p.into_inner()).keep(camera, id, jpeg)
+                // Nothing else would tell that the archive can write again before the next image.
+                if let Some(archive) = &archive
+                    && health.storage_failing(ARCHIVE)
+                    && probed.elapsed() >= ARCHIVE_PROBE_INTERVAL
                 {
-                    tracing::error!("{e}");
+                    probed = std::time::Instant::now();
+                    if archive.lock().unwrap_or_else(|p| p.into_inner()).writable() {
+                        health.set_disk_full(ARCHIVE, None);
+                    }
+                }
+                if let (Some(archive), Payload::Jpeg(jpeg), MessageKind::Evidence { camera, id }) = (&archive, &message.payload, &message.kind) {
+                    // A full disk costs the copy kept for the `evidence` command, never the publishing.
+                    match archive.lock().unwrap_or_else(|p| p.into_inner()).keep(camera, id, jpeg) {
+                        Ok(()) => health.set_disk_full(ARCHIVE, None),
+                        Err(e) => {
+                            AgentHealth::count(&health.evidence_lost);
+                            health.set_disk_full(ARCHIVE, Some(e.to_string()));
+                        }
+                    }
                 }
                 match sink.publish(&message) {
                     Ok(()) => {

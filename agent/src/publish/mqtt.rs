@@ -5,6 +5,11 @@
 //! request order and pairs each with the packet id of the next `Outgoing::Publish` event. At most
 //! `MAX_IN_FLIGHT` messages are unacknowledged at a time.
 //!
+//! When the outbox's file system refuses a write (full, failing, read-only) even after making
+//! room, the message is held in memory instead ([`Spill`], bounded by [`SPILL_MAX_BYTES`], counts
+//! and status dropped first, alerts last) and published from there; every loss is counted in the
+//! agent's health, and the outbox is tried again with the next message.
+//!
 //! One thread owns the connection. When it fails, that thread drops the client with everything
 //! rumqttc still held, waits (exponential backoff with jitter: rumqttc has none of its own), and
 //! connects afresh; the outbox then sends everything unacknowledged again, in order. The IOC drops
@@ -22,27 +27,96 @@ use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoi
 
 use super::outbox::Outbox;
 use super::{MqttConfig, PublishError, Sink};
-use crate::events::{Availability, Message, status_message};
+use crate::events::{Availability, Message, Reply, status_message};
 use crate::health::AgentHealth;
 
 /// Requests waiting for the event loop inside rumqttc.
 const REQUEST_QUEUE: usize = 1_000;
 /// Published messages awaiting their PUBACK at any time.
 const MAX_IN_FLIGHT: usize = 64;
-/// How long a clean shutdown waits for the broker to acknowledge what was published.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest MQTT packet either way: an evidence image (at most 40 KiB) with its topic fits with
-/// room to spare. A packet over rumqttc's limit would fail the connection on every retry, so
+/// How long a clean shutdown waits for the broker to acknowledge what was published (the agent
+/// stops within 10 s of SIGTERM, all told).
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Largest MQTT packet the agent sends: an evidence image (at most 40 KiB) with its topic fits
+/// with room to spare. A packet over rumqttc's limit would fail the connection on every retry, so
 /// larger messages are refused before they reach it.
 const MAX_PACKET: usize = 64 * 1024;
+/// Largest packet the client reads: MQTT's own maximum. A smaller limit would let one oversized
+/// message on a command or signal topic drop the connection, be delivered again to the
+/// persistent session, and drop it again for as long as the broker keeps it; the agent reads it
+/// and refuses it itself (the broker's `message_size_limit` keeps such messages off the wire).
+const MAX_INCOMING_PACKET: usize = 268_435_455;
+/// Largest command or signal payload the agent accepts: a command is a few hundred bytes.
+pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
+/// An oversized command is read for its `request_id` (to answer it) up to this size.
+const MAX_REPLY_READ_BYTES: usize = 1024 * 1024;
 /// How long closing waits for the connection's thread to say goodbye to the broker.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Fixed header, topic length and packet id around the topic and payload.
 const PACKET_OVERHEAD: usize = 16;
 const RECONNECT_START: Duration = Duration::from_millis(500);
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
 /// How stale the outbox figures in the agent's health may be.
 const HEALTH_REFRESH: Duration = Duration::from_secs(1);
+/// Memory held for messages the outbox's file system refused: a few thousand alerts.
+const SPILL_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// Where a message handed to rumqttc is kept until its PUBACK.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Outbox(i64),
+    Memory(u64),
+}
+
+/// A message the outbox could not store, held in memory until the broker has it.
+struct Spilled {
+    seq: u64,
+    topic: String,
+    payload: Vec<u8>,
+    json: bool,
+    retain: bool,
+    priority: i64,
+    /// Handed to the current connection.
+    sent: bool,
+}
+
+/// Messages held in memory while the outbox cannot write, oldest first, at most `max_bytes`.
+struct Spill {
+    messages: VecDeque<Spilled>,
+    bytes: usize,
+    max_bytes: usize,
+    next_seq: u64,
+}
+
+impl Spill {
+    fn new(max_bytes: usize) -> Spill {
+        Spill { messages: VecDeque::new(), bytes: 0, max_bytes, next_seq: 0 }
+    }
+
+    /// Holds a message; drops the oldest of the lowest priority while over `max_bytes`,
+    /// counting each loss by class in `lost`.
+    fn hold(&mut self, topic: String, message: &Message, lost: &[std::sync::atomic::AtomicU64; 3]) {
+        let payload = message.payload.bytes().to_vec();
+        self.bytes += topic.len() + payload.len();
+        self.next_seq += 1;
+        let json = matches!(message.payload, crate::events::Payload::Json(_));
+        self.messages.push_back(Spilled { seq: self.next_seq, topic, payload, json, retain: message.retain(), priority: message.kind.drop_priority(), sent: false });
+        while self.bytes > self.max_bytes {
+            let Some(i) = self.messages.iter().enumerate().min_by_key(|(i, m)| (m.priority, *i)).map(|(i, _)| i) else { break };
+            let gone = self.messages.remove(i).expect("an index of the queue");
+            self.bytes -= gone.topic.len() + gone.payload.len();
+            AgentHealth::count(&lost[gone.priority.clamp(0, 2) as usize]);
+            tracing::warn!(topic = %gone.topic, "message lost: neither the disk nor memory can hold it");
+        }
+    }
+
+    fn acked(&mut self, seq: u64) {
+        if let Some(i) = self.messages.iter().position(|m| m.seq == seq) {
+            let gone = self.messages.remove(i).expect("an index of the queue");
+            self.bytes -= gone.topic.len() + gone.payload.len();
+        }
+    }
+}
 
 /// Topics the agent listens to, and where their messages go.
 pub struct Subscriptions {
@@ -59,11 +133,13 @@ pub struct Subscriptions {
 struct Link {
     client: Client,
     outbox: Outbox,
-    /// Outbox ids of publishes handed to rumqttc, oldest first, waiting for their packet id
-    /// (`None` for the untracked `online` announcement).
-    requested: VecDeque<Option<i64>>,
-    /// Packet id → outbox id, waiting for the PUBACK.
-    in_flight: HashMap<u16, i64>,
+    /// Where the publishes handed to rumqttc are held, oldest first, waiting for their packet
+    /// id (`None` for the untracked `online` announcement).
+    requested: VecDeque<Option<Held>>,
+    /// Packet id → where the message is held, waiting for the PUBACK.
+    in_flight: HashMap<u16, Held>,
+    /// Messages the outbox could not store.
+    spill: Spill,
     /// The last outbox id handed to this connection.
     sent_up_to: i64,
     prefix: String,
@@ -80,27 +156,82 @@ impl Link {
         while self.requested.len() + self.in_flight.len() < MAX_IN_FLIGHT {
             let next = match self.outbox.next_after(self.sent_up_to) {
                 Ok(Some(next)) => next,
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => {
                     tracing::error!("{e}");
-                    return;
+                    break;
                 }
             };
             if self.client.try_publish(next.topic.as_str(), QoS::AtLeastOnce, next.retain, next.payload).is_err() {
                 return;
             }
-            self.requested.push_back(Some(next.id));
+            self.requested.push_back(Some(Held::Outbox(next.id)));
             self.sent_up_to = next.id;
+        }
+        self.pump_spill();
+    }
+
+    /// Hands rumqttc the messages held in memory that this connection has not had yet.
+    fn pump_spill(&mut self) {
+        for message in self.spill.messages.iter_mut().filter(|m| !m.sent) {
+            if self.requested.len() + self.in_flight.len() >= MAX_IN_FLIGHT || self.client.try_publish(message.topic.as_str(), QoS::AtLeastOnce, message.retain, message.payload.clone()).is_err() {
+                return;
+            }
+            message.sent = true;
+            self.requested.push_back(Some(Held::Memory(message.seq)));
         }
     }
 
     fn acked(&mut self, pkid: u16) {
-        if let Some(id) = self.in_flight.remove(&pkid)
-            && let Err(e) = self.outbox.remove(id)
-        {
-            tracing::error!("{e}");
+        match self.in_flight.remove(&pkid) {
+            Some(Held::Outbox(id)) => {
+                if let Err(e) = self.outbox.remove(id) {
+                    tracing::error!("{e}");
+                }
+            }
+            Some(Held::Memory(seq)) => self.spill.acked(seq),
+            None => {}
         }
         self.report(false);
+    }
+
+    /// Stores a message in the outbox, or, when its file system refuses, in memory; how many
+    /// messages the outbox dropped to make room. The agent's health says whether the outbox
+    /// can write: not while it has to drop messages to do so.
+    fn store(&mut self, message: &Message) -> u64 {
+        let topic = format!("{}/{}", self.prefix, message.topic());
+        match self.outbox.push(&topic, message) {
+            Ok(stored) => {
+                let failure = stored.made_room.then(|| format!("outbox {}: full: older messages dropped to make room", self.outbox.path()));
+                self.health.set_disk_full("outbox", failure);
+                stored.dropped
+            }
+            Err(e) => {
+                self.health.set_disk_full("outbox", Some(e.to_string()));
+                let health = self.health.clone();
+                self.spill.hold(topic, message, &health.outbox_lost);
+                0
+            }
+        }
+    }
+
+    /// Moves what is held in memory into the outbox for the next start, as far as the disk takes
+    /// it; the rest is counted as lost.
+    fn save_spill(&mut self) {
+        let held = std::mem::take(&mut self.spill.messages);
+        for message in held {
+            let stored = self.outbox.push_raw(&message.topic, &message.payload, message.json, message.retain, message.priority);
+            if let Err(e) = stored {
+                AgentHealth::count(&self.health.outbox_lost[message.priority.clamp(0, 2) as usize]);
+                tracing::warn!(topic = %message.topic, "message lost at shutdown: {e}");
+            }
+        }
+        self.spill.bytes = 0;
+    }
+
+    /// Messages waiting for the broker: in the outbox and in memory.
+    fn waiting(&self) -> u64 {
+        self.outbox.len().unwrap_or(0) + self.spill.messages.len() as u64
     }
 
     /// Copies the outbox's size and drops into `health`, at most every `HEALTH_REFRESH` unless
@@ -111,8 +242,8 @@ impl Link {
         }
         self.health_at = Some(Instant::now());
         if let (Ok(messages), Ok(bytes)) = (self.outbox.len(), self.outbox.stored_bytes()) {
-            AgentHealth::set(&self.health.outbox_messages, messages);
-            AgentHealth::set(&self.health.outbox_bytes, bytes);
+            AgentHealth::set(&self.health.outbox_messages, messages + self.spill.messages.len() as u64);
+            AgentHealth::set(&self.health.outbox_bytes, bytes + self.spill.bytes as u64);
         }
         for (counter, dropped) in self.health.outbox_dropped.iter().zip(self.outbox.dropped) {
             AgentHealth::set(counter, dropped);
@@ -156,7 +287,7 @@ impl MqttSink {
     pub fn connect(config: &MqttConfig, site: &str, prefix: String, subscriptions: Subscriptions, health: Arc<AgentHealth>) -> Result<MqttSink, PublishError> {
         let mut options = config.options(config.client_id(site)).map_err(PublishError::Mqtt)?;
         options.set_clean_session(false);
-        options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        options.set_max_packet_size(MAX_INCOMING_PACKET, MAX_PACKET);
         let outbox = Outbox::open(&config.outbox_path(), (config.outbox_max_mb * 1024.0 * 1024.0) as u64).map_err(|e| PublishError::Mqtt(e.to_string()))?;
         let left = outbox.len().map_err(|e| PublishError::Mqtt(e.to_string()))?;
         if left > 0 {
@@ -166,7 +297,7 @@ impl MqttSink {
         let tls_ca = config.broker().map_err(PublishError::Mqtt)?.tls.then(|| config.ca_file());
         let connector = Connector { options, subscriptions, prefix: prefix.clone(), tls_ca };
         let (client, connection) = connector.connect(seq);
-        let link = Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), sent_up_to: 0, prefix, seq, health, health_at: None };
+        let link = Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), spill: Spill::new(SPILL_MAX_BYTES), sent_up_to: 0, prefix, seq, health, health_at: None };
         let link = Arc::new(Mutex::new(link));
         lock(&link).pump();
         lock(&link).report(true);
@@ -219,6 +350,7 @@ fn run_connection(mut connection: Connection, connector: Connector, link: Arc<Mu
         l.requested.clear();
         l.in_flight.clear();
         l.sent_up_to = 0;
+        l.spill.messages.iter_mut().for_each(|m| m.sent = false);
         l.pump();
     }
 }
@@ -251,8 +383,8 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
                 let mut l = lock(link);
-                if let Some(Some(id)) = l.requested.pop_front() {
-                    l.in_flight.insert(pkid, id);
+                if let Some(Some(held)) = l.requested.pop_front() {
+                    l.in_flight.insert(pkid, held);
                 }
             }
             Ok(Event::Incoming(Incoming::PubAck(ack))) => {
@@ -260,13 +392,7 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
                 l.acked(ack.pkid);
                 l.pump();
             }
-            Ok(Event::Incoming(Incoming::Publish(publish))) => {
-                let subscriptions = &connector.subscriptions;
-                let command = publish.topic.starts_with(subscriptions.commands.trim_end_matches('+'));
-                if (command || subscriptions.topics.contains(&publish.topic)) && subscriptions.inbox.try_send((publish.topic.clone(), publish.payload.to_vec())).is_err() {
-                    tracing::warn!(topic = %publish.topic, "message dropped: the analysis thread is behind");
-                }
-            }
+            Ok(Event::Incoming(Incoming::Publish(publish))) => receive(&publish, &connector.subscriptions, link),
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return "disconnected".into(),
             Ok(_) => {}
             Err(e) => return e.to_string(),
@@ -275,15 +401,49 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
     "the connection closed".into()
 }
 
+/// A message the broker delivered (rumqttc has acknowledged it): commands and signal phases go to
+/// the analysis thread; what is oversized or on no topic of the agent's is refused here, counted
+/// and logged, and an oversized command that names its `request_id` is answered on `reply`.
+fn receive(publish: &rumqttc::Publish, subscriptions: &Subscriptions, link: &Mutex<Link>) {
+    let commands = subscriptions.commands.trim_end_matches('+');
+    let command = publish.topic.strip_prefix(commands);
+    let refused = if command.is_none() && !subscriptions.topics.contains(&publish.topic) {
+        "not a topic the agent listens to".to_string()
+    } else if publish.payload.len() > MAX_INBOUND_BYTES {
+        format!("the payload is {} bytes, over the {MAX_INBOUND_BYTES}-byte limit", publish.payload.len())
+    } else {
+        if subscriptions.inbox.try_send((publish.topic.clone(), publish.payload.to_vec())).is_err() {
+            tracing::warn!(topic = %publish.topic, "message dropped: the analysis thread is behind");
+        }
+        return;
+    };
+    tracing::warn!(topic = %publish.topic, bytes = publish.payload.len(), "message refused: {refused}");
+    #[derive(serde::Deserialize)]
+    struct Named {
+        request_id: Option<String>,
+    }
+    // Read before the link is locked, and only from a payload small enough to read quickly.
+    let request_id = command
+        .filter(|_| publish.payload.len() <= MAX_REPLY_READ_BYTES)
+        .and_then(|_| serde_json::from_slice::<Named>(&publish.payload).ok()?.request_id)
+        .filter(|id| crate::control::valid_request_id(id));
+    let mut l = lock(link);
+    AgentHealth::count(&l.health.messages_refused);
+    if let (Some(name), Some(request_id)) = (command, request_id) {
+        let reply = Reply { request_id: Some(&request_id), command: name, ok: false, error: Some(refused), snapshot: None, evidence: None }.message();
+        l.store(&reply);
+        l.pump();
+    }
+}
+
 impl Sink for MqttSink {
     fn publish(&mut self, message: &Message) -> Result<(), PublishError> {
         let mut l = lock(&self.link);
-        let topic = format!("{}/{}", l.prefix, message.topic());
-        let size = topic.len() + message.payload.bytes().len() + PACKET_OVERHEAD;
+        let size = l.prefix.len() + 1 + message.topic().len() + message.payload.bytes().len() + PACKET_OVERHEAD;
         if size > MAX_PACKET {
             return Err(PublishError::Mqtt(format!("a {size}-byte message is over the {MAX_PACKET}-byte packet limit")));
         }
-        let dropped = l.outbox.push(&topic, message).map_err(|e| PublishError::Mqtt(e.to_string()))?;
+        let dropped = l.store(message);
         if dropped > 0 {
             let [counts, evidence, events] = l.outbox.dropped;
             tracing::warn!(dropped, counts, evidence, events, "the outbox is full: oldest messages dropped (totals since start; counts and status go first, alerts and crossings last)");
@@ -298,7 +458,7 @@ impl Sink for MqttSink {
         self.publish(&status_message(Availability::Stopped, Some(SystemTime::now()), seq))?;
         let deadline = Instant::now() + FLUSH_TIMEOUT;
         let unacked = loop {
-            let left = lock(&self.link).outbox.len().unwrap_or(0);
+            let left = lock(&self.link).waiting();
             if left == 0 || Instant::now() >= deadline {
                 break left;
             }
@@ -307,6 +467,7 @@ impl Sink for MqttSink {
         if unacked > 0 {
             tracing::warn!(unacked, "stopping with messages the broker has not acknowledged; they stay in the outbox for the next start");
         }
+        lock(&self.link).save_spill();
         self.closing.store(true, Ordering::Relaxed);
         // try_: with the broker down and rumqttc's queue full, a blocking disconnect never returns.
         let _ = lock(&self.link).client.try_disconnect();
@@ -321,5 +482,31 @@ impl Sink for MqttSink {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{MessageKind, Payload};
+
+    #[test]
+    fn memory_keeps_alerts_longest_and_counts_each_loss() {
+        let message = |kind: MessageKind| Message { kind, payload: Payload::Json("x".repeat(100)), origin: None };
+        let camera = || "cam".to_string();
+        let lost: [std::sync::atomic::AtomicU64; 3] = Default::default();
+        // Room for four messages of 112 to 117 bytes with their topics.
+        let mut spill = Spill::new(460);
+        for kind in [MessageKind::Violation { camera: camera() }, MessageKind::Counts { camera: camera() }, MessageKind::Evidence { camera: camera(), id: "e1".into() }, MessageKind::Counts { camera: camera() }] {
+            spill.hold(format!("p/{}", kind.topic()), &message(kind), &lost);
+        }
+        assert_eq!(lost.iter().map(|l| l.load(Ordering::Relaxed)).collect::<Vec<_>>(), [0, 0, 0]);
+        for _ in 0..3 {
+            spill.hold("p/cam/violation".into(), &message(MessageKind::Violation { camera: camera() }), &lost);
+        }
+        assert_eq!(lost.iter().map(|l| l.load(Ordering::Relaxed)).collect::<Vec<_>>(), [2, 1, 0], "counts first, then the image");
+        assert!(spill.messages.iter().all(|m| m.topic.ends_with("/violation")) && spill.messages.len() == 4);
+        spill.acked(spill.messages[0].seq);
+        assert_eq!(spill.messages.len(), 3);
     }
 }

@@ -19,6 +19,24 @@ pub struct OutboxError {
     source: rusqlite::Error,
 }
 
+impl OutboxError {
+    /// Whether the file system is full (as opposed to failing or read-only).
+    fn is_disk_full(&self) -> bool {
+        self.source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+    }
+}
+
+/// How a message was stored: how many messages were dropped to make room, and whether that was
+/// because the file system is full (rather than the size budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    pub dropped: u64,
+    pub made_room: bool,
+}
+
+/// Messages dropped at a time to make room when the file system refuses a write.
+const WRITE_FAILURE_BATCH: usize = 16;
+
 /// A message read back from the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
@@ -69,23 +87,61 @@ impl Outbox {
     }
 
     /// Stores a message durably; when over the size bound, drops the oldest of the lowest
-    /// priority first. Returns how many messages were dropped to make room.
-    pub fn push(&mut self, topic: &str, message: &Message) -> Result<u64, OutboxError> {
-        let (bytes, json) = match &message.payload {
-            Payload::Json(text) => (text.as_bytes(), true),
-            Payload::Jpeg(bytes) => (&bytes[..], false),
-        };
-        self.db
-            .execute(
-                "INSERT INTO outbox (topic, payload, json, retain, priority) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![topic, bytes, json, message.retain(), message.kind.drop_priority()],
-            )
-            .map_err(|e| self.err(e))?;
+    /// priority first. When the file system is full, makes room the same way among messages of
+    /// lower priority than this one and tries again; the error, when that is not enough (or the
+    /// write failed otherwise: a failing or read-only disk).
+    pub fn push(&mut self, topic: &str, message: &Message) -> Result<Pushed, OutboxError> {
+        let priority = message.kind.drop_priority();
         let mut dropped = 0;
+        let mut made_room = false;
+        while let Err(e) = self.insert(topic, message, priority) {
+            if !e.is_disk_full() {
+                return Err(e);
+            }
+            match self.drop_oldest(priority - 1, WRITE_FAILURE_BATCH)? {
+                0 => return Err(e),
+                n => dropped += n,
+            }
+            made_room = true;
+            // The write-ahead log holds what was deleted until it is checkpointed; truncating it
+            // gives its space back to the file system.
+            let _ = self.db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        }
         while self.stored_bytes()? > self.max_bytes {
+            match self.drop_oldest(2, 1)? {
+                0 => break,
+                n => dropped += n,
+            }
+        }
+        Ok(Pushed { dropped, made_room })
+    }
+
+    /// The outbox's file.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn insert(&self, topic: &str, message: &Message, priority: i64) -> Result<(), OutboxError> {
+        let json = matches!(message.payload, Payload::Json(_));
+        self.push_raw(topic, message.payload.bytes(), json, message.retain(), priority)
+    }
+
+    /// Stores a payload as it is, without making room.
+    pub fn push_raw(&self, topic: &str, payload: &[u8], json: bool, retain: bool, priority: i64) -> Result<(), OutboxError> {
+        self.db
+            .execute("INSERT INTO outbox (topic, payload, json, retain, priority) VALUES (?1, ?2, ?3, ?4, ?5)", params![topic, payload, json, retain, priority])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Drops up to `count` of the oldest messages of the lowest priority, at most `max_priority`
+    /// (counted in `dropped`); how many it dropped.
+    fn drop_oldest(&mut self, max_priority: i64, count: usize) -> Result<u64, OutboxError> {
+        let mut dropped = 0;
+        for _ in 0..count {
             let oldest: Option<(i64, i64)> = self
                 .db
-                .query_row("SELECT id, priority FROM outbox ORDER BY priority, id LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row("SELECT id, priority FROM outbox WHERE priority <= ?1 ORDER BY priority, id LIMIT 1", [max_priority], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
                 .map_err(|e| self.err(e))?;
             let Some((id, priority)) = oldest else { break };

@@ -5,6 +5,13 @@
 //! [`SourceState`]): start, stream, and on an error, an end of a live stream or no frame for
 //! `no_frames_timeout_s`, tear down and rebuild after an exponential backoff (1 s doubling to
 //! 30 s). A file source ends cleanly at its end of stream.
+//!
+//! The supervisor never waits on a GStreamer state change it does not control: `rtspsrc` can
+//! deadlock in its teardown (a state change waiting on a streaming task that waits on it). Each
+//! change runs on a helper thread with a deadline ([`STATE_CHANGE_DEADLINE`]); a pipeline that
+//! misses it is abandoned (kept referenced, counted in the camera's health, logged with the
+//! elements that had not got there) and a fresh one is built on the next attempt. The supervisor
+//! shows it is alive ([`CameraHealth::beat`]) at least every [`SUPERVISOR_BEAT`] throughout.
 
 mod pipeline;
 mod queue;
@@ -23,11 +30,14 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use crate::check::is_url;
-use crate::health::{CameraHealth, SourceState};
+use crate::health::{CameraHealth, SUPERVISOR_BEAT, SourceState};
 use crate::types::{CameraId, Frame};
 
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// How long a pipeline's state change (start, teardown) may take before the pipeline is
+/// abandoned. A healthy `rtspsrc` tears down in well under a second, even with a dead server.
+pub const STATE_CHANGE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The frame's position in the stream: its PTS, else its index at the nominal frame rate (some
 /// AVI streams decode without PTS; their DTS is in decode order, useless with B-frames).
@@ -96,6 +106,8 @@ enum RunEnd {
     EndOfStream,
     Failed(String),
     NoFrames,
+    /// The pipeline did not start in time and was left behind.
+    StartHung,
 }
 
 /// A running camera source; dropping the sender side of its queue ends the detector's input.
@@ -108,7 +120,7 @@ impl CameraSource {
     pub fn spawn(settings: SourceSettings, sender: FrameSender, health: Arc<CameraHealth>, stop: Arc<AtomicBool>) -> std::io::Result<CameraSource> {
         let thread = std::thread::Builder::new()
             .name(format!("source-{}", settings.camera))
-            .spawn(move || Supervisor { settings, sender, health, stop, seq: Arc::new(AtomicU64::new(0)) }.run())?;
+            .spawn(move || Supervisor { settings, sender: Arc::new(sender), health, stop, seq: Arc::new(AtomicU64::new(0)), abandoned: Vec::new(), retired: Arc::default() }.run())?;
         Ok(CameraSource { thread })
     }
 
@@ -116,17 +128,49 @@ impl CameraSource {
         self.thread.is_finished()
     }
 
-    pub fn join(self) {
-        let _ = self.thread.join();
+    /// Waits for the supervisor to end, at most `deadline`; `false` when it did not (it is left
+    /// behind).
+    pub fn join(self, deadline: Duration) -> bool {
+        let until = Instant::now() + deadline;
+        while !self.thread.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let finished = self.thread.is_finished();
+        if finished {
+            let _ = self.thread.join();
+        }
+        finished
     }
+}
+
+/// A pipeline's state change did not finish within [`STATE_CHANGE_DEADLINE`].
+struct Hung;
+
+/// What a state change's helper thread reports when it is done.
+type Changed = Result<gst::StateChangeSuccess, gst::StateChangeError>;
+
+/// A pipeline left behind: its state change hung.
+struct LeftBehind {
+    pipeline: gst::Pipeline,
+    /// The state it was changing to, and where its helper says it is done.
+    target: gst::State,
+    done: crossbeam_channel::Receiver<Changed>,
 }
 
 struct Supervisor {
     settings: SourceSettings,
-    sender: FrameSender,
+    /// The camera's only sender: pipelines reach it weakly, so a pipeline left behind does not
+    /// keep the camera's queue open once the supervisor has ended.
+    sender: Arc<FrameSender>,
     health: Arc<CameraHealth>,
     stop: Arc<AtomicBool>,
     seq: Arc<AtomicU64>,
+    /// Pipelines whose state change hung, kept referenced (freeing one would wait on the same
+    /// locks) until their state change ends, if it ever does.
+    abandoned: Vec<LeftBehind>,
+    /// Set when the current pipeline is left behind: its frames, should it deliver any later,
+    /// are no longer this camera's.
+    retired: Arc<AtomicBool>,
 }
 
 impl Supervisor {
@@ -134,10 +178,13 @@ impl Supervisor {
         is_url(&self.settings.location)
     }
 
-    fn run(self) {
+    fn run(mut self) {
+        self.health.set_no_frames_timeout(self.settings.no_frames_timeout);
         let mut backoff = BACKOFF_START;
         let mut source_run = 0u32;
         loop {
+            self.health.beat();
+            self.release_abandoned();
             if self.stop.load(Ordering::Relaxed) {
                 self.health.set_state(SourceState::Stopped);
                 return;
@@ -153,8 +200,10 @@ impl Supervisor {
             };
             let frames_before = CameraHealth::get(&self.health.frames_in);
             let end = self.watch(&pipeline);
-            let _ = pipeline.set_state(gst::State::Null);
-            drop(pipeline);
+            // A pipeline whose start hung is left behind already.
+            if !matches!(end, RunEnd::StartHung) {
+                self.teardown(pipeline);
+            }
             if CameraHealth::get(&self.health.frames_in) > frames_before {
                 backoff = BACKOFF_START;
             }
@@ -177,6 +226,7 @@ impl Supervisor {
                 RunEnd::EndOfStream => "the stream ended".to_string(),
                 RunEnd::Failed(reason) => reason,
                 RunEnd::NoFrames => format!("no frame for {} s", self.settings.no_frames_timeout.as_secs()),
+                RunEnd::StartHung => format!("the pipeline did not start within {} s", STATE_CHANGE_DEADLINE.as_secs()),
             };
             tracing::warn!(camera = %self.settings.camera, backoff_s = backoff.as_secs(), "reconnecting: {reason}");
             self.health.set_state(SourceState::Reconnecting { reason, backoff_s: backoff.as_secs() });
@@ -188,15 +238,81 @@ impl Supervisor {
     }
 
     /// Sleeps, waking early when a stop is requested.
-    fn sleep(&self, duration: Duration) {
+    fn sleep(&mut self, duration: Duration) {
         let until = Instant::now() + duration;
         while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+            self.health.beat();
+            self.release_abandoned();
+            std::thread::sleep(SUPERVISOR_BEAT.min(until - Instant::now()));
         }
     }
 
+    /// Changes the pipeline's state on a helper thread, waiting at most [`STATE_CHANGE_DEADLINE`]
+    /// (and showing it is alive meanwhile). On [`Hung`] the pipeline has been abandoned.
+    fn change_state(&mut self, pipeline: &gst::Pipeline, state: gst::State) -> Result<Changed, Hung> {
+        let (done, result) = crossbeam_channel::bounded(1);
+        let changing = pipeline.clone();
+        let helper = std::thread::Builder::new().name(format!("state-{}", self.settings.camera)).spawn(move || {
+            let _ = done.send(changing.set_state(state));
+        });
+        if let Err(e) = helper {
+            tracing::warn!(camera = %self.settings.camera, "cannot start a thread for the state change, changing it here: {e}");
+            return Ok(pipeline.set_state(state));
+        }
+        let until = Instant::now() + STATE_CHANGE_DEADLINE;
+        loop {
+            self.health.beat();
+            match result.recv_timeout(SUPERVISOR_BEAT) {
+                Ok(changed) => return Ok(changed),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) if Instant::now() < until => {}
+                Err(_) => break,
+            }
+        }
+        self.abandon(pipeline, state, result);
+        Err(Hung)
+    }
+
+    /// Lets go of the pipelines left behind whose state change has ended after all; one that got
+    /// anywhere but NULL is taken down on a thread of its own, which is left to it.
+    fn release_abandoned(&mut self) {
+        let (ended, held): (Vec<LeftBehind>, Vec<LeftBehind>) = std::mem::take(&mut self.abandoned).into_iter().partition(|l| !l.done.is_empty());
+        self.abandoned = held;
+        self.health.abandoned_held.store(self.abandoned.len() as u64, Ordering::Relaxed);
+        for left in ended.into_iter().filter(|l| l.target != gst::State::Null) {
+            let name = format!("release-{}", self.settings.camera);
+            if let Err(e) = std::thread::Builder::new().name(name).spawn(move || left.pipeline.set_state(gst::State::Null)) {
+                tracing::warn!(camera = %self.settings.camera, "cannot start a thread to free a pipeline left behind: {e}");
+            }
+        }
+    }
+
+    /// Leaves a pipeline whose change to `state` hung behind, counted and named in the log.
+    fn abandon(&mut self, pipeline: &gst::Pipeline, state: gst::State, done: crossbeam_channel::Receiver<Changed>) {
+        CameraHealth::count(&self.health.abandoned_pipelines);
+        self.retired.store(true, Ordering::Relaxed);
+        // Elements change state from the sinks up: the first (from the sinks) of those still
+        // highest is where it hangs (often rtspsrc or its udpsrc).
+        let children: Vec<gst::Element> = pipeline.iterate_sorted().into_iter().filter_map(Result::ok).collect();
+        let highest = children.iter().map(|e| e.current_state()).max().unwrap_or(state);
+        let hung = children.iter().find(|e| e.current_state() == highest && highest != state).map_or("?".to_string(), |e| format!("{} ({:?})", e.name(), highest));
+        tracing::error!(
+            camera = %self.settings.camera,
+            abandoned = CameraHealth::get(&self.health.abandoned_pipelines),
+            "the pipeline did not reach {state:?} within {} s and is left behind; it hangs at {hung}",
+            STATE_CHANGE_DEADLINE.as_secs(),
+        );
+        self.abandoned.push(LeftBehind { pipeline: pipeline.clone(), target: state, done });
+        self.health.abandoned_held.store(self.abandoned.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Stops the pipeline and frees it, unless that hangs (then it is left behind).
+    fn teardown(&mut self, pipeline: gst::Pipeline) {
+        let _ = self.change_state(&pipeline, gst::State::Null);
+    }
+
     /// Builds the pipeline and starts it. An error here is one a retry will not fix.
-    fn build(&self, source_run: u32) -> Result<gst::Pipeline, String> {
+    fn build(&mut self, source_run: u32) -> Result<gst::Pipeline, String> {
+        self.retired = Arc::default();
         let s = &self.settings;
         let description = s.template.describe(&s.location, s.analytics_fps > 0);
         let pipeline = gst::parse::launch(&description)
@@ -213,13 +329,17 @@ impl Supervisor {
 
     fn frame_callbacks(&self, source_run: u32) -> gst_app::AppSinkCallbacks {
         let camera = self.settings.camera.clone();
-        let sender = self.sender.clone();
+        let sender = Arc::downgrade(&self.sender);
+        let retired = self.retired.clone();
         let health = self.health.clone();
         let seq = self.seq.clone();
         let mut frames_this_run = 0u64;
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                if retired.load(Ordering::Relaxed) {
+                    return Err(gst::FlowError::Flushing);
+                }
                 let (Some(buffer), Some(caps)) = (sample.buffer_owned(), sample.caps()) else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
@@ -236,16 +356,19 @@ impl Supervisor {
                     arrived: std::time::Instant::now(),
                 };
                 frames_this_run += 1;
-                CameraHealth::count(&health.frames_in);
-                if sender.push(frame) { Ok(gst::FlowSuccess::Ok) } else { Err(gst::FlowError::Eos) }
+                health.frame_in();
+                let pushed = sender.upgrade().is_some_and(|sender| sender.push(frame));
+                if pushed { Ok(gst::FlowSuccess::Ok) } else { Err(gst::FlowError::Eos) }
             })
             .build()
     }
 
     /// Plays the pipeline until it ends, fails, stalls or a stop is requested.
-    fn watch(&self, pipeline: &gst::Pipeline) -> RunEnd {
-        if let Err(e) = pipeline.set_state(gst::State::Playing) {
-            return RunEnd::Failed(format!("cannot start the pipeline: {e}"));
+    fn watch(&mut self, pipeline: &gst::Pipeline) -> RunEnd {
+        match self.change_state(pipeline, gst::State::Playing) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return RunEnd::Failed(format!("cannot start the pipeline: {e}")),
+            Err(Hung) => return RunEnd::StartHung,
         }
         let Some(bus) = pipeline.bus() else {
             return RunEnd::Failed("the pipeline has no bus".into());
@@ -254,10 +377,12 @@ impl Supervisor {
         let mut last_progress = Instant::now();
         let mut streaming = false;
         loop {
+            self.health.beat();
+            self.release_abandoned();
             if self.stop.load(Ordering::Relaxed) {
                 return RunEnd::StopRequested;
             }
-            if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
+            if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(SUPERVISOR_BEAT.as_millis() as u64)) {
                 match msg.view() {
                     gst::MessageView::Eos(_) => return RunEnd::EndOfStream,
                     gst::MessageView::Error(err) => {

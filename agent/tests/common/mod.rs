@@ -15,6 +15,12 @@ use gstreamer::glib;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
 
+/// The `canh` binary: the one cargo built for the tests, or (for benches, which include this
+/// module too) the release build.
+pub fn canh_binary() -> PathBuf {
+    option_env!("CARGO_BIN_EXE_canh").map_or_else(|| repo_root().join("target/release/canh"), PathBuf::from)
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -124,7 +130,7 @@ impl Replay {
 /// Runs `canh replay` with `args` in the repository's root (warnings only on stderr); it must
 /// succeed.
 pub fn replay(args: &[&str]) -> Replay {
-    let out = Command::new(env!("CARGO_BIN_EXE_canh")).arg("replay").args(args).current_dir(repo_root()).env("CANH_LOG", "warn").output().unwrap();
+    let out = Command::new(canh_binary()).arg("replay").args(args).current_dir(repo_root()).env("CANH_LOG", "warn").output().unwrap();
     assert!(out.status.success(), "canh replay {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     let mut lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
     let summary = serde_json::from_str(&lines.pop().expect("a summary line")).unwrap();
@@ -215,10 +221,16 @@ pub fn publish_retained(port: u16, topic: &str, payload: &str) {
 
 /// Publishes one message (as the IOC or a signal controller would) and waits for the broker's ack.
 pub fn publish(port: u16, topic: &str, payload: &str, retain: bool) {
+    publish_bytes(port, topic, payload.as_bytes(), retain);
+}
+
+/// [`publish`] for any bytes, up to 16 MiB.
+pub fn publish_bytes(port: u16, topic: &str, payload: &[u8], retain: bool) {
     let mut options = rumqttc::MqttOptions::new(format!("test-pub-{port}"), "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(16 << 20, 16 << 20);
     let (client, mut connection) = rumqttc::Client::new(options, 10);
-    client.publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload.as_bytes()).unwrap();
+    client.publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload.to_vec()).unwrap();
     for event in connection.iter() {
         match event {
             Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) => return,
@@ -393,7 +405,7 @@ impl Agent {
 
     /// `canh ARGS` with extra environment variables, its stderr in `log`.
     pub fn spawn(args: &[&str], log: PathBuf, env: &[(&str, &std::ffi::OsStr)], stdout: Stdio) -> Agent {
-        let child = Command::new(env!("CARGO_BIN_EXE_canh"))
+        let child = Command::new(canh_binary())
             .args(args)
             .env("CANH_LOG", "info")
             .env("NO_COLOR", "1")

@@ -1,0 +1,129 @@
+//! What a box that runs for months meets: a camera that flaps all day beside a healthy one, and a
+//! pipeline whose teardown hangs (a GStreamer element that does not let go of its streaming
+//! thread, as `rtspsrc` can). The supervisor goes on, the camera's status tells the truth, and
+//! SIGTERM ends the agent within its bound.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The agent stops within this long of SIGTERM, whatever is stuck (`SHUTDOWN_LIMIT` in main.rs).
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
+
+/// One camera's sample of a per-camera metric; 0 before the camera appears.
+fn metric(metrics: &str, name: &str, camera: &str) -> f64 {
+    samples(metrics, name).get(&format!("{{camera=\"{camera}\"}}")).copied().unwrap_or(0.0)
+}
+
+/// The metrics, once the endpoint answers.
+fn scrape(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return get(port, "/metrics").1;
+        }
+        assert!(Instant::now() < deadline, "no metrics endpoint on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGTERM; the agent must end within the bound, cleanly.
+fn stop_in_time(agent: &mut Agent) {
+    let asked = Instant::now();
+    let status = agent.terminate();
+    assert!(asked.elapsed() < SHUTDOWN_LIMIT, "stopped {:?} after SIGTERM:\n{}", asked.elapsed(), agent.log_text());
+    assert!(status.success(), "{status}:\n{}", agent.log_text());
+}
+
+#[test]
+fn a_flapping_camera_keeps_reconnecting_never_shows_streaming_without_frames_and_spares_the_others() {
+    // The 0.73-s clip ends every session after a fraction of a second.
+    let (flap_port, healthy_port, metrics_port) = (free_port(), free_port(), free_port());
+    let _flapping = RtspServer::start(flap_port, &sample("degirum_TrafficHD_short.mp4"));
+    let _healthy = RtspServer::start(healthy_port, &sample("ozlu_input_video.mp4"));
+    let dir = temp_dir("flapping");
+    let site = SiteFile::new("resilience")
+        .with(&format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\""))
+        .camera("flap", &format!("rtsp://127.0.0.1:{flap_port}/clip"), "no_frames_timeout_s = 2")
+        .camera("healthy", &format!("rtsp://127.0.0.1:{healthy_port}/clip"), "")
+        .write(&dir);
+    let mut agent = Agent::start(&["run", "--config", site.to_str().unwrap()], dir.join("agent.log"));
+    let started = Instant::now();
+    let (mut flap_frames, mut flap_frame_at) = (0.0, Instant::now());
+    let (mut healthy_frames, mut healthy_frame_at) = (0.0, Instant::now());
+    let mut reconnects_at_10_s = None;
+    let mut metrics = scrape(metrics_port);
+    while started.elapsed() < Duration::from_secs(30) {
+        metrics = get(metrics_port, "/metrics").1;
+        let frames = metric(&metrics, "canh_camera_frames_in_total", "flap");
+        if frames != flap_frames {
+            (flap_frames, flap_frame_at) = (frames, Instant::now());
+        }
+        if metric(&metrics, "canh_camera_up", "flap") == 1.0 {
+            // Up means streaming: a frame within no_frames_timeout_s (2 s), with a scrape's slack.
+            assert!(flap_frame_at.elapsed() < Duration::from_millis(2_500), "the flapping camera is up without a frame for {:?}", flap_frame_at.elapsed());
+        }
+        let frames = metric(&metrics, "canh_camera_frames_analysed_total", "healthy");
+        if frames != healthy_frames {
+            (healthy_frames, healthy_frame_at) = (frames, Instant::now());
+        }
+        if healthy_frames > 0.0 {
+            assert!(healthy_frame_at.elapsed() < Duration::from_secs(3), "the healthy camera stopped for {:?}", healthy_frame_at.elapsed());
+        }
+        if reconnects_at_10_s.is_none() && started.elapsed() >= Duration::from_secs(10) {
+            reconnects_at_10_s = Some(metric(&metrics, "canh_camera_reconnects_total", "flap"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let reconnects = metric(&metrics, "canh_camera_reconnects_total", "flap");
+    let earlier = reconnects_at_10_s.unwrap();
+    println!("flapping camera: {reconnects} reconnects in 30 s ({earlier} by 10 s); healthy camera: {healthy_frames} frames analysed");
+    // A session every 1.7 s or so; in the last 20 s it still reconnects.
+    assert!(reconnects >= 8.0 && reconnects - earlier >= 5.0, "{reconnects} reconnects, {earlier} of them by 10 s");
+    assert!(healthy_frames >= 100.0, "{healthy_frames} frames of the healthy camera");
+    assert_eq!(metric(&metrics, "canh_camera_abandoned_pipelines_total", "flap"), 0.0, "no teardown hung");
+    stop_in_time(&mut agent);
+}
+
+#[test]
+fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
+    // `identity sleep-time` holds the streaming thread in its first buffer for 20 s, so taking
+    // the pipeline down waits for it: a teardown that hangs, as rtspsrc's can.
+    let pipelines = temp_dir("hang-pipelines");
+    for entry in std::fs::read_dir(repo_root().join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, pipelines.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(pipelines.join("hang.pipeline"), "{source} ! decodebin3 ! identity name=stuck sleep-time=20000000 ! {output}\n").unwrap();
+    let metrics_port = free_port();
+    let dir = temp_dir("hang");
+    let site = SiteFile::new("resilience")
+        .with(&format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\""))
+        .camera("stuck", &sample("ozlu_input_video.mp4").display().to_string(), "pipeline = \"hang\"\nno_frames_timeout_s = 1")
+        .camera("healthy", &sample("opencv4nodejs_traffic.mp4").display().to_string(), "")
+        .write(&dir);
+    let args = ["run", "--config", site.to_str().unwrap()];
+    let mut agent = Agent::spawn(&args, dir.join("agent.log"), &[("CANH_PIPELINES_DIR", pipelines.as_os_str())], std::process::Stdio::null());
+    scrape(metrics_port);
+    // No frame for 1 s, a teardown that gives up after 5 s, a backoff of 1 s, and again.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let metrics = loop {
+        let metrics = get(metrics_port, "/metrics").1;
+        if metric(&metrics, "canh_camera_abandoned_pipelines_total", "stuck") >= 2.0 {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "not two pipelines left behind within 25 s:\n{metrics}\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(metric(&metrics, "canh_camera_reconnects_total", "stuck") >= 2.0, "the supervisor built fresh pipelines:\n{metrics}");
+    assert!(metric(&metrics, "canh_camera_frames_analysed_total", "healthy") > 20.0, "the other camera runs on:\n{metrics}");
+    let log = agent.log_text();
+    assert!(log.contains("is left behind; it hangs at stuck (Paused)"), "the log names the camera and the element that hung:\n{log}");
+    // Its status says it is not streaming; the others' frames do not hide it.
+    let (code, body) = get(metrics_port, "/healthz");
+    assert!(code == 503 && body.contains("camera stuck: "), "{code} {body}");
+    assert!(!body.contains("camera healthy: "), "{body}");
+    stop_in_time(&mut agent);
+}

@@ -1,0 +1,86 @@
+//! One bad message never cuts the uplink: oversized, non-UTF-8 and random messages on the
+//! agent's command and signal topics, published once with QoS 1 to its persistent session, are
+//! acknowledged, refused and counted, and crossings keep reaching the IOC; the same kinds of
+//! message on a site topic are recorded as invalid by `canh listen`, which stores what follows.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const PREFIX: &str = "canh/v1/poison";
+const SIGNAL: &str = "poison/junction/phase";
+
+/// Bytes that are not UTF-8 (nor JSON), `n` of them, from a fixed seed.
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9E37_79B9;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8 | 0x80
+        })
+        .collect()
+}
+
+#[test]
+fn poison_messages_are_refused_and_counted_and_the_uplink_stays_up() {
+    let broker = Mosquitto::start();
+    let rtsp_port = free_port();
+    let _server = RtspServer::start(rtsp_port, &sample("opencv4nodejs_traffic.mp4"));
+    let dir = temp_dir("poison");
+    let site = SiteFile::new("poison")
+        .with("stats_interval_s = 1")
+        .mqtt(broker.port, "")
+        .camera("arterial", &format!("rtsp://127.0.0.1:{rtsp_port}/clip"), "")
+        .vertical_line("middle", 0.5)
+        .with(&format!("[[cameras.rules]]\nid = \"stop\"\n[cameras.rules.red_light]\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\nsignal = {{ topic = \"{SIGNAL}\" }}"))
+        .write(&dir);
+    let listener = Listener::start(broker.port, PREFIX, &dir);
+    let mut agent = Agent::start(&["run", "--config", site.to_str().unwrap()], dir.join("canh.log"));
+    listener.wait_until(Duration::from_secs(60), "a crossing", |l| !l.events("crossing").is_empty());
+    let stats = |l: &Listener| l.latest(&format!("{PREFIX}/stats")).unwrap_or_default();
+    listener.wait_until(Duration::from_secs(10), "stats", |l| stats(l)["mqtt_connection_seq"].as_u64().is_some());
+    let seq = stats(&listener)["mqtt_connection_seq"].clone();
+
+    // Once each, QoS 1: oversized and non-UTF-8 on a command and on the signal topic, and an
+    // oversized command that names its request.
+    let big = noise(5 << 20);
+    for topic in [format!("{PREFIX}/cmd/reload"), SIGNAL.to_string()] {
+        publish_bytes(broker.port, &topic, &big, false);
+        publish_bytes(broker.port, &topic, &[0xff, 0xfe, 0x00, 0x80], false);
+    }
+    let padded = format!(r#"{{"request_id":"big-1","pad":"{}"}}"#, "x".repeat(100 << 10));
+    publish(broker.port, &format!("{PREFIX}/cmd/reload"), &padded, false);
+    // And on a site topic the IOC's consumer reads, then a valid crossing.
+    publish_bytes(broker.port, &format!("{PREFIX}/arterial/crossing"), &noise(3 << 20), false);
+    publish_bytes(broker.port, &format!("{PREFIX}/arterial/crossing"), &[0xc3, 0x28], false);
+    let crossing = r#"{"v":1,"id":"01a20000-0000-7000-8000-00000000c0de","time":"2026-12-01T00:00:00.000Z","camera":"arterial","line":"middle","direction":"in","class":"car","track_id":1,"confidence":0.9,"stream_time_s":1.0}"#;
+    publish(broker.port, &format!("{PREFIX}/arterial/crossing"), crossing, false);
+
+    // The oversized command with a request id is answered; the agent counts five refusals.
+    listener.wait_until(Duration::from_secs(15), "the reply to the oversized command", |l| l.latest(&format!("{PREFIX}/reply/big-1")).is_some());
+    let reply = listener.latest(&format!("{PREFIX}/reply/big-1")).unwrap();
+    assert!(reply["ok"] == false && reply["error"].as_str().unwrap().contains("over the 65536-byte limit"), "{reply}");
+    listener.wait_until(Duration::from_secs(15), "five refusals in stats", |l| stats(l)["messages_refused"].as_u64() >= Some(5));
+    // Crossings keep coming, on the same connection: no reconnect loop.
+    let before = listener.events("crossing").len();
+    listener.wait_until(Duration::from_secs(30), "crossings after the poison", |l| l.events("crossing").len() >= before + 3);
+    assert_eq!(stats(&listener)["mqtt_connection_seq"], seq, "the agent reconnected:\n{}", agent.log_text());
+    assert!(!agent.log_text().contains("MQTT connection:"), "{}", agent.log_text());
+    // The commands still work.
+    publish(broker.port, &format!("{PREFIX}/cmd/reload"), r#"{"request_id":"reload-1"}"#, false);
+    listener.wait_until(Duration::from_secs(15), "the reload's reply", |l| l.latest(&format!("{PREFIX}/reply/reload-1")).is_some());
+    assert_eq!(listener.latest(&format!("{PREFIX}/reply/reload-1")).unwrap()["ok"], true);
+
+    // The consumer recorded the bad messages and stored the valid crossing after them.
+    listener.wait_until(Duration::from_secs(15), "the valid crossing", |l| l.events("crossing").iter().any(|c| c["id"] == "01a20000-0000-7000-8000-00000000c0de"));
+    let invalid = listener.invalid();
+    let on_crossing = invalid.iter().filter(|(topic, _)| topic.ends_with("/arterial/crossing")).count();
+    assert_eq!(on_crossing, 2, "{invalid:#?}");
+    assert!(invalid.iter().any(|(topic, error)| topic.ends_with("/cmd/reload") && error.contains("over the")), "{invalid:#?}");
+    assert!(agent.terminate().success());
+    listener.stop();
+}
