@@ -23,10 +23,6 @@ fn proc_status(pid: u32, key: &str) -> u64 {
     status.lines().find_map(|l| l.strip_prefix(&format!("{key}:"))?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
 }
 
-fn metric(metrics: &str, name: &str, camera: &str) -> f64 {
-    samples(metrics, name).get(&format!("{{camera=\"{camera}\"}}")).copied().unwrap_or(0.0)
-}
-
 fn main() {
     let target: f64 = std::env::args().skip(1).find(|a| a != "--bench").and_then(|a| a.parse().ok()).unwrap_or(2000.0);
     let flap_port = free_port();
@@ -53,7 +49,7 @@ fn main() {
     loop {
         std::thread::sleep(SAMPLE_EVERY);
         let metrics = get(metrics_port, "/metrics").1;
-        let reconnects = metric(&metrics, "canh_camera_reconnects_total", "flap");
+        let reconnects = camera_metric(&metrics, "canh_camera_reconnects_total", "flap");
         if reconnects > last_reconnects {
             (last_reconnects, last_progress) = (reconnects, Instant::now());
         } else if last_progress.elapsed() >= WEDGED_AFTER {
@@ -64,11 +60,11 @@ fn main() {
         let row = serde_json::json!({
             "t_s": started.elapsed().as_secs(),
             "reconnects": reconnects,
-            "abandoned": metric(&metrics, "canh_camera_abandoned_pipelines_total", "flap"),
+            "abandoned": camera_metric(&metrics, "canh_camera_abandoned_pipelines_total", "flap"),
             "rss_mb": proc_status(pid, "VmRSS") as f64 / 1024.0,
             "threads": proc_status(pid, "Threads"),
             "fds": fds,
-            "healthy_frames": (0..healthy.len()).map(|i| metric(&metrics, "canh_camera_frames_analysed_total", &format!("healthy{i}"))).sum::<f64>(),
+            "healthy_frames": (0..healthy.len()).map(|i| camera_metric(&metrics, "canh_camera_frames_analysed_total", &format!("healthy{i}"))).sum::<f64>(),
         });
         println!("{row}");
         rows.push(row);

@@ -43,11 +43,6 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-/// A metric without labels.
-fn value(metrics: &str, name: &str) -> f64 {
-    metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))?.parse().ok()).unwrap_or(0.0)
-}
-
 fn total(metrics: &str, kind: &str) -> f64 {
     samples(metrics, "canh_camera_events_total").get(&format!("{{camera=\"arterial\",kind=\"{kind}\"}}")).copied().unwrap_or(0.0)
 }
@@ -104,22 +99,22 @@ fn a_full_disk_loses_no_alert_reports_itself_and_recovers() {
         total(&metrics, "violation"),
         listener.events("crossing").len(),
         listener.events("violation").len(),
-        value(&metrics, "canh_evidence_lost_total")
+        metric_value(&metrics, "canh_evidence_lost_total")
     );
-    assert!(value(&metrics, "canh_evidence_lost_total") > 0.0, "the disk was full for the evidence archive too:\n{metrics}");
+    assert!(metric_value(&metrics, "canh_evidence_lost_total") > 0.0, "the disk was full for the evidence archive too:\n{metrics}");
     // A broker outage on top: what the disk cannot hold waits in memory, and goes out (the broker
     // acknowledges it) when the broker is back.
     let events_before = total(&metrics, "crossing") + total(&metrics, "violation");
     broker.stop();
     std::thread::sleep(Duration::from_secs(6));
     let metrics = get(metrics_port, "/metrics").1;
-    let held = value(&metrics, "canh_outbox_messages");
+    let held = metric_value(&metrics, "canh_outbox_messages");
     let made_meanwhile = total(&metrics, "crossing") + total(&metrics, "violation") - events_before;
     broker.resume();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let metrics = loop {
         let metrics = get(metrics_port, "/metrics").1;
-        if value(&metrics, "canh_mqtt_connected") == 1.0 && value(&metrics, "canh_outbox_messages") <= 3.0 {
+        if metric_value(&metrics, "canh_mqtt_connected") == 1.0 && metric_value(&metrics, "canh_outbox_messages") <= 3.0 {
             break metrics;
         }
         assert!(std::time::Instant::now() < deadline, "what was held is not delivered:\n{metrics}");

@@ -12,11 +12,6 @@ use common::*;
 /// The agent stops within this long of SIGTERM, whatever is stuck (`SHUTDOWN_LIMIT` in main.rs).
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
 
-/// One camera's sample of a per-camera metric; 0 before the camera appears.
-fn metric(metrics: &str, name: &str, camera: &str) -> f64 {
-    samples(metrics, name).get(&format!("{{camera=\"{camera}\"}}")).copied().unwrap_or(0.0)
-}
-
 /// The metrics, once the endpoint answers.
 fn scrape(port: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -57,15 +52,15 @@ fn a_flapping_camera_keeps_reconnecting_never_shows_streaming_without_frames_and
     let mut metrics = scrape(metrics_port);
     while started.elapsed() < Duration::from_secs(30) {
         metrics = get(metrics_port, "/metrics").1;
-        let frames = metric(&metrics, "canh_camera_frames_in_total", "flap");
+        let frames = camera_metric(&metrics, "canh_camera_frames_in_total", "flap");
         if frames != flap_frames {
             (flap_frames, flap_frame_at) = (frames, Instant::now());
         }
-        if metric(&metrics, "canh_camera_up", "flap") == 1.0 {
+        if camera_metric(&metrics, "canh_camera_up", "flap") == 1.0 {
             // Up means streaming: a frame within no_frames_timeout_s (2 s), with a scrape's slack.
             assert!(flap_frame_at.elapsed() < Duration::from_millis(2_500), "the flapping camera is up without a frame for {:?}", flap_frame_at.elapsed());
         }
-        let frames = metric(&metrics, "canh_camera_frames_analysed_total", "healthy");
+        let frames = camera_metric(&metrics, "canh_camera_frames_analysed_total", "healthy");
         if frames != healthy_frames {
             (healthy_frames, healthy_frame_at) = (frames, Instant::now());
         }
@@ -73,17 +68,17 @@ fn a_flapping_camera_keeps_reconnecting_never_shows_streaming_without_frames_and
             assert!(healthy_frame_at.elapsed() < Duration::from_secs(3), "the healthy camera stopped for {:?}", healthy_frame_at.elapsed());
         }
         if reconnects_at_10_s.is_none() && started.elapsed() >= Duration::from_secs(10) {
-            reconnects_at_10_s = Some(metric(&metrics, "canh_camera_reconnects_total", "flap"));
+            reconnects_at_10_s = Some(camera_metric(&metrics, "canh_camera_reconnects_total", "flap"));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let reconnects = metric(&metrics, "canh_camera_reconnects_total", "flap");
+    let reconnects = camera_metric(&metrics, "canh_camera_reconnects_total", "flap");
     let earlier = reconnects_at_10_s.unwrap();
     println!("flapping camera: {reconnects} reconnects in 30 s ({earlier} by 10 s); healthy camera: {healthy_frames} frames analysed");
     // A session every 1.7 s or so; in the last 20 s it still reconnects.
     assert!(reconnects >= 8.0 && reconnects - earlier >= 5.0, "{reconnects} reconnects, {earlier} of them by 10 s");
     assert!(healthy_frames >= 100.0, "{healthy_frames} frames of the healthy camera");
-    assert_eq!(metric(&metrics, "canh_camera_abandoned_pipelines_total", "flap"), 0.0, "no teardown hung");
+    assert_eq!(camera_metric(&metrics, "canh_camera_abandoned_pipelines_total", "flap"), 0.0, "no teardown hung");
     stop_in_time(&mut agent);
 }
 
@@ -111,14 +106,14 @@ fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
     let deadline = Instant::now() + Duration::from_secs(25);
     let metrics = loop {
         let metrics = get(metrics_port, "/metrics").1;
-        if metric(&metrics, "canh_camera_abandoned_pipelines_total", "stuck") >= 2.0 {
+        if camera_metric(&metrics, "canh_camera_abandoned_pipelines_total", "stuck") >= 2.0 {
             break metrics;
         }
         assert!(Instant::now() < deadline, "not two pipelines left behind within 25 s:\n{metrics}\n{}", agent.log_text());
         std::thread::sleep(Duration::from_millis(250));
     };
-    assert!(metric(&metrics, "canh_camera_reconnects_total", "stuck") >= 2.0, "the supervisor built fresh pipelines:\n{metrics}");
-    assert!(metric(&metrics, "canh_camera_frames_analysed_total", "healthy") > 20.0, "the other camera runs on:\n{metrics}");
+    assert!(camera_metric(&metrics, "canh_camera_reconnects_total", "stuck") >= 2.0, "the supervisor built fresh pipelines:\n{metrics}");
+    assert!(camera_metric(&metrics, "canh_camera_frames_analysed_total", "healthy") > 20.0, "the other camera runs on:\n{metrics}");
     let log = agent.log_text();
     assert!(log.contains("is left behind; it hangs at stuck (Paused)"), "the log names the camera and the element that hung:\n{log}");
     // Its status says it is not streaming; the others' frames do not hide it.

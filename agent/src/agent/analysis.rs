@@ -14,7 +14,7 @@ use super::camera::CameraAnalysis;
 use super::duties::SiteDuties;
 use crate::events::Message;
 use crate::analytics::signal::SignalState;
-use crate::health::{AgentHealth, CameraHealth, SiteHealth};
+use crate::health::{CameraHealth, SiteHealth};
 use crate::types::{CameraId, Frame};
 
 /// How long the thread waits for a frame before it looks at its other duties again.
@@ -31,15 +31,7 @@ pub(super) enum Change {
 }
 
 pub(super) struct AnalysisLoop {
-    changes: Receiver<Change>,
-    events: Sender<Message>,
-    /// Signal controllers' messages and the IOC's commands, from the publisher.
-    inbox: Receiver<(String, Vec<u8>)>,
-    /// Counts and status are published this often (daemon); `None` in a replay.
-    counts_interval: Option<Duration>,
-    parallel_frames: usize,
-    duties: SiteDuties,
-    site: Arc<SiteHealth>,
+    settings: LoopSettings,
     /// Each running camera's frames, and its analysis at the same index.
     receivers: Vec<Receiver<Frame>>,
     cameras: Vec<CameraAnalysis>,
@@ -56,7 +48,9 @@ pub(super) struct AnalysisLoop {
 pub(super) struct LoopSettings {
     pub changes: Receiver<Change>,
     pub events: Sender<Message>,
+    /// Signal controllers' messages and the IOC's commands, from the publisher.
     pub inbox: Receiver<(String, Vec<u8>)>,
+    /// Counts and status are published this often (daemon); `None` in a replay.
     pub counts_interval: Option<Duration>,
     pub parallel_frames: usize,
     pub duties: SiteDuties,
@@ -65,34 +59,19 @@ pub(super) struct LoopSettings {
 
 impl AnalysisLoop {
     pub fn new(settings: LoopSettings) -> AnalysisLoop {
-        let LoopSettings { changes, events, inbox, counts_interval, parallel_frames, duties, site } = settings;
-        AnalysisLoop {
-            changes,
-            events,
-            inbox,
-            counts_interval,
-            parallel_frames,
-            duties,
-            site,
-            receivers: Vec::new(),
-            cameras: Vec::new(),
-            finished: Vec::new(),
-            site_open: true,
-            signal_phases: BTreeMap::new(),
-            woken_by: None,
-        }
+        AnalysisLoop { settings, receivers: Vec::new(), cameras: Vec::new(), finished: Vec::new(), site_open: true, signal_phases: BTreeMap::new(), woken_by: None }
     }
 
     /// Runs until the site is closed and every camera has finished; what each camera did.
     pub fn run(mut self) -> Vec<CameraSummary> {
         while self.site_open || !self.receivers.is_empty() {
-            CameraHealth::count(&self.site.analysis_turns);
+            CameraHealth::count(&self.settings.site.analysis_turns);
             self.take_changes();
             self.take_inbox();
             match self.next_frame() {
                 Some((i, Ok(frame))) => {
                     let mut ready = vec![(i, frame)];
-                    ready.extend(more_ready(&self.receivers, i, self.parallel_frames.saturating_sub(1)));
+                    ready.extend(more_ready(&self.receivers, i, self.settings.parallel_frames.saturating_sub(1)));
                     process_side_by_side(&mut self.cameras, ready);
                 }
                 // The source is gone: publish what this camera counted since the last interval.
@@ -108,7 +87,7 @@ impl AnalysisLoop {
     fn take_changes(&mut self) {
         let mut incoming: Vec<Change> = self.woken_by.take().into_iter().collect();
         loop {
-            match self.changes.try_recv() {
+            match self.settings.changes.try_recv() {
                 Ok(change) => incoming.push(change),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -141,13 +120,13 @@ impl AnalysisLoop {
     /// Commands are carried out now; signal phases go to every camera (one that cannot be read
     /// is refused, counted, and leaves the phase as it was).
     fn take_inbox(&mut self) {
-        for (topic, payload) in self.inbox.try_iter() {
-            if self.duties.is_command(&topic) {
-                self.duties.command(&topic, &payload, &self.cameras, &self.events);
+        for (topic, payload) in self.settings.inbox.try_iter() {
+            if self.settings.duties.is_command(&topic) {
+                self.settings.duties.command(&topic, &payload, &self.cameras, &self.settings.events);
                 continue;
             }
             if let Err(e) = SignalState::from_feed(&payload) {
-                AgentHealth::count(&self.duties.health.messages_refused);
+                CameraHealth::count(&self.settings.duties.health.messages_refused);
                 tracing::warn!(%topic, "signal message refused: {e}");
                 continue;
             }
@@ -167,14 +146,14 @@ impl AnalysisLoop {
         }
         if self.receivers.is_empty() && self.site_open {
             // Nothing to analyse yet: wake up for the next camera.
-            select.recv(&self.changes);
+            select.recv(&self.settings.changes);
         }
         let op = select.select_timeout(WAKE_UP).ok()?;
         let i = op.index();
         match self.receivers.get(i) {
             Some(rx) => Some((i, op.recv(rx))),
             None => {
-                self.woken_by = op.recv(&self.changes).ok();
+                self.woken_by = op.recv(&self.settings.changes).ok();
                 None
             }
         }
@@ -184,20 +163,20 @@ impl AnalysisLoop {
     fn finish(&mut self, i: usize) {
         self.receivers.swap_remove(i);
         let mut camera = self.cameras.swap_remove(i);
-        if let Some(interval) = self.counts_interval {
-            camera.report(interval, true, &self.events);
+        if let Some(interval) = self.settings.counts_interval {
+            camera.report(interval, true, &self.settings.events);
         }
         self.finished.push(camera.summary());
     }
 
     /// Counts, camera status and `stats`, each when due.
     fn report_when_due(&mut self) {
-        if let Some(interval) = self.counts_interval {
+        if let Some(interval) = self.settings.counts_interval {
             for camera in &mut self.cameras {
-                camera.report(interval, false, &self.events);
+                camera.report(interval, false, &self.settings.events);
             }
         }
-        self.duties.stats_if_due(Instant::now(), &self.cameras, self.finished.len() as u64, &self.events);
+        self.settings.duties.stats_if_due(Instant::now(), &self.cameras, self.finished.len() as u64, &self.settings.events);
     }
 }
 

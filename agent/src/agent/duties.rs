@@ -10,7 +10,7 @@ use super::camera::CameraAnalysis;
 use crate::control::{self, Command, Rejected, Request};
 use crate::events::archive::EvidenceArchive;
 use crate::events::{EvidenceRef, Message, OutboxStats, Reply, Stats, evidence_message, rfc3339, snapshot_message};
-use crate::health::{AgentHealth, CameraHealth};
+use crate::health::{AgentHealth, CameraHealth, DROP_CLASSES};
 use crate::render::{Mark, evidence_jpeg, frame_to_mat, jpeg_size};
 
 /// A snapshot is refused when the camera's latest frame is older than this: the IOC asked for
@@ -31,8 +31,6 @@ pub struct SiteDuties {
     pub last_stats: Option<Instant>,
 }
 
-/// Names of the outbox's drop classes, in `AgentHealth::outbox_dropped` order.
-const DROP_CLASSES: [&str; 3] = ["counts_status", "images", "events"];
 
 impl SiteDuties {
     pub fn is_command(&self, topic: &str) -> bool {
@@ -44,7 +42,7 @@ impl SiteDuties {
         let request = match control::parse(&self.commands_prefix, topic, payload) {
             Ok(request) => request,
             Err(Rejected { request_id, command, error }) => {
-                AgentHealth::count(&self.health.messages_refused);
+                CameraHealth::count(&self.health.messages_refused);
                 tracing::warn!(%topic, "command refused: {error}");
                 let reply = Reply { request_id: request_id.as_deref(), command: &command, ok: false, error: Some(error), snapshot: None, evidence: None };
                 let _ = events.send(reply.message());

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{CameraHealth, Histogram, SiteHealth, SourceState};
+use super::{CameraHealth, DROP_CLASSES, Histogram, SiteHealth, SourceState};
 
 /// The analysis loop turns at least every 250 ms; this long without a turn means it is stuck.
 const ANALYSIS_STUCK_AFTER: Duration = Duration::from_secs(10);
@@ -175,13 +175,13 @@ pub fn render(site: &SiteHealth) -> String {
     header(&mut out, "canh_outbox_bytes", "gauge", "Size of the messages waiting, bytes.");
     let _ = writeln!(out, "canh_outbox_bytes {}", CameraHealth::get(&agent.outbox_bytes));
     header(&mut out, "canh_outbox_dropped_total", "counter", "Messages dropped from a full outbox, by class.");
-    for (class, counter) in ["counts_status", "images", "events"].iter().zip(&agent.outbox_dropped) {
+    for (class, counter) in DROP_CLASSES.iter().zip(&agent.outbox_dropped) {
         let _ = writeln!(out, "canh_outbox_dropped_total{{class=\"{class}\"}} {}", CameraHealth::get(counter));
     }
     header(&mut out, "canh_event_latency_ms", "histogram", "From the arrival of the frame an event was seen in to its publishing, milliseconds.");
     histogram(&mut out, "canh_event_latency_ms", "", &agent.event_latency_ms);
     header(&mut out, "canh_outbox_lost_total", "counter", "Messages lost because neither the disk nor memory could hold them, by class.");
-    for (class, counter) in ["counts_status", "images", "events"].iter().zip(&agent.outbox_lost) {
+    for (class, counter) in DROP_CLASSES.iter().zip(&agent.outbox_lost) {
         let _ = writeln!(out, "canh_outbox_lost_total{{class=\"{class}\"}} {}", CameraHealth::get(counter));
     }
     header(&mut out, "canh_evidence_lost_total", "counter", "Evidence images not kept for the evidence command: the disk refused them.");

@@ -296,10 +296,6 @@ impl AgentHealth {
         counter.store(value, Ordering::Relaxed);
     }
 
-    pub fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Why writes fail, storage by storage (`; ` between them), if any do.
     pub fn disk_full(&self) -> Option<String> {
         let failing = self.disk_full.lock().unwrap_or_else(|p| p.into_inner());
@@ -325,6 +321,15 @@ impl AgentHealth {
         }
     }
 
+}
+
+/// Names of the outbox's drop classes, in the order of `AgentHealth::outbox_dropped` and
+/// `outbox_lost` (a message's `MessageKind::drop_priority` is its index).
+pub const DROP_CLASSES: [&str; 3] = ["counts_status", "images", "events"];
+
+/// The drop class of a message of drop priority `priority`.
+pub fn drop_class(priority: i64) -> usize {
+    priority.clamp(0, DROP_CLASSES.len() as i64 - 1) as usize
 }
 
 /// Upper bounds of the inference time buckets, milliseconds.

@@ -42,10 +42,6 @@ pub struct ListenSummary {
     pub invalid: u64,
 }
 
-/// Largest packet the client reads: MQTT's own maximum. A smaller limit would let one oversized
-/// message drop the connection, be delivered again to the persistent session and drop it again;
-/// the consumer reads it and records it as invalid instead.
-const MAX_INCOMING_PACKET: usize = 268_435_455;
 /// What the consumer sends (subscriptions, acknowledgements) is small.
 const MAX_OUTGOING_PACKET: usize = 64 * 1024;
 /// Images and a little more: the largest message the agent sends is a 40 KiB JPEG. Anything
@@ -60,7 +56,9 @@ pub fn listen(options: &ListenOptions, stop: Arc<AtomicBool>) -> Result<ListenSu
     let client_id = format!("canh-listen-{}", options.prefix.replace('/', "-"));
     let mut mqtt = options.mqtt.options(client_id).map_err(anyhow::Error::msg).context("--broker")?;
     mqtt.set_clean_session(false);
-    mqtt.set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
+    // One oversized message must not drop the connection (to be delivered again, and drop it
+    // again): the consumer reads it and records it as invalid.
+    mqtt.set_max_packet_size(crate::publish::MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
     let (client, mut connection) = Client::new(mqtt, 100);
     let filter = format!("{}/#", options.prefix);
     let tls_ca = options.mqtt.broker().map_err(anyhow::Error::msg)?.tls.then(|| options.mqtt.ca_file());

@@ -11,7 +11,7 @@ mod outbox;
 mod tls;
 
 pub use config::{MqttConfig, Secret, topic_prefix};
-pub use mqtt::{MqttSink, Subscriptions};
+pub use mqtt::{MAX_INCOMING_PACKET, MqttSink, Subscriptions};
 pub use tls::explain as explain_connection_error;
 
 use std::io::Write;
@@ -24,7 +24,7 @@ use base64::prelude::*;
 
 use crate::events::archive::EvidenceArchive;
 use crate::events::{Message, MessageKind, Payload};
-use crate::health::AgentHealth;
+use crate::health::{AgentHealth, CameraHealth};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -107,7 +107,7 @@ impl Publisher {
                     match archive.lock().unwrap_or_else(|p| p.into_inner()).keep(camera, id, jpeg) {
                         Ok(()) => health.set_disk_full(ARCHIVE, None),
                         Err(e) => {
-                            AgentHealth::count(&health.evidence_lost);
+                            CameraHealth::count(&health.evidence_lost);
                             health.set_disk_full(ARCHIVE, Some(e.to_string()));
                         }
                     }

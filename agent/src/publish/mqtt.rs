@@ -28,7 +28,7 @@ use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoi
 use super::outbox::Outbox;
 use super::{MqttConfig, PublishError, Sink};
 use crate::events::{Availability, Message, Reply, status_message};
-use crate::health::AgentHealth;
+use crate::health::{AgentHealth, CameraHealth, drop_class};
 
 /// Requests waiting for the event loop inside rumqttc.
 const REQUEST_QUEUE: usize = 1_000;
@@ -45,7 +45,7 @@ const MAX_PACKET: usize = 64 * 1024;
 /// message on a command or signal topic drop the connection, be delivered again to the
 /// persistent session, and drop it again for as long as the broker keeps it; the agent reads it
 /// and refuses it itself (the broker's `message_size_limit` keeps such messages off the wire).
-const MAX_INCOMING_PACKET: usize = 268_435_455;
+pub const MAX_INCOMING_PACKET: usize = 268_435_455;
 /// Largest command or signal payload the agent accepts: a command is a few hundred bytes.
 pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
 /// An oversized command is read for its `request_id` (to answer it) up to this size.
@@ -105,7 +105,7 @@ impl Spill {
             let Some(i) = self.messages.iter().enumerate().min_by_key(|(i, m)| (m.priority, *i)).map(|(i, _)| i) else { break };
             let gone = self.messages.remove(i).expect("an index of the queue");
             self.bytes -= gone.topic.len() + gone.payload.len();
-            AgentHealth::count(&lost[gone.priority.clamp(0, 2) as usize]);
+            CameraHealth::count(&lost[drop_class(gone.priority)]);
             tracing::warn!(topic = %gone.topic, "message lost: neither the disk nor memory can hold it");
         }
     }
@@ -222,7 +222,7 @@ impl Link {
         for message in held {
             let stored = self.outbox.push_raw(&message.topic, &message.payload, message.json, message.retain, message.priority);
             if let Err(e) = stored {
-                AgentHealth::count(&self.health.outbox_lost[message.priority.clamp(0, 2) as usize]);
+                CameraHealth::count(&self.health.outbox_lost[drop_class(message.priority)]);
                 tracing::warn!(topic = %message.topic, "message lost at shutdown: {e}");
             }
         }
@@ -428,7 +428,7 @@ fn receive(publish: &rumqttc::Publish, subscriptions: &Subscriptions, link: &Mut
         .and_then(|_| serde_json::from_slice::<Named>(&publish.payload).ok()?.request_id)
         .filter(|id| crate::control::valid_request_id(id));
     let mut l = lock(link);
-    AgentHealth::count(&l.health.messages_refused);
+    CameraHealth::count(&l.health.messages_refused);
     if let (Some(name), Some(request_id)) = (command, request_id) {
         let reply = Reply { request_id: Some(&request_id), command: name, ok: false, error: Some(refused), snapshot: None, evidence: None }.message();
         l.store(&reply);

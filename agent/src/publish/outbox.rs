@@ -146,7 +146,7 @@ impl Outbox {
                 .map_err(|e| self.err(e))?;
             let Some((id, priority)) = oldest else { break };
             self.db.execute("DELETE FROM outbox WHERE id = ?1", [id]).map_err(|e| self.err(e))?;
-            self.dropped[priority.clamp(0, 2) as usize] += 1;
+            self.dropped[crate::health::drop_class(priority)] += 1;
             dropped += 1;
         }
         Ok(dropped)

@@ -275,6 +275,9 @@ impl Supervisor {
     /// Lets go of the pipelines left behind whose state change has ended after all; one that got
     /// anywhere but NULL is taken down on a thread of its own, which is left to it.
     fn release_abandoned(&mut self) {
+        if self.abandoned.is_empty() {
+            return;
+        }
         let (ended, held): (Vec<LeftBehind>, Vec<LeftBehind>) = std::mem::take(&mut self.abandoned).into_iter().partition(|l| !l.done.is_empty());
         self.abandoned = held;
         self.health.abandoned_held.store(self.abandoned.len() as u64, Ordering::Relaxed);

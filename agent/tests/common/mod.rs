@@ -560,7 +560,17 @@ pub fn samples(metrics: &str, name: &str) -> std::collections::BTreeMap<String, 
         .collect()
 }
 
+/// One camera's sample of a per-camera metric in a scrape; 0 before the camera appears.
+pub fn camera_metric(metrics: &str, name: &str, camera: &str) -> f64 {
+    samples(metrics, name).get(&format!("{{camera=\"{camera}\"}}")).copied().unwrap_or(0.0)
+}
+
+/// A metric without labels in a scrape; 0 when absent.
+pub fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))?.parse().ok()).unwrap_or(0.0)
+}
+
 /// Frames a camera has analysed, scraped from the metrics on `port`.
 pub fn frames_analysed(port: u16, camera: &str) -> f64 {
-    samples(&get(port, "/metrics").1, "canh_camera_frames_analysed_total")[&format!("{{camera=\"{camera}\"}}")]
+    camera_metric(&get(port, "/metrics").1, "canh_camera_frames_analysed_total", camera)
 }
