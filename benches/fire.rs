@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     gst::init()?;
     let resources = Resources::locate();
     // Frames at the size the agent analyses them (the vehicle detector's input).
-    let caps = input_caps(&resources.model("yolox_nano")?.input);
+    let caps = input_caps(&resources.model("yolox_nano")?.input, None);
     let frames = (0..FRAMES).map(|i| decode_frame(&clip, i * 12, &caps).map_err(anyhow::Error::msg).and_then(|f| Ok(frame_to_mat(&f)?))).collect::<anyhow::Result<Vec<_>>>()?;
     let mut results = Vec::new();
     for threads in [1, 2] {

@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     for threads in [1, 2] {
         let detector = Detector::load(resources.model(model)?, &DetectorConfig { threads, ..DetectorConfig::default() }, 1)?;
-        let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input)).map_err(anyhow::Error::msg)?;
+        let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input, None)).map_err(anyhow::Error::msg)?;
         let image = frame_to_mat(&frame)?;
         let heatmap = detector.manifest().output.decoder == OutputDecoder::Heatmap;
         let mut ms = Vec::with_capacity(RUNS);

@@ -207,7 +207,7 @@ fn inference_only(root: &Path) -> anyhow::Result<(f64, f64)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let detector = Detector::load(Resources::locate().model("yolox_nano")?, &DetectorConfig::default(), cores)?;
     let clip = root.join("samples/clips/opencv4nodejs_traffic.mp4");
-    let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input)).map_err(anyhow::Error::msg)?;
+    let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input, None)).map_err(anyhow::Error::msg)?;
     const WARMUP: usize = 10;
     const RUNS: usize = 60;
     let timed = |detector: &Detector| -> anyhow::Result<Vec<f64>> {

@@ -117,6 +117,9 @@ pub struct TrackedObject {
     /// Majority vote over the track's detections.
     pub class: ClassId,
     pub score: f32,
+    /// The box centre's velocity as the tracker estimates it over the track's life (x, y),
+    /// normalized units per second: the track's own motion, steadier than box to box.
+    pub velocity: [f32; 2],
 }
 
 #[cfg(test)]

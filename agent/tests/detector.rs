@@ -13,7 +13,7 @@ fn yolox_nano_finds_the_cars_on_a_real_frame() {
     gst::init().unwrap();
     let manifest = Resources::locate().model("yolox_nano").unwrap();
     let detector = Detector::load(manifest, &DetectorConfig::default(), 1).unwrap();
-    let caps = input_caps(&detector.manifest().input);
+    let caps = input_caps(&detector.manifest().input, None);
     // Frame 199 (8.3 s) of the arterial: seven cars in view, four of them clear enough for score 0.5.
     let frame = decode_frame(&common::sample("opencv4nodejs_traffic.mp4"), 199, &caps).unwrap();
     assert_eq!((frame.width, frame.height), (416, 234), "GStreamer keeps the 16:9 aspect ratio inside 416x416");
@@ -80,7 +80,7 @@ fn the_flame_classifier_sees_no_fire_on_a_street() {
 fn the_smoke_model_gives_a_heat_map_of_the_frame() {
     gst::init().unwrap();
     let detector = Detector::load(Resources::locate().model("smoke_cells").unwrap(), &DetectorConfig::default(), 1).unwrap();
-    let frame = decode_frame(&common::sample("opencv4nodejs_traffic.mp4"), 199, &input_caps(&detector.manifest().input)).unwrap();
+    let frame = decode_frame(&common::sample("opencv4nodejs_traffic.mp4"), 199, &input_caps(&detector.manifest().input, None)).unwrap();
     let image = canh::render::frame_to_mat(&frame).unwrap();
     let map = detector.heatmap(&image).unwrap();
     // 416x234 runs at 416x256 (multiples of 32): 26 x 16 cells, of which 15 rows show the frame.

@@ -252,7 +252,7 @@ impl Site<'_> {
             location: camera.source.clone(),
             analytics_fps: camera.analytics_fps,
             template: self.resources.pipeline(&camera.pipeline)?,
-            caps: input_caps(&detector.manifest().input),
+            caps: input_caps(&detector.manifest().input, camera.detect_width_px),
             no_frames_timeout: Duration::from_secs(camera.no_frames_timeout_s),
             realtime: self.options.realtime,
             decoder_threads: decoder_threads(self.config.cameras.len()),

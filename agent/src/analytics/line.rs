@@ -98,6 +98,21 @@ impl Line {
         }
     }
 
+    /// Whether `obj`'s own motion (the tracker's velocity, steadier than its box) leads away from
+    /// `side` across the line, faster than `AGAINST_BOX_SIZES_PER_S`: then its reference point
+    /// reaching `side` is its box's jitter, not a crossing.
+    fn moves_against(&self, obj: &TrackedObject, side: Side) -> bool {
+        let (lx, ly) = (self.p2.x - self.p1.x, self.p2.y - self.p1.y);
+        let length = lx.hypot(ly).max(1e-6);
+        // Unit normal towards the walker's right (y down).
+        let (nx, ny) = (-ly / length, lx / length);
+        let towards_right = obj.velocity[0] * nx + obj.velocity[1] * ny;
+        let towards_side = if side == Side::Right { towards_right } else { -towards_right };
+        // The box's extent across the line, the unit the speed is judged in.
+        let size = (obj.bbox.width() * nx.abs() + obj.bbox.height() * ny.abs()).max(1e-4);
+        towards_side < -AGAINST_BOX_SIZES_PER_S * size
+    }
+
     /// Whether the move `a → b` passes through the segment itself, not the line beyond its ends.
     fn segment_crossed(&self, a: Point, b: Point) -> bool {
         let (dx, dy) = (b.x - a.x, b.y - a.y);
@@ -111,6 +126,11 @@ impl Line {
         (0.0..=1.0).contains(&u)
     }
 }
+
+/// A track moving away from the side its box reached at more than this many box sizes a second
+/// has not crossed (see [`Line::moves_against`]). A vehicle's own motion, filtered over its life,
+/// is steadier than this; a box's bottom edge jumps by more when an occlusion ends.
+const AGAINST_BOX_SIZES_PER_S: f32 = 0.25;
 
 /// A confirmed crossing.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +199,13 @@ impl LineCounter {
                     state.pending = None;
                     continue;
                 }
+                if line.moves_against(obj, side) {
+                    // The box's edge jittered across (a vehicle half hidden, a box that grows
+                    // downwards as a car comes out from behind another) while the vehicle itself
+                    // moves the other way.
+                    state.pending = None;
+                    continue;
+                }
                 let (seen_on_new_side, first_seen) = match state.pending {
                     Some((pending_side, n, first)) if pending_side == side => (n + 1, first),
                     _ if line.segment_crossed(memory.last_point, point) => (1, now),
@@ -226,7 +253,7 @@ mod tests {
 
     /// An object whose bottom-centre is at (x, y).
     fn obj(id: u64, x: f32, y: f32) -> TrackedObject {
-        TrackedObject { id, bbox: BBox { x1: x - 0.05, y1: y - 0.1, x2: x + 0.05, y2: y }, class: CAR, score: 0.8 }
+        TrackedObject { id, bbox: BBox { x1: x - 0.05, y1: y - 0.1, x2: x + 0.05, y2: y }, class: CAR, score: 0.8, velocity: [0.0; 2] }
     }
 
     fn run(counter: &mut LineCounter, id: u64, points: &[(f32, f32)]) -> Vec<Crossing> {
@@ -263,6 +290,24 @@ mod tests {
         let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]);
         let got = run(&mut c, 1, &[(0.49, 0.5), (0.51, 0.5), (0.49, 0.5), (0.51, 0.5), (0.49, 0.5)]);
         assert!(got.is_empty());
+    }
+
+    #[test]
+    fn a_box_edge_jumping_across_while_the_vehicle_moves_away_is_not_a_crossing() {
+        // A car driving up the screen (away) whose box bottom drops across the line for two
+        // frames as an occlusion ends, then rises again.
+        let mut c = LineCounter::new(vec![line((0.0, 0.5), (1.0, 0.5), 2)]);
+        let away = |y: f32| TrackedObject { velocity: [0.0, -0.1], ..obj(1, 0.5, y) };
+        let got: Vec<Crossing> = [0.48, 0.47, 0.53, 0.54, 0.46, 0.45]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &y)| c.update(&[away(y)], Duration::from_millis(200 * i as u64)))
+            .collect();
+        assert!(got.is_empty(), "{got:?}");
+        // The same boxes on a vehicle that does move down are a crossing.
+        let down = |y: f32| TrackedObject { velocity: [0.0, 0.1], ..obj(2, 0.5, y) };
+        let got: Vec<Crossing> = [0.48, 0.49, 0.53, 0.54].iter().enumerate().flat_map(|(i, &y)| c.update(&[down(y)], Duration::from_millis(200 * i as u64))).collect();
+        assert_eq!(got.len(), 1);
     }
 
     #[test]

@@ -71,12 +71,45 @@ pub struct InputSpec {
     pub size_multiple: Option<u32>,
 }
 
+/// The widest frame a free-size model is given: beyond it one inference takes seconds on a small box.
+pub const MAX_DETECT_WIDTH_PX: u32 = 1920;
+
 impl InputSpec {
-    /// The input size (width, height) a `width` x `height` frame runs at.
-    pub fn fitted(&self, width: u32, height: u32) -> (u32, u32) {
+    /// Whether the model's input size is free (a multiple of `size_multiple`, pasted top-left),
+    /// so frames larger than `width` x `height` may run at their own size.
+    fn free_size(&self) -> Option<u32> {
         match (self.size_multiple, &self.letterbox) {
-            (Some(m), Letterbox::TopLeft) if m > 0 => ((width.div_ceil(m).max(1) * m).min(self.width), (height.div_ceil(m).max(1) * m).min(self.height)),
+            (Some(m), Letterbox::TopLeft) if m > 0 => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The input size (width, height) a `width` x `height` frame runs at: the frame rounded up
+    /// to the size multiple for a free-size model, else the model's fixed size.
+    pub fn fitted(&self, width: u32, height: u32) -> (u32, u32) {
+        match self.free_size() {
+            Some(m) => (width.div_ceil(m).max(1) * m, height.div_ceil(m).max(1) * m),
+            None => (self.width, self.height),
+        }
+    }
+
+    /// The largest frame (width, height) this model is given when frames are scaled to
+    /// `detect_width` pixels wide (default: the model's own width), keeping the input's shape.
+    pub fn frame_bounds(&self, detect_width: Option<u32>) -> (u32, u32) {
+        match (detect_width, self.free_size()) {
+            (Some(w), Some(_)) => (w, (self.height as u64 * w as u64 / self.width as u64) as u32),
             _ => (self.width, self.height),
+        }
+    }
+
+    /// Whether frames may be scaled to `width` pixels for this model.
+    pub fn check_width(&self, width: u32) -> Result<(), String> {
+        match self.free_size() {
+            None if width != self.width => Err(format!("its input is fixed at {}x{}: detect_width_px must be left out or {}", self.width, self.height, self.width)),
+            Some(m) if width % m != 0 || width < m || width > MAX_DETECT_WIDTH_PX => {
+                Err(format!("must be a multiple of {m} from {m} to {MAX_DETECT_WIDTH_PX}, got {width}"))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -112,6 +145,12 @@ struct ManifestFile {
     /// Default classes counted on lines when a line names none.
     #[serde(default)]
     vehicle_classes: Vec<String>,
+    /// Classes that ride (a person) and classes that are ridden (bicycle, motorcycle): a rider on
+    /// a ridden vehicle is part of it, one object (see `riders.rs`).
+    #[serde(default)]
+    rider_classes: Vec<String>,
+    #[serde(default)]
+    ridden_classes: Vec<String>,
 }
 
 fn default_nms_iou() -> f32 {
@@ -132,6 +171,8 @@ pub struct ModelManifest {
     pub nms_iou: f32,
     pub merge_classes: Vec<usize>,
     pub vehicle_classes: Vec<usize>,
+    pub rider_classes: Vec<usize>,
+    pub ridden_classes: Vec<usize>,
 }
 
 impl ModelManifest {
@@ -156,6 +197,8 @@ impl ModelManifest {
         };
         let merge_classes = class_ids(&file.merge_classes, "merge_classes")?;
         let vehicle_classes = class_ids(&file.vehicle_classes, "vehicle_classes")?;
+        let rider_classes = class_ids(&file.rider_classes, "rider_classes")?;
+        let ridden_classes = class_ids(&file.ridden_classes, "ridden_classes")?;
         if !dir.join(&file.provenance).is_file() {
             return Err(invalid(format!("provenance: {} does not exist beside the manifest", file.provenance)));
         }
@@ -183,6 +226,8 @@ impl ModelManifest {
             nms_iou: file.nms_iou,
             merge_classes,
             vehicle_classes,
+            rider_classes,
+            ridden_classes,
         })
     }
 

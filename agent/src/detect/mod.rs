@@ -9,6 +9,7 @@ mod manifest;
 pub mod motion;
 mod nms;
 mod preprocess;
+mod riders;
 mod yolov8;
 mod yolox;
 
@@ -226,7 +227,7 @@ impl Detector {
             OutputDecoder::Yolov8 => yolov8::decode(&data, m.labels.len(), &place, min_score).map_err(model_err)?,
             OutputDecoder::Probability | OutputDecoder::Heatmap => return Err(model_err("a classifier has no boxes to detect".into())),
         };
-        Ok(nms(raw, m.nms_iou, &m.merge_classes))
+        Ok(riders::merge(nms(raw, m.nms_iou, &m.merge_classes), &m.rider_classes, &m.ridden_classes))
     }
 
     /// Runs the model on one packed BGR frame that fits its input, at the input size fitted to the
@@ -297,14 +298,16 @@ fn verify_checksum(manifest: &ModelManifest) -> Result<(), String> {
 }
 
 /// The appsink caps a camera's pipeline must produce for this model: BGR, scaled in GStreamer
-/// to fit the input (keeping the aspect ratio unless the model stretches).
-pub fn input_caps(spec: &InputSpec) -> gst::Caps {
+/// to fit the input (keeping the aspect ratio unless the model stretches), or to fit
+/// `detect_width` pixels for a free-size model.
+pub fn input_caps(spec: &InputSpec, detect_width: Option<u32>) -> gst::Caps {
     let builder = gst::Caps::builder("video/x-raw").field("format", "BGR").field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    let (width, height) = spec.frame_bounds(detect_width);
     match spec.letterbox {
         Letterbox::Stretch => builder.field("width", spec.width as i32).field("height", spec.height as i32),
-        Letterbox::TopLeft | Letterbox::Center => builder
-            .field("width", gst::IntRange::new(16, spec.width as i32))
-            .field("height", gst::IntRange::new(16, spec.height as i32)),
+        Letterbox::TopLeft | Letterbox::Center => {
+            builder.field("width", gst::IntRange::new(16, width as i32)).field("height", gst::IntRange::new(16, height as i32))
+        }
     }
     .build()
 }

@@ -92,7 +92,15 @@ mod tests {
         assert_eq!(spec.fitted(312, 416), (320, 416));
         assert_eq!(spec.fitted(416, 416), (416, 416));
         assert_eq!(InputSpec { size_multiple: None, ..spec.clone() }.fitted(416, 234), (416, 416));
-        assert_eq!(InputSpec { letterbox: Letterbox::Center, ..spec }.fitted(416, 234), (416, 416));
+        assert_eq!(InputSpec { letterbox: Letterbox::Center, ..spec.clone() }.fitted(416, 234), (416, 416));
+        // Frames scaled wider than the model's own width for small objects run at their size.
+        assert_eq!(spec.frame_bounds(Some(832)), (832, 832));
+        assert_eq!(spec.fitted(832, 468), (832, 480));
+        assert!(spec.check_width(832).is_ok());
+        assert!(spec.check_width(840).unwrap_err().contains("multiple of 32"), "{:?}", spec.check_width(840));
+        let fixed = InputSpec { size_multiple: None, ..spec };
+        assert_eq!(fixed.frame_bounds(Some(832)), (416, 416));
+        assert!(fixed.check_width(832).unwrap_err().contains("fixed at 416x416"));
     }
 
     #[test]

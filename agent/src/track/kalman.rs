@@ -1,18 +1,29 @@
-//! Constant-velocity Kalman filter on a box (centre x, centre y, width, height), with time in seconds.
+//! Kalman filter on a box: centre x, centre y, and the logarithms of width and height, each with
+//! its rate, time in seconds.
 //!
-//! The state dimensions are independent (diagonal noise), so the filter is four 2-state filters
-//! (value, rate). Noise is scaled by the box size, so one set of constants fits near and far objects.
+//! Sizes are filtered as logarithms because an approaching or receding vehicle's box grows or
+//! shrinks by a factor per second, not by an amount: at 5 fps a car driving towards the camera
+//! grows by half between two frames, which a size that stays put between observations (or grows
+//! linearly) mistakes for another object. The centre's rate is kept in proportion to the box's
+//! size for the same reason: under perspective a vehicle that grows also speeds up on screen.
+//!
+//! The dimensions are independent (diagonal noise), so the filter is four 2-state filters
+//! (value, rate). Position noise is scaled by the box size, so one set of constants fits near and
+//! far objects.
 
 use crate::types::BBox;
 
-/// Measurement noise, as a fraction of the box size: detector boxes jitter by about this much.
+/// Measurement noise: detector boxes jitter by about this fraction of their size, in position
+/// and in size alike.
 const MEASUREMENT_STD: f32 = 0.1;
-/// Unmodelled acceleration, box sizes per s² (braking, turning, perspective). Larger values let
-/// a coasting track's gate grow until it swallows a neighbouring vehicle.
-const ACCEL_STD: [f32; 4] = [1.5, 1.5, 0.5, 0.5];
-/// Speed uncertainty of a new track, box sizes per s: a car crossing its own length between two
-/// frames at 5 fps is within about one standard deviation.
-const INITIAL_RATE_STD: [f32; 4] = [4.2, 4.2, 0.35, 0.35];
+/// Unmodelled acceleration: box sizes per s² for the centre (braking, turning), and change of the
+/// growth rate per s for the sizes (an approaching vehicle's growth rate itself rises as it
+/// nears). Larger values let a coasting track's gate grow until it swallows a neighbour.
+const ACCEL_STD: [f32; 4] = [1.5, 1.5, 3.0, 3.0];
+/// Rate uncertainty of a new track: box sizes per s for the centre (a car crossing its own length
+/// between two frames at 5 fps is within about one standard deviation), and growth per s for the
+/// sizes (a car near the camera doubling in 0.3 s is within about two).
+const INITIAL_RATE_STD: [f32; 4] = [4.2, 4.2, 1.5, 1.5];
 
 #[derive(Debug, Clone, Copy)]
 struct Axis {
@@ -31,13 +42,13 @@ pub struct BoxFilter {
 
 fn measurement(b: &BBox) -> [f32; 4] {
     let c = b.center();
-    [c.x, c.y, b.width(), b.height()]
+    [c.x, c.y, b.width().max(1e-4).ln(), b.height().max(1e-4).ln()]
 }
 
-/// The size each axis' noise is relative to: width for x and w, height for y and h.
+/// The size each axis' noise is relative to: width for x, height for y; the log sizes are
+/// relative already.
 fn scales(m: &[f32; 4]) -> [f32; 4] {
-    let (w, h) = (m[2].max(1e-3), m[3].max(1e-3));
-    [w, h, w, h]
+    [m[2].exp(), m[3].exp(), 1.0, 1.0]
 }
 
 impl BoxFilter {
@@ -56,12 +67,19 @@ impl BoxFilter {
 
     pub fn predict(&mut self, dt: f32) {
         let s = scales(&self.values());
+        // The centre's rate follows the size over the step (x with the width, y with the height).
+        let growth = [(self.axes[2].rate * dt).clamp(-1.0, 1.0).exp(), (self.axes[3].rate * dt).clamp(-1.0, 1.0).exp()];
         for (i, a) in self.axes.iter_mut().enumerate() {
             let q = (ACCEL_STD[i] * s[i]).powi(2);
-            a.value += a.rate * dt;
+            let g = if i < 2 { growth[i] } else { 1.0 };
+            // Moved at the mean of the old and the new rate.
+            a.value += a.rate * dt * (1.0 + g) / 2.0;
             a.pp += 2.0 * dt * a.pv + dt * dt * a.vv + q * dt.powi(3) / 3.0;
             a.pv += dt * a.vv + q * dt * dt / 2.0;
             a.vv += q * dt;
+            a.rate *= g;
+            a.pv *= g;
+            a.vv *= g * g;
         }
     }
 
@@ -98,14 +116,18 @@ impl BoxFilter {
     }
 
     pub fn bbox(&self) -> BBox {
-        let [cx, cy, w, h] = self.values();
-        BBox::from_center(cx, cy, w.max(1e-4), h.max(1e-4))
+        let [cx, cy, lw, lh] = self.values();
+        BBox::from_center(cx, cy, lw.exp(), lh.exp())
     }
 
     /// Estimated velocity of the centre, normalized units per second.
-    #[cfg(test)]
     pub fn velocity(&self) -> (f32, f32) {
         (self.axes[0].rate, self.axes[1].rate)
+    }
+
+    /// Estimated growth of width and height, as a factor per second's logarithm (0: steady).
+    pub fn growth(&self) -> (f32, f32) {
+        (self.axes[2].rate, self.axes[3].rate)
     }
 }
 
@@ -129,5 +151,28 @@ mod tests {
         assert!((f.bbox().center().x - 0.7).abs() < 0.02);
         assert!(f.distance_sq(&at(0.7)) < 1.0);
         assert!(f.distance_sq(&at(0.3)) > 20.0);
+    }
+
+    #[test]
+    fn an_approaching_box_is_predicted_grown_and_faster() {
+        // Grows 1.25x per 0.2 s and moves down by its own (growing) height.
+        let boxes: Vec<BBox> = (0..5)
+            .scan((0.3f32, 0.05f32), |(cy, h), _| {
+                let b = BBox::from_center(0.5, *cy, *h * 0.6, *h);
+                *cy += *h;
+                *h *= 1.25;
+                Some(b)
+            })
+            .collect();
+        let mut f = BoxFilter::new(&boxes[0]);
+        for b in &boxes[1..4] {
+            f.predict(0.2);
+            f.update(b);
+        }
+        f.predict(0.2);
+        let (p, want) = (f.bbox(), boxes[4]);
+        assert!((p.height() / want.height() - 1.0).abs() < 0.12, "height {} want {}", p.height(), want.height());
+        assert!((p.center().y - want.center().y).abs() < 0.3 * want.height(), "y {} want {}", p.center().y, want.center().y);
+        assert!(f.distance_sq(&want) < 4.0, "{}", f.distance_sq(&want));
     }
 }

@@ -1,12 +1,20 @@
 //! Tracking stage: turns each frame's detections into objects with stable ids (ByteTrack-style).
 //!
-//! Tracks carry a constant-velocity Kalman filter with time in seconds, so the same settings work
-//! at 5 analysed fps and at every frame. Association uses the filter's own uncertainty (Mahalanobis
-//! distance) as well as overlap: at low rates a car moves most of its length between frames and
-//! IoU alone loses it. High-score detections are matched first, low-score ones last (they keep
-//! tracks through partial occlusion but never start one); tentative tracks are confirmed after
-//! `min_hits` detections;
-//! lost tracks coast for `lost_timeout_s`. Ids are unique per camera and never reused.
+//! Tracks carry a Kalman filter with time in seconds (see [`kalman`]: position, log-size and their
+//! rates, so an approaching car's growth is predicted), and the same settings work at 5 analysed
+//! fps and at every frame. Association uses the filter's own uncertainty (Mahalanobis distance)
+//! as well as overlap: at low rates a car moves most of its length between frames and IoU alone
+//! loses it. High-score detections are matched first, low-score ones last (they keep tracks
+//! through partial occlusion but never start one); tentative tracks are confirmed after
+//! `min_hits` detections; lost tracks coast for `lost_timeout_s`. Ids are unique per camera and
+//! never reused.
+//!
+//! Two steps from OC-SORT (Cao et al., 2023) keep identities where the motion model fails:
+//! a track found again after missed frames re-runs its filter over a straight path from its last
+//! observation to the new one (observation-centric re-update), so one gap does not leave it with
+//! a stale velocity; and a new track whose own motion, run backwards, leads to where a track was
+//! lost a moment ago takes over that track's id (observation-centric recovery), so a vehicle
+//! lost just before a counting line and found just after it still crosses it once.
 
 mod assign;
 mod config;
@@ -29,8 +37,26 @@ const NO_MATCH: f32 = 1.0;
 /// A detection more than this many times wider or taller (or smaller) than the prediction is
 /// another object, however uncertain a coasting track's position has become.
 const MAX_SIZE_RATIO: f32 = 2.0;
+/// A low-score detection must overlap the prediction of a track unseen for `VAGUE_AFTER` at
+/// least this much.
+const LOW_SCORE_MIN_IOU: f32 = 0.3;
+const VAGUE_AFTER: Duration = Duration::from_millis(500);
 /// Nor is one whose centre lies more than this many box sizes from the prediction.
 const MAX_JUMP_BOX_SIZES: f32 = 2.5;
+/// A track moving faster than this many of its box sizes per second has a direction: a detection
+/// behind it (more than `BACKWARDS_BOX_SIZES` against its motion, from where it was last seen)
+/// is another vehicle, as OC-SORT's direction consistency says. Two cars passing each other in
+/// opposite lanes otherwise swap ids while one coasts.
+const MOVING_BOX_SIZES_PER_S: f32 = 1.0;
+const BACKWARDS_BOX_SIZES: f32 = 0.5;
+/// A coasting track predicted with less than this share of its box inside the frame has left it.
+const MIN_VISIBLE_SHARE: f32 = 0.5;
+/// A new track takes over a lost one when its first box, moved back in time along its own
+/// motion to when the lost track was last seen, lies within this many box sizes of that
+/// track's last box...
+const RECOVER_BOX_SIZES: f32 = 0.75;
+/// ...and is no more than this factor larger or smaller.
+const RECOVER_SIZE_RATIO: f32 = 1.5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TrackState {
@@ -43,9 +69,15 @@ struct Track {
     id: u64,
     state: TrackState,
     filter: BoxFilter,
-    /// The last detection's box: sizes are compared with it, not with the filter's extrapolation,
-    /// which drifts while a track coasts.
+    /// The last detection's box and the filter as it stood right after it: the starting point
+    /// of the re-update when the track is found again after missed frames.
     last_box: BBox,
+    observed: BoxFilter,
+    /// Analysed frames since the last detection.
+    missed: u32,
+    /// The first detection's box and time: where a track that is recovered began.
+    first_box: BBox,
+    first_seen: Duration,
     hits: u32,
     last_seen: Duration,
     /// Sum of detection scores per class; the class is the heaviest.
@@ -59,7 +91,45 @@ impl Track {
         self.class_votes.iter().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0))).map_or(0, |(c, _)| *c)
     }
 
-    /// Counts a detection of this track (the filter is updated by the caller, or started from it).
+    /// Updates the filter with a detection. After missed frames the filter restarts from the last
+    /// observation and is led along a straight path to this one, one virtual observation per
+    /// missed frame, so its velocity and growth come from the observations rather than from the
+    /// drift of the coasting prediction.
+    fn observe(&mut self, det: &Detection, now: Duration, min_hits: u32) {
+        if self.missed > 0 && now > self.last_seen {
+            let steps = self.missed + 1;
+            let dt = (now - self.last_seen).as_secs_f32() / steps as f32;
+            self.filter = self.observed.clone();
+            for i in 1..steps {
+                let f = i as f32 / steps as f32;
+                let lerp = |a: f32, b: f32| a + (b - a) * f;
+                let (a, b) = (&self.last_box, &det.bbox);
+                self.filter.predict(dt);
+                self.filter.update(&BBox { x1: lerp(a.x1, b.x1), y1: lerp(a.y1, b.y1), x2: lerp(a.x2, b.x2), y2: lerp(a.y2, b.y2) });
+            }
+            self.filter.predict(dt);
+        }
+        self.filter.update(&det.bbox);
+        self.observed = self.filter.clone();
+        self.missed = 0;
+        self.record(det, now, min_hits);
+    }
+
+    /// Whether the track, unseen now, is predicted mostly outside the frame: it has left, and
+    /// coasting on beyond the edge would only let it take over a vehicle entering there.
+    fn left_frame(&self) -> bool {
+        let predicted = self.filter.bbox();
+        let frame = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
+        predicted.intersection(&frame) < MIN_VISIBLE_SHARE * predicted.area()
+    }
+
+    /// The track as the analytics see it in a frame where `det` is its detection.
+    fn object(&self, det: &Detection) -> TrackedObject {
+        let (vx, vy) = self.filter.velocity();
+        TrackedObject { id: self.id, bbox: det.bbox, class: self.class(), score: det.score, velocity: [vx, vy] }
+    }
+
+    /// Counts a detection of this track (its filter is updated by the caller, or started from it).
     fn record(&mut self, det: &Detection, now: Duration, min_hits: u32) {
         self.last_box = det.bbox;
         self.hits += 1;
@@ -125,32 +195,50 @@ impl Tracker {
 
         // 1. High-score detections against confirmed tracks, tracked or coasting.
         let confirmed: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Confirmed).collect();
-        let unmatched_high = self.associate(&confirmed, &high, detections, &mut matched);
+        let unmatched_high = self.associate(&confirmed, &high, detections, now, &mut matched);
         // 2. Remaining high-score detections against tentative tracks.
         let tentative: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Tentative).collect();
-        let unmatched_high = self.associate(&tentative, &unmatched_high, detections, &mut matched);
+        let unmatched_high = self.associate(&tentative, &unmatched_high, detections, now, &mut matched);
         // 3. Low-score detections keep unmatched tracks alive: partly hidden vehicles, and at low
         //    frame rates the blurred or distant frames where a real vehicle scores low.
         let remaining: Vec<usize> = (0..self.tracks.len()).filter(|&t| matched[t].is_none()).collect();
-        self.associate(&remaining, &low, detections, &mut matched);
+        self.associate(&remaining, &low, detections, now, &mut matched);
 
         let min_hits = self.config.min_hits;
-        let mut out: Vec<TrackedObject> = Vec::new();
-        for (track, det) in self.tracks.iter_mut().zip(&matched) {
-            if let Some(d) = det {
-                let det = &detections[*d];
-                track.filter.update(&det.bbox);
-                track.record(det, now, min_hits);
-                if track.state == TrackState::Confirmed {
-                    out.push(TrackedObject { id: track.id, bbox: det.bbox, class: track.class(), score: det.score });
+        let mut confirmed_now = Vec::new();
+        for (t, (track, det)) in self.tracks.iter_mut().zip(&matched).enumerate() {
+            match det {
+                Some(d) => {
+                    let was = track.state;
+                    track.observe(&detections[*d], now, min_hits);
+                    if was == TrackState::Tentative && track.state == TrackState::Confirmed {
+                        confirmed_now.push(t);
+                    }
                 }
+                None => track.missed += 1,
+            }
+        }
+        let lost_timeout = Duration::from_secs_f32(self.config.lost_timeout_s);
+        let mut gone = vec![false; self.tracks.len()];
+        for t in confirmed_now {
+            if let Some(lost) = self.recoverable(t, &matched, &gone, lost_timeout) {
+                self.take_over(t, lost);
+                gone[lost] = true;
+            }
+        }
+        let mut out: Vec<TrackedObject> = Vec::new();
+        for ((track, det), gone) in self.tracks.iter().zip(&matched).zip(&gone) {
+            if let (Some(d), false, TrackState::Confirmed) = (det, gone, track.state) {
+                let det = &detections[*d];
+                out.push(track.object(det));
             }
         }
         // A tentative track that missed a frame was noise; a confirmed one coasts until it times out.
-        let lost_timeout = Duration::from_secs_f32(self.config.lost_timeout_s);
         let mut t = 0;
         self.tracks.retain(|track| {
-            let keep = matched[t].is_some() || (track.state == TrackState::Confirmed && now.saturating_sub(track.last_seen) <= lost_timeout);
+            let keep = !gone[t]
+                && (matched[t].is_some()
+                    || (track.state == TrackState::Confirmed && now.saturating_sub(track.last_seen) <= lost_timeout && !track.left_frame()));
             t += 1;
             keep
         });
@@ -162,10 +250,10 @@ impl Tracker {
 
     /// Matches `dets` (indices) to `tracks` (indices) by minimum cost; records pairs in `matched`
     /// and returns the detections left over.
-    fn associate(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], matched: &mut [Option<usize>]) -> Vec<usize> {
+    fn associate(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>]) -> Vec<usize> {
         let cost: Vec<Vec<f32>> = tracks
             .iter()
-            .map(|&t| dets.iter().map(|&d| self.cost(&self.tracks[t], &detections[d])).collect())
+            .map(|&t| dets.iter().map(|&d| self.cost(&self.tracks[t], &detections[d], now)).collect())
             .collect();
         let pairs = assign(&cost, NO_MATCH);
         let mut used = vec![false; dets.len()];
@@ -176,16 +264,76 @@ impl Tracker {
         dets.iter().zip(used).filter(|(_, u)| !u).map(|(d, _)| *d).collect()
     }
 
+    /// The lost track (confirmed, unmatched in this frame, unseen for at most `lost_timeout`) that
+    /// the newly confirmed track `t` continues, if one is plain: `t`'s first box, moved back along
+    /// `t`'s own velocity and growth to the time the lost track was last seen, lands on the lost
+    /// track's last box. The nearest such track wins.
+    fn recoverable(&self, t: usize, matched: &[Option<usize>], gone: &[bool], lost_timeout: Duration) -> Option<usize> {
+        let new = &self.tracks[t];
+        let (vx, vy) = new.filter.velocity();
+        let (gw, gh) = new.filter.growth();
+        let candidates = (0..self.tracks.len()).filter(|&l| {
+            let lost = &self.tracks[l];
+            l != t
+                && matched[l].is_none()
+                && !gone[l]
+                && lost.state == TrackState::Confirmed
+                && lost.group == new.group
+                && lost.last_seen < new.first_seen
+                && new.first_seen - lost.last_seen <= lost_timeout
+        });
+        candidates
+            .filter_map(|l| {
+                let lost = &self.tracks[l];
+                let back = (new.first_seen - lost.last_seen).as_secs_f32();
+                let first = new.first_box.center();
+                let (w, h) = (new.first_box.width() * (-gw * back).exp(), new.first_box.height() * (-gh * back).exp());
+                let then = BBox::from_center(first.x - vx * back, first.y - vy * back, w, h);
+                let seen = &lost.last_box;
+                if goes_against(lost, &new.first_box) {
+                    return None;
+                }
+                let ratio = |a: f32, b: f32| a.max(b) / a.min(b).max(1e-6);
+                if ratio(then.width(), seen.width()) > RECOVER_SIZE_RATIO || ratio(then.height(), seen.height()) > RECOVER_SIZE_RATIO {
+                    return None;
+                }
+                let (a, b) = (then.center(), seen.center());
+                let off = ((a.x - b.x) / then.width().max(seen.width())).hypot((a.y - b.y) / then.height().max(seen.height()));
+                (off <= RECOVER_BOX_SIZES).then_some((l, off))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(l, _)| l)
+    }
+
+    /// Track `t` is the lost track `lost` found again: it takes the lost track's id, its class
+    /// evidence and its history of hits.
+    fn take_over(&mut self, t: usize, lost: usize) {
+        let (id, votes, hits, first_box, first_seen) = {
+            let l = &self.tracks[lost];
+            (l.id, l.class_votes.clone(), l.hits, l.first_box, l.first_seen)
+        };
+        let track = &mut self.tracks[t];
+        track.id = id;
+        track.hits += hits;
+        (track.first_box, track.first_seen) = (first_box, first_seen);
+        for (class, score) in votes {
+            *track.class_votes.entry(class).or_default() += score;
+        }
+    }
+
     /// 0 for a perfect match, `NO_MATCH` for an impossible one: half overlap, half how far the
     /// detection lies from where the filter expected it.
-    fn cost(&self, track: &Track, det: &Detection) -> f32 {
+    fn cost(&self, track: &Track, det: &Detection, now: Duration) -> f32 {
         if self.group(det.class) != track.group {
             return NO_MATCH;
         }
         let predicted = track.filter.bbox();
-        let ratio = |a: f32, b: f32| a.max(b) / a.min(b).max(1e-6);
-        let seen = &track.last_box;
-        if ratio(seen.width(), det.bbox.width()) > MAX_SIZE_RATIO || ratio(seen.height(), det.bbox.height()) > MAX_SIZE_RATIO {
+        // The predicted box has grown or shrunk with the vehicle's approach; the last detection's
+        // box holds where a coasting track's extrapolated growth has drifted.
+        if !sized_like(&predicted, &det.bbox) && !sized_like(&track.last_box, &det.bbox) {
+            return NO_MATCH;
+        }
+        if goes_against(track, &det.bbox) {
             return NO_MATCH;
         }
         let (p, d) = (predicted.center(), det.bbox.center());
@@ -194,6 +342,13 @@ impl Tracker {
             return NO_MATCH;
         }
         let iou = predicted.iou(&det.bbox);
+        // A low-score detection is a partly hidden or blurred view of a tracked vehicle where
+        // the track is expected (ByteTrack's second association is by overlap alone). Once a
+        // track has coasted for a while its expected place is vague, and a weak box inside that
+        // vague place is as likely a shadow, a gap between two cars or a sign.
+        if det.score < self.high_score && now.saturating_sub(track.last_seen) >= VAGUE_AFTER && iou < LOW_SCORE_MIN_IOU {
+            return NO_MATCH;
+        }
         let d2 = track.filter.distance_sq(&det.bbox);
         if d2 >= GATE_DISTANCE_SQ && iou < 0.3 {
             return NO_MATCH;
@@ -203,11 +358,16 @@ impl Tracker {
 
     /// Starts a tentative track; returns it when one hit is enough to confirm it.
     fn spawn(&mut self, det: &Detection, now: Duration) -> Option<TrackedObject> {
+        let filter = BoxFilter::new(&det.bbox);
         let mut track = Track {
             id: self.next_id,
             state: TrackState::Tentative,
-            filter: BoxFilter::new(&det.bbox),
+            observed: filter.clone(),
+            filter,
             last_box: det.bbox,
+            missed: 0,
+            first_box: det.bbox,
+            first_seen: now,
             hits: 0,
             last_seen: now,
             class_votes: HashMap::new(),
@@ -216,11 +376,30 @@ impl Tracker {
         self.next_id += 1;
         track.record(det, now, self.config.min_hits);
         let confirmed = (track.state == TrackState::Confirmed)
-            .then(|| TrackedObject { id: track.id, bbox: det.bbox, class: track.class(), score: det.score });
+            .then(|| track.object(det));
         self.tracks.push(track);
         confirmed
     }
+}
 
+/// Whether `b` lies behind a moving track: reached from where the track was last seen by a move
+/// against its velocity, longer than `BACKWARDS_BOX_SIZES`.
+fn goes_against(track: &Track, b: &BBox) -> bool {
+    let (vx, vy) = track.filter.velocity();
+    let seen = &track.last_box;
+    let (w, h) = (seen.width().max(1e-4), seen.height().max(1e-4));
+    // In box sizes, so that near and far, wide and tall are alike.
+    let v = (vx / w, vy / h);
+    let (from, to) = (seen.center(), b.center());
+    let step = ((to.x - from.x) / w, (to.y - from.y) / h);
+    let along = (step.0 * v.0 + step.1 * v.1) / v.0.hypot(v.1).max(1e-6);
+    v.0.hypot(v.1) > MOVING_BOX_SIZES_PER_S && along < -BACKWARDS_BOX_SIZES
+}
+
+/// Whether `b` is within `MAX_SIZE_RATIO` of `a` in width and in height.
+fn sized_like(a: &BBox, b: &BBox) -> bool {
+    let ratio = |a: f32, b: f32| a.max(b) / a.min(b).max(1e-6);
+    ratio(a.width(), b.width()) <= MAX_SIZE_RATIO && ratio(a.height(), b.height()) <= MAX_SIZE_RATIO
 }
 
 #[cfg(test)]

@@ -91,3 +91,131 @@ fn low_score_detections_keep_a_track_but_do_not_start_one() {
     assert_eq!(out[0].id, 1);
     assert_eq!(t.tracks.len(), 1);
 }
+
+/// Boxes of a vehicle driving towards the camera at 5 fps: each step it grows by `growth` and
+/// its centre moves down by `move_heights` of its own height.
+fn approaching(start: BBox, steps: usize, growth: f32, move_heights: f32) -> Vec<BBox> {
+    let mut b = start;
+    let mut out = vec![b];
+    for _ in 1..steps {
+        let c = b.center();
+        let (w, h) = (b.width() * growth, b.height() * growth);
+        b = BBox::from_center(c.x, c.y + move_heights * b.height(), w, h);
+        out.push(b);
+    }
+    out
+}
+
+#[test]
+fn keeps_a_car_that_grows_half_again_and_moves_more_than_its_height_between_frames() {
+    let mut t = tracker();
+    let car = approaching(BBox::from_center(0.45, 0.12, 0.04, 0.05), 6, 1.5, 1.2);
+    assert!(car[1].iou(&car[2]) < 0.1, "the test must not be solvable by overlap");
+    let mut ids = Vec::new();
+    for (f, b) in car.iter().enumerate() {
+        // A car crossing the other way keeps the tracker honest about neighbours.
+        let other = Detection { bbox: BBox::from_center(0.9 - 0.1 * f as f32, 0.35, 0.1, 0.07), class: CAR, score: 0.8 };
+        let out = t.update(&[Detection { bbox: *b, class: CAR, score: 0.8 }, other], at(f as u32, 5.0));
+        ids.extend(out.iter().filter(|o| o.bbox == *b).map(|o| o.id));
+    }
+    assert_eq!(ids.len(), car.len() - 1, "confirmed from the second frame on: {ids:?}");
+    assert!(ids.iter().all(|&id| id == ids[0]), "{ids:?}");
+}
+
+#[test]
+fn a_receding_motorbike_shrinking_by_a_third_keeps_its_id() {
+    let mut t = tracker();
+    let bike = approaching(BBox::from_center(0.5, 0.9, 0.08, 0.16), 6, 1.0 / 1.5, -1.0);
+    let mut ids = Vec::new();
+    for (f, b) in bike.iter().enumerate() {
+        ids.extend(t.update(&[Detection { bbox: *b, class: 3, score: 0.7 }], at(f as u32, 5.0)).iter().map(|o| o.id));
+    }
+    assert_eq!(ids, vec![1; bike.len() - 1]);
+}
+
+#[test]
+fn found_again_after_a_missed_frame_it_predicts_from_its_observations() {
+    // Observation-centric re-update: after a gap the velocity is the observed one, so the next
+    // frame lands where the car is, not where the coasting prediction drifted.
+    let mut t = tracker();
+    let x = |f: u32| 0.1 + 0.07 * f as f32;
+    for f in [0, 1, 2, 4, 5, 6] {
+        let out = t.update(&[det(x(f), 0.5, CAR, 0.9)], at(f, 5.0));
+        if f > 0 {
+            assert_eq!(out.iter().map(|o| o.id).collect::<Vec<_>>(), vec![1], "frame {f}");
+        }
+    }
+    let (vx, _) = t.tracks[0].filter.velocity();
+    assert!((vx - 0.35).abs() < 0.05, "vx {vx}");
+}
+
+#[test]
+fn a_car_lost_just_before_the_line_and_found_just_after_it_is_counted_once() {
+    use crate::analytics::{Line, LineCounter};
+    // A car drives right, is missed for a frame as it turns, and comes back driving down: its
+    // coasting prediction carried on to the right, so the tracker starts a new track past the
+    // counting line (y = 0.6). Run back along its own motion, the new track leads to where the
+    // car was lost, so it takes over the car's id and the crossing is seen.
+    let mut t = tracker();
+    let mut counter = LineCounter::new(vec![Line::new("l", [0.0, 0.6], [1.0, 0.6], vec![CAR], 1)]);
+    let path = [(0.2, 0.45), (0.25, 0.45), (0.3, 0.45), (0.35, 0.45), (-1.0, -1.0), (0.4, 0.57), (0.4, 0.63), (0.4, 0.69)];
+    let mut crossings = Vec::new();
+    let mut ids = Vec::new();
+    for (f, &(x, y)) in path.iter().enumerate() {
+        let dets = if x < 0.0 { vec![] } else { vec![det(x, y, CAR, 0.9)] };
+        let out = t.update(&dets, at(f as u32, 5.0));
+        ids.extend(out.iter().map(|o| o.id));
+        crossings.extend(counter.update(&out, at(f as u32, 5.0)));
+    }
+    assert_eq!(ids, vec![1; 5], "one id throughout (the new track's first frame is tentative)");
+    assert_eq!(crossings.len(), 1, "{crossings:?}");
+    assert_eq!(crossings[0].track_id, 1);
+}
+
+#[test]
+fn a_new_track_does_not_take_over_a_lost_one_it_does_not_lead_back_to() {
+    let mut t = tracker();
+    for f in 0..3 {
+        t.update(&[det(0.2, 0.3, CAR, 0.9)], at(f, 5.0));
+    }
+    // The first car vanishes; another appears far away, moving away from where it was.
+    let mut ids = Vec::new();
+    for f in 3..6 {
+        ids.extend(t.update(&[det(0.7 + 0.05 * (f - 3) as f32, 0.8, CAR, 0.9)], at(f, 5.0)).iter().map(|o| o.id));
+    }
+    assert!(ids.iter().all(|&id| id == 2), "{ids:?}");
+}
+
+#[test]
+fn a_coasting_car_is_not_taken_over_by_one_driving_the_other_way() {
+    let mut t = tracker();
+    // Eastbound car in the middle lane, then missed (a bad frame).
+    for f in 0..4 {
+        t.update(&[det(0.3 + 0.08 * f as f32, 0.5, CAR, 0.9)], at(f, 5.0));
+    }
+    t.update(&[], at(4, 5.0));
+    // A westbound car appears in the lane above, ahead-right of where the first was last seen,
+    // and drives left (towards and past it).
+    let mut ids = Vec::new();
+    for f in 5..9 {
+        ids.extend(t.update(&[det(0.75 - 0.08 * (f - 5) as f32, 0.38, CAR, 0.9)], at(f, 5.0)).iter().map(|o| o.id));
+    }
+    assert!(!ids.is_empty() && ids.iter().all(|&id| id != 1), "{ids:?}");
+}
+
+#[test]
+fn a_car_that_drove_out_of_the_frame_is_not_matched_to_one_driving_in() {
+    let mut t = tracker();
+    for f in 0..4 {
+        t.update(&[det(0.67 + 0.08 * f as f32, 0.5, CAR, 0.9)], at(f, 5.0));
+    }
+    // Last seen almost at the right edge, driving out; a car then enters there going left.
+    t.update(&[], at(4, 5.0));
+    t.update(&[], at(5, 5.0));
+    let mut ids = Vec::new();
+    for f in 6..9 {
+        ids.extend(t.update(&[det(0.95 - 0.08 * (f - 6) as f32, 0.4, CAR, 0.9)], at(f, 5.0)).iter().map(|o| o.id));
+    }
+    assert!(!ids.is_empty() && ids.iter().all(|&id| id != 1), "{ids:?}");
+    assert!(t.tracks.iter().all(|tr| tr.id != 1), "the car that left is forgotten");
+}
