@@ -320,7 +320,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
         camera.analytics_fps = fps;
     }
     if !motion_gate {
-        camera.motion.min_changed = 0.0;
+        camera.motion.enabled = false;
     }
     if detect_width.is_some() {
         camera.detect_width_px = detect_width;

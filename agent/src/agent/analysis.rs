@@ -163,17 +163,17 @@ impl AnalysisLoop {
     fn finish(&mut self, i: usize) {
         self.receivers.swap_remove(i);
         let mut camera = self.cameras.swap_remove(i);
-        if let Some(interval) = self.settings.counts_interval {
-            camera.report(interval, true, &self.settings.events);
+        if self.settings.counts_interval.is_some() {
+            camera.report(true, &self.settings.events);
         }
         self.finished.push(camera.summary());
     }
 
     /// Counts, camera status and `stats`, each when due.
     fn report_when_due(&mut self) {
-        if let Some(interval) = self.settings.counts_interval {
+        if self.settings.counts_interval.is_some() {
             for camera in &mut self.cameras {
-                camera.report(interval, false, &self.settings.events);
+                camera.report(false, &self.settings.events);
             }
         }
         self.settings.duties.stats_if_due(Instant::now(), &self.cameras, self.finished.len() as u64, &self.settings.events);

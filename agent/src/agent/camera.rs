@@ -80,7 +80,8 @@ impl CameraAnalysis {
         let id: CameraId = camera.id.as_str().into();
         let manifest = parts.detector.manifest();
         let analyzers = CameraAnalyzers::new(id.clone(), parts.analyzers, manifest.labels.clone());
-        let emitter = Emitter::new(id.clone(), &parts.prefix, camera.lines.iter().map(|l| l.id.as_str()), camera.rules.iter().map(|r| r.id.as_str()), parts.events, parts.health.clone());
+        let (lines, rules) = (camera.lines.iter().map(|l| l.id.as_str()), camera.rules.iter().map(|r| r.id.as_str()));
+        let emitter = Emitter::new(id.clone(), &parts.prefix, lines, rules, options.counts_interval, parts.events, parts.health.clone());
         CameraAnalysis {
             tracker: Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes),
             min_score: config.tracker.low_score,
@@ -151,7 +152,7 @@ impl CameraAnalysis {
     /// wait, unchanged, for the next frame that moves or the recheck). `None` when the detector
     /// fails (logged).
     fn detect_and_track(&mut self, frame: &Frame, now: Duration) -> Option<(Vec<Detection>, Vec<TrackedObject>)> {
-        if !self.gate.should_detect(frame) {
+        if !self.gate.should_detect(frame, self.tracker.moving()) {
             CameraHealth::count(&self.health.frames_skipped);
             return Some((Vec::new(), Vec::new()));
         }
@@ -199,8 +200,8 @@ impl CameraAnalysis {
 
     /// The interval's counts when it has ended, and the camera's status when due (or both now,
     /// with `force`, when the camera finishes).
-    pub fn report(&mut self, interval: Duration, force: bool, events: &Sender<Message>) {
-        self.emitter.flush_counts(interval, SystemTime::now(), force);
+    pub fn report(&mut self, force: bool, events: &Sender<Message>) {
+        self.emitter.flush_counts(SystemTime::now(), force);
         self.status.report(&self.id, &self.health, Instant::now(), force, events);
     }
 

@@ -1,7 +1,16 @@
-//! Motion gating: a glance at a small grey thumbnail of each frame decides whether the detector
+//! Motion gating: a glance at a coarse grey copy of each frame decides whether the detector
 //! needs to run. A still scene (an empty road at night, a parked car, a fire-watch hillside) costs
-//! a few thousand pixel reads instead of an inference; a still scene is still looked at every
+//! a pass over the pixels instead of an inference; a still scene is still looked at every
 //! `recheck_s`, so parked vehicles keep being seen and dwell timers keep running.
+//!
+//! The gate must never hide movement the agent cares about, so three things set it:
+//! - its grain follows the smallest object of interest: the frame is averaged over cells half
+//!   `min_object_px` wide, so such an object covers a whole cell and changes its mean, where a
+//!   sampled thumbnail can fall between a motorbike's pixels;
+//! - each frame is compared with the last frame the detector ran on, not with the previous one,
+//!   so traffic crawling a pixel a frame at 30 fps adds up instead of slipping under the
+//!   threshold frame by frame;
+//! - while any track is moving the caller does not ask it (see `Tracker::moving`).
 
 use std::time::Duration;
 
@@ -14,11 +23,14 @@ use crate::types::Frame;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MotionConfig {
-    /// Share of the thumbnail's pixels that must change for the frame to count as moving (0..1);
-    /// 0 runs the detector on every analysed frame.
-    #[serde(default = "default_min_changed")]
-    pub min_changed: f32,
-    /// Grey levels (of 255) a thumbnail pixel must change by to count as changed.
+    /// Whether to gate at all; `false` runs the detector on every analysed frame.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+    /// The smallest object whose movement must wake the detector, in pixels of the frame the
+    /// detector sees (416 wide by default; see `detect_width_px`).
+    #[serde(default = "default_min_object_px")]
+    pub min_object_px: u32,
+    /// Grey levels (of 255) a cell's mean must change by to count as moving.
     #[serde(default = "default_pixel_threshold")]
     pub pixel_threshold: u8,
     /// A still scene is still run through the detector this often, seconds.
@@ -26,8 +38,12 @@ pub struct MotionConfig {
     pub recheck_s: f32,
 }
 
-fn default_min_changed() -> f32 {
-    0.001
+fn default_enabled() -> bool {
+    true
+}
+/// YOLOX's finest stride: objects smaller than this are barely detected anyway.
+fn default_min_object_px() -> u32 {
+    8
 }
 fn default_pixel_threshold() -> u8 {
     20
@@ -38,14 +54,14 @@ fn default_recheck_s() -> f32 {
 
 impl Default for MotionConfig {
     fn default() -> MotionConfig {
-        MotionConfig { min_changed: default_min_changed(), pixel_threshold: default_pixel_threshold(), recheck_s: default_recheck_s() }
+        MotionConfig { enabled: default_enabled(), min_object_px: default_min_object_px(), pixel_threshold: default_pixel_threshold(), recheck_s: default_recheck_s() }
     }
 }
 
 impl MotionConfig {
     pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        if !(0.0..=1.0).contains(&self.min_changed) {
-            errors.push(ConfigError::new(format!("{path}.min_changed"), format!("must be within 0..1, got {}", self.min_changed)));
+        if !(2..=256).contains(&self.min_object_px) {
+            errors.push(ConfigError::new(format!("{path}.min_object_px"), format!("must be within 2..256 pixels, got {}", self.min_object_px)));
         }
         if !(self.recheck_s > 0.0 && self.recheck_s.is_finite()) {
             errors.push(ConfigError::new(format!("{path}.recheck_s"), format!("must be a positive number of seconds, got {}", self.recheck_s)));
@@ -53,65 +69,67 @@ impl MotionConfig {
     }
 }
 
-/// Thumbnail size: enough to see a vehicle move at 416 px (one thumbnail pixel is ~6 px there).
-const THUMB_W: usize = 64;
-const THUMB_H: usize = 36;
-
 pub struct MotionGate {
     config: MotionConfig,
-    previous: Vec<u8>,
+    /// Cell means of the last frame the detector ran on.
+    reference: Vec<u8>,
     /// Stream time of the last frame the detector ran on.
     last_detection: Option<Duration>,
 }
 
 impl MotionGate {
     pub fn new(config: MotionConfig) -> MotionGate {
-        MotionGate { config, previous: Vec::new(), last_detection: None }
+        MotionGate { config, reference: Vec::new(), last_detection: None }
     }
 
-    /// Whether the detector should run on `frame`: something moved since the previous frame,
-    /// or the scene has not been looked at for `recheck_s`, or the stream restarted.
-    pub fn should_detect(&mut self, frame: &Frame) -> bool {
-        if self.config.min_changed <= 0.0 {
+    /// Whether the detector should run on `frame`: a cell changed since the frame it last ran
+    /// on, or the scene has not been looked at for `recheck_s`, or the stream restarted, or
+    /// `tracks_moving` (the caller's tracks are in motion: the gate never hides them).
+    pub fn should_detect(&mut self, frame: &Frame, tracks_moving: bool) -> bool {
+        if !self.config.enabled {
             return true;
         }
-        let Some(thumb) = thumbnail(frame) else { return true };
-        let changed = if self.previous.len() == thumb.len() {
-            let threshold = self.config.pixel_threshold;
-            thumb.iter().zip(&self.previous).filter(|&(a, b)| a.abs_diff(*b) > threshold).count() as f32 / thumb.len() as f32
-        } else {
-            1.0
-        };
-        self.previous = thumb;
+        let cell = (self.config.min_object_px / 2).max(1) as usize;
+        let Some(cells) = cell_means(frame, cell) else { return true };
+        let moved = cells.len() != self.reference.len()
+            || cells.iter().zip(&self.reference).any(|(a, b)| a.abs_diff(*b) > self.config.pixel_threshold);
         let due = match self.last_detection {
             Some(last) if frame.pts >= last => frame.pts - last >= Duration::from_secs_f32(self.config.recheck_s),
             // First frame, or time went back (the stream restarted).
             _ => true,
         };
-        let detect = due || changed >= self.config.min_changed;
+        let detect = due || moved || tracks_moving;
         if detect {
             self.last_detection = Some(frame.pts);
+            self.reference = cells;
         }
         detect
     }
 }
 
-/// A `THUMB_W` x `THUMB_H` grey thumbnail of a BGR frame, by sampling (no copy of the frame).
-fn thumbnail(frame: &Frame) -> Option<Vec<u8>> {
+/// The mean grey level of each `cell` x `cell` block of a BGR frame (partial blocks at the right
+/// and bottom edges dropped). Every pixel is read: a sampled copy misses small objects.
+fn cell_means(frame: &Frame, cell: usize) -> Option<Vec<u8>> {
     let map = frame.buffer.map_readable().ok()?;
     let (width, height) = (frame.width as usize, frame.height as usize);
-    if width < THUMB_W || height < THUMB_H || map.len() < frame.stride * height {
+    let (cols, rows) = (width / cell, height / cell);
+    if cols == 0 || rows == 0 || map.len() < frame.stride * (height - 1) + width * 3 {
         return None;
     }
-    let mut thumb = Vec::with_capacity(THUMB_W * THUMB_H);
-    for ty in 0..THUMB_H {
-        let row = &map[(ty * height / THUMB_H) * frame.stride..];
-        for tx in 0..THUMB_W {
-            let px = &row[(tx * width / THUMB_W) * 3..];
-            thumb.push(((px[0] as u16 + 2 * px[1] as u16 + px[2] as u16) / 4) as u8);
+    let mut sums = vec![0u32; cols];
+    let mut means = Vec::with_capacity(cols * rows);
+    for row in 0..rows {
+        sums.fill(0);
+        for y in row * cell..(row + 1) * cell {
+            let line = &map[y * frame.stride..][..cols * cell * 3];
+            for (x, px) in line.chunks_exact(3).enumerate() {
+                sums[x / cell] += px[0] as u32 + 2 * px[1] as u32 + px[2] as u32;
+            }
         }
+        let n = (4 * cell * cell) as u32;
+        means.extend(sums.iter().map(|s| (s / n) as u8));
     }
-    Some(thumb)
+    Some(means)
 }
 
 #[cfg(test)]
@@ -144,15 +162,31 @@ mod tests {
         gstreamer::init().unwrap();
         let mut gate = MotionGate::new(MotionConfig::default());
         let still = |t| frame(t, |_, _| 100);
-        assert!(gate.should_detect(&still(0)), "the first frame is always looked at");
-        assert!(!gate.should_detect(&still(200)));
-        assert!(!gate.should_detect(&still(1800)));
-        assert!(gate.should_detect(&still(2000)), "recheck after 2 s");
+        assert!(gate.should_detect(&still(0), false), "the first frame is always looked at");
+        assert!(!gate.should_detect(&still(200), false));
+        assert!(!gate.should_detect(&still(1800), false));
+        assert!(gate.should_detect(&still(2000), false), "recheck after 2 s");
         // A bright block (a vehicle) appears.
-        assert!(gate.should_detect(&frame(2200, |x, y| if (40..60).contains(&x) && (30..40).contains(&y) { 250 } else { 100 })));
+        let block = |x: usize, y: usize| (40..60).contains(&x) && (30..40).contains(&y);
+        assert!(gate.should_detect(&frame(2200, |x, y| if block(x, y) { 250 } else { 100 }), false));
         // Sensor noise of a few grey levels is not motion.
-        assert!(!gate.should_detect(&frame(2400, |x, y| if (40..60).contains(&x) && (30..40).contains(&y) { 245 } else { 103 })));
-        let mut off = MotionGate::new(MotionConfig { min_changed: 0.0, ..MotionConfig::default() });
-        assert!(off.should_detect(&still(0)) && off.should_detect(&still(200)));
+        assert!(!gate.should_detect(&frame(2400, |x, y| if block(x, y) { 245 } else { 103 }), false));
+        // Moving tracks are never hidden, even where the pixels hardly change.
+        assert!(gate.should_detect(&frame(2600, |x, y| if block(x, y) { 245 } else { 103 }), true));
+        let mut off = MotionGate::new(MotionConfig { enabled: false, ..MotionConfig::default() });
+        assert!(off.should_detect(&still(0), false) && off.should_detect(&still(200), false));
+    }
+
+    #[test]
+    fn an_object_as_small_as_min_object_px_moving_a_pixel_a_frame_wakes_it() {
+        gstreamer::init().unwrap();
+        let mut gate = MotionGate::new(MotionConfig::default());
+        // An 8 px dark motorbike on grey road, one pixel further each frame (30 fps).
+        let bike = |t: u64| frame(t * 33, move |x, y| if (20 + t as usize..28 + t as usize).contains(&x) && (40..48).contains(&y) { 40 } else { 110 });
+        assert!(gate.should_detect(&bike(0), false));
+        let woke: Vec<u64> = (1..12).filter(|&t| gate.should_detect(&bike(t), false)).collect();
+        // Frame to frame the change is one column of the bike; against the last detected frame
+        // it adds up within a few frames, every few frames.
+        assert!(woke.len() >= 3 && woke[0] <= 4, "{woke:?}");
     }
 }

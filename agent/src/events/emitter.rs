@@ -36,9 +36,11 @@ pub struct Emitter {
     prefix: String,
     events: Sender<Message>,
     health: Arc<CameraHealth>,
-    /// Counts of the current interval, which started at `interval_start`.
+    /// Counts of the current interval, which started at `interval_start` and lasts
+    /// `counts_interval` (none in a replay, which only sums totals).
     interval: CountsTable,
     interval_start: SystemTime,
+    counts_interval: Option<Duration>,
     totals: CountsTable,
     /// Alerts raised over the whole run, by rule id.
     violations: BTreeMap<String, u64>,
@@ -55,7 +57,15 @@ pub struct Emitted {
 
 impl Emitter {
     /// An emitter counting on the lines `line_ids`, with an alert count for each of `rule_ids`.
-    pub fn new<'a>(camera: CameraId, prefix: &str, line_ids: impl Iterator<Item = &'a str> + Clone, rule_ids: impl Iterator<Item = &'a str>, events: Sender<Message>, health: Arc<CameraHealth>) -> Emitter {
+    pub fn new<'a>(
+        camera: CameraId,
+        prefix: &str,
+        line_ids: impl Iterator<Item = &'a str> + Clone,
+        rule_ids: impl Iterator<Item = &'a str>,
+        counts_interval: Option<Duration>,
+        events: Sender<Message>,
+        health: Arc<CameraHealth>,
+    ) -> Emitter {
         Emitter {
             camera,
             prefix: prefix.to_string(),
@@ -63,6 +73,7 @@ impl Emitter {
             health,
             interval: CountsTable::new(line_ids.clone()),
             interval_start: SystemTime::now(),
+            counts_interval,
             totals: CountsTable::new(line_ids),
             violations: rule_ids.map(|id| (id.to_string(), 0)).collect(),
             fire_events: Vec::new(),
@@ -86,8 +97,16 @@ impl Emitter {
         }
     }
 
+    /// A crossing is stamped with the time its frame arrived, not the time it was analysed, and
+    /// counted in the interval that contains that time: so `counts` and the crossings stamped
+    /// inside its interval agree, whatever the analysis lag or a broker outage did. A frame
+    /// analysed after its interval was sent (a lag longer than the time left in the interval)
+    /// is stamped at the start of the current one.
     fn crossing(&mut self, crossing: &Crossing, publish: bool, frame: &FrameContext, scene: &CameraAnalyzers) {
         let class = scene.label(crossing.class);
+        let arrived = SystemTime::now().checked_sub(frame.frame.arrived.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH);
+        self.flush_counts(arrived, false);
+        let time = arrived.max(self.interval_start);
         self.interval.add(&crossing.line, crossing.direction, class);
         self.totals.add(&crossing.line, crossing.direction, class);
         CameraHealth::count(&self.health.crossings);
@@ -95,7 +114,7 @@ impl Emitter {
             return;
         }
         let event = CrossingEvent {
-            time: SystemTime::now(),
+            time,
             stream_time: frame.now,
             camera: &self.camera,
             line: &crossing.line,
@@ -167,16 +186,25 @@ impl Emitter {
         }
     }
 
-    /// Sends the current interval's counts if it has ended (or `force`), and starts the next.
-    /// Intervals end on multiples of `interval` since the epoch, so boxes' counts line up.
-    pub fn flush_counts(&mut self, interval: Duration, now: SystemTime, force: bool) {
-        let since_epoch = self.interval_start.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        let boundary = SystemTime::UNIX_EPOCH + interval * (since_epoch.as_secs() / interval.as_secs().max(1) + 1) as u32;
-        if now >= boundary || force {
-            let end = if force { now } else { boundary };
+    /// Sends each interval that has ended by `now` (and the current one too with `force`), and
+    /// starts the next. Intervals end on multiples of `counts_interval` since the epoch, so
+    /// boxes' counts line up.
+    pub fn flush_counts(&mut self, now: SystemTime, force: bool) {
+        let Some(interval) = self.counts_interval else { return };
+        loop {
+            let since_epoch = self.interval_start.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            let boundary = SystemTime::UNIX_EPOCH + interval * (since_epoch.as_secs() / interval.as_secs().max(1) + 1) as u32;
+            let end = match (now >= boundary, force) {
+                (true, _) => boundary,
+                (false, true) => now,
+                (false, false) => return,
+            };
             let lines = self.interval.take();
             self.send(counts_message(&self.camera, self.interval_start, end, &lines));
             self.interval_start = end;
+            if end == now {
+                return;
+            }
         }
     }
 

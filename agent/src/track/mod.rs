@@ -37,6 +37,9 @@ const NO_MATCH: f32 = 1.0;
 /// A detection more than this many times wider or taller (or smaller) than the prediction is
 /// another object, however uncertain a coasting track's position has become.
 const MAX_SIZE_RATIO: f32 = 2.0;
+/// A track slower than this many of its box sizes per second is standing (queued, parked): the
+/// motion gate may skip frames while only such tracks are about.
+const STILL_BOX_SIZES_PER_S: f32 = 0.1;
 /// A low-score detection must overlap the prediction of a track unseen for `VAGUE_AFTER` at
 /// least this much.
 const LOW_SCORE_MIN_IOU: f32 = 0.3;
@@ -165,6 +168,16 @@ impl Tracker {
     pub fn reset(&mut self) {
         self.tracks.clear();
         self.last_time = None;
+    }
+
+    /// Whether any reported track is moving or unaccounted for (coasting): then a frame must be
+    /// looked at, however little its pixels changed.
+    pub fn moving(&self) -> bool {
+        self.tracks.iter().any(|t| {
+            let (vx, vy) = t.filter.velocity();
+            let speed = (vx / t.last_box.width().max(1e-4)).hypot(vy / t.last_box.height().max(1e-4));
+            t.state == TrackState::Confirmed && (t.missed > 0 || speed > STILL_BOX_SIZES_PER_S)
+        })
     }
 
     fn group(&self, class: ClassId) -> usize {
