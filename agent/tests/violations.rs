@@ -226,3 +226,30 @@ fn render_writes_every_analysed_frame_with_the_rules_drawn() {
     assert!(yellow, "no zone edge drawn at ({x}, {y})");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Vietnamese junction (from ../shared; it may not ship): dense motorbikes and cars leave the
+/// stop line up the screen, riders side by side. Declared the right way, none is flagged; declared
+/// the wrong way, nearly every vehicle that drives off is, motorbikes included.
+#[test]
+fn wrong_way_in_dense_two_wheelers_flags_none_riding_with_the_flow() {
+    let clip = common::repo_root().join("../shared/clips/traffic/vn_thanglm20_traffic_ptz.mp4");
+    if !clip.is_file() {
+        println!("skipped: {} is absent (it may not ship)", clip.display());
+        return;
+    }
+    let alerts = |heading: u32, fps: u32| {
+        let dir = common::temp_dir(&format!("wrong-way-vn-{heading}-{fps}"));
+        let rule = format!("[[cameras.rules]]\nid = \"flow\"\n[cameras.rules.wrong_way]\nzone = [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = {heading}");
+        let config = common::SiteFile::new("vn").camera("junction", &clip.display().to_string(), "").with(&rule).write(&dir);
+        let run = common::replay(&["--config", config.to_str().unwrap(), "--input", clip.to_str().unwrap(), "--fps", &fps.to_string()]);
+        run.payloads("violation").into_iter().filter(|v| v["type"] == "alert").collect::<Vec<_>>()
+    };
+    for fps in [5, 0] {
+        let with_the_flow = alerts(270, fps);
+        assert!(with_the_flow.is_empty(), "at fps {fps}: {with_the_flow:#?}");
+        // 13 vehicles cross the hand-counted line, 7 of them motorbikes.
+        let against = alerts(90, fps);
+        let motorbikes = against.iter().filter(|a| a["class"] == "motorcycle").count();
+        assert!(against.len() >= 12 && motorbikes >= 6, "at fps {fps}: {} alerts, {motorbikes} motorbikes", against.len());
+    }
+}

@@ -9,8 +9,38 @@ use crate::types::{Point, TrackedObject};
 #[derive(Debug)]
 pub struct TrackHistory {
     keep: Duration,
-    tracks: HashMap<u64, VecDeque<(Duration, Point)>>,
+    tracks: HashMap<u64, VecDeque<Sample>>,
 }
+
+/// One frame's view of a track: its reference point, and the top of its box, which tells a
+/// vehicle that moves from a box that only stretches.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Duration,
+    point: Point,
+    top: Point,
+}
+
+/// A track's fitted motion over a window: where the fit starts and ends, and whether the samples
+/// follow it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Motion {
+    pub from: Point,
+    pub to: Point,
+    /// No sample strays from the fitted line, or steps back along it, by more than
+    /// `UNSTEADY_SHARE` of the distance covered, and no step is longer than
+    /// `MAX_STEP_OVER_MEAN` times the mean step. A track that swapped identity with a neighbour
+    /// (two riders side by side) jumps sideways or back; its fitted heading is meaningless. Nor
+    /// does the top of its box move against the fitted heading: a box whose bottom edge creeps
+    /// down as a car behind uncovers the vehicle, while its top recedes, is stretching, not moving.
+    pub steady: bool,
+}
+
+/// See [`Motion::steady`].
+const UNSTEADY_SHARE: f32 = 0.25;
+/// A vehicle speeding up from a standstill within the window takes steps up to about twice its
+/// mean; a jump to a neighbour's box is far longer than the steps around it.
+const MAX_STEP_OVER_MEAN: f32 = 3.0;
 
 /// A track unseen for this long is gone (longer than any tracker coasting time).
 pub const FORGET_AFTER: Duration = Duration::from_secs(30);
@@ -27,13 +57,14 @@ impl TrackHistory {
     pub fn update(&mut self, objects: &[TrackedObject], now: Duration) {
         for obj in objects {
             let samples = self.tracks.entry(obj.id).or_default();
-            samples.push_back((now, obj.bbox.bottom_center()));
+            let top = Point { x: obj.bbox.center().x, y: obj.bbox.y1 };
+            samples.push_back(Sample { at: now, point: obj.bbox.bottom_center(), top });
             // Always keep one sample older than `keep`, so a full window can be measured.
-            while samples.len() > 2 && now.saturating_sub(samples[1].0) >= self.keep {
+            while samples.len() > 2 && now.saturating_sub(samples[1].at) >= self.keep {
                 samples.pop_front();
             }
         }
-        self.tracks.retain(|_, s| s.back().is_some_and(|&(t, _)| now.saturating_sub(t) < FORGET_AFTER));
+        self.tracks.retain(|_, s| s.back().is_some_and(|last| now.saturating_sub(last.at) < FORGET_AFTER));
     }
 
     /// Whether `track` has been seen in the last [`FORGET_AFTER`].
@@ -41,13 +72,46 @@ impl TrackHistory {
         self.tracks.contains_key(&track)
     }
 
+    /// The track's motion over the last `window` (from the newest sample at least `window` old),
+    /// fitted to every sample in it rather than read from its two ends, whose boxes may be bent
+    /// by an occlusion. `None` while the track is younger than `window` or has fewer than three
+    /// samples in it.
+    pub fn motion(&self, track: u64, window: Duration) -> Option<Motion> {
+        let samples = self.tracks.get(&track)?;
+        let end = samples.back()?.at;
+        let start = samples.iter().rposition(|s| end.saturating_sub(s.at) >= window)?;
+        let points: Vec<(f32, Point)> = samples.range(start..).map(|s| (s.at.as_secs_f32(), s.point)).collect();
+        let (first_top, last_top) = (samples[start].top, samples.back()?.top);
+        if points.len() < 3 {
+            return None;
+        }
+        let n = points.len() as f32;
+        let (mt, mx, my) = points.iter().fold((0.0, 0.0, 0.0), |(a, b, c), (t, p)| (a + t / n, b + p.x / n, c + p.y / n));
+        let var_t: f32 = points.iter().map(|(t, _)| (t - mt).powi(2)).sum();
+        let (vx, vy) = points.iter().fold((0.0, 0.0), |(a, b), (t, p)| (a + (t - mt) * (p.x - mx) / var_t, b + (t - mt) * (p.y - my) / var_t));
+        let at = |t: f32| Point { x: mx + vx * (t - mt), y: my + vy * (t - mt) };
+        let (from, to) = (at(points[0].0), at(points[points.len() - 1].0));
+        let length = (to.x - from.x).hypot(to.y - from.y);
+        let (ux, uy) = ((to.x - from.x) / length.max(1e-6), (to.y - from.y) / length.max(1e-6));
+        let along: Vec<f32> = points.iter().map(|(_, p)| (p.x - from.x) * ux + (p.y - from.y) * uy).collect();
+        let off_line = points.iter().map(|(_, p)| ((p.x - from.x) * uy - (p.y - from.y) * ux).abs()).fold(0.0, f32::max);
+        let steps: Vec<f32> = points.windows(2).map(|w| (w[1].1.x - w[0].1.x).hypot(w[1].1.y - w[0].1.y)).collect();
+        let mean_step = steps.iter().sum::<f32>() / steps.len() as f32;
+        let steady = length > 0.0
+            && off_line <= UNSTEADY_SHARE * length
+            && along.windows(2).all(|w| w[1] - w[0] >= -UNSTEADY_SHARE * length)
+            && steps.iter().all(|&s| s <= MAX_STEP_OVER_MEAN * mean_step)
+            && (last_top.x - first_top.x) * ux + (last_top.y - first_top.y) * uy >= 0.0;
+        Some(Motion { from, to, steady })
+    }
+
     /// The newest sample of `track` taken at least `window` before its latest one, with that latest
     /// one: the span to measure motion over. `None` while the track is younger than `window`.
     pub fn span(&self, track: u64, window: Duration) -> Option<((Duration, Point), (Duration, Point))> {
         let samples = self.tracks.get(&track)?;
-        let &last = samples.back()?;
-        let first = samples.iter().rev().find(|(t, _)| last.0.saturating_sub(*t) >= window)?;
-        Some((*first, last))
+        let last = samples.back()?;
+        let first = samples.iter().rev().find(|s| last.at.saturating_sub(s.at) >= window)?;
+        Some(((first.at, first.point), (last.at, last.point)))
     }
 }
 

@@ -166,6 +166,32 @@ heading_deg = 0
 }
 
 #[test]
+fn no_wrong_way_for_riders_with_the_flow_whose_boxes_swap_or_jitter() {
+    // Dense two-wheelers riding up the screen (allowed heading 270°, "up"), side by side.
+    let config = r#"
+[[rules]]
+id = "northbound"
+[rules.wrong_way]
+zone = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+heading_deg = 270
+"#;
+    let mut r = rules(config);
+    let got = play(&mut r, 0..30, |f| {
+        let y = 0.9 - 0.01 * f as f32;
+        vec![
+            // Its identity swaps to the rider beside it and back: a sideways jump, then a
+            // step down the screen, that two endpoints would read as riding the wrong way.
+            car(1, if (8..16).contains(&f) { 0.56 } else { 0.50 }, if (8..16).contains(&f) { y + 0.08 } else { y }),
+            car(2, 0.60, y + 0.003 * (f % 3) as f32),
+            // A cyclist riding against the flow along the kerb.
+            car(3, 0.05, 0.3 + 0.012 * f as f32),
+        ]
+    });
+    let flagged: Vec<u64> = got.iter().map(|(_, v)| v.object.id).collect();
+    assert_eq!(flagged, vec![3], "{got:#?}");
+}
+
+#[test]
 fn a_long_wrong_way_run_is_one_alert() {
     let config = r#"
 [[rules]]

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{Check, Measured, RuleFinding, RuleKindConfig, round1};
 use crate::analytics::FrameContext;
+use crate::analytics::history::Motion;
 use crate::analytics::geometry::{Polygon, angle_between_deg, check_zone, distance, heading_deg};
 use crate::check::{ConfigError, check_positive};
 use crate::render::{Shape, Tone};
@@ -97,8 +98,10 @@ impl Check for WrongWay {
         objects
             .iter()
             .filter_map(|obj| {
-                let ((_, from), (_, to)) = ctx.history.span(obj.id, self.window)?;
-                if !(self.zone.contains(from) && self.zone.contains(to)) || distance(from, to) < self.min_displacement {
+                let Motion { from, to, steady } = ctx.history.motion(obj.id, self.window)?;
+                // An unsteady track may have swapped identity with a neighbour in dense traffic:
+                // its heading is not one vehicle's.
+                if !steady || !(self.zone.contains(from) && self.zone.contains(to)) || distance(from, to) < self.min_displacement {
                     return None;
                 }
                 let heading = heading_deg(from, to, ctx.aspect());
