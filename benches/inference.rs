@@ -2,7 +2,9 @@
 //! as the agent runs them per analysed frame (a heat-map model such as `smoke_cells`: the whole
 //! frame's map). Prints a line per thread count and writes JSON.
 //!
-//!   cargo bench -p canh --bench inference [-- MODEL CLIP]
+//!   cargo bench -p canh --bench inference [-- MODEL CLIP DETECT_WIDTH_PX]
+//!
+//! DETECT_WIDTH_PX: the camera setting of that name (default: the model's input width).
 
 use std::time::Instant;
 
@@ -21,12 +23,13 @@ fn main() -> anyhow::Result<()> {
     let model = args.first().map_or("yolox_nano", String::as_str);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let clip = args.get(1).map_or(root.join("samples/clips/opencv4nodejs_traffic.mp4"), Into::into);
+    let detect_width: Option<u32> = args.get(2).map(|w| w.parse()).transpose().map_err(|_| anyhow::anyhow!("DETECT_WIDTH_PX must be a number of pixels"))?;
     gst::init()?;
     let resources = Resources::locate();
     let mut results = Vec::new();
     for threads in [1, 2] {
         let detector = Detector::load(resources.model(model)?, &DetectorConfig { threads, ..DetectorConfig::default() }, 1)?;
-        let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input, None)).map_err(anyhow::Error::msg)?;
+        let frame = decode_frame(&clip, 0, &input_caps(&detector.manifest().input, detect_width)).map_err(anyhow::Error::msg)?;
         let image = frame_to_mat(&frame)?;
         let heatmap = detector.manifest().output.decoder == OutputDecoder::Heatmap;
         let mut ms = Vec::with_capacity(RUNS);
@@ -46,7 +49,7 @@ fn main() -> anyhow::Result<()> {
         println!("{model} threads={threads}: median {median:.1} ms, p90 {p90:.1} ms, min {min:.1} ms ({RUNS} runs, {}x{} frame)", frame.width, frame.height);
         results.push(serde_json::json!({"model": model, "threads": threads, "median_ms": median, "p90_ms": p90, "min_ms": min, "runs": RUNS}));
     }
-    let out = root.join(format!("target/bench-inference-{model}.json"));
+    let out = root.join(format!("target/bench-inference-{model}{}.json", detect_width.map_or(String::new(), |w| format!("-{w}px"))));
     std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
     println!("wrote {}", out.display());
     Ok(())

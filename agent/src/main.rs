@@ -84,6 +84,9 @@ enum Command {
         /// Scale frames to this width for the detector (the camera's `detect_width_px`).
         #[arg(long, value_name = "PX")]
         detect_width: Option<u32>,
+        /// Detect with this model of models/ (the camera's `model`), e.g. `yolox_nano_int8`.
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
     },
     /// The reference IOC consumer: subscribe to a site's topics, validate every message against
     /// the documented schema, drop duplicates by id, store events in SQLite and images beside it,
@@ -120,8 +123,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => return check(&config),
-        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate, detect_width } => {
-            let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, detect_width };
+        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate, detect_width, model } => {
+            let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, detect_width, model };
             replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, tools)
         }
         Command::Listen { broker, prefix, db, ca_file, cert_file, key_file, username, password_file } => {
@@ -290,13 +293,14 @@ struct ReplayTools {
     signal_log: Option<PathBuf>,
     motion_gate: bool,
     detect_width: Option<u32>,
+    model: Option<String>,
 }
 
 /// Fire cameras are mostly static: two analysed frames a second see a fire grow.
 const FIRE_REPLAY_FPS: u32 = 2;
 
 fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera_id: Option<&str>, lines: &[String], fps: Option<u32>, tools: ReplayTools) -> Result<()> {
-    let ReplayTools { render_dir, fire, signal_log, motion_gate, detect_width } = tools;
+    let ReplayTools { render_dir, fire, signal_log, motion_gate, detect_width, model } = tools;
     let resources = Resources::locate();
     let input = std::path::absolute(input).with_context(|| format!("{}", input.display()))?;
     let mut config = match config_path {
@@ -324,6 +328,9 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
     }
     if detect_width.is_some() {
         camera.detect_width_px = detect_width;
+    }
+    if let Some(model) = model {
+        camera.model = model;
     }
     for (i, spec) in lines.iter().enumerate() {
         camera.lines.push(parse_line(i, spec)?);

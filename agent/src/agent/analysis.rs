@@ -1,10 +1,14 @@
-//! The analysis thread: frames from whichever camera has one, up to `parallel_frames` cameras'
-//! frames at once, until the site closes its channel of new cameras and every source has closed.
-//! Between frames it takes new cameras, hands signal controllers' messages to every camera,
-//! carries out the IOC's commands, and publishes counts, camera status and `stats` when due.
+//! The analysis thread: frames from whichever camera has one, analysed on `parallel_frames`
+//! persistent lanes (threads, one ONNX Runtime session each), until the site closes its channel
+//! of new cameras and every source has closed. A camera's analysis goes to a free lane with its
+//! frame and comes back when done, so each lane takes the next frame as soon as it is free,
+//! rather than rounds of frames waiting for the slowest; a camera is on one lane at a time, so
+//! its frames stay in order. Between frames the thread takes new cameras, hands signal
+//! controllers' messages to every camera, carries out the IOC's commands, and publishes counts,
+//! camera status and `stats` when due (bringing the cameras home first where a duty needs them).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
@@ -32,9 +36,13 @@ pub(super) enum Change {
 
 pub(super) struct AnalysisLoop {
     settings: LoopSettings,
-    /// Each running camera's frames, and its analysis at the same index.
+    /// Each running camera's id and frames, and its analysis at the same index: `None` while it
+    /// is out on a lane.
+    ids: Vec<CameraId>,
     receivers: Vec<Receiver<Frame>>,
-    cameras: Vec<CameraAnalysis>,
+    cameras: Vec<Option<Box<CameraAnalysis>>>,
+    /// Lane threads, when frames are analysed several at once.
+    lanes: Option<Lanes>,
     finished: Vec<CameraSummary>,
     site_open: bool,
     /// The last message of each signal controller: a camera that starts later (or again, on a
@@ -42,6 +50,52 @@ pub(super) struct AnalysisLoop {
     signal_phases: BTreeMap<String, Vec<u8>>,
     /// A change that woke the loop while no camera was running.
     woken_by: Option<Change>,
+}
+
+/// Threads that each analyse one camera's frame at a time and send the camera back.
+struct Lanes {
+    work: Sender<(Box<CameraAnalysis>, Frame)>,
+    done: Receiver<Box<CameraAnalysis>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Lanes {
+    /// `count` lane threads, or `None` when fewer than two would start (frames are then
+    /// analysed on the loop's own thread).
+    fn start(count: usize) -> Option<Lanes> {
+        if count < 2 {
+            return None;
+        }
+        let (work, work_rx) = crossbeam_channel::unbounded::<(Box<CameraAnalysis>, Frame)>();
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let threads: Vec<_> = (0..count)
+            .filter_map(|n| {
+                let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+                let lane = move || {
+                    for (mut camera, frame) in work_rx {
+                        camera.process(&frame);
+                        if done_tx.send(camera).is_err() {
+                            return;
+                        }
+                    }
+                };
+                std::thread::Builder::new().name(format!("analysis-lane-{n}")).spawn(lane).map_err(|e| tracing::warn!("cannot start analysis lane {n}: {e}")).ok()
+            })
+            .collect();
+        if threads.len() < 2 {
+            // The lanes that did start end with the work channel.
+            return None;
+        }
+        Some(Lanes { work, done, threads })
+    }
+
+    /// Lets the lanes finish their work and end.
+    fn stop(self) {
+        drop(self.work);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// What the analysis loop is given by the site.
@@ -57,9 +111,29 @@ pub(super) struct LoopSettings {
     pub site: Arc<SiteHealth>,
 }
 
+/// What woke the loop.
+enum Event {
+    Frame(usize, Frame),
+    /// Camera `i`'s source is gone.
+    Ended(usize),
+    /// A camera came back from its lane.
+    Home(Box<CameraAnalysis>),
+}
+
 impl AnalysisLoop {
     pub fn new(settings: LoopSettings) -> AnalysisLoop {
-        AnalysisLoop { settings, receivers: Vec::new(), cameras: Vec::new(), finished: Vec::new(), site_open: true, signal_phases: BTreeMap::new(), woken_by: None }
+        let lanes = Lanes::start(settings.parallel_frames);
+        AnalysisLoop {
+            settings,
+            ids: Vec::new(),
+            receivers: Vec::new(),
+            cameras: Vec::new(),
+            lanes,
+            finished: Vec::new(),
+            site_open: true,
+            signal_phases: BTreeMap::new(),
+            woken_by: None,
+        }
     }
 
     /// Runs until the site is closed and every camera has finished; what each camera did.
@@ -68,19 +142,66 @@ impl AnalysisLoop {
             CameraHealth::count(&self.settings.site.analysis_turns);
             self.take_changes();
             self.take_inbox();
-            match self.next_frame() {
-                Some((i, Ok(frame))) => {
-                    let mut ready = vec![(i, frame)];
-                    ready.extend(more_ready(&self.receivers, i, self.settings.parallel_frames.saturating_sub(1)));
-                    process_side_by_side(&mut self.cameras, ready);
-                }
+            match self.next_event() {
+                Some(Event::Frame(i, frame)) => self.analyse(i, frame),
                 // The source is gone: publish what this camera counted since the last interval.
-                Some((i, Err(_))) => self.finish(i),
+                Some(Event::Ended(i)) => self.finish(i),
+                Some(Event::Home(camera)) => self.welcome(camera),
                 None => {}
             }
             self.report_when_due();
         }
+        if let Some(lanes) = self.lanes.take() {
+            lanes.stop();
+        }
         self.finished
+    }
+
+    /// Camera `i`'s frame: on a lane, or here when there are none.
+    fn analyse(&mut self, i: usize, frame: Frame) {
+        let camera = self.cameras[i].take().expect("frames are taken only from cameras at home");
+        match &self.lanes {
+            Some(lanes) => {
+                if let Err(crossbeam_channel::SendError((camera, frame))) = lanes.work.send((camera, frame)) {
+                    // The lanes are gone (cannot happen while the loop holds them): analyse here.
+                    let mut camera = camera;
+                    camera.process(&frame);
+                    self.cameras[i] = Some(camera);
+                }
+            }
+            None => {
+                let mut camera = camera;
+                camera.process(&frame);
+                self.cameras[i] = Some(camera);
+            }
+        }
+    }
+
+    /// A camera back from its lane takes its place again (unless it was finished meanwhile:
+    /// then it cannot be, as finishing waits for it).
+    fn welcome(&mut self, camera: Box<CameraAnalysis>) {
+        if let Some(i) = self.ids.iter().position(|id| *id == camera.id) {
+            self.cameras[i] = Some(camera);
+        }
+    }
+
+    /// Waits until camera `i` is back from its lane (taking home whichever cameras return
+    /// meanwhile).
+    fn bring_home(&mut self, i: usize) {
+        while self.cameras[i].is_none() {
+            let Some(lanes) = &self.lanes else { return };
+            match lanes.done.recv() {
+                Ok(camera) => self.welcome(camera),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Brings every camera home, for a duty that needs them all.
+    fn gather(&mut self) {
+        for i in 0..self.cameras.len() {
+            self.bring_home(i);
+        }
     }
 
     /// New cameras from the site; a closed channel means the site is stopping.
@@ -100,29 +221,36 @@ impl AnalysisLoop {
             let (frames, mut analysis) = match change {
                 Change::Add(frames, analysis) => (frames, analysis),
                 Change::Finish(id) => {
-                    if let Some(i) = self.cameras.iter().position(|s| s.id == id) {
+                    if let Some(i) = self.ids.iter().position(|s| *s == id) {
                         self.finish(i);
                     }
                     continue;
                 }
             };
-            if let Some(i) = self.cameras.iter().position(|s| s.id == analysis.id) {
+            if let Some(i) = self.ids.iter().position(|s| *s == analysis.id) {
                 self.finish(i);
             }
             for (topic, payload) in &self.signal_phases {
                 analysis.hear(topic.clone(), payload.clone());
             }
+            self.ids.push(analysis.id.clone());
             self.receivers.push(frames);
-            self.cameras.push(*analysis);
+            self.cameras.push(Some(analysis));
         }
     }
 
     /// Commands are carried out now; signal phases go to every camera (one that cannot be read
     /// is refused, counted, and leaves the phase as it was).
     fn take_inbox(&mut self) {
-        for (topic, payload) in self.settings.inbox.try_iter() {
+        let inbox: Vec<(String, Vec<u8>)> = self.settings.inbox.try_iter().collect();
+        if inbox.is_empty() {
+            return;
+        }
+        self.gather();
+        for (topic, payload) in inbox {
             if self.settings.duties.is_command(&topic) {
-                self.settings.duties.command(&topic, &payload, &self.cameras, &self.settings.events);
+                let cameras: Vec<&CameraAnalysis> = self.cameras.iter().flatten().map(|c| &**c).collect();
+                self.settings.duties.command(&topic, &payload, &cameras, &self.settings.events);
                 continue;
             }
             if let Err(e) = SignalState::from_feed(&payload) {
@@ -130,92 +258,69 @@ impl AnalysisLoop {
                 tracing::warn!(%topic, "signal message refused: {e}");
                 continue;
             }
-            for camera in &mut self.cameras {
+            for camera in self.cameras.iter_mut().flatten() {
                 camera.hear(topic.clone(), payload.clone());
             }
             self.signal_phases.insert(topic, payload);
         }
     }
 
-    /// The next frame of any camera (its index), or the end of a camera's frames; `None` when
-    /// nothing came within [`WAKE_UP`].
-    fn next_frame(&mut self) -> Option<(usize, Result<Frame, crossbeam_channel::RecvError>)> {
+    /// The next frame of a camera at home (its index), the end of a camera's frames, or a
+    /// camera back from its lane; `None` when nothing came within [`WAKE_UP`].
+    fn next_event(&mut self) -> Option<Event> {
         let mut select = Select::new();
-        for rx in &self.receivers {
-            select.recv(rx);
+        let home: Vec<usize> = (0..self.receivers.len()).filter(|&i| self.cameras[i].is_some()).collect();
+        for &i in &home {
+            select.recv(&self.receivers[i]);
         }
+        let lanes = self.lanes.as_ref().filter(|_| home.len() < self.cameras.len());
+        let done_at = lanes.map(|lanes| select.recv(&lanes.done));
         if self.receivers.is_empty() && self.site_open {
             // Nothing to analyse yet: wake up for the next camera.
             select.recv(&self.settings.changes);
         }
         let op = select.select_timeout(WAKE_UP).ok()?;
-        let i = op.index();
-        match self.receivers.get(i) {
-            Some(rx) => Some((i, op.recv(rx))),
-            None => {
-                self.woken_by = op.recv(&self.settings.changes).ok();
-                None
-            }
+        let index = op.index();
+        if let Some(&i) = home.get(index) {
+            return Some(match op.recv(&self.receivers[i]) {
+                Ok(frame) => Event::Frame(i, frame),
+                Err(_) => Event::Ended(i),
+            });
         }
+        if let (Some(at), Some(lanes)) = (done_at, lanes)
+            && at == index
+        {
+            return op.recv(&lanes.done).ok().map(Event::Home);
+        }
+        self.woken_by = op.recv(&self.settings.changes).ok();
+        None
     }
 
-    /// Finishes camera `i`: what it counted since the last interval, its last status.
+    /// Finishes camera `i` (once it is back from its lane): what it counted since the last
+    /// interval, its last status.
     fn finish(&mut self, i: usize) {
+        self.bring_home(i);
+        self.ids.swap_remove(i);
         self.receivers.swap_remove(i);
-        let mut camera = self.cameras.swap_remove(i);
+        let Some(mut camera) = self.cameras.swap_remove(i) else { return };
         if self.settings.counts_interval.is_some() {
             camera.report(true, &self.settings.events);
         }
         self.finished.push(camera.summary());
     }
 
-    /// Counts, camera status and `stats`, each when due.
+    /// Counts and camera status of the cameras at home (those on a lane report once back, on
+    /// the next turn), and `stats`, each when due.
     fn report_when_due(&mut self) {
         if self.settings.counts_interval.is_some() {
-            for camera in &mut self.cameras {
+            for camera in self.cameras.iter_mut().flatten() {
                 camera.report(false, &self.settings.events);
             }
         }
-        self.settings.duties.stats_if_due(Instant::now(), &self.cameras, self.finished.len() as u64, &self.settings.events);
-    }
-}
-
-/// Up to `wanted` frames waiting on other cameras than `first`, one per camera, taking the
-/// cameras after `first` in turn so that none starves.
-fn more_ready(receivers: &[Receiver<Frame>], first: usize, wanted: usize) -> Vec<(usize, Frame)> {
-    let count = receivers.len();
-    (1..count).map(|offset| (first + offset) % count).filter_map(|i| receivers[i].try_recv().ok().map(|frame| (i, frame))).take(wanted).collect()
-}
-
-/// Processes frames of distinct cameras, each on its own thread (the detector has a session
-/// for each); one frame is processed right here.
-fn process_side_by_side(cameras: &mut [CameraAnalysis], mut ready: Vec<(usize, Frame)>) {
-    if let [(i, frame)] = ready.as_slice() {
-        cameras[*i].process(frame);
-        return;
-    }
-    ready.sort_by_key(|(i, _)| *i);
-    let mut frames = ready.into_iter().peekable();
-    let mut work: Vec<(&mut CameraAnalysis, Frame)> = Vec::new();
-    for (i, camera) in cameras.iter_mut().enumerate() {
-        if let Some((_, frame)) = frames.next_if(|(j, _)| *j == i) {
-            work.push((camera, frame));
+        if self.settings.duties.stats_due(Instant::now()) {
+            self.gather();
+            let cameras: Vec<&CameraAnalysis> = self.cameras.iter().flatten().map(|c| &**c).collect();
+            self.settings.duties.stats_if_due(Instant::now(), &cameras, self.finished.len() as u64, &self.settings.events);
         }
     }
-    // Each slot is taken by whoever processes it: a lane thread, or this one when the first
-    // slot's turn comes or a lane thread cannot be started (no frame is lost either way).
-    let slots: Vec<Mutex<Option<(&mut CameraAnalysis, Frame)>>> = work.into_iter().map(|w| Mutex::new(Some(w))).collect();
-    let process = |slot: &Mutex<Option<(&mut CameraAnalysis, Frame)>>| {
-        if let Some((camera, frame)) = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
-            camera.process(&frame);
-        }
-    };
-    std::thread::scope(|scope| {
-        for slot in &slots[1..] {
-            if let Err(e) = std::thread::Builder::new().name("analysis-lane".into()).spawn_scoped(scope, move || process(slot)) {
-                tracing::warn!("cannot start an analysis thread, analysing here: {e}");
-            }
-        }
-        slots.iter().for_each(process);
-    });
 }

@@ -38,7 +38,7 @@ impl SiteDuties {
     }
 
     /// Carries out one command and answers it; every failure is an error reply.
-    pub fn command(&self, topic: &str, payload: &[u8], cameras: &[CameraAnalysis], events: &Sender<Message>) {
+    pub fn command(&self, topic: &str, payload: &[u8], cameras: &[&CameraAnalysis], events: &Sender<Message>) {
         let request = match control::parse(&self.commands_prefix, topic, payload) {
             Ok(request) => request,
             Err(Rejected { request_id, command, error }) => {
@@ -97,9 +97,13 @@ impl SiteDuties {
     }
 
     /// Publishes `stats` if `stats_interval` has passed since the last.
-    pub fn stats_if_due(&mut self, now: Instant, cameras: &[CameraAnalysis], finished: u64, events: &Sender<Message>) {
-        let Some(interval) = self.stats_interval else { return };
-        if self.last_stats.is_some_and(|at| now.duration_since(at) < interval) {
+    /// Whether `stats` is due at `now`.
+    pub fn stats_due(&self, now: Instant) -> bool {
+        self.stats_interval.is_some_and(|interval| self.last_stats.is_none_or(|at| now.duration_since(at) >= interval))
+    }
+
+    pub fn stats_if_due(&mut self, now: Instant, cameras: &[&CameraAnalysis], finished: u64, events: &Sender<Message>) {
+        if !self.stats_due(now) {
             return;
         }
         self.last_stats = Some(now);

@@ -46,7 +46,7 @@ pub struct CameraConfig {
     /// input width (416 for YOLOX-nano), where a motorbike 60 px wide in a 1920-px frame is 13 px
     /// wide and distant ones are missed or taken for cars. A larger width (a multiple of 32, for
     /// models whose input size is free) finds them, at a cost that grows with the pixels:
-    /// 832 px costs about three times 416 (`cargo bench --bench inference`).
+    /// 832 px costs 3.7 times 416 (`cargo bench --bench inference`).
     pub detect_width_px: Option<u32>,
 }
 
