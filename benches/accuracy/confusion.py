@@ -1,5 +1,10 @@
 """Class confusion of `canh replay` crossings against a hand count: each hand-counted crossing is
-paired with the nearest unpaired crossing by Canh in the same direction within 1.5 s.
+paired with an unpaired crossing by Canh in the same direction within 1.5 s: one of the same class
+if there is one, else the nearest in time. Vehicles crossing within a fraction of a second of each
+other, as a queue leaving a stop line does, cannot be told apart by time alone (crossings carry no
+position, and Canh stamps a crossing when the vehicle is seen past the line, a few frames after the
+hand count's moment), so this is the reading most favourable to Canh; a class error shows where no
+crossing of the right class is near.
 
     canh replay --input CLIP --line ... --fps N > run.jsonl
     confusion.py TRUTH.json run.jsonl     -> rows "hand class -> canh class: n", then misses and extras
@@ -15,7 +20,11 @@ for line in open(sys.argv[2]):
         crossings.append(json.loads(line)["payload"])
 used, pairs, missed = set(), collections.Counter(), []
 for c in truth["crossings"]:
-    candidates = [(abs(p["stream_time_s"] - c["t"]), i) for i, p in enumerate(crossings) if i not in used and p["direction"] == c["direction"] and abs(p["stream_time_s"] - c["t"]) < 1.5]
+    candidates = [
+        (abs(p["stream_time_s"] - c["t"]) + (1.5 if p["class"] != c["class"] else 0.0), i)
+        for i, p in enumerate(crossings)
+        if i not in used and p["direction"] == c["direction"] and abs(p["stream_time_s"] - c["t"]) < 1.5
+    ]
     if candidates:
         _, i = min(candidates)
         used.add(i)
