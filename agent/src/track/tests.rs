@@ -186,36 +186,43 @@ fn a_new_track_does_not_take_over_a_lost_one_it_does_not_lead_back_to() {
     assert!(ids.iter().all(|&id| id == 2), "{ids:?}");
 }
 
-#[test]
-fn a_coasting_car_is_not_taken_over_by_one_driving_the_other_way() {
-    let mut t = tracker();
-    // Eastbound car in the middle lane, then missed (a bad frame).
+/// A car driving along y = 0.5 from `x0` for 4 frames, unseen for `gap` frames, then a second car
+/// driving left along `y` from `x1` for 3 frames: the ids the second car is reported with.
+fn second_car_ids(t: &mut Tracker, x0: f32, gap: u32, (x1, y): (f32, f32)) -> Vec<u64> {
     for f in 0..4 {
-        t.update(&[det(0.3 + 0.08 * f as f32, 0.5, CAR, 0.9)], at(f, 5.0));
+        t.update(&[det(x0 + 0.08 * f as f32, 0.5, CAR, 0.9)], at(f, 5.0));
     }
-    t.update(&[], at(4, 5.0));
-    // A westbound car appears in the lane above, ahead-right of where the first was last seen,
-    // and drives left (towards and past it).
-    let mut ids = Vec::new();
-    for f in 5..9 {
-        ids.extend(t.update(&[det(0.75 - 0.08 * (f - 5) as f32, 0.38, CAR, 0.9)], at(f, 5.0)).iter().map(|o| o.id));
+    for f in 4..4 + gap {
+        t.update(&[], at(f, 5.0));
     }
+    (0..3).flat_map(|i| t.update(&[det(x1 - 0.08 * i as f32, y, CAR, 0.9)], at(4 + gap + i, 5.0))).map(|o| o.id).collect()
+}
+
+#[test]
+fn a_detection_behind_a_moving_car_is_another_vehicle() {
+    // OC-SORT's direction consistency: a car driving right at 4 box widths a second does not
+    // reappear behind where it was last seen; a car standing still has no behind.
+    let mut t = tracker();
+    for f in 0..4 {
+        t.update(&[det(0.3 + 0.08 * f as f32, 0.5, CAR, 0.9), det(0.5, 0.8, CAR, 0.9)], at(f, 5.0));
+    }
+    let (moving, standing) = (&t.tracks[0], &t.tracks[1]);
+    let at_x = |x: f32, y: f32| BBox::from_center(x, y, 0.1, 0.06);
+    assert!(goes_against(moving, &at_x(0.45, 0.48)), "0.9 box widths behind");
+    assert!(!goes_against(moving, &at_x(0.60, 0.52)), "ahead");
+    assert!(!goes_against(moving, &at_x(0.52, 0.56)), "beside, within half a box");
+    assert!(!goes_against(standing, &at_x(0.42, 0.8)));
+    // So the westbound car of the lane above, appearing ahead-right of the first and driving
+    // left past it, never takes its id.
+    let ids = second_car_ids(&mut tracker(), 0.3, 1, (0.75, 0.38));
     assert!(!ids.is_empty() && ids.iter().all(|&id| id != 1), "{ids:?}");
 }
 
 #[test]
 fn a_car_that_drove_out_of_the_frame_is_not_matched_to_one_driving_in() {
-    let mut t = tracker();
-    for f in 0..4 {
-        t.update(&[det(0.67 + 0.08 * f as f32, 0.5, CAR, 0.9)], at(f, 5.0));
-    }
     // Last seen almost at the right edge, driving out; a car then enters there going left.
-    t.update(&[], at(4, 5.0));
-    t.update(&[], at(5, 5.0));
-    let mut ids = Vec::new();
-    for f in 6..9 {
-        ids.extend(t.update(&[det(0.95 - 0.08 * (f - 6) as f32, 0.4, CAR, 0.9)], at(f, 5.0)).iter().map(|o| o.id));
-    }
+    let mut t = tracker();
+    let ids = second_car_ids(&mut t, 0.67, 2, (0.95, 0.4));
     assert!(!ids.is_empty() && ids.iter().all(|&id| id != 1), "{ids:?}");
     assert!(t.tracks.iter().all(|tr| tr.id != 1), "the car that left is forgotten");
 }
