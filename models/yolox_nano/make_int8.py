@@ -62,6 +62,9 @@ class Frames(CalibrationDataReader):
 def main():
     os.makedirs(os.path.dirname(TARGET), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        # ONNX Runtime's tooling leaves intermediate models and their weights in the working
+        # directory: keep them out of the repository.
+        os.chdir(tmp)
         # Per-channel weights need DequantizeLinear's axis, which exists from opset 13 on.
         opset13 = os.path.join(tmp, "opset13.onnx")
         onnx.save(onnx.version_converter.convert_version(onnx.load(SOURCE), 13), opset13)
