@@ -1,11 +1,12 @@
 //! The analysis thread: frames from whichever camera has one, analysed on `parallel_frames`
-//! persistent lanes (threads, one ONNX Runtime session each), until the site closes its channel
+//! persistent lanes (threads; the detector has as many ONNX Runtime sessions), until the site closes its channel
 //! of new cameras and every source has closed. A camera's analysis goes to a free lane with its
 //! frame and comes back when done, so each lane takes the next frame as soon as it is free,
 //! rather than rounds of frames waiting for the slowest; a camera is on one lane at a time, so
 //! its frames stay in order. Between frames the thread takes new cameras, hands signal
-//! controllers' messages to every camera, carries out the IOC's commands, and publishes counts,
-//! camera status and `stats` when due (bringing the cameras home first where a duty needs them).
+//! controllers' messages to every camera (held for a camera out on a lane until it returns),
+//! carries out the IOC's commands, and publishes counts, camera status and `stats` when due
+//! (bringing the cameras home first where a duty needs them all).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub(super) struct AnalysisLoop {
     cameras: Vec<Option<Box<CameraAnalysis>>>,
     /// Lane threads, when frames are analysed several at once.
     lanes: Option<Lanes>,
+    /// Signal messages for cameras that were out on a lane, handed over on their return.
+    heard_away: BTreeMap<CameraId, Vec<(String, Vec<u8>)>>,
     finished: Vec<CameraSummary>,
     site_open: bool,
     /// The last message of each signal controller: a camera that starts later (or again, on a
@@ -52,10 +55,15 @@ pub(super) struct AnalysisLoop {
     woken_by: Option<Change>,
 }
 
+/// What a lane sends back: the camera, or the panic that its analysis raised (resumed on the
+/// loop's thread, so that the site sees the analysis thread fail as it did before lanes, rather
+/// than the loop waiting forever for a camera that will never return).
+type Returned = std::thread::Result<Box<CameraAnalysis>>;
+
 /// Threads that each analyse one camera's frame at a time and send the camera back.
 struct Lanes {
     work: Sender<(Box<CameraAnalysis>, Frame)>,
-    done: Receiver<Box<CameraAnalysis>>,
+    done: Receiver<Returned>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -67,14 +75,17 @@ impl Lanes {
             return None;
         }
         let (work, work_rx) = crossbeam_channel::unbounded::<(Box<CameraAnalysis>, Frame)>();
-        let (done_tx, done) = crossbeam_channel::unbounded();
+        let (done_tx, done) = crossbeam_channel::unbounded::<Returned>();
         let threads: Vec<_> = (0..count)
             .filter_map(|n| {
                 let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
                 let lane = move || {
                     for (mut camera, frame) in work_rx {
-                        camera.process(&frame);
-                        if done_tx.send(camera).is_err() {
+                        let returned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                            camera.process(&frame);
+                            camera
+                        }));
+                        if done_tx.send(returned).is_err() {
                             return;
                         }
                     }
@@ -116,8 +127,8 @@ enum Event {
     Frame(usize, Frame),
     /// Camera `i`'s source is gone.
     Ended(usize),
-    /// A camera came back from its lane.
-    Home(Box<CameraAnalysis>),
+    /// A camera came back from its lane (or its analysis panicked there).
+    Home(Returned),
 }
 
 impl AnalysisLoop {
@@ -129,6 +140,7 @@ impl AnalysisLoop {
             receivers: Vec::new(),
             cameras: Vec::new(),
             lanes,
+            heard_away: BTreeMap::new(),
             finished: Vec::new(),
             site_open: true,
             signal_phases: BTreeMap::new(),
@@ -160,26 +172,26 @@ impl AnalysisLoop {
     /// Camera `i`'s frame: on a lane, or here when there are none.
     fn analyse(&mut self, i: usize, frame: Frame) {
         let camera = self.cameras[i].take().expect("frames are taken only from cameras at home");
-        match &self.lanes {
-            Some(lanes) => {
-                if let Err(crossbeam_channel::SendError((camera, frame))) = lanes.work.send((camera, frame)) {
-                    // The lanes are gone (cannot happen while the loop holds them): analyse here.
-                    let mut camera = camera;
-                    camera.process(&frame);
-                    self.cameras[i] = Some(camera);
-                }
-            }
-            None => {
-                let mut camera = camera;
-                camera.process(&frame);
-                self.cameras[i] = Some(camera);
-            }
-        }
+        let (mut camera, frame) = match &self.lanes {
+            Some(lanes) => match lanes.work.send((camera, frame)) {
+                Ok(()) => return,
+                // The lanes are gone (cannot happen while the loop holds them): analyse here.
+                Err(crossbeam_channel::SendError(back)) => back,
+            },
+            None => (camera, frame),
+        };
+        camera.process(&frame);
+        self.cameras[i] = Some(camera);
     }
 
-    /// A camera back from its lane takes its place again (unless it was finished meanwhile:
-    /// then it cannot be, as finishing waits for it).
-    fn welcome(&mut self, camera: Box<CameraAnalysis>) {
+    /// A camera back from its lane takes its place again, with the signal messages heard while
+    /// it was away (it cannot have been finished meanwhile: finishing waits for it). A panic in
+    /// its analysis is raised here.
+    fn welcome(&mut self, returned: Returned) {
+        let mut camera = returned.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        for (topic, payload) in self.heard_away.remove(&camera.id).unwrap_or_default() {
+            camera.hear(topic, payload);
+        }
         if let Some(i) = self.ids.iter().position(|id| *id == camera.id) {
             self.cameras[i] = Some(camera);
         }
@@ -191,7 +203,7 @@ impl AnalysisLoop {
         while self.cameras[i].is_none() {
             let Some(lanes) = &self.lanes else { return };
             match lanes.done.recv() {
-                Ok(camera) => self.welcome(camera),
+                Ok(returned) => self.welcome(returned),
                 Err(_) => return,
             }
         }
@@ -243,12 +255,9 @@ impl AnalysisLoop {
     /// is refused, counted, and leaves the phase as it was).
     fn take_inbox(&mut self) {
         let inbox: Vec<(String, Vec<u8>)> = self.settings.inbox.try_iter().collect();
-        if inbox.is_empty() {
-            return;
-        }
-        self.gather();
         for (topic, payload) in inbox {
             if self.settings.duties.is_command(&topic) {
+                self.gather();
                 let cameras: Vec<&CameraAnalysis> = self.cameras.iter().flatten().map(|c| &**c).collect();
                 self.settings.duties.command(&topic, &payload, &cameras, &self.settings.events);
                 continue;
@@ -258,8 +267,11 @@ impl AnalysisLoop {
                 tracing::warn!(%topic, "signal message refused: {e}");
                 continue;
             }
-            for camera in self.cameras.iter_mut().flatten() {
-                camera.hear(topic.clone(), payload.clone());
+            for (id, camera) in self.ids.iter().zip(&mut self.cameras) {
+                match camera {
+                    Some(camera) => camera.hear(topic.clone(), payload.clone()),
+                    None => self.heard_away.entry(id.clone()).or_default().push((topic.clone(), payload.clone())),
+                }
             }
             self.signal_phases.insert(topic, payload);
         }

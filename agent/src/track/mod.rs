@@ -306,8 +306,7 @@ impl Tracker {
                 if goes_against(lost, &new.first_box) {
                     return None;
                 }
-                let ratio = |a: f32, b: f32| a.max(b) / a.min(b).max(1e-6);
-                if ratio(then.width(), seen.width()) > RECOVER_SIZE_RATIO || ratio(then.height(), seen.height()) > RECOVER_SIZE_RATIO {
+                if size_ratio(&then, seen) > RECOVER_SIZE_RATIO {
                     return None;
                 }
                 let (a, b) = (then.center(), seen.center());
@@ -318,17 +317,12 @@ impl Tracker {
             .map(|(l, _)| l)
     }
 
-    /// Track `t` is the lost track `lost` found again: it takes the lost track's id, its class
-    /// evidence and its history of hits.
+    /// Track `t` is the lost track `lost` found again: it takes the lost track's id and its
+    /// class evidence (the lost track is dropped by the caller).
     fn take_over(&mut self, t: usize, lost: usize) {
-        let (id, votes, hits, first_box, first_seen) = {
-            let l = &self.tracks[lost];
-            (l.id, l.class_votes.clone(), l.hits, l.first_box, l.first_seen)
-        };
+        let (id, votes) = (self.tracks[lost].id, std::mem::take(&mut self.tracks[lost].class_votes));
         let track = &mut self.tracks[t];
         track.id = id;
-        track.hits += hits;
-        (track.first_box, track.first_seen) = (first_box, first_seen);
         for (class, score) in votes {
             *track.class_votes.entry(class).or_default() += score;
         }
@@ -409,10 +403,15 @@ fn goes_against(track: &Track, b: &BBox) -> bool {
     v.0.hypot(v.1) > MOVING_BOX_SIZES_PER_S && along < -BACKWARDS_BOX_SIZES
 }
 
+/// How many times larger or smaller `b` is than `a`, in width or in height, whichever differs more.
+fn size_ratio(a: &BBox, b: &BBox) -> f32 {
+    let ratio = |a: f32, b: f32| a.max(b) / a.min(b).max(1e-6);
+    ratio(a.width(), b.width()).max(ratio(a.height(), b.height()))
+}
+
 /// Whether `b` is within `MAX_SIZE_RATIO` of `a` in width and in height.
 fn sized_like(a: &BBox, b: &BBox) -> bool {
-    let ratio = |a: f32, b: f32| a.max(b) / a.min(b).max(1e-6);
-    ratio(a.width(), b.width()) <= MAX_SIZE_RATIO && ratio(a.height(), b.height()) <= MAX_SIZE_RATIO
+    size_ratio(a, b) <= MAX_SIZE_RATIO
 }
 
 #[cfg(test)]
