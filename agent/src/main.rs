@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use canh::agent::{DaemonOptions, FireSummary, Mode, ReplayOptions, run_site};
+use canh::agent::{DaemonOptions, FireSummary, Mode, ReplayOptions, RunSummary, run_site};
 use canh::analytics::fire::FireConfig;
 use canh::analytics::signal::SignalLogEntry;
 use canh::analytics::{CONFIRM_FRAMES, LineConfig, LineCounts};
@@ -229,12 +229,56 @@ fn run(config_path: &std::path::Path) -> Result<()> {
             let totals = serde_json::to_string(&camera.lines)?;
             tracing::info!(camera = %camera.id, frames = camera.frames_analysed, dropped = camera.frames_dropped, reconnects = camera.reconnects, %totals, "stopped");
         }
+        // Without a broker someone is reading stdout at a terminal (the demo, a first try): the
+        // JSON lines stay machine-readable there, the summary for the person goes to stderr.
+        if config.mqtt.is_none() && summary.reload.is_none() {
+            eprint!("{}", human_summary(&config.site, &summary));
+        }
         match summary.reload {
             Some(new) => config = new,
             None if summary.left_behind > 0 => return Err(LeftBehind(format!("{} camera sources", summary.left_behind)).into()),
             None => return Ok(()),
         }
     }
+}
+
+/// What a run found, for a person: counts per camera, line, direction and class, alerts by
+/// rule, fire messages by kind and level, and how long it took.
+fn human_summary(site: &str, summary: &RunSummary) -> String {
+    use std::fmt::Write;
+    let classes = |counts: &BTreeMap<String, u64>| match counts.values().sum::<u64>() {
+        0 => "0".to_string(),
+        total => format!("{total} ({})", counts.iter().map(|(class, n)| format!("{n} {class}")).collect::<Vec<_>>().join(", ")),
+    };
+    let mut out = String::new();
+    let cameras = summary.cameras.len();
+    let _ = writeln!(out, "\nsite {site}: {cameras} camera{}, {} frames analysed in {:.1} s", plural(cameras), summary.frames, summary.seconds);
+    for camera in &summary.cameras {
+        let _ = writeln!(out, "camera {}:", camera.id);
+        for line in &camera.lines {
+            let _ = writeln!(out, "  line {}: in {}; out {}", line.id, classes(&line.into), classes(&line.out));
+        }
+        let alerts: Vec<String> = camera.violations.iter().filter(|(_, n)| **n > 0).map(|(rule, n)| format!("{n} {rule}")).collect();
+        if !camera.violations.is_empty() {
+            let _ = writeln!(out, "  violations: {}", if alerts.is_empty() { "none".to_string() } else { alerts.join(", ") });
+        }
+        let mut fire: BTreeMap<String, u64> = BTreeMap::new();
+        for event in &camera.fire_events {
+            *fire.entry(format!("{} {}", event.kind, format!("{:?}", event.level).to_lowercase())).or_default() += 1;
+        }
+        if !fire.is_empty() {
+            let _ = writeln!(out, "  fire: {}", fire.iter().map(|(what, n)| format!("{n} {what}")).collect::<Vec<_>>().join(", "));
+        }
+        if let Some(error) = &camera.error {
+            let _ = writeln!(out, "  error: {error}");
+        }
+    }
+    out
+}
+
+/// "s" after a count other than one.
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 fn listen(options: ListenOptions) -> Result<()> {
@@ -249,11 +293,15 @@ fn check(config_path: &std::path::Path) -> ExitCode {
             let lines: usize = config.cameras.iter().map(|c| c.lines.len()).sum();
             let rules: usize = config.cameras.iter().map(|c| c.rules.len()).sum();
             let fire = config.cameras.iter().filter(|c| c.fire.is_some()).count();
+            let cameras = config.cameras.len();
             println!(
-                "{}: ok (site {}, {} cameras, {lines} lines, {rules} rules, {fire} fire watches)",
+                "{}: ok (site {}, {cameras} camera{}, {lines} line{}, {rules} rule{}, {fire} fire watch{})",
                 config_path.display(),
                 config.site,
-                config.cameras.len()
+                plural(cameras),
+                plural(lines),
+                plural(rules),
+                if fire == 1 { "" } else { "es" }
             );
             for warning in config.warnings() {
                 println!("warning: {warning}");

@@ -165,3 +165,33 @@ fn logs_are_json_lines_under_journald_and_text_on_request() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(" INFO ") && serde_json::from_str::<serde_json::Value>(stderr.lines().next().unwrap()).is_err(), "{stderr}");
 }
+
+/// The README's first command, as a new user sees it: the crossings as JSON lines on stdout, no
+/// warning about the broker the demo has none of, no empty counts tail, and a summary for a
+/// person on stderr whose totals are the crossings printed.
+#[test]
+fn the_demo_prints_crossings_then_a_summary_for_a_person() {
+    let config = common::repo_root().join("configs/demo.toml");
+    let (code, stdout, stderr) = canh(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let messages: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))).collect();
+    let of = |kind: &str| messages.iter().filter(|m| m["topic"].as_str().unwrap().ends_with(kind)).map(|m| &m["payload"]).collect::<Vec<_>>();
+    for stats in of("/stats") {
+        assert_eq!(stats["warnings"], serde_json::json!([]), "no broker is configured, so none is missing: {stats}");
+    }
+    let crossings = of("/crossing");
+    let counted = |direction: &str| crossings.iter().filter(|c| c["direction"] == direction).count();
+    let (into, out) = (counted("in"), counted("out"));
+    assert!(into >= 10 && out >= 5, "{into} in, {out} out");
+    let counts = of("/counts");
+    let last = counts.last().expect("counts");
+    assert_ne!(last["lines"][0], serde_json::json!({"id": "middle", "in": {}, "out": {}}), "an empty tail: {last}");
+    let summed = |direction: &str| counts.iter().flat_map(|c| c["lines"][0][direction].as_object().unwrap().values()).map(|n| n.as_u64().unwrap() as usize).sum::<usize>();
+    assert_eq!((summed("in"), summed("out")), (into, out), "the counts add up to the crossings");
+
+    let summary = stderr.lines().skip_while(|l| !l.starts_with("site demo: 1 camera,")).collect::<Vec<_>>();
+    assert!(summary.len() >= 3, "a summary at the end:\n{stderr}");
+    assert!(summary[0].contains("100 frames analysed in"), "{}", summary[0]);
+    assert_eq!(summary[1], "camera arterial:");
+    assert!(summary[2].starts_with(&format!("  line middle: in {into} (")) && summary[2].contains(&format!("; out {out} (")), "{}", summary[2]);
+}

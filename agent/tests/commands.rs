@@ -115,3 +115,38 @@ fn commands_are_answered_and_bad_ones_refused_without_stopping_the_agent() {
     let printed = listener.stop();
     assert!(!printed.contains("INVALID"), "every message follows the schema:\n{printed}");
 }
+
+/// A fire alert's evidence is fetched again by the alert's own id, as for a violation: the id
+/// of a fire message is its image's (`{camera}/evidence/{id}`), and every message of the
+/// incident gives the same `first_evidence`.
+#[test]
+fn a_fire_alerts_evidence_is_fetched_again_by_its_id() {
+    let clip = repo_root().join("../shared/clips/fire_smoke/spacewalk01_input_carfire.mp4");
+    if !clip.is_file() {
+        println!("skipped: {} is absent (the fire clips may not ship)", clip.display());
+        return;
+    }
+    let broker = Mosquitto::start();
+    let rtsp_port = free_port();
+    let _server = RtspServer::start(rtsp_port, &clip);
+    let dir = temp_dir("fire-evidence");
+    let site = SiteFile::new("commands").mqtt(broker.port, "").camera("yard", &format!("rtsp://127.0.0.1:{rtsp_port}/clip"), "analytics_fps = 2\n[cameras.fire]\n");
+    let config = site.write(&dir);
+    let listener = Listener::start(broker.port, PREFIX, &dir);
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("canh.log"));
+    let confirmed = |l: &Listener| l.events("fire").into_iter().find(|f| f["type"] == "confirmed" && f["evidence"].is_object());
+    listener.wait_until(Duration::from_secs(90), "a confirmed fire with evidence", |l| confirmed(l).is_some());
+    let alert = confirmed(&listener).unwrap();
+    let event_id = alert["id"].as_str().unwrap();
+    assert_eq!(alert["evidence"]["topic"], format!("{PREFIX}/yard/evidence/{event_id}").as_str(), "{alert}");
+    let incident: Vec<Value> = listener.events("fire").into_iter().filter(|f| f["incident"] == alert["incident"]).collect();
+    assert!(incident.iter().all(|f| f["first_evidence"] == alert["first_evidence"]), "one first_evidence per incident: {incident:?}");
+
+    let payload = format!(r#"{{"request_id":"fire-1","event_id":"{event_id}"}}"#);
+    let reply = command(&listener, broker.port, "evidence", &payload, "fire-1");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["evidence"]["sha256"], alert["evidence"]["sha256"], "{reply}\n{alert}");
+    assert!(agent.terminate().success(), "{}", agent.log_text());
+    let printed = listener.stop();
+    assert!(!printed.contains("INVALID"), "every message follows the schema:\n{printed}");
+}

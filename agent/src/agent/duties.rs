@@ -23,6 +23,8 @@ pub struct SiteDuties {
     pub prefix: String,
     /// Evidence kept for the `evidence` command; shared with the publisher, which keeps it.
     pub archive: Option<Arc<Mutex<EvidenceArchive>>>,
+    /// Whether the site has a broker; without one (messages on stdout) its absence is no warning.
+    pub broker: bool,
     /// Reload requests (their request ids) for the site runner, which validates the config.
     pub reload_requests: Sender<String>,
     pub health: Arc<AgentHealth>,
@@ -96,8 +98,7 @@ impl SiteDuties {
         Ok(reference)
     }
 
-    /// Publishes `stats` if `stats_interval` has passed since the last.
-    /// Whether `stats` is due at `now`.
+    /// Whether `stats` is due at `now`: `stats_interval` has passed since the last.
     pub fn stats_due(&self, now: Instant) -> bool {
         self.stats_interval.is_some_and(|interval| self.last_stats.is_none_or(|at| now.duration_since(at) >= interval))
     }
@@ -120,7 +121,7 @@ impl SiteDuties {
         if dropped.iter().any(|&n| n > 0) {
             warnings.push("outbox_full".to_string());
         }
-        if !h.mqtt_connected.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.broker && !h.mqtt_connected.load(std::sync::atomic::Ordering::Relaxed) {
             warnings.push("mqtt_disconnected".to_string());
         }
         let disk_full = h.disk_full();

@@ -78,6 +78,7 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
         commands_prefix: commands_prefix(&prefix),
         prefix: prefix.clone(),
         archive: uplink.archive.clone(),
+        broker: config.mqtt.is_some(),
         reload_requests: reload_tx,
         health: health.agent.clone(),
         stats_interval: options.stats_interval,

@@ -5,11 +5,11 @@ fn resources() -> Resources {
     Resources { models_dir: root.join("models"), pipelines_dir: root.join("pipelines") }
 }
 
+/// Every error of a file, structural then semantic, as `canh check` lists them.
 fn errors_of(text: &str) -> Vec<String> {
-    match SiteConfig::parse(text) {
-        Err(e) => vec![e.to_string()],
-        Ok(config) => config.validate(&resources()).iter().map(ToString::to_string).collect(),
-    }
+    let (config, mut errors) = SiteConfig::parse_all(text);
+    errors.extend(config.map(|c| c.validate(&resources())).unwrap_or_default());
+    errors.iter().map(ToString::to_string).collect()
 }
 
 const GOOD: &str = r#"
@@ -81,6 +81,47 @@ fn unknown_keys_and_wrong_types_name_the_key_and_line() {
     assert!(errors[0].contains("(line 10)"), "{errors:?}");
     let errors = errors_of(&GOOD.replace("id = \"cam1\"", "id = \"cam1\"\nanalytics_fps = \"fast\""));
     assert!(errors[0].starts_with("cameras[0].analytics_fps: invalid type"), "{errors:?}");
+}
+
+#[test]
+fn structural_and_semantic_errors_are_listed_together_in_file_order() {
+    let text = r#"
+site = "hue site"
+counts_interval_s = 0
+[[cameras]]
+id = "cam 1"
+source = "rtsp://10.0.0.5/sub"
+analytics_fps = "five"
+colour = "red"
+[[cameras.lines]]
+id = "a"
+p1 = [1.5, "x"]
+p2 = [0.5, -0.1]
+[[cameras]]
+id = "cam2"
+source = "/no/such/clip.mp4"
+"#;
+    let errors = errors_of(text);
+    let expect = [
+        "cameras[0].analytics_fps: invalid type: string \"five\", expected u32 (line 7)",
+        "cameras[0].colour: unknown field `colour`",
+        "cameras[0].lines[0].p1[1]: invalid type: string \"x\", expected f32 (line 11)",
+        "site: 'hue site' may hold only letters",
+        "counts_interval_s: must be at least 1 second",
+        "cameras[0].id: 'cam 1' may hold only letters",
+        // The camera's lines, one of them unreadable, are left out of the semantic checks; the
+        // rest of the file is not.
+        "cameras[1].source: file /no/such/clip.mp4 does not exist",
+    ];
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    for (got, expected) in errors.iter().zip(expect) {
+        assert!(got.starts_with(expected), "'{got}' is not '{expected}…' in {errors:#?}");
+    }
+    let fixed = text.replace("p1 = [1.5, \"x\"]", "p1 = [1.5, 0.2]");
+    let errors = errors_of(&fixed);
+    assert!(errors.iter().any(|e| e.starts_with("cameras[0].lines[0].p1: x must be within 0..1")), "{errors:#?}");
+    assert!(errors.iter().any(|e| e.starts_with("cameras[1].source: file /no/such/clip.mp4 does not exist")), "{errors:#?}");
+    assert_eq!(errors.len(), 8, "{errors:#?}");
 }
 
 #[test]

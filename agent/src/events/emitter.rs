@@ -46,6 +46,9 @@ pub struct Emitter {
     violations: BTreeMap<String, u64>,
     /// Every fire message, in order.
     fire_events: Vec<FireSummary>,
+    /// The wall-clock time of stream time zero for each open fire incident, as it stood at the
+    /// incident's first message (a replay runs faster than the clock, a live stream drifts).
+    incident_epochs: BTreeMap<String, SystemTime>,
 }
 
 /// What a camera emitted over a run.
@@ -77,6 +80,7 @@ impl Emitter {
             totals: CountsTable::new(line_ids),
             violations: rule_ids.map(|id| (id.to_string(), 0)).collect(),
             fire_events: Vec::new(),
+            incident_epochs: BTreeMap::new(),
         }
     }
 
@@ -162,8 +166,13 @@ impl Emitter {
         tracing::info!(camera = %self.camera, zone = %event.zone, kind = event.kind, stage = ?t.stage, "fire");
         let r = t.evidence.region;
         let t_s = (frame.now.as_secs_f64() * 1000.0).round() / 1000.0;
-        self.fire_events.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s, region: [r.x1, r.y1, r.x2, r.y2] });
-        let message = FireMessage { time: SystemTime::now(), stream_time: frame.now, camera: &self.camera, event, evidence: evidence.as_ref() };
+        self.fire_events.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s, region: [r.x1, r.y1, r.x2, r.y2].map(|v| (v * 1000.0).round() / 1000.0) });
+        let time = SystemTime::now();
+        let stream_epoch = *self.incident_epochs.entry(t.incident.clone()).or_insert_with(|| time.checked_sub(frame.now).unwrap_or(time));
+        if t.stage == Stage::Cleared {
+            self.incident_epochs.remove(&t.incident);
+        }
+        let message = FireMessage { id: &id, time, stream_time: frame.now, stream_epoch, camera: &self.camera, event, evidence: evidence.as_ref() };
         self.send(message.message().seen_at(frame.frame.arrived));
         CameraHealth::count(&self.health.fire_messages);
     }
@@ -186,9 +195,9 @@ impl Emitter {
         }
     }
 
-    /// Sends each interval that has ended by `now` (and the current one too with `force`), and
-    /// starts the next. Intervals end on multiples of `counts_interval` since the epoch, so
-    /// boxes' counts line up.
+    /// Sends each interval that has ended by `now` (and the current one too with `force`, unless
+    /// it counted nothing), and starts the next. Intervals end on multiples of `counts_interval`
+    /// since the epoch, so boxes' counts line up.
     pub fn flush_counts(&mut self, now: SystemTime, force: bool) {
         let Some(interval) = self.counts_interval else { return };
         loop {
@@ -200,7 +209,12 @@ impl Emitter {
                 (false, false) => return,
             };
             let lines = self.interval.take();
-            self.send(counts_message(&self.camera, self.interval_start, end, &lines));
+            // A camera that stops sends its part-interval only if it counted something: an
+            // empty tail of a second says nothing the interval before did not.
+            let empty_tail = now < boundary && lines.iter().all(|l| l.into.is_empty() && l.out.is_empty());
+            if !empty_tail {
+                self.send(counts_message(&self.camera, self.interval_start, end, &lines));
+            }
             self.interval_start = end;
             if end == now {
                 return;

@@ -242,7 +242,7 @@ impl ViolationEvent<'_> {
 #[derive(Debug, Serialize)]
 struct FirePayload<'a> {
     v: u32,
-    id: String,
+    id: &'a str,
     /// The same for every message about one fire.
     incident: &'a str,
     #[serde(rename = "type")]
@@ -270,8 +270,13 @@ struct FirePayload<'a> {
 
 /// A fire, smoke or open-burning alert, update or all-clear.
 pub struct FireMessage<'a> {
+    /// The message's id, which is also its evidence image's (`{camera}/evidence/{id}`).
+    pub id: &'a str,
     pub time: SystemTime,
     pub stream_time: Duration,
+    /// The wall-clock time of stream time zero, fixed when the incident began so that every
+    /// message of one fire gives the same `first_evidence` and `confirmed` times.
+    pub stream_epoch: SystemTime,
     pub camera: &'a str,
     pub event: &'a FireEvent,
     pub evidence: Option<&'a EvidenceRef>,
@@ -280,8 +285,7 @@ pub struct FireMessage<'a> {
 impl FireMessage<'_> {
     pub fn message(&self) -> Message {
         let t = &self.event.transition;
-        // Wall-clock times of earlier stream times: now, less the stream time since.
-        let wall = |at: Duration| rfc3339(self.time - self.stream_time.saturating_sub(at));
+        let wall = |at: Duration| rfc3339(self.stream_epoch + at);
         let b = t.evidence.region;
         let area = b.area() as f64;
         let round = |x: f32| round3(x as f64) as f32;
@@ -295,7 +299,7 @@ impl FireMessage<'_> {
         };
         let payload = FirePayload {
             v: SCHEMA_VERSION,
-            id: uuid::Uuid::now_v7().to_string(),
+            id: self.id,
             incident: &t.incident,
             stage: t.stage,
             kind: self.event.kind,
