@@ -7,11 +7,12 @@
 #
 # Installs, under PREFIX (default /usr/local): bin/canh, lib/canh/libonnxruntime.so (from
 # .ort/), share/canh/models, share/canh/pipelines and share/doc/canh (README, config and
-# message references); /etc/canh/site.toml from
-# configs/example-site.toml if there is none (edit it, then `canh check --config
-# /etc/canh/site.toml`); the units canh.service and canh@.service (one site per instance,
-# /etc/canh/NAME.toml) in /etc/systemd/system. It enables canh.service but does not start it:
-# start it when the site file is right.
+# message references); /etc/canh/site.toml from configs/example-site.toml and the broker's
+# password file /etc/canh/mqtt-password (mode 0600, the unit's LoadCredential=) if there are
+# none (edit both, then `canh check --config /etc/canh/site.toml --credentials /etc/canh`); the
+# units canh.service and canh@.service (one site per instance, /etc/canh/NAME.toml with the
+# password in /etc/canh/NAME.mqtt-password) in /etc/systemd/system. It enables canh.service but
+# does not start it: start it when the site file is right.
 #
 # DESTDIR=/some/root installs into a staging tree (packaging, tests); systemctl is then not run.
 set -euo pipefail
@@ -25,7 +26,7 @@ for arg in "$@"; do
     case "$arg" in
         --uninstall) uninstall=true ;;
         --purge) purge=true ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -83,6 +84,12 @@ else
     say "example site file into /etc/canh/site.toml: edit it for your cameras and broker"
     install -D -m 0640 "$here/configs/example-site.toml" "$root/etc/canh/site.toml"
 fi
+if [[ -e "$root/etc/canh/mqtt-password" ]]; then
+    say "keeping the existing /etc/canh/mqtt-password"
+else
+    say "placeholder broker password into /etc/canh/mqtt-password (mode 0600): put the real one there"
+    (umask 077 && mkdir -p "$root/etc/canh" && printf 'change-me\n' > "$root/etc/canh/mqtt-password")
+fi
 
 say "units into $units"
 mkdir -p "$units"
@@ -90,6 +97,7 @@ sed "s#/usr/local/#$PREFIX/#g" "$here/systemd/canh.service" > "$units/canh.servi
 # The template: the same service, one instance per site file /etc/canh/NAME.toml, each with its
 # own state folder /var/lib/canh/NAME.
 sed -e 's#/etc/canh/site.toml#/etc/canh/%i.toml#g' \
+    -e 's#/etc/canh/mqtt-password#/etc/canh/%i.mqtt-password#g' \
     -e 's#^StateDirectory=canh$#StateDirectory=canh/%i#' \
     -e 's#^Description=.*#&, site %i#' \
     "$units/canh.service" > "$units/canh@.service"

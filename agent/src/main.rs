@@ -29,8 +29,32 @@ use canh::config::{CameraConfig, ConfigErrors, Resources, SiteConfig, redact_url
 use canh::listen::ListenOptions;
 use canh::publish::MqttConfig;
 
+/// What every command's help ends with.
+const ENVIRONMENT_HELP: &str = "Environment:
+  CANH_LOG         log levels on stderr, e.g. `debug` or `info,canh::track=trace` (default: info)
+  CANH_LOG_FORMAT  `json` for JSON lines, `text` for text (default: JSON under systemd, else text)
+  CANH_MODELS_DIR, CANH_PIPELINES_DIR
+                   where models and pipeline templates are (default: share/canh beside the
+                   installed program, else the source tree's models/ and pipelines/)";
+
+const RUN_HELP: &str = "Without [mqtt] in the site file, every message is printed on stdout as a JSON line
+(`{\"topic\": ..., \"payload\": ...}`) and a summary for a person goes to stderr at the end.
+
+Signals: SIGHUP reloads the site file (a bad one is refused and the agent runs on as it was);
+SIGINT or SIGTERM stop the agent within 10 s.
+
+Exit codes: 0 stopped cleanly; 1 could not start (the error says why); 2 the site file has
+errors (each listed with its key path); 3 stopped, but something stuck had to be left behind.";
+
+const CHECK_HELP: &str = "Exit codes: 0 the file is good (warnings, if any, are printed); 2 it has errors, all of
+them listed on stderr with their key paths and lines.
+
+A site file meant for the service may name `$CREDENTIALS_DIRECTORY/mqtt-password`, which systemd
+sets from the unit's LoadCredential= line; outside the service, give the folder holding the
+credential with --credentials (the installer puts it in /etc/canh).";
+
 #[derive(Parser)]
-#[command(name = "canh", version, about = "Edge video analytics: camera streams in, counts and alerts out over MQTT")]
+#[command(name = "canh", version, about = "Edge video analytics: camera streams in, counts and alerts out over MQTT", after_help = ENVIRONMENT_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,17 +62,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the agent for a site.
+    /// Run the agent for a site: its cameras in, counts and alerts out over MQTT (or stdout).
+    #[command(after_help = format!("{RUN_HELP}\n\n{ENVIRONMENT_HELP}"))]
     Run {
-        #[arg(long)]
+        /// The site file (TOML; every key is in configs/README.md).
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
     /// Validate a site config and print every error with its key path.
+    #[command(after_help = format!("{CHECK_HELP}\n\n{ENVIRONMENT_HELP}"))]
     Check {
-        #[arg(long)]
+        /// The site file to check.
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// The folder `$CREDENTIALS_DIRECTORY` stands for in the site file [default: the
+        /// CREDENTIALS_DIRECTORY variable, which systemd sets for the service].
+        #[arg(long, value_name = "DIR")]
+        credentials: Option<PathBuf>,
     },
-    /// Process a clip as fast as possible; the last stdout line is a JSON summary of the counts.
+    /// Process a clip as fast as possible; the last stdout line is a JSON summary of the counts,
+    /// alerts and fire events.
+    #[command(after_help = ENVIRONMENT_HELP)]
     Replay {
         /// Video file to process.
         #[arg(long)]
@@ -59,11 +93,13 @@ enum Command {
         /// Which camera of --config (default: its only camera).
         #[arg(long, requires = "config")]
         camera: Option<String>,
-        /// Extra counting line `X1,Y1,X2,Y2` in normalized coordinates (ids line0, line1, …).
-        #[arg(long = "line", value_name = "X1,Y1,X2,Y2")]
+        /// Extra counting lines `X1,Y1,X2,Y2` in normalized coordinates (ids line0, line1, …),
+        /// `in` crossing from the left of P1→P2 to its right; several after one flag, or the flag
+        /// repeated.
+        #[arg(long = "line", value_name = "X1,Y1,X2,Y2", num_args = 1..)]
         lines: Vec<String>,
-        /// Frames analysed per second of video (default: the camera's analytics_fps, or 5);
-        /// 0 analyses every frame.
+        /// Frames analysed per second of video; 0 analyses every frame [default: the camera's
+        /// analytics_fps, else 5; 2 with --fire and no --config].
         #[arg(long)]
         fps: Option<u32>,
         /// Write every analysed frame as a PNG into this folder, with the rules' zones and lines
@@ -81,16 +117,19 @@ enum Command {
         /// Run the detector on every analysed frame, moving or still (no motion gating).
         #[arg(long)]
         no_motion_gate: bool,
-        /// Scale frames to this width for the detector (the camera's `detect_width_px`).
+        /// Scale frames to this width for the detector [default: the camera's `detect_width_px`,
+        /// else the model's input width, 416 for yolox_nano].
         #[arg(long, value_name = "PX")]
         detect_width: Option<u32>,
-        /// Detect with this model of models/ (the camera's `model`), e.g. `yolox_nano_int8`.
+        /// Detect with this model of models/, e.g. `yolox_nano_int8` [default: the camera's
+        /// `model`, else yolox_nano].
         #[arg(long, value_name = "NAME")]
         model: Option<String>,
     },
     /// The reference IOC consumer: subscribe to a site's topics, validate every message against
     /// the documented schema, drop duplicates by id, store events in SQLite and images beside it,
     /// print one line per message. Stops on SIGINT/SIGTERM.
+    #[command(after_help = ENVIRONMENT_HELP)]
     Listen {
         /// `mqtt://host[:port]` or `mqtts://host[:port]`.
         #[arg(long, value_name = "URL")]
@@ -101,17 +140,20 @@ enum Command {
         /// The SQLite database; images go into `evidence/` and `snapshots/` beside it.
         #[arg(long, value_name = "FILE", default_value = "canh-listen.sqlite")]
         db: PathBuf,
-        /// (TLS) CA certificates the broker's certificate must be signed by (PEM).
+        /// (TLS) CA certificates the broker's certificate must be signed by (PEM) [default: the
+        /// system's, /etc/ssl/certs/ca-certificates.crt].
         #[arg(long, value_name = "FILE")]
         ca_file: Option<String>,
-        /// (Mutual TLS) client certificate and key (PEM).
+        /// (Mutual TLS) the consumer's client certificate (PEM), with --key-file.
         #[arg(long, value_name = "FILE", requires = "key_file")]
         cert_file: Option<String>,
+        /// (Mutual TLS) the private key of --cert-file (PEM).
         #[arg(long, value_name = "FILE", requires = "cert_file")]
         key_file: Option<String>,
+        /// The broker user to log in as [default: none, an anonymous connection].
         #[arg(long)]
         username: Option<String>,
-        /// A file holding the password.
+        /// A file holding the password of --username (a trailing newline is ignored).
         #[arg(long, value_name = "FILE", requires = "username")]
         password_file: Option<String>,
     },
@@ -122,7 +164,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Run { config } => run(&config),
-        Command::Check { config } => return check(&config),
+        Command::Check { config, credentials } => return check(&config, credentials),
         Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate, detect_width, model } => {
             let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, detect_width, model };
             replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, tools)
@@ -287,8 +329,12 @@ fn listen(options: ListenOptions) -> Result<()> {
     Ok(())
 }
 
-fn check(config_path: &std::path::Path) -> ExitCode {
-    match SiteConfig::load(config_path, &Resources::locate()) {
+fn check(config_path: &std::path::Path, credentials: Option<PathBuf>) -> ExitCode {
+    let mut resources = Resources::locate();
+    if credentials.is_some() {
+        resources.credentials_dir = credentials;
+    }
+    match SiteConfig::load(config_path, &resources) {
         Ok(config) => {
             let lines: usize = config.cameras.iter().map(|c| c.lines.len()).sum();
             let rules: usize = config.cameras.iter().map(|c| c.rules.len()).sum();

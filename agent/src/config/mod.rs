@@ -127,7 +127,7 @@ impl SiteConfig {
         let (config, mut errors) = Self::parse_all(&text);
         if let Some(mut config) = config {
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            config.resolve_paths(&base);
+            config.resolve_paths(&base, resources);
             errors.extend(config.validate(resources));
             if errors.is_empty() {
                 return Ok(config);
@@ -179,14 +179,14 @@ impl SiteConfig {
         (None, in_file_order(errors))
     }
 
-    fn resolve_paths(&mut self, base: &Path) {
+    fn resolve_paths(&mut self, base: &Path, resources: &Resources) {
         let state_dir = match (&self.state_dir, std::env::var_os("STATE_DIRECTORY")) {
             (Some(dir), _) => resolve_relative(base, dir),
             (None, Some(dir)) => PathBuf::from(dir),
             (None, None) => base.to_path_buf(),
         };
         if let Some(mqtt) = &mut self.mqtt {
-            mqtt.resolve_paths(base, &state_dir);
+            mqtt.resolve_paths(base, &state_dir, resources.credentials_dir.as_deref());
         }
         self.state_dir = Some(state_dir.to_string_lossy().into_owned());
         for camera in &mut self.cameras {

@@ -2,7 +2,7 @@ use super::*;
 
 fn resources() -> Resources {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    Resources { models_dir: root.join("models"), pipelines_dir: root.join("pipelines") }
+    Resources { models_dir: root.join("models"), pipelines_dir: root.join("pipelines"), credentials_dir: None }
 }
 
 /// Every error of a file, structural then semantic, as `canh check` lists them.

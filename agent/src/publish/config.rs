@@ -31,7 +31,7 @@ impl fmt::Debug for Secret {
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Broker address, `mqtt://host[:port]` (port 1883 by default), or `mqtts://host[:port]`
-    /// for TLS (port 8883 by default).
+    /// for TLS (port 8883 by default); `tcp://` and `ssl://` are their synonyms.
     pub url: String,
     /// MQTT client id; stable, so the broker keeps the session across reconnects. Default `canh-{site}`.
     pub client_id: Option<String>,
@@ -159,7 +159,10 @@ impl MqttConfig {
         match (&self.password, &self.password_file, &self.password_env) {
             (Some(password), None, None) => Ok(Some(password.clone())),
             (None, Some(file), None) => {
-                let path = expand_credentials_dir(file)?;
+                if file.starts_with(CREDENTIALS_DIRECTORY) {
+                    return Err(format!("password_file names {CREDENTIALS_DIRECTORY}, which systemd sets for the service from its LoadCredential= line; outside the service, name the folder holding the credential: canh check --credentials /etc/canh"));
+                }
+                let path = std::path::Path::new(file);
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 Ok(Some(Secret(text.trim_end_matches(['\n', '\r']).to_string())))
             }
@@ -169,13 +172,16 @@ impl MqttConfig {
         }
     }
 
-    /// Makes relative paths relative to the config file's folder `base`, and puts the default
-    /// outbox in `state_dir`.
-    pub fn resolve_paths(&mut self, base: &std::path::Path, state_dir: &std::path::Path) {
-        if let Some(file) = &mut self.password_file
-            && !file.starts_with('$')
-        {
-            *file = crate::check::resolve_relative(base, file).to_string_lossy().into_owned();
+    /// Makes relative paths relative to the config file's folder `base`, a credential's
+    /// relative to `credentials_dir` (systemd's, when known), and puts the default outbox in
+    /// `state_dir`.
+    pub fn resolve_paths(&mut self, base: &std::path::Path, state_dir: &std::path::Path, credentials_dir: Option<&std::path::Path>) {
+        if let Some(file) = &mut self.password_file {
+            match (file.strip_prefix(CREDENTIALS_DIRECTORY), credentials_dir) {
+                (Some(name), Some(dir)) => *file = dir.join(name.trim_start_matches('/')).to_string_lossy().into_owned(),
+                (Some(_), None) => {}
+                (None, _) => *file = crate::check::resolve_relative(base, file).to_string_lossy().into_owned(),
+            }
         }
         for file in [&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file].into_iter().flatten() {
             *file = crate::check::resolve_relative(base, file).to_string_lossy().into_owned();
@@ -240,16 +246,8 @@ impl MqttConfig {
     }
 }
 
-/// `$CREDENTIALS_DIRECTORY/NAME` → the file systemd put the credential in.
-fn expand_credentials_dir(file: &str) -> Result<std::path::PathBuf, String> {
-    match file.strip_prefix("$CREDENTIALS_DIRECTORY/") {
-        Some(name) => {
-            let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or("password_file names $CREDENTIALS_DIRECTORY, which is not set (is LoadCredential= in the unit?)")?;
-            Ok(std::path::Path::new(&dir).join(name))
-        }
-        None => Ok(file.into()),
-    }
-}
+/// How a site file names systemd's folder of the service's credentials (`LoadCredential=`).
+const CREDENTIALS_DIRECTORY: &str = "$CREDENTIALS_DIRECTORY";
 
 /// The topic prefix for a site: the configured one, or `canh/v1/{site}`.
 pub fn topic_prefix(mqtt: Option<&MqttConfig>, site: &str) -> String {
@@ -289,6 +287,21 @@ mod tests {
         let c = MqttConfig { password_file: Some("/no/such/file".into()), ..config("mqtt://x") };
         assert!(c.resolve_password().unwrap_err().contains("cannot read /no/such/file"));
         let _ = std::fs::remove_file(file);
+    }
+
+    #[test]
+    fn a_systemd_credential_is_read_from_the_credentials_folder_once_it_is_known() {
+        let dir = std::env::temp_dir().join(format!("canh-credentials-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("mqtt-password"), "from-systemd\n").unwrap();
+        let site = MqttConfig { password_file: Some("$CREDENTIALS_DIRECTORY/mqtt-password".into()), ..config("mqtt://x") };
+        let mut c = site.clone();
+        c.resolve_paths(std::path::Path::new("/etc/canh"), &dir, None);
+        assert!(c.resolve_password().unwrap_err().contains("canh check --credentials"));
+        let mut c = site;
+        c.resolve_paths(std::path::Path::new("/etc/canh"), &dir, Some(&dir));
+        assert_eq!(c.resolve_password().unwrap().unwrap().expose(), "from-systemd");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
