@@ -77,7 +77,8 @@ def counts_table():
             hand = str(every["hand"]) + ("" if at_5["hand"] == every["hand"] else " (%d)" % at_5["hand"])
             mark = lambda r: "%d%s" % (r["canh"], "" if r["ok"] else " ✗")
             print("| %s | %s %s | %s | %s | %s |" % (name, at_5["group"].replace("_", "-"), at_5["direction"], hand, mark(at_5), mark(every)))
-    print("\n✗: outside ±10 % of the hand count (at least ±1).")
+    print("\n✗: outside ±10 % of the hand count (at least ±1). `intel_car-detection` (top-down) is reported")
+    print("without a threshold: the model does not see cars from straight above.")
 
 
 def rule_row(rule, payloads):
@@ -86,13 +87,13 @@ def rule_row(rule, payloads):
     text = "%d alert%s" % (len(alerts), "" if len(alerts) == 1 else "s")
     if alerts:
         times = [a["stream_time_s"] for a in alerts]
-        text += ", %.1f to %.1f s" % (min(times), max(times))
+        text += (" at %.1f s" % times[0]) if len(times) == 1 else (", %.1f to %.1f s" % (min(times), max(times)))
         speeds = [a["measured"]["speed_kmh"] for a in alerts if "speed_kmh" in a["measured"]]
         if speeds:
             text += ", %.0f to %.0f km/h" % (min(speeds), max(speeds))
         dwell = [a["measured"]["dwell_s"] for a in alerts if "dwell_s" in a["measured"]]
         if dwell:
-            text += ", each after %s s" % "/".join("%.1f" % d for d in dwell)
+            text += ", after %s s" % " / ".join("%.1f" % d for d in dwell)
     for end in ends:
         stood = end["measured"].get("dwell_s", end["measured"].get("congested_s"))
         text += "; `end` at %.1f s (stood %.1f s)" % (end["stream_time_s"], stood)

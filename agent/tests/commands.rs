@@ -118,7 +118,7 @@ fn commands_are_answered_and_bad_ones_refused_without_stopping_the_agent() {
 
 /// A fire alert's evidence is fetched again by the alert's own id, as for a violation: the id
 /// of a fire message is its image's (`{camera}/evidence/{id}`), and every message of the
-/// incident gives the same `first_evidence`.
+/// incident gives the same `first_evidence` and `confirmed` times.
 #[test]
 fn a_fire_alerts_evidence_is_fetched_again_by_its_id() {
     let clip = repo_root().join("../shared/clips/fire_smoke/spacewalk01_input_carfire.mp4");
@@ -141,6 +141,8 @@ fn a_fire_alerts_evidence_is_fetched_again_by_its_id() {
     assert_eq!(alert["evidence"]["topic"], format!("{PREFIX}/yard/evidence/{event_id}").as_str(), "{alert}");
     let incident: Vec<Value> = listener.events("fire").into_iter().filter(|f| f["incident"] == alert["incident"]).collect();
     assert!(incident.iter().all(|f| f["first_evidence"] == alert["first_evidence"]), "one first_evidence per incident: {incident:?}");
+    assert!(incident.iter().filter(|f| f.get("confirmed").is_some()).all(|f| f["confirmed"] == alert["confirmed"]), "one confirmed time: {incident:?}");
+    assert!(alert["confirmed"].as_str() <= alert["time"].as_str(), "confirmed before it was told: {alert}");
 
     let payload = format!(r#"{{"request_id":"fire-1","event_id":"{event_id}"}}"#);
     let reply = command(&listener, broker.port, "evidence", &payload, "fire-1");

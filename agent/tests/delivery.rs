@@ -71,6 +71,8 @@ fn a_broker_outage_loses_no_event_and_keeps_order() {
     );
     assert!(during > 0, "the outage was long enough to hold crossings back");
     assert_eq!(crossings.len() as u64, counted, "every crossing the counts include was delivered, once");
+    // Crossings held back by the outage still belong to the interval in which they were seen.
+    assert_counts_are_the_crossings_inside(&listener.events("counts"), &crossings);
     // In order: first deliveries follow the order the agent saw them in.
     let times: Vec<&str> = crossings.iter().map(|c| c["time"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "out of order: {times:?}");

@@ -181,7 +181,7 @@ impl CameraAnalysis {
         let label = |class| self.analyzers.label(class);
         let dets: Vec<String> = detections.iter().map(|d| format!("{}:{:.2}{}", label(d.class), d.score, fmt_box(&d.bbox))).collect();
         let tracks: Vec<String> = objects.iter().map(|o| format!("#{}:{}{}", o.id, label(o.class), fmt_box(&o.bbox))).collect();
-        tracing::trace!(camera = %self.id, t = now.as_secs_f32(), ?dets, ?tracks, "frame");
+        tracing::trace!(camera = %self.id, t = %format_args!("{:.3}", now.as_secs_f64()), ?dets, ?tracks, "frame");
     }
 
     /// Writes the frame as engineers see it: geometry, tracks, violators.

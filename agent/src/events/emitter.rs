@@ -46,9 +46,10 @@ pub struct Emitter {
     violations: BTreeMap<String, u64>,
     /// Every fire message, in order.
     fire_events: Vec<FireSummary>,
-    /// The wall-clock time of stream time zero for each open fire incident, as it stood at the
-    /// incident's first message (a replay runs faster than the clock, a live stream drifts).
-    incident_epochs: BTreeMap<String, SystemTime>,
+    /// Wall-clock times of each open fire incident's first evidence and confirmation, fixed in
+    /// the first message that tells of each (a replay runs faster than the clock, a live
+    /// stream's frames arrive late by varying amounts).
+    incidents: BTreeMap<String, (SystemTime, Option<SystemTime>)>,
 }
 
 /// What a camera emitted over a run.
@@ -80,7 +81,7 @@ impl Emitter {
             totals: CountsTable::new(line_ids),
             violations: rule_ids.map(|id| (id.to_string(), 0)).collect(),
             fire_events: Vec::new(),
-            incident_epochs: BTreeMap::new(),
+            incidents: BTreeMap::new(),
         }
     }
 
@@ -168,11 +169,17 @@ impl Emitter {
         let t_s = (frame.now.as_secs_f64() * 1000.0).round() / 1000.0;
         self.fire_events.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s, region: [r.x1, r.y1, r.x2, r.y2].map(|v| (v * 1000.0).round() / 1000.0) });
         let time = SystemTime::now();
-        let stream_epoch = *self.incident_epochs.entry(t.incident.clone()).or_insert_with(|| time.checked_sub(frame.now).unwrap_or(time));
-        if t.stage == Stage::Cleared {
-            self.incident_epochs.remove(&t.incident);
+        // Now, less the stream time since.
+        let wall = |at: Duration| time.checked_sub(frame.now.saturating_sub(at)).unwrap_or(time);
+        let times = self.incidents.entry(t.incident.clone()).or_insert_with(|| (wall(t.first_evidence), None));
+        if times.1.is_none() {
+            times.1 = t.confirmed_at.map(wall);
         }
-        let message = FireMessage { id: &id, time, stream_time: frame.now, stream_epoch, camera: &self.camera, event, evidence: evidence.as_ref() };
+        let (first_evidence, confirmed) = *times;
+        if t.stage == Stage::Cleared {
+            self.incidents.remove(&t.incident);
+        }
+        let message = FireMessage { id: &id, time, stream_time: frame.now, first_evidence, confirmed, camera: &self.camera, event, evidence: evidence.as_ref() };
         self.send(message.message().seen_at(frame.frame.arrived));
         CameraHealth::count(&self.health.fire_messages);
     }

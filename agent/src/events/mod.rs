@@ -274,9 +274,10 @@ pub struct FireMessage<'a> {
     pub id: &'a str,
     pub time: SystemTime,
     pub stream_time: Duration,
-    /// The wall-clock time of stream time zero, fixed when the incident began so that every
-    /// message of one fire gives the same `first_evidence` and `confirmed` times.
-    pub stream_epoch: SystemTime,
+    /// Wall-clock times of the incident's first evidence and of its confirmation, as the
+    /// emitter fixed them when it first told of each, so every message of one fire gives the same.
+    pub first_evidence: SystemTime,
+    pub confirmed: Option<SystemTime>,
     pub camera: &'a str,
     pub event: &'a FireEvent,
     pub evidence: Option<&'a EvidenceRef>,
@@ -285,7 +286,6 @@ pub struct FireMessage<'a> {
 impl FireMessage<'_> {
     pub fn message(&self) -> Message {
         let t = &self.event.transition;
-        let wall = |at: Duration| rfc3339(self.stream_epoch + at);
         let b = t.evidence.region;
         let area = b.area() as f64;
         let round = |x: f32| round3(x as f64) as f32;
@@ -307,9 +307,9 @@ impl FireMessage<'_> {
             time: rfc3339(self.time),
             stream_time_s: round3(self.stream_time.as_secs_f64()),
             camera: self.camera,
-            first_evidence: wall(t.first_evidence),
+            first_evidence: rfc3339(self.first_evidence),
             first_evidence_s: round3(t.first_evidence.as_secs_f64()),
-            confirmed: t.confirmed_at.map(wall),
+            confirmed: self.confirmed.map(rfc3339),
             region: normalized_box(b),
             area: round3(area),
             growth: t.confirmed_area.filter(|a| *a > 0.0).map(|a| round3(area / a as f64)),

@@ -99,6 +99,18 @@ pub fn counting_site(dir: &std::path::Path, site: &str, mqtt: &str, source: &str
     SiteFile::new(site).with("counts_interval_s = 2").with(&format!("[mqtt]\n{mqtt}")).camera("arterial", source, "").vertical_line("middle", 0.5).write(dir)
 }
 
+/// Each interval's counts are the crossings stamped inside it (times are RFC 3339 to the
+/// millisecond in UTC, so they compare as strings), for the first line of one camera.
+pub fn assert_counts_are_the_crossings_inside(intervals: &[serde_json::Value], crossings: &[serde_json::Value]) {
+    assert!(intervals.len() >= 2 && !crossings.is_empty(), "{} counts messages, {} crossings", intervals.len(), crossings.len());
+    for counts in intervals {
+        let (start, end) = (counts["start"].as_str().unwrap(), counts["end"].as_str().unwrap());
+        let counted: u64 = ["in", "out"].iter().flat_map(|d| counts["lines"][0][*d].as_object().unwrap().values()).map(|n| n.as_u64().unwrap()).sum();
+        let stamped = crossings.iter().filter(|c| (start..end).contains(&c["time"].as_str().unwrap())).count() as u64;
+        assert_eq!(counted, stamped, "interval {start} to {end}: {counts}");
+    }
+}
+
 /// What `canh replay` printed: each message (`{"topic", "payload"}` or `{"topic",
 /// "payload_base64"}`) as printed and parsed, and the summary line.
 pub struct Replay {
