@@ -138,8 +138,10 @@ def lookout_clip(work):
 def fire_table():
     print("| clip | first `suspected` | first `confirmed` |")
     print("|---|---|---|")
-    for name in ["spacewalk01_input_carfire.mp4", "unimi_smoke3_7fps.mp4"]:
-        clip = os.path.join(SHARED, "clips", "fire_smoke", name)
+    shared = [("fire_smoke", "spacewalk01_input_carfire.mp4"), ("fire_smoke", "cctv_office_fire_4fps.mp4"), ("fire_smoke", "unimi_smoke3_7fps.mp4"),
+              ("fire_smoke", "cctv_fog_cannon_4fps.mp4"), ("negative", "dfire_lookout_glare_haze_4fps.mp4"), ("traffic", "vn_thanglm20_traffic_ptz.mp4")]
+    for folder, name in shared:
+        clip = os.path.join(SHARED, "clips", folder, name)
         print(fire_row(name, replay("--input", clip, "--fire")[0]) if os.path.exists(clip) else "| %s | absent (needs ../shared) | |" % name)
     with tempfile.TemporaryDirectory() as work:
         clip = lookout_clip(work)

@@ -51,6 +51,15 @@ pub struct FireConfig {
     /// Classifier probability at which the frame or a tile shows flames (0..1).
     #[serde(default = "default_flame_threshold")]
     pub flame_threshold: f32,
+    /// Classifier probability from which, up to `flame_threshold`, a tile shows flames if its
+    /// fire-coloured pixels also flicker by `weak_flame_min_flicker` in a view that stands still
+    /// or is followed (0..1): a real fire the classifier is unsure of (a grainy CCTV picture, an
+    /// overexposed flame) still flickers; a red sign or a sunset does not.
+    #[serde(default = "default_weak_flame_threshold")]
+    pub weak_flame_threshold: f32,
+    /// Flicker a weak tile's fire-coloured pixels need in that frame (0..1).
+    #[serde(default = "default_weak_flame_min_flicker")]
+    pub weak_flame_min_flicker: f32,
     /// Share of fire-coloured pixels needed where the classifier sees flames (0..1).
     #[serde(default = "default_min_fire_pixels")]
     pub min_fire_pixels: f32,
@@ -141,6 +150,12 @@ fn default_smoke_model() -> String {
 fn default_flame_threshold() -> f32 {
     0.9
 }
+fn default_weak_flame_threshold() -> f32 {
+    0.6
+}
+fn default_weak_flame_min_flicker() -> f32 {
+    0.3
+}
 fn default_min_fire_pixels() -> f32 {
     0.01
 }
@@ -210,6 +225,8 @@ impl FireConfig {
         }
         for (key, value) in [
             ("flame_threshold", self.flame_threshold),
+            ("weak_flame_threshold", self.weak_flame_threshold),
+            ("weak_flame_min_flicker", self.weak_flame_min_flicker),
             ("min_fire_pixels", self.min_fire_pixels),
             ("min_flicker", self.min_flicker),
             ("min_smoke_area", self.min_smoke_area),

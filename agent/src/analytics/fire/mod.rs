@@ -9,6 +9,7 @@ mod baseline;
 mod config;
 mod cues;
 mod temporal;
+mod view;
 
 pub use config::{FireConfig, FireKind, FireZoneConfig};
 
@@ -27,6 +28,7 @@ use crate::types::BBox;
 use baseline::{BaselineFile, BaselineSettings, SmokeBaseline, hot_regions};
 use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, is_set_at, largest_blob_in, tile_rects, zone_mask};
 use temporal::Incident;
+use view::{ViewMotion, ViewTracker, shifted};
 
 /// Smoke evidence in one zone, from two cues: the smoke model's newly hot cells (the best region
 /// of cells scoring well above what this view usually scores) and the grey-foreground blob (the
@@ -94,6 +96,7 @@ pub struct FireWatch {
     smoke_threshold: f32,
     smoke: SmokeCue,
     baseline: SmokeBaseline,
+    view: ViewTracker,
     previous_fire: Option<Mat>,
     /// The zones' pixel masks for the current frame size (frames keep their size).
     masks_cache: Option<ZoneMasks>,
@@ -158,6 +161,7 @@ impl FireWatch {
                 min_maps: config.smoke_baseline_min_maps,
                 hold: Duration::from_secs_f32(config.smoke_baseline_hold_s),
             }),
+            view: ViewTracker::new(),
             previous_fire: None,
             masks_cache: None,
         })
@@ -187,17 +191,33 @@ impl FireWatch {
             None => Vec::new(),
         };
         tracing::debug!(tiles = ?tiles.iter().map(|t| (t.rect.x, t.rect.y, (t.p * 100.0) as i32)).collect::<Vec<_>>(), "flame tiles");
+        let motion = self.view.observe(frame).map_err(cv)?;
+        let still = motion == ViewMotion::Still;
+        if !still {
+            tracing::debug!(?motion, "the view moved");
+            // The background model learnt a view that is not there any more: learn afresh.
+            self.smoke = SmokeCue::new().map_err(cv)?;
+        }
+        // Last frame's fire-coloured pixels where they are in this frame, for flicker: a moving
+        // view makes every edge of colour "flicker" otherwise.
+        let previous_fire = match (self.previous_fire.take(), motion) {
+            (Some(previous), ViewMotion::Still) => Some(shifted(&previous, 0.0, 0.0).map_err(cv)?),
+            (Some(previous), ViewMotion::Shifted { dx, dy }) => Some(shifted(&previous, dx as f64, dy as f64).map_err(cv)?),
+            (None, _) => None,
+        };
         let cues = FrameCues {
             tiles,
             fire: fire_colour_mask(frame).map_err(cv)?,
-            previous_fire: self.previous_fire.take(),
+            previous_fire,
             detections: match &self.models.detector {
                 Some(d) => d.detect_mat(frame, d.manifest().score_threshold).map_err(|e| e.to_string())?,
                 None => Vec::new(),
             },
-            smoke_blob: if self.config.smoke { self.smoke.observe(frame, &cache.watched, objects, self.config.min_smoke_area).map_err(cv)? } else { None },
+            smoke_blob: if self.config.smoke && still { self.smoke.observe(frame, &cache.watched, objects, self.config.min_smoke_area).map_err(cv)? } else { None },
+            // The model's cells are judged against what each cell of a still view usually
+            // scores; a moving view has no such cells (nor may it teach them).
             smoke_map: match &self.models.smoke {
-                Some(model) if self.config.smoke => {
+                Some(model) if self.config.smoke && still => {
                     let map = model.heatmap(frame).map_err(|e| e.to_string())?;
                     let hot = self.baseline.observe(&map, self.smoke_threshold, now);
                     Some((map, hot))
@@ -230,6 +250,7 @@ impl FireWatch {
     /// model learnt of the view and the open incidents stay.
     fn restart(&mut self) -> Result<(), String> {
         self.previous_fire = None;
+        self.view.restart();
         self.baseline.restart_clock();
         for zone in &mut self.zones {
             zone.flames.restart_clock();
@@ -246,7 +267,9 @@ impl FireWatch {
 struct FrameCues {
     tiles: Vec<cues::Tile>,
     fire: Mat,
-    previous_fire: Option<Mat>,
+    /// Last frame's fire-coloured pixels moved with the view, and where that leaves them valid;
+    /// none on the first frame.
+    previous_fire: Option<(Mat, Mat)>,
     detections: Vec<crate::types::Detection>,
     smoke_blob: Option<(BBox, f32)>,
     smoke_map: Option<(crate::detect::Heatmap, Vec<bool>)>,
@@ -254,13 +277,18 @@ struct FrameCues {
 
 /// Flame evidence in a zone (`allowed`, its pixel mask; `rect`, its bounds): where the classifier
 /// sees flames (a hot tile, else the whole frame), enough fire-coloured pixels, scored with their
-/// flicker since the last frame.
+/// flicker since the last frame. Where the classifier is only fairly sure (a weak tile), the
+/// flicker must be strong in this very frame.
 fn flame_evidence(config: &FireConfig, cues: &FrameCues, allowed: &Mat, rect: Rect) -> Result<Option<Evidence>, String> {
     let cv = |e: opencv::Error| e.to_string();
     let mut zone_fire = Mat::default();
     opencv::core::bitwise_and(&cues.fire, allowed, &mut zone_fire, &opencv::core::no_array()).map_err(cv)?;
     let tiles = &cues.tiles;
-    let hot: Vec<&cues::Tile> = tiles.iter().skip(1).filter(|t| t.p >= config.flame_threshold && (t.rect & rect).area() > 0).collect();
+    let in_zone = |threshold: f32| -> Vec<&cues::Tile> { tiles.iter().skip(1).filter(|t| t.p >= threshold && (t.rect & rect).area() > 0).collect() };
+    let (hot, weak) = match in_zone(config.flame_threshold) {
+        hot if hot.is_empty() => (in_zone(config.weak_flame_threshold), true),
+        hot => (hot, false),
+    };
     let (search, flame) = match hot.iter().map(|t| t.rect & rect).reduce(|a, b| a | b) {
         Some(search) => (search, hot.iter().map(|t| t.p).fold(0.0, f32::max)),
         None if tiles.first().is_some_and(|t| t.p >= config.flame_threshold) => (rect, tiles[0].p),
@@ -269,16 +297,19 @@ fn flame_evidence(config: &FireConfig, cues: &FrameCues, allowed: &Mat, rect: Re
     let lit = count_in(&zone_fire, search).map_err(cv)?;
     let colour = lit as f32 / search.area().max(1) as f32;
     let flicker = match &cues.previous_fire {
-        Some(previous) => {
+        Some((previous, valid)) => {
+            let mut compared = Mat::default();
+            opencv::core::bitwise_and(allowed, valid, &mut compared, &opencv::core::no_array()).map_err(cv)?;
             let mut changed = Mat::default();
-            opencv::core::bitwise_xor(&cues.fire, previous, &mut changed, allowed).map_err(cv)?;
+            opencv::core::bitwise_xor(&cues.fire, previous, &mut changed, &compared).map_err(cv)?;
             let mut either = Mat::default();
-            opencv::core::bitwise_or(&cues.fire, previous, &mut either, allowed).map_err(cv)?;
+            opencv::core::bitwise_or(&cues.fire, previous, &mut either, &compared).map_err(cv)?;
             count_in(&changed, search).map_err(cv)? as f32 / count_in(&either, search).map_err(cv)?.max(1) as f32
         }
         None => 0.0,
     };
-    if colour < config.min_fire_pixels {
+    tracing::debug!(flame, weak, colour, flicker, "flame candidate");
+    if colour < config.min_fire_pixels || (weak && flicker < config.weak_flame_min_flicker) {
         return Ok(None);
     }
     let region = largest_blob_in(&zone_fire, search).map_err(cv)?;

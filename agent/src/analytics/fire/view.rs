@@ -1,0 +1,170 @@
+//! The view's own motion between analysed frames. A fire camera on a pole sways in the wind, a
+//! PTZ camera patrols, a drone or a handheld camera moves all the time; then every pixel changes
+//! and the cues that look for change (flames flicker, smoke drifts into a still scene) see it
+//! everywhere. So each frame's shift against the last is estimated by phase correlation on a
+//! small, blurred grey copy, and kept only if it explains the change between the frames at least
+//! as well as no shift at all: a bus crossing a fixed view pulls the estimate along with it, yet
+//! moving the whole last frame by it explains less than leaving it; a shaking handheld camera
+//! turns and tilts more than any shift explains. (The scene's own change, noise and light, may
+//! dwarf what a slow pan adds, so the shift need not explain much, only not worsen it.) Flicker
+//! is then measured against the last frame moved by that shift, and the smoke change cue learns
+//! the view afresh.
+
+use opencv::core::{self, Mat, Point2d, Scalar, Size};
+use opencv::imgproc;
+use opencv::prelude::*;
+
+/// Width of the grey copy the shift is measured on.
+const VIEW_WIDTH: i32 = 160;
+/// A shift below this many pixels of the grey copy (about 1 % of the width) is noise.
+const STILL_PX: f64 = 1.5;
+/// A shift is the view's own only if the difference it leaves is at most this share of the
+/// difference no shift leaves (a little above 1: noise).
+const EXPLAINED_RESIDUAL: f64 = 1.05;
+/// Blur of the grey copy, pixels: compression noise and grain are not the view.
+const BLUR_PX: f64 = 1.5;
+
+/// How the view moved since the last analysed frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ViewMotion {
+    /// The first frame, a view that stands still, or one that moved in a way no shift explains.
+    Still,
+    /// The view moved by this many pixels of the analysed frame (`dx` right, `dy` down): the
+    /// content of the last frame at (x, y) is now at (x + dx, y + dy).
+    Shifted { dx: f32, dy: f32 },
+}
+
+/// Estimates [`ViewMotion`] frame to frame.
+pub struct ViewTracker {
+    previous: Option<Mat>,
+    window: Mat,
+}
+
+impl ViewTracker {
+    pub fn new() -> ViewTracker {
+        ViewTracker { previous: None, window: Mat::default() }
+    }
+
+    /// The view's motion from the last frame to `frame` (BGR, the analysed frame).
+    pub fn observe(&mut self, frame: &Mat) -> opencv::Result<ViewMotion> {
+        let grey = small_grey(frame)?;
+        let Some(previous) = self.previous.replace(grey.clone()) else { return Ok(ViewMotion::Still) };
+        if previous.size()? != grey.size()? {
+            return Ok(ViewMotion::Still);
+        }
+        if self.window.size()? != grey.size()? {
+            imgproc::create_hanning_window(&mut self.window, grey.size()?, core::CV_32F)?;
+        }
+        let Point2d { x, y } = imgproc::phase_correlate(&previous, &grey, &self.window, None)?;
+        if x.hypot(y) < STILL_PX || residual(&previous, &grey, x, y)? > EXPLAINED_RESIDUAL * residual(&previous, &grey, 0.0, 0.0)? {
+            return Ok(ViewMotion::Still);
+        }
+        let scale = frame.cols() as f64 / grey.cols() as f64;
+        Ok(ViewMotion::Shifted { dx: (x * scale) as f32, dy: (y * scale) as f32 })
+    }
+
+    /// Forgets the last frame (the stream restarted).
+    pub fn restart(&mut self) {
+        self.previous = None;
+    }
+}
+
+impl Default for ViewTracker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The frame, grey, `VIEW_WIDTH` wide, as 32-bit floats (phase correlation's input).
+fn small_grey(frame: &Mat) -> opencv::Result<Mat> {
+    let height = ((frame.rows() as f64 * VIEW_WIDTH as f64 / frame.cols().max(1) as f64).round() as i32).max(1);
+    let mut small = Mat::default();
+    imgproc::resize(frame, &mut small, Size::new(VIEW_WIDTH, height), 0.0, 0.0, imgproc::INTER_AREA)?;
+    let mut grey = Mat::default();
+    imgproc::cvt_color_def(&small, &mut grey, imgproc::COLOR_BGR2GRAY)?;
+    let mut out = Mat::default();
+    grey.convert_to(&mut out, core::CV_32F, 1.0, 0.0)?;
+    Ok(out)
+}
+
+/// `image` moved by (`dx`, `dy`) pixels; what moves in from outside is 0, and `valid` (255 where
+/// the moved image has content) says where.
+pub fn shifted(image: &Mat, dx: f64, dy: f64) -> opencv::Result<(Mat, Mat)> {
+    let m = Mat::from_slice_2d(&[[1.0f64, 0.0, dx], [0.0, 1.0, dy]])?;
+    let size = image.size()?;
+    let mut moved = Mat::default();
+    imgproc::warp_affine(image, &mut moved, &m, size, imgproc::INTER_NEAREST, core::BORDER_CONSTANT, Scalar::all(0.0))?;
+    let full = Mat::new_size_with_default(size, core::CV_8UC1, Scalar::all(255.0))?;
+    let mut valid = Mat::default();
+    imgproc::warp_affine(&full, &mut valid, &m, size, imgproc::INTER_NEAREST, core::BORDER_CONSTANT, Scalar::all(0.0))?;
+    Ok((moved, valid))
+}
+
+/// Mean absolute grey-level difference between `now` and `before` moved by (`dx`, `dy`), over
+/// the pixels both cover, both blurred first.
+fn residual(before: &Mat, now: &Mat, dx: f64, dy: f64) -> opencv::Result<f64> {
+    let blurred = |image: &Mat| -> opencv::Result<Mat> {
+        let mut out = Mat::default();
+        imgproc::gaussian_blur_def(image, &mut out, Size::new(0, 0), BLUR_PX)?;
+        Ok(out)
+    };
+    let (moved, valid) = shifted(&blurred(before)?, dx, dy)?;
+    let mut difference = Mat::default();
+    core::absdiff(&moved, &blurred(now)?, &mut difference)?;
+    Ok(core::mean(&difference, &valid)?[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A textured frame, larger than the 416x234 view: blobs of light and dark some 20 pixels
+    /// across, as a landscape has.
+    fn scene() -> Mat {
+        let mut noise = Mat::new_rows_cols_with_default((234 + 80) / 16, (416 + 80) / 16, core::CV_8UC3, Scalar::all(0.0)).unwrap();
+        core::randu(&mut noise, &Scalar::all(0.0), &Scalar::all(255.0)).unwrap();
+        let mut big = Mat::default();
+        imgproc::resize(&noise, &mut big, Size::new(416 + 80, 234 + 80), 0.0, 0.0, imgproc::INTER_CUBIC).unwrap();
+        big
+    }
+
+    fn window(big: &Mat, x: i32, y: i32) -> Mat {
+        Mat::roi(big, core::Rect::new(x, y, 416, 234)).unwrap().try_clone().unwrap()
+    }
+
+    #[test]
+    fn a_panned_view_is_measured_and_a_still_one_is_still() {
+        let big = scene();
+        let mut tracker = ViewTracker::new();
+        assert_eq!(tracker.observe(&window(&big, 40, 40)).unwrap(), ViewMotion::Still);
+        assert_eq!(tracker.observe(&window(&big, 40, 40)).unwrap(), ViewMotion::Still);
+        // The camera pans right and tilts up: the content moves left and down.
+        match tracker.observe(&window(&big, 52, 33)).unwrap() {
+            ViewMotion::Shifted { dx, dy } => assert!((dx + 12.0).abs() < 2.0 && (dy - 7.0).abs() < 2.0, "({dx}, {dy})"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn something_crossing_a_still_view_does_not_move_it() {
+        let big = scene();
+        let background = window(&big, 40, 40);
+        let mut tracker = ViewTracker::new();
+        tracker.observe(&background).unwrap();
+        // A bus, a third of the frame wide, drives across.
+        let mut with_bus = background.clone();
+        let bus = window(&big, 0, 0);
+        Mat::roi(&bus, core::Rect::new(100, 80, 140, 100)).unwrap().copy_to(&mut Mat::roi_mut(&mut with_bus, core::Rect::new(130, 80, 140, 100)).unwrap()).unwrap();
+        assert_eq!(tracker.observe(&with_bus).unwrap(), ViewMotion::Still);
+    }
+
+    #[test]
+    fn a_view_no_shift_explains_stays_still() {
+        let big = scene();
+        let mut tracker = ViewTracker::new();
+        tracker.observe(&window(&big, 40, 40)).unwrap();
+        let mut flipped = Mat::default();
+        core::flip(&window(&big, 40, 40), &mut flipped, 1).unwrap();
+        assert_eq!(tracker.observe(&flipped).unwrap(), ViewMotion::Still);
+    }
+}
