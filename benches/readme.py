@@ -121,8 +121,9 @@ def fire_row(name, payloads):
     return "| %s | %s | %s |" % (name, first("suspected"), first("confirmed"))
 
 
-def lookout_clip(work):
-    """The HPWREN lookout view of `agent/tests/fire.rs`: 6 s before a fire starts and 8 s after."""
+def lookout_clip(work, framerate):
+    """The HPWREN lookout view of `agent/tests/fire.rs`: 12 frames before a fire starts and 16
+    after, at `framerate` (a GStreamer fraction)."""
     images = os.path.join(SHARED, "datasets", "aiformankind_hpwren_smoke", "images")
     if not os.path.isdir(images):
         return None
@@ -130,7 +131,7 @@ def lookout_clip(work):
         still = "ck0rp9ceo4fft0838x66r246f" if i < 12 else "ck0t1zwemkseu08636i7fpksi"
         shutil.copy(os.path.join(images, still + ".jpeg"), os.path.join(work, "%03d.jpg" % i))
     clip = os.path.join(work, "lookout.mp4")
-    subprocess.run(["gst-launch-1.0", "-q", "multifilesrc", "location=%s/%%03d.jpg" % work, "index=0", "stop-index=27", "caps=image/jpeg,framerate=2/1",
+    subprocess.run(["gst-launch-1.0", "-q", "multifilesrc", "location=%s/%%03d.jpg" % work, "index=0", "stop-index=27", "caps=image/jpeg,framerate=" + framerate,
                     "!", "jpegdec", "!", "videoconvert", "!", "x264enc", "!", "mp4mux", "!", "filesink", "location=" + clip], check=True)
     return clip
 
@@ -143,15 +144,18 @@ def fire_table():
     for folder, name in shared:
         clip = os.path.join(SHARED, "clips", folder, name)
         print(fire_row(name, replay("--input", clip, "--fire")[0]) if os.path.exists(clip) else "| %s | absent (needs ../shared) | |" % name)
-    with tempfile.TemporaryDirectory() as work:
-        clip = lookout_clip(work)
-        if clip is None:
-            print("| HPWREN lookout | absent (needs ../shared) | |")
-        else:
+    lookouts = [("2/1", "smoke_baseline_interval_s = 0.25", "HPWREN lookout at 2 fps, 6 s before and 8 s after a fire starts (baseline learning every frame)"),
+                ("1/60", "", "HPWREN lookout as stills a minute apart, 12 before the fire and 16 after (default settings)")]
+    for framerate, settings, name in lookouts:
+        with tempfile.TemporaryDirectory() as work:
+            clip = lookout_clip(work, framerate)
+            if clip is None:
+                print("| HPWREN lookout | absent (needs ../shared) | |")
+                continue
             site = os.path.join(work, "site.toml")
             with open(site, "w") as f:
-                f.write('site = "lookout"\n[[cameras]]\nid = "replay"\nsource = "%s"\nanalytics_fps = 2\n[cameras.fire]\nsmoke_baseline_interval_s = 0.25\n' % clip)
-            print(fire_row("HPWREN lookout, 6 s before and 8 s after a fire starts (baseline learning every frame)", replay("--config", site, "--input", clip)[0]))
+                f.write('site = "lookout"\n[[cameras]]\nid = "replay"\nsource = "%s"\nanalytics_fps = 2\n[cameras.fire]\n%s\n' % (clip, settings))
+            print(fire_row(name, replay("--config", site, "--input", clip)[0]))
     quiet = [name for name in NO_FIRE_CLIPS if not replay("--input", os.path.join(ROOT, "samples", "clips", name), "--fire")[0].get("fire")]
     print("| %d clips without fire (%s) | %d raise nothing | |" % (len(NO_FIRE_CLIPS), ", ".join(NO_FIRE_CLIPS), len(quiet)))
 

@@ -5,6 +5,11 @@
 //! detector model's box) and, for smoke, often enough corroborated, `confirmed`.
 //! While it goes on, an `update` at most every `update_interval`; once no evidence has been seen
 //! for `clear_after`, `cleared`, and no new alert for `cooldown` after that.
+//!
+//! The times hold in frames as well as seconds: a feed that sends a frame a minute (a lookout's
+//! stills) cannot show evidence twice within `suspect_after` nor without a gap of a minute. So
+//! each time is at least a few of the feed's own frame intervals (the median of the last few),
+//! and such a feed is suspected on its second frame with evidence, confirmed on its fourth.
 
 use std::time::Duration;
 
@@ -103,6 +108,14 @@ struct Active {
     last_update: Duration,
 }
 
+/// Each time of [`Persistence`] is at least this many of the feed's frame intervals.
+const SUSPECT_FRAMES: u32 = 1;
+const CONFIRM_FRAMES: u32 = 3;
+const GAP_FRAMES: u32 = 2;
+const CLEAR_FRAMES: u32 = 3;
+/// Frame intervals the feed's own is the median of.
+const INTERVALS_KEPT: usize = 5;
+
 /// One zone's incident state for one kind of evidence.
 #[derive(Debug, Clone)]
 pub struct Incident {
@@ -110,11 +123,35 @@ pub struct Incident {
     run: Option<Run>,
     active: Option<Active>,
     quiet_until: Duration,
+    last_frame: Option<Duration>,
+    /// The latest intervals between analysed frames, oldest first.
+    intervals: Vec<Duration>,
 }
 
 impl Incident {
     pub fn new(persistence: Persistence) -> Incident {
-        Incident { persistence, run: None, active: None, quiet_until: Duration::ZERO }
+        Incident { persistence, run: None, active: None, quiet_until: Duration::ZERO, last_frame: None, intervals: Vec::new() }
+    }
+
+    /// The persistence for this feed: each time at least a few of its frame intervals.
+    fn persistence_at(&mut self, now: Duration) -> Persistence {
+        if let Some(last) = self.last_frame.replace(now) {
+            if self.intervals.len() == INTERVALS_KEPT {
+                self.intervals.remove(0);
+            }
+            self.intervals.push(now.saturating_sub(last));
+        }
+        let mut sorted = self.intervals.clone();
+        sorted.sort();
+        let frame = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+        let p = self.persistence;
+        Persistence {
+            suspect_after: p.suspect_after.max(frame * SUSPECT_FRAMES),
+            confirm_after: p.confirm_after.max(frame * CONFIRM_FRAMES),
+            max_gap: p.max_gap.max(frame * GAP_FRAMES),
+            clear_after: p.clear_after.max(frame * CLEAR_FRAMES),
+            ..p
+        }
     }
 
     /// The stream restarted and its time starts again from zero. An open incident stays open
@@ -123,6 +160,7 @@ impl Incident {
     /// restart would keep an incident from clearing, or the zone quiet, for as long as the stream
     /// had run.
     pub fn restart_clock(&mut self) {
+        self.last_frame = None;
         if self.active.is_none() {
             self.run = None;
         }
@@ -139,7 +177,7 @@ impl Incident {
 
     /// Feeds one analysed frame at stream time `now`.
     pub fn observe(&mut self, now: Duration, evidence: Option<Evidence>) -> Option<Transition> {
-        let p = self.persistence;
+        let p = self.persistence_at(now);
         if let Some(run) = &mut self.run {
             run.frames += 1;
             if let Some(e) = evidence {
@@ -251,6 +289,23 @@ mod tests {
                 incident.observe(FRAME * f, if c == '#' { seen(flicker) } else { None }).map(|t| (f, t.stage))
             })
             .collect()
+    }
+
+    #[test]
+    fn a_feed_of_a_frame_a_minute_is_suspected_and_confirmed_within_a_few_frames() {
+        let minute = Duration::from_secs(60);
+        let mut incident = Incident::new(persistence());
+        let mut got = Vec::new();
+        // Smoke from frame 42 on, one frame missing at 45.
+        for f in 0..50u32 {
+            let evidence = if f >= 42 && f != 45 { seen(0.3) } else { None };
+            got.extend(incident.observe(minute * f, evidence).map(|t| (f, t.stage)));
+        }
+        // Confirmed once the run has lasted three frames, the missing one included.
+        assert_eq!(got[..2], [(43, Stage::Suspected), (45, Stage::Confirmed)]);
+        // Cleared only after three frames without evidence.
+        let cleared: Vec<_> = (50..56u32).filter_map(|f| incident.observe(minute * f, None).map(|t| (f, t.stage))).collect();
+        assert_eq!(cleared, vec![(52, Stage::Cleared)]);
     }
 
     #[test]
