@@ -10,9 +10,10 @@
 # message references); /etc/canh/site.toml from configs/example-site.toml and the broker's
 # password file /etc/canh/mqtt-password (mode 0600, the unit's LoadCredential=) if there are
 # none (edit both, then `canh check --config /etc/canh/site.toml --credentials /etc/canh`); the
-# units canh.service and canh@.service (one site per instance, /etc/canh/NAME.toml with the
-# password in /etc/canh/NAME.mqtt-password) in /etc/systemd/system. It enables canh.service but
-# does not start it: start it when the site file is right.
+# units canh.service and canh@.service (one site per instance: /etc/canh/NAME.toml, its password
+# in /etc/canh/NAME/mqtt-password, which the instance needs to start: make it, mode 0600, even
+# empty for a broker without one) in /etc/systemd/system. It enables canh.service but does not
+# start it: start it when the site file is right.
 #
 # DESTDIR=/some/root installs into a staging tree (packaging, tests); systemctl is then not run.
 set -euo pipefail
@@ -26,7 +27,7 @@ for arg in "$@"; do
     case "$arg" in
         --uninstall) uninstall=true ;;
         --purge) purge=true ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -82,7 +83,8 @@ if [[ -e "$root/etc/canh/site.toml" ]]; then
     say "keeping the existing /etc/canh/site.toml"
 else
     say "example site file into /etc/canh/site.toml: edit it for your cameras and broker"
-    install -D -m 0640 "$here/configs/example-site.toml" "$root/etc/canh/site.toml"
+    # Readable by the service's throwaway user; the secret is in the credential file.
+    install -D -m 0644 "$here/configs/example-site.toml" "$root/etc/canh/site.toml"
 fi
 if [[ -e "$root/etc/canh/mqtt-password" ]]; then
     say "keeping the existing /etc/canh/mqtt-password"
@@ -97,7 +99,7 @@ sed "s#/usr/local/#$PREFIX/#g" "$here/systemd/canh.service" > "$units/canh.servi
 # The template: the same service, one instance per site file /etc/canh/NAME.toml, each with its
 # own state folder /var/lib/canh/NAME.
 sed -e 's#/etc/canh/site.toml#/etc/canh/%i.toml#g' \
-    -e 's#/etc/canh/mqtt-password#/etc/canh/%i.mqtt-password#g' \
+    -e 's#/etc/canh/mqtt-password#/etc/canh/%i/mqtt-password#g' \
     -e 's#^StateDirectory=canh$#StateDirectory=canh/%i#' \
     -e 's#^Description=.*#&, site %i#' \
     "$units/canh.service" > "$units/canh@.service"

@@ -35,7 +35,11 @@ const ENVIRONMENT_HELP: &str = "Environment:
   CANH_LOG_FORMAT  `json` for JSON lines, `text` for text (default: JSON under systemd, else text)
   CANH_MODELS_DIR, CANH_PIPELINES_DIR
                    where models and pipeline templates are (default: share/canh beside the
-                   installed program, else the source tree's models/ and pipelines/)";
+                   installed program, else the source tree's models/ and pipelines/)
+  NO_COLOR         no colours in text logs at a terminal
+  STATE_DIRECTORY  the default state_dir (systemd's StateDirectory=)
+  CREDENTIALS_DIRECTORY
+                   what $CREDENTIALS_DIRECTORY in a site file stands for (systemd's LoadCredential=)";
 
 const RUN_HELP: &str = "Without [mqtt] in the site file, every message is printed on stdout as a JSON line
 (`{\"topic\": ..., \"payload\": ...}`) and a summary for a person goes to stderr at the end.
@@ -50,8 +54,9 @@ const CHECK_HELP: &str = "Exit codes: 0 the file is good (warnings, if any, are 
 them listed on stderr with their key paths and lines.
 
 A site file meant for the service may name `$CREDENTIALS_DIRECTORY/mqtt-password`, which systemd
-sets from the unit's LoadCredential= line; outside the service, give the folder holding the
-credential with --credentials (the installer puts it in /etc/canh).";
+sets from the unit's LoadCredential= line. Outside the service that is only a warning; to check
+the credential too, give the folder holding it with --credentials: /etc/canh for canh.service,
+/etc/canh/NAME for canh@NAME.";
 
 #[derive(Parser)]
 #[command(name = "canh", version, about = "Edge video analytics: camera streams in, counts and alerts out over MQTT", after_help = ENVIRONMENT_HELP)]

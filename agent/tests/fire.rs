@@ -256,7 +256,7 @@ fn clips_without_fire_raise_nothing_at_default_settings() {
 /// artificial fog (a shop's fog cannon) may be taken for smoke but never for fire; the
 /// Vietnamese junction (a red billboard the flame classifier half believes) raises nothing.
 #[test]
-fn shared_clips_without_fire_confirm_nothing() {
+fn shared_clips_without_fire_raise_no_fire() {
     let clips = [
         ("glare", negative_clip("dfire_lookout_glare_haze_4fps.mp4")),
         ("fog", shared_clip("cctv_fog_cannon_4fps.mp4")),

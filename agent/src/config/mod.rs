@@ -140,7 +140,7 @@ impl SiteConfig {
     pub fn parse(text: &str) -> Result<SiteConfig, ConfigError> {
         match Self::parse_all(text) {
             (Some(config), errors) if errors.is_empty() => Ok(config),
-            (_, mut errors) => Err(errors.remove(0)),
+            (_, errors) => Err(errors.into_iter().next().unwrap_or_else(|| ConfigError::new("", "the file does not parse"))),
         }
     }
 
@@ -176,7 +176,11 @@ impl SiteConfig {
                 None => break,
             }
         }
-        (None, in_file_order(errors))
+        let mut errors = in_file_order(errors);
+        if errors.len() >= MAX_STRUCTURAL_ERRORS {
+            errors.push(ConfigError::new("", format!("… and more: listing stops after {MAX_STRUCTURAL_ERRORS} structural errors")));
+        }
+        (None, errors)
     }
 
     fn resolve_paths(&mut self, base: &Path, resources: &Resources) {
@@ -201,21 +205,23 @@ impl SiteConfig {
         self.state_dir.as_deref().unwrap_or(".").into()
     }
 
-    /// What may go wrong at run time without being an error in the file: the outbox's and the
+    /// What may go wrong at run time without being an error in the file: a broker password
+    /// that cannot be checked here or is the installer's placeholder; the outbox's and the
     /// evidence archive's size budgets larger than the free space where they live (the disk fills
     /// before the budgets drop anything).
     pub fn warnings(&self) -> Vec<String> {
         let Some(mqtt) = &self.mqtt else { return Vec::new() };
+        let mut warnings = mqtt.warnings();
         let budget_mb = mqtt.outbox_max_mb + mqtt.evidence_keep_mb;
         let dir = self.state_dir();
-        match crate::check::free_bytes(&dir) {
-            Some(free) if budget_mb * 1024.0 * 1024.0 > free as f64 => vec![format!(
+        if let Some(free) = crate::check::free_bytes(&dir).filter(|&free| budget_mb * 1024.0 * 1024.0 > free as f64) {
+            warnings.push(format!(
                 "state_dir {}: mqtt.outbox_max_mb and mqtt.evidence_keep_mb ({budget_mb} MiB together) exceed the {:.1} MiB free there; when the disk fills, the agent drops counts, then images, and holds alerts in memory",
                 dir.display(),
                 free as f64 / 1024.0 / 1024.0
-            )],
-            _ => Vec::new(),
+            ));
         }
+        warnings
     }
 
     /// Every semantic problem in the file, each with its key path. Empty when the file is good.

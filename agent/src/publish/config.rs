@@ -153,6 +153,26 @@ impl MqttConfig {
         Ok(options)
     }
 
+    /// Whether the password is a systemd credential whose folder is not known here (outside the
+    /// service, without `canh check --credentials`).
+    pub fn awaits_credentials(&self) -> bool {
+        self.password_file.as_deref().is_some_and(|f| f.starts_with(CREDENTIALS_DIRECTORY))
+    }
+
+    /// What may stop the connection without being an error in the file.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.awaits_credentials() {
+            warnings.push(format!(
+                "mqtt.password_file names {CREDENTIALS_DIRECTORY}, which systemd sets for the service from its LoadCredential= line; not checked here (canh check --credentials DIR checks it)"
+            ));
+        }
+        if self.resolve_password().is_ok_and(|p| p.is_some_and(|p| p.expose() == PLACEHOLDER_PASSWORD)) {
+            warnings.push(format!("mqtt: the password is still the installer's placeholder '{PLACEHOLDER_PASSWORD}'"));
+        }
+        warnings
+    }
+
     /// The password from whichever of `password`, `password_file` or `password_env` is set.
     /// Errors name the file or variable, never the secret.
     pub fn resolve_password(&self) -> Result<Option<Secret>, String> {
@@ -227,6 +247,8 @@ impl MqttConfig {
         match self.resolve_password() {
             Ok(Some(_)) if self.username.is_none() => errors.push(ConfigError::new(format!("{path}.username"), "is required when a password is given")),
             Ok(_) => {}
+            // A site file meant for the service, checked outside it: a warning (see `warnings`).
+            Err(_) if self.awaits_credentials() => {}
             Err(e) => errors.push(ConfigError::new(format!("{path}.password"), e)),
         }
         if let Some(prefix) = &self.topic_prefix
@@ -248,6 +270,8 @@ impl MqttConfig {
 
 /// How a site file names systemd's folder of the service's credentials (`LoadCredential=`).
 const CREDENTIALS_DIRECTORY: &str = "$CREDENTIALS_DIRECTORY";
+/// The password `systemd/install.sh` puts in the credential file for the installer to replace.
+const PLACEHOLDER_PASSWORD: &str = "change-me";
 
 /// The topic prefix for a site: the configured one, or `canh/v1/{site}`.
 pub fn topic_prefix(mqtt: Option<&MqttConfig>, site: &str) -> String {
@@ -298,6 +322,10 @@ mod tests {
         let mut c = site.clone();
         c.resolve_paths(std::path::Path::new("/etc/canh"), &dir, None);
         assert!(c.resolve_password().unwrap_err().contains("canh check --credentials"));
+        let mut errors = Vec::new();
+        c.validate("mqtt", &mut errors);
+        assert_eq!(errors, vec![], "a site meant for the service is no error outside it");
+        assert!(c.warnings()[0].contains("--credentials"), "{:?}", c.warnings());
         let mut c = site;
         c.resolve_paths(std::path::Path::new("/etc/canh"), &dir, Some(&dir));
         assert_eq!(c.resolve_password().unwrap().unwrap().expose(), "from-systemd");

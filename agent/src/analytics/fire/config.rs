@@ -238,6 +238,9 @@ impl FireConfig {
                 errors.push(ConfigError::new(format!("{path}.{key}"), format!("must be within 0..1, got {value}")));
             }
         }
+        if self.weak_flame_threshold > self.flame_threshold {
+            errors.push(ConfigError::new(format!("{path}.weak_flame_threshold"), format!("must not exceed flame_threshold ({}), got {}", self.flame_threshold, self.weak_flame_threshold)));
+        }
         for (key, value) in [
             ("flame_suspect_after_s", self.flame_suspect_after_s),
             ("flame_confirm_after_s", self.flame_confirm_after_s),

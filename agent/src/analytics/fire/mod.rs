@@ -192,18 +192,25 @@ impl FireWatch {
         };
         tracing::debug!(tiles = ?tiles.iter().map(|t| (t.rect.x, t.rect.y, (t.p * 100.0) as i32)).collect::<Vec<_>>(), "flame tiles");
         let motion = self.view.observe(frame).map_err(cv)?;
-        let still = motion == ViewMotion::Still;
-        if !still {
+        let shifted_view = matches!(motion, ViewMotion::Shifted { .. });
+        if motion != ViewMotion::Still {
             tracing::debug!(?motion, "the view moved");
+        }
+        if shifted_view {
             // The background model learnt a view that is not there any more: learn afresh.
             self.smoke = SmokeCue::new().map_err(cv)?;
         }
-        // Last frame's fire-coloured pixels where they are in this frame, for flicker: a moving
-        // view makes every edge of colour "flicker" otherwise.
+        // Last frame's fire-coloured pixels where they may be in this frame, for flicker: a
+        // moving view makes every edge of colour "flicker" otherwise.
+        let moved = |previous: &Mat, dx: f32, dy: f32| shifted(previous, dx as f64, dy as f64).map(|(m, valid)| (m, Some(valid))).map_err(cv);
         let previous_fire = match (self.previous_fire.take(), motion) {
-            (Some(previous), ViewMotion::Still) => Some(shifted(&previous, 0.0, 0.0).map_err(cv)?),
-            (Some(previous), ViewMotion::Shifted { dx, dy }) => Some(shifted(&previous, dx as f64, dy as f64).map_err(cv)?),
-            (None, _) => None,
+            (None, _) => Vec::new(),
+            (Some(previous), ViewMotion::Still) => vec![(previous, None)],
+            (Some(previous), ViewMotion::Shifted { dx, dy }) => vec![moved(&previous, dx, dy)?],
+            (Some(previous), ViewMotion::Unexplained { dx, dy }) => {
+                let shifted = moved(&previous, dx, dy)?;
+                vec![(previous, None), shifted]
+            }
         };
         let cues = FrameCues {
             tiles,
@@ -213,11 +220,11 @@ impl FireWatch {
                 Some(d) => d.detect_mat(frame, d.manifest().score_threshold).map_err(|e| e.to_string())?,
                 None => Vec::new(),
             },
-            smoke_blob: if self.config.smoke && still { self.smoke.observe(frame, &cache.watched, objects, self.config.min_smoke_area).map_err(cv)? } else { None },
+            smoke_blob: if self.config.smoke && !shifted_view { self.smoke.observe(frame, &cache.watched, objects, self.config.min_smoke_area).map_err(cv)? } else { None },
             // The model's cells are judged against what each cell of a still view usually
             // scores; a moving view has no such cells (nor may it teach them).
             smoke_map: match &self.models.smoke {
-                Some(model) if self.config.smoke && still => {
+                Some(model) if self.config.smoke && !shifted_view => {
                     let map = model.heatmap(frame).map_err(|e| e.to_string())?;
                     let hot = self.baseline.observe(&map, self.smoke_threshold, now);
                     Some((map, hot))
@@ -267,9 +274,10 @@ impl FireWatch {
 struct FrameCues {
     tiles: Vec<cues::Tile>,
     fire: Mat,
-    /// Last frame's fire-coloured pixels moved with the view, and where that leaves them valid;
-    /// none on the first frame.
-    previous_fire: Option<(Mat, Mat)>,
+    /// Last frame's fire-coloured pixels where they may be now (as they stand, moved with the
+    /// view, or both when the view's shift is in doubt), each with where it is valid (everywhere
+    /// when not moved); flicker is the least against any. None on the first frame.
+    previous_fire: Vec<(Mat, Option<Mat>)>,
     detections: Vec<crate::types::Detection>,
     smoke_blob: Option<(BBox, f32)>,
     smoke_map: Option<(crate::detect::Heatmap, Vec<bool>)>,
@@ -285,29 +293,29 @@ fn flame_evidence(config: &FireConfig, cues: &FrameCues, allowed: &Mat, rect: Re
     opencv::core::bitwise_and(&cues.fire, allowed, &mut zone_fire, &opencv::core::no_array()).map_err(cv)?;
     let tiles = &cues.tiles;
     let in_zone = |threshold: f32| -> Vec<&cues::Tile> { tiles.iter().skip(1).filter(|t| t.p >= threshold && (t.rect & rect).area() > 0).collect() };
-    let (hot, weak) = match in_zone(config.flame_threshold) {
-        hot if hot.is_empty() => (in_zone(config.weak_flame_threshold), true),
-        hot => (hot, false),
-    };
-    let (search, flame) = match hot.iter().map(|t| t.rect & rect).reduce(|a, b| a | b) {
-        Some(search) => (search, hot.iter().map(|t| t.p).fold(0.0, f32::max)),
-        None if tiles.first().is_some_and(|t| t.p >= config.flame_threshold) => (rect, tiles[0].p),
-        None => return Ok(None),
+    let union = |tiles: &[&cues::Tile]| tiles.iter().map(|t| t.rect & rect).reduce(|a, b| a | b).map(|search| (search, tiles.iter().map(|t| t.p).fold(0.0, f32::max)));
+    let strong = union(&in_zone(config.flame_threshold)).or_else(|| tiles.first().filter(|t| t.p >= config.flame_threshold).map(|t| (rect, t.p)));
+    let ((search, flame), weak) = if let Some(found) = strong {
+        (found, false)
+    } else if let Some(found) = union(&in_zone(config.weak_flame_threshold)) {
+        (found, true)
+    } else {
+        return Ok(None);
     };
     let lit = count_in(&zone_fire, search).map_err(cv)?;
     let colour = lit as f32 / search.area().max(1) as f32;
-    let flicker = match &cues.previous_fire {
-        Some((previous, valid)) => {
-            let mut compared = Mat::default();
+    let flicker_against = |(previous, valid): &(Mat, Option<Mat>)| -> Result<f32, String> {
+        let mut compared = allowed.clone();
+        if let Some(valid) = valid {
             opencv::core::bitwise_and(allowed, valid, &mut compared, &opencv::core::no_array()).map_err(cv)?;
-            let mut changed = Mat::default();
-            opencv::core::bitwise_xor(&cues.fire, previous, &mut changed, &compared).map_err(cv)?;
-            let mut either = Mat::default();
-            opencv::core::bitwise_or(&cues.fire, previous, &mut either, &compared).map_err(cv)?;
-            count_in(&changed, search).map_err(cv)? as f32 / count_in(&either, search).map_err(cv)?.max(1) as f32
         }
-        None => 0.0,
+        let mut changed = Mat::default();
+        opencv::core::bitwise_xor(&cues.fire, previous, &mut changed, &compared).map_err(cv)?;
+        let mut either = Mat::default();
+        opencv::core::bitwise_or(&cues.fire, previous, &mut either, &compared).map_err(cv)?;
+        Ok(count_in(&changed, search).map_err(cv)? as f32 / count_in(&either, search).map_err(cv)?.max(1) as f32)
     };
+    let flicker = cues.previous_fire.iter().map(flicker_against).collect::<Result<Vec<f32>, String>>()?.into_iter().reduce(f32::min).unwrap_or(0.0);
     tracing::debug!(flame, weak, colour, flicker, "flame candidate");
     if colour < config.min_fire_pixels || (weak && flicker < config.weak_flame_min_flicker) {
         return Ok(None);

@@ -143,13 +143,15 @@ impl Incident {
         }
         let mut sorted = self.intervals.clone();
         sorted.sort();
-        let frame = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+        // The lower median: one stall among few intervals does not stretch every time.
+        let frame = sorted.get(sorted.len().saturating_sub(1) / 2).copied().unwrap_or_default();
+        let frames = |n: u32| frame.checked_mul(n).unwrap_or(Duration::MAX);
         let p = self.persistence;
         Persistence {
-            suspect_after: p.suspect_after.max(frame * SUSPECT_FRAMES),
-            confirm_after: p.confirm_after.max(frame * CONFIRM_FRAMES),
-            max_gap: p.max_gap.max(frame * GAP_FRAMES),
-            clear_after: p.clear_after.max(frame * CLEAR_FRAMES),
+            suspect_after: p.suspect_after.max(frames(SUSPECT_FRAMES)),
+            confirm_after: p.confirm_after.max(frames(CONFIRM_FRAMES)),
+            max_gap: p.max_gap.max(frames(GAP_FRAMES)),
+            clear_after: p.clear_after.max(frames(CLEAR_FRAMES)),
             ..p
         }
     }
