@@ -4,7 +4,7 @@ counts against every hand count (at 5 analysed fps and at every frame), the traf
 sample sites, and fire and smoke on the fire clips and on clips without fire; headed by the date,
 the machine and the commit. The Performance table comes from `benches/run.sh`.
 
-    benches/readme.py > /tmp/tables.md      (after scripts/setup.sh; about 10 minutes on 2 cores)
+    benches/readme.py > /tmp/tables.md      (after scripts/setup.sh; about 5 minutes on 2 cores)
 
 Clips that may not ship are read from ../shared (rows marked "absent" without it).
 """
@@ -164,9 +164,9 @@ if __name__ == "__main__":
     if not os.access(CANH, os.X_OK):
         sys.exit("benches/readme.py: build first (scripts/setup.sh): %s is missing" % CANH)
     print("Measured %s on %s.\n" % (datetime.date.today().isoformat(), machine()))
-    print("### Counts (`samples/groundtruth`, the line of each hand count)\n")
+    print("#### Counts (`samples/groundtruth`, the line of each hand count)\n")
     counts_table()
-    print("\n### Traffic rules (`samples/sites`, 5 analysed fps unless the site says otherwise)\n")
+    print("\n#### Traffic rules (`samples/sites`, 5 analysed fps unless the site says otherwise)\n")
     rules_table()
-    print("\n### Fire and smoke (`canh replay --fire`: whole frame, default settings, 2 analysed fps)\n")
+    print("\n#### Fire and smoke (`canh replay --fire`: whole frame, default settings, 2 analysed fps)\n")
     fire_table()
