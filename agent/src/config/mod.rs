@@ -11,10 +11,12 @@
 
 mod camera;
 mod paths;
+mod recover;
 
 pub use crate::check::{ConfigError, ConfigErrors, redact_url};
 pub use camera::CameraConfig;
 pub use paths::Resources;
+pub use recover::{Parsed, without_placeholders};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -53,53 +55,6 @@ pub struct SiteConfig {
     pub cameras: Vec<CameraConfig>,
 }
 
-/// Structural errors as they come in the file (serde meets a table's keys in sorted order),
-/// from (offset in the file, error).
-fn in_file_order(mut errors: Vec<(usize, ConfigError)>) -> Vec<ConfigError> {
-    errors.sort_by_key(|(at, _)| *at);
-    errors.into_iter().map(|(_, e)| e).collect()
-}
-
-/// `canh check` stops listing structural errors after this many: a file this broken is
-/// probably not a site file at all.
-const MAX_STRUCTURAL_ERRORS: usize = 50;
-
-/// Takes the key at `path` out of `document` (for a path into an array, the key holding the
-/// array); returns the key path taken out, or `None` when the path names no key (an error about
-/// a whole table, such as a missing field).
-fn take_out(document: &mut toml::de::DeTable<'_>, path: &serde_path_to_error::Path) -> Option<String> {
-    use serde_path_to_error::Segment;
-    use toml::de::DeValue;
-    let mut segments: Vec<&Segment> = path.iter().collect();
-    while matches!(segments.last(), Some(Segment::Seq { .. })) {
-        segments.pop();
-    }
-    let (Segment::Map { key }, parents) = segments.split_last()? else { return None };
-    let table = document;
-    let mut value: Option<&mut DeValue<'_>> = None;
-    for segment in parents {
-        let next = match (segment, value.take()) {
-            (Segment::Map { key }, None) => table.get_mut(key.as_str())?.get_mut(),
-            (Segment::Map { key }, Some(DeValue::Table(t))) => t.get_mut(key.as_str())?.get_mut(),
-            (Segment::Seq { index }, Some(DeValue::Array(a))) => a.get_mut(*index)?.get_mut(),
-            _ => return None,
-        };
-        value = Some(next);
-    }
-    let table = match value {
-        None => table,
-        Some(DeValue::Table(t)) => t,
-        Some(_) => return None,
-    };
-    table.remove(key.as_str())?;
-    let parents: String = parents.iter().map(|s| match s {
-        Segment::Seq { index } => format!("[{index}]"),
-        Segment::Map { key } => format!(".{key}"),
-        _ => String::new(),
-    }).collect();
-    Some(format!("{parents}.{key}").trim_start_matches('.').to_string())
-}
-
 fn default_counts_interval_s() -> u64 {
     60
 }
@@ -124,11 +79,11 @@ impl SiteConfig {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::single(path, ConfigError::new("", format!("cannot read the file: {e}")))
         })?;
-        let (config, mut errors) = Self::parse_all(&text);
+        let Parsed { config, mut errors, placeholders } = Self::parse_all(&text);
         if let Some(mut config) = config {
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
             config.resolve_paths(&base, resources);
-            errors.extend(config.validate(resources));
+            errors.extend(without_placeholders(config.validate(resources), &placeholders));
             if errors.is_empty() {
                 return Ok(config);
             }
@@ -139,48 +94,14 @@ impl SiteConfig {
     /// Parses TOML into the config structs; the first structural error when there is one.
     pub fn parse(text: &str) -> Result<SiteConfig, ConfigError> {
         match Self::parse_all(text) {
-            (Some(config), errors) if errors.is_empty() => Ok(config),
-            (_, errors) => Err(errors.into_iter().next().unwrap_or_else(|| ConfigError::new("", "the file does not parse"))),
+            Parsed { config: Some(config), errors, .. } if errors.is_empty() => Ok(config),
+            Parsed { errors, .. } => Err(errors.into_iter().next().unwrap_or_else(|| ConfigError::new("", "the file does not parse"))),
         }
     }
 
-    /// Parses TOML into the config structs, collecting every structural error (a wrong type, an
-    /// unknown key) with its key path and line. Serde stops at the first, so the offending key
-    /// is taken out and the rest parsed again; the config comes back without those keys when
-    /// what remains parses, so that its semantic errors can be listed too.
-    pub fn parse_all(text: &str) -> (Option<SiteConfig>, Vec<ConfigError>) {
-        let mut document = match toml::de::DeTable::parse(text) {
-            Ok(document) => document,
-            Err(e) => return (None, vec![ConfigError::from_toml(&e, text, "")]),
-        };
-        let mut errors = Vec::new();
-        let mut removed: Vec<String> = Vec::new();
-        while errors.len() < MAX_STRUCTURAL_ERRORS {
-            let e = match serde_path_to_error::deserialize(toml::Deserializer::from(document.clone())) {
-                Ok(config) => return (Some(config), in_file_order(errors)),
-                Err(e) => e,
-            };
-            let path = match e.path().to_string() {
-                root if root == "." => String::new(),
-                path => path,
-            };
-            // A required key taken out for its wrong type is missing now: already reported.
-            let missing_what_was_removed = e.inner().message().strip_prefix("missing field `").and_then(|rest| rest.split('`').next()).is_some_and(|field| {
-                removed.contains(&if path.is_empty() { field.to_string() } else { format!("{path}.{field}") })
-            });
-            if !missing_what_was_removed {
-                errors.push((e.inner().span().map_or(0, |s| s.start), ConfigError::from_toml(e.inner(), text, &path)));
-            }
-            match take_out(document.get_mut(), e.path()) {
-                Some(key) => removed.push(key),
-                None => break,
-            }
-        }
-        let mut errors = in_file_order(errors);
-        if errors.len() >= MAX_STRUCTURAL_ERRORS {
-            errors.push(ConfigError::new("", format!("… and more: listing stops after {MAX_STRUCTURAL_ERRORS} structural errors")));
-        }
-        (None, errors)
+    /// Parses TOML into the config structs, collecting every structural error (see [`recover`]).
+    pub fn parse_all(text: &str) -> Parsed {
+        recover::parse_all(text)
     }
 
     fn resolve_paths(&mut self, base: &Path, resources: &Resources) {

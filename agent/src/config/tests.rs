@@ -7,8 +7,8 @@ fn resources() -> Resources {
 
 /// Every error of a file, structural then semantic, as `canh check` lists them.
 fn errors_of(text: &str) -> Vec<String> {
-    let (config, mut errors) = SiteConfig::parse_all(text);
-    errors.extend(config.map(|c| c.validate(&resources())).unwrap_or_default());
+    let Parsed { config, mut errors, placeholders } = SiteConfig::parse_all(text);
+    errors.extend(config.map(|c| without_placeholders(c.validate(&resources()), &placeholders)).unwrap_or_default());
     errors.iter().map(ToString::to_string).collect()
 }
 
@@ -122,6 +122,35 @@ source = "/no/such/clip.mp4"
     assert!(errors.iter().any(|e| e.starts_with("cameras[0].lines[0].p1: x must be within 0..1")), "{errors:#?}");
     assert!(errors.iter().any(|e| e.starts_with("cameras[1].source: file /no/such/clip.mp4 does not exist")), "{errors:#?}");
     assert_eq!(errors.len(), 8, "{errors:#?}");
+}
+
+/// A required key of the wrong type gets a placeholder, so the rest of its camera, and the
+/// cameras after it, are still checked; the placeholder itself raises nothing.
+#[test]
+fn a_required_key_of_the_wrong_type_does_not_hide_the_rest() {
+    let text = r#"
+site = "hue"
+[[cameras]]
+id = 7
+source = 42
+analytics_fps = 500
+[[cameras]]
+id = "cam2"
+source = "/no/such/clip.mp4"
+colour = "red"
+"#;
+    let errors = errors_of(text);
+    let expect = [
+        "cameras[0].id: invalid type: integer `7`, expected a string (line 4)",
+        "cameras[0].source: invalid type: integer `42`, expected a string (line 5)",
+        "cameras[1].colour: unknown field `colour`",
+        "cameras[0].analytics_fps:",
+        "cameras[1].source: file /no/such/clip.mp4 does not exist",
+    ];
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    for (got, expected) in errors.iter().zip(expect) {
+        assert!(got.starts_with(expected), "'{got}' is not '{expected}…' in {errors:#?}");
+    }
 }
 
 #[test]
