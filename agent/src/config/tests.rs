@@ -5,6 +5,14 @@ fn resources() -> Resources {
     Resources { models_dir: root.join("models"), pipelines_dir: root.join("pipelines"), credentials_dir: None }
 }
 
+/// That `errors` are exactly `expect`, in order, each starting with its text.
+fn assert_listed(errors: &[String], expect: &[&str]) {
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    for (got, expected) in errors.iter().zip(expect) {
+        assert!(got.starts_with(expected), "'{got}' is not '{expected}…' in {errors:#?}");
+    }
+}
+
 /// Every error of a file, structural then semantic, as `canh check` lists them.
 fn errors_of(text: &str) -> Vec<String> {
     let Parsed { config, mut errors, placeholders } = SiteConfig::parse_all(text);
@@ -113,10 +121,7 @@ source = "/no/such/clip.mp4"
         // rest of the file is not.
         "cameras[1].source: file /no/such/clip.mp4 does not exist",
     ];
-    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
-    for (got, expected) in errors.iter().zip(expect) {
-        assert!(got.starts_with(expected), "'{got}' is not '{expected}…' in {errors:#?}");
-    }
+    assert_listed(&errors, &expect);
     let fixed = text.replace("p1 = [1.5, \"x\"]", "p1 = [1.5, 0.2]");
     let errors = errors_of(&fixed);
     assert!(errors.iter().any(|e| e.starts_with("cameras[0].lines[0].p1: x must be within 0..1")), "{errors:#?}");
@@ -147,10 +152,7 @@ colour = "red"
         "cameras[0].analytics_fps:",
         "cameras[1].source: file /no/such/clip.mp4 does not exist",
     ];
-    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
-    for (got, expected) in errors.iter().zip(expect) {
-        assert!(got.starts_with(expected), "'{got}' is not '{expected}…' in {errors:#?}");
-    }
+    assert_listed(&errors, &expect);
 }
 
 #[test]
