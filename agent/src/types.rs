@@ -67,8 +67,13 @@ impl BBox {
         Point { x: (self.x1 + self.x2) / 2.0, y: self.y2 }
     }
 
+    /// How far the two boxes overlap horizontally (negative when they are apart).
+    pub fn shared_width(&self, other: &BBox) -> f32 {
+        self.x2.min(other.x2) - self.x1.max(other.x1)
+    }
+
     pub fn intersection(&self, other: &BBox) -> f32 {
-        let iw = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
+        let iw = self.shared_width(other).max(0.0);
         let ih = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
         iw * ih
     }

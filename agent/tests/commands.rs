@@ -121,11 +121,7 @@ fn commands_are_answered_and_bad_ones_refused_without_stopping_the_agent() {
 /// incident gives the same `first_evidence` and `confirmed` times.
 #[test]
 fn a_fire_alerts_evidence_is_fetched_again_by_its_id() {
-    let clip = repo_root().join("../shared/clips/fire_smoke/spacewalk01_input_carfire.mp4");
-    if !clip.is_file() {
-        println!("skipped: {} is absent (the fire clips may not ship)", clip.display());
-        return;
-    }
+    let Some(clip) = shared("fire_smoke", "spacewalk01_input_carfire.mp4") else { return };
     let broker = Mosquitto::start();
     let rtsp_port = free_port();
     let _server = RtspServer::start(rtsp_port, &clip);

@@ -34,20 +34,11 @@ fn replay(clip: &std::path::Path, settings: &[&str]) -> (Vec<Value>, Value, Vec<
 }
 
 fn shared_clip(name: &str) -> Option<PathBuf> {
-    shared("fire_smoke", name)
+    common::shared("fire_smoke", name)
 }
 
 fn negative_clip(name: &str) -> Option<PathBuf> {
-    shared("negative", name)
-}
-
-/// A clip of `../shared/clips/{folder}`, or `None` (with a note) when the shared data is absent.
-fn shared(folder: &str, name: &str) -> Option<PathBuf> {
-    let path = common::repo_root().join("../shared/clips").join(folder).join(name);
-    if !path.is_file() {
-        println!("skipped: {} is absent (these clips are read from the shared data)", path.display());
-    }
-    path.is_file().then_some(path)
+    common::shared("negative", name)
 }
 
 fn first(events: &[Value], kind: &str, level: &str) -> Option<Value> {
@@ -203,7 +194,7 @@ fn panned(clip: &std::path::Path, name: &str) -> PathBuf {
 /// Vietnamese junction, whose red billboard the flame classifier half believes (0.87).
 #[test]
 fn a_panning_camera_confirms_a_fire_and_raises_nothing_without_one() {
-    let clips = (shared_clip("cctv_office_fire_4fps.mp4"), negative_clip("dfire_lookout_glare_haze_4fps.mp4"), shared("traffic", "vn_thanglm20_traffic_ptz.mp4"));
+    let clips = (shared_clip("cctv_office_fire_4fps.mp4"), negative_clip("dfire_lookout_glare_haze_4fps.mp4"), common::shared("traffic", "vn_thanglm20_traffic_ptz.mp4"));
     let (Some(fire), Some(glare), Some(junction)) = clips else { return };
     let (events, _, _) = replay_fire(&panned(&fire, "office"));
     println!("panned office fire: {events:#?}");
@@ -254,7 +245,7 @@ fn shared_clips_without_fire_raise_no_fire() {
     let clips = [
         ("glare", negative_clip("dfire_lookout_glare_haze_4fps.mp4")),
         ("fog", shared_clip("cctv_fog_cannon_4fps.mp4")),
-        ("junction", shared("traffic", "vn_thanglm20_traffic_ptz.mp4")),
+        ("junction", common::shared("traffic", "vn_thanglm20_traffic_ptz.mp4")),
     ];
     for (name, clip) in clips {
         let Some(clip) = clip else { continue };

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 const GROUPS: [(&str, &[&str]); 2] = [("two-wheelers", &["motorcycle", "bicycle"]), ("cars, buses and trucks", &["car", "bus", "truck"])];
 
 /// Frames a crossing must be seen on the far side before it counts (the line default).
-const CONFIRM_FRAMES: f64 = 2.0;
+const CONFIRM_FRAMES: f64 = canh::analytics::CONFIRM_FRAMES as f64;
 
 /// The clip of a ground-truth file: bundled in samples/clips, or (for clips that may not ship)
 /// in ../shared/clips/traffic; `None`, with a note, when it is absent.

@@ -232,11 +232,7 @@ fn render_writes_every_analysed_frame_with_the_rules_drawn() {
 /// the wrong way, nearly every vehicle that drives off is, motorbikes included.
 #[test]
 fn wrong_way_in_dense_two_wheelers_flags_none_riding_with_the_flow() {
-    let clip = common::repo_root().join("../shared/clips/traffic/vn_thanglm20_traffic_ptz.mp4");
-    if !clip.is_file() {
-        println!("skipped: {} is absent (it may not ship)", clip.display());
-        return;
-    }
+    let Some(clip) = common::shared("traffic", "vn_thanglm20_traffic_ptz.mp4") else { return };
     let alerts = |heading: u32, fps: u32| {
         let dir = common::temp_dir(&format!("wrong-way-vn-{heading}-{fps}"));
         let rule = format!("[[cameras.rules]]\nid = \"flow\"\n[cameras.rules.wrong_way]\nzone = [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = {heading}");

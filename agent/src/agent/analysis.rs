@@ -329,10 +329,11 @@ impl AnalysisLoop {
                 camera.report(false, &self.settings.events);
             }
         }
-        if self.settings.duties.stats_due(Instant::now()) {
+        let now = Instant::now();
+        if self.settings.duties.stats_due(now) {
             self.gather();
             let cameras: Vec<&CameraAnalysis> = self.cameras.iter().flatten().map(|c| &**c).collect();
-            self.settings.duties.stats_if_due(Instant::now(), &cameras, self.finished.len() as u64, &self.settings.events);
+            self.settings.duties.stats(now, &cameras, self.finished.len() as u64, &self.settings.events);
         }
     }
 }

@@ -103,10 +103,8 @@ impl SiteDuties {
         self.stats_interval.is_some_and(|interval| self.last_stats.is_none_or(|at| now.duration_since(at) >= interval))
     }
 
-    pub fn stats_if_due(&mut self, now: Instant, cameras: &[&CameraAnalysis], finished: u64, events: &Sender<Message>) {
-        if !self.stats_due(now) {
-            return;
-        }
+    /// Publishes `stats` (the caller asked [`Self::stats_due`]).
+    pub fn stats(&mut self, now: Instant, cameras: &[&CameraAnalysis], finished: u64, events: &Sender<Message>) {
         self.last_stats = Some(now);
         let mut by_state = std::collections::BTreeMap::new();
         for camera in cameras {

@@ -12,13 +12,13 @@ pub struct TrackHistory {
     tracks: HashMap<u64, VecDeque<Sample>>,
 }
 
-/// One frame's view of a track: its reference point, and the top of its box, which tells a
-/// vehicle that moves from a box that only stretches.
+/// One frame's view of a track: its reference point (bottom centre), and the top of its box
+/// (straight above it), which tells a vehicle that moves from a box that only stretches.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     at: Duration,
     point: Point,
-    top: Point,
+    top_y: f32,
 }
 
 /// A track's fitted motion over a window: where the fit starts and ends, and whether the samples
@@ -57,8 +57,7 @@ impl TrackHistory {
     pub fn update(&mut self, objects: &[TrackedObject], now: Duration) {
         for obj in objects {
             let samples = self.tracks.entry(obj.id).or_default();
-            let top = Point { x: obj.bbox.center().x, y: obj.bbox.y1 };
-            samples.push_back(Sample { at: now, point: obj.bbox.bottom_center(), top });
+            samples.push_back(Sample { at: now, point: obj.bbox.bottom_center(), top_y: obj.bbox.y1 });
             // Always keep one sample older than `keep`, so a full window can be measured.
             while samples.len() > 2 && now.saturating_sub(samples[1].at) >= self.keep {
                 samples.pop_front();
@@ -77,41 +76,48 @@ impl TrackHistory {
     /// by an occlusion. `None` while the track is younger than `window` or has fewer than three
     /// samples in it.
     pub fn motion(&self, track: u64, window: Duration) -> Option<Motion> {
-        let samples = self.tracks.get(&track)?;
-        let end = samples.back()?.at;
-        let start = samples.iter().rposition(|s| end.saturating_sub(s.at) >= window)?;
-        let points: Vec<(f32, Point)> = samples.range(start..).map(|s| (s.at.as_secs_f32(), s.point)).collect();
-        let (first_top, last_top) = (samples[start].top, samples.back()?.top);
-        if points.len() < 3 {
+        let samples = self.window(track, window)?;
+        if samples.len() < 3 {
             return None;
         }
-        let n = points.len() as f32;
-        let (mt, mx, my) = points.iter().fold((0.0, 0.0, 0.0), |(a, b, c), (t, p)| (a + t / n, b + p.x / n, c + p.y / n));
-        let var_t: f32 = points.iter().map(|(t, _)| (t - mt).powi(2)).sum();
-        let (vx, vy) = points.iter().fold((0.0, 0.0), |(a, b), (t, p)| (a + (t - mt) * (p.x - mx) / var_t, b + (t - mt) * (p.y - my) / var_t));
-        let at = |t: f32| Point { x: mx + vx * (t - mt), y: my + vy * (t - mt) };
-        let (from, to) = (at(points[0].0), at(points[points.len() - 1].0));
+        let (first, last) = (samples.clone().next()?, samples.clone().last()?);
+        let at = |s: &Sample| s.at.as_secs_f32();
+        let n = samples.len() as f32;
+        let (mt, mx, my) = samples.clone().fold((0.0, 0.0, 0.0), |(a, b, c), s| (a + at(s) / n, b + s.point.x / n, c + s.point.y / n));
+        let var_t: f32 = samples.clone().map(|s| (at(s) - mt).powi(2)).sum();
+        let (vx, vy) = samples.clone().fold((0.0, 0.0), |(a, b), s| (a + (at(s) - mt) * (s.point.x - mx) / var_t, b + (at(s) - mt) * (s.point.y - my) / var_t));
+        let fitted = |t: f32| Point { x: mx + vx * (t - mt), y: my + vy * (t - mt) };
+        let (from, to) = (fitted(at(first)), fitted(at(last)));
         let length = (to.x - from.x).hypot(to.y - from.y);
         let (ux, uy) = ((to.x - from.x) / length.max(1e-6), (to.y - from.y) / length.max(1e-6));
-        let along: Vec<f32> = points.iter().map(|(_, p)| (p.x - from.x) * ux + (p.y - from.y) * uy).collect();
-        let off_line = points.iter().map(|(_, p)| ((p.x - from.x) * uy - (p.y - from.y) * ux).abs()).fold(0.0, f32::max);
-        let steps: Vec<f32> = points.windows(2).map(|w| (w[1].1.x - w[0].1.x).hypot(w[1].1.y - w[0].1.y)).collect();
-        let mean_step = steps.iter().sum::<f32>() / steps.len() as f32;
+        let along = |p: Point| (p.x - from.x) * ux + (p.y - from.y) * uy;
+        let off_line = samples.clone().map(|s| ((s.point.x - from.x) * uy - (s.point.y - from.y) * ux).abs()).fold(0.0, f32::max);
+        let pairs = || samples.clone().zip(samples.clone().skip(1));
+        let step = |(a, b): (&Sample, &Sample)| (b.point.x - a.point.x).hypot(b.point.y - a.point.y);
+        let mean_step = pairs().map(step).sum::<f32>() / (samples.len() - 1) as f32;
         let steady = length > 0.0
             && off_line <= UNSTEADY_SHARE * length
-            && along.windows(2).all(|w| w[1] - w[0] >= -UNSTEADY_SHARE * length)
-            && steps.iter().all(|&s| s <= MAX_STEP_OVER_MEAN * mean_step)
-            && (last_top.x - first_top.x) * ux + (last_top.y - first_top.y) * uy >= 0.0;
+            && pairs().all(|(a, b)| along(b.point) - along(a.point) >= -UNSTEADY_SHARE * length)
+            && pairs().all(|pair| step(pair) <= MAX_STEP_OVER_MEAN * mean_step)
+            && (last.point.x - first.point.x) * ux + (last.top_y - first.top_y) * uy >= 0.0;
         Some(Motion { from, to, steady })
     }
 
     /// The newest sample of `track` taken at least `window` before its latest one, with that latest
     /// one: the span to measure motion over. `None` while the track is younger than `window`.
     pub fn span(&self, track: u64, window: Duration) -> Option<((Duration, Point), (Duration, Point))> {
-        let samples = self.tracks.get(&track)?;
-        let last = samples.back()?;
-        let first = samples.iter().rev().find(|s| last.at.saturating_sub(s.at) >= window)?;
+        let samples = self.window(track, window)?;
+        let (first, last) = (samples.clone().next()?, samples.last()?);
         Some(((first.at, first.point), (last.at, last.point)))
+    }
+
+    /// The samples of `track` from the newest one at least `window` before its latest, to the
+    /// latest; `None` while the track is younger than `window`.
+    fn window(&self, track: u64, window: Duration) -> Option<std::collections::vec_deque::Iter<'_, Sample>> {
+        let samples = self.tracks.get(&track)?;
+        let end = samples.back()?.at;
+        let start = samples.iter().rposition(|s| end.saturating_sub(s.at) >= window)?;
+        Some(samples.range(start..))
     }
 }
 

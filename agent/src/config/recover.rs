@@ -124,11 +124,7 @@ fn placeholder(expected: &str) -> Option<toml::Spanned<DeValue<'static>>> {
 /// The table holding the key at `path` (for a path into an array, the key holding the array),
 /// and that key.
 fn parent<'d, 'i>(document: &'d mut DeTable<'i>, path: &[Segment]) -> Option<(&'d mut DeTable<'i>, String)> {
-    let mut segments = path;
-    while let Some((Segment::Seq { .. }, rest)) = segments.split_last() {
-        segments = rest;
-    }
-    let (Segment::Map { key }, parents) = segments.split_last()? else { return None };
+    let (Segment::Map { key }, parents) = key_of(path).split_last()? else { return None };
     let Some((Segment::Map { key: top }, rest)) = parents.split_first() else {
         return if parents.is_empty() { Some((document, key.clone())) } else { None };
     };
@@ -151,11 +147,15 @@ fn parent<'d, 'i>(document: &'d mut DeTable<'i>, path: &[Segment]) -> Option<(&'
 fn take_out(document: &mut DeTable<'_>, path: &[Segment]) -> Option<String> {
     let (table, key) = parent(document, path)?;
     table.remove(key.as_str())?;
-    let mut kept = path;
-    while let Some((Segment::Seq { .. }, rest)) = kept.split_last() {
-        kept = rest;
+    Some(key_path(key_of(path).iter()))
+}
+
+/// `path` up to the key it is in: without the array indices it ends with.
+fn key_of(mut path: &[Segment]) -> &[Segment] {
+    while let Some((Segment::Seq { .. }, rest)) = path.split_last() {
+        path = rest;
     }
-    Some(key_path(kept.iter()))
+    path
 }
 
 /// Puts `value` back at `path` (a key [`take_out`] took out) in `document`.

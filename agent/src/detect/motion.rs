@@ -73,13 +73,16 @@ pub struct MotionGate {
     config: MotionConfig,
     /// Cell means of the last frame the detector ran on.
     reference: Vec<u8>,
+    /// This frame's cell means (kept to be reused: it becomes the reference when the detector
+    /// runs, and the reference becomes the next frame's buffer).
+    current: Vec<u8>,
     /// Stream time of the last frame the detector ran on.
     last_detection: Option<Duration>,
 }
 
 impl MotionGate {
     pub fn new(config: MotionConfig) -> MotionGate {
-        MotionGate { config, reference: Vec::new(), last_detection: None }
+        MotionGate { config, reference: Vec::new(), current: Vec::new(), last_detection: None }
     }
 
     /// Whether the detector should run on `frame`: a cell changed since the frame it last ran
@@ -90,9 +93,11 @@ impl MotionGate {
             return true;
         }
         let cell = (self.config.min_object_px / 2).max(1) as usize;
-        let Some(cells) = cell_means(frame, cell) else { return true };
-        let moved = cells.len() != self.reference.len()
-            || cells.iter().zip(&self.reference).any(|(a, b)| a.abs_diff(*b) > self.config.pixel_threshold);
+        if !cell_means(frame, cell, &mut self.current) {
+            return true;
+        }
+        let moved = self.current.len() != self.reference.len()
+            || self.current.iter().zip(&self.reference).any(|(a, b)| a.abs_diff(*b) > self.config.pixel_threshold);
         let due = match self.last_detection {
             Some(last) if frame.pts >= last => frame.pts - last >= Duration::from_secs_f32(self.config.recheck_s),
             // First frame, or time went back (the stream restarted).
@@ -101,35 +106,36 @@ impl MotionGate {
         let detect = due || moved || tracks_moving;
         if detect {
             self.last_detection = Some(frame.pts);
-            self.reference = cells;
+            std::mem::swap(&mut self.reference, &mut self.current);
         }
         detect
     }
 }
 
 /// The mean grey level of each `cell` x `cell` block of a BGR frame (partial blocks at the right
-/// and bottom edges dropped). Every pixel is read: a sampled copy misses small objects.
-fn cell_means(frame: &Frame, cell: usize) -> Option<Vec<u8>> {
-    let map = frame.buffer.map_readable().ok()?;
+/// and bottom edges dropped), into `means`; `false` when the frame cannot be read. Every pixel
+/// is read: a sampled copy misses small objects.
+fn cell_means(frame: &Frame, cell: usize, means: &mut Vec<u8>) -> bool {
+    let Ok(map) = frame.buffer.map_readable() else { return false };
     let (width, height) = (frame.width as usize, frame.height as usize);
     let (cols, rows) = (width / cell, height / cell);
     if cols == 0 || rows == 0 || map.len() < frame.stride * (height - 1) + width * 3 {
-        return None;
+        return false;
     }
     let mut sums = vec![0u32; cols];
-    let mut means = Vec::with_capacity(cols * rows);
+    means.clear();
     for row in 0..rows {
         sums.fill(0);
         for y in row * cell..(row + 1) * cell {
             let line = &map[y * frame.stride..][..cols * cell * 3];
-            for (x, px) in line.chunks_exact(3).enumerate() {
-                sums[x / cell] += px[0] as u32 + 2 * px[1] as u32 + px[2] as u32;
+            for (sum, block) in sums.iter_mut().zip(line.chunks_exact(3 * cell)) {
+                *sum += block.chunks_exact(3).map(|px| px[0] as u32 + 2 * px[1] as u32 + px[2] as u32).sum::<u32>();
             }
         }
         let n = (4 * cell * cell) as u32;
         means.extend(sums.iter().map(|s| (s / n) as u8));
     }
-    Some(means)
+    true
 }
 
 #[cfg(test)]

@@ -17,15 +17,10 @@ const MAX_FEET_BELOW: f32 = 0.15;
 /// Whether `person` sits on `vehicle`: their widths overlap, the person is above the vehicle's
 /// middle and reaches down into it, and does not stand below it.
 fn rides(person: &BBox, vehicle: &BBox) -> bool {
-    shared_width(person, vehicle) >= MIN_SHARED_WIDTH * person.width().min(vehicle.width())
+    person.shared_width(vehicle) >= MIN_SHARED_WIDTH * person.width().min(vehicle.width())
         && person.center().y < vehicle.center().y
         && person.y2 > vehicle.y1
         && person.y2 <= vehicle.y2 + MAX_FEET_BELOW * vehicle.height()
-}
-
-/// How far the two boxes overlap horizontally (negative when apart).
-fn shared_width(a: &BBox, b: &BBox) -> f32 {
-    a.x2.min(b.x2) - a.x1.max(b.x1)
 }
 
 /// The detections with each rider folded into the ridden vehicle it sits on (the best-placed
@@ -38,7 +33,7 @@ pub fn merge(detections: Vec<Detection>, rider_classes: &[usize], ridden_classes
     let mut merged = vec![false; riders.len()];
     let vehicles = others.iter().enumerate().filter(|(_, d)| ridden_classes.contains(&d.class)).map(|(i, d)| (i, d.bbox)).collect::<Vec<_>>();
     for (r, rider) in riders.iter().enumerate() {
-        let shared = |v: &BBox| shared_width(&rider.bbox, v);
+        let shared = |v: &BBox| rider.bbox.shared_width(v);
         let seat = vehicles.iter().filter(|(_, v)| rides(&rider.bbox, v)).max_by(|a, b| shared(&a.1).total_cmp(&shared(&b.1)));
         if let Some(&(i, _)) = seat {
             let vehicle = &mut others[i];

@@ -166,7 +166,7 @@ impl Emitter {
         };
         tracing::info!(camera = %self.camera, zone = %event.zone, kind = event.kind, stage = ?t.stage, "fire");
         let r = t.evidence.region;
-        let t_s = (frame.now.as_secs_f64() * 1000.0).round() / 1000.0;
+        let t_s = super::round3(frame.now.as_secs_f64());
         self.fire_events.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s, region: [r.x1, r.y1, r.x2, r.y2].map(|v| (v * 1000.0).round() / 1000.0) });
         let time = SystemTime::now();
         // Now, less the stream time since.

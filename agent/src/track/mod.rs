@@ -90,6 +90,13 @@ struct Track {
 }
 
 impl Track {
+    /// The filter's velocity in sizes of the last box a second, so that near and far, wide and
+    /// tall are alike.
+    fn box_velocity(&self) -> (f32, f32) {
+        let (vx, vy) = self.filter.velocity();
+        (vx / self.last_box.width().max(1e-4), vy / self.last_box.height().max(1e-4))
+    }
+
     fn class(&self) -> ClassId {
         self.class_votes.iter().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0))).map_or(0, |(c, _)| *c)
     }
@@ -174,9 +181,11 @@ impl Tracker {
     /// looked at, however little its pixels changed.
     pub fn moving(&self) -> bool {
         self.tracks.iter().any(|t| {
-            let (vx, vy) = t.filter.velocity();
-            let speed = (vx / t.last_box.width().max(1e-4)).hypot(vy / t.last_box.height().max(1e-4));
-            t.state == TrackState::Confirmed && (t.missed > 0 || speed > STILL_BOX_SIZES_PER_S)
+            let speed = || {
+                let (vx, vy) = t.box_velocity();
+                vx.hypot(vy)
+            };
+            t.state == TrackState::Confirmed && (t.missed > 0 || speed() > STILL_BOX_SIZES_PER_S)
         })
     }
 
@@ -266,7 +275,10 @@ impl Tracker {
     fn associate(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>]) -> Vec<usize> {
         let cost: Vec<Vec<f32>> = tracks
             .iter()
-            .map(|&t| dets.iter().map(|&d| self.cost(&self.tracks[t], &detections[d], now)).collect())
+            .map(|&t| {
+                let (track, predicted) = (&self.tracks[t], self.tracks[t].filter.bbox());
+                dets.iter().map(|&d| self.cost(track, &predicted, &detections[d], now)).collect()
+            })
             .collect();
         let pairs = assign(&cost, NO_MATCH);
         let mut used = vec![false; dets.len()];
@@ -329,15 +341,14 @@ impl Tracker {
     }
 
     /// 0 for a perfect match, `NO_MATCH` for an impossible one: half overlap, half how far the
-    /// detection lies from where the filter expected it.
-    fn cost(&self, track: &Track, det: &Detection, now: Duration) -> f32 {
+    /// detection lies from where the filter expected it (`predicted`, the track's box now).
+    fn cost(&self, track: &Track, predicted: &BBox, det: &Detection, now: Duration) -> f32 {
         if self.group(det.class) != track.group {
             return NO_MATCH;
         }
-        let predicted = track.filter.bbox();
         // The predicted box has grown or shrunk with the vehicle's approach; the last detection's
         // box holds where a coasting track's extrapolated growth has drifted.
-        if !sized_like(&predicted, &det.bbox) && !sized_like(&track.last_box, &det.bbox) {
+        if !sized_like(predicted, &det.bbox) && !sized_like(&track.last_box, &det.bbox) {
             return NO_MATCH;
         }
         if goes_against(track, &det.bbox) {
@@ -392,11 +403,9 @@ impl Tracker {
 /// Whether `b` lies behind a moving track: reached from where the track was last seen by a move
 /// against its velocity, longer than `BACKWARDS_BOX_SIZES`.
 fn goes_against(track: &Track, b: &BBox) -> bool {
-    let (vx, vy) = track.filter.velocity();
+    let v = track.box_velocity();
     let seen = &track.last_box;
     let (w, h) = (seen.width().max(1e-4), seen.height().max(1e-4));
-    // In box sizes, so that near and far, wide and tall are alike.
-    let v = (vx / w, vy / h);
     let (from, to) = (seen.center(), b.center());
     let step = ((to.x - from.x) / w, (to.y - from.y) / h);
     let along = (step.0 * v.0 + step.1 * v.1) / v.0.hypot(v.1).max(1e-6);

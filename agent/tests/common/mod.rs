@@ -29,6 +29,16 @@ pub fn sample(name: &str) -> PathBuf {
     repo_root().join("samples/clips").join(name)
 }
 
+/// A clip of `../shared/clips/{folder}` (the shared data beside the checkout, which may not
+/// ship), or `None`, with a note, when it is absent: the test then passes without it.
+pub fn shared(folder: &str, name: &str) -> Option<PathBuf> {
+    let path = repo_root().join("../shared/clips").join(folder).join(name);
+    if !path.is_file() {
+        println!("skipped: {} is absent (these clips are read from the shared data)", path.display());
+    }
+    path.is_file().then_some(path)
+}
+
 /// A fresh folder under the system temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("canh-test-{name}-{}", std::process::id()));

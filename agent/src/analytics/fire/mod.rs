@@ -14,6 +14,7 @@ mod view;
 pub use config::{FireConfig, FireKind, FireZoneConfig};
 
 pub use temporal::{Evidence, Persistence, Scores, Stage, Transition};
+use temporal::FrameClock;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +98,7 @@ pub struct FireWatch {
     smoke: SmokeCue,
     baseline: SmokeBaseline,
     view: ViewTracker,
+    clock: FrameClock,
     previous_fire: Option<Mat>,
     /// The zones' pixel masks for the current frame size (frames keep their size).
     masks_cache: Option<ZoneMasks>,
@@ -162,6 +164,7 @@ impl FireWatch {
                 hold: Duration::from_secs_f32(config.smoke_baseline_hold_s),
             }),
             view: ViewTracker::new(),
+            clock: FrameClock::default(),
             previous_fire: None,
             masks_cache: None,
         })
@@ -232,6 +235,7 @@ impl FireWatch {
                 _ => None,
             },
         };
+        let frame_interval = self.clock.tick(now);
         let mut events = Vec::new();
         for ((zone, allowed), &rect) in self.zones.iter_mut().zip(&cache.zones).zip(&cache.rects) {
             let flame_evidence = if zone.kind == FireKind::Smoke { None } else { flame_evidence(&self.config, &cues, allowed, rect)? };
@@ -242,10 +246,10 @@ impl FireWatch {
             let mut evidence = [flame_evidence, smoke_evidence(regions.as_deref(), blob)];
             add_detector_evidence(&mut evidence, zone, &cues.detections, self.models.detector.as_deref());
             let [flames, smoke] = evidence;
-            if let Some(t) = zone.flames.observe(now, flames) {
+            if let Some(t) = zone.flames.observe(now, frame_interval, flames) {
                 events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(false), transition: t });
             }
-            if let Some(t) = zone.smoke.observe(now, smoke) {
+            if let Some(t) = zone.smoke.observe(now, frame_interval, smoke) {
                 events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(true), transition: t });
             }
         }
@@ -258,6 +262,7 @@ impl FireWatch {
     fn restart(&mut self) -> Result<(), String> {
         self.previous_fire = None;
         self.view.restart();
+        self.clock.restart();
         self.baseline.restart_clock();
         for zone in &mut self.zones {
             zone.flames.restart_clock();
@@ -304,20 +309,27 @@ fn flame_evidence(config: &FireConfig, cues: &FrameCues, allowed: &Mat, rect: Re
     };
     let lit = count_in(&zone_fire, search).map_err(cv)?;
     let colour = lit as f32 / search.area().max(1) as f32;
+    if colour < config.min_fire_pixels {
+        return Ok(None);
+    }
     let flicker_against = |(previous, valid): &(Mat, Option<Mat>)| -> Result<f32, String> {
-        let mut compared = allowed.clone();
-        if let Some(valid) = valid {
-            opencv::core::bitwise_and(allowed, valid, &mut compared, &opencv::core::no_array()).map_err(cv)?;
-        }
+        let compared = match valid {
+            Some(valid) => {
+                let mut both = Mat::default();
+                opencv::core::bitwise_and(allowed, valid, &mut both, &opencv::core::no_array()).map_err(cv)?;
+                std::borrow::Cow::Owned(both)
+            }
+            None => std::borrow::Cow::Borrowed(allowed),
+        };
         let mut changed = Mat::default();
-        opencv::core::bitwise_xor(&cues.fire, previous, &mut changed, &compared).map_err(cv)?;
+        opencv::core::bitwise_xor(&cues.fire, previous, &mut changed, &*compared).map_err(cv)?;
         let mut either = Mat::default();
-        opencv::core::bitwise_or(&cues.fire, previous, &mut either, &compared).map_err(cv)?;
+        opencv::core::bitwise_or(&cues.fire, previous, &mut either, &*compared).map_err(cv)?;
         Ok(count_in(&changed, search).map_err(cv)? as f32 / count_in(&either, search).map_err(cv)?.max(1) as f32)
     };
     let flicker = cues.previous_fire.iter().map(flicker_against).collect::<Result<Vec<f32>, String>>()?.into_iter().reduce(f32::min).unwrap_or(0.0);
     tracing::debug!(flame, weak, colour, flicker, "flame candidate");
-    if colour < config.min_fire_pixels || (weak && flicker < config.weak_flame_min_flicker) {
+    if weak && flicker < config.weak_flame_min_flicker {
         return Ok(None);
     }
     let region = largest_blob_in(&zone_fire, search).map_err(cv)?;

@@ -8,7 +8,7 @@
 //!
 //! The times hold in frames as well as seconds: a feed that sends a frame a minute (a lookout's
 //! stills) cannot show evidence twice within `suspect_after` nor without a gap of a minute. So
-//! each time is at least a few of the feed's own frame intervals (the median of the last few),
+//! each time is at least a few of the feed's own frame intervals ([`FrameClock`]),
 //! and such a feed is suspected on its second frame with evidence, confirmed on its fourth.
 
 use std::time::Duration;
@@ -116,6 +116,36 @@ const CLEAR_FRAMES: u32 = 3;
 /// Frame intervals the feed's own is the median of.
 const INTERVALS_KEPT: usize = 5;
 
+/// The feed's own frame interval: the lower median of the last few between analysed frames
+/// (one stall among few intervals does not stretch every time). One per camera, for all its
+/// incidents.
+#[derive(Debug, Clone, Default)]
+pub struct FrameClock {
+    last_frame: Option<Duration>,
+    /// The latest intervals, oldest first.
+    intervals: std::collections::VecDeque<Duration>,
+}
+
+impl FrameClock {
+    /// Notes an analysed frame at stream time `now`; the feed's frame interval so far.
+    pub fn tick(&mut self, now: Duration) -> Duration {
+        if let Some(last) = self.last_frame.replace(now) {
+            if self.intervals.len() == INTERVALS_KEPT {
+                self.intervals.pop_front();
+            }
+            self.intervals.push_back(now.saturating_sub(last));
+        }
+        let mut sorted: Vec<Duration> = self.intervals.iter().copied().collect();
+        sorted.sort();
+        sorted.get(sorted.len().saturating_sub(1) / 2).copied().unwrap_or_default()
+    }
+
+    /// The stream restarted: the next frame starts afresh.
+    pub fn restart(&mut self) {
+        self.last_frame = None;
+    }
+}
+
 /// One zone's incident state for one kind of evidence.
 #[derive(Debug, Clone)]
 pub struct Incident {
@@ -123,28 +153,15 @@ pub struct Incident {
     run: Option<Run>,
     active: Option<Active>,
     quiet_until: Duration,
-    last_frame: Option<Duration>,
-    /// The latest intervals between analysed frames, oldest first.
-    intervals: Vec<Duration>,
 }
 
 impl Incident {
     pub fn new(persistence: Persistence) -> Incident {
-        Incident { persistence, run: None, active: None, quiet_until: Duration::ZERO, last_frame: None, intervals: Vec::new() }
+        Incident { persistence, run: None, active: None, quiet_until: Duration::ZERO }
     }
 
-    /// The persistence for this feed: each time at least a few of its frame intervals.
-    fn persistence_at(&mut self, now: Duration) -> Persistence {
-        if let Some(last) = self.last_frame.replace(now) {
-            if self.intervals.len() == INTERVALS_KEPT {
-                self.intervals.remove(0);
-            }
-            self.intervals.push(now.saturating_sub(last));
-        }
-        let mut sorted = self.intervals.clone();
-        sorted.sort();
-        // The lower median: one stall among few intervals does not stretch every time.
-        let frame = sorted.get(sorted.len().saturating_sub(1) / 2).copied().unwrap_or_default();
+    /// The persistence for a feed of `frame` intervals: each time at least a few of them.
+    fn persistence_for(&self, frame: Duration) -> Persistence {
         let frames = |n: u32| frame.checked_mul(n).unwrap_or(Duration::MAX);
         let p = self.persistence;
         Persistence {
@@ -162,7 +179,6 @@ impl Incident {
     /// restart would keep an incident from clearing, or the zone quiet, for as long as the stream
     /// had run.
     pub fn restart_clock(&mut self) {
-        self.last_frame = None;
         if self.active.is_none() {
             self.run = None;
         }
@@ -177,9 +193,10 @@ impl Incident {
         }
     }
 
-    /// Feeds one analysed frame at stream time `now`.
-    pub fn observe(&mut self, now: Duration, evidence: Option<Evidence>) -> Option<Transition> {
-        let p = self.persistence_at(now);
+    /// Feeds one analysed frame at stream time `now`, of a feed whose frames come `frame` apart
+    /// ([`FrameClock`]).
+    pub fn observe(&mut self, now: Duration, frame: Duration, evidence: Option<Evidence>) -> Option<Transition> {
+        let p = self.persistence_for(frame);
         if let Some(run) = &mut self.run {
             run.frames += 1;
             if let Some(e) = evidence {
@@ -288,7 +305,7 @@ mod tests {
             .enumerate()
             .filter_map(|(i, c)| {
                 let f = from_frame + i as u32;
-                incident.observe(FRAME * f, if c == '#' { seen(flicker) } else { None }).map(|t| (f, t.stage))
+                incident.observe(FRAME * f, FRAME, if c == '#' { seen(flicker) } else { None }).map(|t| (f, t.stage))
             })
             .collect()
     }
@@ -297,16 +314,17 @@ mod tests {
     fn a_feed_of_a_frame_a_minute_is_suspected_and_confirmed_within_a_few_frames() {
         let minute = Duration::from_secs(60);
         let mut incident = Incident::new(persistence());
+        let mut clock = FrameClock::default();
         let mut got = Vec::new();
         // Smoke from frame 42 on, one frame missing at 45.
         for f in 0..50u32 {
             let evidence = if f >= 42 && f != 45 { seen(0.3) } else { None };
-            got.extend(incident.observe(minute * f, evidence).map(|t| (f, t.stage)));
+            got.extend(incident.observe(minute * f, clock.tick(minute * f), evidence).map(|t| (f, t.stage)));
         }
         // Confirmed once the run has lasted three frames, the missing one included.
         assert_eq!(got[..2], [(43, Stage::Suspected), (45, Stage::Confirmed)]);
         // Cleared only after three frames without evidence.
-        let cleared: Vec<_> = (50..56u32).filter_map(|f| incident.observe(minute * f, None).map(|t| (f, t.stage))).collect();
+        let cleared: Vec<_> = (50..56u32).filter_map(|f| incident.observe(minute * f, clock.tick(minute * f), None).map(|t| (f, t.stage))).collect();
         assert_eq!(cleared, vec![(52, Stage::Cleared)]);
     }
 
@@ -333,10 +351,10 @@ mod tests {
         let persistence = Persistence { min_flicker: 0.0, min_corroborated_share: 0.3, ..persistence() };
         let smoke = |corroborated: bool| Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }, scores: Scores { smoke_model: Some(0.999), ..Default::default() }, corroborated });
         let mut incident = Incident::new(persistence);
-        let stages: Vec<(u32, Stage)> = (0..40).filter_map(|f| incident.observe(FRAME * f, smoke(false)).map(|t| (f, t.stage))).collect();
+        let stages: Vec<(u32, Stage)> = (0..40).filter_map(|f| incident.observe(FRAME * f, FRAME, smoke(false)).map(|t| (f, t.stage))).collect();
         assert_eq!(stages, vec![(2, Stage::Suspected)], "the smoke model alone only suspects");
         // The change cue agrees on every frame from 40 on: at frame 57, on 17 of 58 (30 %).
-        let stages: Vec<(u32, Stage)> = (40..80).filter_map(|f| incident.observe(FRAME * f, smoke(true)).map(|t| (f, t.stage))).collect();
+        let stages: Vec<(u32, Stage)> = (40..80).filter_map(|f| incident.observe(FRAME * f, FRAME, smoke(true)).map(|t| (f, t.stage))).collect();
         assert_eq!(stages.first(), Some(&(57, Stage::Confirmed)));
     }
 

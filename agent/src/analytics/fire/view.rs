@@ -54,25 +54,12 @@ impl ViewTracker {
     /// The view's motion from the last frame to `frame` (BGR, the analysed frame).
     pub fn observe(&mut self, frame: &Mat) -> opencv::Result<ViewMotion> {
         let grey = small_grey(frame)?;
-        let Some(previous) = self.previous.replace(grey.clone()) else { return Ok(ViewMotion::Still) };
-        if previous.size()? != grey.size()? {
-            return Ok(ViewMotion::Still);
-        }
-        if self.window.size()? != grey.size()? {
-            imgproc::create_hanning_window(&mut self.window, grey.size()?, core::CV_32F)?;
-        }
-        let Point2d { x, y } = imgproc::phase_correlate(&previous, &grey, &self.window, None)?;
-        if x.hypot(y) < STILL_PX {
-            return Ok(ViewMotion::Still);
-        }
-        let (before, now) = (blurred(&previous)?, blurred(&grey)?);
-        let scale = frame.cols() as f64 / grey.cols() as f64;
-        let (dx, dy) = ((x * scale) as f32, (y * scale) as f32);
-        Ok(if residual(&before, &now, x, y)? > EXPLAINED_RESIDUAL * residual(&before, &now, 0.0, 0.0)? {
-            ViewMotion::Unexplained { dx, dy }
-        } else {
-            ViewMotion::Shifted { dx, dy }
-        })
+        let motion = match &self.previous {
+            Some(previous) if previous.size()? == grey.size()? => motion_between(&mut self.window, previous, &grey, frame.cols())?,
+            _ => ViewMotion::Still,
+        };
+        self.previous = Some(grey);
+        Ok(motion)
     }
 
     /// Forgets the last frame (the stream restarted).
@@ -85,6 +72,28 @@ impl Default for ViewTracker {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// How the view moved from `previous` to `grey` (grey copies of one size, of frames `cols`
+/// wide); `window` is phase correlation's, kept between frames.
+fn motion_between(window: &mut Mat, previous: &Mat, grey: &Mat, cols: i32) -> opencv::Result<ViewMotion> {
+    if window.size()? != grey.size()? {
+        imgproc::create_hanning_window(window, grey.size()?, core::CV_32F)?;
+    }
+    let Point2d { x, y } = imgproc::phase_correlate(previous, grey, window, None)?;
+    if x.hypot(y) < STILL_PX {
+        return Ok(ViewMotion::Still);
+    }
+    let (before, now) = (blurred(previous)?, blurred(grey)?);
+    let scale = cols as f64 / grey.cols() as f64;
+    let (dx, dy) = ((x * scale) as f32, (y * scale) as f32);
+    let mut unmoved = Mat::default();
+    core::absdiff(&before, &now, &mut unmoved)?;
+    Ok(if residual(&before, &now, x, y)? > EXPLAINED_RESIDUAL * core::mean_def(&unmoved)?[0] {
+        ViewMotion::Unexplained { dx, dy }
+    } else {
+        ViewMotion::Shifted { dx, dy }
+    })
 }
 
 /// The frame, grey, `VIEW_WIDTH` wide, as 32-bit floats (phase correlation's input).

@@ -138,16 +138,16 @@ fn red_light_ignores_other_topics_and_reports_bad_messages() {
     assert!(got.is_empty(), "no red phase was ever set");
 }
 
+/// A wrong-way rule `id` over the frame below `zone_top`, with `extra` rule keys (TOML lines).
+fn wrong_way(id: &str, zone_top: f32, heading_deg: u32, extra: &str) -> Rules {
+    rules(&format!(
+        "[[rules]]\nid = \"{id}\"\n{extra}\n[rules.wrong_way]\nzone = [[0.0, {zone_top}], [1.0, {zone_top}], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = {heading_deg}\n"
+    ))
+}
+
 #[test]
 fn wrong_way_once_per_track_and_never_for_traffic_going_the_right_way() {
-    let config = r#"
-[[rules]]
-id = "eastbound"
-[rules.wrong_way]
-zone = [[0.0, 0.4], [1.0, 0.4], [1.0, 1.0], [0.0, 1.0]]
-heading_deg = 0
-"#;
-    let mut r = rules(config);
+    let mut r = wrong_way("eastbound", 0.4, 0, "");
     let got = play(&mut r, 0..40, |f| {
         vec![
             car(1, 0.95 - 0.02 * f as f32, 0.7), // against: west
@@ -168,14 +168,7 @@ heading_deg = 0
 #[test]
 fn no_wrong_way_for_riders_with_the_flow_whose_boxes_swap_or_jitter() {
     // Dense two-wheelers riding up the screen (allowed heading 270°, "up"), side by side.
-    let config = r#"
-[[rules]]
-id = "northbound"
-[rules.wrong_way]
-zone = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-heading_deg = 270
-"#;
-    let mut r = rules(config);
+    let mut r = wrong_way("northbound", 0.0, 270, "");
     let got = play(&mut r, 0..30, |f| {
         let y = 0.9 - 0.01 * f as f32;
         vec![
@@ -193,14 +186,7 @@ heading_deg = 270
 
 #[test]
 fn a_long_wrong_way_run_is_one_alert() {
-    let config = r#"
-[[rules]]
-id = "eastbound"
-[rules.wrong_way]
-zone = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-heading_deg = 0
-"#;
-    let mut r = rules(config);
+    let mut r = wrong_way("eastbound", 0.0, 0, "");
     // 80 s westbound, round and round the frame.
     let got = play(&mut r, 0..400, |f| vec![car(1, 0.95 - (0.02 * f as f32) % 0.9, 0.7)]);
     assert_eq!(got.len(), 1, "{got:#?}");
@@ -208,15 +194,7 @@ heading_deg = 0
 
 #[test]
 fn cooldown_lets_a_track_raise_the_rule_again() {
-    let config = r#"
-[[rules]]
-id = "eastbound"
-cooldown_s = 2.0
-[rules.wrong_way]
-zone = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-heading_deg = 0
-"#;
-    let mut r = rules(config);
+    let mut r = wrong_way("eastbound", 0.0, 0, "cooldown_s = 2.0");
     let got = play(&mut r, 0..40, |f| vec![car(1, 0.95 - 0.02 * f as f32, 0.7)]);
     let frames: Vec<u32> = got.iter().map(|(f, _)| *f).collect();
     assert_eq!(frames, vec![5, 15, 25, 35]);
