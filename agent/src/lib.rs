@@ -10,6 +10,7 @@ pub mod detect;
 pub mod events;
 pub mod health;
 pub mod listen;
+pub mod plates;
 pub mod publish;
 pub mod render;
 pub mod source;

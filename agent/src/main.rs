@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use canh::agent::{DaemonOptions, FireSummary, Mode, ReplayOptions, RunSummary, run_site};
+use canh::agent::{DaemonOptions, FireSummary, Mode, PlateSummary, ReplayOptions, RunSummary, run_site};
 use canh::analytics::fire::FireConfig;
 use canh::analytics::signal::SignalLogEntry;
 use canh::analytics::{CONFIRM_FRAMES, LineConfig, LineCounts};
@@ -122,6 +122,11 @@ enum Command {
         /// Run the detector on every analysed frame, moving or still (no motion gating).
         #[arg(long)]
         no_motion_gate: bool,
+        /// Read the licence plate of every vehicle track (whole frame, no config needed); the
+        /// summary lists them under "plates" (text null when unread, with why), and --render
+        /// writes each read plate beside its vehicle.
+        #[arg(long)]
+        plates: bool,
         /// Scale frames to this width for the detector [default: the camera's `detect_width_px`,
         /// else the model's input width, 416 for yolox_nano].
         #[arg(long, value_name = "PX")]
@@ -170,8 +175,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config, credentials } => return check(&config, credentials),
-        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate, detect_width, model } => {
-            let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, detect_width, model };
+        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate, plates, detect_width, model } => {
+            let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, plates, detect_width, model };
             replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, tools)
         }
         Command::Listen { broker, prefix, db, ca_file, cert_file, key_file, username, password_file } => {
@@ -383,6 +388,9 @@ struct ReplaySummary {
     violations: BTreeMap<String, u64>,
     /// Every fire message: kind, level, zone, position in the clip (`t_s`) and region.
     fire_events: Vec<FireSummary>,
+    /// With --plates: every vehicle track's plate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plates: Option<Vec<PlateSummary>>,
 }
 
 /// What replay adds to a plain run.
@@ -391,6 +399,7 @@ struct ReplayTools {
     fire: bool,
     signal_log: Option<PathBuf>,
     motion_gate: bool,
+    plates: bool,
     detect_width: Option<u32>,
     model: Option<String>,
 }
@@ -399,7 +408,7 @@ struct ReplayTools {
 const FIRE_REPLAY_FPS: u32 = 2;
 
 fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera_id: Option<&str>, lines: &[String], fps: Option<u32>, tools: ReplayTools) -> Result<()> {
-    let ReplayTools { render_dir, fire, signal_log, motion_gate, detect_width, model } = tools;
+    let ReplayTools { render_dir, fire, signal_log, motion_gate, plates, detect_width, model } = tools;
     let resources = Resources::locate();
     let input = std::path::absolute(input).with_context(|| format!("{}", input.display()))?;
     let mut config = match config_path {
@@ -447,7 +456,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
         None => Vec::new(),
     };
     // Replay prints; it never publishes to the site's broker.
-    let summary = run_site(&config, &resources, Mode::Replay(ReplayOptions { render_dir, signal_log }), stop_on_signals()?)?;
+    let summary = run_site(&config, &resources, Mode::Replay(ReplayOptions { render_dir, signal_log, plates }), stop_on_signals()?)?;
     let camera = summary.cameras.into_iter().next().context("the replay produced no result")?;
     if let Some(reason) = camera.error {
         bail!("{}: {reason}", input.display());
@@ -461,6 +470,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
         lines: camera.lines,
         violations: camera.violations,
         fire_events: camera.fire_events,
+        plates: plates.then_some(camera.plates),
     };
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
@@ -475,5 +485,5 @@ fn parse_line(index: usize, spec: &str) -> Result<LineConfig> {
     let [x1, y1, x2, y2] = values[..] else {
         bail!("--line '{spec}': expected four numbers X1,Y1,X2,Y2, got {}", values.len());
     };
-    Ok(LineConfig { id: format!("line{index}"), p1: [x1, y1], p2: [x2, y2], classes: None, confirm_frames: CONFIRM_FRAMES, publish_crossings: true })
+    Ok(LineConfig { id: format!("line{index}"), p1: [x1, y1], p2: [x2, y2], classes: None, confirm_frames: CONFIRM_FRAMES, publish_crossings: true, plates: false })
 }

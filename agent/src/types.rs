@@ -28,6 +28,9 @@ pub struct Frame {
     /// Bytes per row; GStreamer pads rows to 4 bytes.
     pub stride: usize,
     pub buffer: gstreamer::Buffer,
+    /// The same picture at the stream's resolution, before scaling (for evidence and plates);
+    /// `None` where the decoder's output cannot be mapped (or in frames made by hand).
+    pub native: Option<crate::source::NativeFrame>,
     /// When the appsink handed it over: the start of an event's latency.
     pub arrived: std::time::Instant,
 }

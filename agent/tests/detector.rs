@@ -52,7 +52,7 @@ fn a_yolov8_style_model_is_decoded_through_its_manifest() {
     let detector = Detector::load(manifest, &DetectorConfig::default(), 1).unwrap();
     // A 64x64 frame fills the input exactly: boxes in input pixels are boxes in the frame.
     let buffer = gst::Buffer::from_slice(vec![90u8; 64 * 64 * 3]);
-    let frame = canh::types::Frame { camera: "fixture".into(), seq: 0, pts: Default::default(), source_run: 0, arrived: std::time::Instant::now(), width: 64, height: 64, stride: 192, buffer };
+    let frame = canh::types::Frame { camera: "fixture".into(), seq: 0, pts: Default::default(), source_run: 0, arrived: std::time::Instant::now(), width: 64, height: 64, stride: 192, buffer, native: None };
     let mut found = detector.detect(&frame, 0.5).unwrap();
     found.sort_by(|a, b| b.score.total_cmp(&a.score));
     let labels = &detector.manifest().labels;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 
-use super::{CameraSummary, RunOptions};
+use super::{CameraSummary, PlateSummary, RunOptions};
 use crate::analytics::history::TrackHistory;
 use crate::analytics::signal::SignalLogEntry;
 use crate::analytics::{Analyzer, CameraAnalyzers, FrameContext};
@@ -19,6 +19,8 @@ use crate::detect::motion::MotionGate;
 use crate::events::emitter::Emitter;
 use crate::events::{CameraStatus, Message};
 use crate::health::{CameraHealth, SourceState};
+use crate::plates::PlateReader;
+use crate::plates::watch::PlateWatch;
 use crate::render::{Mark, draw, enlarged, write_image};
 use crate::track::Tracker;
 use crate::types::{CameraId, Detection, Frame, TrackedObject};
@@ -40,6 +42,10 @@ pub(super) struct CameraAnalysis {
     history: TrackHistory,
     pub analyzers: CameraAnalyzers,
     emitter: Emitter,
+    /// The vehicles' best frames for their plates, on cameras that read them.
+    plates: Option<PlateWatch>,
+    /// Plates read of every vehicle that left (`canh replay --plates`).
+    plates_read: Vec<PlateSummary>,
     /// Which run of the source the last frame came from: a new one restarts stream time.
     source_run: u32,
     signals: Signals,
@@ -70,6 +76,8 @@ pub(super) struct LastFrame {
 pub(super) struct CameraParts {
     pub detector: Arc<Detector>,
     pub analyzers: Vec<Box<dyn Analyzer>>,
+    /// The site's plate reader, for a camera that reads plates.
+    pub plates: Option<Arc<PlateReader>>,
     pub health: Arc<CameraHealth>,
     pub events: Sender<Message>,
     pub prefix: String,
@@ -81,7 +89,9 @@ impl CameraAnalysis {
         let manifest = parts.detector.manifest();
         let analyzers = CameraAnalyzers::new(id.clone(), parts.analyzers, manifest.labels.clone());
         let (lines, rules) = (camera.lines.iter().map(|l| l.id.as_str()), camera.rules.iter().map(|r| r.id.as_str()));
-        let emitter = Emitter::new(id.clone(), &parts.prefix, lines, rules, options.counts_interval, parts.events, parts.health.clone());
+        let mut emitter = Emitter::new(id.clone(), &parts.prefix, lines, rules, options.counts_interval, parts.events, parts.health.clone());
+        emitter.read_plates_on(camera.lines.iter().filter(|l| l.plates).map(|l| l.id.clone()).chain(camera.rules.iter().filter(|r| r.plates).map(|r| r.id.clone())));
+        let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates));
         CameraAnalysis {
             tracker: Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes),
             min_score: config.tracker.low_score,
@@ -91,6 +101,8 @@ impl CameraAnalysis {
             health: parts.health,
             analyzers,
             emitter,
+            plates,
+            plates_read: Vec::new(),
             id,
             source_run: 0,
             signals: Signals { pending: Vec::new(), scheduled: options.signal_log.iter().cloned().collect() },
@@ -118,20 +130,42 @@ impl CameraAnalysis {
         self.apply_signals(now);
         let Some((detections, objects)) = self.detect_and_track(frame, now) else { return };
         self.history.update(&objects, now);
+        if let Some(plates) = &mut self.plates {
+            plates.observe(frame, &objects, now);
+        }
         if self.keep_last_frame {
             self.last_frame = Some(LastFrame { frame: frame.clone(), objects: objects.clone(), at: Instant::now() });
         }
         self.trace(now, &detections, &objects);
         let context = FrameContext::new(now, frame, &detections, &objects, &self.history);
         let findings = self.analyzers.analyse(&context);
-        self.emitter.emit(findings, &context, &self.analyzers);
+        self.emitter.emit(findings, &context, &self.analyzers, self.plates.as_mut());
         if let Some(dir) = &self.render_dir {
             self.render(dir, &context);
+        }
+        self.take_plates(false);
+    }
+
+    /// The plates of vehicles that left (all of them at the `end`), when every vehicle is read.
+    fn take_plates(&mut self, end: bool) {
+        let Some(plates) = &mut self.plates else { return };
+        for read in plates.take_finished(end) {
+            let (text, confidence, unread) = match &read.outcome {
+                Ok(plate) => (Some(plate.text.clone()), Some((plate.confidence * 1000.0).round() / 1000.0), None),
+                Err(reason) => (None, None, Some(reason.name())),
+            };
+            let class = self.analyzers.label(read.class).to_string();
+            let t_s = (read.t.as_secs_f64() * 1000.0).round() / 1000.0;
+            self.plates_read.push(PlateSummary { track_id: read.track_id, class, text, confidence, unread, t_s, read_ms: (read.read_ms * 10.0).round() / 10.0 });
         }
     }
 
     /// The stream restarted and its times start again: tracks and analyzers forget them.
     fn restart(&mut self) {
+        self.take_plates(true);
+        if let Some(plates) = &mut self.plates {
+            plates.reset();
+        }
         self.tracker.reset();
         self.history.reset();
         self.analyzers.reset();
@@ -205,7 +239,8 @@ impl CameraAnalysis {
         self.status.report(&self.id, &self.health, Instant::now(), force, events);
     }
 
-    pub fn summary(self) -> CameraSummary {
+    pub fn summary(mut self) -> CameraSummary {
+        self.take_plates(true);
         let emitted = self.emitter.emitted();
         CameraSummary {
             id: self.id.to_string(),
@@ -221,6 +256,7 @@ impl CameraAnalysis {
             lines: emitted.lines,
             violations: emitted.violations,
             fire_events: emitted.fire_events,
+            plates: self.plates_read,
         }
     }
 }

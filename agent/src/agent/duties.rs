@@ -11,7 +11,7 @@ use crate::control::{self, Command, Rejected, Request};
 use crate::events::archive::EvidenceArchive;
 use crate::events::{EvidenceRef, Message, OutboxStats, Reply, Stats, evidence_message, rfc3339, snapshot_message};
 use crate::health::{AgentHealth, CameraHealth, DROP_CLASSES};
-use crate::render::{Mark, evidence_jpeg, frame_to_mat, jpeg_size};
+use crate::render::{Evidence, Mark, WHOLE_FRAME, crop, evidence_jpeg, jpeg_size};
 
 /// A snapshot is refused when the camera's latest frame is older than this: the IOC asked for
 /// the scene now, not as it was before the camera went away.
@@ -149,6 +149,10 @@ impl SiteDuties {
     }
 }
 
+/// Snapshots show the scene at the stream's resolution, down to this width at most: an operator
+/// checking a camera sees what it sees, within the evidence bound.
+const SNAPSHOT_MAX_SIDE_PX: u32 = 1280;
+
 impl CameraAnalysis {
     /// A JPEG of the latest analysed frame with the rules' geometry and the tracked vehicles.
     fn snapshot(&self, request_id: &str, prefix: &str) -> Result<(Message, EvidenceRef), String> {
@@ -158,10 +162,10 @@ impl CameraAnalysis {
         if last.at.elapsed() > SNAPSHOT_MAX_AGE {
             return Err(format!("camera '{}' has had no frame for {:.0} s ({})", self.id, last.at.elapsed().as_secs_f64(), self.health.state().name()));
         }
-        let mat = frame_to_mat(&last.frame).map_err(|e| e.to_string())?;
+        let (mat, _) = crop(&last.frame, WHOLE_FRAME, SNAPSHOT_MAX_SIDE_PX)?;
         let marks: Vec<Mark> = last.objects.iter().map(|o| self.analyzers.mark(o)).collect();
         let caption = format!("snapshot {} {}", self.id, rfc3339(SystemTime::now()));
-        let (jpeg, size) = evidence_jpeg(&mat, &self.analyzers.overlays(), &marks, &caption).map_err(|e| e.to_string())?;
+        let Evidence { jpeg, size, .. } = evidence_jpeg(&mat, &self.analyzers.overlays(), &marks, &caption, None).map_err(|e| e.to_string())?;
         let message = snapshot_message(&self.id, request_id, jpeg);
         let reference = EvidenceRef::of(prefix, &message, size.width as u32, size.height as u32);
         Ok((message, reference))

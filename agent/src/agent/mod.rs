@@ -58,6 +58,8 @@ pub struct ReplayOptions {
     pub render_dir: Option<PathBuf>,
     /// Recorded signal-controller messages, played at their stream times.
     pub signal_log: Vec<SignalLogEntry>,
+    /// Read the plate of every vehicle track, as it leaves (`canh replay --plates`).
+    pub plates: bool,
 }
 
 /// Frames waiting between a camera's source and the detector: 1.6 s at 5 fps. Cameras' frames
@@ -92,6 +94,8 @@ struct RunOptions {
     render_dir: Option<PathBuf>,
     /// Recorded signal-controller messages played at their stream times (replay).
     signal_log: Vec<SignalLogEntry>,
+    /// Read the plate of every vehicle track (replay).
+    read_all_plates: bool,
 }
 
 impl RunOptions {
@@ -109,6 +113,7 @@ impl RunOptions {
                 state_dir: Some(config.state_dir()),
                 render_dir: None,
                 signal_log: Vec::new(),
+                read_all_plates: false,
             },
             Mode::Replay(replay) => RunOptions {
                 daemon: None,
@@ -122,6 +127,7 @@ impl RunOptions {
                 state_dir: None,
                 render_dir: replay.render_dir,
                 signal_log: replay.signal_log,
+                read_all_plates: replay.plates,
             },
         }
     }
@@ -160,5 +166,24 @@ pub struct CameraSummary {
     pub violations: BTreeMap<String, u64>,
     /// Every fire message, in order.
     pub fire_events: Vec<FireSummary>,
+    /// Every vehicle's plate, in the order they left (`canh replay --plates`).
+    pub plates: Vec<PlateSummary>,
+}
+
+/// One vehicle's plate, as `canh replay --plates` summarises it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlateSummary {
+    pub track_id: u64,
+    pub class: String,
+    /// `null` when unread.
+    pub text: Option<String>,
+    pub confidence: Option<f32>,
+    /// Why it is unread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<&'static str>,
+    /// Stream time of the frame the vehicle was nearest in, seconds.
+    pub t_s: f64,
+    /// Time spent reading it, milliseconds.
+    pub read_ms: f64,
 }
 

@@ -22,8 +22,12 @@ use crate::events::{Message, Reply};
 use crate::health::metrics::MetricsServer;
 use crate::health::notify::Notifier;
 use crate::health::{CameraHealth, SiteHealth};
+use crate::plates::PlateReader;
 use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, Subscriptions, topic_prefix};
 use crate::source::{CameraSource, STATE_CHANGE_DEADLINE, SourceSettings, frame_queue};
+
+/// The plate reader's models, in the models folder.
+const PLATE_MODELS: &str = "ppocr_v4";
 
 /// How often the site runner looks for a stop, a reload and finished sources.
 const POLL: Duration = Duration::from_millis(100);
@@ -42,6 +46,8 @@ struct Site<'a> {
     options: RunOptions,
     prefix: String,
     detectors: HashMap<String, Arc<Detector>>,
+    /// Loaded with the first camera that reads plates.
+    plate_reader: Option<Arc<PlateReader>>,
     cameras: Vec<RunningCamera>,
     /// New cameras for the analysis thread.
     changes: Sender<Change>,
@@ -98,7 +104,7 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     let analysis = std::thread::Builder::new().name("analysis".into()).spawn(move || AnalysisLoop::new(settings).run())?;
 
     let events = uplink.publisher.sender();
-    let mut site = Site { config: config.clone(), resources, options, prefix, detectors: HashMap::new(), cameras: Vec::new(), changes, events, health: health.clone() };
+    let mut site = Site { config: config.clone(), resources, options, prefix, detectors: HashMap::new(), plate_reader: None, cameras: Vec::new(), changes, events, health: health.clone() };
     let started_cameras = config.cameras.iter().try_for_each(|camera| site.start_camera(camera));
     let mut notifier = Notifier::new(health);
     let reload = if started_cameras.is_ok() { site.supervise(&stop, &reload_requests, &mut notifier) } else { None };
@@ -222,15 +228,30 @@ impl Site<'_> {
         Ok(detector)
     }
 
+    /// The plate reader, loaded on first use, for a camera that reads plates (`None` for one
+    /// that does not).
+    fn plate_reader(&mut self, camera: &CameraConfig) -> Result<Option<Arc<PlateReader>>> {
+        if !(self.options.read_all_plates || camera.reads_plates()) {
+            return Ok(None);
+        }
+        if self.plate_reader.is_none() {
+            let dir = self.resources.models_dir.join(PLATE_MODELS);
+            tracing::info!(models = %dir.display(), "loading the plate reader");
+            self.plate_reader = Some(Arc::new(PlateReader::load(&dir, self.config.detector.onnxruntime_lib.as_deref())?));
+        }
+        Ok(self.plate_reader.clone())
+    }
+
     fn start_camera(&mut self, camera: &CameraConfig) -> Result<()> {
         let detector = self.detector(&camera.model)?;
+        let plates = self.plate_reader(camera)?;
         let analyzers = self.analyzers(camera, &detector)?;
         let health = CameraHealth::new(&camera.id, camera.analytics_fps);
         let (frames_tx, frames_rx) = frame_queue(FRAME_QUEUE, self.options.overflow, health.clone());
         let settings = self.source_settings(camera, &detector)?;
         let halt = Arc::new(AtomicBool::new(false));
         let source = CameraSource::spawn(settings, frames_tx, health.clone(), halt.clone())?;
-        let parts = CameraParts { detector, analyzers, health: health.clone(), events: self.events.clone(), prefix: self.prefix.clone() };
+        let parts = CameraParts { detector, analyzers, plates, health: health.clone(), events: self.events.clone(), prefix: self.prefix.clone() };
         let analysis = CameraAnalysis::new(&self.config, camera, parts, &self.options);
         let _ = self.changes.send(Change::Add(frames_rx, Box::new(analysis)));
         self.cameras.push(RunningCamera { config: camera.clone(), source, health, halt });

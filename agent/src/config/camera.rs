@@ -76,6 +76,11 @@ impl CameraConfig {
         toml::from_str(&text).expect("every other key has a default")
     }
 
+    /// Whether any of its lines or rules reads plates (a congestion zone has no vehicle to read).
+    pub fn reads_plates(&self) -> bool {
+        self.lines.iter().any(|l| l.plates) || self.rules.iter().any(|r| r.plates && r.congestion.is_none())
+    }
+
     /// The configs of the camera's analyzers with their key paths, in the order they run:
     /// counting lines, each rule, the fire watch.
     pub fn analyzer_configs(&self) -> impl Iterator<Item = (String, &dyn AnalyzerConfig)> {

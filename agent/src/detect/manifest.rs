@@ -145,6 +145,8 @@ struct ManifestFile {
     /// Default classes counted on lines when a line names none.
     #[serde(default)]
     vehicle_classes: Vec<String>,
+    /// Classes that carry a licence plate (default: the vehicle classes).
+    plate_classes: Option<Vec<String>>,
     /// Classes that ride (a person) and classes that are ridden (bicycle, motorcycle): a rider on
     /// a ridden vehicle is part of it, one object (see `riders.rs`).
     #[serde(default)]
@@ -171,6 +173,7 @@ pub struct ModelManifest {
     pub nms_iou: f32,
     pub merge_classes: Vec<usize>,
     pub vehicle_classes: Vec<usize>,
+    pub plate_classes: Vec<usize>,
     pub rider_classes: Vec<usize>,
     pub ridden_classes: Vec<usize>,
 }
@@ -197,6 +200,10 @@ impl ModelManifest {
         };
         let merge_classes = class_ids(&file.merge_classes, "merge_classes")?;
         let vehicle_classes = class_ids(&file.vehicle_classes, "vehicle_classes")?;
+        let plate_classes = match &file.plate_classes {
+            Some(names) => class_ids(names, "plate_classes")?,
+            None => vehicle_classes.clone(),
+        };
         let rider_classes = class_ids(&file.rider_classes, "rider_classes")?;
         let ridden_classes = class_ids(&file.ridden_classes, "ridden_classes")?;
         if !dir.join(&file.provenance).is_file() {
@@ -226,6 +233,7 @@ impl ModelManifest {
             nms_iou: file.nms_iou,
             merge_classes,
             vehicle_classes,
+            plate_classes,
             rider_classes,
             ridden_classes,
         })

@@ -159,6 +159,7 @@ mod tests {
             height: height as u32,
             stride: width * 3,
             buffer: gstreamer::Buffer::from_slice(data),
+            native: None,
             arrived: std::time::Instant::now(),
         }
     }

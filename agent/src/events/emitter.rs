@@ -3,7 +3,7 @@
 //! or a fire event gets its evidence image first (the scene, the rule's or zone's geometry and the
 //! vehicle or region drawn), then its alert. The counts of each interval go out as `counts`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,8 +15,14 @@ use crate::analytics::fire::{FireEvent, Stage};
 use crate::analytics::rules::ZONE_TRACK;
 use crate::analytics::{CameraAnalyzers, CountsTable, Crossing, Finding, FrameContext, LineCounts, Violation};
 use crate::health::CameraHealth;
-use crate::render::{Mark, Overlay, evidence_jpeg};
+use crate::plates::watch::{PlateWatch, TrackPlate};
+use crate::render::{Evidence, Inset, Mark, Overlay, crop, evidence_jpeg};
+use crate::types::BBox;
 use crate::types::CameraId;
+
+/// An alert's vehicle is cut out at the stream's resolution up to this size on its longer side
+/// (a bus filling a 1080p frame is scaled down; a car at 1080p is not).
+const VEHICLE_MAX_SIDE_PX: u32 = 720;
 
 /// One fire message, as a replay summarises it.
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +56,8 @@ pub struct Emitter {
     /// the first message that tells of each (a replay runs faster than the clock, a live
     /// stream's frames arrive late by varying amounts).
     incidents: BTreeMap<String, (SystemTime, Option<SystemTime>)>,
+    /// Lines and rules whose vehicles' plates go in their messages.
+    plate_readers: BTreeSet<String>,
 }
 
 /// What a camera emitted over a run.
@@ -82,6 +90,25 @@ impl Emitter {
             violations: rule_ids.map(|id| (id.to_string(), 0)).collect(),
             fire_events: Vec::new(),
             incidents: BTreeMap::new(),
+            plate_readers: BTreeSet::new(),
+        }
+    }
+
+    /// The lines and rules (ids) whose messages carry the vehicle's plate.
+    pub fn read_plates_on(&mut self, ids: impl Iterator<Item = String>) {
+        self.plate_readers.extend(ids);
+    }
+
+    /// The plate of `track_id` for a message of line or rule `id`: `None` where that reads no
+    /// plates (or the camera reads none), else the plate or why it is unread.
+    fn plate(&self, id: &str, track_id: u64, plates: Option<&mut PlateWatch>) -> Option<TrackPlate> {
+        let plates = plates.filter(|_| self.plate_readers.contains(id) && track_id != ZONE_TRACK)?;
+        match plates.plate(track_id) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(camera = %self.camera, track = track_id, "cannot read the plate: {e}");
+                None
+            }
         }
     }
 
@@ -92,11 +119,11 @@ impl Emitter {
     }
 
     /// Turns one frame's findings into messages, in order.
-    pub fn emit(&mut self, findings: Vec<Finding>, frame: &FrameContext, scene: &CameraAnalyzers) {
+    pub fn emit(&mut self, findings: Vec<Finding>, frame: &FrameContext, scene: &CameraAnalyzers, mut plates: Option<&mut PlateWatch>) {
         for finding in findings {
             match finding {
-                Finding::Crossing { crossing, publish } => self.crossing(&crossing, publish, frame, scene),
-                Finding::Violation(violation) => self.violation(&violation, frame, scene),
+                Finding::Crossing { crossing, publish } => self.crossing(&crossing, publish, frame, scene, plates.as_deref_mut()),
+                Finding::Violation(violation) => self.violation(&violation, frame, scene, plates.as_deref_mut()),
                 Finding::Fire(event) => self.fire(&event, frame, scene),
             }
         }
@@ -107,7 +134,7 @@ impl Emitter {
     /// inside its interval agree, whatever the analysis lag or a broker outage did. A frame
     /// analysed after its interval was sent (a lag longer than the time left in the interval)
     /// is stamped at the start of the current one.
-    fn crossing(&mut self, crossing: &Crossing, publish: bool, frame: &FrameContext, scene: &CameraAnalyzers) {
+    fn crossing(&mut self, crossing: &Crossing, publish: bool, frame: &FrameContext, scene: &CameraAnalyzers, plates: Option<&mut PlateWatch>) {
         let class = scene.label(crossing.class);
         let arrived = SystemTime::now().checked_sub(frame.frame.arrived.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH);
         self.flush_counts(arrived, false);
@@ -118,6 +145,7 @@ impl Emitter {
         if !publish {
             return;
         }
+        let plate = self.plate(&crossing.line, crossing.track_id, plates);
         let event = CrossingEvent {
             time,
             stream_time: frame.now,
@@ -127,15 +155,18 @@ impl Emitter {
             class,
             track_id: crossing.track_id,
             confidence: crossing.confidence,
+            plate: plate.as_ref().map(|p| &p.outcome),
         };
         self.send(event.message().seen_at(frame.frame.arrived));
     }
 
     /// An alert with its evidence image (first, so it is there when the alert is read), or the
     /// end of one. An alert whose image cannot be made still goes out, without it.
-    fn violation(&mut self, violation: &Violation, frame: &FrameContext, scene: &CameraAnalyzers) {
+    fn violation(&mut self, violation: &Violation, frame: &FrameContext, scene: &CameraAnalyzers, plates: Option<&mut PlateWatch>) {
         let mut evidence = None;
+        let mut plate = None;
         if violation.ends.is_none() {
+            plate = self.plate(&violation.rule, violation.object.id, plates);
             *self.violations.entry(violation.rule.clone()).or_default() += 1;
             let summary = violation.measured.summary();
             let caption = format!("{} {} t={:.1}s {summary}", violation.kind.name(), violation.rule, frame.now.as_secs_f32());
@@ -144,10 +175,19 @@ impl Emitter {
                 ZONE_TRACK => Mark { bbox: violation.object.bbox, text: summary.clone(), violator: true },
                 _ => Mark { violator: true, ..scene.mark(&violation.object) },
             };
-            evidence = self.evidence(&violation.id, &scene.overlays_of(&violation.rule), &mark, &caption, frame);
+            let vehicle = (violation.object.id != ZONE_TRACK).then_some(violation.object.bbox);
+            evidence = self.evidence(&violation.id, &scene.overlays_of(&violation.rule), &mark, &caption, frame, vehicle.map(|v| (v, plate.as_ref())));
             tracing::info!(camera = %self.camera, rule = %violation.rule, kind = violation.kind.name(), track = violation.object.id, measured = %summary, "violation");
         }
-        let event = ViolationEvent { time: SystemTime::now(), stream_time: frame.now, camera: &self.camera, violation, class: scene.label(violation.object.class), evidence: evidence.as_ref() };
+        let event = ViolationEvent {
+            time: SystemTime::now(),
+            stream_time: frame.now,
+            camera: &self.camera,
+            violation,
+            class: scene.label(violation.object.class),
+            evidence: evidence.as_ref(),
+            plate: plate.as_ref().map(|p| &p.outcome),
+        };
         self.send(event.message().seen_at(frame.frame.arrived));
         CameraHealth::count(&self.health.violations);
     }
@@ -162,7 +202,7 @@ impl Emitter {
             let s = t.evidence.scores;
             let mark = Mark { bbox: t.evidence.region, text: format!("{} flame {:.2} smoke {:.3}", event.kind, s.flame, s.smoke), violator: true };
             let caption = format!("{} {:?} zone {} t={:.1}s", event.kind, t.stage, event.zone, frame.now.as_secs_f32());
-            self.evidence(&id, &scene.overlays_of(&event.zone), &mark, &caption, frame)
+            self.evidence(&id, &scene.overlays_of(&event.zone), &mark, &caption, frame, None)
         };
         tracing::info!(camera = %self.camera, zone = %event.zone, kind = event.kind, stage = ?t.stage, "fire");
         let r = t.evidence.region;
@@ -184,14 +224,20 @@ impl Emitter {
         CameraHealth::count(&self.health.fire_messages);
     }
 
-    /// Makes and sends an evidence image on `{camera}/evidence/{id}`; the reference to put in the
-    /// alert, or `None` (logged) when the image cannot be made.
-    fn evidence(&self, id: &str, overlays: &[Overlay], mark: &Mark, caption: &str, frame: &FrameContext) -> Option<EvidenceRef> {
-        let made = frame.image().and_then(|mat| evidence_jpeg(mat, overlays, std::slice::from_ref(mark), caption).map_err(|e| e.to_string()));
+    /// Makes and sends an evidence image on `{camera}/evidence/{id}`, with the `vehicle` (its box,
+    /// and its plate when one was read) cut out at the stream's resolution; the reference to put
+    /// in the alert, or `None` (logged) when the image cannot be made.
+    fn evidence(&self, id: &str, overlays: &[Overlay], mark: &Mark, caption: &str, frame: &FrameContext, vehicle: Option<(BBox, Option<&TrackPlate>)>) -> Option<EvidenceRef> {
+        let made = frame.image().and_then(|scene| {
+            let cut = vehicle.map(|(bbox, _)| crop(frame.frame, bbox, VEHICLE_MAX_SIDE_PX)).transpose()?;
+            let plate = vehicle.and_then(|(_, plate)| plate).and_then(|p| Some((p.image.as_ref()?, p.outcome.as_ref().ok()?.text.as_str())));
+            let inset = cut.as_ref().map(|(vehicle, native_per_px)| Inset { vehicle, native_per_px: *native_per_px, plate });
+            evidence_jpeg(scene, overlays, std::slice::from_ref(mark), caption, inset.as_ref()).map_err(|e| e.to_string())
+        });
         match made {
-            Ok((jpeg, size)) => {
+            Ok(Evidence { jpeg, size, vehicle }) => {
                 let message = evidence_message(&self.camera, id, jpeg);
-                let reference = EvidenceRef::of(&self.prefix, &message, size.width as u32, size.height as u32);
+                let reference = EvidenceRef { vehicle, ..EvidenceRef::of(&self.prefix, &message, size.width as u32, size.height as u32) };
                 self.send(message);
                 Some(reference)
             }

@@ -23,6 +23,8 @@ use crate::analytics::rules::Measured;
 use crate::analytics::{Direction, LineCounts, RuleKind, Violation};
 use crate::health::SourceState;
 use crate::health::quality::Quality;
+use crate::plates::{Plate, PlateOutcome};
+use crate::render::Placed;
 
 /// Schema version of every payload; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -109,6 +111,21 @@ struct CrossingPayload<'a> {
     confidence: f64,
     /// Position in the stream (seconds from its start), to find the moment in a recording.
     stream_time_s: f64,
+    /// On lines that read plates: the plate, or `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plate: Option<Option<&'a Plate>>,
+    /// Why `plate` is `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plate_unread: Option<&'static str>,
+}
+
+/// The `plate` and `plate_unread` fields of a message about a vehicle whose plate was asked for.
+fn plate_fields(outcome: Option<&PlateOutcome>) -> (Option<Option<&Plate>>, Option<&'static str>) {
+    match outcome {
+        None => (None, None),
+        Some(Ok(plate)) => (Some(Some(plate)), None),
+        Some(Err(reason)) => (Some(None), Some(reason.name())),
+    }
 }
 
 /// One vehicle crossing one line.
@@ -121,10 +138,13 @@ pub struct CrossingEvent<'a> {
     pub class: &'a str,
     pub track_id: u64,
     pub confidence: f32,
+    /// The vehicle's plate (or why not), on lines that read plates.
+    pub plate: Option<&'a PlateOutcome>,
 }
 
 impl CrossingEvent<'_> {
     pub fn message(&self) -> Message {
+        let (plate, plate_unread) = plate_fields(self.plate);
         let payload = CrossingPayload {
             v: SCHEMA_VERSION,
             id: uuid::Uuid::now_v7().to_string(),
@@ -136,6 +156,8 @@ impl CrossingEvent<'_> {
             track_id: self.track_id,
             confidence: round3(self.confidence as f64),
             stream_time_s: round3(self.stream_time.as_secs_f64()),
+            plate,
+            plate_unread,
         };
         Message::new(MessageKind::Crossing { camera: self.camera.into() }, &payload)
     }
@@ -151,6 +173,9 @@ pub struct EvidenceRef {
     pub sha256: String,
     pub width: u32,
     pub height: u32,
+    /// Where the vehicle is cut out at the stream's resolution on the image (violations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vehicle: Option<Placed>,
 }
 
 impl EvidenceRef {
@@ -163,6 +188,7 @@ impl EvidenceRef {
             sha256: sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
             width,
             height,
+            vehicle: None,
         }
     }
 }
@@ -200,6 +226,12 @@ struct ViolationPayload<'a> {
     bbox: [f64; 4],
     confidence: f64,
     measured: &'a Measured,
+    /// On rules that read plates: the vehicle's plate, or `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plate: Option<Option<&'a Plate>>,
+    /// Why `plate` is `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plate_unread: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     evidence: Option<&'a EvidenceRef>,
 }
@@ -212,11 +244,14 @@ pub struct ViolationEvent<'a> {
     pub violation: &'a Violation,
     pub class: &'a str,
     pub evidence: Option<&'a EvidenceRef>,
+    /// The vehicle's plate (or why not), on rules that read plates.
+    pub plate: Option<&'a PlateOutcome>,
 }
 
 impl ViolationEvent<'_> {
     pub fn message(&self) -> Message {
         let v = self.violation;
+        let (plate, plate_unread) = plate_fields(self.plate);
         let b = v.object.bbox;
         let payload = ViolationPayload {
             v: SCHEMA_VERSION,
@@ -233,6 +268,8 @@ impl ViolationEvent<'_> {
             bbox: normalized_box(b),
             confidence: round3(v.object.score as f64),
             measured: &v.measured,
+            plate,
+            plate_unread,
             evidence: self.evidence,
         };
         Message::new(MessageKind::Violation { camera: self.camera.into() }, &payload)
@@ -519,6 +556,7 @@ mod tests {
             class: "car",
             track_id: 7,
             confidence: 0.81234,
+            plate: None,
         };
         let msg = event.message();
         assert_eq!(msg.topic(), "cam1/crossing");

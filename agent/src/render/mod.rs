@@ -41,6 +41,33 @@ pub fn frame_to_mat(frame: &Frame) -> Result<Mat, RenderError> {
     Ok(mat)
 }
 
+/// The whole frame, as a region.
+pub const WHOLE_FRAME: BBox = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
+
+/// `region` (normalized) of the frame as BGR at the stream's own resolution, or of the analysed
+/// frame where the frame has no native picture; scaled down to at most `max_side_px` on its
+/// longer side. Returns it with how many source pixels one of its pixels stands for.
+pub fn crop(frame: &Frame, region: BBox, max_side_px: u32) -> Result<(Mat, f32), String> {
+    let (source_width, image) = match &frame.native {
+        Some(native) => (native.width(), native.crop(region, max_side_px)?),
+        None => {
+            let whole = frame_to_mat(frame).map_err(|e| e.to_string())?;
+            let (w, h) = (frame.width as f32, frame.height as f32);
+            let x = (region.x1.clamp(0.0, 1.0) * w) as i32;
+            let y = (region.y1.clamp(0.0, 1.0) * h) as i32;
+            let rect = Rect::new(x, y, ((region.x2.clamp(0.0, 1.0) * w) as i32 - x).max(1), ((region.y2.clamp(0.0, 1.0) * h) as i32 - y).max(1));
+            let part = Mat::roi(&whole, rect).map_err(|e| e.to_string())?;
+            let fit = (max_side_px as f64 / rect.width.max(rect.height) as f64).min(1.0);
+            let mut out = Mat::default();
+            imgproc::resize(&part, &mut out, Size::default(), fit, fit, imgproc::INTER_AREA).map_err(|e| e.to_string())?;
+            (frame.width, out)
+        }
+    };
+    let region_px = (region.x2.clamp(0.0, 1.0) - region.x1.clamp(0.0, 1.0)) * source_width as f32;
+    let native_per_px = (region_px / image.cols().max(1) as f32).max(1.0);
+    Ok((image, native_per_px))
+}
+
 /// Geometry to draw for engineers and on evidence images.
 #[derive(Debug, Clone)]
 pub enum Shape {
@@ -132,21 +159,56 @@ pub fn draw(mat: &mut Mat, overlays: &[Overlay], marks: &[Mark]) -> opencv::Resu
     Ok(())
 }
 
-/// An evidence image (or a snapshot): the frame with the rules' geometry, the boxes of the
-/// vehicles concerned and a caption, as a JPEG of at most [`EVIDENCE_MAX_BYTES`]. Returns it
-/// with its size.
-pub fn evidence_jpeg(frame: &Mat, overlays: &[Overlay], marks: &[Mark], caption: &str) -> Result<(Vec<u8>, Size), RenderError> {
-    let mut image = frame.try_clone()?;
-    draw(&mut image, overlays, marks)?;
-    let bottom = CvPoint::new(0, image.rows());
-    label(&mut image, caption, bottom, bgr(255.0, 255.0, 255.0))?;
+/// The vehicle of an alert at the stream's resolution, beside the scene on its evidence image,
+/// with its plate when one was read.
+pub struct Inset<'a> {
+    pub vehicle: &'a Mat,
+    /// Stream pixels per pixel of `vehicle` (1 when it is at native resolution).
+    pub native_per_px: f32,
+    /// The plate's crop and its text.
+    pub plate: Option<(&'a Mat, &'a str)>,
+}
+
+/// Where the vehicle's crop is on an evidence image, in its pixels, and at what scale.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Placed {
+    pub x: i32,
+    pub y: i32,
+    pub width: i32,
+    pub height: i32,
+    /// Image pixels per stream pixel: 1 at native resolution.
+    pub scale: f32,
+}
+
+/// A JPEG evidence image, its size, and where its vehicle crop is.
+pub struct Evidence {
+    pub jpeg: Vec<u8>,
+    pub size: Size,
+    pub vehicle: Option<Placed>,
+}
+
+/// A plate's crop is enlarged to at least this height on evidence, so its characters read.
+const PLATE_MIN_HEIGHT_PX: i32 = 72;
+
+/// An evidence image (or a snapshot): the scene with the rules' geometry, the boxes of the
+/// vehicles concerned and a caption, and beside it the `inset` vehicle at native resolution with
+/// its plate; a JPEG of at most [`EVIDENCE_MAX_BYTES`].
+pub fn evidence_jpeg(frame: &Mat, overlays: &[Overlay], marks: &[Mark], caption: &str, inset: Option<&Inset>) -> Result<Evidence, RenderError> {
+    let mut scene = frame.try_clone()?;
+    draw(&mut scene, overlays, marks)?;
+    let bottom = CvPoint::new(0, scene.rows());
+    label(&mut scene, caption, bottom, bgr(255.0, 255.0, 255.0))?;
+    let (mut image, mut placed) = match inset {
+        Some(inset) => composed(&scene, inset)?,
+        None => (scene, None),
+    };
     loop {
         let mut jpeg = Vector::<u8>::new();
         for quality in EVIDENCE_QUALITIES {
             jpeg.clear();
             opencv::imgcodecs::imencode(".jpg", &image, &mut jpeg, &Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, quality]))?;
             if jpeg.len() <= EVIDENCE_MAX_BYTES {
-                return Ok((jpeg.to_vec(), image.size()?));
+                return Ok(Evidence { jpeg: jpeg.to_vec(), size: image.size()?, vehicle: placed });
             }
         }
         // Still too big at the lowest quality: a noisy high-resolution scene. Shrink and retry.
@@ -156,7 +218,42 @@ pub fn evidence_jpeg(frame: &Mat, overlays: &[Overlay], marks: &[Mark], caption:
         let mut smaller = Mat::default();
         imgproc::resize(&image, &mut smaller, Size::default(), 0.75, 0.75, imgproc::INTER_AREA)?;
         image = smaller;
+        placed = placed.map(|p| {
+            let s = |v: i32| (v as f32 * 0.75) as i32;
+            Placed { x: s(p.x), y: s(p.y), width: s(p.width), height: s(p.height), scale: p.scale * 0.75 }
+        });
     }
+}
+
+/// The scene on the left; the vehicle on the right, its plate below it, enlarged, with its text.
+fn composed(scene: &Mat, inset: &Inset) -> Result<(Mat, Option<Placed>), RenderError> {
+    let vehicle = inset.vehicle;
+    let plate = match inset.plate {
+        Some((plate, text)) if plate.rows() > 0 => {
+            let factor = (PLATE_MIN_HEIGHT_PX as f64 / plate.rows() as f64).max(1.0).min(vehicle.cols().max(plate.cols()) as f64 / plate.cols() as f64);
+            let mut enlarged = Mat::default();
+            imgproc::resize(plate, &mut enlarged, Size::default(), factor, factor, imgproc::INTER_CUBIC)?;
+            Some((enlarged, text))
+        }
+        _ => None,
+    };
+    let plate_height = plate.as_ref().map_or(0, |(p, _)| p.rows() + 24);
+    let width = scene.cols() + vehicle.cols().max(plate.as_ref().map_or(0, |(p, _)| p.cols()));
+    let height = scene.rows().max(vehicle.rows() + plate_height);
+    let mut canvas = Mat::new_rows_cols_with_default(height, width, CV_8UC3, Scalar::all(0.0))?;
+    let paste = |canvas: &mut Mat, image: &Mat, x: i32, y: i32| -> opencv::Result<()> {
+        let mut target = Mat::roi_mut(canvas, Rect::new(x, y, image.cols(), image.rows()))?;
+        image.copy_to(&mut target)
+    };
+    paste(&mut canvas, scene, 0, 0)?;
+    let x = scene.cols();
+    paste(&mut canvas, vehicle, x, 0)?;
+    if let Some((plate, text)) = &plate {
+        paste(&mut canvas, plate, x, vehicle.rows())?;
+        label(&mut canvas, text, CvPoint::new(x, vehicle.rows() + plate.rows()), bgr(255.0, 255.0, 255.0))?;
+    }
+    let placed = Placed { x, y: 0, width: vehicle.cols(), height: vehicle.rows(), scale: 1.0 / inset.native_per_px };
+    Ok((canvas, Some(placed)))
 }
 
 /// The frame scaled up to at least `min_width` pixels, so labels stay readable on frames the
@@ -198,7 +295,8 @@ mod tests {
         rng.fill(&mut frame, opencv::core::RNG_UNIFORM, &Scalar::all(0.0), &Scalar::all(255.0), false).unwrap();
         let vehicle = Mark { bbox: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.7 }, text: "#3 car".into(), violator: true };
         let overlays = [Overlay { rule: "stop".into(), shape: Shape::Segment(Point { x: 0.5, y: 1.0 }, Point { x: 0.5, y: 0.0 }), label: "red_light stop".into(), tone: Tone::Red }];
-        let (jpeg, size) = evidence_jpeg(&frame, &overlays, std::slice::from_ref(&vehicle), "red_light stop 1.2 s after red").unwrap();
+        let Evidence { jpeg, size, vehicle: placed } = evidence_jpeg(&frame, &overlays, std::slice::from_ref(&vehicle), "red_light stop 1.2 s after red", None).unwrap();
+        assert_eq!(placed, None);
         assert!(jpeg.len() <= EVIDENCE_MAX_BYTES, "{} bytes", jpeg.len());
         assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
         assert!(size.width < 1280 && size.width >= 200, "{size:?}");

@@ -13,8 +13,11 @@
 //! elements that had not got there) and a fresh one is built on the next attempt. The supervisor
 //! shows it is alive ([`CameraHealth::beat`]) at least every [`SUPERVISOR_BEAT`] throughout.
 
+mod native;
 mod pipeline;
 mod queue;
+
+pub use native::NativeFrame;
 
 pub use pipeline::{PipelineTemplate, TemplateError};
 pub use queue::{FrameSender, Overflow, frame_queue};
@@ -58,11 +61,14 @@ pub fn decode_frame(path: &std::path::Path, index: usize, caps: &gst::Caps) -> R
         .map_err(|e| e.to_string())?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "not a pipeline".to_string())?;
-    let sink = pipeline::configure(&pipeline, 0, caps, false)?;
+    let (sink, native) = pipeline::configure(&pipeline, 0, caps, false)?;
     pipeline.set_state(gst::State::Playing).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut sample = None;
+    let mut native_frame = None;
     for _ in 0..=index {
-        sample = Some(sink.pull_sample().map_err(|_| format!("{} has fewer than {} frames", path.display(), index + 1))?);
+        let pulled = sink.pull_sample().map_err(|_| format!("{} has fewer than {} frames", path.display(), index + 1))?;
+        native_frame = native::take(&native, pulled.buffer().and_then(|b| b.pts()));
+        sample = Some(pulled);
     }
     let _ = pipeline.set_state(gst::State::Null);
     let sample = sample.expect("the loop ran at least once");
@@ -78,6 +84,7 @@ pub fn decode_frame(path: &std::path::Path, index: usize, caps: &gst::Caps) -> R
         height: info.height(),
         stride: info.stride()[0] as usize,
         buffer,
+        native: native_frame,
         arrived: std::time::Instant::now(),
     })
 }
@@ -323,14 +330,14 @@ impl Supervisor {
             .downcast::<gst::Pipeline>()
             .map_err(|_| format!("pipeline template '{}' is not a pipeline", s.template.name))?;
         let sync = s.realtime && !self.is_rtsp();
-        let sink = pipeline::configure(&pipeline, s.analytics_fps, &s.caps, sync)
+        let (sink, native) = pipeline::configure(&pipeline, s.analytics_fps, &s.caps, sync)
             .map_err(|e| format!("pipeline template '{}': {e}", s.template.name))?;
         pipeline::limit_decoder_threads(&pipeline, s.decoder_threads);
-        sink.set_callbacks(self.frame_callbacks(source_run));
+        sink.set_callbacks(self.frame_callbacks(source_run, native));
         Ok(pipeline)
     }
 
-    fn frame_callbacks(&self, source_run: u32) -> gst_app::AppSinkCallbacks {
+    fn frame_callbacks(&self, source_run: u32, native: native::NativeSlot) -> gst_app::AppSinkCallbacks {
         let camera = self.settings.camera.clone();
         let sender = Arc::downgrade(&self.sender);
         let retired = self.retired.clone();
@@ -347,6 +354,7 @@ impl Supervisor {
                     return Ok(gst::FlowSuccess::Ok);
                 };
                 let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
+                let native = native::take(&native, buffer.pts());
                 let frame = Frame {
                     camera: camera.clone(),
                     seq: seq.fetch_add(1, Ordering::Relaxed),
@@ -356,6 +364,7 @@ impl Supervisor {
                     height: info.height(),
                     stride: info.stride()[0] as usize,
                     buffer,
+                    native,
                     arrived: std::time::Instant::now(),
                 };
                 frames_this_run += 1;

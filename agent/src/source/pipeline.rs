@@ -10,6 +10,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+use super::native::{NativeSlot, keep_native};
+
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("pipeline template '{name}': cannot read {path}: {source}")]
@@ -54,18 +56,19 @@ impl PipelineTemplate {
             format!("filesrc name=canh_src location={quoted}")
         };
         let rate = if rate_limited { "videorate name=canh_rate drop-only=true ! " } else { "" };
-        let output = format!("{rate}videoscale ! videoconvert ! capsfilter name=canh_caps ! appsink name=canh_sink");
+        let output = format!("{rate}videoscale name=canh_scale ! videoconvert ! capsfilter name=canh_caps ! appsink name=canh_sink");
         self.body.replace("{source}", &source).replace("{output}", &output)
     }
 }
 
-/// Sets what the description leaves out: RTSP timeouts, the rate, the caps, the sink.
+/// Sets what the description leaves out: RTSP timeouts, the rate, the caps, the sink, and the
+/// probe that keeps each analysed frame's native picture (see [`super::native`]).
 pub fn configure(
     pipeline: &gst::Pipeline,
     analytics_fps: u32,
     caps: &gst::Caps,
     sync: bool,
-) -> Result<gst_app::AppSink, String> {
+) -> Result<(gst_app::AppSink, NativeSlot), String> {
     let by_name = |name: &str| pipeline.by_name(name).ok_or_else(|| format!("the pipeline has no element named {name}"));
     let src = by_name("canh_src")?;
     if src.find_property("tcp-timeout").is_some() {
@@ -83,7 +86,8 @@ pub fn configure(
     sink.set_sync(sync);
     sink.set_max_buffers(2);
     sink.set_drop(false);
-    Ok(sink)
+    let native = keep_native(&by_name("canh_scale")?)?;
+    Ok((sink, native))
 }
 
 /// Caps the threads of the libav decoders that decodebin3 will pick. With at least as many

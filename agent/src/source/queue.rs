@@ -62,7 +62,7 @@ mod tests {
 
     fn frame(seq: u64) -> Frame {
         gst::init().unwrap();
-        Frame { camera: "c".into(), seq, pts: Default::default(), width: 1, height: 1, stride: 4, buffer: gst::Buffer::new(), source_run: 0, arrived: std::time::Instant::now() }
+        Frame { camera: "c".into(), seq, pts: Default::default(), width: 1, height: 1, stride: 4, buffer: gst::Buffer::new(), native: None, source_run: 0, arrived: std::time::Instant::now() }
     }
 
     #[test]

@@ -31,6 +31,10 @@ use crate::check::{ConfigError, check_classes, check_id};
 use crate::render::{Overlay, Shape, Tone};
 use crate::types::{ClassId, TrackedObject};
 
+fn read_plates() -> bool {
+    true
+}
+
 /// Declares the rule kinds: `key: Config => Kind`, where `key` is the kind's table in a rule,
 /// `Config` its keys (a [`RuleKindConfig`]) and `Kind` its [`RuleKind`] variant.
 macro_rules! rule_kinds {
@@ -47,6 +51,10 @@ macro_rules! rule_kinds {
             /// raise the rule again this many seconds after its last alert.
             #[serde(default)]
             pub cooldown_s: f32,
+            /// Read the licence plate of each vehicle the rule alerts on (default true); a
+            /// zone's alert (congestion) has no vehicle to read.
+            #[serde(default = "read_plates")]
+            pub plates: bool,
             $(pub $key: Option<$config>,)+
         }
 

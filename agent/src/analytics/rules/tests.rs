@@ -47,6 +47,7 @@ fn test_frame(aspect: f32) -> crate::types::Frame {
         height,
         stride: 0,
         buffer: gstreamer::Buffer::new(),
+        native: None,
         arrived: std::time::Instant::now(),
     }
 }

@@ -1,0 +1,222 @@
+//! Licence-plate formats: the one table a read must fit before it is reported, and how a fit is
+//! written. A read that fits no format is not a plate (or not read right), and is reported as
+//! unreadable: the table is what keeps the reader from guessing.
+//!
+//! The table is Vietnam's, after the Ministry of Public Security's Circular 79/2024/TT-BCA on
+//! vehicle registration (in force 1 January 2025; the plate series and layouts are those of
+//! Circulars 58/2020/TT-BCA and 24/2023/TT-BCA, which it replaced): a two-digit province code, a
+//! series, then a serial of five digits written `NNN.NN` (four, `NNNN`, on plates issued before
+//! 2015). Cars carry one-line (long) or two-line (short) plates, `30E-586.70`; motorbikes always
+//! two lines, `29-B1` over `123.45`. Series letters never include I, J, O, Q or W. Another
+//! country is another table of [`PlateFormat`]s.
+//!
+//! The plate font draws `D` and `0` alike (a round glyph with a straight left side), and the
+//! recogniser, trained on other fonts, reads one for the other; `O` is not a plate letter at all.
+//! Where the format wants a digit, a `D` or `O` is the `0` it looks like; where it wants a
+//! letter, a `0` or `O` is the `D`. No other character is changed: `8`/`B`, `6`/`G`, `5`/`S`
+//! are told apart by the recogniser itself, or the read fails.
+
+/// What a plate is on, as alerts name it (`plate.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlateKind {
+    Car,
+    Motorbike,
+}
+
+/// One plate layout. In `head` and `tail`, `9` is a digit, `A` a letter, `S` the series (one of
+/// `series`), any other character a separator printed as is. A two-line plate has `head` on top
+/// and `tail` below; a one-line plate (`one_line`) reads `head` then `tail` on one line.
+#[derive(Debug, Clone, Copy)]
+pub struct PlateFormat {
+    /// Named in alerts as `plate.format`, e.g. `vn_car`.
+    pub name: &'static str,
+    pub kind: PlateKind,
+    pub head: &'static str,
+    pub tail: &'static str,
+    /// Printed between head and tail in the normalized text.
+    pub joint: &'static str,
+    /// Series an `S` may stand for, as printed (with `Đ`).
+    pub series: &'static [&'static str],
+    /// Whether the plate may be printed on one line (cars' long plates).
+    pub one_line: bool,
+}
+
+/// Special car series: foreign-invested firms (LD), economic-military (KT), projects (DA),
+/// tractors (MK), electric (MĐ), temporary (T), home-made (TĐ), limited-area (HC), trailers (R),
+/// and foreign agencies' (NG diplomatic, QT international, NN foreign, CV staff).
+const CAR_SPECIAL: &[&str] = &["LD", "KT", "DA", "MK", "MĐ", "TĐ", "HC", "NG", "QT", "NN", "CV"];
+/// Electric motorbikes: `MĐ` and a digit.
+const MOTORBIKE_ELECTRIC: &[&str] = &["MĐ"];
+
+/// Vietnam's plates. Diplomatic plates' serials (`NNN-NN` after a country code) and military
+/// plates (letters first) are not in the table, so they are reported unreadable, never misread.
+pub const VIETNAM: &[PlateFormat] = &[
+    PlateFormat { name: "vn_car", kind: PlateKind::Car, head: "99A", tail: "999.99", joint: "-", series: &[], one_line: true },
+    PlateFormat { name: "vn_car_old", kind: PlateKind::Car, head: "99A", tail: "9999", joint: "-", series: &[], one_line: true },
+    PlateFormat { name: "vn_car_special", kind: PlateKind::Car, head: "99S", tail: "999.99", joint: "-", series: CAR_SPECIAL, one_line: true },
+    PlateFormat { name: "vn_car_special_old", kind: PlateKind::Car, head: "99S", tail: "9999", joint: "-", series: CAR_SPECIAL, one_line: true },
+    PlateFormat { name: "vn_motorbike", kind: PlateKind::Motorbike, head: "99-A9", tail: "999.99", joint: " ", series: &[], one_line: false },
+    PlateFormat { name: "vn_motorbike_old", kind: PlateKind::Motorbike, head: "99-A9", tail: "9999", joint: " ", series: &[], one_line: false },
+    PlateFormat { name: "vn_moped", kind: PlateKind::Motorbike, head: "99-AA", tail: "999.99", joint: " ", series: &[], one_line: false },
+    PlateFormat { name: "vn_moped_old", kind: PlateKind::Motorbike, head: "99-AA", tail: "9999", joint: " ", series: &[], one_line: false },
+    PlateFormat { name: "vn_motorbike_electric", kind: PlateKind::Motorbike, head: "99-S9", tail: "999.99", joint: " ", series: MOTORBIKE_ELECTRIC, one_line: false },
+];
+
+/// A read that fits a format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    /// Normalized, e.g. `30E-586.70`, `29-B1 123.45`.
+    pub text: String,
+    pub format: &'static str,
+    pub kind: PlateKind,
+}
+
+/// Separators a plate is printed with (and the recogniser may read between characters).
+fn is_separator(c: char) -> bool {
+    matches!(c, '-' | '.' | ' ' | '·' | ':' | '_' | '—' | '–')
+}
+
+/// A line's characters without separators, upper case; `None` when it holds anything that is
+/// neither a plate character nor a separator (a character the recogniser misread as Chinese is
+/// an unread character, not one to drop).
+pub fn plate_chars(line: &str) -> Option<Vec<char>> {
+    let mut chars = Vec::new();
+    for c in line.chars() {
+        match c.to_ascii_uppercase() {
+            c if is_separator(c) => {}
+            c @ ('0'..='9' | 'A'..='Z') => chars.push(c),
+            // The recogniser's dictionary has no `Đ`: it reads `D`, or one of these.
+            'Đ' | 'Ð' | 'đ' => chars.push('D'),
+            _ => return None,
+        }
+    }
+    Some(chars)
+}
+
+impl PlateFormat {
+    /// Writes `chars` in `layout`, consuming them; `None` when they do not fit. The series is
+    /// matched with `Đ` read as `D` (the recogniser's dictionary lacks it) and written as printed.
+    fn write(&self, layout: &str, chars: &mut &[char], out: &mut String) -> Option<()> {
+        for slot in layout.chars() {
+            match slot {
+                '9' => {
+                    let (&c, rest) = chars.split_first()?;
+                    out.push(match c {
+                        '0'..='9' => c,
+                        'D' | 'O' => '0',
+                        _ => return None,
+                    });
+                    *chars = rest;
+                }
+                'A' => {
+                    let (&c, rest) = chars.split_first()?;
+                    out.push(match c {
+                        '0' | 'O' => 'D',
+                        'I' | 'J' | 'Q' | 'W' => return None,
+                        'A'..='Z' => c,
+                        _ => return None,
+                    });
+                    *chars = rest;
+                }
+                'S' => {
+                    let series = self.series.iter().find(|s| {
+                        let folded: Vec<char> = s.chars().map(|c| if c == 'Đ' { 'D' } else { c }).collect();
+                        chars.starts_with(&folded)
+                    })?;
+                    out.push_str(series);
+                    *chars = &chars[series.chars().count()..];
+                }
+                separator => out.push(separator),
+            }
+        }
+        Some(())
+    }
+
+    /// The plate read as `lines` (top to bottom, separators removed), if it fits this format.
+    fn fit(&self, lines: &[Vec<char>]) -> Option<Fitted> {
+        let mut text = String::new();
+        match lines {
+            [top, bottom] => {
+                let (mut top, mut bottom) = (top.as_slice(), bottom.as_slice());
+                self.write(self.head, &mut top, &mut text)?;
+                text.push_str(self.joint);
+                self.write(self.tail, &mut bottom, &mut text)?;
+                (top.is_empty() && bottom.is_empty()).then_some(())?;
+            }
+            [line] if self.one_line => {
+                let mut line = line.as_slice();
+                self.write(self.head, &mut line, &mut text)?;
+                text.push_str(self.joint);
+                self.write(self.tail, &mut line, &mut text)?;
+                line.is_empty().then_some(())?;
+            }
+            _ => return None,
+        }
+        Some(Fitted { text, format: self.name, kind: self.kind })
+    }
+}
+
+/// The first format of `table` that the text lines (top to bottom, as read) fit.
+pub fn fit(table: &[PlateFormat], lines: &[&str]) -> Option<Fitted> {
+    let lines: Vec<Vec<char>> = lines.iter().map(|l| plate_chars(l)).collect::<Option<_>>()?;
+    table.iter().find_map(|format| format.fit(&lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(lines: &[&str]) -> Option<(String, &'static str)> {
+        fit(VIETNAM, lines).map(|f| (f.text, f.format))
+    }
+
+    #[test]
+    fn two_line_and_one_line_car_plates() {
+        assert_eq!(read(&["30E", "586.70"]), Some(("30E-586.70".into(), "vn_car")));
+        assert_eq!(read(&["30E-586.70"]), Some(("30E-586.70".into(), "vn_car")));
+        assert_eq!(read(&["30E58670"]), Some(("30E-586.70".into(), "vn_car")));
+        assert_eq!(read(&["75A", "1234"]), Some(("75A-1234".into(), "vn_car_old")));
+    }
+
+    #[test]
+    fn motorbike_plates_are_two_lines_and_split_where_printed() {
+        assert_eq!(read(&["29-B1", "123.45"]), Some(("29-B1 123.45".into(), "vn_motorbike")));
+        assert_eq!(read(&["75 AA", "1234"]), Some(("75-AA 1234".into(), "vn_moped_old")));
+        // The same eight characters as a car's plate, split after the series digit.
+        assert_eq!(read(&["29B1", "1234"]), Some(("29-B1 1234".into(), "vn_motorbike_old")));
+        assert_eq!(read(&["29B", "11234"]), Some(("29B-112.34".into(), "vn_car")));
+        // A motorbike's plate is never one line.
+        assert_eq!(read(&["29B112345"]), None);
+    }
+
+    #[test]
+    fn special_series_take_the_letter_the_recogniser_lacks() {
+        assert_eq!(read(&["51LD", "123.45"]), Some(("51LD-123.45".into(), "vn_car_special")));
+        assert_eq!(read(&["29TD", "01234"]), Some(("29TĐ-012.34".into(), "vn_car_special")));
+        assert_eq!(read(&["29-MD1", "234.56"]), Some(("29-MĐ1 234.56".into(), "vn_motorbike_electric")));
+        assert_eq!(read(&["29-MĐ1", "234.56"]), Some(("29-MĐ1 234.56".into(), "vn_motorbike_electric")));
+        assert_eq!(read(&["29XY", "123.45"]), None, "an unknown two-letter car series");
+    }
+
+    #[test]
+    fn the_round_glyph_is_d_where_a_letter_goes_and_0_where_a_digit_goes() {
+        assert_eq!(read(&["290", "044.88"]), Some(("29D-044.88".into(), "vn_car")));
+        assert_eq!(read(&["3DE", "5887O"]), Some(("30E-588.70".into(), "vn_car")));
+        assert_eq!(read(&["29-O1", "123.45"]), Some(("29-D1 123.45".into(), "vn_motorbike")));
+        // Only that pair: an 8 where the series letter goes is not taken for a B.
+        assert_eq!(read(&["298", "044.88"]), None);
+    }
+
+    #[test]
+    fn reads_that_fit_nothing_are_refused() {
+        assert_eq!(read(&["04488"]), None, "a serial without its top line");
+        assert_eq!(read(&["3BE", "586.70"]), None, "a letter B where the province's digit is");
+        assert_eq!(read(&["30I", "586.70"]), None, "I is no series letter");
+        assert_eq!(read(&["30E", "586.7"]), None, "a digit short");
+        assert_eq!(read(&["30E", "586.701"]), None, "a digit over");
+        assert_eq!(read(&["30巨", "586.70"]), None, "a character that is no plate's");
+        assert_eq!(read(&["30E", "586.70", "12"]), None, "three lines");
+        assert_eq!(read(&[]), None);
+    }
+}

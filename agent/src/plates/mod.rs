@@ -1,0 +1,307 @@
+//! Plates stage: licence plates read on the vehicles that need one (those of violations, those
+//! crossing a line marked `plates = true`, every vehicle in `canh replay --plates`).
+//!
+//! A vehicle's plate is read on its best few frames ([`watch`]), each a crop of the vehicle at
+//! the stream's own resolution: PP-OCRv4's detector finds the text lines in the crop, its
+//! recogniser reads each, lines that sit one above the other are joined top to bottom (two-line
+//! plates), and the joined text must fit a plate format of the table in [`format`]. The frames'
+//! reads are then voted on ([`vote`]). A plate that is too small, blurred, not found or read
+//! differently from frame to frame is reported as unread, with that reason: never a guess.
+
+pub mod format;
+mod ocr;
+pub mod vote;
+pub mod watch;
+
+pub use format::{PlateFormat, PlateKind};
+pub use vote::{Plate, PlateOutcome, Unread};
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, Rect, Size};
+use opencv::imgproc;
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::Deserialize;
+
+use ocr::{Line, TextBox};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlateError {
+    #[error("plate models {path}: {message}")]
+    Models { path: PathBuf, message: String },
+    #[error("plate model {model}: {message}")]
+    Inference { model: &'static str, message: String },
+    #[error("plate image: {0}")]
+    Image(#[from] opencv::Error),
+}
+
+/// `models/<name>/manifest.toml` of the OCR models (what the reader needs of it; the name,
+/// licence and provenance are for people).
+#[derive(Debug, Deserialize)]
+struct OcrManifest {
+    detection: ModelFile,
+    recognition: ModelFile,
+    /// The recogniser's characters, one per line: class `i` is line `i` (class 0 is CTC's blank).
+    dictionary: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelFile {
+    file: String,
+    sha256: String,
+    input: String,
+    output: String,
+}
+
+/// The detector's input: the crop scaled so that its longer side is this (a multiple of 32, as
+/// the model needs). Measured on the Vietnamese junction: as good as the plate zone at native
+/// resolution or twice it, at a quarter of the time (150 against 700 ms a vehicle).
+const DETECT_SIDE_PX: f32 = 320.0;
+/// The recogniser reads lines scaled to this height, at most `REC_MAX_WIDTH_PX` wide.
+const REC_HEIGHT_PX: u32 = 48;
+const REC_MAX_WIDTH_PX: u32 = 320;
+/// Text lines read per crop, largest first: a vehicle's plate is among its larger text; the
+/// rest (stickers, a bus's route board) only costs time.
+const MAX_LINES: usize = 6;
+/// A line of a plate is at least this many pixels high at the stream's resolution; below it
+/// the recogniser reads noise (`too_small`).
+pub const MIN_LINE_PX: f32 = 9.0;
+/// A read counts only if every character was read at least this surely (a character below it
+/// was as likely another one); the vote across frames does the rest.
+const MIN_CHAR_P: f32 = 0.35;
+/// Variance of the Laplacian over the plate's lines below which a plate that did not read is
+/// called `blurred` rather than `unreadable`.
+const BLUR_VARIANCE: f64 = 60.0;
+
+/// What one frame of a vehicle gave.
+pub type FrameRead = Result<PlateRead, Unread>;
+
+/// A plate read on one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlateRead {
+    /// Normalized, e.g. `30E-586.70`.
+    pub text: String,
+    pub format: &'static str,
+    pub kind: PlateKind,
+    /// The least of its lines' mean character probabilities.
+    pub confidence: f32,
+    /// Where the plate is in the crop, pixels `[x1, y1, x2, y2]`.
+    pub region: [f32; 4],
+}
+
+/// PP-OCRv4 detection and recognition sessions, shared by every camera of a site.
+pub struct PlateReader {
+    detection: Mutex<Session>,
+    recognition: Mutex<Session>,
+    names: (String, String, String, String),
+    dictionary: Vec<String>,
+    formats: &'static [PlateFormat],
+}
+
+impl PlateReader {
+    /// Loads the models of `dir` (its `manifest.toml`), reading Vietnam's formats.
+    pub fn load(dir: &Path, onnxruntime_lib: Option<&Path>) -> Result<PlateReader, PlateError> {
+        let err = |message: String| PlateError::Models { path: dir.to_path_buf(), message };
+        let manifest_path = dir.join("manifest.toml");
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| err(format!("cannot read {}: {e}", manifest_path.display())))?;
+        let manifest: OcrManifest = toml::from_str(&text).map_err(|e| err(format!("{}: {e}", manifest_path.display())))?;
+        let env = crate::detect::ort_environment(&crate::detect::ort_library_path(onnxruntime_lib)).map_err(|e| err(e.to_string()))?;
+        let open = |model: &ModelFile| -> Result<Session, PlateError> {
+            let path = dir.join(&model.file);
+            crate::detect::verify_checksum(&path, &model.sha256).map_err(err)?;
+            Session::builder(&env)
+                .and_then(|b| Ok(b.with_intra_threads(1)?))
+                .and_then(|mut b| b.commit_from_file(&path))
+                .map_err(|e| err(format!("cannot load {}: {e}", path.display())))
+        };
+        let (detection, recognition) = (open(&manifest.detection)?, open(&manifest.recognition)?);
+        let dictionary_path = dir.join(&manifest.dictionary);
+        let dictionary: Vec<String> = std::fs::read_to_string(&dictionary_path)
+            .map_err(|e| err(format!("cannot read {}: {e}", dictionary_path.display())))?
+            .lines()
+            .map(String::from)
+            .collect();
+        Ok(PlateReader {
+            detection: Mutex::new(detection),
+            recognition: Mutex::new(recognition),
+            names: (manifest.detection.input, manifest.detection.output, manifest.recognition.input, manifest.recognition.output),
+            dictionary,
+            formats: format::VIETNAM,
+        })
+    }
+
+    /// Reads the plate on one crop of a vehicle; `native_per_px` is how many stream pixels one
+    /// pixel of the crop stands for (above 1 when the crop was scaled down).
+    pub fn read(&self, crop: &Mat, native_per_px: f32) -> Result<FrameRead, PlateError> {
+        let size = crop.size()?;
+        if (size.height as f32 * native_per_px) < 2.0 * MIN_LINE_PX {
+            return Ok(Err(Unread::TooSmall));
+        }
+        let mut lines: Vec<TextBox> = self.text_boxes(crop)?.into_iter().filter(|b| in_plate_zone(b, size)).collect();
+        if lines.is_empty() {
+            return Ok(Err(Unread::NotFound));
+        }
+        if lines.iter().all(|b| b.height() * native_per_px < MIN_LINE_PX) {
+            return Ok(Err(Unread::TooSmall));
+        }
+        lines.sort_by(|a, b| (b.width() * b.height()).total_cmp(&(a.width() * a.height())));
+        lines.truncate(MAX_LINES);
+        let read: Vec<Line> = lines.iter().map(|b| self.recognise(crop, b)).collect::<Result<_, _>>()?;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let seen: Vec<String> = lines.iter().zip(&read).map(|(b, l)| format!("{:?} {:.2}/{:.2} at [{:.0},{:.0},{:.0},{:.0}]", l.text, l.mean, l.least, b.x1, b.y1, b.x2, b.y2)).collect();
+            tracing::debug!(crop = ?(size.width, size.height), native_per_px, ?seen, "text lines");
+        }
+        let best = plate_candidates(&lines)
+            .into_iter()
+            .filter_map(|members| {
+                let texts: Vec<&str> = members.iter().map(|&i| read[i].text.as_str()).collect();
+                let fitted = format::fit(self.formats, &texts)?;
+                members.iter().all(|&i| read[i].least >= MIN_CHAR_P).then_some(())?;
+                let confidence = members.iter().map(|&i| read[i].mean).fold(1.0, f32::min);
+                let region = members.iter().fold([f32::MAX, f32::MAX, 0.0, 0.0], |r, &i| {
+                    let b = &lines[i];
+                    [r[0].min(b.x1), r[1].min(b.y1), r[2].max(b.x2), r[3].max(b.y2)]
+                });
+                Some(PlateRead { text: fitted.text, format: fitted.format, kind: fitted.kind, confidence, region })
+            })
+            .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+        Ok(match best {
+            Some(plate) => Ok(plate),
+            None if sharpness(&Mat::roi(crop, union(&lines))?)? < BLUR_VARIANCE => Err(Unread::Blurred),
+            None => Err(Unread::Unreadable),
+        })
+    }
+
+    /// Text lines of the crop, in its pixels.
+    fn text_boxes(&self, crop: &Mat) -> Result<Vec<TextBox>, PlateError> {
+        let size = crop.size()?;
+        let fit = DETECT_SIDE_PX / size.width.max(size.height) as f32;
+        let side = |v: i32| (((v as f32 * fit / 32.0).round() as i32).max(1) * 32) as u32;
+        let (w, h) = (side(size.width), side(size.height));
+        let mut scaled = Mat::default();
+        imgproc::resize(crop, &mut scaled, Size::new(w as i32, h as i32), 0.0, 0.0, imgproc::INTER_LINEAR)?;
+        let input = normalized_chw(&scaled, w)?;
+        let (name_in, name_out) = (&self.names.0, &self.names.1);
+        let map = run(&self.detection, "detection", name_in, name_out, [1, 3, h as i64, w as i64], &input)?;
+        let scale = (size.width as f32 / w as f32, size.height as f32 / h as f32);
+        Ok(ocr::text_boxes(&map, w as usize, h as usize, scale, (size.width as f32, size.height as f32))?)
+    }
+
+    fn recognise(&self, crop: &Mat, b: &TextBox) -> Result<Line, PlateError> {
+        let rect = Rect::new(b.x1 as i32, b.y1 as i32, (b.width() as i32).max(1), (b.height() as i32).max(1));
+        let line = Mat::roi(crop, rect)?;
+        let width = ((REC_HEIGHT_PX as f32 * b.width() / b.height().max(1.0)).round() as u32).clamp(8, REC_MAX_WIDTH_PX);
+        let mut scaled = Mat::default();
+        imgproc::resize(&line, &mut scaled, Size::new(width as i32, REC_HEIGHT_PX as i32), 0.0, 0.0, imgproc::INTER_LINEAR)?;
+        // The model's width is free; a multiple of 8 (its stride), zero-padded on the right.
+        let padded = width.div_ceil(8) * 8;
+        let input = normalized_chw(&scaled, padded)?;
+        let (name_in, name_out) = (&self.names.2, &self.names.3);
+        let probs = run(&self.recognition, "recognition", name_in, name_out, [1, 3, REC_HEIGHT_PX as i64, padded as i64], &input)?;
+        let classes = self.dictionary.len() + 2;
+        Ok(ocr::ctc_decode(&probs, classes, &self.dictionary))
+    }
+}
+
+/// Where a plate can be on a vehicle's crop: below its top third (the rear window, a bus's
+/// route board), away from the sides (which hold the neighbours' plates when vehicles queue side
+/// by side), wider than high.
+fn in_plate_zone(b: &TextBox, size: Size) -> bool {
+    let (cx, cy) = b.centre();
+    let (w, h) = (size.width as f32, size.height as f32);
+    cy >= 0.3 * h && (0.08 * w..=0.92 * w).contains(&cx) && b.width() >= 0.8 * b.height()
+}
+
+/// The sets of lines (indices into `lines`, top to bottom) that may be one plate: each line
+/// alone, and each pair where one lies just below the other, about as high and overlapping it
+/// across (a two-line plate).
+fn plate_candidates(lines: &[TextBox]) -> Vec<Vec<usize>> {
+    let mut candidates: Vec<Vec<usize>> = (0..lines.len()).map(|i| vec![i]).collect();
+    for (i, top) in lines.iter().enumerate() {
+        for (j, bottom) in lines.iter().enumerate() {
+            let tall = top.height().max(bottom.height());
+            let below = bottom.centre().1 > top.centre().1 && bottom.y1 - top.y2 < 0.8 * tall;
+            let similar = (0.5..=2.0).contains(&(top.height() / bottom.height().max(1.0)));
+            let across = top.x2.min(bottom.x2) - top.x1.max(bottom.x1) >= 0.5 * top.width().min(bottom.width());
+            if i != j && below && similar && across {
+                candidates.push(vec![i, j]);
+            }
+        }
+    }
+    candidates
+}
+
+/// The rectangle holding every line.
+fn union(lines: &[TextBox]) -> Rect {
+    let u = lines.iter().fold((f32::MAX, f32::MAX, 0f32, 0f32), |r, b| (r.0.min(b.x1), r.1.min(b.y1), r.2.max(b.x2), r.3.max(b.y2)));
+    Rect::new(u.0 as i32, u.1 as i32, ((u.2 - u.0) as i32).max(1), ((u.3 - u.1) as i32).max(1))
+}
+
+/// How sharp an image is: the variance of the Laplacian of its grey pixels.
+fn sharpness(image: &impl opencv::core::ToInputArray) -> Result<f64, PlateError> {
+    let (mut grey, mut laplacian) = (Mat::default(), Mat::default());
+    imgproc::cvt_color_def(image, &mut grey, imgproc::COLOR_BGR2GRAY)?;
+    imgproc::laplacian_def(&grey, &mut laplacian, opencv::core::CV_64F)?;
+    let (mut mean, mut deviation) = (opencv::core::Scalar::default(), opencv::core::Scalar::default());
+    opencv::core::mean_std_dev_def(&laplacian, &mut mean, &mut deviation)?;
+    Ok(deviation[0] * deviation[0])
+}
+
+/// A BGR image as PP-OCR's input: channels first, `(x / 255 - 0.5) / 0.5`, zero-padded on the
+/// right to `width`.
+fn normalized_chw(image: &Mat, width: u32) -> Result<Vec<f32>, PlateError> {
+    let (cols, rows) = (image.cols() as usize, image.rows() as usize);
+    let width = width as usize;
+    let mut input = vec![0f32; 3 * rows * width];
+    // Freshly resized, so continuous.
+    let bytes = image.data_bytes()?;
+    for y in 0..rows {
+        for x in 0..cols {
+            for c in 0..3 {
+                input[c * rows * width + y * width + x] = bytes[(y * cols + x) * 3 + c] as f32 / 127.5 - 1.0;
+            }
+        }
+    }
+    Ok(input)
+}
+
+/// Runs one of the sessions on an NCHW input; its only output, flattened.
+fn run(session: &Mutex<Session>, model: &'static str, input: &str, output: &str, shape: [i64; 4], data: &[f32]) -> Result<Vec<f32>, PlateError> {
+    let err = |message: String| PlateError::Inference { model, message };
+    let tensor = TensorRef::from_array_view((shape, data)).map_err(|e| err(e.to_string()))?;
+    let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
+    let outputs = session.run(ort::inputs![input => tensor]).map_err(|e| err(format!("inference failed: {e}")))?;
+    let (_, values) = outputs[output].try_extract_tensor::<f32>().map_err(|e| err(format!("output '{output}': {e}")))?;
+    Ok(values.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(x1: f32, y1: f32, x2: f32, y2: f32) -> TextBox {
+        TextBox { x1, y1, x2, y2, score: 0.9 }
+    }
+
+    #[test]
+    fn stacked_lines_pair_top_to_bottom_and_side_by_side_ones_do_not() {
+        // A two-line plate (top, bottom) and a sticker beside it.
+        let lines = [line(40.0, 100.0, 80.0, 118.0), line(36.0, 120.0, 86.0, 140.0), line(120.0, 100.0, 160.0, 118.0)];
+        let candidates = plate_candidates(&lines);
+        assert!(candidates.contains(&vec![0, 1]), "{candidates:?}");
+        assert!(!candidates.contains(&vec![1, 0]), "bottom line first");
+        assert!(!candidates.iter().any(|c| c.len() == 2 && c.contains(&2)), "the sticker beside the plate: {candidates:?}");
+        assert_eq!(candidates.iter().filter(|c| c.len() == 1).count(), 3);
+    }
+
+    #[test]
+    fn lines_far_apart_or_of_different_heights_are_not_one_plate() {
+        let far = [line(40.0, 10.0, 80.0, 28.0), line(40.0, 100.0, 80.0, 118.0)];
+        assert!(plate_candidates(&far).iter().all(|c| c.len() == 1));
+        let unlike = [line(40.0, 100.0, 80.0, 106.0), line(36.0, 108.0, 86.0, 140.0)];
+        assert!(plate_candidates(&unlike).iter().all(|c| c.len() == 1));
+    }
+}

@@ -1,0 +1,185 @@
+//! A camera's plate watch: for each vehicle track, the few frames its plate is best seen in,
+//! kept as crops at the stream's resolution until the plate is asked for.
+//!
+//! Plates are read on demand (a violation, a crossing of a plate line) and at most once per
+//! track, never on every frame: each analysed frame only costs a size comparison per track, and
+//! a crop where the vehicle is bigger than in one of the frames kept.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opencv::core::{Mat, MatTraitConst};
+
+use super::{FrameRead, PlateError, PlateOutcome, PlateReader, vote};
+use crate::render::crop;
+use crate::types::{BBox, ClassId, Frame, TrackedObject};
+
+/// Frames kept (and read) per vehicle: the ones where it is largest. Three let the vote
+/// outvote one misread frame.
+const KEEP_FRAMES: usize = 3;
+/// A vehicle's crop is kept at most this many pixels on its longer side: a plate on it is still
+/// 60 px or more wide, and a bus filling a 4K frame does not hold megabytes per frame.
+const CROP_MAX_SIDE_PX: u32 = 720;
+/// A frame is a candidate when the vehicle is at least this share of its size in the nearest
+/// frame kept.
+const NEAR_ENOUGH: f32 = 0.8;
+/// A track unseen for this long has left; its crops are dropped (after a last read, for
+/// watches that read every vehicle).
+const GONE_AFTER: Duration = Duration::from_secs(2);
+
+/// A read plate, or why not, with when (the stream time of the best frame) and what it cost.
+#[derive(Debug, Clone)]
+pub struct TrackPlate {
+    pub track_id: u64,
+    pub class: ClassId,
+    pub outcome: PlateOutcome,
+    /// Stream time of the frame likeliest to read (the vehicle near and sharp).
+    pub t: Duration,
+    /// Time spent reading (all frames), milliseconds.
+    pub read_ms: f64,
+    /// The plate's crop from that frame, when one was read.
+    pub image: Option<Mat>,
+}
+
+struct Kept {
+    image: Mat,
+    /// Stream pixels per crop pixel.
+    native_per_px: f32,
+    /// The vehicle's height in stream pixels: bigger is nearer, and better.
+    size_px: f32,
+    /// How likely the plate reads here: size times sharpness.
+    score: f32,
+    t: Duration,
+}
+
+struct Track {
+    class: ClassId,
+    kept: Vec<Kept>,
+    last_seen: Duration,
+    read: Option<TrackPlate>,
+}
+
+/// One camera's plate watch.
+pub struct PlateWatch {
+    reader: Arc<PlateReader>,
+    /// Which classes carry plates (the model's vehicle classes, bicycles aside).
+    classes: Vec<ClassId>,
+    tracks: BTreeMap<u64, Track>,
+    /// Read every vehicle as it leaves (`canh replay --plates`), not only those asked for.
+    read_all: bool,
+    /// Reads of tracks that left, for [`PlateWatch::take_finished`] (with `read_all`).
+    finished: Vec<TrackPlate>,
+}
+
+impl PlateWatch {
+    pub fn new(reader: Arc<PlateReader>, classes: Vec<ClassId>, read_all: bool) -> PlateWatch {
+        PlateWatch { reader, classes, tracks: BTreeMap::new(), read_all, finished: Vec::new() }
+    }
+
+    /// Keeps this frame's crop of every vehicle whose plate is likelier to read here than in one
+    /// of its frames kept: it is nearly as near as in the nearest, and sharper (compression and
+    /// motion blur vary from frame to frame far more than a vehicle's size does).
+    pub fn observe(&mut self, frame: &Frame, objects: &[TrackedObject], now: Duration) {
+        let native_height = frame.native.as_ref().map_or(frame.height, |n| n.height()) as f32;
+        for object in objects.iter().filter(|o| self.classes.contains(&o.class)) {
+            let track = self.tracks.entry(object.id).or_insert_with(|| Track { class: object.class, kept: Vec::new(), last_seen: now, read: None });
+            track.last_seen = now;
+            track.class = object.class;
+            let size_px = object.bbox.height() * native_height;
+            let nearest = track.kept.iter().map(|k| k.size_px).fold(0.0, f32::max);
+            if track.read.is_some() || size_px < NEAR_ENOUGH * nearest {
+                continue;
+            }
+            let (image, native_per_px) = match crop(frame, margin(object.bbox), CROP_MAX_SIDE_PX) {
+                Ok(cut) => cut,
+                Err(e) => {
+                    tracing::warn!(track = object.id, "no crop for the plate: {e}");
+                    continue;
+                }
+            };
+            let score = match super::sharpness(&image) {
+                Ok(sharpness) => size_px * sharpness.sqrt() as f32,
+                Err(e) => {
+                    tracing::warn!(track = object.id, "cannot measure the crop's sharpness: {e}");
+                    continue;
+                }
+            };
+            let kept = Kept { image, native_per_px, size_px, score, t: now };
+            // Frames much farther than the nearest go first, then the least likely to read.
+            track.kept.retain(|k| k.size_px >= NEAR_ENOUGH * size_px);
+            if track.kept.len() < KEEP_FRAMES {
+                track.kept.push(kept);
+            } else if let Some(worst) = track.kept.iter_mut().min_by(|a, b| a.score.total_cmp(&b.score)).filter(|w| w.score < score) {
+                *worst = kept;
+            }
+        }
+        let gone: Vec<u64> = self.tracks.iter().filter(|(_, t)| now.saturating_sub(t.last_seen) > GONE_AFTER).map(|(id, _)| *id).collect();
+        for id in gone {
+            self.leave(id);
+        }
+    }
+
+    /// Track `id` has left: read it first if every vehicle is read.
+    fn leave(&mut self, id: u64) {
+        if self.read_all && self.tracks.get(&id).is_some_and(|t| t.read.is_none()) {
+            match self.plate(id) {
+                Ok(Some(read)) => self.finished.push(read),
+                Ok(None) => {}
+                Err(e) => tracing::error!(track = id, "cannot read the plate: {e}"),
+            }
+        }
+        self.tracks.remove(&id);
+    }
+
+    /// The plate of track `id`, read now on its frames kept if it was not read before; `None`
+    /// for a track the watch never saw (not a vehicle).
+    pub fn plate(&mut self, id: u64) -> Result<Option<TrackPlate>, PlateError> {
+        let Some(track) = self.tracks.get_mut(&id) else { return Ok(None) };
+        if let Some(read) = &track.read {
+            return Ok(Some(read.clone()));
+        }
+        let started = Instant::now();
+        let mut reads: Vec<(FrameRead, usize)> = Vec::new();
+        for (i, kept) in track.kept.iter().enumerate() {
+            reads.push((self.reader.read(&kept.image, kept.native_per_px)?, i));
+        }
+        let outcome = vote::vote(&reads.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>());
+        let best = track.kept.iter().max_by(|a, b| a.score.total_cmp(&b.score));
+        // The plate's picture from the surest frame that read the winning text.
+        let image = outcome.as_ref().ok().and_then(|plate| {
+            let (read, i) = reads.iter().filter_map(|(r, i)| r.as_ref().ok().filter(|r| r.text == plate.text).map(|r| (r, *i))).max_by(|a, b| a.0.confidence.total_cmp(&b.0.confidence))?;
+            let [x1, y1, x2, y2] = read.region;
+            let rect = opencv::core::Rect::new(x1 as i32, y1 as i32, ((x2 - x1) as i32).max(1), ((y2 - y1) as i32).max(1));
+            Mat::roi(&track.kept[i].image, rect).and_then(|m| m.try_clone()).ok()
+        });
+        let read = TrackPlate { track_id: id, class: track.class, outcome, t: best.map_or(track.last_seen, |k| k.t), read_ms: started.elapsed().as_secs_f64() * 1000.0, image };
+        // The frames are not needed once read.
+        track.kept.clear();
+        track.read = Some(read.clone());
+        Ok(Some(read))
+    }
+
+    /// The reads of tracks that have left, with `read_all`; at the end of the stream (`end`)
+    /// every track still in view is read too.
+    pub fn take_finished(&mut self, end: bool) -> Vec<TrackPlate> {
+        if end {
+            let ids: Vec<u64> = self.tracks.keys().copied().collect();
+            for id in ids {
+                self.leave(id);
+            }
+        }
+        std::mem::take(&mut self.finished)
+    }
+
+    /// The stream restarted: tracks start again.
+    pub fn reset(&mut self) {
+        self.tracks.clear();
+    }
+}
+
+/// The box grown a little, so a plate on its edge (a motorbike's, under the rider) is whole.
+fn margin(b: BBox) -> BBox {
+    let (dx, dy) = (b.width() * 0.04, b.height() * 0.04);
+    BBox { x1: b.x1 - dx, y1: b.y1 - dy, x2: b.x2 + dx, y2: b.y2 + dy }
+}
