@@ -6,6 +6,8 @@
 
 mod common;
 
+use serde_json::Value;
+
 use std::time::Duration;
 
 use common::*;
@@ -75,7 +77,7 @@ red_light = {{ p1 = [0.5, 1.0], p2 = [0.5, 0.0], direction = "in", signal = {{ t
     assert!(crossing["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24), "{crossing}");
 
     let violation = wait_for(&messages, Duration::from_secs(30), "a red-light violation", &mut seen, |t, _| t == topic("gate/violation"));
-    assert_eq!((violation["v"].as_u64(), violation["kind"].as_str(), violation["type"].as_str()), (Some(1), Some("red_light"), Some("alert")));
+    assert_eq!((violation["v"].as_u64(), violation["kind"].as_str(), violation["type"].as_str()), (Some(2), Some("red_light"), Some("alert")));
     assert_eq!(violation["measured"]["signal"], "red");
     let evidence = &violation["evidence"];
     // The image goes out first, so it is there by the time the alert is read.
@@ -84,6 +86,18 @@ red_light = {{ p1 = [0.5, 1.0], p2 = [0.5, 0.0], direction = "in", signal = {{ t
     assert_eq!(image["sha256"], evidence["sha256"]);
     assert_eq!(image["bytes"], evidence["bytes"]);
     assert!(image["bytes"].as_u64().unwrap() <= 40 * 1024);
+    // Beside the analysed scene (416 px wide), the vehicle at the camera's resolution (640x360):
+    // its crop is the alert's box in the camera's pixels, not the detector's.
+    let vehicle = &evidence["vehicle"];
+    assert_eq!(vehicle["scale"], 1.0, "{evidence}");
+    let native_width = (violation["box"][2].as_f64().unwrap() - violation["box"][0].as_f64().unwrap()) * 640.0;
+    assert!((vehicle["width"].as_f64().unwrap() - native_width).abs() <= 3.0, "{vehicle} against a box {native_width:.0} px wide at 640");
+    assert_eq!((image["width"].as_i64(), image["height"].as_i64()), (evidence["width"].as_i64(), evidence["height"].as_i64()));
+    assert!(image["width"].as_i64().unwrap() >= 416 + vehicle["width"].as_i64().unwrap(), "{image}");
+    // The rule reads plates (the default); this overhead camera's are a few pixels high: a
+    // `null` plate, saying why.
+    assert!(violation.as_object().unwrap().get("plate").is_some_and(Value::is_null), "{violation}");
+    assert!(["not_found", "too_small", "blurred", "unreadable", "unsure", "disagreeing"].contains(&violation["plate_unread"].as_str().unwrap_or_default()), "{violation}");
 
     let counts = wait_for(&messages, Duration::from_secs(10), "a counts message", &mut seen, |t, _| t == topic("gate/counts"));
     assert_eq!(counts["v"], 1);

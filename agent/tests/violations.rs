@@ -189,7 +189,7 @@ fn every_alert_is_small_and_has_a_verifiable_evidence_image() {
         assert!(!replay.violations.is_empty());
         for (alert, line) in replay.violations.iter().zip(&replay.violation_lines).filter(|(v, _)| v["type"] == "alert") {
             assert!(line.len() < 1024, "alert of {} bytes: {line}", line.len());
-            assert_eq!(alert["v"], 1);
+            assert_eq!(alert["v"], 2);
             let evidence = &alert["evidence"];
             let jpeg = replay.evidence.get(evidence["topic"].as_str().unwrap()).expect("the evidence image was published");
             assert!(jpeg.len() <= 40 * 1024 && jpeg.starts_with(&[0xff, 0xd8]), "{} bytes", jpeg.len());

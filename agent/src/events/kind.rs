@@ -37,6 +37,14 @@ impl MessageKind {
         }
     }
 
+    /// The schema version its JSON payload carries in `v`.
+    pub fn schema_version(&self) -> u32 {
+        match self {
+            MessageKind::Violation { .. } => super::VIOLATION_SCHEMA_VERSION,
+            _ => super::SCHEMA_VERSION,
+        }
+    }
+
     /// Whether the broker keeps it as the topic's last value: the agent's and each camera's status.
     pub fn retained(&self) -> bool {
         matches!(self, MessageKind::AgentStatus | MessageKind::CameraStatus { .. })

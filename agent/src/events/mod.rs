@@ -26,8 +26,12 @@ use crate::health::quality::Quality;
 use crate::plates::{Plate, PlateOutcome};
 use crate::render::Placed;
 
-/// Schema version of every payload; bumped on incompatible changes.
+/// Schema version of every payload but violations; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
+/// Schema version of violations. 2: the evidence image holds the scene and, beside it, the
+/// vehicle at the stream's resolution (`evidence.vehicle` says where), so `box` no longer maps
+/// onto the whole image; `plate` and `plate_unread` were added.
+pub const VIOLATION_SCHEMA_VERSION: u32 = 2;
 
 /// A payload ready to publish.
 #[derive(Debug, Clone)]
@@ -254,7 +258,7 @@ impl ViolationEvent<'_> {
         let (plate, plate_unread) = plate_fields(self.plate);
         let b = v.object.bbox;
         let payload = ViolationPayload {
-            v: SCHEMA_VERSION,
+            v: VIOLATION_SCHEMA_VERSION,
             id: &v.id,
             kind_of_event: if v.ends.is_some() { ViolationType::End } else { ViolationType::Alert },
             alert_id: v.ends.as_deref(),

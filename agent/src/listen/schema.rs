@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 
 use crate::analytics::fire::Stage;
 use crate::analytics::{Direction, RuleKind};
-use crate::events::{Availability, MessageKind, SCHEMA_VERSION};
+use crate::events::{Availability, MessageKind};
+use crate::plates::Unread;
 use crate::health::quality::Quality;
 
 /// An image reference in an alert or a reply.
@@ -91,6 +92,41 @@ struct Crossing {
     track_id: u64,
     confidence: Unit,
     stream_time_s: f64,
+    #[serde(flatten)]
+    plate: PlateFields,
+}
+
+/// `plate` (absent, an object, or `null` with `plate_unread` saying why).
+#[derive(Deserialize)]
+struct PlateFields {
+    #[serde(default, deserialize_with = "present")]
+    plate: Option<Option<Plate>>,
+    plate_unread: Option<Word<Unread>>,
+}
+
+/// A field that is there, `null` or not, as `Some`.
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct Plate {
+    text: String,
+    confidence: Unit,
+    format: String,
+}
+
+impl PlateFields {
+    /// The plate for the operator's summary line; a `null` plate must say why.
+    fn check(&self) -> Result<String, String> {
+        match (&self.plate, &self.plate_unread) {
+            (None, _) => Ok(String::new()),
+            (Some(Some(p)), None) => Ok(format!(" plate {} ({:.2})", p.text, p.confidence.0)),
+            (Some(Some(_)), Some(_)) => Err("plate_unread: given with a plate".into()),
+            (Some(None), Some(reason)) => Ok(format!(" plate unread ({})", reason.text)),
+            (Some(None), None) => Err("plate_unread: a null plate says why".into()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -128,6 +164,8 @@ struct Violation {
     bbox: [Unit; 4],
     confidence: Unit,
     measured: serde_json::Map<String, serde_json::Value>,
+    #[serde(flatten)]
+    plate: PlateFields,
     evidence: Option<ImageRef>,
 }
 
@@ -254,8 +292,9 @@ fn same_camera(topic: &str, payload: &str) -> Result<(), String> {
 /// Checks a JSON payload against the schema of its topic.
 pub fn validate(kind: &MessageKind, payload: &[u8]) -> Result<Checked, String> {
     let envelope: Envelope = parse(payload)?;
-    if envelope.v != SCHEMA_VERSION {
-        return Err(format!("v: schema version {} is not {SCHEMA_VERSION}", envelope.v));
+    let version = kind.schema_version();
+    if envelope.v != version {
+        return Err(format!("v: schema version {} is not {version}", envelope.v));
     }
     let topic_camera = kind.camera().unwrap_or_default();
     let mut checked = match kind {
@@ -273,7 +312,8 @@ pub fn validate(kind: &MessageKind, payload: &[u8]) -> Result<Checked, String> {
         MessageKind::Crossing { .. } => {
             let c: Crossing = parse(payload)?;
             same_camera(topic_camera, &c.camera)?;
-            let summary = format!("{} line {} {} {} track {} at {:.1} s", c.camera, c.line, c.direction.text, c.class, c.track_id, c.stream_time_s);
+            let plate = c.plate.check()?;
+            let summary = format!("{} line {} {} {} track {} at {:.1} s{plate}", c.camera, c.line, c.direction.text, c.class, c.track_id, c.stream_time_s);
             Checked { id: Some(c.id.0), summary, ..Checked::default() }
         }
         MessageKind::Counts { .. } => {
@@ -289,7 +329,8 @@ pub fn validate(kind: &MessageKind, payload: &[u8]) -> Result<Checked, String> {
                 return Err("alert_id: an end names the alert it closes".into());
             }
             let measured: Vec<String> = v.measured.iter().map(|(k, x)| format!("{k}={x}")).collect();
-            let summary = format!("{} {} {} rule {} {} track {} at {:.1} s {}", v.camera, v.kind_of_event.text, v.kind.text, v.rule, v.class, v.track_id, v.stream_time_s, measured.join(" "));
+            let plate = v.plate.check()?;
+            let summary = format!("{} {} {} rule {} {} track {} at {:.1} s {}{plate}", v.camera, v.kind_of_event.text, v.kind.text, v.rule, v.class, v.track_id, v.stream_time_s, measured.join(" "));
             Checked { id: Some(v.id.0), image: v.evidence, summary, ..Checked::default() }
         }
         MessageKind::Fire { .. } => {
@@ -370,6 +411,14 @@ mod tests {
         }
         let e = validate(&kind("cam2/crossing"), good.as_bytes()).unwrap_err();
         assert!(e.contains("topic names 'cam2'"), "{e}");
+        let read = good.replace("\"new_field\":1", "\"plate\":{\"text\":\"29-B1 787.67\",\"confidence\":0.91,\"format\":\"vn_motorbike\"}");
+        assert!(validate(&kind("cam1/crossing"), read.as_bytes()).unwrap().summary.contains("plate 29-B1 787.67"));
+        let unread = good.replace("\"new_field\":1", "\"plate\":null,\"plate_unread\":\"too_small\"");
+        assert!(validate(&kind("cam1/crossing"), unread.as_bytes()).unwrap().summary.contains("plate unread (too_small)"));
+        for (bad, field) in [("\"plate\":null", "plate_unread"), ("\"plate\":null,\"plate_unread\":\"smudged\"", "'smudged'"), ("\"plate\":{\"text\":\"A\"}", "confidence")] {
+            let e = validate(&kind("cam1/crossing"), good.replace("\"new_field\":1", bad).as_bytes()).unwrap_err();
+            assert!(e.contains(field), "{e} should name {field}");
+        }
         assert!(validate(&kind("cam1/crossing"), b"not json").is_err());
     }
 

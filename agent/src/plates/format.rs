@@ -157,10 +157,18 @@ impl PlateFormat {
     }
 }
 
+/// How many characters follow the last `.` of a line, if it has one: the serial's dot, which
+/// a read must have where the format has it (a `586.7` is a digit short of `586.70`, not the
+/// old four-digit `5867`).
+fn after_dot(text: &str) -> Option<usize> {
+    text.rfind('.').map(|at| text[at..].chars().filter(char::is_ascii_alphanumeric).count())
+}
+
 /// The first format of `table` that the text lines (top to bottom, as read) fit.
 pub fn fit(table: &[PlateFormat], lines: &[&str]) -> Option<Fitted> {
-    let lines: Vec<Vec<char>> = lines.iter().map(|l| plate_chars(l)).collect::<Option<_>>()?;
-    table.iter().find_map(|format| format.fit(&lines))
+    let chars: Vec<Vec<char>> = lines.iter().map(|l| plate_chars(l)).collect::<Option<_>>()?;
+    let dot = lines.last().and_then(|l| after_dot(l));
+    table.iter().filter(|f| dot.is_none() || dot == after_dot(f.tail)).find_map(|format| format.fit(&chars))
 }
 
 #[cfg(test)]
@@ -196,7 +204,9 @@ mod tests {
         assert_eq!(read(&["29TD", "01234"]), Some(("29TĐ-012.34".into(), "vn_car_special")));
         assert_eq!(read(&["29-MD1", "234.56"]), Some(("29-MĐ1 234.56".into(), "vn_motorbike_electric")));
         assert_eq!(read(&["29-MĐ1", "234.56"]), Some(("29-MĐ1 234.56".into(), "vn_motorbike_electric")));
-        assert_eq!(read(&["29XY", "123.45"]), None, "an unknown two-letter car series");
+        assert_eq!(read(&["29XY-123.45"]), None, "an unknown two-letter car series");
+        // Two lines, it is a moped's plate.
+        assert_eq!(read(&["29XY", "123.45"]), Some(("29-XY 123.45".into(), "vn_moped")));
     }
 
     #[test]
@@ -214,6 +224,7 @@ mod tests {
         assert_eq!(read(&["3BE", "586.70"]), None, "a letter B where the province's digit is");
         assert_eq!(read(&["30I", "586.70"]), None, "I is no series letter");
         assert_eq!(read(&["30E", "586.7"]), None, "a digit short");
+        assert_eq!(read(&["30E", "5867"]), Some(("30E-5867".into(), "vn_car_old")), "an old plate has no dot");
         assert_eq!(read(&["30E", "586.701"]), None, "a digit over");
         assert_eq!(read(&["30巨", "586.70"]), None, "a character that is no plate's");
         assert_eq!(read(&["30E", "586.70", "12"]), None, "three lines");

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{FrameRead, PlateKind};
 
 /// Why a vehicle's plate is not reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unread {
     /// No text where a plate would be.

@@ -263,7 +263,8 @@ pub fn publish_bytes(port: u16, topic: &str, payload: &[u8], retain: bool) {
 }
 
 /// Collects every message under `topic_filter` as (topic, JSON payload). A payload that is not
-/// JSON (an evidence image) comes as `{"bytes": N, "sha256": "…", "jpeg": true|false}`. The
+/// JSON (an evidence image) comes as `{"bytes": N, "sha256": "…", "jpeg": true|false, "width": W,
+/// "height": H}` (sizes `null` when it does not decode). The
 /// session is persistent and re-subscribed on every connect, so with a persistent broker nothing
 /// is missed across a broker restart.
 pub fn subscribe(port: u16, topic_filter: &str) -> Receiver<(String, serde_json::Value)> {
@@ -285,7 +286,8 @@ pub fn subscribe(port: u16, topic_filter: &str) -> Receiver<(String, serde_json:
                     let payload = serde_json::from_slice(&p.payload).unwrap_or_else(|_| {
                         use sha2::Digest;
                         let digest: String = sha2::Sha256::digest(&p.payload).iter().map(|b| format!("{b:02x}")).collect();
-                        serde_json::json!({"bytes": p.payload.len(), "sha256": digest, "jpeg": p.payload.starts_with(&[0xff, 0xd8])})
+                        let size = canh::render::jpeg_size(&p.payload).ok();
+                        serde_json::json!({"bytes": p.payload.len(), "sha256": digest, "jpeg": p.payload.starts_with(&[0xff, 0xd8]), "width": size.map(|s| s.width), "height": size.map(|s| s.height)})
                     });
                     if tx.send((p.topic.clone(), payload)).is_err() {
                         return;
