@@ -48,24 +48,20 @@ pub const WHOLE_FRAME: BBox = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
 /// frame where the frame has no native picture; scaled down to at most `max_side_px` on its
 /// longer side. Returns it with how many source pixels one of its pixels stands for.
 pub fn crop(frame: &Frame, region: BBox, max_side_px: u32) -> Result<(Mat, f32), String> {
-    let (source_width, image) = match &frame.native {
-        Some(native) => (native.width(), native.crop(region, max_side_px)?),
-        None => {
-            let whole = frame_to_mat(frame).map_err(|e| e.to_string())?;
-            let (w, h) = (frame.width as f32, frame.height as f32);
-            let x = (region.x1.clamp(0.0, 1.0) * w) as i32;
-            let y = (region.y1.clamp(0.0, 1.0) * h) as i32;
-            let rect = Rect::new(x, y, ((region.x2.clamp(0.0, 1.0) * w) as i32 - x).max(1), ((region.y2.clamp(0.0, 1.0) * h) as i32 - y).max(1));
-            let part = Mat::roi(&whole, rect).map_err(|e| e.to_string())?;
-            let fit = (max_side_px as f64 / rect.width.max(rect.height) as f64).min(1.0);
-            let mut out = Mat::default();
-            imgproc::resize(&part, &mut out, Size::default(), fit, fit, imgproc::INTER_AREA).map_err(|e| e.to_string())?;
-            (frame.width, out)
-        }
-    };
-    let region_px = (region.x2.clamp(0.0, 1.0) - region.x1.clamp(0.0, 1.0)) * source_width as f32;
-    let native_per_px = (region_px / image.cols().max(1) as f32).max(1.0);
-    Ok((image, native_per_px))
+    if let Some(native) = &frame.native {
+        return native.crop(region, max_side_px);
+    }
+    let whole = frame_to_mat(frame).map_err(|e| e.to_string())?;
+    let (w, h) = (frame.width as f32, frame.height as f32);
+    let x = (region.x1.clamp(0.0, 1.0) * w) as i32;
+    let y = (region.y1.clamp(0.0, 1.0) * h) as i32;
+    let rect = Rect::new(x, y, ((region.x2.clamp(0.0, 1.0) * w) as i32 - x).max(1), ((region.y2.clamp(0.0, 1.0) * h) as i32 - y).max(1));
+    let part = Mat::roi(&whole, rect).map_err(|e| e.to_string())?;
+    let fit = (max_side_px as f64 / rect.width.max(rect.height) as f64).min(1.0);
+    let mut out = Mat::default();
+    imgproc::resize(&part, &mut out, Size::default(), fit, fit, imgproc::INTER_AREA).map_err(|e| e.to_string())?;
+    let per_px = rect.width as f32 / out.cols().max(1) as f32;
+    Ok((out, per_px))
 }
 
 /// Geometry to draw for engineers and on evidence images.

@@ -64,8 +64,9 @@ impl NativeFrame {
     }
 
     /// The pixels of `region` (normalized, clamped to the frame) as BGR, scaled down to at most
-    /// `max_side_px` on its longer side (never up). Only the region is converted.
-    pub fn crop(&self, region: BBox, max_side_px: u32) -> Result<Mat, String> {
+    /// `max_side_px` on its longer side (never up), with the stream pixels per pixel of it. Only
+    /// the region is converted.
+    pub fn crop(&self, region: BBox, max_side_px: u32) -> Result<(Mat, f32), String> {
         let (w, h) = (self.width() as f32, self.height() as f32);
         // Even offsets and sizes: chroma planes are subsampled by two.
         let even = |v: f32| ((v.max(0.0) as i32) / 2) * 2;
@@ -106,6 +107,6 @@ impl NativeFrame {
         for (r, dest) in data.chunks_exact_mut(row).enumerate() {
             dest.copy_from_slice(&map[r * stride..r * stride + row]);
         }
-        Ok(mat)
+        Ok((mat, cw as f32 / ow as f32))
     }
 }
