@@ -17,7 +17,7 @@ use crate::analytics::{CameraAnalyzers, CountsTable, Crossing, Finding, FrameCon
 use crate::health::CameraHealth;
 use crate::plates::watch::{PlateWatch, TrackPlate};
 use crate::render::{Evidence, Inset, Mark, Overlay, crop, evidence_jpeg};
-use crate::types::BBox;
+use crate::types::{BBox, ClassId};
 use crate::types::CameraId;
 
 /// An alert's vehicle is cut out at the stream's resolution up to this size on its longer side
@@ -101,10 +101,10 @@ impl Emitter {
 
     /// The plate of `track_id` for a message of line or rule `id`: `None` where that reads no
     /// plates (or the camera reads none), else the plate or why it is unread.
-    fn plate(&self, id: &str, track_id: u64, plates: Option<&mut PlateWatch>) -> Option<TrackPlate> {
+    fn plate(&self, id: &str, track_id: u64, class: ClassId, now: Duration, plates: Option<&mut PlateWatch>) -> Option<TrackPlate> {
         let plates = plates.filter(|_| self.plate_readers.contains(id) && track_id != ZONE_TRACK)?;
         match plates.plate(track_id) {
-            Ok(read) => read,
+            Ok(read) => Some(read.unwrap_or_else(|| TrackPlate::unseen(track_id, class, now))),
             Err(e) => {
                 tracing::error!(camera = %self.camera, track = track_id, "cannot read the plate: {e}");
                 None
@@ -145,7 +145,7 @@ impl Emitter {
         if !publish {
             return;
         }
-        let plate = self.plate(&crossing.line, crossing.track_id, plates);
+        let plate = self.plate(&crossing.line, crossing.track_id, crossing.class, frame.now, plates);
         let event = CrossingEvent {
             time,
             stream_time: frame.now,
@@ -166,7 +166,7 @@ impl Emitter {
         let mut evidence = None;
         let mut plate = None;
         if violation.ends.is_none() {
-            plate = self.plate(&violation.rule, violation.object.id, plates);
+            plate = self.plate(&violation.rule, violation.object.id, violation.object.class, frame.now, plates);
             *self.violations.entry(violation.rule.clone()).or_default() += 1;
             let summary = violation.measured.summary();
             let caption = format!("{} {} t={:.1}s {summary}", violation.kind.name(), violation.rule, frame.now.as_secs_f32());

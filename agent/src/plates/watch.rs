@@ -42,6 +42,13 @@ pub struct TrackPlate {
     pub image: Option<Mat>,
 }
 
+impl TrackPlate {
+    /// For a track the watch never saw (not a plate class, or gone before it was asked for).
+    pub fn unseen(track_id: u64, class: ClassId, t: Duration) -> TrackPlate {
+        TrackPlate { track_id, class, outcome: Err(super::Unread::NotFound), t, read_ms: 0.0, image: None }
+    }
+}
+
 struct Kept {
     image: Mat,
     /// Stream pixels per crop pixel.
@@ -113,6 +120,11 @@ impl PlateWatch {
             } else if let Some(worst) = track.kept.iter_mut().min_by(|a, b| a.score.total_cmp(&b.score)).filter(|w| w.score < score) {
                 *worst = kept;
             }
+        }
+        // A frame without vehicles may be one the motion gate skipped (the tracks stand still,
+        // unseen): tracks leave only on frames that show vehicles, or at the end.
+        if objects.is_empty() {
+            return;
         }
         let gone: Vec<u64> = self.tracks.iter().filter(|(_, t)| now.saturating_sub(t.last_seen) > GONE_AFTER).map(|(id, _)| *id).collect();
         for id in gone {
