@@ -157,6 +157,10 @@ impl PlateWatch {
             reads.push((self.reader.read(&kept.image, kept.native_per_px)?, i));
         }
         let outcome = vote::vote(&reads.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>());
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let frames: Vec<String> = track.kept.iter().zip(&reads).map(|(k, (r, _))| format!("t={:.2}s {:.0}px score {:.0}: {r:?}", k.t.as_secs_f32(), k.size_px, k.score)).collect();
+            tracing::debug!(track = id, ?frames, ?outcome, "plate");
+        }
         let best = track.kept.iter().max_by(|a, b| a.score.total_cmp(&b.score));
         // The plate's picture from the surest frame that read the winning text.
         let image = outcome.as_ref().ok().and_then(|plate| {
