@@ -223,7 +223,18 @@ impl CameraAnalysis {
         let path = dir.join(format!("{}_{:06}.png", self.id, frame.frame.seq));
         let rendered = frame.image().and_then(|mat| {
             let mut mat = enlarged(mat, RENDER_MIN_WIDTH).map_err(|e| e.to_string())?;
-            let marks: Vec<Mark> = frame.tracks.iter().map(|o| self.analyzers.mark(o)).collect();
+            let plate = |id| self.plates.as_ref().and_then(|p| p.text(id));
+            let marks: Vec<Mark> = frame
+                .tracks
+                .iter()
+                .map(|o| {
+                    let mark = self.analyzers.mark(o);
+                    match plate(o.id) {
+                        Some(text) => Mark { text: format!("{} {text}", mark.text), ..mark },
+                        None => mark,
+                    }
+                })
+                .collect();
             draw(&mut mat, &self.analyzers.overlays(), &marks).map_err(|e| e.to_string())?;
             write_image(&path, &mat).map_err(|e| e.to_string())
         });

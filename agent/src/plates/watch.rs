@@ -24,6 +24,9 @@ const CROP_MAX_SIDE_PX: u32 = 720;
 /// A frame is a candidate when the vehicle is at least this share of its size in the nearest
 /// frame kept.
 const NEAR_ENOUGH: f32 = 0.8;
+/// With every vehicle read, a track is read once this long has passed since the last frame it
+/// kept: it is not getting nearer or sharper.
+const SETTLED_AFTER: Duration = Duration::from_secs(2);
 /// A track unseen for this long has left; its crops are dropped (after a last read, for
 /// watches that read every vehicle).
 const GONE_AFTER: Duration = Duration::from_secs(2);
@@ -121,6 +124,17 @@ impl PlateWatch {
                 *worst = kept;
             }
         }
+        // Reading every vehicle, one whose likeliest frame is long past is read while still in
+        // view (it drives away, or stands), so a render shows its plate.
+        let settled: Vec<u64> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.read.is_none() && t.kept.iter().map(|k| k.t).max().is_some_and(|t| now.saturating_sub(t) >= SETTLED_AFTER))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in settled {
+            self.read_for_all(id);
+        }
         // A frame without vehicles may be one the motion gate skipped (the tracks stand still,
         // unseen): tracks leave only on frames that show vehicles, or at the end.
         if objects.is_empty() {
@@ -134,6 +148,13 @@ impl PlateWatch {
 
     /// Track `id` has left: read it first if every vehicle is read.
     fn leave(&mut self, id: u64) {
+        self.read_for_all(id);
+        self.tracks.remove(&id);
+    }
+
+    /// Reads track `id` for [`PlateWatch::take_finished`] when every vehicle is read, unless it
+    /// was read already.
+    fn read_for_all(&mut self, id: u64) {
         if self.read_all && self.tracks.get(&id).is_some_and(|t| t.read.is_none()) {
             match self.plate(id) {
                 Ok(Some(read)) => self.finished.push(read),
@@ -141,7 +162,11 @@ impl PlateWatch {
                 Err(e) => tracing::error!(track = id, "cannot read the plate: {e}"),
             }
         }
-        self.tracks.remove(&id);
+    }
+
+    /// The plate text read for track `id`, if it was read.
+    pub fn text(&self, id: u64) -> Option<&str> {
+        self.tracks.get(&id)?.read.as_ref()?.outcome.as_ref().ok().map(|p| p.text.as_str())
     }
 
     /// The plate of track `id`, read now on its frames kept if it was not read before; `None`
