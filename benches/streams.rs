@@ -4,7 +4,10 @@
 //! stream, the physical limits: decoding alone and inference alone, and the two sharing the cores.
 //! Prints a table, writes `target/bench-streams-{clip}.json`.
 //!
-//!   cargo bench -p canh --bench streams [-- [SECONDS_PER_STEP] [--clip NAME] [--cameras K,K,…]]
+//!   cargo bench -p canh --bench streams [-- [SECONDS_PER_STEP] [--clip NAME] [--cameras K,K,…] [--plates]]
+//!
+//! `--plates` marks each camera's line `plates = true`: every vehicle crossing it has its licence
+//! plate read (the output file gets `-plates` in its name).
 //!
 //! The stream: a bundled H.264 MP4 clip (default `opencv4nodejs_traffic.mp4`, a multi-lane road seen from
 //! above, busy all the time; `intel_car-detection.mp4` is a quieter road where single cars pass),
@@ -36,14 +39,16 @@ struct Options {
     seconds: u64,
     clip: String,
     cameras: Vec<usize>,
+    plates: bool,
 }
 
 impl Options {
     fn parse() -> anyhow::Result<Options> {
-        let mut options = Options { seconds: 30, clip: "opencv4nodejs_traffic.mp4".into(), cameras: vec![1, 2, 4, 6, 8, 10, 12, 16] };
+        let mut options = Options { seconds: 30, clip: "opencv4nodejs_traffic.mp4".into(), cameras: vec![1, 2, 4, 6, 8, 10, 12, 16], plates: false };
         let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
         while let Some(arg) = args.next() {
             match arg.as_str() {
+                "--plates" => options.plates = true,
                 "--clip" => options.clip = args.next().ok_or_else(|| anyhow::anyhow!("--clip needs a file name from samples/clips"))?,
                 "--cameras" => {
                     let list = args.next().unwrap_or_default();
@@ -57,7 +62,7 @@ impl Options {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Options { seconds, clip: clip_name, cameras } = Options::parse()?;
+    let Options { seconds, clip: clip_name, cameras, plates } = Options::parse()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let canh = root.join("target/release/canh");
     anyhow::ensure!(canh.exists(), "build first: cargo build --release");
@@ -81,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         // A fresh server for each step: nothing left over from the previous agent's sessions.
         let rtsp_port = free_port();
         let server = serve(&clip, rtsp_port)?;
-        let step = run_step(&canh, &root, k, rtsp_port, mqtt_port, Duration::from_secs(seconds))?;
+        let step = run_step(&canh, &root, k, rtsp_port, mqtt_port, Duration::from_secs(seconds), plates)?;
         drop(server);
         let holds = step.min_fps >= TARGET_FPS * 0.95 && step.drop_share < 0.01;
         println!(
@@ -121,10 +126,10 @@ fn main() -> anyhow::Result<()> {
         value("counts_only_share_of_raw") * 100.0,
     );
     let stem = clip_name.split('.').next().unwrap_or("clip");
-    let out = root.join(format!("target/bench-streams-{stem}.json"));
+    let out = root.join(format!("target/bench-streams-{stem}{}.json", if plates { "-plates" } else { "" }));
     let report = serde_json::json!({
         "clip": format!("{clip_name} scaled to 1280x720, 25 fps, x264 2 Mbit/s, repeated {REPEATS} times"),
-        "seconds_per_step": seconds, "target_fps": TARGET_FPS,
+        "seconds_per_step": seconds, "target_fps": TARGET_FPS, "plates": plates,
         "decode_only_fps": decode_fps, "inference_only_ms": inference_ms, "inference_only_fps": inference_fps,
         "limit_cameras": limit, "largest_k": best, "raw_bytes_per_hour": raw_bytes_per_hour, "steps": steps,
     });
@@ -302,7 +307,7 @@ struct Step {
     crossing_bytes_per_camera_hour: f64,
 }
 
-fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, length: Duration) -> anyhow::Result<Step> {
+fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, length: Duration, plates: bool) -> anyhow::Result<Step> {
     let dir = root.join(format!("target/bench/streams-{k}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -311,7 +316,7 @@ fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, 
         "site = \"bench\"\ncounts_interval_s = 60\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nclient_id = \"canh-bench-{k}\"\n"
     );
     for i in 0..k {
-        site += &format!("\n[[cameras]]\nid = \"cam{i}\"\nsource = \"rtsp://127.0.0.1:{rtsp_port}/clip\"\nanalytics_fps = {TARGET_FPS}\n[[cameras.lines]]\nid = \"middle\"\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\n");
+        site += &format!("\n[[cameras]]\nid = \"cam{i}\"\nsource = \"rtsp://127.0.0.1:{rtsp_port}/clip\"\nanalytics_fps = {TARGET_FPS}\n[[cameras.lines]]\nid = \"middle\"\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\nplates = {plates}\n");
     }
     let config = dir.join("site.toml");
     std::fs::write(&config, site)?;

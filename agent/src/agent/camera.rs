@@ -65,6 +65,12 @@ struct Signals {
     scheduled: VecDeque<SignalLogEntry>,
 }
 
+/// A frame's detections and tracks.
+struct Tracked {
+    detections: Vec<Detection>,
+    objects: Vec<TrackedObject>,
+}
+
 /// The latest analysed frame and what was tracked in it.
 pub(super) struct LastFrame {
     pub frame: Frame,
@@ -128,7 +134,7 @@ impl CameraAnalysis {
         }
         let now = frame.pts;
         self.apply_signals(now);
-        let Some((detections, objects)) = self.detect_and_track(frame, now) else { return };
+        let Some(Tracked { detections, objects }) = self.detect_and_track(frame, now) else { return };
         self.history.update(&objects, now);
         if let Some(plates) = &mut self.plates {
             plates.observe(frame, &objects, now);
@@ -185,10 +191,10 @@ impl CameraAnalysis {
     /// The frame's detections and tracks; empty when the motion gate finds it still (the tracks
     /// wait, unchanged, for the next frame that moves or the recheck). `None` when the detector
     /// fails (logged).
-    fn detect_and_track(&mut self, frame: &Frame, now: Duration) -> Option<(Vec<Detection>, Vec<TrackedObject>)> {
+    fn detect_and_track(&mut self, frame: &Frame, now: Duration) -> Option<Tracked> {
         if !self.gate.should_detect(frame, self.tracker.moving()) {
             CameraHealth::count(&self.health.frames_skipped);
-            return Some((Vec::new(), Vec::new()));
+            return Some(Tracked { detections: Vec::new(), objects: Vec::new() });
         }
         let inference = Instant::now();
         let detected = self.detector.detect(frame, self.min_score);
@@ -197,7 +203,7 @@ impl CameraAnalysis {
             Ok(detections) => {
                 CameraHealth::count(&self.health.frames_analysed);
                 let objects = self.tracker.update(&detections, now);
-                Some((detections, objects))
+                Some(Tracked { detections, objects })
             }
             Err(e) => {
                 tracing::error!(camera = %self.id, seq = frame.seq, "{e}");

@@ -149,8 +149,8 @@ impl SiteDuties {
     }
 }
 
-/// Snapshots show the scene at the stream's resolution, down to this width at most: an operator
-/// checking a camera sees what it sees, within the evidence bound.
+/// Snapshots show the scene at the stream's resolution, down to this size on its longer side at
+/// most: an operator checking a camera sees what it sees, within the evidence bound.
 const SNAPSHOT_MAX_SIDE_PX: u32 = 1280;
 
 impl CameraAnalysis {

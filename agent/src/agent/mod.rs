@@ -181,7 +181,7 @@ pub struct PlateSummary {
     /// Why it is unread.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<&'static str>,
-    /// Stream time of the frame the vehicle was nearest in, seconds.
+    /// Stream time of the frame likeliest to read (the vehicle near and sharp), seconds.
     pub t_s: f64,
     /// Time spent reading it, milliseconds.
     pub read_ms: f64,

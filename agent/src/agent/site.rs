@@ -26,9 +26,6 @@ use crate::plates::PlateReader;
 use crate::publish::{MqttSink, Publisher, Sink, StdoutSink, Subscriptions, topic_prefix};
 use crate::source::{CameraSource, STATE_CHANGE_DEADLINE, SourceSettings, frame_queue};
 
-/// The plate reader's models, in the models folder.
-const PLATE_MODELS: &str = "ppocr_v4";
-
 /// How often the site runner looks for a stop, a reload and finished sources.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -235,7 +232,7 @@ impl Site<'_> {
             return Ok(None);
         }
         if self.plate_reader.is_none() {
-            let dir = self.resources.models_dir.join(PLATE_MODELS);
+            let dir = self.resources.models_dir.join(crate::plates::MODELS);
             tracing::info!(models = %dir.display(), "loading the plate reader");
             self.plate_reader = Some(Arc::new(PlateReader::load(&dir, self.config.detector.onnxruntime_lib.as_deref())?));
         }

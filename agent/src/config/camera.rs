@@ -94,6 +94,13 @@ impl CameraConfig {
     /// checks ids, which must differ between cameras); `broker` says whether the site has one.
     pub fn validate(&self, path: &str, resources: &Resources, broker: bool, errors: &mut Vec<ConfigError>) {
         self.validate_source(path, resources, errors);
+        let plate_models = resources.models_dir.join(crate::plates::MODELS).join("manifest.toml");
+        if self.reads_plates() && !plate_models.is_file() {
+            errors.push(ConfigError::new(
+                path,
+                format!("a line or rule reads plates (rules do unless `plates = false`), and the plate models are missing: {} is not a file", plate_models.display()),
+            ));
+        }
         self.motion.validate(&format!("{path}.motion"), errors);
         let labels = match resources.model(&self.model) {
             Ok(manifest) => {

@@ -15,14 +15,10 @@ use crate::analytics::fire::{FireEvent, Stage};
 use crate::analytics::rules::ZONE_TRACK;
 use crate::analytics::{CameraAnalyzers, CountsTable, Crossing, Finding, FrameContext, LineCounts, Violation};
 use crate::health::CameraHealth;
-use crate::plates::watch::{PlateWatch, TrackPlate};
+use crate::plates::watch::{CROP_MAX_SIDE_PX as VEHICLE_MAX_SIDE_PX, PlateWatch, TrackPlate};
 use crate::render::{Evidence, Inset, Mark, Overlay, crop, evidence_jpeg};
 use crate::types::{BBox, ClassId};
 use crate::types::CameraId;
-
-/// An alert's vehicle is cut out at the stream's resolution up to this size on its longer side
-/// (a bus filling a 1080p frame is scaled down; a car at 1080p is not).
-const VEHICLE_MAX_SIDE_PX: u32 = 720;
 
 /// One fire message, as a replay summarises it.
 #[derive(Debug, Clone, Serialize)]
@@ -100,9 +96,10 @@ impl Emitter {
     }
 
     /// The plate of `track_id` for a message of line or rule `id`: `None` where that reads no
-    /// plates (or the camera reads none), else the plate or why it is unread.
+    /// plates (or the camera reads none, or the class carries none), else the plate or why it is
+    /// unread.
     fn plate(&self, id: &str, track_id: u64, class: ClassId, now: Duration, plates: Option<&mut PlateWatch>) -> Option<TrackPlate> {
-        let plates = plates.filter(|_| self.plate_readers.contains(id) && track_id != ZONE_TRACK)?;
+        let plates = plates.filter(|p| self.plate_readers.contains(id) && track_id != ZONE_TRACK && p.carries_plate(class))?;
         match plates.plate(track_id) {
             Ok(read) => Some(read.unwrap_or_else(|| TrackPlate::unseen(track_id, class, now))),
             Err(e) => {
@@ -229,7 +226,15 @@ impl Emitter {
     /// in the alert, or `None` (logged) when the image cannot be made.
     fn evidence(&self, id: &str, overlays: &[Overlay], mark: &Mark, caption: &str, frame: &FrameContext, vehicle: Option<(BBox, Option<&TrackPlate>)>) -> Option<EvidenceRef> {
         let made = frame.image().and_then(|scene| {
-            let cut = vehicle.map(|(bbox, _)| crop(frame.frame, bbox, VEHICLE_MAX_SIDE_PX)).transpose()?;
+            // Only a picture at the camera's resolution adds to the scene; one that cannot be cut
+            // out leaves the scene alone rather than the alert without evidence.
+            let cut = vehicle.filter(|_| frame.frame.native.is_some()).and_then(|(bbox, _)| match crop(frame.frame, bbox, VEHICLE_MAX_SIDE_PX) {
+                Ok(cut) => Some(cut),
+                Err(e) => {
+                    tracing::warn!(camera = %self.camera, event = %id, "evidence without the vehicle's crop: {e}");
+                    None
+                }
+            });
             let plate = vehicle.and_then(|(_, plate)| plate).and_then(|p| Some((p.image.as_ref()?, p.outcome.as_ref().ok()?.text.as_str())));
             let inset = cut.as_ref().map(|(vehicle, native_per_px)| Inset { vehicle, native_per_px: *native_per_px, plate });
             evidence_jpeg(scene, overlays, std::slice::from_ref(mark), caption, inset.as_ref()).map_err(|e| e.to_string())

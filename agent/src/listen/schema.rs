@@ -25,6 +25,31 @@ pub struct ImageRef {
     pub sha256: String,
     pub width: u32,
     pub height: u32,
+    /// (Violations) where the vehicle's crop is on the image.
+    pub vehicle: Option<Placed>,
+}
+
+/// Where a violation's vehicle crop is on its evidence image, pixels.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Placed {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub scale: f64,
+}
+
+impl ImageRef {
+    /// The vehicle's crop lies inside the image, at a positive scale.
+    fn check(&self) -> Result<(), String> {
+        match &self.vehicle {
+            Some(v) if v.x + v.width > self.width || v.y + v.height > self.height => {
+                Err(format!("evidence.vehicle: [{}, {}] + {}x{} is outside the {}x{} image", v.x, v.y, v.width, v.height, self.width, self.height))
+            }
+            Some(v) if !(v.scale > 0.0) => Err(format!("evidence.vehicle.scale: {} is not positive", v.scale)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What the store and the summary need from a valid JSON message.
@@ -120,11 +145,12 @@ impl PlateFields {
     /// The plate for the operator's summary line; a `null` plate must say why.
     fn check(&self) -> Result<String, String> {
         match (&self.plate, &self.plate_unread) {
-            (None, _) => Ok(String::new()),
+            (None, None) => Ok(String::new()),
             (Some(Some(p)), None) => Ok(format!(" plate {} ({:.2})", p.text, p.confidence.0)),
             (Some(Some(_)), Some(_)) => Err("plate_unread: given with a plate".into()),
             (Some(None), Some(reason)) => Ok(format!(" plate unread ({})", reason.text)),
             (Some(None), None) => Err("plate_unread: a null plate says why".into()),
+            (None, Some(_)) => Err("plate_unread: given without a plate field".into()),
         }
     }
 }
@@ -330,6 +356,9 @@ pub fn validate(kind: &MessageKind, payload: &[u8]) -> Result<Checked, String> {
             }
             let measured: Vec<String> = v.measured.iter().map(|(k, x)| format!("{k}={x}")).collect();
             let plate = v.plate.check()?;
+            if let Some(evidence) = &v.evidence {
+                evidence.check()?;
+            }
             let summary = format!("{} {} {} rule {} {} track {} at {:.1} s {}{plate}", v.camera, v.kind_of_event.text, v.kind.text, v.rule, v.class, v.track_id, v.stream_time_s, measured.join(" "));
             Checked { id: Some(v.id.0), image: v.evidence, summary, ..Checked::default() }
         }
@@ -420,6 +449,25 @@ mod tests {
             assert!(e.contains(field), "{e} should name {field}");
         }
         assert!(validate(&kind("cam1/crossing"), b"not json").is_err());
+    }
+
+    #[test]
+    fn a_violation_is_version_2_with_its_vehicle_inside_its_evidence() {
+        let good = r#"{"v":2,"id":"01a2334f-bfa8-7269-8f82-03c9fd48d0cc","type":"alert","kind":"wrong_way","rule":"r","time":"2026-12-01T20:33:14.281Z",
+            "stream_time_s":1.9,"camera":"cam1","track_id":3,"class":"car","box":[0.579,0.381,0.8,0.566],"confidence":0.399,"measured":{},
+            "plate":{"text":"30E-586.70","confidence":0.97,"format":"vn_car"},
+            "evidence":{"topic":"t","bytes":20766,"sha256":"5b4f","width":556,"height":234,"vehicle":{"x":416,"y":0,"width":140,"height":66,"scale":1.0}}}"#;
+        let checked = validate(&kind("cam1/violation"), good.as_bytes()).unwrap();
+        assert!(checked.summary.contains("plate 30E-586.70"), "{}", checked.summary);
+        for (bad, field) in [
+            (good.replace("\"v\":2", "\"v\":1"), "schema version 1"),
+            (good.replace("\"x\":416", "\"x\":420"), "evidence.vehicle"),
+            (good.replace("\"scale\":1.0", "\"scale\":0.0"), "evidence.vehicle.scale"),
+            (good.replace("\"plate\":{\"text\":\"30E-586.70\",\"confidence\":0.97,\"format\":\"vn_car\"},", "\"plate_unread\":\"too_small\","), "plate_unread"),
+        ] {
+            let e = validate(&kind("cam1/violation"), bad.as_bytes()).unwrap_err();
+            assert!(e.contains(field), "{e} should name {field}");
+        }
     }
 
     #[test]

@@ -155,7 +155,7 @@ impl Store {
     pub fn reference_to(&self, topic: &str) -> Result<Option<(String, ImageRef)>, StoreError> {
         self.db
             .query_row("SELECT id, image_bytes, image_sha256 FROM events WHERE image_topic = ?1", [topic], |r| {
-                Ok((r.get::<_, String>(0)?, ImageRef { topic: topic.to_string(), bytes: r.get::<_, i64>(1)? as usize, sha256: r.get(2)?, width: 0, height: 0 }))
+                Ok((r.get::<_, String>(0)?, ImageRef { topic: topic.to_string(), bytes: r.get::<_, i64>(1)? as usize, sha256: r.get(2)?, width: 0, height: 0, vehicle: None }))
             })
             .optional()
             .map_err(|e| self.err(e))

@@ -16,22 +16,13 @@
 //! letter, a `0` or `O` is the `D`. No other character is changed: `8`/`B`, `6`/`G`, `5`/`S`
 //! are told apart by the recogniser itself, or the read fails.
 
-/// What a plate is on, as alerts name it (`plate.format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlateKind {
-    Car,
-    Motorbike,
-}
-
 /// One plate layout. In `head` and `tail`, `9` is a digit, `A` a letter, `S` the series (one of
 /// `series`), any other character a separator printed as is. A two-line plate has `head` on top
 /// and `tail` below; a one-line plate (`one_line`) reads `head` then `tail` on one line.
 #[derive(Debug, Clone, Copy)]
 pub struct PlateFormat {
-    /// Named in alerts as `plate.format`, e.g. `vn_car`.
+    /// Named in alerts as `plate.format`, e.g. `vn_car`, `vn_motorbike`: what the plate is on.
     pub name: &'static str,
-    pub kind: PlateKind,
     pub head: &'static str,
     pub tail: &'static str,
     /// Printed between head and tail in the normalized text.
@@ -52,15 +43,15 @@ const MOTORBIKE_ELECTRIC: &[&str] = &["MĐ"];
 /// Vietnam's plates. Diplomatic plates' serials (`NNN-NN` after a country code) and military
 /// plates (letters first) are not in the table, so they are reported unreadable, never misread.
 pub const VIETNAM: &[PlateFormat] = &[
-    PlateFormat { name: "vn_car", kind: PlateKind::Car, head: "99A", tail: "999.99", joint: "-", series: &[], one_line: true },
-    PlateFormat { name: "vn_car_old", kind: PlateKind::Car, head: "99A", tail: "9999", joint: "-", series: &[], one_line: true },
-    PlateFormat { name: "vn_car_special", kind: PlateKind::Car, head: "99S", tail: "999.99", joint: "-", series: CAR_SPECIAL, one_line: true },
-    PlateFormat { name: "vn_car_special_old", kind: PlateKind::Car, head: "99S", tail: "9999", joint: "-", series: CAR_SPECIAL, one_line: true },
-    PlateFormat { name: "vn_motorbike", kind: PlateKind::Motorbike, head: "99-A9", tail: "999.99", joint: " ", series: &[], one_line: false },
-    PlateFormat { name: "vn_motorbike_old", kind: PlateKind::Motorbike, head: "99-A9", tail: "9999", joint: " ", series: &[], one_line: false },
-    PlateFormat { name: "vn_moped", kind: PlateKind::Motorbike, head: "99-AA", tail: "999.99", joint: " ", series: &[], one_line: false },
-    PlateFormat { name: "vn_moped_old", kind: PlateKind::Motorbike, head: "99-AA", tail: "9999", joint: " ", series: &[], one_line: false },
-    PlateFormat { name: "vn_motorbike_electric", kind: PlateKind::Motorbike, head: "99-S9", tail: "999.99", joint: " ", series: MOTORBIKE_ELECTRIC, one_line: false },
+    PlateFormat { name: "vn_car", head: "99A", tail: "999.99", joint: "-", series: &[], one_line: true },
+    PlateFormat { name: "vn_car_old", head: "99A", tail: "9999", joint: "-", series: &[], one_line: true },
+    PlateFormat { name: "vn_car_special", head: "99S", tail: "999.99", joint: "-", series: CAR_SPECIAL, one_line: true },
+    PlateFormat { name: "vn_car_special_old", head: "99S", tail: "9999", joint: "-", series: CAR_SPECIAL, one_line: true },
+    PlateFormat { name: "vn_motorbike", head: "99-A9", tail: "999.99", joint: " ", series: &[], one_line: false },
+    PlateFormat { name: "vn_motorbike_old", head: "99-A9", tail: "9999", joint: " ", series: &[], one_line: false },
+    PlateFormat { name: "vn_moped", head: "99-AA", tail: "999.99", joint: " ", series: &[], one_line: false },
+    PlateFormat { name: "vn_moped_old", head: "99-AA", tail: "9999", joint: " ", series: &[], one_line: false },
+    PlateFormat { name: "vn_motorbike_electric", head: "99-S9", tail: "999.99", joint: " ", series: MOTORBIKE_ELECTRIC, one_line: false },
 ];
 
 /// A read that fits a format.
@@ -69,7 +60,6 @@ pub struct Fitted {
     /// Normalized, e.g. `30E-586.70`, `29-B1 123.45`.
     pub text: String,
     pub format: &'static str,
-    pub kind: PlateKind,
 }
 
 /// Separators a plate is printed with (and the recogniser may read between characters).
@@ -153,7 +143,7 @@ impl PlateFormat {
             }
             _ => return None,
         }
-        Some(Fitted { text, format: self.name, kind: self.kind })
+        Some(Fitted { text, format: self.name })
     }
 }
 

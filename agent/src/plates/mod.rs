@@ -13,7 +13,7 @@ mod ocr;
 pub mod vote;
 pub mod watch;
 
-pub use format::{PlateFormat, PlateKind};
+pub use format::PlateFormat;
 pub use vote::{Plate, PlateOutcome, Unread};
 
 use std::path::{Path, PathBuf};
@@ -26,6 +26,9 @@ use ort::value::TensorRef;
 use serde::Deserialize;
 
 use ocr::{Line, TextBox};
+
+/// The reader's models, a folder of the models folder.
+pub const MODELS: &str = "ppocr_v4";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlateError {
@@ -72,7 +75,7 @@ pub const MIN_LINE_PX: f32 = 9.0;
 /// A read counts only if every character was read at least this surely (a character below it
 /// was as likely another one); the vote across frames does the rest.
 const MIN_CHAR_P: f32 = 0.35;
-/// Variance of the Laplacian over the plate's lines below which a plate that did not read is
+/// Variance of the Laplacian over the text lines found below which a plate that did not read is
 /// called `blurred` rather than `unreadable`.
 const BLUR_VARIANCE: f64 = 60.0;
 
@@ -85,18 +88,19 @@ pub struct PlateRead {
     /// Normalized, e.g. `30E-586.70`.
     pub text: String,
     pub format: &'static str,
-    pub kind: PlateKind,
     /// The least of its lines' mean character probabilities.
     pub confidence: f32,
-    /// Where the plate is in the crop, pixels `[x1, y1, x2, y2]`.
-    pub region: [f32; 4],
+    /// Where the plate is in the crop, pixels.
+    pub region: Rect,
 }
 
 /// PP-OCRv4 detection and recognition sessions, shared by every camera of a site.
 pub struct PlateReader {
     detection: Mutex<Session>,
     recognition: Mutex<Session>,
-    names: (String, String, String, String),
+    /// The models' input and output names.
+    detection_io: ModelFile,
+    recognition_io: ModelFile,
     dictionary: Vec<String>,
     formats: &'static [PlateFormat],
 }
@@ -127,7 +131,8 @@ impl PlateReader {
         Ok(PlateReader {
             detection: Mutex::new(detection),
             recognition: Mutex::new(recognition),
-            names: (manifest.detection.input, manifest.detection.output, manifest.recognition.input, manifest.recognition.output),
+            detection_io: manifest.detection,
+            recognition_io: manifest.recognition,
             dictionary,
             formats: format::VIETNAM,
         })
@@ -161,11 +166,8 @@ impl PlateReader {
                 let fitted = format::fit(self.formats, &texts)?;
                 members.iter().all(|&i| read[i].least >= MIN_CHAR_P).then_some(())?;
                 let confidence = members.iter().map(|&i| read[i].mean).fold(1.0, f32::min);
-                let region = members.iter().fold([f32::MAX, f32::MAX, 0.0, 0.0], |r, &i| {
-                    let b = &lines[i];
-                    [r[0].min(b.x1), r[1].min(b.y1), r[2].max(b.x2), r[3].max(b.y2)]
-                });
-                Some(PlateRead { text: fitted.text, format: fitted.format, kind: fitted.kind, confidence, region })
+                let members: Vec<TextBox> = members.iter().map(|&i| lines[i]).collect();
+                Some(PlateRead { text: fitted.text, format: fitted.format, confidence, region: union(&members) })
             })
             .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
         Ok(match best {
@@ -184,8 +186,7 @@ impl PlateReader {
         let mut scaled = Mat::default();
         imgproc::resize(crop, &mut scaled, Size::new(w as i32, h as i32), 0.0, 0.0, imgproc::INTER_LINEAR)?;
         let input = normalized_chw(&scaled, w)?;
-        let (name_in, name_out) = (&self.names.0, &self.names.1);
-        let map = run(&self.detection, "detection", name_in, name_out, [1, 3, h as i64, w as i64], &input)?;
+        let map = run(&self.detection, "detection", &self.detection_io, [1, 3, h as i64, w as i64], &input)?;
         let scale = (size.width as f32 / w as f32, size.height as f32 / h as f32);
         Ok(ocr::text_boxes(&map, w as usize, h as usize, scale, (size.width as f32, size.height as f32))?)
     }
@@ -199,16 +200,20 @@ impl PlateReader {
         // The model's width is free; a multiple of 8 (its stride), zero-padded on the right.
         let padded = width.div_ceil(8) * 8;
         let input = normalized_chw(&scaled, padded)?;
-        let (name_in, name_out) = (&self.names.2, &self.names.3);
-        let probs = run(&self.recognition, "recognition", name_in, name_out, [1, 3, REC_HEIGHT_PX as i64, padded as i64], &input)?;
+        let probs = run(&self.recognition, "recognition", &self.recognition_io, [1, 3, REC_HEIGHT_PX as i64, padded as i64], &input)?;
+        // Blank, the dictionary, and a space.
         let classes = self.dictionary.len() + 2;
+        if probs.is_empty() || probs.len() % classes != 0 {
+            let message = format!("{} output values are not steps of {classes} classes (the dictionary's {} characters, blank and space): the dictionary is not the model's", probs.len(), self.dictionary.len());
+            return Err(PlateError::Inference { model: "recognition", message });
+        }
         Ok(ocr::ctc_decode(&probs, classes, &self.dictionary))
     }
 }
 
 /// Where a plate can be on a vehicle's crop: below its top third (the rear window, a bus's
 /// route board), away from the sides (which hold the neighbours' plates when vehicles queue side
-/// by side), wider than high.
+/// by side), and not much higher than wide (a two-line plate's short top line is nearly square).
 fn in_plate_zone(b: &TextBox, size: Size) -> bool {
     let (cx, cy) = b.centre();
     let (w, h) = (size.width as f32, size.height as f32);
@@ -269,8 +274,9 @@ fn normalized_chw(image: &Mat, width: u32) -> Result<Vec<f32>, PlateError> {
 }
 
 /// Runs one of the sessions on an NCHW input; its only output, flattened.
-fn run(session: &Mutex<Session>, model: &'static str, input: &str, output: &str, shape: [i64; 4], data: &[f32]) -> Result<Vec<f32>, PlateError> {
+fn run(session: &Mutex<Session>, model: &'static str, io: &ModelFile, shape: [i64; 4], data: &[f32]) -> Result<Vec<f32>, PlateError> {
     let err = |message: String| PlateError::Inference { model, message };
+    let (input, output) = (io.input.as_str(), io.output.as_str());
     let tensor = TensorRef::from_array_view((shape, data)).map_err(|e| err(e.to_string()))?;
     let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
     let outputs = session.run(ort::inputs![input => tensor]).map_err(|e| err(format!("inference failed: {e}")))?;

@@ -2,9 +2,10 @@
 
 use serde::Serialize;
 
-use super::{FrameRead, PlateKind};
+use super::FrameRead;
 
-/// Why a vehicle's plate is not reported.
+/// Why a vehicle's plate is not reported, in the order of how near it came to a read (the vote
+/// reports the nearest of its frames').
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unread {
@@ -44,8 +45,6 @@ pub struct Plate {
     pub confidence: f32,
     /// The format it fits, e.g. `vn_motorbike`.
     pub format: &'static str,
-    #[serde(skip)]
-    pub kind: PlateKind,
 }
 
 /// A vehicle's plate, or why there is none.
@@ -73,7 +72,7 @@ pub fn vote(reads: &[FrameRead]) -> PlateOutcome {
         return Err(if tally.len() > 1 { Unread::Disagreeing } else { Unread::Unsure });
     }
     let first = plates.iter().find(|p| p.text == text).expect("the winner was tallied from these");
-    Ok(Plate { text: text.to_string(), confidence, format: first.format, kind: first.kind })
+    Ok(Plate { text: text.to_string(), confidence, format: first.format })
 }
 
 #[cfg(test)]
@@ -82,7 +81,7 @@ mod tests {
     use super::*;
 
     fn read(text: &str, confidence: f32) -> FrameRead {
-        Ok(PlateRead { text: text.into(), format: "vn_car", kind: PlateKind::Car, confidence, region: [0.0; 4] })
+        Ok(PlateRead { text: text.into(), format: "vn_car", confidence, region: opencv::core::Rect::default() })
     }
 
     #[test]

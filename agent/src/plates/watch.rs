@@ -2,8 +2,10 @@
 //! kept as crops at the stream's resolution until the plate is asked for.
 //!
 //! Plates are read on demand (a violation, a crossing of a plate line) and at most once per
-//! track, never on every frame: each analysed frame only costs a size comparison per track, and
-//! a crop where the vehicle is bigger than in one of the frames kept.
+//! track, never on every frame. Each analysed frame costs a size comparison per track and, for
+//! a vehicle nearly as near as in its nearest frame kept, a crop of it and a Laplacian to rank
+//! the frame. A track read once is never read again, even unread (a violation raised while the
+//! vehicle was far gives `unsure` or `too_small` for good).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,9 +20,10 @@ use crate::types::{BBox, ClassId, Frame, TrackedObject};
 /// Frames kept (and read) per vehicle: the ones where it is largest. Three let the vote
 /// outvote one misread frame.
 const KEEP_FRAMES: usize = 3;
-/// A vehicle's crop is kept at most this many pixels on its longer side: a plate on it is still
-/// 60 px or more wide, and a bus filling a 4K frame does not hold megabytes per frame.
-const CROP_MAX_SIDE_PX: u32 = 720;
+/// A vehicle's crop (kept for its plate, or on evidence) is at most this many pixels on its
+/// longer side: a plate on it is still 60 px or more wide, a car at 1080p is at native
+/// resolution, and a bus filling a 4K frame does not hold megabytes per frame.
+pub const CROP_MAX_SIDE_PX: u32 = 720;
 /// A frame is a candidate when the vehicle is at least this share of its size in the nearest
 /// frame kept.
 const NEAR_ENOUGH: f32 = 0.8;
@@ -73,7 +76,7 @@ struct Track {
 /// One camera's plate watch.
 pub struct PlateWatch {
     reader: Arc<PlateReader>,
-    /// Which classes carry plates (the model's vehicle classes, bicycles aside).
+    /// Which classes carry plates (the model's `plate_classes`).
     classes: Vec<ClassId>,
     tracks: BTreeMap<u64, Track>,
     /// Read every vehicle as it leaves (`canh replay --plates`), not only those asked for.
@@ -164,6 +167,11 @@ impl PlateWatch {
         }
     }
 
+    /// Whether vehicles of `class` carry a plate.
+    pub fn carries_plate(&self, class: ClassId) -> bool {
+        self.classes.contains(&class)
+    }
+
     /// The plate text read for track `id`, if it was read.
     pub fn text(&self, id: u64) -> Option<&str> {
         self.tracks.get(&id)?.read.as_ref()?.outcome.as_ref().ok().map(|p| p.text.as_str())
@@ -177,22 +185,17 @@ impl PlateWatch {
             return Ok(Some(read.clone()));
         }
         let started = Instant::now();
-        let mut reads: Vec<(FrameRead, usize)> = Vec::new();
-        for (i, kept) in track.kept.iter().enumerate() {
-            reads.push((self.reader.read(&kept.image, kept.native_per_px)?, i));
-        }
-        let outcome = vote::vote(&reads.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>());
+        let reads: Vec<FrameRead> = track.kept.iter().map(|kept| self.reader.read(&kept.image, kept.native_per_px)).collect::<Result<_, _>>()?;
+        let outcome = vote::vote(&reads);
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let frames: Vec<String> = track.kept.iter().zip(&reads).map(|(k, (r, _))| format!("t={:.2}s {:.0}px score {:.0}: {r:?}", k.t.as_secs_f32(), k.size_px, k.score)).collect();
+            let frames: Vec<String> = track.kept.iter().zip(&reads).map(|(k, r)| format!("t={:.2}s {:.0}px score {:.0}: {r:?}", k.t.as_secs_f32(), k.size_px, k.score)).collect();
             tracing::debug!(track = id, ?frames, ?outcome, "plate");
         }
         let best = track.kept.iter().max_by(|a, b| a.score.total_cmp(&b.score));
         // The plate's picture from the surest frame that read the winning text.
         let image = outcome.as_ref().ok().and_then(|plate| {
-            let (read, i) = reads.iter().filter_map(|(r, i)| r.as_ref().ok().filter(|r| r.text == plate.text).map(|r| (r, *i))).max_by(|a, b| a.0.confidence.total_cmp(&b.0.confidence))?;
-            let [x1, y1, x2, y2] = read.region;
-            let rect = opencv::core::Rect::new(x1 as i32, y1 as i32, ((x2 - x1) as i32).max(1), ((y2 - y1) as i32).max(1));
-            Mat::roi(&track.kept[i].image, rect).and_then(|m| m.try_clone()).ok()
+            let (i, read) = reads.iter().enumerate().filter_map(|(i, r)| r.as_ref().ok().filter(|r| r.text == plate.text).map(|r| (i, r))).max_by(|a, b| a.1.confidence.total_cmp(&b.1.confidence))?;
+            Mat::roi(&track.kept[i].image, read.region).and_then(|m| m.try_clone()).ok()
         });
         let read = TrackPlate { track_id: id, class: track.class, outcome, t: best.map_or(track.last_seen, |k| k.t), read_ms: started.elapsed().as_secs_f64() * 1000.0, image };
         // The frames are not needed once read.

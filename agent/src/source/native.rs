@@ -2,9 +2,15 @@
 //!
 //! The detector sees a frame scaled to a few hundred pixels, where a plate is a few grey pixels.
 //! A buffer probe in front of the scaler keeps a reference to the decoder's buffer of each frame
-//! that passed the rate limit (no copy: the decoder's pool lends another buffer meanwhile), and
-//! the appsink's callback hands it on with the scaled frame. Pixels are copied only when evidence
-//! or a plate needs them, and then only the region asked for ([`NativeFrame::crop`]).
+//! that passed the rate limit (no copy), and the appsink's callback hands it on with the scaled
+//! frame. A camera holds as many of the decoder's buffers as it has frames waiting (the frame
+//! queue, 8, when analysis lags; one or two when it keeps up), plus the frame analysed and the
+//! last frame kept for snapshots: at 1080p (I420, 3 MB) at most 30 MB a camera. Letting queued
+//! frames drop theirs would lose them exactly when analysis lags, in every replay. A hardware
+//! decoder with a fixed pool needs that many buffers to spare. Pixels are copied only when
+//! evidence or a plate needs them, and then only the region asked for ([`NativeFrame::crop`]).
+//! [`super::decode_frame`] pulls samples itself, so its probe may run ahead of the sample it
+//! returns, which then comes without a native picture.
 
 use std::sync::{Arc, Mutex};
 
