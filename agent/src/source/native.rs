@@ -116,3 +116,50 @@ impl NativeFrame {
         Ok((mat, cw as f32 / ow as f32))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gstreamer_video::VideoFrameExt;
+    use opencv::core::{MatTraitConst, Vec3b};
+
+    /// A 64x48 I420 frame, black on the left half and white on the right.
+    fn frame() -> NativeFrame {
+        gst::init().unwrap();
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 64, 48).build().unwrap();
+        let mut buffer = gst::Buffer::with_size(info.size()).unwrap();
+        {
+            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.get_mut().unwrap(), &info).unwrap();
+            let stride = frame.plane_stride()[0] as usize;
+            for line in frame.plane_data_mut(0).unwrap().chunks_mut(stride).take(48) {
+                for (x, y) in line.iter_mut().enumerate().take(64) {
+                    *y = if x < 32 { 16 } else { 235 };
+                }
+            }
+            for plane in 1..3 {
+                frame.plane_data_mut(plane).unwrap().fill(128);
+            }
+        }
+        NativeFrame { buffer, info }
+    }
+
+    #[test]
+    fn a_crop_is_the_region_at_native_size_or_scaled_down() {
+        let native = frame();
+        let (right, per_px) = native.crop(BBox { x1: 0.5, y1: 0.25, x2: 1.0, y2: 0.75 }, 720).unwrap();
+        assert_eq!((right.cols(), right.rows(), per_px), (32, 24, 1.0));
+        let white = *right.at_2d::<Vec3b>(12, 16).unwrap();
+        assert!(white.iter().all(|&c| c > 240), "{white:?}");
+        let (whole, per_px) = native.crop(BBox { x1: -0.2, y1: 0.0, x2: 1.3, y2: 1.0 }, 32).unwrap();
+        assert_eq!((whole.cols(), whole.rows(), per_px), (32, 24, 2.0), "clamped to the frame, then halved");
+        let black = *whole.at_2d::<Vec3b>(12, 4).unwrap();
+        assert!(black.iter().all(|&c| c < 15), "{black:?}");
+    }
+
+    #[test]
+    fn an_empty_region_is_an_error_not_a_panic() {
+        let native = frame();
+        assert!(native.crop(BBox { x1: 1.0, y1: 0.0, x2: 1.2, y2: 1.0 }, 720).is_err());
+        assert!(native.crop(BBox { x1: 0.5, y1: 0.5, x2: 0.5, y2: 0.5 }, 720).is_ok_and(|(m, _)| m.cols() >= 1));
+    }
+}
