@@ -32,7 +32,7 @@ pub struct LineConfig {
     #[serde(default = "default_publish_crossings")]
     pub publish_crossings: bool,
     /// Read the licence plate of every vehicle crossing the line, and put it in its crossing
-    /// message (default false: a plate costs about 130 ms of one core per vehicle).
+    /// message (default false: a plate costs about 190 ms of one core per vehicle).
     #[serde(default)]
     pub plates: bool,
 }
