@@ -1,5 +1,5 @@
 //! Licence plates on the Vietnamese junction (`../shared`, skipped without it), against the plates
-//! read by eye in `samples/groundtruth/vn_thanglm20_plates.json`: `canh replay --plates` reads every
+//! read by eye in `samples/groundtruth/plates/vn_thanglm20_traffic_ptz.json`: `canh replay --plates` reads every
 //! vehicle track; no text may be reported that is not a plate a person read there, and the
 //! plates read exactly must not fall below what the reader reads today.
 
@@ -16,7 +16,7 @@ const READ_AT_LEAST: usize = 3;
 #[test]
 fn plates_read_are_the_ones_a_person_reads_and_nothing_else() {
     let Some(clip) = common::shared("traffic", "vn_thanglm20_traffic_ptz.mp4") else { return };
-    let truth: Value = serde_json::from_str(&std::fs::read_to_string(common::repo_root().join("samples/groundtruth/vn_thanglm20_plates.json")).unwrap()).unwrap();
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(common::repo_root().join("samples/groundtruth/plates/vn_thanglm20_traffic_ptz.json")).unwrap()).unwrap();
     let readable: BTreeSet<&str> = truth["vehicles"].as_array().unwrap().iter().filter_map(|v| v["plate"].as_str()).collect();
     assert_eq!(readable.len(), 8, "the annotation's readable plates");
     let run = common::replay(&["--input", clip.to_str().unwrap(), "--plates", "--fps", "5"]);
