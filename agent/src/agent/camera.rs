@@ -65,10 +65,12 @@ struct Signals {
     scheduled: VecDeque<SignalLogEntry>,
 }
 
-/// A frame's detections and tracks.
+/// A frame's detections and tracks, and whether the detector ran on it (the motion gate did
+/// not skip it as still).
 struct Tracked {
     detections: Vec<Detection>,
     objects: Vec<TrackedObject>,
+    detected: bool,
 }
 
 /// The latest analysed frame and what was tracked in it.
@@ -134,10 +136,10 @@ impl CameraAnalysis {
         }
         let now = frame.pts;
         self.apply_signals(now);
-        let Some(Tracked { detections, objects }) = self.detect_and_track(frame, now) else { return };
+        let Some(Tracked { detections, objects, detected }) = self.detect_and_track(frame, now) else { return };
         self.history.update(&objects, now);
         if let Some(plates) = &mut self.plates {
-            plates.observe(frame, &objects, now);
+            plates.observe(frame, &objects, now, detected);
         }
         if self.keep_last_frame {
             self.last_frame = Some(LastFrame { frame: frame.clone(), objects: objects.clone(), at: Instant::now() });
@@ -194,7 +196,7 @@ impl CameraAnalysis {
     fn detect_and_track(&mut self, frame: &Frame, now: Duration) -> Option<Tracked> {
         if !self.gate.should_detect(frame, self.tracker.moving()) {
             CameraHealth::count(&self.health.frames_skipped);
-            return Some(Tracked { detections: Vec::new(), objects: Vec::new() });
+            return Some(Tracked { detections: Vec::new(), objects: Vec::new(), detected: false });
         }
         let inference = Instant::now();
         let detected = self.detector.detect(frame, self.min_score);
@@ -203,7 +205,7 @@ impl CameraAnalysis {
             Ok(detections) => {
                 CameraHealth::count(&self.health.frames_analysed);
                 let objects = self.tracker.update(&detections, now);
-                Some(Tracked { detections, objects })
+                Some(Tracked { detections, objects, detected: true })
             }
             Err(e) => {
                 tracing::error!(camera = %self.id, seq = frame.seq, "{e}");

@@ -93,7 +93,9 @@ impl PlateWatch {
     /// Keeps this frame's crop of every vehicle whose plate is likelier to read here than in one
     /// of its frames kept: it is nearly as near as in the nearest, and sharper (compression and
     /// motion blur vary from frame to frame far more than a vehicle's size does).
-    pub fn observe(&mut self, frame: &Frame, objects: &[TrackedObject], now: Duration) {
+    /// Tracks leave only on frames the detector ran on (`detected`): on a frame the motion gate
+    /// skipped as still, standing vehicles are unseen, not gone.
+    pub fn observe(&mut self, frame: &Frame, objects: &[TrackedObject], now: Duration, detected: bool) {
         let native_height = frame.native.as_ref().map_or(frame.height, |n| n.height()) as f32;
         for object in objects.iter().filter(|o| self.classes.contains(&o.class)) {
             let track = self.tracks.entry(object.id).or_insert_with(|| Track { class: object.class, kept: Vec::new(), last_seen: now, read: None });
@@ -138,9 +140,7 @@ impl PlateWatch {
         for id in settled {
             self.read_for_all(id);
         }
-        // A frame without vehicles may be one the motion gate skipped (the tracks stand still,
-        // unseen): tracks leave only on frames that show vehicles, or at the end.
-        if objects.is_empty() {
+        if !detected {
             return;
         }
         let gone: Vec<u64> = self.tracks.iter().filter(|(_, t)| now.saturating_sub(t.last_seen) > GONE_AFTER).map(|(id, _)| *id).collect();
