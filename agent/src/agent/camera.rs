@@ -160,7 +160,7 @@ impl CameraAnalysis {
         for read in plates.take_finished(end) {
             let (text, confidence, unread) = match &read.outcome {
                 Ok(plate) => (Some(plate.text.clone()), Some((plate.confidence * 1000.0).round() / 1000.0), None),
-                Err(reason) => (None, None, Some(reason.name())),
+                Err(reason) => (None, None, Some(*reason)),
             };
             let class = self.analyzers.label(read.class).to_string();
             let t_s = (read.t.as_secs_f64() * 1000.0).round() / 1000.0;
@@ -199,9 +199,9 @@ impl CameraAnalysis {
             return Some(Tracked { detections: Vec::new(), objects: Vec::new(), detected: false });
         }
         let inference = Instant::now();
-        let detected = self.detector.detect(frame, self.min_score);
+        let result = self.detector.detect(frame, self.min_score);
         self.health.inference_ms.observe(inference.elapsed());
-        match detected {
+        match result {
             Ok(detections) => {
                 CameraHealth::count(&self.health.frames_analysed);
                 let objects = self.tracker.update(&detections, now);

@@ -180,7 +180,7 @@ pub struct PlateSummary {
     pub confidence: Option<f32>,
     /// Why it is unread.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub unread: Option<&'static str>,
+    pub unread: Option<crate::plates::Unread>,
     /// Stream time of the frame likeliest to read (the vehicle near and sharp), seconds.
     pub t_s: f64,
     /// Time spent reading it, milliseconds.

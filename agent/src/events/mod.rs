@@ -23,7 +23,7 @@ use crate::analytics::rules::Measured;
 use crate::analytics::{Direction, LineCounts, RuleKind, Violation};
 use crate::health::SourceState;
 use crate::health::quality::Quality;
-use crate::plates::{Plate, PlateOutcome};
+use crate::plates::{Plate, PlateOutcome, Unread};
 use crate::render::Placed;
 
 /// Schema version of every payload but violations; bumped on incompatible changes.
@@ -120,15 +120,15 @@ struct CrossingPayload<'a> {
     plate: Option<Option<&'a Plate>>,
     /// Why `plate` is `null`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    plate_unread: Option<&'static str>,
+    plate_unread: Option<Unread>,
 }
 
 /// The `plate` and `plate_unread` fields of a message about a vehicle whose plate was asked for.
-fn plate_fields(outcome: Option<&PlateOutcome>) -> (Option<Option<&Plate>>, Option<&'static str>) {
+fn plate_fields(outcome: Option<&PlateOutcome>) -> (Option<Option<&Plate>>, Option<Unread>) {
     match outcome {
         None => (None, None),
         Some(Ok(plate)) => (Some(Some(plate)), None),
-        Some(Err(reason)) => (Some(None), Some(reason.name())),
+        Some(Err(reason)) => (Some(None), Some(*reason)),
     }
 }
 
@@ -235,7 +235,7 @@ struct ViolationPayload<'a> {
     plate: Option<Option<&'a Plate>>,
     /// Why `plate` is `null`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    plate_unread: Option<&'static str>,
+    plate_unread: Option<Unread>,
     #[serde(skip_serializing_if = "Option::is_none")]
     evidence: Option<&'a EvidenceRef>,
 }

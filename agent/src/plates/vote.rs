@@ -23,19 +23,6 @@ pub enum Unread {
     Disagreeing,
 }
 
-impl Unread {
-    pub fn name(self) -> &'static str {
-        match self {
-            Unread::NotFound => "not_found",
-            Unread::TooSmall => "too_small",
-            Unread::Blurred => "blurred",
-            Unread::Unreadable => "unreadable",
-            Unread::Unsure => "unsure",
-            Unread::Disagreeing => "disagreeing",
-        }
-    }
-}
-
 /// A vehicle's plate, as alerts carry it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plate {
