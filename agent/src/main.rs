@@ -26,6 +26,7 @@ use canh::analytics::fire::FireConfig;
 use canh::analytics::signal::SignalLogEntry;
 use canh::analytics::{CONFIRM_FRAMES, LineConfig, LineCounts};
 use canh::config::{CameraConfig, ConfigErrors, Resources, SiteConfig, redact_url};
+use canh::detect::region::DetectRegion;
 use canh::listen::ListenOptions;
 use canh::publish::MqttConfig;
 
@@ -131,6 +132,11 @@ enum Command {
         /// else the model's input width, 416 for yolox_nano].
         #[arg(long, value_name = "PX")]
         detect_width: Option<u32>,
+        /// Where the detector looks: `auto` (the lines and rules with a quarter of the frame
+        /// around them), `frame`, or `x1,y1,x2,y2` (normalized) [default: the camera's
+        /// `detect_region`, else auto].
+        #[arg(long, value_name = "REGION")]
+        detect_region: Option<DetectRegion>,
         /// Detect with this model of models/, e.g. `yolox_nano_int8` [default: the camera's
         /// `model`, else yolox_nano].
         #[arg(long, value_name = "NAME")]
@@ -175,8 +181,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config, credentials } => return check(&config, credentials),
-        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate, plates, detect_width, model } => {
-            let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, plates, detect_width, model };
+        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate, plates, detect_width, detect_region, model } => {
+            let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, plates, detect_width, detect_region, model };
             replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, tools)
         }
         Command::Listen { broker, prefix, db, ca_file, cert_file, key_file, username, password_file } => {
@@ -401,6 +407,7 @@ struct ReplayTools {
     motion_gate: bool,
     plates: bool,
     detect_width: Option<u32>,
+    detect_region: Option<DetectRegion>,
     model: Option<String>,
 }
 
@@ -408,7 +415,7 @@ struct ReplayTools {
 const FIRE_REPLAY_FPS: u32 = 2;
 
 fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera_id: Option<&str>, lines: &[String], fps: Option<u32>, tools: ReplayTools) -> Result<()> {
-    let ReplayTools { render_dir, fire, signal_log, motion_gate, plates, detect_width, model } = tools;
+    let ReplayTools { render_dir, fire, signal_log, motion_gate, plates, detect_width, detect_region, model } = tools;
     let resources = Resources::locate();
     let input = std::path::absolute(input).with_context(|| format!("{}", input.display()))?;
     let mut config = match config_path {
@@ -436,6 +443,9 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
     }
     if detect_width.is_some() {
         camera.detect_width_px = detect_width;
+    }
+    if let Some(region) = detect_region {
+        camera.detect_region = region;
     }
     if let Some(model) = model {
         camera.model = model;

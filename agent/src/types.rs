@@ -81,6 +81,11 @@ impl BBox {
         iw * ih
     }
 
+    /// Top-left, top-right, bottom-right, bottom-left.
+    pub fn corners(&self) -> [Point; 4] {
+        [Point { x: self.x1, y: self.y1 }, Point { x: self.x2, y: self.y1 }, Point { x: self.x2, y: self.y2 }, Point { x: self.x1, y: self.y2 }]
+    }
+
     /// The smallest box holding both.
     pub fn union(&self, other: &BBox) -> BBox {
         BBox { x1: self.x1.min(other.x1), y1: self.y1.min(other.y1), x2: self.x2.max(other.x2), y2: self.y2.max(other.y2) }

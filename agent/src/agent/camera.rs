@@ -21,9 +21,9 @@ use crate::events::{CameraStatus, Message};
 use crate::health::{CameraHealth, SourceState};
 use crate::plates::PlateReader;
 use crate::plates::watch::PlateWatch;
-use crate::render::{Mark, draw, enlarged, write_image};
-use crate::track::Tracker;
-use crate::types::{CameraId, Detection, Frame, TrackedObject};
+use crate::render::{Mark, Overlay, Shape, Tone, draw, enlarged, write_image};
+use crate::track::{Riders, Tracker};
+use crate::types::{BBox, CameraId, Detection, Frame, TrackedObject};
 
 /// Rendered frames are scaled up to at least this width, for readable labels.
 const RENDER_MIN_WIDTH: i32 = 800;
@@ -37,6 +37,8 @@ pub(super) struct CameraAnalysis {
     pub health: Arc<CameraHealth>,
     gate: MotionGate,
     detector: Arc<Detector>,
+    /// Where the detector looks, cut at the stream's resolution (`None`: the analysed frame).
+    region: Option<BBox>,
     tracker: Tracker,
     min_score: f32,
     history: TrackHistory,
@@ -100,8 +102,19 @@ impl CameraAnalysis {
         let mut emitter = Emitter::new(id.clone(), &parts.prefix, lines, rules, options.counts_interval, parts.events, parts.health.clone());
         emitter.read_plates_on(camera.lines.iter().filter(|l| l.plates).map(|l| l.id.clone()).chain(camera.rules.iter().filter(|r| r.plates).map(|r| r.id.clone())));
         let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates));
+        let region = camera.detect_region.resolve(&analyzers.watched());
+        if let Some(r) = region {
+            tracing::info!(camera = %id, "detection region [{:.3}, {:.3}, {:.3}, {:.3}]", r.x1, r.y1, r.x2, r.y2);
+        }
         CameraAnalysis {
-            tracker: Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes),
+            region,
+            tracker: Tracker::new(
+                config.tracker.clone(),
+                manifest.score_threshold,
+                manifest.labels.len(),
+                &manifest.merge_classes,
+                Riders { riders: manifest.rider_classes.clone(), ridden: manifest.ridden_classes.clone() },
+            ),
             min_score: config.tracker.low_score,
             history: analyzers.history(),
             gate: MotionGate::new(camera.motion.clone()),
@@ -199,7 +212,11 @@ impl CameraAnalysis {
             return Some(Tracked { detections: Vec::new(), objects: Vec::new(), detected: false });
         }
         let inference = Instant::now();
-        let result = self.detector.detect(frame, self.min_score);
+        let result = match self.region {
+            // The region gets the pixels the whole analysed frame has: the same inference cost.
+            Some(region) => self.detector.detect_region(frame, region, (frame.width * frame.height) as f32, self.min_score),
+            None => self.detector.detect(frame, self.min_score),
+        };
         self.health.inference_ms.observe(inference.elapsed());
         match result {
             Ok(detections) => {
@@ -243,7 +260,9 @@ impl CameraAnalysis {
                     }
                 })
                 .collect();
-            draw(&mut mat, &self.analyzers.overlays(), &marks).map_err(|e| e.to_string())?;
+            let mut overlays = self.analyzers.overlays();
+            overlays.extend(self.region.map(|r| Overlay { rule: String::new(), shape: Shape::Zone(r.corners().to_vec()), label: "detection region".into(), tone: Tone::Unknown }));
+            draw(&mut mat, &overlays, &marks).map_err(|e| e.to_string())?;
             write_image(&path, &mat).map_err(|e| e.to_string())
         });
         if let Err(e) = rendered {

@@ -18,7 +18,7 @@ use super::rules::Violation;
 use crate::check::ConfigError;
 use crate::detect::{Detector, ManifestError, ModelManifest};
 use crate::render::{Overlay, frame_to_mat};
-use crate::types::{ClassId, Detection, Frame, TrackedObject};
+use crate::types::{ClassId, Detection, Frame, Point, TrackedObject};
 
 /// What an analyzer sees of one analysed frame.
 pub struct FrameContext<'a> {
@@ -80,6 +80,12 @@ pub trait Analyzer: Send {
     /// Geometry to draw on evidence, snapshots and rendered frames.
     fn overlays(&self) -> Vec<Overlay> {
         Vec::new()
+    }
+
+    /// The points of the road geometry whose vehicles it needs tracked (the automatic
+    /// `detect_region` holds them): its overlays' by default.
+    fn watched(&self) -> Vec<Point> {
+        self.overlays().iter().flat_map(|o| o.shape.points()).collect()
     }
 
     /// A signal controller's message on `topic`, applied at stream time `at`; an error names

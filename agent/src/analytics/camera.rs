@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::analyzer::{Analyzer, Finding, FrameContext};
 use super::history::TrackHistory;
 use crate::render::{Mark, Overlay};
-use crate::types::{CameraId, TrackedObject};
+use crate::types::{CameraId, Point, TrackedObject};
 
 /// The shortest track history kept, whatever the analyzers measure over: enough to tell a track
 /// that is still live from one that is gone.
@@ -78,7 +78,12 @@ impl CameraAnalyzers {
         }
     }
 
-    /// Everything drawn for engineers: rules' geometry, fire watch zones.
+    /// The points of the camera's lines and rule geometry (see [`Analyzer::watched`]).
+    pub fn watched(&self) -> Vec<Point> {
+        self.list.iter().flat_map(|a| a.watched()).collect()
+    }
+
+    /// Everything drawn for engineers: counting lines, rules' geometry, fire watch zones.
     pub fn overlays(&self) -> Vec<Overlay> {
         self.list.iter().flat_map(|a| a.overlays()).collect()
     }

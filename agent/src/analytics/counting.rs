@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use super::analyzer::{Analyzer, AnalyzerConfig, BuildContext, CheckContext, Finding, FrameContext};
 use super::line::{Line, LineConfig, LineCounter};
 use crate::check::{ConfigError, check_unique_ids};
+use crate::render::{Overlay, Shape, Tone};
 
 impl AnalyzerConfig for Vec<LineConfig> {
     fn validate(&self, path: &str, ctx: &CheckContext, errors: &mut Vec<ConfigError>) {
@@ -38,5 +39,10 @@ impl Analyzer for LineCounting {
     fn reset(&mut self) -> Result<(), String> {
         self.counter.reset();
         Ok(())
+    }
+
+    fn overlays(&self) -> Vec<Overlay> {
+        let line = |l: &Line| Overlay { rule: l.id.clone(), shape: Shape::Segment(l.p1, l.p2), label: format!("line {}", l.id), tone: Tone::Rule };
+        self.counter.lines().iter().map(line).collect()
     }
 }

@@ -174,6 +174,10 @@ impl LineCounter {
         LineCounter { lines, tracks: HashMap::new() }
     }
 
+    pub fn lines(&self) -> &[Line] {
+        &self.lines
+    }
+
     /// Forgets every track (the tracker was reset).
     pub fn reset(&mut self) {
         self.tracks.clear();

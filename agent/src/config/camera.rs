@@ -8,6 +8,7 @@ use crate::analytics::fire::FireConfig;
 use crate::analytics::{AnalyzerConfig, CheckContext, LineConfig, RuleConfig};
 use crate::check::{ConfigError, check_unique_ids, is_url, redact_url};
 use crate::detect::motion::MotionConfig;
+use crate::detect::region::DetectRegion;
 
 /// One camera: where its video comes from, how it is analysed and which lines it counts on.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -48,6 +49,15 @@ pub struct CameraConfig {
     /// models whose input size is free) finds them, at a cost that grows with the pixels:
     /// 832 px costs 3.7 times 416 (`cargo bench --bench inference`).
     pub detect_width_px: Option<u32>,
+    /// The part of the view the detector looks at: `"frame"` (default), `"auto"` or
+    /// `[x1, y1, x2, y2]` (normalized). A region is cut from the decoded picture at the
+    /// stream's own resolution and given as many input pixels as the whole frame scaled to
+    /// `detect_width_px`, so the smaller it is, the larger its vehicles are to the detector, at
+    /// about the same cost. `auto` is the camera's lines and rule geometry with a quarter of the
+    /// frame around them on every side (the whole frame when they leave little out, or on a
+    /// camera without any). Nothing outside the region is detected or tracked.
+    #[serde(default)]
+    pub detect_region: DetectRegion,
 }
 
 fn default_analytics_fps() -> u32 {
@@ -102,6 +112,7 @@ impl CameraConfig {
             ));
         }
         self.motion.validate(&format!("{path}.motion"), errors);
+        self.detect_region.validate(&format!("{path}.detect_region"), errors);
         let labels = match resources.model(&self.model) {
             Ok(manifest) => {
                 if let Some(width) = self.detect_width_px

@@ -9,12 +9,13 @@ mod manifest;
 pub mod motion;
 mod nms;
 mod preprocess;
+pub mod region;
 mod riders;
 mod yolov8;
 mod yolox;
 
 pub use config::{DetectorConfig, Lanes};
-pub use manifest::{ColorOrder, InputSpec, Letterbox, ManifestError, ModelManifest, OutputDecoder};
+pub use manifest::{ColorOrder, InputSpec, Letterbox, MAX_DETECT_WIDTH_PX, ManifestError, ModelManifest, OutputDecoder};
 pub use nms::nms;
 pub use preprocess::{Placement, fill_tensor};
 
@@ -25,7 +26,7 @@ use std::sync::{Mutex, OnceLock};
 use gstreamer as gst;
 use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::TensorRef;
-use crate::types::{Detection, Frame};
+use crate::types::{BBox, Detection, Frame};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
@@ -174,6 +175,28 @@ impl Detector {
             });
         }
         self.detect_bgr(map.as_slice(), frame.width, frame.height, frame.stride, min_score)
+    }
+
+    /// Detections in `region` of the frame (boxes normalized to the whole frame), the region cut
+    /// from the stream's own picture (the analysed frame's where there is none) and scaled to
+    /// hold about `budget_px` pixels (see [`region`]).
+    pub fn detect_region(&self, frame: &Frame, region: BBox, budget_px: f32, min_score: f32) -> Result<Vec<Detection>, DetectError> {
+        use opencv::prelude::*;
+        let frame_err = |message: String| DetectError::Frame { camera: frame.camera.to_string(), message };
+        let (w, h) = frame.native.as_ref().map_or((frame.width, frame.height), |n| (n.width(), n.height()));
+        let (rw, rh) = region::scaled_size(region.width() * w as f32, region.height() * h as f32, budget_px);
+        let (image, _) = crate::render::crop(frame, region, rw.max(rh).min(MAX_DETECT_WIDTH_PX)).map_err(frame_err)?;
+        let found = if self.manifest.input.free_size().is_some() {
+            // A free-size model takes the region at its own size, however it compares to the
+            // model's nominal input.
+            let bytes = image.data_bytes().map_err(|e| frame_err(e.to_string()))?;
+            self.detect_bgr(bytes, image.cols() as u32, image.rows() as u32, image.cols() as usize * 3, min_score)?
+        } else {
+            self.detect_mat(&image, min_score)?
+        };
+        let (x, y, rw, rh) = (region.x1, region.y1, region.width(), region.height());
+        let to_frame = |b: BBox| BBox { x1: x + b.x1 * rw, y1: y + b.y1 * rh, x2: x + b.x2 * rw, y2: y + b.y2 * rh };
+        Ok(found.into_iter().map(|d| Detection { bbox: to_frame(d.bbox), ..d }).collect())
     }
 
     /// As [`Detector::detect`], on an OpenCV BGR image of any size (scaled down to fit the input).

@@ -7,7 +7,7 @@
 use crate::types::Detection;
 
 /// Share of the smaller box inside the larger above which it is taken as part of the larger.
-const CONTAINED: f32 = 0.85;
+pub(super) const CONTAINED: f32 = 0.85;
 
 pub fn nms(mut detections: Vec<Detection>, iou_threshold: f32, merge_classes: &[usize]) -> Vec<Detection> {
     let merged = |class: usize| merge_classes.contains(&class);

@@ -13,6 +13,12 @@ const MIN_SHARED_WIDTH: f32 = 0.5;
 /// A rider's feet may hang below the vehicle's bottom by at most this share of its height; a
 /// pedestrian standing behind a parked motorbike reaches lower.
 const MAX_FEET_BELOW: f32 = 0.15;
+/// A rider or motorbike box lying this much (share of its area) inside a motorbike's box is a
+/// part of it, as in NMS.
+const CONTAINED: f32 = super::nms::CONTAINED;
+/// Two motorbike boxes whose bottoms differ by at most this share of the larger one's height
+/// stand on the same wheels; a motorbike further up the road, half hidden behind a rider, does not.
+const SAME_WHEELS: f32 = 0.15;
 
 /// Whether `person` sits on `vehicle`: their widths overlap, the person is above the vehicle's
 /// middle and reaches down into it, and does not stand below it.
@@ -43,7 +49,32 @@ pub fn merge(detections: Vec<Detection>, rider_classes: &[usize], ridden_classes
         }
     }
     others.extend(riders.into_iter().zip(merged).filter(|(_, m)| !m).map(|(d, _)| d));
-    others
+    fold_parts(others, rider_classes, ridden_classes)
+}
+
+/// The detector often boxes one rider twice (the whole rider and the upper body alone) and one
+/// motorbike twice (the bike alone and the bike under its rider), and the two boxes' overlap is
+/// too small for NMS, which compares with the union. Left apart, the part starts a track of its
+/// own and the vehicle is counted twice. So a rider lying inside a ridden vehicle's box, or a
+/// ridden vehicle inside another one's box on the same wheels, is folded into the larger box.
+fn fold_parts(mut detections: Vec<Detection>, rider_classes: &[usize], ridden_classes: &[usize]) -> Vec<Detection> {
+    let part_of = |det: &Detection, outer: &Detection| {
+        let inside = ridden_classes.contains(&outer.class) && outer.bbox.area() > det.bbox.area() && outer.bbox.overlap_of_smaller(&det.bbox) >= CONTAINED;
+        let same_wheels = (det.bbox.y2 - outer.bbox.y2).abs() <= SAME_WHEELS * outer.bbox.height();
+        inside && (rider_classes.contains(&det.class) || (ridden_classes.contains(&det.class) && same_wheels))
+    };
+    let mut folded = vec![false; detections.len()];
+    for i in 0..detections.len() {
+        // Into the largest box it is part of, which is itself no part of another.
+        let outer = (0..detections.len())
+            .filter(|&j| !folded[j] && part_of(&detections[i], &detections[j]))
+            .max_by(|&a, &b| detections[a].bbox.area().total_cmp(&detections[b].bbox.area()));
+        if let Some(j) = outer {
+            folded[i] = true;
+            detections[j].score = detections[j].score.max(detections[i].score);
+        }
+    }
+    detections.into_iter().zip(folded).filter(|(_, f)| !f).map(|(d, _)| d).collect()
 }
 
 #[cfg(test)]
@@ -79,6 +110,29 @@ mod tests {
         let in_front = det(PERSON, 0.50, 0.36, 0.54, 0.58, 0.8);
         let out = merge(vec![bike.clone(), beside.clone(), in_front.clone()], &[PERSON], &[BICYCLE, MOTORCYCLE]);
         assert_eq!(out, vec![bike, beside, in_front]);
+    }
+
+    #[test]
+    fn a_rider_boxed_twice_and_a_motorbike_boxed_twice_are_one_vehicle() {
+        // The whole rider, and the upper body alone above the bike's top; the bike under its
+        // rider, and the bike alone on the same wheels.
+        let rider = det(PERSON, 0.50, 0.30, 0.54, 0.45, 0.7);
+        let torso = det(PERSON, 0.50, 0.31, 0.535, 0.38, 0.6);
+        let bike = det(MOTORCYCLE, 0.50, 0.40, 0.54, 0.50, 0.5);
+        let bike_alone = det(MOTORCYCLE, 0.505, 0.42, 0.535, 0.495, 0.8);
+        let out = merge(vec![bike, bike_alone, rider, torso], &[PERSON], &[BICYCLE, MOTORCYCLE]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].class, out[0].score), (MOTORCYCLE, 0.8));
+        assert_eq!(out[0].bbox, BBox { x1: 0.50, y1: 0.30, x2: 0.54, y2: 0.50 });
+    }
+
+    #[test]
+    fn a_motorbike_half_hidden_behind_a_rider_stays_a_vehicle() {
+        // Further up the road: inside the near one's box, but on wheels well above its own.
+        let near = det(MOTORCYCLE, 0.50, 0.30, 0.56, 0.60, 0.8);
+        let far = det(MOTORCYCLE, 0.51, 0.32, 0.55, 0.45, 0.5);
+        let out = merge(vec![near.clone(), far.clone()], &[PERSON], &[BICYCLE, MOTORCYCLE]);
+        assert_eq!(out, vec![near, far]);
     }
 
     #[test]

@@ -71,6 +71,15 @@ pub enum Shape {
     Zone(Vec<Point>),
 }
 
+impl Shape {
+    pub fn points(&self) -> Vec<Point> {
+        match self {
+            Shape::Segment(a, b) => vec![*a, *b],
+            Shape::Zone(points) => points.clone(),
+        }
+    }
+}
+
 /// How a shape is drawn: neutral rule geometry, or a signal's current colour (grey while it is
 /// not known).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

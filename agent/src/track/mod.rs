@@ -60,6 +60,20 @@ const MIN_VISIBLE_SHARE: f32 = 0.5;
 const RECOVER_BOX_SIZES: f32 = 0.75;
 /// ...and is no more than this factor larger or smaller.
 const RECOVER_SIZE_RATIO: f32 = 1.5;
+/// A track seen as a rider (a person) is the vehicle it rides once the ridden class's votes reach
+/// this share of the rider's. A small motorbike under its rider is missed far more often than
+/// the rider (on the Vietnamese junction at half size, most frames find the rider alone), while a
+/// pedestrian is taken for a rider only on the odd frame where one walks over a parked bike.
+const RIDDEN_SHARE: f32 = 0.25;
+
+/// Classes that ride (a `person`) and classes that are ridden (`motorcycle`, `bicycle`): the
+/// model manifest's `rider_classes` and `ridden_classes`. A track may pass between them, seen on
+/// one frame as the rider alone and on the next as the rider on the vehicle.
+#[derive(Debug, Clone, Default)]
+pub struct Riders {
+    pub riders: Vec<ClassId>,
+    pub ridden: Vec<ClassId>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TrackState {
@@ -97,8 +111,16 @@ impl Track {
         (vx / self.last_box.width().max(1e-4), vy / self.last_box.height().max(1e-4))
     }
 
-    fn class(&self) -> ClassId {
-        self.class_votes.iter().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0))).map_or(0, |(c, _)| *c)
+    /// The class with the heaviest votes, except that a rider seen riding is the vehicle it rides.
+    fn class(&self, riders: &Riders) -> ClassId {
+        let heaviest = |of: &dyn Fn(ClassId) -> bool| {
+            self.class_votes.iter().filter(|(c, _)| of(**c)).max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0))).map(|(c, v)| (*c, *v))
+        };
+        let Some((best, weight)) = heaviest(&|_| true) else { return 0 };
+        match heaviest(&|c| riders.ridden.contains(&c)) {
+            Some((ridden, votes)) if riders.riders.contains(&best) && votes >= RIDDEN_SHARE * weight => ridden,
+            _ => best,
+        }
     }
 
     /// Updates the filter with a detection. After missed frames the filter restarts from the last
@@ -134,9 +156,9 @@ impl Track {
     }
 
     /// The track as the analytics see it in a frame where `det` is its detection.
-    fn object(&self, det: &Detection) -> TrackedObject {
+    fn object(&self, det: &Detection, riders: &Riders) -> TrackedObject {
         let (vx, vy) = self.filter.velocity();
-        TrackedObject { id: self.id, bbox: det.bbox, class: self.class(), score: det.score, velocity: [vx, vy] }
+        TrackedObject { id: self.id, bbox: det.bbox, class: self.class(riders), score: det.score, velocity: [vx, vy] }
     }
 
     /// Counts a detection of this track (its filter is updated by the caller, or started from it).
@@ -157,6 +179,7 @@ pub struct Tracker {
     high_score: f32,
     /// Classes in one group (e.g. car, truck, bus) may be matched to the same track.
     class_group: Vec<usize>,
+    riders: Riders,
     tracks: Vec<Track>,
     next_id: u64,
     last_time: Option<Duration>,
@@ -164,11 +187,12 @@ pub struct Tracker {
 
 impl Tracker {
     /// `merge_classes` are the classes one object may flip between (the detector's NMS merge
-    /// group); `model_score` is the model's own confidence threshold, used unless `high_score` is set.
-    pub fn new(config: TrackerConfig, model_score: f32, classes: usize, merge_classes: &[ClassId]) -> Tracker {
+    /// group); `riders` the classes a rider passes between; `model_score` is the model's own
+    /// confidence threshold, used unless `high_score` is set.
+    pub fn new(config: TrackerConfig, model_score: f32, classes: usize, merge_classes: &[ClassId], riders: Riders) -> Tracker {
         let class_group = (0..classes).map(|c| if merge_classes.contains(&c) { usize::MAX } else { c }).collect();
         let high_score = config.high_score.unwrap_or(model_score).max(config.low_score);
-        Tracker { config, high_score, class_group, tracks: Vec::new(), next_id: 1, last_time: None }
+        Tracker { config, high_score, class_group, riders, tracks: Vec::new(), next_id: 1, last_time: None }
     }
 
     /// Forgets every track (after a stream restart, when positions no longer follow on); ids go on.
@@ -191,6 +215,16 @@ impl Tracker {
 
     fn group(&self, class: ClassId) -> usize {
         self.class_group.get(class).copied().unwrap_or(class)
+    }
+
+    /// Whether a detection of `class` may continue a track of `group`: the same group, or with
+    /// `riding`, a rider and a ridden class either way round.
+    fn pairs(&self, group: usize, class: ClassId, riding: bool) -> bool {
+        if !riding {
+            return self.group(class) == group;
+        }
+        let Riders { riders, ridden } = &self.riders;
+        (riders.contains(&class) && ridden.contains(&group)) || (ridden.contains(&class) && riders.contains(&group))
     }
 
     /// Advances to time `now` with this frame's detections; returns the confirmed tracks that were
@@ -217,14 +251,14 @@ impl Tracker {
 
         // 1. High-score detections against confirmed tracks, tracked or coasting.
         let confirmed: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Confirmed).collect();
-        let unmatched_high = self.associate(&confirmed, &high, detections, now, &mut matched);
+        let unmatched_high = self.associate_riding(&confirmed, &high, detections, now, &mut matched);
         // 2. Remaining high-score detections against tentative tracks.
         let tentative: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Tentative).collect();
-        let unmatched_high = self.associate(&tentative, &unmatched_high, detections, now, &mut matched);
+        let unmatched_high = self.associate_riding(&tentative, &unmatched_high, detections, now, &mut matched);
         // 3. Low-score detections keep unmatched tracks alive: partly hidden vehicles, and at low
         //    frame rates the blurred or distant frames where a real vehicle scores low.
         let remaining: Vec<usize> = (0..self.tracks.len()).filter(|&t| matched[t].is_none()).collect();
-        self.associate(&remaining, &low, detections, now, &mut matched);
+        self.associate_riding(&remaining, &low, detections, now, &mut matched);
 
         let min_hits = self.config.min_hits;
         let mut confirmed_now = Vec::new();
@@ -252,7 +286,7 @@ impl Tracker {
         for ((track, det), gone) in self.tracks.iter().zip(&matched).zip(&gone) {
             if let (Some(d), false, TrackState::Confirmed) = (det, gone, track.state) {
                 let det = &detections[*d];
-                out.push(track.object(det));
+                out.push(track.object(det, &self.riders));
             }
         }
         // A tentative track that missed a frame was noise; a confirmed one coasts until it times out.
@@ -270,14 +304,35 @@ impl Tracker {
         out
     }
 
-    /// Matches `dets` (indices) to `tracks` (indices) by minimum cost; records pairs in `matched`
-    /// and returns the detections left over.
+    /// As [`Tracker::associate`], then what is left over across riders and what they ride: a
+    /// rider seen alone continues its motorbike's track when the motorbike is missed, and the
+    /// motorbike found again continues a track that began as its rider. Matching within each
+    /// class first keeps a rider and a motorbike that are both tracked from swapping.
+    fn associate_riding(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>]) -> Vec<usize> {
+        let left = self.associate(tracks, dets, detections, now, matched);
+        if left.is_empty() || self.riders.riders.is_empty() || self.riders.ridden.is_empty() {
+            return left;
+        }
+        let free: Vec<usize> = tracks.iter().copied().filter(|&t| matched[t].is_none()).collect();
+        self.associate_with(&free, &left, detections, now, matched, true)
+    }
+
+    /// Matches `dets` (indices) to `tracks` (indices) of the same class group by minimum cost;
+    /// records pairs in `matched` and returns the detections left over.
     fn associate(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>]) -> Vec<usize> {
+        self.associate_with(tracks, dets, detections, now, matched, false)
+    }
+
+    /// As [`Tracker::associate`]; `riding` pairs riders with tracks of what they ride and back
+    /// instead of classes of one group.
+    fn associate_with(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>], riding: bool) -> Vec<usize> {
         let cost: Vec<Vec<f32>> = tracks
             .iter()
             .map(|&t| {
                 let (track, predicted) = (&self.tracks[t], self.tracks[t].filter.bbox());
-                dets.iter().map(|&d| self.cost(track, &predicted, &detections[d], now)).collect()
+                dets.iter()
+                    .map(|&d| if self.pairs(track.group, detections[d].class, riding) { self.cost(track, &predicted, &detections[d], now) } else { NO_MATCH })
+                    .collect()
             })
             .collect();
         let pairs = assign(&cost, NO_MATCH);
@@ -343,9 +398,6 @@ impl Tracker {
     /// 0 for a perfect match, `NO_MATCH` for an impossible one: half overlap, half how far the
     /// detection lies from where the filter expected it (`predicted`, the track's box now).
     fn cost(&self, track: &Track, predicted: &BBox, det: &Detection, now: Duration) -> f32 {
-        if self.group(det.class) != track.group {
-            return NO_MATCH;
-        }
         // The predicted box has grown or shrunk with the vehicle's approach; the last detection's
         // box holds where a coasting track's extrapolated growth has drifted.
         if !sized_like(predicted, &det.bbox) && !sized_like(&track.last_box, &det.bbox) {
@@ -394,7 +446,7 @@ impl Tracker {
         self.next_id += 1;
         track.record(det, now, self.config.min_hits);
         let confirmed = (track.state == TrackState::Confirmed)
-            .then(|| track.object(det));
+            .then(|| track.object(det, &self.riders));
         self.tracks.push(track);
         confirmed
     }

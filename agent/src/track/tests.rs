@@ -4,13 +4,14 @@ use crate::types::BBox;
 const CAR: ClassId = 2;
 const TRUCK: ClassId = 7;
 const PERSON: ClassId = 0;
+const MOTORCYCLE: ClassId = 3;
 
 fn det(cx: f32, cy: f32, class: ClassId, score: f32) -> Detection {
     Detection { bbox: BBox::from_center(cx, cy, 0.1, 0.06), class, score }
 }
 
 fn tracker() -> Tracker {
-    Tracker::new(TrackerConfig::default(), 0.3, 80, &[CAR, TRUCK])
+    Tracker::new(TrackerConfig::default(), 0.3, 80, &[CAR, TRUCK], Riders { riders: vec![PERSON], ridden: vec![MOTORCYCLE] })
 }
 
 fn at(frame: u32, fps: f32) -> Duration {
@@ -79,6 +80,32 @@ fn class_is_a_majority_vote_and_vehicles_never_become_people() {
     // A person detection in the same place does not take over the car's track.
     let out = t.update(&[det(0.3, 0.5, PERSON, 0.9)], at(4, 5.0));
     assert!(out.is_empty());
+}
+
+/// A small motorbike under its rider is found on some frames only: on the others the rider is
+/// seen alone. It stays one track, counted as the motorbike; a pedestrian stays a person.
+#[test]
+fn a_rider_seen_riding_on_some_frames_is_the_motorbike_throughout() {
+    let mut t = tracker();
+    let mut classes = Vec::new();
+    let mut ids = Vec::new();
+    for f in 0..10u32 {
+        let class = if f % 4 == 1 { MOTORCYCLE } else { PERSON };
+        for o in t.update(&[det(0.3, 0.2 + 0.02 * f as f32, class, 0.7)], at(f, 5.0)) {
+            classes.push(o.class);
+            ids.push(o.id);
+        }
+    }
+    assert!(ids.iter().all(|&id| id == 1), "{ids:?}");
+    assert!(classes.iter().all(|&c| c == MOTORCYCLE), "{classes:?}");
+    let mut walker = tracker();
+    let mut last = Vec::new();
+    for f in 0..12u32 {
+        // One frame in twelve sees the walker over a parked bike.
+        let class = if f == 5 { MOTORCYCLE } else { PERSON };
+        last = walker.update(&[det(0.6, 0.5 + 0.01 * f as f32, class, 0.7)], at(f, 5.0));
+    }
+    assert_eq!(last[0].class, PERSON);
 }
 
 #[test]

@@ -25,7 +25,7 @@ use super::analyzer::{Analyzer, Finding, FrameContext};
 use super::geometry::Polygon;
 use crate::detect::Detector;
 use crate::render::{Overlay, Shape, Tone};
-use crate::types::BBox;
+use crate::types::{BBox, Point};
 use baseline::{BaselineFile, BaselineSettings, SmokeBaseline, hot_regions};
 use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, is_set_at, largest_blob_in, tile_rects, zone_mask};
 use temporal::Incident;
@@ -360,6 +360,11 @@ impl Analyzer for FireWatch {
 
     fn reset(&mut self) -> Result<(), String> {
         self.restart().map_err(|e| format!("fire analytics: {e}"))
+    }
+
+    /// Fire zones are not road: the detector need not see them.
+    fn watched(&self) -> Vec<Point> {
+        Vec::new()
     }
 
     fn overlays(&self) -> Vec<Overlay> {
