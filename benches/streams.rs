@@ -4,15 +4,19 @@
 //! stream, the physical limits: decoding alone and inference alone, and the two sharing the cores.
 //! Prints a table, writes `target/bench-streams-{clip}.json`.
 //!
-//!   cargo bench -p canh --bench streams [-- [SECONDS_PER_STEP] [--clip NAME] [--cameras K,K,…] [--plates]]
+//!   cargo bench -p canh --bench streams [-- [SECONDS_PER_STEP] [--clip NAME] [--cameras K,K,…] [--plates] [--fire [--decode-all]]]
 //!
 //! `--plates` marks each camera's line `plates = true`: every vehicle crossing it has its licence
 //! plate read (the output file gets `-plates` in its name).
 //!
+//! `--fire` makes each camera a fire watch (`[cameras.fire]` at its defaults, no lines) analysed
+//! at 1 fps, on a stream with a key frame every second (25 frames), so that only key frames are
+//! decoded (`decode = "auto"`); `--decode-all` decodes every frame (`decode = "all"`) to compare.
+//!
 //! The stream: a bundled H.264 MP4 clip (default `opencv4nodejs_traffic.mp4`, a multi-lane road seen from
 //! above, busy all the time; `intel_car-detection.mp4` is a quieter road where single cars pass),
 //! scaled to 1280x720 at 25 fps and repeated six times, encoded once with x264 (2 Mbit/s) into
-//! `target/bench/{clip}-720p.mp4`. Needs `target/release/canh` and mosquitto.
+//! `target/bench/{clip}-720p-key{N}.mp4` (a key frame every N frames: 50, or 25 with `--fire`). Needs `target/release/canh` and mosquitto.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +35,7 @@ use canh::detect::{Detector, DetectorConfig, input_caps};
 use canh::source::decode_frame;
 
 const TARGET_FPS: f64 = 5.0;
+const FIRE_TARGET_FPS: f64 = 1.0;
 const STREAM_FPS: f64 = 25.0;
 const REPEATS: usize = 6;
 const WARMUP: Duration = Duration::from_secs(8);
@@ -40,15 +45,19 @@ struct Options {
     clip: String,
     cameras: Vec<usize>,
     plates: bool,
+    fire: bool,
+    decode_all: bool,
 }
 
 impl Options {
     fn parse() -> anyhow::Result<Options> {
-        let mut options = Options { seconds: 30, clip: "opencv4nodejs_traffic.mp4".into(), cameras: vec![1, 2, 4, 6, 8, 10, 12, 16], plates: false };
+        let mut options = Options { seconds: 30, clip: "opencv4nodejs_traffic.mp4".into(), cameras: vec![1, 2, 4, 6, 8, 10, 12, 16], plates: false, fire: false, decode_all: false };
         let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--plates" => options.plates = true,
+                "--fire" => options.fire = true,
+                "--decode-all" => options.decode_all = true,
                 "--clip" => options.clip = args.next().ok_or_else(|| anyhow::anyhow!("--clip needs a file name from samples/clips"))?,
                 "--cameras" => {
                     let list = args.next().unwrap_or_default();
@@ -62,19 +71,27 @@ impl Options {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Options { seconds, clip: clip_name, cameras, plates } = Options::parse()?;
+    let Options { seconds, clip: clip_name, cameras, plates, fire, decode_all } = Options::parse()?;
+    // A fire watch looks once a second, on a stream whose key frames come as often.
+    let (target_fps, key_interval) = if fire { (FIRE_TARGET_FPS, STREAM_FPS as u32) } else { (TARGET_FPS, 2 * STREAM_FPS as u32) };
+    let camera_keys = if fire {
+        "[cameras.fire]\n".to_string()
+    } else {
+        format!("[[cameras.lines]]\nid = \"middle\"\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\nplates = {plates}\n")
+    };
+    let decode = if decode_all { "all" } else { "auto" };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let canh = root.join("target/release/canh");
     anyhow::ensure!(canh.exists(), "build first: cargo build --release");
     gst::init()?;
-    let clip = prepare_clip(&root, &clip_name)?;
+    let clip = prepare_clip(&root, &clip_name, key_interval)?;
     let (decode_fps, clip_frames) = decode_only(&clip)?;
     let clip_seconds = clip_frames as f64 / STREAM_FPS;
     let raw_bytes_per_hour = std::fs::metadata(&clip)?.len() as f64 / clip_seconds * 3600.0;
 
     let (inference_ms, inference_fps) = inference_only(&root)?;
     let decode_cameras = decode_fps / STREAM_FPS;
-    let inference_cameras = inference_fps / TARGET_FPS;
+    let inference_cameras = inference_fps / target_fps;
     println!("stream: {clip_name} at 1280x720, 25 fps, {clip_seconds:.0} s\nlimits on this machine: decoding alone {decode_fps:.0} frames/s = {decode_cameras:.1} streams at 25 fps; inference alone {inference_fps:.1} frames/s ({inference_ms:.1} ms each, one per core side by side) = {inference_cameras:.1} cameras at 5 fps");
 
     let mqtt_port = free_port();
@@ -86,9 +103,10 @@ fn main() -> anyhow::Result<()> {
         // A fresh server for each step: nothing left over from the previous agent's sessions.
         let rtsp_port = free_port();
         let server = serve(&clip, rtsp_port)?;
-        let step = run_step(&canh, &root, k, rtsp_port, mqtt_port, Duration::from_secs(seconds), plates)?;
+        let cameras = CameraKeys { fps: target_fps, decode, keys: &camera_keys };
+        let step = run_step(&canh, &root, k, rtsp_port, mqtt_port, Duration::from_secs(seconds), &cameras)?;
         drop(server);
-        let holds = step.min_fps >= TARGET_FPS * 0.95 && step.drop_share < 0.01;
+        let holds = step.min_fps >= target_fps * 0.95 && step.drop_share < 0.01;
         println!(
             "{k:>3} {:>12.2} {:>10.2} {:>7.2}% {:>11.0}% {:>9.0} ms {:>6.0} ms {:>7.0} {:>14.0}{}",
             step.mean_fps,
@@ -119,17 +137,18 @@ fn main() -> anyhow::Result<()> {
     let last = steps.iter().rev().find(|s| s["holds_target"] == true).or(steps.first()).cloned().unwrap_or_default();
     let value = |key: &str| last[key].as_f64().unwrap_or(0.0);
     println!(
-        "\nlargest K holding {TARGET_FPS} fps with < 1% drops: {best}; physical limit with decoding and inference sharing the cores, 1 / (1/decode + 1/inference) = {limit:.1} cameras\nuplink per camera-hour: {:.0} bytes = {:.4}% of the raw stream ({raw_bytes_per_hour:.0} bytes) with every crossing published; {:.0} bytes = {:.4}% with publish_crossings = false",
+        "\nlargest K holding {target_fps} fps with < 1% drops: {best}; physical limit with decoding and inference sharing the cores, 1 / (1/decode + 1/inference) = {limit:.1} cameras\nuplink per camera-hour: {:.0} bytes = {:.4}% of the raw stream ({raw_bytes_per_hour:.0} bytes) with every crossing published; {:.0} bytes = {:.4}% with publish_crossings = false",
         value("uplink_bytes_per_camera_hour"),
         value("uplink_share_of_raw") * 100.0,
         value("counts_only_bytes_per_camera_hour"),
         value("counts_only_share_of_raw") * 100.0,
     );
     let stem = clip_name.split('.').next().unwrap_or("clip");
-    let out = root.join(format!("target/bench-streams-{stem}{}.json", if plates { "-plates" } else { "" }));
+    let variant = [(plates, "-plates"), (fire, "-fire"), (decode_all, "-decode-all")].iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect::<String>();
+    let out = root.join(format!("target/bench-streams-{stem}{variant}.json"));
     let report = serde_json::json!({
         "clip": format!("{clip_name} scaled to 1280x720, 25 fps, x264 2 Mbit/s, repeated {REPEATS} times"),
-        "seconds_per_step": seconds, "target_fps": TARGET_FPS, "plates": plates,
+        "seconds_per_step": seconds, "target_fps": target_fps, "plates": plates, "fire": fire, "decode": decode, "key_interval_frames": key_interval,
         "decode_only_fps": decode_fps, "inference_only_ms": inference_ms, "inference_only_fps": inference_fps,
         "limit_cameras": limit, "largest_k": best, "raw_bytes_per_hour": raw_bytes_per_hour, "steps": steps,
     });
@@ -143,13 +162,13 @@ fn free_port() -> u16 {
 }
 
 /// The 720p stream, made once.
-fn prepare_clip(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
+fn prepare_clip(root: &Path, name: &str, key_interval: u32) -> anyhow::Result<PathBuf> {
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let source = root.join("samples/clips").join(name);
     anyhow::ensure!(source.is_file(), "no clip {}", source.display());
     let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("clip");
-    let out = dir.join(format!("{stem}-720p.mp4"));
+    let out = dir.join(format!("{stem}-720p-key{key_interval}.mp4"));
     if out.exists() {
         return Ok(out);
     }
@@ -158,8 +177,8 @@ fn prepare_clip(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     // now and then with "Internal data stream error".
     let branches: String = (0..REPEATS).map(|_| format!(" filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! c.", source.display())).collect();
     let description = format!(
-        "concat name=c ! videoconvert ! videoscale ! videorate ! video/x-raw,width=1280,height=720,framerate=25/1 ! x264enc speed-preset=veryfast tune=zerolatency bitrate=2000 key-int-max=50 ! h264parse ! mp4mux ! filesink location=\"{}.part\"{branches}",
-        out.display()
+        "concat name=c ! videoconvert ! videoscale ! videorate ! video/x-raw,width=1280,height=720,framerate=25/1 ! x264enc speed-preset=veryfast tune=zerolatency bitrate=2000 key-int-max={key_interval} ! h264parse ! mp4mux ! filesink location=\"{}.part\"{branches}",
+        out.display(),
     );
     run_to_end(&launch(&description)?)?;
     std::fs::rename(format!("{}.part", out.display()), &out)?;
@@ -307,7 +326,14 @@ struct Step {
     crossing_bytes_per_camera_hour: f64,
 }
 
-fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, length: Duration, plates: bool) -> anyhow::Result<Step> {
+/// What each camera of a step is: its rate, how it decodes, and its analyzers' keys.
+struct CameraKeys<'a> {
+    fps: f64,
+    decode: &'a str,
+    keys: &'a str,
+}
+
+fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, length: Duration, cameras: &CameraKeys) -> anyhow::Result<Step> {
     let dir = root.join(format!("target/bench/streams-{k}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -316,7 +342,8 @@ fn run_step(canh: &Path, root: &Path, k: usize, rtsp_port: u16, mqtt_port: u16, 
         "site = \"bench\"\ncounts_interval_s = 60\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nclient_id = \"canh-bench-{k}\"\n"
     );
     for i in 0..k {
-        site += &format!("\n[[cameras]]\nid = \"cam{i}\"\nsource = \"rtsp://127.0.0.1:{rtsp_port}/clip\"\nanalytics_fps = {TARGET_FPS}\n[[cameras.lines]]\nid = \"middle\"\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\nplates = {plates}\n");
+        let CameraKeys { fps, decode, keys } = cameras;
+        site += &format!("\n[[cameras]]\nid = \"cam{i}\"\nsource = \"rtsp://127.0.0.1:{rtsp_port}/clip\"\nanalytics_fps = {fps}\ndecode = \"{decode}\"\n{keys}");
     }
     let config = dir.join("site.toml");
     std::fs::write(&config, site)?;

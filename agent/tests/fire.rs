@@ -275,3 +275,33 @@ fn a_fire_detector_model_plugs_in_through_the_config() {
     let r: Vec<f64> = fire["region"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert!(((r[0] + r[2]) / 2.0 - 0.5).abs() < 0.02, "{r:?}");
 }
+
+/// A fire-watch camera analysed once a second whose key frames come every second decodes them
+/// alone (`decode = "auto"`), and the burning car is still confirmed within 10 s; with key frames
+/// every 2 s it decodes every frame.
+#[test]
+fn a_one_fps_fire_watch_decodes_key_frames_alone_and_still_confirms() {
+    let Some(car) = shared_clip("spacewalk01_input_carfire.mp4") else { return };
+    let dir = common::temp_dir("key-frames");
+    for (key_interval, key_frames_only) in [(25, true), (50, false)] {
+        let clip = dir.join(format!("carfire-key{key_interval}.mp4"));
+        let launch = format!(
+            "filesrc location={} ! decodebin ! videoconvert ! videorate ! video/x-raw,framerate=25/1 ! x264enc speed-preset=faster key-int-max={key_interval} option-string=scenecut=0 threads=1 ! mp4mux ! filesink location={}",
+            car.display(),
+            clip.display()
+        );
+        assert!(Command::new("gst-launch-1.0").arg("-q").args(launch.split_whitespace()).status().unwrap().success(), "{launch}");
+        let out = Command::new(common::canh_binary())
+            .args(["replay", "--input", clip.to_str().unwrap(), "--fire", "--fps", "1"])
+            .env("CANH_LOG", "canh::source=info")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(log.contains("decoding key frames only"), key_frames_only, "key frames every {key_interval} frames: {log}");
+        let summary: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+        let confirmed = summary["fire_events"].as_array().unwrap().iter().find(|e| e["level"] == "confirmed").cloned();
+        println!("key frames every {key_interval} frames: confirmed {confirmed:?}");
+        assert!(confirmed.is_some_and(|e| e["t_s"].as_f64().unwrap() <= 10.0), "{summary}");
+    }
+}

@@ -15,7 +15,7 @@ use super::camera::{CameraAnalysis, CameraParts};
 use super::duties::SiteDuties;
 use super::{CameraSummary, DaemonOptions, FRAME_QUEUE, INBOX_QUEUE, Mode, RunOptions, RunSummary};
 use crate::analytics::BuildContext;
-use crate::config::{CameraConfig, Resources, SiteConfig};
+use crate::config::{CameraConfig, DecodeFrames, Resources, SiteConfig};
 use crate::detect::{Detector, input_caps};
 use crate::events::archive::EvidenceArchive;
 use crate::events::{Message, Reply};
@@ -275,6 +275,7 @@ impl Site<'_> {
             no_frames_timeout: Duration::from_secs(camera.no_frames_timeout_s),
             realtime: self.options.realtime,
             decoder_threads: decoder_threads(self.config.cameras.len()),
+            key_frames_only: camera.decode == DecodeFrames::Auto,
         })
     }
 

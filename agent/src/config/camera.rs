@@ -58,6 +58,20 @@ pub struct CameraConfig {
     /// camera without any). Nothing outside the region is detected or tracked.
     #[serde(default)]
     pub detect_region: DetectRegion,
+    /// `"auto"` (default): decode key frames alone while they come at least once per analysed
+    /// frame (a camera analysed at 1 fps whose key-frame interval is 1 s), every frame otherwise.
+    /// `"all"`: always every frame.
+    #[serde(default)]
+    pub decode: DecodeFrames,
+}
+
+/// `decode` in a camera's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeFrames {
+    #[default]
+    Auto,
+    All,
 }
 
 fn default_analytics_fps() -> u32 {

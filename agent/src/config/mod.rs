@@ -14,7 +14,7 @@ mod paths;
 mod recover;
 
 pub use crate::check::{ConfigError, ConfigErrors, redact_url};
-pub use camera::CameraConfig;
+pub use camera::{CameraConfig, DecodeFrames};
 pub use paths::Resources;
 pub use recover::{Parsed, without_placeholders};
 

@@ -104,6 +104,8 @@ pub struct SourceSettings {
     pub realtime: bool,
     /// Threads for a software decoder; 0 lets it pick (one per core).
     pub decoder_threads: u32,
+    /// Decode key frames alone while they come often enough for the analysis rate.
+    pub key_frames_only: bool,
 }
 
 /// How one run of the pipeline ended.
@@ -333,6 +335,9 @@ impl Supervisor {
         let (sink, native) = pipeline::configure(&pipeline, s.analytics_fps, &s.caps, sync)
             .map_err(|e| format!("pipeline template '{}': {e}", s.template.name))?;
         pipeline::limit_decoder_threads(&pipeline, s.decoder_threads);
+        if s.key_frames_only {
+            pipeline::skip_delta_frames(&pipeline, &s.camera, s.analytics_fps);
+        }
         sink.set_callbacks(self.frame_callbacks(source_run, native));
         Ok(pipeline)
     }

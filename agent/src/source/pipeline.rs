@@ -5,6 +5,7 @@
 //! scaling and colour conversion to what the model takes, all in GStreamer, into an appsink.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -106,9 +107,115 @@ pub fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
     });
 }
 
+/// A key frame may stand in for the analysed frames of its group of pictures when the next key
+/// frame comes at most this many analysis intervals later: a frame-a-second camera whose key
+/// frames come every 1.2 s is analysed a little less often, never much.
+const KEY_INTERVAL_SLACK: f64 = 1.2;
+/// Key frames must have come that often this many times in a row: encoders also put a key frame
+/// at a scene cut, and one short interval says nothing about the next group.
+const REGULAR_KEY_INTERVALS: u32 = 3;
+
+/// Decodes key frames alone, and drops every other frame before the decoder, while key frames
+/// come often enough for `analytics_fps` (at least one per analysed frame, see
+/// [`KEY_INTERVAL_SLACK`], [`REGULAR_KEY_INTERVALS`] times in a row). A fire-watch camera
+/// analysed once a second would otherwise decode 25 frames to use one: decoding is most of what
+/// such a camera costs. Each group of pictures is decided at its key frame, from the intervals
+/// before it, so no frame is ever decoded without the frames it refers to.
+pub fn skip_delta_frames(pipeline: &gst::Pipeline, camera: &str, analytics_fps: u32) {
+    if analytics_fps == 0 {
+        return;
+    }
+    let period = Duration::from_secs_f64(1.0 / analytics_fps as f64);
+    let camera = camera.to_string();
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        let is_video_decoder = element.factory().is_some_and(|f| {
+            let klass = f.metadata(gst::ELEMENT_METADATA_KLASS).unwrap_or_default();
+            klass.contains("Decoder") && klass.contains("Video")
+        });
+        let Some(pad) = element.static_pad("sink").filter(|_| is_video_decoder) else { return };
+        let gate = std::sync::Mutex::new(KeyFrameGate::new(period));
+        let camera = camera.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+            let Some(buffer) = probe.buffer() else { return gst::PadProbeReturn::Ok };
+            let mut gate = gate.lock().unwrap_or_else(|p| p.into_inner());
+            let was = gate.skipping;
+            let pass = gate.pass(buffer.pts().map(|t| Duration::from_nanos(t.nseconds())), buffer.flags().contains(gst::BufferFlags::DELTA_UNIT));
+            if gate.skipping != was {
+                tracing::info!(camera = %camera, "decoding {}", if gate.skipping { "key frames only: they come at least once per analysed frame" } else { "every frame: key frames come too seldom for the analysis rate" });
+            }
+            if pass { gst::PadProbeReturn::Ok } else { gst::PadProbeReturn::Drop }
+        });
+    });
+}
+
+/// Which compressed frames go on to the decoder: see [`skip_delta_frames`].
+struct KeyFrameGate {
+    period: Duration,
+    last_key: Option<Duration>,
+    /// Key-frame intervals in a row short enough for the analysis rate.
+    regular: u32,
+    /// Delta frames are dropped until the next key frame.
+    skipping: bool,
+}
+
+impl KeyFrameGate {
+    fn new(period: Duration) -> KeyFrameGate {
+        KeyFrameGate { period, last_key: None, regular: 0, skipping: false }
+    }
+
+    /// Whether the frame at `pts` goes to the decoder.
+    fn pass(&mut self, pts: Option<Duration>, delta: bool) -> bool {
+        if delta {
+            return !self.skipping;
+        }
+        let short = match (pts, self.last_key) {
+            (Some(now), Some(last)) if now > last => (now - last).as_secs_f64() <= KEY_INTERVAL_SLACK * self.period.as_secs_f64(),
+            _ => false,
+        };
+        self.regular = if short { self.regular + 1 } else { 0 };
+        self.skipping = self.regular >= REGULAR_KEY_INTERVALS;
+        self.last_key = pts;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames of a 25 fps stream with a key frame every `gop` frames: (pts, delta).
+    fn stream(gop: u64, frames: u64) -> impl Iterator<Item = (Option<Duration>, bool)> {
+        (0..frames).map(move |i| (Some(Duration::from_millis(i * 40)), i % gop != 0))
+    }
+
+    #[test]
+    fn key_frames_alone_are_decoded_when_they_come_once_per_analysed_frame() {
+        // Analysed once a second; key frames every second (25 frames): once three intervals have
+        // shown it, only key frames pass.
+        let mut gate = KeyFrameGate::new(Duration::from_secs(1));
+        let passed: Vec<usize> = stream(25, 150).enumerate().filter(|(_, (pts, delta))| gate.pass(*pts, *delta)).map(|(i, _)| i).collect();
+        assert_eq!(passed, [(0..=75).collect::<Vec<_>>(), vec![100, 125]].concat());
+        // Key frames every 2 s are too seldom for 1 fps: every frame is decoded.
+        let mut gate = KeyFrameGate::new(Duration::from_secs(1));
+        assert!(stream(50, 200).all(|(pts, delta)| gate.pass(pts, delta)));
+        // At 5 fps a key frame a second is too seldom as well.
+        let mut gate = KeyFrameGate::new(Duration::from_millis(200));
+        assert!(stream(25, 100).all(|(pts, delta)| gate.pass(pts, delta)));
+    }
+
+    #[test]
+    fn a_group_is_decoded_whole_again_once_key_frames_thin_out() {
+        let mut gate = KeyFrameGate::new(Duration::from_secs(1));
+        // Key frames every second up to 4 s, then at 6 s: the group from 3 s is skipped (three
+        // short intervals before it), the group from 4 s too, the one from 6 s is decoded whole.
+        let keys = [0u64, 25, 50, 75, 100, 150];
+        let passed: Vec<u64> = (0..175u64).filter(|i| gate.pass(Some(Duration::from_millis(i * 40)), !keys.contains(i))).collect();
+        assert_eq!(passed, [(0..=75).collect::<Vec<_>>(), vec![100], (150..175).collect()].concat());
+        // A scene cut's key frame between two regular ones does not start skipping.
+        let mut gate = KeyFrameGate::new(Duration::from_secs(1));
+        let keys = [0u64, 50, 60, 110];
+        assert!((0..150u64).all(|i| gate.pass(Some(Duration::from_millis(i * 40)), !keys.contains(&i))));
+    }
 
     #[test]
     fn quotes_the_location_and_fills_the_placeholders() {
