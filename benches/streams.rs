@@ -137,7 +137,13 @@ fn main() -> anyhow::Result<()> {
     let last = steps.iter().rev().find(|s| s["holds_target"] == true).or(steps.first()).cloned().unwrap_or_default();
     let value = |key: &str| last[key].as_f64().unwrap_or(0.0);
     println!(
-        "\nlargest K holding {target_fps} fps with < 1% drops: {best}; physical limit with decoding and inference sharing the cores, 1 / (1/decode + 1/inference) = {limit:.1} cameras\nuplink per camera-hour: {:.0} bytes = {:.4}% of the raw stream ({raw_bytes_per_hour:.0} bytes) with every crossing published; {:.0} bytes = {:.4}% with publish_crossings = false",
+        "\nlargest K holding {target_fps} fps with < 1% drops: {best}; {}\nuplink per camera-hour: {:.0} bytes = {:.4}% of the raw stream ({raw_bytes_per_hour:.0} bytes) with every crossing published; {:.0} bytes = {:.4}% with publish_crossings = false",
+        if fire {
+            // The limits above are the traffic model's at 5 fps; a fire watch runs the flame and smoke models too.
+            "no physical limit for fire watches (the limits above are the traffic model's)".to_string()
+        } else {
+            format!("physical limit with decoding and inference sharing the cores, 1 / (1/decode + 1/inference) = {limit:.1} cameras")
+        },
         value("uplink_bytes_per_camera_hour"),
         value("uplink_share_of_raw") * 100.0,
         value("counts_only_bytes_per_camera_hour"),
