@@ -134,7 +134,7 @@ enum Command {
         detect_width: Option<u32>,
         /// Where the detector looks: `auto` (the lines and rules with a quarter of the frame
         /// around them), `frame`, or `x1,y1,x2,y2` (normalized) [default: the camera's
-        /// `detect_region`, else auto].
+        /// `detect_region`, else frame].
         #[arg(long, value_name = "REGION")]
         detect_region: Option<DetectRegion>,
         /// Detect with this model of models/, e.g. `yolox_nano_int8` [default: the camera's

@@ -103,18 +103,15 @@ impl CameraAnalysis {
         emitter.read_plates_on(camera.lines.iter().filter(|l| l.plates).map(|l| l.id.clone()).chain(camera.rules.iter().filter(|r| r.plates).map(|r| r.id.clone())));
         let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates));
         let region = camera.detect_region.resolve(&analyzers.watched());
+        let riders = Riders { riders: manifest.rider_classes.clone(), ridden: manifest.ridden_classes.clone() };
+        let mut tracker = Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes, riders);
         if let Some(r) = region {
             tracing::info!(camera = %id, "detection region [{:.3}, {:.3}, {:.3}, {:.3}]", r.x1, r.y1, r.x2, r.y2);
+            tracker = tracker.within(r);
         }
         CameraAnalysis {
             region,
-            tracker: Tracker::new(
-                config.tracker.clone(),
-                manifest.score_threshold,
-                manifest.labels.len(),
-                &manifest.merge_classes,
-                Riders { riders: manifest.rider_classes.clone(), ridden: manifest.ridden_classes.clone() },
-            ),
+            tracker,
             min_score: config.tracker.low_score,
             history: analyzers.history(),
             gate: MotionGate::new(camera.motion.clone()),

@@ -77,7 +77,7 @@ pub const MAX_DETECT_WIDTH_PX: u32 = 1920;
 impl InputSpec {
     /// Whether the model's input size is free (a multiple of `size_multiple`, pasted top-left),
     /// so frames larger than `width` x `height` may run at their own size.
-    pub fn free_size(&self) -> Option<u32> {
+    pub(crate) fn free_size(&self) -> Option<u32> {
         match (self.size_multiple, &self.letterbox) {
             (Some(m), Letterbox::TopLeft) if m > 0 => Some(m),
             _ => None,

@@ -15,7 +15,8 @@ mod yolov8;
 mod yolox;
 
 pub use config::{DetectorConfig, Lanes};
-pub use manifest::{ColorOrder, InputSpec, Letterbox, MAX_DETECT_WIDTH_PX, ManifestError, ModelManifest, OutputDecoder};
+pub use manifest::{ColorOrder, InputSpec, Letterbox, ManifestError, ModelManifest, OutputDecoder};
+use manifest::MAX_DETECT_WIDTH_PX;
 pub use nms::nms;
 pub use preprocess::{Placement, fill_tensor};
 
@@ -179,13 +180,14 @@ impl Detector {
 
     /// Detections in `region` of the frame (boxes normalized to the whole frame), the region cut
     /// from the stream's own picture (the analysed frame's where there is none) and scaled to
-    /// hold about `budget_px` pixels (see [`region`]).
+    /// hold about `budget_px` pixels (see [`region`]). A fixed-size model gets the region scaled
+    /// to its input instead.
     pub fn detect_region(&self, frame: &Frame, region: BBox, budget_px: f32, min_score: f32) -> Result<Vec<Detection>, DetectError> {
         use opencv::prelude::*;
         let frame_err = |message: String| DetectError::Frame { camera: frame.camera.to_string(), message };
-        let (w, h) = frame.native.as_ref().map_or((frame.width, frame.height), |n| (n.width(), n.height()));
-        let (rw, rh) = region::scaled_size(region.width() * w as f32, region.height() * h as f32, budget_px);
-        let (image, _) = crate::render::crop(frame, region, rw.max(rh).min(MAX_DETECT_WIDTH_PX)).map_err(frame_err)?;
+        let (w_px, h_px) = frame.native.as_ref().map_or((frame.width, frame.height), |n| (n.width(), n.height()));
+        let (cut_w_px, cut_h_px) = region::scaled_size(region.width() * w_px as f32, region.height() * h_px as f32, budget_px);
+        let (image, _) = crate::render::crop(frame, region, cut_w_px.max(cut_h_px).min(MAX_DETECT_WIDTH_PX)).map_err(frame_err)?;
         let found = if self.manifest.input.free_size().is_some() {
             // A free-size model takes the region at its own size, however it compares to the
             // model's nominal input.
@@ -194,8 +196,8 @@ impl Detector {
         } else {
             self.detect_mat(&image, min_score)?
         };
-        let (x, y, rw, rh) = (region.x1, region.y1, region.width(), region.height());
-        let to_frame = |b: BBox| BBox { x1: x + b.x1 * rw, y1: y + b.y1 * rh, x2: x + b.x2 * rw, y2: y + b.y2 * rh };
+        let (x, y, w, h) = (region.x1, region.y1, region.width(), region.height());
+        let to_frame = |b: BBox| BBox { x1: x + b.x1 * w, y1: y + b.y1 * h, x2: x + b.x2 * w, y2: y + b.y2 * h };
         Ok(found.into_iter().map(|d| Detection { bbox: to_frame(d.bbox), ..d }).collect())
     }
 

@@ -1,10 +1,9 @@
 //! `detect_region`: the part of a camera's view the detector looks at, and at what resolution.
 //!
 //! The detector's input is a few hundred pixels wide. Shrinking a whole 1080p view into it makes
-//! a motorbike 60 px wide 13 px wide, and one at half that distance 7 px: below what a small
-//! detector finds (on the Vietnamese junction shown at half size, none of 14 motorbikes is
-//! counted at 416 px). Most of a traffic view is sky, façades and road far beyond the lines that
-//! count. So the detector is given the road around the camera's lines and zones, cut from the
+//! a motorbike 60 px wide 13 px wide, and one twice as far away 7 px: below what a small detector
+//! finds (on the Vietnamese junction shown at half size, 1 of 14 motorbikes is counted at 416 px
+//! and 5 fps). Most of a traffic view is sky, façades and road far beyond the lines that count. So the detector is given the road around the camera's lines and zones, cut from the
 //! decoded picture at its own resolution ([`crate::source::NativeFrame`]), with as many input
 //! pixels as the whole frame would have had (about the same inference cost), or more where
 //! `detect_width_px` asks for them.
@@ -84,12 +83,12 @@ impl DetectRegion {
     }
 }
 
-/// The size (width, height) in pixels the `width` x `height` pixels of a region are scaled to, so
+/// The size (width, height) in pixels the `width_px` x `height_px` pixels of a region are scaled to, so
 /// that they hold about `budget_px` pixels: never more than the region's own pixels, never below
 /// one pixel a side.
-pub fn scaled_size(width: f32, height: f32, budget_px: f32) -> (u32, u32) {
-    let scale = (budget_px / (width * height).max(1.0)).sqrt().min(1.0);
-    (((width * scale).round() as u32).max(1), ((height * scale).round() as u32).max(1))
+pub fn scaled_size(width_px: f32, height_px: f32, budget_px: f32) -> (u32, u32) {
+    let scale = (budget_px / (width_px * height_px).max(1.0)).sqrt().min(1.0);
+    (((width_px * scale).round() as u32).max(1), ((height_px * scale).round() as u32).max(1))
 }
 
 impl std::str::FromStr for DetectRegion {

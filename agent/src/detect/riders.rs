@@ -64,8 +64,11 @@ fn fold_parts(mut detections: Vec<Detection>, rider_classes: &[usize], ridden_cl
         inside && (rider_classes.contains(&det.class) || (ridden_classes.contains(&det.class) && same_wheels))
     };
     let mut folded = vec![false; detections.len()];
-    for i in 0..detections.len() {
-        // Into the largest box it is part of, which is itself no part of another.
+    // Largest first, so that a box is settled (kept, or a part) before a smaller one is folded
+    // into it: a part goes into the largest kept box it lies in.
+    let mut by_area: Vec<usize> = (0..detections.len()).collect();
+    by_area.sort_by(|&a, &b| detections[b].bbox.area().total_cmp(&detections[a].bbox.area()));
+    for &i in &by_area {
         let outer = (0..detections.len())
             .filter(|&j| !folded[j] && part_of(&detections[i], &detections[j]))
             .max_by(|&a, &b| detections[a].bbox.area().total_cmp(&detections[b].bbox.area()));

@@ -127,7 +127,7 @@ pub fn skip_delta_frames(pipeline: &gst::Pipeline, camera: &str, analytics_fps: 
     }
     let period = Duration::from_secs_f64(1.0 / analytics_fps as f64);
     let camera = camera.to_string();
-    pipeline.connect_deep_element_added(move |_, _, element| {
+    let gate_decoder = move |element: &gst::Element| {
         let is_video_decoder = element.factory().is_some_and(|f| {
             let klass = f.metadata(gst::ELEMENT_METADATA_KLASS).unwrap_or_default();
             klass.contains("Decoder") && klass.contains("Video")
@@ -139,13 +139,20 @@ pub fn skip_delta_frames(pipeline: &gst::Pipeline, camera: &str, analytics_fps: 
             let Some(buffer) = probe.buffer() else { return gst::PadProbeReturn::Ok };
             let mut gate = gate.lock().unwrap_or_else(|p| p.into_inner());
             let was = gate.skipping;
-            let pass = gate.pass(buffer.pts().map(|t| Duration::from_nanos(t.nseconds())), buffer.flags().contains(gst::BufferFlags::DELTA_UNIT));
+            let time = buffer.pts().or(buffer.dts()).map(|t| Duration::from_nanos(t.nseconds()));
+            let pass = gate.pass(time, buffer.flags().contains(gst::BufferFlags::DELTA_UNIT));
             if gate.skipping != was {
                 tracing::info!(camera = %camera, "decoding {}", if gate.skipping { "key frames only: they come at least once per analysed frame" } else { "every frame: key frames come too seldom for the analysis rate" });
             }
             if pass { gst::PadProbeReturn::Ok } else { gst::PadProbeReturn::Drop }
         });
-    });
+    };
+    // A template may name its decoder (vaapi, nvidia): it is in the pipeline already. Decodebin
+    // adds its decoder later.
+    for element in pipeline.iterate_recurse().into_iter().flatten() {
+        gate_decoder(&element);
+    }
+    pipeline.connect_deep_element_added(move |_, _, element| gate_decoder(element));
 }
 
 /// Which compressed frames go on to the decoder: see [`skip_delta_frames`].
@@ -211,6 +218,12 @@ mod tests {
         let keys = [0u64, 25, 50, 75, 100, 150];
         let passed: Vec<u64> = (0..175u64).filter(|i| gate.pass(Some(Duration::from_millis(i * 40)), !keys.contains(i))).collect();
         assert_eq!(passed, [(0..=75).collect::<Vec<_>>(), vec![100], (150..175).collect()].concat());
+        // Key frames without a time, or with one going backwards (a restarted stream), decide
+        // nothing: every frame is decoded until three regular intervals are seen again.
+        let mut gate = KeyFrameGate::new(Duration::from_secs(1));
+        let times = [Some(0u64), Some(1000), Some(2000), Some(3000), None, Some(4000), Some(1000)];
+        let skipping: Vec<bool> = times.iter().map(|t| { gate.pass(t.map(Duration::from_millis), false); gate.skipping }).collect();
+        assert_eq!(skipping, [false, false, false, true, false, false, false]);
         // A scene cut's key frame between two regular ones does not start skipping.
         let mut gate = KeyFrameGate::new(Duration::from_secs(1));
         let keys = [0u64, 50, 60, 110];

@@ -108,6 +108,34 @@ fn a_rider_seen_riding_on_some_frames_is_the_motorbike_throughout() {
     assert_eq!(last[0].class, PERSON);
 }
 
+/// The rider's class gives way to the ridden one from a quarter of its weight on.
+#[test]
+fn a_track_is_the_motorbike_from_a_quarter_of_the_riders_votes() {
+    for (rides, alone, class) in [(1, 4, MOTORCYCLE), (1, 5, PERSON)] {
+        let mut t = tracker();
+        let mut last = Vec::new();
+        for f in 0..(rides + alone) {
+            let c = if f < alone { PERSON } else { MOTORCYCLE };
+            last = t.update(&[det(0.3, 0.2 + 0.02 * f as f32, c, 0.5)], at(f, 5.0));
+        }
+        assert_eq!(last[0].class, class, "{rides} frame(s) riding, {alone} alone");
+    }
+}
+
+/// Detections come from the camera's detection region only: a track that coasts out of it has
+/// left, however far it is from the frame's edge.
+#[test]
+fn a_track_leaving_the_detection_region_is_dropped() {
+    let mut t = tracker().within(BBox { x1: 0.0, y1: 0.3, x2: 1.0, y2: 0.7 });
+    for f in 0..4 {
+        t.update(&[det(0.5, 0.45 + 0.06 * f as f32, CAR, 0.9)], at(f, 5.0));
+    }
+    // Predicted at 0.69, then 0.75: past the region's bottom, it is dropped unseen.
+    t.update(&[], at(4, 5.0));
+    t.update(&[], at(5, 5.0));
+    assert!(t.tracks.is_empty(), "{} tracks left", t.tracks.len());
+}
+
 #[test]
 fn low_score_detections_keep_a_track_but_do_not_start_one() {
     let mut t = tracker();
