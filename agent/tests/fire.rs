@@ -290,7 +290,7 @@ fn a_one_fps_fire_watch_decodes_key_frames_alone_and_still_confirms() {
             car.display(),
             clip.display()
         );
-        assert!(Command::new("gst-launch-1.0").arg("-q").args(launch.split_whitespace()).status().unwrap().success(), "{launch}");
+        common::gst_launch(&launch);
         let out = Command::new(common::canh_binary())
             .args(["replay", "--input", clip.to_str().unwrap(), "--fire", "--fps", "1"])
             .env("CANH_LOG", "canh::source=info")

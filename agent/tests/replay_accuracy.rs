@@ -146,8 +146,7 @@ fn junction_at_half_size(junction: &std::path::Path) -> PathBuf {
         out = out.display(),
         clip = junction.display()
     );
-    let made = std::process::Command::new("gst-launch-1.0").arg("-q").args(launch.split_whitespace()).status().unwrap();
-    assert!(made.success(), "gst-launch-1.0 {launch}");
+    common::gst_launch(&launch);
     out
 }
 

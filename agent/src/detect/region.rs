@@ -96,14 +96,20 @@ impl std::str::FromStr for DetectRegion {
 
     /// `auto`, `frame` or `x1,y1,x2,y2` (the command line's spelling).
     fn from_str(s: &str) -> Result<DetectRegion, String> {
-        match s {
-            "auto" => Ok(DetectRegion::Auto),
-            "frame" => Ok(DetectRegion::Frame),
-            _ => {
-                let v: Vec<f32> = s.split(',').map(|p| p.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|e| format!("'{s}': {e}"))?;
-                bounds(&v).ok_or_else(|| format!("'{s}': expected auto, frame or x1,y1,x2,y2"))
-            }
+        if let Some(region) = named(s) {
+            return Ok(region);
         }
+        let v: Vec<f32> = s.split(',').map(|p| p.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|e| format!("'{s}': {e}"))?;
+        bounds(&v).ok_or_else(|| format!("'{s}': expected auto, frame or x1,y1,x2,y2"))
+    }
+}
+
+/// The regions spelt by name.
+fn named(s: &str) -> Option<DetectRegion> {
+    match s {
+        "auto" => Some(DetectRegion::Auto),
+        "frame" => Some(DetectRegion::Frame),
+        _ => None,
     }
 }
 
@@ -123,11 +129,7 @@ impl<'de> Deserialize<'de> for DetectRegion {
                 f.write_str("\"auto\", \"frame\" or [x1, y1, x2, y2] (normalized)")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<DetectRegion, E> {
-                match s {
-                    "auto" => Ok(DetectRegion::Auto),
-                    "frame" => Ok(DetectRegion::Frame),
-                    _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
-                }
+                named(s).ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DetectRegion, A::Error> {
                 let mut v = Vec::new();

@@ -163,11 +163,8 @@ impl PlateReader {
         let zone = plate_zone(size);
         let enlarge = RETRY_ENLARGE.min(RETRY_MAX_SIDE_PX / zone.width.max(zone.height) as f32);
         let second = self.read_lines(crop, self.text_boxes(crop, zone, enlarge)?, native_per_px)?;
-        Ok(match (first, second) {
-            (_, Ok(plate)) => Ok(plate),
-            (Err(a), Err(b)) => Err(a.max(b)),
-            (Ok(plate), Err(_)) => Ok(plate),
-        })
+        // Unread both times: the nearer miss says why.
+        Ok(second.or_else(|b| first.map_err(|a| a.max(b))))
     }
 
     /// The plate among text `lines` found on the crop, or why there is none.

@@ -131,14 +131,16 @@ impl PlateWatch {
         }
         // Reading every vehicle, one whose likeliest frame is long past is read while still in
         // view (it drives away, or stands), so a render shows its plate.
-        let settled: Vec<u64> = self
-            .tracks
-            .iter()
-            .filter(|(_, t)| t.read.is_none() && t.kept.iter().map(|k| k.t).max().is_some_and(|t| now.saturating_sub(t) >= SETTLED_AFTER))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in settled {
-            self.read_for_all(id);
+        if self.read_all {
+            let settled: Vec<u64> = self
+                .tracks
+                .iter()
+                .filter(|(_, t)| t.read.is_none() && t.kept.iter().map(|k| k.t).max().is_some_and(|t| now.saturating_sub(t) >= SETTLED_AFTER))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in settled {
+                self.read_for_all(id);
+            }
         }
         if !detected {
             return;

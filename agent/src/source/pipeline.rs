@@ -138,11 +138,11 @@ pub fn skip_delta_frames(pipeline: &gst::Pipeline, camera: &str, analytics_fps: 
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
             let Some(buffer) = probe.buffer() else { return gst::PadProbeReturn::Ok };
             let mut gate = gate.lock().unwrap_or_else(|p| p.into_inner());
-            let was = gate.skipping;
+            let was = gate.skipping();
             let time = buffer.pts().or(buffer.dts()).map(|t| Duration::from_nanos(t.nseconds()));
             let pass = gate.pass(time, buffer.flags().contains(gst::BufferFlags::DELTA_UNIT));
-            if gate.skipping != was {
-                tracing::info!(camera = %camera, "decoding {}", if gate.skipping { "key frames only: they come at least once per analysed frame" } else { "every frame: key frames come too seldom for the analysis rate" });
+            if gate.skipping() != was {
+                tracing::info!(camera = %camera, "decoding {}", if gate.skipping() { "key frames only: they come at least once per analysed frame" } else { "every frame: key frames come too seldom for the analysis rate" });
             }
             if pass { gst::PadProbeReturn::Ok } else { gst::PadProbeReturn::Drop }
         });
@@ -161,28 +161,30 @@ struct KeyFrameGate {
     last_key: Option<Duration>,
     /// Key-frame intervals in a row short enough for the analysis rate.
     regular: u32,
-    /// Delta frames are dropped until the next key frame.
-    skipping: bool,
 }
 
 impl KeyFrameGate {
     fn new(period: Duration) -> KeyFrameGate {
-        KeyFrameGate { period, last_key: None, regular: 0, skipping: false }
+        KeyFrameGate { period, last_key: None, regular: 0 }
     }
 
     /// Whether the frame at `pts` goes to the decoder.
     fn pass(&mut self, pts: Option<Duration>, delta: bool) -> bool {
         if delta {
-            return !self.skipping;
+            return !self.skipping();
         }
         let short = match (pts, self.last_key) {
             (Some(now), Some(last)) if now > last => (now - last).as_secs_f64() <= KEY_INTERVAL_SLACK * self.period.as_secs_f64(),
             _ => false,
         };
         self.regular = if short { self.regular + 1 } else { 0 };
-        self.skipping = self.regular >= REGULAR_KEY_INTERVALS;
         self.last_key = pts;
         true
+    }
+
+    /// Whether delta frames are dropped until the next key frame.
+    fn skipping(&self) -> bool {
+        self.regular >= REGULAR_KEY_INTERVALS
     }
 }
 
@@ -222,7 +224,7 @@ mod tests {
         // nothing: every frame is decoded until three regular intervals are seen again.
         let mut gate = KeyFrameGate::new(Duration::from_secs(1));
         let times = [Some(0u64), Some(1000), Some(2000), Some(3000), None, Some(4000), Some(1000)];
-        let skipping: Vec<bool> = times.iter().map(|t| { gate.pass(t.map(Duration::from_millis), false); gate.skipping }).collect();
+        let skipping: Vec<bool> = times.iter().map(|t| { gate.pass(t.map(Duration::from_millis), false); gate.skipping() }).collect();
         assert_eq!(skipping, [false, false, false, true, false, false, false]);
         // A scene cut's key frame between two regular ones does not start skipping.
         let mut gate = KeyFrameGate::new(Duration::from_secs(1));

@@ -149,6 +149,13 @@ impl Replay {
     }
 }
 
+/// Runs a `gst-launch-1.0` description (elements and properties separated by spaces, paths
+/// without spaces); it must succeed.
+pub fn gst_launch(description: &str) {
+    let made = Command::new("gst-launch-1.0").arg("-q").args(description.split_whitespace()).status().unwrap();
+    assert!(made.success(), "gst-launch-1.0 {description}");
+}
+
 /// Runs `canh replay` with `args` in the repository's root (warnings only on stderr); it must
 /// succeed.
 pub fn replay(args: &[&str]) -> Replay {
