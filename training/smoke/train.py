@@ -373,11 +373,11 @@ def check_export(path, head, args, images, boxes):
         raise SystemExit(f"the exported model disagrees with the trained head (largest difference {np.abs(exported - expected).max()})")
 
 
-def write_manifest(out, metrics):
+def write_manifest(out, metrics, trunk="YOLOX-nano's frozen trunk", chosen_on="the training scenes (out of fold)"):
     v = metrics["validation"]
     (out / "manifest.toml").write_text(f'''# Canh's smoke model: P(smoke) for every 16x16-pixel cell of the analysed frame (a heat map).
 # Made by training/smoke/train.sh (README there) from the AI For Mankind / HPWREN smoke set on
-# YOLOX-nano's frozen trunk. CAVEAT: the training images' licence was never clarified by their
+# {trunk}. CAVEAT: the training images' licence was never clarified by their
 # authors; see PROVENANCE.txt. On camera scenes unseen in training: cell ROC-AUC {v["cell_roc_auc"]};
 # {v["smoke_images_found"]} of {v["smoke_images"]} smoke images found, {v["smoke_free_images_flagged"]} of {v["smoke_free_images"]} smoke-free images flagged.
 name = "smoke_cells"
@@ -387,7 +387,7 @@ licence = "Apache-2.0 (YOLOX-nano trunk); head trained on images whose licence i
 provenance = "PROVENANCE.txt"
 labels = "classes.txt"
 
-# Chosen on the training scenes (out of fold): {IMAGE_FALSE_POSITIVE_TARGET:.0%} of smoke-free images have a cell at or above it
+# Chosen on {chosen_on}: {IMAGE_FALSE_POSITIVE_TARGET:.0%} of smoke-free images have a cell at or above it
 # that also stands {BASELINE_MARGIN:g} logits above its scene's baseline (as the agent judges cells).
 score_threshold = {metrics["threshold"]}
 
