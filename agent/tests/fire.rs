@@ -78,26 +78,37 @@ fn a_burning_car_is_confirmed_within_3_s_over_the_car() {
 /// the light changed between the two stills, so the grey-foreground cue stays silent.
 /// The images never ship: the clip is made from `../shared`, and the test passes with a note when
 /// it is absent.
-/// A lookout view made of two HPWREN stills: 12 frames before a fire starts, 16 with its plume
-/// (box x 0.781..0.894, y 0.540..0.617), at `framerate` (a GStreamer fraction).
+/// The lookout view before its fire starts and with its plume (box x 0.781..0.894,
+/// y 0.540..0.617): HPWREN stills of a validation scene.
+const LOOKOUT: &str = "ck0rp9ceo4fft0838x66r246f";
+const LOOKOUT_PLUME: &str = "ck0t1zwemkseu08636i7fpksi";
+
+/// A lookout view made of two HPWREN stills: 12 frames before a fire starts, 16 with its plume,
+/// at `framerate` (a GStreamer fraction).
 fn lookout_clip(name: &str, framerate: &str) -> Option<PathBuf> {
+    stills_clip(name, framerate, &[(LOOKOUT, 12), (LOOKOUT_PLUME, 16)])
+}
+
+/// A clip of HPWREN stills, each for its number of frames, at `framerate`; `None` with a note
+/// when `../shared` is absent.
+fn stills_clip(name: &str, framerate: &str, stills: &[(&str, usize)]) -> Option<PathBuf> {
     let images = common::repo_root().join("../shared/datasets/aiformankind_hpwren_smoke/images");
     if !images.is_dir() {
         println!("skipped: {} is absent (training images never ship)", images.display());
         return None;
     }
     let dir = common::temp_dir(name);
-    for i in 0..28 {
-        let still = if i < 12 { "ck0rp9ceo4fft0838x66r246f" } else { "ck0t1zwemkseu08636i7fpksi" };
+    let frames: Vec<&str> = stills.iter().flat_map(|&(still, n)| std::iter::repeat_n(still, n)).collect();
+    for (i, still) in frames.iter().enumerate() {
         std::fs::copy(images.join(format!("{still}.jpeg")), dir.join(format!("{i:03}.jpg"))).unwrap();
     }
-    let clip = dir.join("lookout.mp4");
+    let clip = dir.join("stills.mp4");
     let made = Command::new("gst-launch-1.0")
-        .args(["-q", "multifilesrc", &format!("location={}/%03d.jpg", dir.display()), "index=0", "stop-index=27", &format!("caps=image/jpeg,framerate={framerate}")])
+        .args(["-q", "multifilesrc", &format!("location={}/%03d.jpg", dir.display()), "index=0", &format!("stop-index={}", frames.len() - 1), &format!("caps=image/jpeg,framerate={framerate}")])
         .args(["!", "jpegdec", "!", "videoconvert", "!", "x264enc", "!", "mp4mux", "!", "filesink", &format!("location={}", clip.display())])
         .status()
         .unwrap();
-    assert!(made.success(), "could not encode the lookout clip");
+    assert!(made.success(), "could not encode the clip of stills");
     Some(clip)
 }
 
@@ -115,6 +126,24 @@ fn the_smoke_model_raises_a_plume_rising_in_a_lookout_view() {
     assert!(r[0] >= 0.75 && r[2] <= 0.92 && r[1] >= 0.5 && r[3] <= 0.65, "region {r:?} is not on the plume");
     assert!(smoke["scores"]["smoke_model"].as_f64().unwrap() >= 0.99, "{smoke}");
     assert!(events.iter().all(|e| e["first_evidence_s"].as_f64().unwrap() >= 6.0), "evidence before the plume: {events:#?}");
+}
+
+/// A PTZ camera patrolling two presets, at 2 fps with the baseline learning every frame: the
+/// lookout view for 8 s, a hazy view of another camera for 8 s (the model scores its sky at
+/// 0.9997 every day), then the lookout view again with the fire's plume. With one baseline for
+/// both views, the hazy view was judged against the lookout's and raised smoke at 13 s (its sky,
+/// x 0.615..0.692, y 0.103..0.205). Each view now has its own: the hazy view is learnt before it
+/// is judged, and the lookout view, known again, raises the plume.
+#[test]
+fn a_patrolling_ptz_camera_judges_each_preset_by_its_own_baseline() {
+    let Some(clip) = stills_clip("ptz-presets", "2/1", &[(LOOKOUT, 16), ("ck0kd5fke68fq0838ulqsffge", 16), (LOOKOUT_PLUME, 16)]) else { return };
+    let (events, _, _) = replay_fire_with(&clip, LEARN_EVERY_FRAME);
+    println!("ptz presets: {events:#?}");
+    let smoke = first(&events, "smoke", "suspected").expect("the plume suspected");
+    assert!(smoke["first_evidence_s"].as_f64().unwrap() >= 16.0, "smoke before the plume: {events:#?}");
+    let r: Vec<f64> = smoke["region"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(r[0] >= 0.75 && r[2] <= 0.92 && r[1] >= 0.5 && r[3] <= 0.65, "region {r:?} is not on the plume");
+    assert!(first(&events, "fire", "suspected").is_none(), "no flames in these views");
 }
 
 /// The same view as a lookout's stills, one frame a minute, at default settings: the smoke

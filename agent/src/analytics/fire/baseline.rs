@@ -5,9 +5,19 @@
 //! hot are kept out of learning for `hold`, so a plume is not learnt as scenery while it is
 //! watched, yet something that stays for good (a new roof) becomes scenery in the end.
 //!
-//! In the daemon the learnt maps are kept in a file, rewritten at each learning, so that a
-//! restart (a power cut, an update) does not leave the camera without its baseline for the
-//! `min_maps` it takes to learn one again.
+//! A PTZ camera that patrols its presets shows the model several views: one baseline learnt from
+//! all of them would take each view's haze for the others' (blind where any view is hazy) and
+//! judge a view by cells of another. So each view has its own baseline. A view is known by a
+//! thumbnail of the frame ([`super::view::signature`]); when the camera has moved since the last
+//! judged frame, the frame's thumbnail is matched against the views known, and a view matching
+//! none is new (up to [`MAX_VIEWS`]; the one seen longest ago makes room). The thumbnail is
+//! matched only after the camera moved, never while it stands still, because a plume that grows
+//! changes the picture too and must be judged by its view's baseline, not start a view of its
+//! own. A view's thumbnail is renewed at each map it learns, so it follows the day's light.
+//!
+//! In the daemon the learnt maps of every view are kept in a file, rewritten at each learning, so
+//! that a restart (a power cut, an update) does not leave the camera without its baselines for
+//! the `min_maps` it takes to learn them again.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -20,6 +30,12 @@ use crate::types::BBox;
 /// apart, about its second-highest, so one odd hour does not blind a cell, nor make it hot.
 /// Training chose the model's threshold with the same rule (`training/smoke/train.py`).
 const QUANTILE: f32 = 0.98;
+/// Views a camera keeps baselines for: a PTZ patrol has a handful of presets.
+pub const MAX_VIEWS: usize = 8;
+/// A frame whose thumbnail correlates at least this much with a view's is that view. Lookout
+/// stills of one view over a day correlate above 0.93 in their coarse structure (the training
+/// set's scenes were grouped so); two presets of one camera look at different things.
+const SAME_VIEW: f32 = 0.9;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BaselineSettings {
@@ -51,13 +67,29 @@ pub struct BaselineFile {
     pub model: String,
 }
 
-/// The first line of a baseline file, then the model, then cols, rows and maps as u32 and the
-/// maps' logits as f32, little-endian.
-const FILE_MAGIC: &[u8] = b"canh smoke baseline 1\n";
+/// The first line of a baseline file, then the model; then the number of views as u32, and per
+/// view its thumbnail's length and values, cols, rows and maps as u32 and the maps' logits
+/// (little-endian u32 and f32).
+const FILE_MAGIC: &[u8] = b"canh smoke baseline 2\n";
+/// The first format: one view without a thumbnail (cols, rows and maps, then the logits).
+const FILE_MAGIC_1: &[u8] = b"canh smoke baseline 1\n";
 
+/// A camera's baselines, one per view.
 pub struct SmokeBaseline {
     settings: BaselineSettings,
     file: Option<BaselineFile>,
+    views: Vec<ViewBaseline>,
+    /// The view being watched (an index into `views`, which is empty before the first frame).
+    current: usize,
+    /// Frames observed, for which view was seen longest ago.
+    frames: u64,
+}
+
+/// One view's baseline.
+struct ViewBaseline {
+    /// The view's thumbnail; `None` for a view taken up from a file of the first format, which
+    /// adopts the first frame's.
+    signature: Option<Vec<f32>>,
     grid: (usize, usize),
     /// Learnt logits per cell, oldest first; NaN where a cell was held out.
     learnt: VecDeque<Vec<f32>>,
@@ -65,11 +97,12 @@ pub struct SmokeBaseline {
     baseline: Vec<f32>,
     hot_since: Vec<Option<Duration>>,
     last_learnt: Option<Duration>,
+    last_seen: u64,
 }
 
 impl SmokeBaseline {
     pub fn new(settings: BaselineSettings) -> SmokeBaseline {
-        SmokeBaseline { settings, file: None, grid: (0, 0), learnt: VecDeque::new(), baseline: Vec::new(), hot_since: Vec::new(), last_learnt: None }
+        SmokeBaseline { settings, file: None, views: Vec::new(), current: 0, frames: 0 }
     }
 
     /// Keeps the learnt maps in `file` from now on, first taking up what it holds (unless they
@@ -78,88 +111,161 @@ impl SmokeBaseline {
     pub fn keep_in(&mut self, file: BaselineFile) -> Result<(), String> {
         let restored = match std::fs::read(&file.path) {
             Ok(bytes) => parse_file(&bytes, &file.model).map_err(|e| format!("smoke baseline {}: {e}; starting afresh", file.path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(format!("smoke baseline {}: {e}; starting afresh", file.path.display())),
         };
         self.file = Some(file);
-        if let Some((grid, maps)) = restored? {
-            self.grid = grid;
-            self.hot_since = vec![None; grid.0 * grid.1];
-            self.learnt = maps.into();
-            self.baseline = self.quantiles();
-        }
+        let views = restored?;
+        self.views = views.into_iter().map(|v| ViewBaseline::restored(v, &self.settings)).collect();
+        self.current = 0;
         Ok(())
     }
 
     /// Which cells of `map` are newly hot: at or above `threshold` and `margin_logit` above
-    /// their baseline. Then learns `map` when it is due. A cell with too little learnt is never
-    /// newly hot: the first maps only teach.
-    pub fn observe(&mut self, map: &Heatmap, threshold: f32, now: Duration) -> Vec<bool> {
+    /// their view's baseline. Then learns `map` when it is due. A cell with too little learnt is
+    /// never newly hot: the first maps only teach. `signature` is the frame's thumbnail; `moved`
+    /// says whether the camera moved since the last frame observed.
+    pub fn observe(&mut self, map: &Heatmap, signature: &[f32], moved: bool, threshold: f32, now: Duration) -> Vec<bool> {
+        self.frames += 1;
+        if self.views.is_empty() || moved {
+            self.current = self.identify(signature);
+        }
+        let view = &mut self.views[self.current];
+        view.last_seen = self.frames;
+        view.signature.get_or_insert_with(|| signature.to_vec());
+        let (hot, learnt) = view.observe(map, threshold, now, &self.settings);
+        if learnt {
+            view.signature = Some(signature.to_vec());
+            if let Some(file) = &self.file
+                && let Err(e) = write_file(file, &self.views)
+            {
+                tracing::warn!(path = %file.path.display(), "cannot keep the smoke baseline: {e}");
+            }
+        }
+        hot
+    }
+
+    /// The stream restarted, and its clock with it: what was learnt stays (the views are the
+    /// same), the timing of learning and holding starts again.
+    pub fn restart_clock(&mut self) {
+        for view in &mut self.views {
+            view.last_learnt = None;
+            view.hot_since.fill(None);
+        }
+    }
+
+    /// The view `signature` shows: the known view it matches best, a view from an old file that
+    /// has no thumbnail yet, or a new one.
+    fn identify(&mut self, signature: &[f32]) -> usize {
+        let best = self
+            .views
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.signature.as_ref().map(|s| (i, correlation(s, signature))))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((i, c)) = best
+            && c >= SAME_VIEW
+        {
+            return i;
+        }
+        if let Some(i) = self.views.iter().position(|v| v.signature.is_none()) {
+            return i;
+        }
+        if best.is_some() {
+            // Debug, not info: a bus filling a fixed view can look like a new view for a while.
+            tracing::debug!(views = self.views.len() + 1, "the smoke model sees a new view; it learns its baseline before judging it");
+        }
+        let view = ViewBaseline::new(Some(signature.to_vec()));
+        if self.views.len() < MAX_VIEWS {
+            self.views.push(view);
+            self.views.len() - 1
+        } else {
+            let oldest = self.views.iter().enumerate().min_by_key(|(_, v)| v.last_seen).map(|(i, _)| i).expect("views are full");
+            self.views[oldest] = view;
+            oldest
+        }
+    }
+}
+
+impl ViewBaseline {
+    fn new(signature: Option<Vec<f32>>) -> ViewBaseline {
+        ViewBaseline { signature, grid: (0, 0), learnt: VecDeque::new(), baseline: Vec::new(), hot_since: Vec::new(), last_learnt: None, last_seen: 0 }
+    }
+
+    fn restored(stored: StoredView, settings: &BaselineSettings) -> ViewBaseline {
+        let (grid, maps) = stored.maps;
+        let mut view = ViewBaseline { grid, hot_since: vec![None; grid.0 * grid.1], learnt: maps.into(), ..ViewBaseline::new(stored.signature) };
+        view.baseline = view.quantiles(settings);
+        view
+    }
+
+    /// The newly hot cells, and whether `map` was learnt.
+    fn observe(&mut self, map: &Heatmap, threshold: f32, now: Duration, settings: &BaselineSettings) -> (Vec<bool>, bool) {
         if self.grid != (map.cols, map.rows) {
-            *self = SmokeBaseline { file: self.file.take(), ..SmokeBaseline::new(self.settings) };
-            self.grid = (map.cols, map.rows);
-            self.hot_since = vec![None; map.values.len()];
+            *self = ViewBaseline { grid: (map.cols, map.rows), hot_since: vec![None; map.values.len()], ..ViewBaseline::new(self.signature.take()) };
         }
         let hot: Vec<bool> = map
             .values
             .iter()
             .zip(self.baseline.iter().chain(std::iter::repeat(&f32::NAN)))
-            .map(|(&p, &base)| p >= threshold && logit(p) - base >= self.settings.margin_logit)
+            .map(|(&p, &base)| p >= threshold && logit(p) - base >= settings.margin_logit)
             .collect();
         for (since, &is_hot) in self.hot_since.iter_mut().zip(&hot) {
             *since = if is_hot { since.or(Some(now)) } else { None };
         }
-        if self.last_learnt.is_none_or(|t| now.saturating_sub(t) >= self.settings.interval) {
-            self.learn(map, now);
+        let due = self.last_learnt.is_none_or(|t| now.saturating_sub(t) >= settings.interval);
+        if due {
+            self.learn(map, now, settings);
         }
-        hot
+        (hot, due)
     }
 
-    /// The stream restarted, and its clock with it: what was learnt stays (the view is the same),
-    /// the timing of learning and holding starts again.
-    pub fn restart_clock(&mut self) {
-        self.last_learnt = None;
-        self.hot_since.fill(None);
-    }
-
-    fn learn(&mut self, map: &Heatmap, now: Duration) {
-        let hold = self.settings.hold;
+    fn learn(&mut self, map: &Heatmap, now: Duration, settings: &BaselineSettings) {
+        let hold = settings.hold;
         let sample = map.values.iter().zip(&self.hot_since).map(|(&p, since)| if since.is_some_and(|s| now.saturating_sub(s) < hold) { f32::NAN } else { logit(p) }).collect();
         self.learnt.push_back(sample);
-        while self.learnt.len() > self.settings.maps.max(1) {
+        while self.learnt.len() > settings.maps.max(1) {
             self.learnt.pop_front();
         }
-        self.baseline = self.quantiles();
+        self.baseline = self.quantiles(settings);
         self.last_learnt = Some(now);
-        if let Some(file) = &self.file
-            && let Err(e) = write_file(file, self.grid, &self.learnt)
-        {
-            tracing::warn!(path = %file.path.display(), "cannot keep the smoke baseline: {e}");
-        }
     }
 
-    fn quantiles(&self) -> Vec<f32> {
+    fn quantiles(&self, settings: &BaselineSettings) -> Vec<f32> {
         (0..self.grid.0 * self.grid.1)
             .map(|cell| {
                 let mut values: Vec<f32> = self.learnt.iter().map(|m| m[cell]).filter(|v| !v.is_nan()).collect();
                 values.sort_by(f32::total_cmp);
-                if values.len() < self.settings.min_maps { f32::NAN } else { quantile(&values, QUANTILE) }
+                if values.len() < settings.min_maps { f32::NAN } else { quantile(&values, QUANTILE) }
             })
             .collect()
     }
 }
 
-/// Writes the maps next to `file` and renames them over it: a crash mid-write leaves the old file.
-fn write_file(file: &BaselineFile, (cols, rows): (usize, usize), maps: &VecDeque<Vec<f32>>) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(FILE_MAGIC.len() + 64 + maps.len() * cols * rows * 4);
-    bytes.extend_from_slice(FILE_MAGIC);
+/// Correlation of two thumbnails (each of zero mean and unit norm); 0 when their sizes differ.
+fn correlation(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Writes every view's maps next to `file` and renames them over it: a crash mid-write leaves
+/// the old file.
+fn write_file(file: &BaselineFile, views: &[ViewBaseline]) -> std::io::Result<()> {
+    let mut bytes = FILE_MAGIC.to_vec();
     bytes.extend_from_slice(file.model.as_bytes());
     bytes.push(b'\n');
-    for n in [cols, rows, maps.len()] {
-        bytes.extend_from_slice(&(n as u32).to_le_bytes());
-    }
-    for value in maps.iter().flatten() {
-        bytes.extend_from_slice(&value.to_le_bytes());
+    let number = |bytes: &mut Vec<u8>, n: usize| bytes.extend_from_slice(&(n as u32).to_le_bytes());
+    number(&mut bytes, views.len());
+    for view in views {
+        let signature = view.signature.as_deref().unwrap_or_default();
+        number(&mut bytes, signature.len());
+        bytes.extend(signature.iter().flat_map(|v| v.to_le_bytes()));
+        for n in [view.grid.0, view.grid.1, view.learnt.len()] {
+            number(&mut bytes, n);
+        }
+        bytes.extend(view.learnt.iter().flatten().flat_map(|v| v.to_le_bytes()));
     }
     if let Some(dir) = file.path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -172,23 +278,79 @@ fn write_file(file: &BaselineFile, (cols, rows): (usize, usize), maps: &VecDeque
 /// A grid's (cols, rows) and learnt maps.
 type LearntMaps = ((usize, usize), Vec<Vec<f32>>);
 
-/// The grid and maps a baseline file holds; `None` when they were learnt with another model.
-fn parse_file(bytes: &[u8], model: &str) -> Result<Option<LearntMaps>, String> {
-    let rest = bytes.strip_prefix(FILE_MAGIC).ok_or("not a smoke baseline file")?;
+/// A view as a baseline file holds it: its thumbnail and its learnt maps.
+struct StoredView {
+    signature: Option<Vec<f32>>,
+    maps: LearntMaps,
+}
+
+/// Reads a baseline file's numbers in order.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn take(&mut self, bytes: usize, what: &str) -> Result<&[u8], String> {
+        if self.rest.len() < bytes {
+            return Err(format!("truncated in {what}"));
+        }
+        let (taken, rest) = self.rest.split_at(bytes);
+        self.rest = rest;
+        Ok(taken)
+    }
+
+    fn number(&mut self, what: &str) -> Result<usize, String> {
+        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("four bytes")) as usize)
+    }
+
+    fn floats(&mut self, count: usize, what: &str) -> Result<Vec<f32>, String> {
+        let bytes = self.take(count.checked_mul(4).ok_or_else(|| format!("{what} is too long"))?, what)?;
+        Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("four bytes"))).collect())
+    }
+
+    /// A grid's cols and rows, its maps' count and their logits.
+    fn maps(&mut self) -> Result<LearntMaps, String> {
+        let (cols, rows, count) = (self.number("the grid")?, self.number("the grid")?, self.number("the grid")?);
+        let cells = cols * rows;
+        if cells == 0 {
+            return Err(format!("a grid of {cols}x{rows} cells"));
+        }
+        let logits = self.floats(count.checked_mul(cells).ok_or("the maps are too many")?, "the maps")?;
+        Ok(((cols, rows), logits.chunks(cells).map(<[f32]>::to_vec).collect()))
+    }
+}
+
+/// The views a baseline file holds; none when they were learnt with another model.
+fn parse_file(bytes: &[u8], model: &str) -> Result<Vec<StoredView>, String> {
+    let (first_format, rest) = match (bytes.strip_prefix(FILE_MAGIC), bytes.strip_prefix(FILE_MAGIC_1)) {
+        (Some(rest), _) => (false, rest),
+        (None, Some(rest)) => (true, rest),
+        (None, None) => return Err("not a smoke baseline file".into()),
+    };
     let end = rest.iter().position(|&b| b == b'\n').ok_or("truncated before the model")?;
     if &rest[..end] != model.as_bytes() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let rest = &rest[end + 1..];
-    let number = |i: usize| rest.get(4 * i..4 * i + 4).map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")) as usize).ok_or("truncated in the header");
-    let (cols, rows, count) = (number(0)?, number(1)?, number(2)?);
-    let values = &rest[12..];
-    let cells = cols * rows;
-    if cells == 0 || values.len() != count * cells * 4 {
-        return Err(format!("holds {} bytes of maps, {count} maps of {cols}x{rows} cells need {}", values.len(), count * cells * 4));
+    let mut reader = Reader { rest: &rest[end + 1..] };
+    let views = if first_format {
+        vec![StoredView { signature: None, maps: reader.maps()? }]
+    } else {
+        let count = reader.number("the number of views")?;
+        if count > MAX_VIEWS {
+            return Err(format!("holds {count} views, more than {MAX_VIEWS}"));
+        }
+        (0..count)
+            .map(|_| {
+                let length = reader.number("a view's thumbnail")?;
+                let signature = reader.floats(length, "a view's thumbnail")?;
+                Ok(StoredView { signature: (!signature.is_empty()).then_some(signature), maps: reader.maps()? })
+            })
+            .collect::<Result<_, String>>()?
+    };
+    if !reader.rest.is_empty() {
+        return Err(format!("{} bytes left over after the maps", reader.rest.len()));
     }
-    let logits: Vec<f32> = values.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("four bytes"))).collect();
-    Ok(Some(((cols, rows), logits.chunks(cells).map(<[f32]>::to_vec).collect())))
+    Ok(views)
 }
 
 fn logit(p: f32) -> f32 {
@@ -264,6 +426,10 @@ mod tests {
         Heatmap { values: values.to_vec(), cols: 4, rows: 3, cell_width: 0.25, cell_height: 0.25 }
     }
 
+    /// Two views' thumbnails (zero mean, unit norm, uncorrelated).
+    const VIEW_A: [f32; 4] = [0.5, 0.5, -0.5, -0.5];
+    const VIEW_B: [f32; 4] = [0.5, -0.5, 0.5, -0.5];
+
     const HAZE: f32 = 0.999;
     const CALM: f32 = 0.01;
 
@@ -279,7 +445,7 @@ mod tests {
 
     /// Observes `map` and returns its regions over the whole frame.
     fn regions(baseline: &mut SmokeBaseline, map: &Heatmap, now: Duration) -> Vec<HotRegion> {
-        let hot = baseline.observe(map, 0.99, now);
+        let hot = baseline.observe(map, &VIEW_A, false, 0.99, now);
         hot_regions(map, &hot, |_| true)
     }
 
@@ -294,7 +460,7 @@ mod tests {
         let found = regions(&mut baseline, &smoke, Duration::from_secs(62));
         assert_eq!(found.len(), 1, "touching cells are one region: {found:?}");
         assert_eq!(found[0], HotRegion { region: BBox { x1: 0.25, y1: 0.25, x2: 0.75, y2: 0.75 }, p: 0.998 });
-        let hot = baseline.observe(&smoke, 0.99, Duration::from_secs(63));
+        let hot = baseline.observe(&smoke, &VIEW_A, false, 0.99, Duration::from_secs(63));
         let right_half = hot_regions(&smoke, &hot, |b| b.x1 >= 0.5);
         assert_eq!(right_half[0].region, BBox { x1: 0.5, y1: 0.25, x2: 0.75, y2: 0.75 }, "only watched cells count");
     }
@@ -323,7 +489,7 @@ mod tests {
         baseline.restart_clock();
         // Stream time starts again from zero: the view is still known, and learning goes on.
         assert_eq!(regions(&mut baseline, &scene(&[7]), Duration::ZERO).len(), 1);
-        assert_eq!(baseline.learnt.len(), 3, "the first frame after the restart is learnt");
+        assert_eq!(baseline.views[0].learnt.len(), 3, "the first frame after the restart is learnt");
     }
 
     #[test]
@@ -350,6 +516,98 @@ mod tests {
         assert!(e.contains("cam.bin") && e.contains("not a smoke baseline file"), "{e}");
         regions(&mut damaged, &scene(&[]), Duration::ZERO);
         assert!(SmokeBaseline::new(settings()).keep_in(file("model-a")).is_ok(), "rewritten at the next learning");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A PTZ patrol between two presets: view A's haze is in cell 0, view B's in cell 11.
+    fn preset(view: [f32; 4], smoke_at: &[usize]) -> Heatmap {
+        let mut v = [CALM; 12];
+        v[if view == VIEW_A { 0 } else { 11 }] = HAZE;
+        for &i in smoke_at {
+            v[i] = 0.998;
+        }
+        map(v)
+    }
+
+    /// Observes one visit of the patrol to `view` (the camera moved there) and returns its
+    /// regions.
+    fn visit(baseline: &mut SmokeBaseline, view: [f32; 4], smoke_at: &[usize], minute: u64) -> Vec<HotRegion> {
+        let map = preset(view, smoke_at);
+        let hot = baseline.observe(&map, &view, true, 0.99, Duration::from_secs(60 * minute));
+        hot_regions(&map, &hot, |_| true)
+    }
+
+    #[test]
+    fn each_preset_of_a_patrolling_camera_has_its_own_baseline() {
+        let mut baseline = SmokeBaseline::new(settings());
+        for minute in 0..4 {
+            let view = if minute % 2 == 0 { VIEW_A } else { VIEW_B };
+            assert!(visit(&mut baseline, view, &[], minute).is_empty(), "minute {minute}: the first maps of each view only teach");
+        }
+        assert_eq!(baseline.views.len(), 2);
+        assert!(visit(&mut baseline, VIEW_A, &[], 4).is_empty(), "view A's haze is A's scenery");
+        assert!(visit(&mut baseline, VIEW_B, &[], 5).is_empty(), "view B's haze is B's scenery");
+        // One baseline for both would know cell 11 as hazy and miss a plume there in view A.
+        let found = visit(&mut baseline, VIEW_A, &[11], 6);
+        assert_eq!(found.iter().map(|r| r.region).collect::<Vec<_>>(), vec![BBox { x1: 0.75, y1: 0.5, x2: 1.0, y2: 0.75 }]);
+        // A plume that grows while the camera stands still changes the picture, and stays
+        // judged by its view's baseline.
+        let grown = preset(VIEW_A, &[5, 6, 9, 10, 11]);
+        let hot = baseline.observe(&grown, &VIEW_B, false, 0.99, Duration::from_secs(6 * 60 + 1));
+        assert_eq!(hot_regions(&grown, &hot, |_| true).len(), 1, "still view A");
+        assert_eq!(baseline.views.len(), 2, "no view was added");
+    }
+
+    #[test]
+    fn a_camera_keeps_at_most_max_views_and_forgets_the_one_seen_longest_ago() {
+        let mut baseline = SmokeBaseline::new(settings());
+        let thumbnail = |k: usize| -> Vec<f32> {
+            let mut v = [-1.0 / 6.0; 36];
+            v[k * 4] = 5.0 / 6.0;
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / norm).collect()
+        };
+        for k in 0..=MAX_VIEWS {
+            baseline.observe(&scene(&[]), &thumbnail(k), true, 0.99, Duration::from_secs(k as u64));
+        }
+        assert_eq!(baseline.views.len(), MAX_VIEWS);
+        assert!(baseline.views.iter().all(|v| v.signature.as_deref() != Some(&thumbnail(0)[..])), "the first view made room");
+    }
+
+    #[test]
+    fn a_restarted_agent_takes_up_every_view_and_reads_the_first_format() {
+        let dir = std::env::temp_dir().join(format!("canh-smoke-views-{}", std::process::id()));
+        let file = BaselineFile { path: dir.join("ptz.bin"), model: "model-a".into() };
+        let mut before = SmokeBaseline::new(settings());
+        before.keep_in(file.clone()).unwrap();
+        for minute in 0..4 {
+            visit(&mut before, if minute % 2 == 0 { VIEW_A } else { VIEW_B }, &[], minute);
+        }
+        let mut after = SmokeBaseline::new(settings());
+        after.keep_in(file.clone()).unwrap();
+        assert!(visit(&mut after, VIEW_B, &[], 10).is_empty(), "view B's haze is still known");
+        assert_eq!(visit(&mut after, VIEW_A, &[11], 11).len(), 1, "view A judged at once");
+
+        // The first format: one view, no thumbnail; the first frame's view adopts it.
+        let mut first = FILE_MAGIC_1.to_vec();
+        first.extend_from_slice(b"model-a\n");
+        for n in [4u32, 3, 2] {
+            first.extend_from_slice(&n.to_le_bytes());
+        }
+        for m in [scene(&[]), scene(&[])] {
+            first.extend(m.values.iter().flat_map(|&p| logit(p).to_le_bytes()));
+        }
+        std::fs::write(&file.path, &first).unwrap();
+        let mut old = SmokeBaseline::new(settings());
+        old.keep_in(file.clone()).unwrap();
+        assert!(regions(&mut old, &scene(&[]), Duration::ZERO).is_empty(), "the haze is known");
+        assert_eq!(regions(&mut old, &scene(&[5]), Duration::from_secs(1)).len(), 1);
+        assert_eq!(old.views[0].signature.as_deref(), Some(&VIEW_A[..]), "the view adopted the frame's thumbnail");
+
+        first.extend_from_slice(&[0, 0]);
+        std::fs::write(&file.path, &first).unwrap();
+        let e = SmokeBaseline::new(settings()).keep_in(file).unwrap_err();
+        assert!(e.contains("2 bytes left over"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -29,7 +29,7 @@ use crate::types::{BBox, Point};
 use baseline::{BaselineFile, BaselineSettings, SmokeBaseline, hot_regions};
 use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, is_set_at, largest_blob_in, tile_rects, zone_mask};
 use temporal::Incident;
-use view::{ViewMotion, ViewTracker, shifted};
+use view::{ViewMotion, ViewTracker, shifted, signature};
 
 /// Smoke evidence in one zone, from two cues: the smoke model's newly hot cells (the best region
 /// of cells scoring well above what this view usually scores) and the grey-foreground blob (the
@@ -98,6 +98,9 @@ pub struct FireWatch {
     smoke: SmokeCue,
     baseline: SmokeBaseline,
     view: ViewTracker,
+    /// Whether the camera moved since the smoke model last judged a frame (its view may be
+    /// another of its presets).
+    moved_since_judged: bool,
     clock: FrameClock,
     previous_fire: Option<Mat>,
     /// The zones' pixel masks for the current frame size (frames keep their size).
@@ -164,6 +167,7 @@ impl FireWatch {
                 hold: Duration::from_secs_f32(config.smoke_baseline_hold_s),
             }),
             view: ViewTracker::new(),
+            moved_since_judged: false,
             clock: FrameClock::default(),
             previous_fire: None,
             masks_cache: None,
@@ -198,6 +202,7 @@ impl FireWatch {
         let shifted_view = matches!(motion, ViewMotion::Shifted { .. });
         if motion != ViewMotion::Still {
             tracing::debug!(?motion, "the view moved");
+            self.moved_since_judged = true;
         }
         if shifted_view {
             // The background model learnt a view that is not there any more: learn afresh.
@@ -229,7 +234,8 @@ impl FireWatch {
             smoke_map: match &self.models.smoke {
                 Some(model) if self.config.smoke && !shifted_view => {
                     let map = model.heatmap(frame).map_err(|e| e.to_string())?;
-                    let hot = self.baseline.observe(&map, self.smoke_threshold, now);
+                    let view = signature(frame).map_err(cv)?;
+                    let hot = self.baseline.observe(&map, &view, std::mem::take(&mut self.moved_since_judged), self.smoke_threshold, now);
                     Some((map, hot))
                 }
                 _ => None,
@@ -262,6 +268,8 @@ impl FireWatch {
     fn restart(&mut self) -> Result<(), String> {
         self.previous_fire = None;
         self.view.restart();
+        // A camera back after a reconnect may look at another of its presets.
+        self.moved_since_judged = true;
         self.clock.restart();
         self.baseline.restart_clock();
         for zone in &mut self.zones {

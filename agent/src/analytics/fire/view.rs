@@ -108,6 +108,24 @@ fn small_grey(frame: &Mat) -> opencv::Result<Mat> {
     Ok(out)
 }
 
+/// Width of the thumbnail a view is known by: its coarse structure (ridges, horizon, buildings),
+/// not what moves in it.
+const SIGNATURE_WIDTH: i32 = 32;
+
+/// The frame's thumbnail, grey, `SIGNATURE_WIDTH` wide, of zero mean and unit norm, so that the
+/// sum of two thumbnails' products is their correlation, whatever the light's level and contrast.
+pub fn signature(frame: &Mat) -> opencv::Result<Vec<f32>> {
+    let height = ((frame.rows() as f64 * SIGNATURE_WIDTH as f64 / frame.cols().max(1) as f64).round() as i32).max(1);
+    let mut small = Mat::default();
+    imgproc::resize(frame, &mut small, Size::new(SIGNATURE_WIDTH, height), 0.0, 0.0, imgproc::INTER_AREA)?;
+    let mut grey = Mat::default();
+    imgproc::cvt_color_def(&small, &mut grey, imgproc::COLOR_BGR2GRAY)?;
+    let values: Vec<f32> = grey.data_bytes()?.iter().map(|&v| v as f32).collect();
+    let mean = values.iter().sum::<f32>() / values.len() as f32;
+    let norm = values.iter().map(|v| (v - mean).powi(2)).sum::<f32>().sqrt().max(1e-6);
+    Ok(values.iter().map(|v| (v - mean) / norm).collect())
+}
+
 /// `image` moved by (`dx`, `dy`) pixels; what moves in from outside is 0, and `valid` (255 where
 /// the moved image has content) says where.
 pub fn shifted(image: &Mat, dx: f64, dy: f64) -> opencv::Result<(Mat, Mat)> {
