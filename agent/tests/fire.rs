@@ -72,12 +72,6 @@ fn a_burning_car_is_confirmed_within_3_s_over_the_car() {
     assert_eq!(summary["fire_events"][1]["kind"], "fire");
 }
 
-/// A lookout camera's view (HPWREN, a scene the smoke model never saw in training) before and
-/// after a fire starts beyond the ridge: the view without smoke for 6 s, then with a plume for
-/// 8 s, at 2 fps, the baseline learning every frame. The smoke model raises the plume on its own:
-/// the light changed between the two stills, so the grey-foreground cue stays silent.
-/// The images never ship: the clip is made from `../shared`, and the test passes with a note when
-/// it is absent.
 /// The lookout view before its fire starts and with its plume (box x 0.781..0.894,
 /// y 0.540..0.617): HPWREN stills of a validation scene.
 const LOOKOUT: &str = "ck0rp9ceo4fft0838x66r246f";
@@ -112,6 +106,12 @@ fn stills_clip(name: &str, framerate: &str, stills: &[(&str, usize)]) -> Option<
     Some(clip)
 }
 
+/// A lookout camera's view (HPWREN, a scene the smoke model never saw in training) before and
+/// after a fire starts beyond the ridge: the view without smoke for 6 s, then with a plume for
+/// 8 s, at 2 fps, the baseline learning every frame. The smoke model raises the plume on its own:
+/// the light changed between the two stills, so the grey-foreground cue stays silent.
+/// The images never ship: the clip is made from `../shared`, and the test passes with a note when
+/// it is absent.
 #[test]
 fn the_smoke_model_raises_a_plume_rising_in_a_lookout_view() {
     let Some(clip) = lookout_clip("lookout", "2/1") else { return };

@@ -98,8 +98,8 @@ pub struct FireWatch {
     smoke: SmokeCue,
     baseline: SmokeBaseline,
     view: ViewTracker,
-    /// Whether the camera moved since the smoke model last judged a frame (its view may be
-    /// another of its presets).
+    /// Whether the camera may look at another view (one of its presets) than when the smoke
+    /// model last judged a frame: it moved since, or the agent has just started.
     moved_since_judged: bool,
     clock: FrameClock,
     previous_fire: Option<Mat>,
@@ -167,7 +167,7 @@ impl FireWatch {
                 hold: Duration::from_secs_f32(config.smoke_baseline_hold_s),
             }),
             view: ViewTracker::new(),
-            moved_since_judged: false,
+            moved_since_judged: true,
             clock: FrameClock::default(),
             previous_fire: None,
             masks_cache: None,
@@ -230,9 +230,12 @@ impl FireWatch {
             },
             smoke_blob: if self.config.smoke && !shifted_view { self.smoke.observe(frame, &cache.watched, objects, self.config.min_smoke_area).map_err(cv)? } else { None },
             // The model's cells are judged against what each cell of a still view usually
-            // scores; a moving view has no such cells (nor may it teach them).
+            // scores; a moving view has no such cells (nor may it teach them). A frame that
+            // moved in ways no shift explains (a PTZ camera between presets, zooming, or a bus
+            // filling the view) is not judged either: the view is known again on the first
+            // still frame after it.
             smoke_map: match &self.models.smoke {
-                Some(model) if self.config.smoke && !shifted_view => {
+                Some(model) if self.config.smoke && motion == ViewMotion::Still => {
                     let map = model.heatmap(frame).map_err(|e| e.to_string())?;
                     let view = signature(frame).map_err(cv)?;
                     let hot = self.baseline.observe(&map, &view, std::mem::take(&mut self.moved_since_judged), self.smoke_threshold, now);

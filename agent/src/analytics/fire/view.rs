@@ -96,15 +96,20 @@ fn motion_between(window: &mut Mat, previous: &Mat, grey: &Mat, cols: i32) -> op
     })
 }
 
-/// The frame, grey, `VIEW_WIDTH` wide, as 32-bit floats (phase correlation's input).
-fn small_grey(frame: &Mat) -> opencv::Result<Mat> {
-    let height = ((frame.rows() as f64 * VIEW_WIDTH as f64 / frame.cols().max(1) as f64).round() as i32).max(1);
+/// The frame (BGR), grey and `width` wide.
+fn grey_copy(frame: &Mat, width: i32) -> opencv::Result<Mat> {
+    let height = ((frame.rows() as f64 * width as f64 / frame.cols().max(1) as f64).round() as i32).max(1);
     let mut small = Mat::default();
-    imgproc::resize(frame, &mut small, Size::new(VIEW_WIDTH, height), 0.0, 0.0, imgproc::INTER_AREA)?;
+    imgproc::resize(frame, &mut small, Size::new(width, height), 0.0, 0.0, imgproc::INTER_AREA)?;
     let mut grey = Mat::default();
     imgproc::cvt_color_def(&small, &mut grey, imgproc::COLOR_BGR2GRAY)?;
+    Ok(grey)
+}
+
+/// The frame, grey, `VIEW_WIDTH` wide, as 32-bit floats (phase correlation's input).
+fn small_grey(frame: &Mat) -> opencv::Result<Mat> {
     let mut out = Mat::default();
-    grey.convert_to(&mut out, core::CV_32F, 1.0, 0.0)?;
+    grey_copy(frame, VIEW_WIDTH)?.convert_to(&mut out, core::CV_32F, 1.0, 0.0)?;
     Ok(out)
 }
 
@@ -115,12 +120,7 @@ const SIGNATURE_WIDTH: i32 = 32;
 /// The frame's thumbnail, grey, `SIGNATURE_WIDTH` wide, of zero mean and unit norm, so that the
 /// sum of two thumbnails' products is their correlation, whatever the light's level and contrast.
 pub fn signature(frame: &Mat) -> opencv::Result<Vec<f32>> {
-    let height = ((frame.rows() as f64 * SIGNATURE_WIDTH as f64 / frame.cols().max(1) as f64).round() as i32).max(1);
-    let mut small = Mat::default();
-    imgproc::resize(frame, &mut small, Size::new(SIGNATURE_WIDTH, height), 0.0, 0.0, imgproc::INTER_AREA)?;
-    let mut grey = Mat::default();
-    imgproc::cvt_color_def(&small, &mut grey, imgproc::COLOR_BGR2GRAY)?;
-    let values: Vec<f32> = grey.data_bytes()?.iter().map(|&v| v as f32).collect();
+    let values: Vec<f32> = grey_copy(frame, SIGNATURE_WIDTH)?.data_bytes()?.iter().map(|&v| v as f32).collect();
     let mean = values.iter().sum::<f32>() / values.len() as f32;
     let norm = values.iter().map(|v| (v - mean).powi(2)).sum::<f32>().sqrt().max(1e-6);
     Ok(values.iter().map(|v| (v - mean) / norm).collect())
