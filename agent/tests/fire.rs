@@ -97,12 +97,12 @@ fn stills_clip(name: &str, framerate: &str, stills: &[(&str, usize)]) -> Option<
         std::fs::copy(images.join(format!("{still}.jpeg")), dir.join(format!("{i:03}.jpg"))).unwrap();
     }
     let clip = dir.join("stills.mp4");
-    let made = Command::new("gst-launch-1.0")
-        .args(["-q", "multifilesrc", &format!("location={}/%03d.jpg", dir.display()), "index=0", &format!("stop-index={}", frames.len() - 1), &format!("caps=image/jpeg,framerate={framerate}")])
-        .args(["!", "jpegdec", "!", "videoconvert", "!", "x264enc", "!", "mp4mux", "!", "filesink", &format!("location={}", clip.display())])
-        .status()
-        .unwrap();
-    assert!(made.success(), "could not encode the clip of stills");
+    common::gst_launch(&format!(
+        "multifilesrc location={}/%03d.jpg index=0 stop-index={} caps=image/jpeg,framerate={framerate} ! jpegdec ! videoconvert ! x264enc ! mp4mux ! filesink location={}",
+        dir.display(),
+        frames.len() - 1,
+        clip.display()
+    ));
     Some(clip)
 }
 
@@ -188,9 +188,8 @@ fn panned(clip: &std::path::Path, name: &str) -> PathBuf {
     const FPS: usize = 4;
     const SWEEP_FRAMES: usize = 4 * FPS;
     let dir = common::temp_dir(&format!("pan-{name}"));
-    let gst = |args: &[&str]| assert!(Command::new("gst-launch-1.0").arg("-q").args(args).status().unwrap().success(), "gst-launch-1.0 {args:?}");
     let decoded = format!("location={}/f%04d.png", dir.display());
-    gst(&["filesrc", &format!("location={}", clip.display()), "!", "decodebin", "!", "videoconvert", "!", "videorate", "!", &format!("video/x-raw,framerate={FPS}/1"), "!", "pngenc", "!", "multifilesink", &decoded]);
+    common::gst_launch(&format!("filesrc location={} ! decodebin ! videoconvert ! videorate ! video/x-raw,framerate={FPS}/1 ! pngenc ! multifilesink {decoded}", clip.display()));
     let mut frames: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     frames.sort();
     frames.truncate(20 * FPS);
@@ -213,7 +212,7 @@ fn panned(clip: &std::path::Path, name: &str) -> PathBuf {
     }
     let out = dir.join(format!("{name}.mp4"));
     let stop = format!("stop-index={}", frames.len() - 1);
-    gst(&["multifilesrc", &format!("location={}/p%04d.png", dir.display()), "index=0", &stop, &format!("caps=image/png,framerate={FPS}/1"), "!", "pngdec", "!", "videoconvert", "!", "x264enc", "!", "mp4mux", "!", "filesink", &format!("location={}", out.display())]);
+    common::gst_launch(&format!("multifilesrc location={}/p%04d.png index=0 {stop} caps=image/png,framerate={FPS}/1 ! pngdec ! videoconvert ! x264enc ! mp4mux ! filesink location={}", dir.display(), out.display()));
     out
 }
 

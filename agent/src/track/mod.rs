@@ -269,17 +269,14 @@ impl Tracker {
         //    motorbike whose rider alone is seen keeps its rider's detection (with the riding
         //    pass after the tentative ones, the junction at every frame counted 9 of 7 motorbikes).
         let confirmed: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Confirmed).collect();
-        let unmatched_high = self.associate(&confirmed, &high, detections, now, &mut matched);
-        let unmatched_high = self.associate_riding(&confirmed, &unmatched_high, detections, now, &mut matched);
+        let unmatched_high = self.associate_riding(&confirmed, &high, detections, now, &mut matched);
         // 2. Remaining high-score detections against tentative tracks, the same way.
         let tentative: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Tentative).collect();
-        let unmatched_high = self.associate(&tentative, &unmatched_high, detections, now, &mut matched);
         let unmatched_high = self.associate_riding(&tentative, &unmatched_high, detections, now, &mut matched);
         // 3. Low-score detections keep unmatched tracks alive: partly hidden vehicles, and at low
         //    frame rates the blurred or distant frames where a real vehicle scores low.
         let remaining: Vec<usize> = (0..self.tracks.len()).filter(|&t| matched[t].is_none()).collect();
-        let unmatched_low = self.associate(&remaining, &low, detections, now, &mut matched);
-        self.associate_riding(&remaining, &unmatched_low, detections, now, &mut matched);
+        self.associate_riding(&remaining, &low, detections, now, &mut matched);
 
         let min_hits = self.config.min_hits;
         let mut confirmed_now = Vec::new();
@@ -311,11 +308,11 @@ impl Tracker {
             }
         }
         // A tentative track that missed a frame was noise; a confirmed one coasts until it times out.
-        let (mut t, seen) = (0, self.seen);
+        let mut t = 0;
         self.tracks.retain(|track| {
             let keep = !gone[t]
                 && (matched[t].is_some()
-                    || (track.state == TrackState::Confirmed && now.saturating_sub(track.last_seen) <= lost_timeout && !track.left_view(&seen)));
+                    || (track.state == TrackState::Confirmed && now.saturating_sub(track.last_seen) <= lost_timeout && !track.left_view(&self.seen)));
             t += 1;
             keep
         });
@@ -325,16 +322,18 @@ impl Tracker {
         out
     }
 
-    /// Matches what the same-class passes left over across riders and what they ride: a rider
-    /// seen alone continues its motorbike's track when the motorbike is missed, and the motorbike
-    /// found again continues a track that began as its rider. Matching within each class first
-    /// keeps a rider and a motorbike that are both tracked from swapping.
+    /// Matches `dets` to `tracks` within each class group, then what is left over across riders
+    /// and what they ride: a rider seen alone continues its motorbike's track when the motorbike
+    /// is missed, and the motorbike found again continues a track that began as its rider.
+    /// Matching within each class first keeps a rider and a motorbike that are both tracked from
+    /// swapping. Returns the detections left unmatched.
     fn associate_riding(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>]) -> Vec<usize> {
-        if dets.is_empty() || self.rider_groups.is_empty() {
-            return dets.to_vec();
+        let left = self.associate(tracks, dets, detections, now, matched);
+        if left.is_empty() || self.rider_groups.is_empty() {
+            return left;
         }
         let free: Vec<usize> = tracks.iter().copied().filter(|&t| matched[t].is_none()).collect();
-        self.associate_with(&free, dets, detections, now, matched, true)
+        self.associate_with(&free, &left, detections, now, matched, true)
     }
 
     /// Matches `dets` (indices) to `tracks` (indices) of the same class group by minimum cost;

@@ -139,10 +139,12 @@ impl SmokeBaseline {
         }
         let view = &mut self.views[self.current];
         view.last_seen = self.frames;
-        view.signature.get_or_insert_with(|| signature.to_vec());
         let (hot, learnt) = view.observe(map, threshold, now, &self.settings);
-        if learnt {
+        // A view from a file of the first format adopts the first frame's thumbnail.
+        if learnt || view.signature.is_none() {
             view.signature = Some(signature.to_vec());
+        }
+        if learnt {
             if let Some(file) = &self.file
                 && let Err(e) = write_file(file, &self.views)
             {
