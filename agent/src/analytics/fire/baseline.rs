@@ -144,12 +144,11 @@ impl SmokeBaseline {
         if learnt || view.signature.is_none() {
             view.signature = Some(signature.to_vec());
         }
-        if learnt {
-            if let Some(file) = &self.file
-                && let Err(e) = write_file(file, &self.views)
-            {
-                tracing::warn!(path = %file.path.display(), "cannot keep the smoke baseline: {e}");
-            }
+        if learnt
+            && let Some(file) = &self.file
+            && let Err(e) = write_file(file, &self.views)
+        {
+            tracing::warn!(path = %file.path.display(), "cannot keep the smoke baseline: {e}");
         }
         hot
     }
