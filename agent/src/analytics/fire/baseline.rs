@@ -2,8 +2,14 @@
 //! or a cloud bank can score high every day; smoke is a cell scoring well above what it usually
 //! scores. Per cell, the baseline is a high quantile of the model's logit over heat maps learnt
 //! every `interval` (the last `maps` of them; no cell is judged before `min_maps`). Cells newly
-//! hot are kept out of learning for `hold`, so a plume is not learnt as scenery while it is
-//! watched, yet something that stays for good (a new roof) becomes scenery in the end.
+//! hot, and the cells around them, are kept out of learning for `hold` from when they first
+//! became hot, so a plume is not learnt as scenery while it is watched, yet something that stays
+//! for good (a new roof) becomes scenery in the end. A plume's cells flicker about the threshold
+//! and its edges drift from cell to cell: had a cell been learnt whenever it was not hot at that
+//! moment, the plume would have been learnt within minutes, cell by cell (on a lookout's
+//! time-lapse, its hot cells were gone three frames after the plume appeared). So a cell stays
+//! held until neither it nor a neighbour has been hot for a whole `hold`. Where the caller says
+//! a fire is confirmed, nothing is learnt at all while it lasts ([`SmokeBaseline::observe`]).
 //!
 //! A PTZ camera that patrols its presets shows the model several views: one baseline learnt from
 //! all of them would take each view's haze for the others' (blind where any view is hazy) and
@@ -59,6 +65,13 @@ pub struct BaselineSettings {
     pub hold: Duration,
 }
 
+/// A cell kept out of learning: since `since`, the cell or a neighbour hot last at `last`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Held {
+    since: Duration,
+    last: Duration,
+}
+
 /// A region of newly hot cells: its box (normalized) and its best cell's probability.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HotRegion {
@@ -102,7 +115,9 @@ struct ViewBaseline {
     learnt: VecDeque<Vec<f32>>,
     /// Per cell, the quantile of its learnt logits (NaN while it has fewer than `min_maps`).
     baseline: Vec<f32>,
-    hot_since: Vec<Option<Duration>>,
+    /// Per cell, since when it has been held out of learning, and when it or a neighbour was last
+    /// hot.
+    held: Vec<Option<Held>>,
     last_learnt: Option<Duration>,
     last_seen: u64,
 }
@@ -131,15 +146,17 @@ impl SmokeBaseline {
     /// Which cells of `map` are newly hot: at or above `threshold` and `margin_logit` above
     /// their view's baseline. Then learns `map` when it is due. A cell with too little learnt is
     /// never newly hot: the first maps only teach. `signature` is the frame's thumbnail; `moved`
-    /// says whether the camera moved since the last frame observed.
-    pub fn observe(&mut self, map: &Heatmap, signature: &[f32], moved: bool, threshold: f32, now: Duration) -> Vec<bool> {
+    /// says whether the camera moved since the last frame observed. Cells meeting `kept_out`
+    /// (confirmed fires) are not learnt, however long they last: a forest fire's plume that
+    /// burns for hours is not scenery.
+    pub fn observe(&mut self, map: &Heatmap, signature: &[f32], moved: bool, threshold: f32, now: Duration, kept_out: &[BBox]) -> Vec<bool> {
         self.frames += 1;
         if self.views.is_empty() || moved {
             self.current = self.identify(signature);
         }
         let view = &mut self.views[self.current];
         view.last_seen = self.frames;
-        let (hot, learnt) = view.observe(map, threshold, now, &self.settings);
+        let (hot, learnt) = view.observe(map, threshold, now, kept_out, &self.settings);
         // A view from a file of the first format adopts the first frame's thumbnail.
         if learnt || view.signature.is_none() {
             view.signature = Some(signature.to_vec());
@@ -158,7 +175,7 @@ impl SmokeBaseline {
     pub fn restart_clock(&mut self) {
         for view in &mut self.views {
             view.last_learnt = None;
-            view.hot_since.fill(None);
+            view.held.fill(None);
         }
     }
 
@@ -197,20 +214,20 @@ impl SmokeBaseline {
 
 impl ViewBaseline {
     fn new(signature: Option<Vec<f32>>) -> ViewBaseline {
-        ViewBaseline { signature, grid: (0, 0), learnt: VecDeque::new(), baseline: Vec::new(), hot_since: Vec::new(), last_learnt: None, last_seen: 0 }
+        ViewBaseline { signature, grid: (0, 0), learnt: VecDeque::new(), baseline: Vec::new(), held: Vec::new(), last_learnt: None, last_seen: 0 }
     }
 
     fn restored(stored: StoredView, settings: &BaselineSettings) -> ViewBaseline {
         let (grid, maps) = stored.maps;
-        let mut view = ViewBaseline { grid, hot_since: vec![None; grid.0 * grid.1], learnt: maps.into(), ..ViewBaseline::new(stored.signature) };
+        let mut view = ViewBaseline { grid, held: vec![None; grid.0 * grid.1], learnt: maps.into(), ..ViewBaseline::new(stored.signature) };
         view.baseline = view.quantiles(settings);
         view
     }
 
-    /// The newly hot cells, and whether `map` was learnt.
-    fn observe(&mut self, map: &Heatmap, threshold: f32, now: Duration, settings: &BaselineSettings) -> (Vec<bool>, bool) {
+    /// The newly hot cells, and whether `map` was learnt (but for the cells meeting `kept_out`).
+    fn observe(&mut self, map: &Heatmap, threshold: f32, now: Duration, kept_out: &[BBox], settings: &BaselineSettings) -> (Vec<bool>, bool) {
         if self.grid != (map.cols, map.rows) {
-            *self = ViewBaseline { grid: (map.cols, map.rows), hot_since: vec![None; map.values.len()], last_seen: self.last_seen, ..ViewBaseline::new(self.signature.take()) };
+            *self = ViewBaseline { grid: (map.cols, map.rows), held: vec![None; map.values.len()], last_seen: self.last_seen, ..ViewBaseline::new(self.signature.take()) };
         }
         let hot: Vec<bool> = map
             .values
@@ -218,19 +235,27 @@ impl ViewBaseline {
             .zip(self.baseline.iter().chain(std::iter::repeat(&f32::NAN)))
             .map(|(&p, &base)| p >= threshold && logit(p) - base >= settings.margin_logit)
             .collect();
-        for (since, &is_hot) in self.hot_since.iter_mut().zip(&hot) {
-            *since = if is_hot { since.or(Some(now)) } else { None };
+        let near_hot = dilated(&hot, map.cols);
+        for (held, near) in self.held.iter_mut().zip(near_hot) {
+            if near {
+                *held = Some(Held { since: held.map_or(now, |h| h.since), last: now });
+            } else if held.is_some_and(|h| now.saturating_sub(h.last) >= settings.hold) {
+                *held = None;
+            }
         }
         let due = self.last_learnt.is_none_or(|t| now.saturating_sub(t) >= settings.interval);
         if due {
-            self.learn(map, now, settings);
+            self.learn(map, now, kept_out, settings);
         }
         (hot, due)
     }
 
-    fn learn(&mut self, map: &Heatmap, now: Duration, settings: &BaselineSettings) {
-        let hold = settings.hold;
-        let sample = map.values.iter().zip(&self.hot_since).map(|(&p, since)| if since.is_some_and(|s| now.saturating_sub(s) < hold) { f32::NAN } else { logit(p) }).collect();
+    fn learn(&mut self, map: &Heatmap, now: Duration, kept_out: &[BBox], settings: &BaselineSettings) {
+        let held = |i: usize| {
+            self.held[i].is_some_and(|h| now.saturating_sub(h.since) < settings.hold)
+                || map.cell(i).is_some_and(|cell| kept_out.iter().any(|r| r.intersection(&cell) > 0.0))
+        };
+        let sample = map.values.iter().enumerate().map(|(i, &p)| if held(i) { f32::NAN } else { logit(p) }).collect();
         self.learnt.push_back(sample);
         while self.learnt.len() > settings.maps.max(1) {
             self.learnt.pop_front();
@@ -393,6 +418,17 @@ pub fn hot_regions(map: &Heatmap, hot: &[bool], watched: impl Fn(&BBox) -> bool)
     regions
 }
 
+/// The cells set in `set` or beside one set (sides or corners), in a grid `cols` wide.
+fn dilated(set: &[bool], cols: usize) -> Vec<bool> {
+    let rows = set.len() / cols.max(1);
+    (0..set.len())
+        .map(|i| {
+            let (row, col) = (i / cols, i % cols);
+            (row.saturating_sub(1)..=(row + 1).min(rows.saturating_sub(1))).any(|r| (col.saturating_sub(1)..=(col + 1).min(cols - 1)).any(|c| set[r * cols + c]))
+        })
+        .collect()
+}
+
 /// Groups of set cells touching each other (sides or corners) in a grid `cols` wide.
 fn connected(set: &[bool], cols: usize) -> Vec<Vec<usize>> {
     let mut seen = vec![false; set.len()];
@@ -456,7 +492,7 @@ mod tests {
 
     /// Observes `map` and returns its regions over the whole frame.
     fn regions(baseline: &mut SmokeBaseline, map: &Heatmap, now: Duration) -> Vec<HotRegion> {
-        let hot = baseline.observe(map, &VIEW_A, false, 0.99, now);
+        let hot = baseline.observe(map, &VIEW_A, false, 0.99, now, &[]);
         hot_regions(map, &hot, |_| true)
     }
 
@@ -471,7 +507,7 @@ mod tests {
         let found = regions(&mut baseline, &smoke, Duration::from_secs(62));
         assert_eq!(found.len(), 1, "touching cells are one region: {found:?}");
         assert_eq!(found[0], HotRegion { region: BBox { x1: 0.25, y1: 0.25, x2: 0.75, y2: 0.75 }, p: 0.998 });
-        let hot = baseline.observe(&smoke, &VIEW_A, false, 0.99, Duration::from_secs(63));
+        let hot = baseline.observe(&smoke, &VIEW_A, false, 0.99, Duration::from_secs(63), &[]);
         let right_half = hot_regions(&smoke, &hot, |b| b.x1 >= 0.5);
         assert_eq!(right_half[0].region, BBox { x1: 0.5, y1: 0.25, x2: 0.75, y2: 0.75 }, "only watched cells count");
     }
@@ -490,6 +526,39 @@ mod tests {
             regions(&mut baseline, &scene(&[7]), minute(m));
         }
         assert!(regions(&mut baseline, &scene(&[7]), minute(15)).is_empty(), "after the hold, it became scenery");
+    }
+
+    #[test]
+    fn a_plume_flickering_about_the_threshold_is_held_with_the_cells_around_it() {
+        let mut baseline = SmokeBaseline::new(settings());
+        let minute = |m: u64| Duration::from_secs(60 * m);
+        regions(&mut baseline, &scene(&[]), minute(0));
+        regions(&mut baseline, &scene(&[]), minute(1));
+        // The plume's edge drifts between cells 6 and 7: each is just under the threshold
+        // (0.989, 2 logits above calm) while the other is hot. Had the cooler one been learnt,
+        // neither would be hot by minute 6.
+        let drifting = |m: u64| {
+            let (hot, edge) = if m.is_multiple_of(2) { (6, 7) } else { (7, 6) };
+            let mut map = scene(&[hot]);
+            map.values[edge] = 0.989;
+            map
+        };
+        for m in 2..=11 {
+            assert_eq!(regions(&mut baseline, &drifting(m), minute(m)).len(), 1, "minute {m}");
+        }
+    }
+
+    #[test]
+    fn a_confirmed_fire_is_never_learnt_while_it_lasts() {
+        let mut baseline = SmokeBaseline::new(settings());
+        let minute = |m: u64| Duration::from_secs(60 * m);
+        let confirmed = [BBox { x1: 0.8, y1: 0.3, x2: 0.9, y2: 0.45 }];
+        for m in 0..=30 {
+            // Suspected at minute 2, confirmed at minute 4.
+            let kept_out: &[BBox] = if m < 4 { &[] } else { &confirmed };
+            let hot = baseline.observe(&scene(if m < 2 { &[] } else { &[7] }), &VIEW_A, false, 0.99, minute(m), kept_out);
+            assert_eq!(hot[7], m >= 2, "minute {m}: cell 7 is where the fire is");
+        }
     }
 
     #[test]
@@ -544,7 +613,7 @@ mod tests {
     /// regions.
     fn visit(baseline: &mut SmokeBaseline, view: [f32; 4], smoke_at: &[usize], minute: u64) -> Vec<HotRegion> {
         let map = preset(view, smoke_at);
-        let hot = baseline.observe(&map, &view, true, 0.99, Duration::from_secs(60 * minute));
+        let hot = baseline.observe(&map, &view, true, 0.99, Duration::from_secs(60 * minute), &[]);
         hot_regions(&map, &hot, |_| true)
     }
 
@@ -564,7 +633,7 @@ mod tests {
         // A plume that grows while the camera stands still changes the picture, and stays
         // judged by its view's baseline.
         let grown = preset(VIEW_A, &[5, 6, 9, 10, 11]);
-        let hot = baseline.observe(&grown, &VIEW_B, false, 0.99, Duration::from_secs(6 * 60 + 1));
+        let hot = baseline.observe(&grown, &VIEW_B, false, 0.99, Duration::from_secs(6 * 60 + 1), &[]);
         assert_eq!(hot_regions(&grown, &hot, |_| true).len(), 1, "still view A");
         assert_eq!(baseline.views.len(), 2, "no view was added");
     }
@@ -579,7 +648,7 @@ mod tests {
             v.iter().map(|x| x / norm).collect()
         };
         for k in 0..=MAX_VIEWS {
-            baseline.observe(&scene(&[]), &thumbnail(k), true, 0.99, Duration::from_secs(k as u64));
+            baseline.observe(&scene(&[]), &thumbnail(k), true, 0.99, Duration::from_secs(k as u64), &[]);
         }
         assert_eq!(baseline.views.len(), MAX_VIEWS);
         assert!(baseline.views.iter().all(|v| v.signature.as_deref() != Some(&thumbnail(0)[..])), "the first view made room");

@@ -109,6 +109,10 @@ pub struct FireConfig {
     pub smoke_suspect_after_s: f32,
     #[serde(default = "default_smoke_confirm_after_s")]
     pub smoke_confirm_after_s: f32,
+    /// Seconds the smoke model must keep finding smoke where it first found it (in `min_fraction`
+    /// of the analysed frames) for `confirmed` without the grey-foreground cue agreeing.
+    #[serde(default = "default_smoke_rooted_confirm_after_s")]
+    pub smoke_rooted_confirm_after_s: f32,
     /// Share of analysed frames that must show evidence while it persists (0..1).
     #[serde(default = "default_min_fraction")]
     pub min_fraction: f32,
@@ -180,6 +184,9 @@ fn default_smoke_suspect_after_s() -> f32 {
 fn default_smoke_confirm_after_s() -> f32 {
     8.0
 }
+fn default_smoke_rooted_confirm_after_s() -> f32 {
+    180.0
+}
 fn default_min_fraction() -> f32 {
     0.6
 }
@@ -246,6 +253,7 @@ impl FireConfig {
             ("flame_confirm_after_s", self.flame_confirm_after_s),
             ("smoke_suspect_after_s", self.smoke_suspect_after_s),
             ("smoke_confirm_after_s", self.smoke_confirm_after_s),
+            ("smoke_rooted_confirm_after_s", self.smoke_rooted_confirm_after_s),
             ("smoke_baseline_interval_s", self.smoke_baseline_interval_s),
             ("smoke_baseline_hold_s", self.smoke_baseline_hold_s),
             ("update_interval_s", self.update_interval_s),
@@ -268,8 +276,10 @@ impl FireConfig {
         if self.flame_confirm_after_s < self.flame_suspect_after_s {
             errors.push(ConfigError::new(format!("{path}.flame_confirm_after_s"), "must not be shorter than flame_suspect_after_s"));
         }
-        if self.smoke_confirm_after_s < self.smoke_suspect_after_s {
-            errors.push(ConfigError::new(format!("{path}.smoke_confirm_after_s"), "must not be shorter than smoke_suspect_after_s"));
+        for (key, value) in [("smoke_confirm_after_s", self.smoke_confirm_after_s), ("smoke_rooted_confirm_after_s", self.smoke_rooted_confirm_after_s)] {
+            if value < self.smoke_suspect_after_s {
+                errors.push(ConfigError::new(format!("{path}.{key}"), "must not be shorter than smoke_suspect_after_s"));
+            }
         }
     }
 
@@ -296,7 +306,7 @@ impl FireConfig {
     }
 
     /// How a cue's evidence persists into alerts, with the given times (seconds) and shares.
-    pub(super) fn persistence(&self, suspect_after_s: f32, confirm_after_s: f32, min_flicker: f32, min_corroborated_share: f32) -> Persistence {
+    pub(super) fn persistence(&self, suspect_after_s: f32, confirm_after_s: f32, min_flicker: f32, min_corroborated_share: f32, rooted_confirm_after_s: Option<f32>) -> Persistence {
         let s = Duration::from_secs_f32;
         Persistence {
             suspect_after: s(suspect_after_s),
@@ -305,6 +315,7 @@ impl FireConfig {
             max_gap: s(MIN_GAP_S.max(suspect_after_s)),
             min_flicker,
             min_corroborated_share,
+            rooted_confirm_after: rooted_confirm_after_s.map(s),
             update_interval: s(self.update_interval_s),
             clear_after: s(self.clear_after_s),
             cooldown: s(self.cooldown_s),

@@ -37,9 +37,12 @@ use view::{ViewMotion, ViewTracker, shifted, signature};
 /// precedence; they corroborate each other when they overlap, which `confirmed` needs often
 /// enough. The model finds smoke too faint or slow to change the scene, and is fooled by things
 /// that look like smoke; the blob fires on anything grey that moves in. Without a smoke model,
-/// the blob alone, corroborated by nothing else.
-fn smoke_evidence(regions: Option<&[baseline::HotRegion]>, blob: Option<(BBox, f32)>) -> Option<Evidence> {
-    let Some(best) = regions.and_then(|r| r.first()) else {
+/// the blob alone, corroborated by nothing else. Of the model's regions, the one meeting `seen`
+/// (where the zone's open incident has been) is taken before a better one elsewhere: a plume's
+/// updates follow the plume, not a patch of haze that scores higher in one frame.
+fn smoke_evidence(regions: Option<&[baseline::HotRegion]>, blob: Option<(BBox, f32)>, seen: Option<BBox>) -> Option<Evidence> {
+    let regions = regions.unwrap_or_default();
+    let Some(best) = regions.iter().find(|r| seen.is_some_and(|s| s.intersection(&r.region) > 0.0)).or(regions.first()) else {
         let (region, share) = blob?;
         return Some(Evidence { region, scores: Scores { smoke: share, ..Default::default() }, corroborated: false });
     };
@@ -142,9 +145,12 @@ impl ZoneMasks {
 
 impl FireWatch {
     pub fn new(config: &FireConfig, models: FireModels) -> Result<FireWatch, String> {
-        let flames = config.persistence(config.flame_suspect_after_s, config.flame_confirm_after_s, config.min_flicker, 0.0);
-        let change_share = if models.smoke.is_some() { config.smoke_confirm_change_share } else { 0.0 };
-        let smoke = config.persistence(config.smoke_suspect_after_s, config.smoke_confirm_after_s, 0.0, change_share);
+        let flames = config.persistence(config.flame_suspect_after_s, config.flame_confirm_after_s, config.min_flicker, 0.0, None);
+        let (change_share, rooted) = match models.smoke {
+            Some(_) => (config.smoke_confirm_change_share, Some(config.smoke_rooted_confirm_after_s)),
+            None => (0.0, None),
+        };
+        let smoke = config.persistence(config.smoke_suspect_after_s, config.smoke_confirm_after_s, 0.0, change_share, rooted);
         let whole_frame = [FireZoneConfig { id: "frame".into(), kind: FireKind::Fire, zone: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]] }];
         let zone_configs = if config.zones.is_empty() { &whole_frame[..] } else { &config.zones[..] };
         let zones = zone_configs
@@ -238,7 +244,8 @@ impl FireWatch {
                 Some(model) if self.config.smoke && motion == ViewMotion::Still => {
                     let map = model.heatmap(frame).map_err(|e| e.to_string())?;
                     let view = signature(frame).map_err(cv)?;
-                    let hot = self.baseline.observe(&map, &view, std::mem::take(&mut self.moved_since_judged), self.smoke_threshold, now);
+                    let confirmed: Vec<BBox> = self.zones.iter().filter_map(|z| z.smoke.confirmed_extent()).collect();
+                    let hot = self.baseline.observe(&map, &view, std::mem::take(&mut self.moved_since_judged), self.smoke_threshold, now, &confirmed);
                     Some((map, hot))
                 }
                 _ => None,
@@ -252,7 +259,8 @@ impl FireWatch {
             // Detected objects (a grey car, a person in a grey coat) are not smoke.
             let watched = |cell: &BBox| is_set_at(allowed, cell.center()) && !objects.iter().any(|o| o.intersection(cell) > 0.0);
             let regions = cues.smoke_map.as_ref().map(|(map, hot)| hot_regions(map, hot, watched));
-            let mut evidence = [flame_evidence, smoke_evidence(regions.as_deref(), blob)];
+            tracing::debug!(zone = zone.id, ?regions, "smoke model regions");
+            let mut evidence = [flame_evidence, smoke_evidence(regions.as_deref(), blob, zone.smoke.extent())];
             add_detector_evidence(&mut evidence, zone, &cues.detections, self.models.detector.as_deref());
             let [flames, smoke] = evidence;
             if let Some(t) = zone.flames.observe(now, frame_interval, flames) {
@@ -396,14 +404,19 @@ mod tests {
         let over_it = Some((BBox { x1: 0.8, y1: 0.45, x2: 0.95, y2: 0.55 }, 0.01));
         let away = BBox { x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.2 };
         let elsewhere = Some((away, 0.02));
-        let both = smoke_evidence(Some(&model), over_it).unwrap();
+        let both = smoke_evidence(Some(&model), over_it, None).unwrap();
         assert_eq!((both.region, both.scores.smoke_model, both.scores.smoke, both.corroborated), (PLUME, Some(0.995), 0.01, true));
-        let apart = smoke_evidence(Some(&model), elsewhere).unwrap();
+        let apart = smoke_evidence(Some(&model), elsewhere, None).unwrap();
         assert_eq!((apart.region, apart.scores.smoke, apart.corroborated), (PLUME, 0.0, false), "the model's region leads");
-        let change_only = smoke_evidence(Some(&[]), elsewhere).unwrap();
+        let change_only = smoke_evidence(Some(&[]), elsewhere, None).unwrap();
         assert_eq!((change_only.region, change_only.scores.smoke_model, change_only.corroborated), (away, None, false));
-        assert!(smoke_evidence(Some(&[]), None).is_none());
-        let no_model = smoke_evidence(None, over_it).unwrap();
+        assert!(smoke_evidence(Some(&[]), None, None).is_none());
+        let no_model = smoke_evidence(None, over_it, None).unwrap();
         assert_eq!((no_model.scores.smoke_model, no_model.scores.smoke), (None, 0.01));
+        // Haze scoring higher than the plume in one frame does not pull the incident away.
+        let haze = HotRegion { region: BBox { x1: 0.5, y1: 0.46, x2: 0.54, y2: 0.51 }, p: 0.9997 };
+        let both_hot = [haze, model[0]];
+        assert_eq!(smoke_evidence(Some(&both_hot), None, None).unwrap().region, haze.region, "the best region, with no incident open");
+        assert_eq!(smoke_evidence(Some(&both_hot), None, Some(PLUME)).unwrap().region, PLUME, "the region where the incident has been");
     }
 }

@@ -2,7 +2,13 @@
 //! frame by frame: a *run* starts with the first frame showing evidence and lasts while at least
 //! `min_fraction` of the analysed frames since then show it (with no gap over `max_gap`). A run of
 //! `suspect_after` is `suspected`; of `confirm_after`, with enough flicker for flames (or a
-//! detector model's box) and, for smoke, often enough corroborated, `confirmed`.
+//! detector model's box) and, for smoke, often enough corroborated by the change cue,
+//! `confirmed`. Smoke the change cue cannot see (a distant plume, a time-lapse whose light
+//! changes from frame to frame) is also `confirmed` once the smoke model has found it where it
+//! first found it, in `min_fraction` of the frames, for `rooted_confirm_after`: a plume stays
+//! rooted where it rises, in the view's own frame (the model judges only a still view), while
+//! clouds drift on and a glint goes with the light. That takes minutes, not seconds: a cloud
+//! or the sun on a mast can hold its place for as long as a short run lasts.
 //! While it goes on, an `update` at most every `update_interval`; once no evidence has been seen
 //! for `clear_after`, `cleared`, and no new alert for `cooldown` after that.
 //!
@@ -31,6 +37,9 @@ pub struct Persistence {
     /// Share of the run's evidence frames that another cue corroborated, needed to confirm (0
     /// when nothing needs corroborating).
     pub min_corroborated_share: f32,
+    /// How long the smoke model must keep finding smoke where it first found it in the run to
+    /// confirm it without corroboration; `None` when nothing confirms that way.
+    pub rooted_confirm_after: Option<Duration>,
     pub update_interval: Duration,
     pub clear_after: Duration,
     pub cooldown: Duration,
@@ -98,6 +107,43 @@ struct Run {
     corroborations: u32,
     last_positive: Duration,
     last_evidence: Evidence,
+    /// The smoke model's first region in the run: where a plume rises, which stays put while it
+    /// grows and drifts (a cloud passes, a ghost of the model hops about).
+    anchor: Option<BBox>,
+    /// Frames in which the smoke model found it at `anchor`.
+    rooted: u32,
+    /// Every evidence region of the run together.
+    extent: BBox,
+}
+
+impl Run {
+    fn new(now: Duration, e: Evidence) -> Run {
+        Run {
+            start: now,
+            frames: 1,
+            positives: 1,
+            flicker_sum: e.scores.flicker,
+            corroborations: u32::from(e.corroborated),
+            last_positive: now,
+            last_evidence: e,
+            anchor: e.scores.smoke_model.map(|_| e.region),
+            rooted: u32::from(e.scores.smoke_model.is_some()),
+            extent: e.region,
+        }
+    }
+
+    fn add(&mut self, now: Duration, e: Evidence) {
+        self.positives += 1;
+        self.flicker_sum += e.scores.flicker;
+        self.corroborations += u32::from(e.corroborated);
+        if e.scores.smoke_model.is_some() {
+            let anchor = *self.anchor.get_or_insert(e.region);
+            self.rooted += u32::from(anchor.intersection(&e.region) > 0.0);
+        }
+        self.last_positive = now;
+        self.last_evidence = e;
+        self.extent = self.extent.union(&e.region);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -167,10 +213,21 @@ impl Incident {
         Persistence {
             suspect_after: p.suspect_after.max(frames(SUSPECT_FRAMES)),
             confirm_after: p.confirm_after.max(frames(CONFIRM_FRAMES)),
+            rooted_confirm_after: p.rooted_confirm_after.map(|after| after.max(frames(CONFIRM_FRAMES))),
             max_gap: p.max_gap.max(frames(GAP_FRAMES)),
             clear_after: p.clear_after.max(frames(CLEAR_FRAMES)),
             ..p
         }
+    }
+
+    /// Where the evidence of the run under way has been.
+    pub fn extent(&self) -> Option<BBox> {
+        self.run.as_ref().map(|r| r.extent)
+    }
+
+    /// As [`Incident::extent`], once the incident is confirmed.
+    pub fn confirmed_extent(&self) -> Option<BBox> {
+        self.active.as_ref().and_then(|a| a.confirmed_at).and(self.extent())
     }
 
     /// The stream restarted and its time starts again from zero. An open incident stays open
@@ -200,22 +257,10 @@ impl Incident {
         if let Some(run) = &mut self.run {
             run.frames += 1;
             if let Some(e) = evidence {
-                run.positives += 1;
-                run.flicker_sum += e.scores.flicker;
-                run.corroborations += u32::from(e.corroborated);
-                run.last_positive = now;
-                run.last_evidence = e;
+                run.add(now, e);
             }
         } else if let Some(e) = evidence {
-            self.run = Some(Run {
-                start: now,
-                frames: 1,
-                positives: 1,
-                flicker_sum: e.scores.flicker,
-                corroborations: u32::from(e.corroborated),
-                last_positive: now,
-                last_evidence: e,
-            });
+            self.run = Some(Run::new(now, e));
         }
         let run = self.run.as_ref()?;
         let gap = now.saturating_sub(run.last_positive);
@@ -240,7 +285,8 @@ impl Incident {
             // A fire/smoke detector model's word stands in for flicker: it has seen the flames.
             let flickering = run.flicker_sum / run.positives.max(1) as f32 >= p.min_flicker || run.last_evidence.scores.detector.is_some();
             let corroborated = run.corroborations as f32 >= p.min_corroborated_share * run.positives as f32;
-            let stage = if active.confirmed_at.is_none() && holding && lasted >= p.confirm_after && flickering && corroborated {
+            let rooted = p.rooted_confirm_after.is_some_and(|after| lasted >= after && run.rooted as f32 >= p.min_fraction * run.frames as f32);
+            let stage = if active.confirmed_at.is_none() && holding && flickering && ((lasted >= p.confirm_after && corroborated) || rooted) {
                 active.confirmed_at = Some(now);
                 active.confirmed_area = Some(run.last_evidence.region.area());
                 Stage::Confirmed
@@ -288,6 +334,7 @@ mod tests {
             max_gap: Duration::from_secs(2),
             min_flicker: 0.1,
             min_corroborated_share: 0.0,
+            rooted_confirm_after: None,
             update_interval: Duration::from_secs(10),
             clear_after: Duration::from_secs(5),
             cooldown: Duration::from_secs(20),
@@ -347,15 +394,32 @@ mod tests {
     }
 
     #[test]
-    fn smoke_is_confirmed_only_once_another_cue_corroborates_often_enough() {
-        let persistence = Persistence { min_flicker: 0.0, min_corroborated_share: 0.3, ..persistence() };
-        let smoke = |corroborated: bool| Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }, scores: Scores { smoke_model: Some(0.999), ..Default::default() }, corroborated });
+    fn smoke_is_confirmed_once_the_change_cue_agrees_often_enough_or_it_stays_rooted_long_enough() {
+        let persistence = Persistence { min_flicker: 0.0, min_corroborated_share: 0.3, rooted_confirm_after: Some(Duration::from_secs(10)), ..persistence() };
+        let model_at = |x: f32, width: f32, corroborated: bool| {
+            Some(Evidence { region: BBox { x1: x, y1: 0.4, x2: x + width, y2: 0.5 }, scores: Scores { smoke_model: Some(0.999), ..Default::default() }, corroborated })
+        };
+        let stages = |incident: &mut Incident, frames: std::ops::Range<u32>, evidence: &dyn Fn(u32) -> Option<Evidence>| -> Vec<(u32, Stage)> {
+            frames.filter_map(|f| incident.observe(FRAME * f, FRAME, evidence(f)).map(|t| (f, t.stage))).collect()
+        };
+        // The model's region hops between four places (clouds, haze): it only suspects.
         let mut incident = Incident::new(persistence);
-        let stages: Vec<(u32, Stage)> = (0..40).filter_map(|f| incident.observe(FRAME * f, FRAME, smoke(false)).map(|t| (f, t.stage))).collect();
-        assert_eq!(stages, vec![(2, Stage::Suspected)], "the smoke model alone only suspects");
-        // The change cue agrees on every frame from 40 on: at frame 57, on 17 of 58 (30 %).
-        let stages: Vec<(u32, Stage)> = (40..80).filter_map(|f| incident.observe(FRAME * f, FRAME, smoke(true)).map(|t| (f, t.stage))).collect();
-        assert_eq!(stages.first(), Some(&(57, Stage::Confirmed)));
+        let hopping = |f: u32| 0.1 + 0.2 * (f % 4) as f32;
+        assert_eq!(stages(&mut incident, 0..40, &|f| model_at(hopping(f), 0.1, false)), vec![(2, Stage::Suspected)]);
+        // The change cue agrees from frame 40 on: at frame 57, on 17 of 58 evidence frames (30 %).
+        assert_eq!(stages(&mut incident, 40..80, &|f| model_at(hopping(f), 0.1, true)).first(), Some(&(57, Stage::Confirmed)));
+        // A plume that stays where it rose, growing, is confirmed by the model alone after 10 s.
+        let mut incident = Incident::new(persistence);
+        let growing = stages(&mut incident, 0..30, &|f| model_at(0.4 - 0.01 * f as f32, 0.1 + 0.01 * f as f32, false));
+        assert_eq!(growing, vec![(2, Stage::Suspected), (20, Stage::Confirmed)]);
+        // Something holding its place for 8 s only (a cloud, a glint) is not.
+        let mut incident = Incident::new(persistence);
+        let passing = stages(&mut incident, 0..40, &|f| (f < 16).then(|| model_at(0.4, 0.1, false)).flatten());
+        assert_eq!(passing, vec![(2, Stage::Suspected), (25, Stage::Cleared)]);
+        // The change cue alone (no model) is never confirmed: nothing corroborates it.
+        let mut incident = Incident::new(persistence);
+        let change_only = |_| Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.5, y2: 0.5 }, scores: Scores { smoke: 0.01, ..Default::default() }, corroborated: false });
+        assert_eq!(stages(&mut incident, 0..40, &change_only), vec![(2, Stage::Suspected)]);
     }
 
     #[test]
