@@ -127,6 +127,7 @@ fn the_smoke_model_raises_a_plume_rising_in_a_lookout_view() {
     assert!(r[0] >= 0.75 && r[2] <= 0.92 && r[1] >= 0.5 && r[3] <= 0.65, "region {r:?} is not on the plume");
     assert!(smoke["scores"]["smoke_model"].as_f64().unwrap() >= 0.99, "{smoke}");
     assert!(events.iter().all(|e| e["first_evidence_s"].as_f64().unwrap() >= 6.0), "evidence before the plume: {events:#?}");
+    assert!(first(&events, "smoke", "confirmed").is_none(), "8 s of the model alone confirmed: {events:#?}");
 }
 
 /// A PTZ camera patrolling two presets, at 2 fps with the baseline learning every frame: the
@@ -186,7 +187,8 @@ fn a_lookout_time_lapse_confirms_a_plume_within_a_few_frames() {
     let suspected = first(&events, "smoke", "suspected").expect("the plume suspected");
     assert_eq!(suspected["stream_time_s"].as_f64().unwrap(), 13.0 * 60.0, "{suspected}");
     let confirmed = first(&events, "smoke", "confirmed").expect("the plume confirmed");
-    assert!(confirmed["stream_time_s"].as_f64().unwrap() <= 15.0 * 60.0, "{confirmed}");
+    assert_eq!(confirmed["stream_time_s"].as_f64().unwrap(), 15.0 * 60.0, "{confirmed}");
+    assert_eq!(confirmed["scores"]["smoke"].as_f64(), Some(0.0), "the change cue saw nothing: {confirmed}");
     assert!(on_plume(&suspected) && on_plume(&confirmed), "not on the plume: {events:#?}");
     assert!(events.iter().all(|e| e["first_evidence_s"].as_f64().unwrap() >= 12.0 * 60.0), "evidence before the plume: {events:#?}");
     assert!(first(&events, "smoke", "cleared").is_none(), "the plume still burns at the end: {events:#?}");

@@ -7,9 +7,11 @@
 //! for good (a new roof) becomes scenery in the end. A plume's cells flicker about the threshold
 //! and its edges drift from cell to cell: had a cell been learnt whenever it was not hot at that
 //! moment, the plume would have been learnt within minutes, cell by cell (on a lookout's
-//! time-lapse, its hot cells were gone three frames after the plume appeared). So a cell stays
-//! held until neither it nor a neighbour has been hot for a whole `hold`. Where the caller says
-//! a fire is confirmed, nothing is learnt at all while it lasts ([`SmokeBaseline::observe`]).
+//! time-lapse, its hot cells were gone three frames after the plume appeared). So the `hold` of
+//! a cell runs on through the frames where neither it nor a neighbour is hot, and starts again
+//! when one is hot after more than an `interval` without: a new plume where a glint came and
+//! went is held afresh. Where the caller says a fire is confirmed, nothing is learnt at all while
+//! it lasts ([`SmokeBaseline::observe`]).
 //!
 //! A PTZ camera that patrols its presets shows the model several views: one baseline learnt from
 //! all of them would take each view's haze for the others' (blind where any view is hazy) and
@@ -118,6 +120,8 @@ struct ViewBaseline {
     /// Per cell, since when it has been held out of learning, and when it or a neighbour was last
     /// hot.
     held: Vec<Option<Held>>,
+    /// When the last frame was observed.
+    last_frame: Option<Duration>,
     last_learnt: Option<Duration>,
     last_seen: u64,
 }
@@ -147,15 +151,16 @@ impl SmokeBaseline {
     /// their view's baseline. Then learns `map` when it is due. A cell with too little learnt is
     /// never newly hot: the first maps only teach. `signature` is the frame's thumbnail; `moved`
     /// says whether the camera moved since the last frame observed. Cells meeting `kept_out`
-    /// (confirmed fires) are not learnt, however long they last: a forest fire's plume that
-    /// burns for hours is not scenery.
-    pub fn observe(&mut self, map: &Heatmap, signature: &[f32], moved: bool, threshold: f32, now: Duration, kept_out: &[BBox]) -> Vec<bool> {
+    /// (confirmed fires, and the view they were seen in) are not learnt in that view, however
+    /// long they last: a forest fire's plume that burns for hours is not scenery.
+    pub fn observe(&mut self, map: &Heatmap, signature: &[f32], moved: bool, threshold: f32, now: Duration, kept_out: Option<(usize, &[BBox])>) -> Vec<bool> {
         self.frames += 1;
         if self.views.is_empty() || moved {
             self.current = self.identify(signature);
         }
         let view = &mut self.views[self.current];
         view.last_seen = self.frames;
+        let kept_out = kept_out.filter(|(v, _)| *v == self.current).map_or(&[][..], |(_, regions)| regions);
         let (hot, learnt) = view.observe(map, threshold, now, kept_out, &self.settings);
         // A view from a file of the first format adopts the first frame's thumbnail.
         if learnt || view.signature.is_none() {
@@ -170,12 +175,18 @@ impl SmokeBaseline {
         hot
     }
 
+    /// The view the last frame observed showed (an index that stays the view's while it is kept).
+    pub fn view(&self) -> usize {
+        self.current
+    }
+
     /// The stream restarted, and its clock with it: what was learnt stays (the views are the
     /// same), the timing of learning and holding starts again.
     pub fn restart_clock(&mut self) {
         for view in &mut self.views {
             view.last_learnt = None;
             view.held.fill(None);
+            view.last_frame = None;
         }
     }
 
@@ -214,7 +225,7 @@ impl SmokeBaseline {
 
 impl ViewBaseline {
     fn new(signature: Option<Vec<f32>>) -> ViewBaseline {
-        ViewBaseline { signature, grid: (0, 0), learnt: VecDeque::new(), baseline: Vec::new(), held: Vec::new(), last_learnt: None, last_seen: 0 }
+        ViewBaseline { signature, grid: (0, 0), learnt: VecDeque::new(), baseline: Vec::new(), held: Vec::new(), last_frame: None, last_learnt: None, last_seen: 0 }
     }
 
     fn restored(stored: StoredView, settings: &BaselineSettings) -> ViewBaseline {
@@ -235,10 +246,14 @@ impl ViewBaseline {
             .zip(self.baseline.iter().chain(std::iter::repeat(&f32::NAN)))
             .map(|(&p, &base)| p >= threshold && logit(p) - base >= settings.margin_logit)
             .collect();
-        let near_hot = dilated(&hot, map.cols);
+        let near_hot = dilated(&hot, map.cols, map.rows);
+        let previous_frame = self.last_frame.replace(now);
+        // Quiet in at least one frame, for more than an interval: hot again, it is held afresh.
+        let was_quiet = |h: &Held| previous_frame.is_some_and(|p| h.last < p) && now.saturating_sub(h.last) > settings.interval;
         for (held, near) in self.held.iter_mut().zip(near_hot) {
             if near {
-                *held = Some(Held { since: held.map_or(now, |h| h.since), last: now });
+                let since = held.filter(|h| !was_quiet(h)).map_or(now, |h| h.since);
+                *held = Some(Held { since, last: now });
             } else if held.is_some_and(|h| now.saturating_sub(h.last) >= settings.hold) {
                 *held = None;
             }
@@ -418,13 +433,13 @@ pub fn hot_regions(map: &Heatmap, hot: &[bool], watched: impl Fn(&BBox) -> bool)
     regions
 }
 
-/// The cells set in `set` or beside one set (sides or corners), in a grid `cols` wide.
-fn dilated(set: &[bool], cols: usize) -> Vec<bool> {
-    let rows = set.len() / cols.max(1);
+/// The cells set in `set` or beside one set (sides or corners), in a grid `cols` x `rows`.
+fn dilated(set: &[bool], cols: usize, rows: usize) -> Vec<bool> {
+    let at = |r: usize, c: usize| set.get(r * cols + c).copied().unwrap_or(false);
     (0..set.len())
         .map(|i| {
             let (row, col) = (i / cols, i % cols);
-            (row.saturating_sub(1)..=(row + 1).min(rows.saturating_sub(1))).any(|r| (col.saturating_sub(1)..=(col + 1).min(cols - 1)).any(|c| set[r * cols + c]))
+            (row.saturating_sub(1)..=(row + 1).min(rows.saturating_sub(1))).any(|r| (col.saturating_sub(1)..=col + 1).any(|c| c < cols && at(r, c)))
         })
         .collect()
 }
@@ -492,7 +507,7 @@ mod tests {
 
     /// Observes `map` and returns its regions over the whole frame.
     fn regions(baseline: &mut SmokeBaseline, map: &Heatmap, now: Duration) -> Vec<HotRegion> {
-        let hot = baseline.observe(map, &VIEW_A, false, 0.99, now, &[]);
+        let hot = baseline.observe(map, &VIEW_A, false, 0.99, now, None);
         hot_regions(map, &hot, |_| true)
     }
 
@@ -507,7 +522,7 @@ mod tests {
         let found = regions(&mut baseline, &smoke, Duration::from_secs(62));
         assert_eq!(found.len(), 1, "touching cells are one region: {found:?}");
         assert_eq!(found[0], HotRegion { region: BBox { x1: 0.25, y1: 0.25, x2: 0.75, y2: 0.75 }, p: 0.998 });
-        let hot = baseline.observe(&smoke, &VIEW_A, false, 0.99, Duration::from_secs(63), &[]);
+        let hot = baseline.observe(&smoke, &VIEW_A, false, 0.99, Duration::from_secs(63), None);
         let right_half = hot_regions(&smoke, &hot, |b| b.x1 >= 0.5);
         assert_eq!(right_half[0].region, BBox { x1: 0.5, y1: 0.25, x2: 0.75, y2: 0.75 }, "only watched cells count");
     }
@@ -535,16 +550,35 @@ mod tests {
         regions(&mut baseline, &scene(&[]), minute(0));
         regions(&mut baseline, &scene(&[]), minute(1));
         // The plume's edge drifts between cells 6 and 7: each is just under the threshold
-        // (0.989, 2 logits above calm) while the other is hot. Had the cooler one been learnt,
-        // neither would be hot by minute 6.
+        // (0.989, 2 logits above calm) while the other is hot. Cell 5, beside 6, is just under
+        // it until minute 10, when the plume spreads into it. Had the cooler cells been learnt,
+        // neither 6 nor 7 would be hot by minute 6, nor 5 at minute 10.
         let drifting = |m: u64| {
             let (hot, edge) = if m.is_multiple_of(2) { (6, 7) } else { (7, 6) };
             let mut map = scene(&[hot]);
             map.values[edge] = 0.989;
+            map.values[5] = if m < 10 { 0.989 } else { 0.998 };
             map
         };
         for m in 2..=11 {
-            assert_eq!(regions(&mut baseline, &drifting(m), minute(m)).len(), 1, "minute {m}");
+            let found = regions(&mut baseline, &drifting(m), minute(m));
+            assert!(found.iter().any(|r| r.region.x2 >= 0.75), "minute {m}: cell 6 or 7 is hot");
+            assert_eq!(found.iter().any(|r| r.region.x1 <= 0.25), m >= 10, "minute {m}: cell 5 hot from minute 10 on");
+        }
+    }
+
+    #[test]
+    fn a_new_plume_where_a_glint_came_and_went_is_held_afresh() {
+        let mut baseline = SmokeBaseline::new(settings());
+        let minute = |m: u64| Duration::from_secs(60 * m);
+        regions(&mut baseline, &scene(&[]), minute(0));
+        regions(&mut baseline, &scene(&[]), minute(1));
+        // A glint in cell 7 at minute 2 and minute 8; then a plume there from minute 11, which
+        // must be held for its own ten minutes, not what was left of the glint's.
+        for m in 2..=20 {
+            let there = m == 2 || m == 8 || m >= 11;
+            let found = regions(&mut baseline, &scene(if there { &[7] } else { &[] }), minute(m));
+            assert_eq!(found.len(), usize::from(there), "minute {m}");
         }
     }
 
@@ -555,7 +589,7 @@ mod tests {
         let confirmed = [BBox { x1: 0.8, y1: 0.3, x2: 0.9, y2: 0.45 }];
         for m in 0..=30 {
             // Suspected at minute 2, confirmed at minute 4.
-            let kept_out: &[BBox] = if m < 4 { &[] } else { &confirmed };
+            let kept_out = (m >= 4).then_some((0, &confirmed[..]));
             let hot = baseline.observe(&scene(if m < 2 { &[] } else { &[7] }), &VIEW_A, false, 0.99, minute(m), kept_out);
             assert_eq!(hot[7], m >= 2, "minute {m}: cell 7 is where the fire is");
         }
@@ -613,7 +647,7 @@ mod tests {
     /// regions.
     fn visit(baseline: &mut SmokeBaseline, view: [f32; 4], smoke_at: &[usize], minute: u64) -> Vec<HotRegion> {
         let map = preset(view, smoke_at);
-        let hot = baseline.observe(&map, &view, true, 0.99, Duration::from_secs(60 * minute), &[]);
+        let hot = baseline.observe(&map, &view, true, 0.99, Duration::from_secs(60 * minute), None);
         hot_regions(&map, &hot, |_| true)
     }
 
@@ -633,7 +667,7 @@ mod tests {
         // A plume that grows while the camera stands still changes the picture, and stays
         // judged by its view's baseline.
         let grown = preset(VIEW_A, &[5, 6, 9, 10, 11]);
-        let hot = baseline.observe(&grown, &VIEW_B, false, 0.99, Duration::from_secs(6 * 60 + 1), &[]);
+        let hot = baseline.observe(&grown, &VIEW_B, false, 0.99, Duration::from_secs(6 * 60 + 1), None);
         assert_eq!(hot_regions(&grown, &hot, |_| true).len(), 1, "still view A");
         assert_eq!(baseline.views.len(), 2, "no view was added");
     }
@@ -648,7 +682,7 @@ mod tests {
             v.iter().map(|x| x / norm).collect()
         };
         for k in 0..=MAX_VIEWS {
-            baseline.observe(&scene(&[]), &thumbnail(k), true, 0.99, Duration::from_secs(k as u64), &[]);
+            baseline.observe(&scene(&[]), &thumbnail(k), true, 0.99, Duration::from_secs(k as u64), None);
         }
         assert_eq!(baseline.views.len(), MAX_VIEWS);
         assert!(baseline.views.iter().all(|v| v.signature.as_deref() != Some(&thumbnail(0)[..])), "the first view made room");

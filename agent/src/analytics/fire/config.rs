@@ -89,7 +89,7 @@ pub struct FireConfig {
     /// How many learnt heat maps the smoke model needs before its cells are judged.
     #[serde(default = "default_smoke_baseline_min_maps")]
     pub smoke_baseline_min_maps: usize,
-    /// Seconds a newly hot cell is kept out of the baseline.
+    /// Seconds a newly hot cell, and the cells around it, are kept out of the baseline.
     #[serde(default = "default_smoke_baseline_hold_s")]
     pub smoke_baseline_hold_s: f32,
     /// Share of the smoke evidence frames in which the smoke model and the grey-foreground cue
@@ -276,10 +276,12 @@ impl FireConfig {
         if self.flame_confirm_after_s < self.flame_suspect_after_s {
             errors.push(ConfigError::new(format!("{path}.flame_confirm_after_s"), "must not be shorter than flame_suspect_after_s"));
         }
-        for (key, value) in [("smoke_confirm_after_s", self.smoke_confirm_after_s), ("smoke_rooted_confirm_after_s", self.smoke_rooted_confirm_after_s)] {
-            if value < self.smoke_suspect_after_s {
-                errors.push(ConfigError::new(format!("{path}.{key}"), "must not be shorter than smoke_suspect_after_s"));
-            }
+        if self.smoke_confirm_after_s < self.smoke_suspect_after_s {
+            errors.push(ConfigError::new(format!("{path}.smoke_confirm_after_s"), "must not be shorter than smoke_suspect_after_s"));
+        }
+        // The model alone is the weaker evidence: it never confirms sooner than both cues do.
+        if self.smoke_rooted_confirm_after_s < self.smoke_confirm_after_s {
+            errors.push(ConfigError::new(format!("{path}.smoke_rooted_confirm_after_s"), "must not be shorter than smoke_confirm_after_s"));
         }
     }
 

@@ -34,10 +34,11 @@ use view::{ViewMotion, ViewTracker, shifted, signature};
 /// Smoke evidence in one zone, from two cues: the smoke model's newly hot cells (the best region
 /// of cells scoring well above what this view usually scores) and the grey-foreground blob (the
 /// scene changed and stays changed). Either can raise `suspected`, the model's region taking
-/// precedence; they corroborate each other when they overlap, which `confirmed` needs often
-/// enough. The model finds smoke too faint or slow to change the scene, and is fooled by things
-/// that look like smoke; the blob fires on anything grey that moves in. Without a smoke model,
-/// the blob alone, corroborated by nothing else. Of the model's regions, the one meeting `seen`
+/// precedence; they corroborate each other when they overlap, and that often enough confirms it,
+/// as does the model finding it where it rose for minutes ([`temporal`]). The model finds smoke
+/// too faint or slow to change the scene, and is fooled by things that look like smoke; the blob
+/// fires on anything grey that moves in. Without a smoke model, the blob alone, corroborated by
+/// nothing else. Of the model's regions, the one meeting `seen`
 /// (where the zone's open incident has been) is taken before a better one elsewhere: a plume's
 /// updates follow the plume, not a patch of haze that scores higher in one frame.
 fn smoke_evidence(regions: Option<&[baseline::HotRegion]>, blob: Option<(BBox, f32)>, seen: Option<BBox>) -> Option<Evidence> {
@@ -104,6 +105,9 @@ pub struct FireWatch {
     /// Whether the camera may look at another view (one of its presets) than when the smoke
     /// model last judged a frame: it moved since, or the agent has just started.
     moved_since_judged: bool,
+    /// The view (of the smoke baseline) in which the smoke model last found smoke: where a
+    /// confirmed incident's cells are kept out of learning.
+    smoke_view: Option<usize>,
     clock: FrameClock,
     previous_fire: Option<Mat>,
     /// The zones' pixel masks for the current frame size (frames keep their size).
@@ -174,6 +178,7 @@ impl FireWatch {
             }),
             view: ViewTracker::new(),
             moved_since_judged: true,
+            smoke_view: None,
             clock: FrameClock::default(),
             previous_fire: None,
             masks_cache: None,
@@ -245,7 +250,14 @@ impl FireWatch {
                     let map = model.heatmap(frame).map_err(|e| e.to_string())?;
                     let view = signature(frame).map_err(cv)?;
                     let confirmed: Vec<BBox> = self.zones.iter().filter_map(|z| z.smoke.confirmed_extent()).collect();
-                    let hot = self.baseline.observe(&map, &view, std::mem::take(&mut self.moved_since_judged), self.smoke_threshold, now, &confirmed);
+                    let view_before = self.baseline.view();
+                    let kept_out = self.smoke_view.map(|v| (v, &confirmed[..]));
+                    let hot = self.baseline.observe(&map, &view, std::mem::take(&mut self.moved_since_judged), self.smoke_threshold, now, kept_out);
+                    if self.baseline.view() != view_before {
+                        // Another preset: where the model found smoke in the last one says
+                        // nothing of this one.
+                        self.zones.iter_mut().for_each(|z| z.smoke.forget_anchor());
+                    }
                     Some((map, hot))
                 }
                 _ => None,
@@ -263,6 +275,9 @@ impl FireWatch {
             let mut evidence = [flame_evidence, smoke_evidence(regions.as_deref(), blob, zone.smoke.extent())];
             add_detector_evidence(&mut evidence, zone, &cues.detections, self.models.detector.as_deref());
             let [flames, smoke] = evidence;
+            if smoke.is_some_and(|e| e.scores.smoke_model.is_some()) {
+                self.smoke_view = Some(self.baseline.view());
+            }
             if let Some(t) = zone.flames.observe(now, frame_interval, flames) {
                 events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(false), transition: t });
             }

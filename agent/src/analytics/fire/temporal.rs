@@ -107,13 +107,35 @@ struct Run {
     corroborations: u32,
     last_positive: Duration,
     last_evidence: Evidence,
-    /// The smoke model's first region in the run: where a plume rises, which stays put while it
-    /// grows and drifts (a cloud passes, a ghost of the model hops about).
-    anchor: Option<BBox>,
-    /// Frames in which the smoke model found it at `anchor`.
-    rooted: u32,
-    /// Every evidence region of the run together.
+    /// Where the smoke model found it first, or last lost its footing.
+    anchor: Option<Anchor>,
+    /// The evidence regions of the run that join its first, together: where it has been, not
+    /// where an odd frame put it.
     extent: BBox,
+}
+
+/// Where the smoke model first found smoke in a run: a plume rises there and stays rooted while
+/// it grows and drifts; a cloud passes, a ghost of the model hops about. When the model finds it
+/// at its anchor in less than `min_fraction` of the frames since, the anchor moves to where the
+/// model finds it now (a ghost first, then the plume: the plume is rooted from then on).
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    region: BBox,
+    since: Duration,
+    /// Analysed frames since `since`, and those in which the model found it at `region`.
+    frames: u32,
+    rooted: u32,
+}
+
+impl Anchor {
+    fn new(region: BBox, now: Duration) -> Anchor {
+        Anchor { region, since: now, frames: 1, rooted: 1 }
+    }
+
+    /// Whether it has held its place for `after` in `min_fraction` of the frames.
+    fn held(&self, now: Duration, after: Duration, min_fraction: f32) -> bool {
+        now.saturating_sub(self.since) >= after && self.rooted as f32 >= min_fraction * self.frames as f32
+    }
 }
 
 impl Run {
@@ -126,23 +148,33 @@ impl Run {
             corroborations: u32::from(e.corroborated),
             last_positive: now,
             last_evidence: e,
-            anchor: e.scores.smoke_model.map(|_| e.region),
-            rooted: u32::from(e.scores.smoke_model.is_some()),
+            anchor: e.scores.smoke_model.map(|_| Anchor::new(e.region, now)),
             extent: e.region,
         }
     }
 
-    fn add(&mut self, now: Duration, e: Evidence) {
+    /// One more analysed frame, with or without evidence.
+    fn observe(&mut self, now: Duration, evidence: Option<Evidence>, min_fraction: f32) {
+        self.frames += 1;
+        if let Some(anchor) = &mut self.anchor {
+            anchor.frames += 1;
+        }
+        let Some(e) = evidence else { return };
         self.positives += 1;
         self.flicker_sum += e.scores.flicker;
         self.corroborations += u32::from(e.corroborated);
         if e.scores.smoke_model.is_some() {
-            let anchor = *self.anchor.get_or_insert(e.region);
-            self.rooted += u32::from(anchor.intersection(&e.region) > 0.0);
+            match &mut self.anchor {
+                Some(anchor) if anchor.region.intersection(&e.region) > 0.0 => anchor.rooted += 1,
+                Some(anchor) if anchor.rooted as f32 >= min_fraction * anchor.frames as f32 => {}
+                _ => self.anchor = Some(Anchor::new(e.region, now)),
+            }
         }
         self.last_positive = now;
         self.last_evidence = e;
-        self.extent = self.extent.union(&e.region);
+        if self.extent.intersection(&e.region) > 0.0 {
+            self.extent = self.extent.union(&e.region);
+        }
     }
 }
 
@@ -230,6 +262,14 @@ impl Incident {
         self.active.as_ref().and_then(|a| a.confirmed_at).and(self.extent())
     }
 
+    /// The camera looks at another view (a PTZ preset): where the model found smoke before is
+    /// not where it finds it now.
+    pub fn forget_anchor(&mut self) {
+        if let Some(run) = &mut self.run {
+            run.anchor = None;
+        }
+    }
+
     /// The stream restarted and its time starts again from zero. An open incident stays open
     /// (the fire did not go out because the camera reconnected), its run counted from now; a
     /// cooldown under way lasts a full `cooldown` from now. Without this, times from before the
@@ -240,7 +280,11 @@ impl Incident {
             self.run = None;
         }
         if let Some(run) = &mut self.run {
-            (run.start, run.last_positive, run.frames, run.positives) = (Duration::ZERO, Duration::ZERO, 1, 1);
+            // One frame's worth of what the run had seen: its mean flicker, at most one
+            // corroboration, and no footing yet.
+            run.flicker_sum /= run.positives.max(1) as f32;
+            run.corroborations = run.corroborations.min(1);
+            (run.start, run.last_positive, run.frames, run.positives, run.anchor) = (Duration::ZERO, Duration::ZERO, 1, 1, None);
         }
         if let Some(active) = &mut self.active {
             active.last_update = Duration::ZERO;
@@ -255,10 +299,7 @@ impl Incident {
     pub fn observe(&mut self, now: Duration, frame: Duration, evidence: Option<Evidence>) -> Option<Transition> {
         let p = self.persistence_for(frame);
         if let Some(run) = &mut self.run {
-            run.frames += 1;
-            if let Some(e) = evidence {
-                run.add(now, e);
-            }
+            run.observe(now, evidence, p.min_fraction);
         } else if let Some(e) = evidence {
             self.run = Some(Run::new(now, e));
         }
@@ -285,7 +326,7 @@ impl Incident {
             // A fire/smoke detector model's word stands in for flicker: it has seen the flames.
             let flickering = run.flicker_sum / run.positives.max(1) as f32 >= p.min_flicker || run.last_evidence.scores.detector.is_some();
             let corroborated = run.corroborations as f32 >= p.min_corroborated_share * run.positives as f32;
-            let rooted = p.rooted_confirm_after.is_some_and(|after| lasted >= after && run.rooted as f32 >= p.min_fraction * run.frames as f32);
+            let rooted = p.rooted_confirm_after.zip(run.anchor).is_some_and(|(after, anchor)| anchor.held(now, after, p.min_fraction));
             let stage = if active.confirmed_at.is_none() && holding && flickering && ((lasted >= p.confirm_after && corroborated) || rooted) {
                 active.confirmed_at = Some(now);
                 active.confirmed_area = Some(run.last_evidence.region.area());
@@ -416,6 +457,18 @@ mod tests {
         let mut incident = Incident::new(persistence);
         let passing = stages(&mut incident, 0..40, &|f| (f < 16).then(|| model_at(0.4, 0.1, false)).flatten());
         assert_eq!(passing, vec![(2, Stage::Suspected), (25, Stage::Cleared)]);
+        // A ghost of the model first, then the plume elsewhere: the anchor moves to the plume once
+        // the ghost holds less than 60 % of the frames (frame 6), and the plume is confirmed 10 s
+        // after that.
+        let mut incident = Incident::new(persistence);
+        let ghost_then_plume = stages(&mut incident, 0..40, &|f| model_at(if f < 4 { 0.1 } else { 0.6 }, 0.1, false));
+        assert_eq!(ghost_then_plume, vec![(2, Stage::Suspected), (26, Stage::Confirmed)]);
+        // After the camera turned to another view, it starts anew there.
+        let mut incident = Incident::new(persistence);
+        let mut got = stages(&mut incident, 0..16, &|_| model_at(0.4, 0.1, false));
+        incident.forget_anchor();
+        got.extend(stages(&mut incident, 16..40, &|_| model_at(0.4, 0.1, false)));
+        assert_eq!(got, vec![(2, Stage::Suspected), (36, Stage::Confirmed)]);
         // The change cue alone (no model) is never confirmed: nothing corroborates it.
         let mut incident = Incident::new(persistence);
         let change_only = |_| Some(Evidence { region: BBox { x1: 0.4, y1: 0.4, x2: 0.5, y2: 0.5 }, scores: Scores { smoke: 0.01, ..Default::default() }, corroborated: false });
