@@ -91,15 +91,24 @@ pub fn configure(
     Ok((sink, native))
 }
 
-/// Caps the threads of the libav decoders that decodebin3 will pick. With at least as many
-/// cameras as cores, one thread per decoder decodes more frames per second in all: frame
-/// threading adds hand-over work and a frame of latency and buys nothing on busy cores
+/// Calls `f` on every element of the pipeline: those a template names, there already, and those
+/// decodebin adds later.
+fn for_each_element(pipeline: &gst::Pipeline, f: impl Fn(&gst::Element) + Send + Sync + 'static) {
+    for element in pipeline.iterate_recurse().into_iter().flatten() {
+        f(&element);
+    }
+    pipeline.connect_deep_element_added(move |_, _, element| f(element));
+}
+
+/// Caps the threads of the libav decoders (those decodebin3 picks or a template names). With at
+/// least as many cameras as cores, one thread per decoder decodes more frames per second in all:
+/// frame threading adds hand-over work and a frame of latency and buys nothing on busy cores
 /// (measured: four 720p streams on 2 cores, 618 frames/s with a thread per core, 686 with one).
 pub fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
     if threads == 0 {
         return;
     }
-    pipeline.connect_deep_element_added(move |_, _, element| {
+    for_each_element(pipeline, move |element| {
         let is_libav_decoder = element.factory().is_some_and(|f| f.name().starts_with("avdec_"));
         if is_libav_decoder && element.find_property("max-threads").is_some() {
             element.set_property("max-threads", threads as i32);
@@ -147,12 +156,7 @@ pub fn skip_delta_frames(pipeline: &gst::Pipeline, camera: &str, analytics_fps: 
             if pass { gst::PadProbeReturn::Ok } else { gst::PadProbeReturn::Drop }
         });
     };
-    // A template may name its decoder (vaapi, nvidia): it is in the pipeline already. Decodebin
-    // adds its decoder later.
-    for element in pipeline.iterate_recurse().into_iter().flatten() {
-        gate_decoder(&element);
-    }
-    pipeline.connect_deep_element_added(move |_, _, element| gate_decoder(element));
+    for_each_element(pipeline, gate_decoder);
 }
 
 /// Which compressed frames go on to the decoder: see [`skip_delta_frames`].
@@ -195,6 +199,20 @@ mod tests {
     /// Frames of a 25 fps stream with a key frame every `gop` frames: (pts, delta).
     fn stream(gop: u64, frames: u64) -> impl Iterator<Item = (Option<Duration>, bool)> {
         (0..frames).map(move |i| (Some(Duration::from_millis(i * 40)), i % gop != 0))
+    }
+
+    #[test]
+    fn a_libav_decoder_is_held_to_its_threads_whether_a_template_names_it_or_decodebin_adds_it() {
+        gst::init().unwrap();
+        let launch = |description: &str| gst::parse::launch(description).unwrap().downcast::<gst::Pipeline>().unwrap();
+        let named = launch("videotestsrc num-buffers=1 ! x264enc ! avdec_h264 name=dec ! fakesink");
+        limit_decoder_threads(&named, 1);
+        assert_eq!(named.by_name("dec").unwrap().property::<i32>("max-threads"), 1, "a decoder the template names");
+        let added = launch("videotestsrc num-buffers=1 ! x264enc ! h264parse ! fakesink name=end");
+        limit_decoder_threads(&added, 1);
+        let decoder = gst::ElementFactory::make("avdec_h264").build().unwrap();
+        added.add(&decoder).unwrap();
+        assert_eq!(decoder.property::<i32>("max-threads"), 1, "a decoder added later");
     }
 
     #[test]
