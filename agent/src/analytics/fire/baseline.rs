@@ -10,7 +10,8 @@
 //! time-lapse, its hot cells were gone three frames after the plume appeared). So the `hold` of
 //! a cell runs on through the frames where neither it nor a neighbour is hot, and starts again
 //! when one is hot after more than an `interval` without: a new plume where a glint came and
-//! went is held afresh. Where the caller says a fire is confirmed, nothing is learnt at all while
+//! went is held afresh (a glint that keeps coming back is never learnt; a steady new roof
+//! is). Where the caller says a fire is confirmed, nothing is learnt at all while
 //! it lasts ([`SmokeBaseline::observe`]).
 //!
 //! A PTZ camera that patrols its presets shows the model several views: one baseline learnt from
@@ -105,6 +106,9 @@ pub struct SmokeBaseline {
     current: usize,
     /// Frames observed, for which view was seen longest ago.
     frames: u64,
+    /// Whether the last frame observed showed another view than the one before it, or a view
+    /// just made (which may take the place, and the index, of one forgotten).
+    view_changed: bool,
 }
 
 /// One view's baseline.
@@ -128,7 +132,7 @@ struct ViewBaseline {
 
 impl SmokeBaseline {
     pub fn new(settings: BaselineSettings) -> SmokeBaseline {
-        SmokeBaseline { settings, file: None, views: Vec::new(), current: 0, frames: 0 }
+        SmokeBaseline { settings, file: None, views: Vec::new(), current: 0, frames: 0, view_changed: false }
     }
 
     /// Keeps the learnt maps in `file` from now on, first taking up what it holds (unless they
@@ -151,17 +155,20 @@ impl SmokeBaseline {
     /// their view's baseline. Then learns `map` when it is due. A cell with too little learnt is
     /// never newly hot: the first maps only teach. `signature` is the frame's thumbnail; `moved`
     /// says whether the camera moved since the last frame observed. Cells meeting `kept_out`
-    /// (confirmed fires, and the view they were seen in) are not learnt in that view, however
+    /// (confirmed fires, each with the view it burns in) are not learnt in that view, however
     /// long they last: a forest fire's plume that burns for hours is not scenery.
-    pub fn observe(&mut self, map: &Heatmap, signature: &[f32], moved: bool, threshold: f32, now: Duration, kept_out: Option<(usize, &[BBox])>) -> Vec<bool> {
+    pub fn observe(&mut self, map: &Heatmap, signature: &[f32], moved: bool, threshold: f32, now: Duration, kept_out: &[(usize, BBox)]) -> Vec<bool> {
         self.frames += 1;
+        self.view_changed = false;
         if self.views.is_empty() || moved {
-            self.current = self.identify(signature);
+            let (view, new) = self.identify(signature);
+            self.view_changed = new || view != self.current;
+            self.current = view;
         }
         let view = &mut self.views[self.current];
         view.last_seen = self.frames;
-        let kept_out = kept_out.filter(|(v, _)| *v == self.current).map_or(&[][..], |(_, regions)| regions);
-        let (hot, learnt) = view.observe(map, threshold, now, kept_out, &self.settings);
+        let kept_out: Vec<BBox> = kept_out.iter().filter(|(v, _)| *v == self.current).map(|(_, region)| *region).collect();
+        let (hot, learnt) = view.observe(map, threshold, now, &kept_out, &self.settings);
         // A view from a file of the first format adopts the first frame's thumbnail.
         if learnt || view.signature.is_none() {
             view.signature = Some(signature.to_vec());
@@ -180,6 +187,11 @@ impl SmokeBaseline {
         self.current
     }
 
+    /// Whether the last frame observed showed another view than the frame before it.
+    pub fn view_changed(&self) -> bool {
+        self.view_changed
+    }
+
     /// The stream restarted, and its clock with it: what was learnt stays (the views are the
     /// same), the timing of learning and holding starts again.
     pub fn restart_clock(&mut self) {
@@ -191,8 +203,8 @@ impl SmokeBaseline {
     }
 
     /// The view `signature` shows: the known view it matches best, a view from an old file that
-    /// has no thumbnail yet, or a new one.
-    fn identify(&mut self, signature: &[f32]) -> usize {
+    /// has no thumbnail yet, or a new one (then `true`).
+    fn identify(&mut self, signature: &[f32]) -> (usize, bool) {
         let best = self
             .views
             .iter()
@@ -202,10 +214,10 @@ impl SmokeBaseline {
         if let Some((i, c)) = best
             && c >= SAME_VIEW
         {
-            return i;
+            return (i, false);
         }
         if let Some(i) = self.views.iter().position(|v| v.signature.is_none()) {
-            return i;
+            return (i, false);
         }
         if best.is_some() {
             // Debug, not info: a bus filling a fixed view can look like a new view for a while.
@@ -214,11 +226,11 @@ impl SmokeBaseline {
         let view = ViewBaseline::new(Some(signature.to_vec()));
         if self.views.len() < MAX_VIEWS {
             self.views.push(view);
-            self.views.len() - 1
+            (self.views.len() - 1, true)
         } else {
             let oldest = self.views.iter().enumerate().min_by_key(|(_, v)| (v.learnt.len(), v.last_seen)).map(|(i, _)| i).expect("views are full");
             self.views[oldest] = view;
-            oldest
+            (oldest, true)
         }
     }
 }
@@ -507,7 +519,7 @@ mod tests {
 
     /// Observes `map` and returns its regions over the whole frame.
     fn regions(baseline: &mut SmokeBaseline, map: &Heatmap, now: Duration) -> Vec<HotRegion> {
-        let hot = baseline.observe(map, &VIEW_A, false, 0.99, now, None);
+        let hot = baseline.observe(map, &VIEW_A, false, 0.99, now, &[]);
         hot_regions(map, &hot, |_| true)
     }
 
@@ -522,7 +534,7 @@ mod tests {
         let found = regions(&mut baseline, &smoke, Duration::from_secs(62));
         assert_eq!(found.len(), 1, "touching cells are one region: {found:?}");
         assert_eq!(found[0], HotRegion { region: BBox { x1: 0.25, y1: 0.25, x2: 0.75, y2: 0.75 }, p: 0.998 });
-        let hot = baseline.observe(&smoke, &VIEW_A, false, 0.99, Duration::from_secs(63), None);
+        let hot = baseline.observe(&smoke, &VIEW_A, false, 0.99, Duration::from_secs(63), &[]);
         let right_half = hot_regions(&smoke, &hot, |b| b.x1 >= 0.5);
         assert_eq!(right_half[0].region, BBox { x1: 0.5, y1: 0.25, x2: 0.75, y2: 0.75 }, "only watched cells count");
     }
@@ -586,10 +598,10 @@ mod tests {
     fn a_confirmed_fire_is_never_learnt_while_it_lasts() {
         let mut baseline = SmokeBaseline::new(settings());
         let minute = |m: u64| Duration::from_secs(60 * m);
-        let confirmed = [BBox { x1: 0.8, y1: 0.3, x2: 0.9, y2: 0.45 }];
+        let confirmed = [(0, BBox { x1: 0.8, y1: 0.3, x2: 0.9, y2: 0.45 })];
         for m in 0..=30 {
             // Suspected at minute 2, confirmed at minute 4.
-            let kept_out = (m >= 4).then_some((0, &confirmed[..]));
+            let kept_out: &[(usize, BBox)] = if m >= 4 { &confirmed } else { &[] };
             let hot = baseline.observe(&scene(if m < 2 { &[] } else { &[7] }), &VIEW_A, false, 0.99, minute(m), kept_out);
             assert_eq!(hot[7], m >= 2, "minute {m}: cell 7 is where the fire is");
         }
@@ -647,7 +659,7 @@ mod tests {
     /// regions.
     fn visit(baseline: &mut SmokeBaseline, view: [f32; 4], smoke_at: &[usize], minute: u64) -> Vec<HotRegion> {
         let map = preset(view, smoke_at);
-        let hot = baseline.observe(&map, &view, true, 0.99, Duration::from_secs(60 * minute), None);
+        let hot = baseline.observe(&map, &view, true, 0.99, Duration::from_secs(60 * minute), &[]);
         hot_regions(&map, &hot, |_| true)
     }
 
@@ -661,14 +673,18 @@ mod tests {
         assert_eq!(baseline.views.len(), 2);
         assert!(visit(&mut baseline, VIEW_A, &[], 4).is_empty(), "view A's haze is A's scenery");
         assert!(visit(&mut baseline, VIEW_B, &[], 5).is_empty(), "view B's haze is B's scenery");
+        assert!(baseline.view_changed(), "from A to B");
+        visit(&mut baseline, VIEW_B, &[], 5);
+        assert!(!baseline.view_changed(), "moved, and back on B");
         // One baseline for both would know cell 11 as hazy and miss a plume there in view A.
         let found = visit(&mut baseline, VIEW_A, &[11], 6);
         assert_eq!(found.iter().map(|r| r.region).collect::<Vec<_>>(), vec![BBox { x1: 0.75, y1: 0.5, x2: 1.0, y2: 0.75 }]);
         // A plume that grows while the camera stands still changes the picture, and stays
         // judged by its view's baseline.
         let grown = preset(VIEW_A, &[5, 6, 9, 10, 11]);
-        let hot = baseline.observe(&grown, &VIEW_B, false, 0.99, Duration::from_secs(6 * 60 + 1), None);
+        let hot = baseline.observe(&grown, &VIEW_B, false, 0.99, Duration::from_secs(6 * 60 + 1), &[]);
         assert_eq!(hot_regions(&grown, &hot, |_| true).len(), 1, "still view A");
+        assert!(!baseline.view_changed());
         assert_eq!(baseline.views.len(), 2, "no view was added");
     }
 
@@ -682,10 +698,11 @@ mod tests {
             v.iter().map(|x| x / norm).collect()
         };
         for k in 0..=MAX_VIEWS {
-            baseline.observe(&scene(&[]), &thumbnail(k), true, 0.99, Duration::from_secs(k as u64), None);
+            baseline.observe(&scene(&[]), &thumbnail(k), true, 0.99, Duration::from_secs(k as u64), &[]);
         }
         assert_eq!(baseline.views.len(), MAX_VIEWS);
         assert!(baseline.views.iter().all(|v| v.signature.as_deref() != Some(&thumbnail(0)[..])), "the first view made room");
+        assert_eq!((baseline.view(), baseline.view_changed()), (0, true), "the new view in its place");
     }
 
     #[test]

@@ -109,8 +109,8 @@ pub struct FireConfig {
     pub smoke_suspect_after_s: f32,
     #[serde(default = "default_smoke_confirm_after_s")]
     pub smoke_confirm_after_s: f32,
-    /// Seconds the smoke model must keep finding smoke where it first found it (in `min_fraction`
-    /// of the analysed frames) for `confirmed` without the grey-foreground cue agreeing.
+    /// Seconds the smoke model must keep finding smoke at one place (in `min_fraction` of the
+    /// analysed frames) for `confirmed` without the grey-foreground cue agreeing.
     #[serde(default = "default_smoke_rooted_confirm_after_s")]
     pub smoke_rooted_confirm_after_s: f32,
     /// Share of analysed frames that must show evidence while it persists (0..1).

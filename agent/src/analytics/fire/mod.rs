@@ -70,6 +70,9 @@ struct WatchZone {
     polygon: Polygon,
     flames: Incident,
     smoke: Incident,
+    /// The view (of the smoke baseline) in which its smoke incident was confirmed, while it lasts:
+    /// where its cells are kept out of learning.
+    confirmed_view: Option<usize>,
 }
 
 impl WatchZone {
@@ -105,9 +108,6 @@ pub struct FireWatch {
     /// Whether the camera may look at another view (one of its presets) than when the smoke
     /// model last judged a frame: it moved since, or the agent has just started.
     moved_since_judged: bool,
-    /// The view (of the smoke baseline) in which the smoke model last found smoke: where a
-    /// confirmed incident's cells are kept out of learning.
-    smoke_view: Option<usize>,
     clock: FrameClock,
     previous_fire: Option<Mat>,
     /// The zones' pixel masks for the current frame size (frames keep their size).
@@ -159,7 +159,7 @@ impl FireWatch {
         let zone_configs = if config.zones.is_empty() { &whole_frame[..] } else { &config.zones[..] };
         let zones = zone_configs
             .iter()
-            .map(|z| WatchZone { id: z.id.clone(), kind: z.kind, polygon: Polygon::new(&z.zone), flames: Incident::new(flames), smoke: Incident::new(smoke) })
+            .map(|z| WatchZone { id: z.id.clone(), kind: z.kind, polygon: Polygon::new(&z.zone), flames: Incident::new(flames), smoke: Incident::new(smoke), confirmed_view: None })
             .collect();
         Ok(FireWatch {
             config: config.clone(),
@@ -178,7 +178,6 @@ impl FireWatch {
             }),
             view: ViewTracker::new(),
             moved_since_judged: true,
-            smoke_view: None,
             clock: FrameClock::default(),
             previous_fire: None,
             masks_cache: None,
@@ -249,11 +248,9 @@ impl FireWatch {
                 Some(model) if self.config.smoke && motion == ViewMotion::Still => {
                     let map = model.heatmap(frame).map_err(|e| e.to_string())?;
                     let view = signature(frame).map_err(cv)?;
-                    let confirmed: Vec<BBox> = self.zones.iter().filter_map(|z| z.smoke.confirmed_extent()).collect();
-                    let view_before = self.baseline.view();
-                    let kept_out = self.smoke_view.map(|v| (v, &confirmed[..]));
-                    let hot = self.baseline.observe(&map, &view, std::mem::take(&mut self.moved_since_judged), self.smoke_threshold, now, kept_out);
-                    if self.baseline.view() != view_before {
+                    let confirmed: Vec<(usize, BBox)> = self.zones.iter().filter_map(|z| z.confirmed_view.zip(z.smoke.confirmed_extent())).collect();
+                    let hot = self.baseline.observe(&map, &view, std::mem::take(&mut self.moved_since_judged), self.smoke_threshold, now, &confirmed);
+                    if self.baseline.view_changed() {
                         // Another preset: where the model found smoke in the last one says
                         // nothing of this one.
                         self.zones.iter_mut().for_each(|z| z.smoke.forget_anchor());
@@ -275,13 +272,15 @@ impl FireWatch {
             let mut evidence = [flame_evidence, smoke_evidence(regions.as_deref(), blob, zone.smoke.extent())];
             add_detector_evidence(&mut evidence, zone, &cues.detections, self.models.detector.as_deref());
             let [flames, smoke] = evidence;
-            if smoke.is_some_and(|e| e.scores.smoke_model.is_some()) {
-                self.smoke_view = Some(self.baseline.view());
-            }
             if let Some(t) = zone.flames.observe(now, frame_interval, flames) {
                 events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(false), transition: t });
             }
             if let Some(t) = zone.smoke.observe(now, frame_interval, smoke) {
+                match t.stage {
+                    Stage::Confirmed => zone.confirmed_view = Some(self.baseline.view()),
+                    Stage::Cleared => zone.confirmed_view = None,
+                    _ => {}
+                }
                 events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(true), transition: t });
             }
         }

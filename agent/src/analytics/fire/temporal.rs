@@ -4,11 +4,11 @@
 //! `suspect_after` is `suspected`; of `confirm_after`, with enough flicker for flames (or a
 //! detector model's box) and, for smoke, often enough corroborated by the change cue,
 //! `confirmed`. Smoke the change cue cannot see (a distant plume, a time-lapse whose light
-//! changes from frame to frame) is also `confirmed` once the smoke model has found it where it
-//! first found it, in `min_fraction` of the frames, for `rooted_confirm_after`: a plume stays
-//! rooted where it rises, in the view's own frame (the model judges only a still view), while
-//! clouds drift on and a glint goes with the light. That takes minutes, not seconds: a cloud
-//! or the sun on a mast can hold its place for as long as a short run lasts.
+//! changes from frame to frame) is also `confirmed` once the smoke model has kept finding it at
+//! one place (its [`Anchor`]), in `min_fraction` of the frames, for `rooted_confirm_after`: a
+//! plume stays rooted where it rises, in the view's own frame (the model judges only a still
+//! view), while clouds drift on and a glint goes with the light. That takes minutes, not
+//! seconds: a cloud or the sun on a mast can hold its place for as long as a short run lasts.
 //! While it goes on, an `update` at most every `update_interval`; once no evidence has been seen
 //! for `clear_after`, `cleared`, and no new alert for `cooldown` after that.
 //!
@@ -37,8 +37,8 @@ pub struct Persistence {
     /// Share of the run's evidence frames that another cue corroborated, needed to confirm (0
     /// when nothing needs corroborating).
     pub min_corroborated_share: f32,
-    /// How long the smoke model must keep finding smoke where it first found it in the run to
-    /// confirm it without corroboration; `None` when nothing confirms that way.
+    /// How long the smoke model must keep finding smoke at its anchor to confirm it without
+    /// corroboration; `None` when nothing confirms that way.
     pub rooted_confirm_after: Option<Duration>,
     pub update_interval: Duration,
     pub clear_after: Duration,
@@ -107,17 +107,19 @@ struct Run {
     corroborations: u32,
     last_positive: Duration,
     last_evidence: Evidence,
-    /// Where the smoke model found it first, or last lost its footing.
+    /// Where the smoke model found it first, or where it found it after the first place stopped
+    /// holding.
     anchor: Option<Anchor>,
-    /// The evidence regions of the run that join its first, together: where it has been, not
-    /// where an odd frame put it.
-    extent: BBox,
+    /// The evidence regions that join the first one since the run began or the anchor moved,
+    /// together: where it has been, not where an odd frame put it.
+    extent: Option<BBox>,
 }
 
 /// Where the smoke model first found smoke in a run: a plume rises there and stays rooted while
-/// it grows and drifts; a cloud passes, a ghost of the model hops about. When the model finds it
-/// at its anchor in less than `min_fraction` of the frames since, the anchor moves to where the
-/// model finds it now (a ghost first, then the plume: the plume is rooted from then on).
+/// it grows and drifts; a cloud passes, a ghost of the model hops about. When the model has found
+/// it at its anchor in less than `min_fraction` of the frames since (after a few frames: one
+/// stray region does not move it), the anchor moves to where the model finds it now (a ghost
+/// first, then the plume: the plume is rooted from then on).
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
     region: BBox,
@@ -149,7 +151,7 @@ impl Run {
             last_positive: now,
             last_evidence: e,
             anchor: e.scores.smoke_model.map(|_| Anchor::new(e.region, now)),
-            extent: e.region,
+            extent: Some(e.region),
         }
     }
 
@@ -166,15 +168,21 @@ impl Run {
         if e.scores.smoke_model.is_some() {
             match &mut self.anchor {
                 Some(anchor) if anchor.region.intersection(&e.region) > 0.0 => anchor.rooted += 1,
-                Some(anchor) if anchor.rooted as f32 >= min_fraction * anchor.frames as f32 => {}
-                _ => self.anchor = Some(Anchor::new(e.region, now)),
+                Some(anchor) if anchor.frames < CONFIRM_FRAMES || anchor.rooted as f32 >= min_fraction * anchor.frames as f32 => {}
+                _ => {
+                    // Where it has been is where the old anchor was: it starts again here.
+                    self.anchor = Some(Anchor::new(e.region, now));
+                    self.extent = None;
+                }
             }
         }
         self.last_positive = now;
         self.last_evidence = e;
-        if self.extent.intersection(&e.region) > 0.0 {
-            self.extent = self.extent.union(&e.region);
-        }
+        self.extent = match self.extent {
+            None => Some(e.region),
+            Some(extent) if extent.intersection(&e.region) > 0.0 => Some(extent.union(&e.region)),
+            kept => kept,
+        };
     }
 }
 
@@ -254,7 +262,7 @@ impl Incident {
 
     /// Where the evidence of the run under way has been.
     pub fn extent(&self) -> Option<BBox> {
-        self.run.as_ref().map(|r| r.extent)
+        self.run.as_ref().and_then(|r| r.extent)
     }
 
     /// As [`Incident::extent`], once the incident is confirmed.
@@ -266,7 +274,7 @@ impl Incident {
     /// not where it finds it now.
     pub fn forget_anchor(&mut self) {
         if let Some(run) = &mut self.run {
-            run.anchor = None;
+            (run.anchor, run.extent) = (None, None);
         }
     }
 
@@ -447,7 +455,7 @@ mod tests {
         let mut incident = Incident::new(persistence);
         let hopping = |f: u32| 0.1 + 0.2 * (f % 4) as f32;
         assert_eq!(stages(&mut incident, 0..40, &|f| model_at(hopping(f), 0.1, false)), vec![(2, Stage::Suspected)]);
-        // The change cue agrees from frame 40 on: at frame 57, on 17 of 58 evidence frames (30 %).
+        // The change cue agrees from frame 40 on: at frame 57, on 18 of 58 evidence frames (31 %).
         assert_eq!(stages(&mut incident, 40..80, &|f| model_at(hopping(f), 0.1, true)).first(), Some(&(57, Stage::Confirmed)));
         // A plume that stays where it rose, growing, is confirmed by the model alone after 10 s.
         let mut incident = Incident::new(persistence);
@@ -463,6 +471,7 @@ mod tests {
         let mut incident = Incident::new(persistence);
         let ghost_then_plume = stages(&mut incident, 0..40, &|f| model_at(if f < 4 { 0.1 } else { 0.6 }, 0.1, false));
         assert_eq!(ghost_then_plume, vec![(2, Stage::Suspected), (26, Stage::Confirmed)]);
+        assert_eq!(incident.confirmed_extent(), model_at(0.6, 0.1, false).map(|e| e.region), "where the plume is, not the ghost");
         // After the camera turned to another view, it starts anew there.
         let mut incident = Incident::new(persistence);
         let mut got = stages(&mut incident, 0..16, &|_| model_at(0.4, 0.1, false));
