@@ -517,6 +517,18 @@ mod tests {
         map(v)
     }
 
+    fn minute(m: u64) -> Duration {
+        Duration::from_secs(60 * m)
+    }
+
+    /// A baseline that learnt the calm view (but for its hazy cell) at minutes 0 and 1.
+    fn calm_baseline() -> SmokeBaseline {
+        let mut baseline = SmokeBaseline::new(settings());
+        regions(&mut baseline, &scene(&[]), minute(0));
+        regions(&mut baseline, &scene(&[]), minute(1));
+        baseline
+    }
+
     /// Observes `map` and returns its regions over the whole frame.
     fn regions(baseline: &mut SmokeBaseline, map: &Heatmap, now: Duration) -> Vec<HotRegion> {
         let hot = baseline.observe(map, &VIEW_A, false, 0.99, now, &[]);
@@ -541,10 +553,7 @@ mod tests {
 
     #[test]
     fn a_plume_is_not_learnt_while_it_is_watched_but_what_stays_for_good_is() {
-        let mut baseline = SmokeBaseline::new(settings());
-        let minute = |m: u64| Duration::from_secs(60 * m);
-        regions(&mut baseline, &scene(&[]), minute(0));
-        regions(&mut baseline, &scene(&[]), minute(1));
+        let mut baseline = calm_baseline();
         // Learnt every minute while hot: for the first ten minutes (hold) it is held out.
         for m in 2..=11 {
             assert_eq!(regions(&mut baseline, &scene(&[7]), minute(m)).len(), 1, "minute {m}");
@@ -557,10 +566,7 @@ mod tests {
 
     #[test]
     fn a_plume_flickering_about_the_threshold_is_held_with_the_cells_around_it() {
-        let mut baseline = SmokeBaseline::new(settings());
-        let minute = |m: u64| Duration::from_secs(60 * m);
-        regions(&mut baseline, &scene(&[]), minute(0));
-        regions(&mut baseline, &scene(&[]), minute(1));
+        let mut baseline = calm_baseline();
         // The plume's edge drifts between cells 6 and 7: each is just under the threshold
         // (0.989, 2 logits above calm) while the other is hot. Cell 5, beside 6, is just under
         // it until minute 10, when the plume spreads into it. Had the cooler cells been learnt,
@@ -581,10 +587,7 @@ mod tests {
 
     #[test]
     fn a_new_plume_where_a_glint_came_and_went_is_held_afresh() {
-        let mut baseline = SmokeBaseline::new(settings());
-        let minute = |m: u64| Duration::from_secs(60 * m);
-        regions(&mut baseline, &scene(&[]), minute(0));
-        regions(&mut baseline, &scene(&[]), minute(1));
+        let mut baseline = calm_baseline();
         // A glint in cell 7 at minute 2 and minute 8; then a plume there from minute 11, which
         // must be held for its own ten minutes, not what was left of the glint's.
         for m in 2..=20 {
@@ -597,7 +600,6 @@ mod tests {
     #[test]
     fn a_confirmed_fire_is_never_learnt_while_it_lasts() {
         let mut baseline = SmokeBaseline::new(settings());
-        let minute = |m: u64| Duration::from_secs(60 * m);
         let confirmed = [(0, BBox { x1: 0.8, y1: 0.3, x2: 0.9, y2: 0.45 })];
         for m in 0..=30 {
             // Suspected at minute 2, confirmed at minute 4.
