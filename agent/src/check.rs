@@ -102,6 +102,29 @@ pub fn check_segment(p1: [f32; 2], p2: [f32; 2], path: &str, errors: &mut Vec<Co
     }
 }
 
+/// Longest time a setting may give, in seconds. A week is longer than any of them needs, and a
+/// time beyond what a `Duration` holds (1e30) would stop the agent as it starts.
+pub const MAX_SECONDS: f32 = 604_800.0;
+
+/// Checks a time in seconds: above 0 when `positive`, else 0 or more; at most a week.
+fn check_time(value: f32, positive: bool, path: &str, errors: &mut Vec<ConfigError>) {
+    let low = if positive { value > 0.0 } else { value >= 0.0 };
+    if !(low && value <= MAX_SECONDS) {
+        let from = if positive { "more than 0" } else { "0 or more" };
+        errors.push(ConfigError::new(path, format!("must be {from} and at most {MAX_SECONDS} seconds (a week), got {value}")));
+    }
+}
+
+/// Checks a time in seconds that may be 0, up to [`MAX_SECONDS`].
+pub fn check_seconds(value: f32, path: &str, errors: &mut Vec<ConfigError>) {
+    check_time(value, false, path, errors);
+}
+
+/// Checks a time in seconds above 0, up to [`MAX_SECONDS`].
+pub fn check_positive_seconds(value: f32, path: &str, errors: &mut Vec<ConfigError>) {
+    check_time(value, true, path, errors);
+}
+
 /// Checks that `value` is a positive finite number; `what` names it in the message.
 pub fn check_positive(value: f32, path: &str, what: &str, errors: &mut Vec<ConfigError>) {
     if !(value > 0.0 && value.is_finite()) {

@@ -82,6 +82,8 @@ fn cases(dir: &Path) -> Vec<(&'static str, String, String)> {
         ("smoke model that does not exist", append("\n[cameras.fire]\nsmoke_model = \"smoke_v9\"\n"), s("cameras[0].fire.smoke_model")),
         ("smoke baseline judging before it keeps enough maps", append("\n[cameras.fire]\nsmoke_baseline_maps = 5\nsmoke_baseline_min_maps = 10\n"), s("cameras[0].fire.smoke_baseline_min_maps")),
         ("negative smoke baseline margin", append("\n[cameras.fire]\nsmoke_baseline_margin_logit = -1\n"), s("cameras[0].fire.smoke_baseline_margin_logit")),
+        ("dwell beyond what a duration holds", replace("[cameras.rules.wrong_way]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\nheading_deg = 0\n", "[cameras.rules.no_parking]\nzone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]\ndwell_s = 1e30\n"), s("cameras[0].rules[0].no_parking.dwell_s")),
+        ("fire time beyond what a duration holds", append("\n[cameras.fire]\ncooldown_s = 1e30\n"), s("cameras[0].fire.cooldown_s")),
         ("smoke model alone confirming sooner than both cues", append("\n[cameras.fire]\nsmoke_rooted_confirm_after_s = 5\n"), s("cameras[0].fire.smoke_rooted_confirm_after_s")),
         ("broker URL with another scheme", replace("url = \"mqtt://127.0.0.1:1883\"", "url = \"http://127.0.0.1:1883\""), s("mqtt.url")),
         ("keep-alive too short", replace("url = \"mqtt://127.0.0.1:1883\"", "url = \"mqtt://127.0.0.1:1883\"\nkeep_alive_s = 1"), s("mqtt.keep_alive_s")),

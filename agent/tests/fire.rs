@@ -170,9 +170,7 @@ const LOOKOUT_BURNING: [&str; 16] = [
 /// confirmed on its fourth, once the model has found it where it rose for 3 minutes
 /// (`smoke_rooted_confirm_after_s`), while clouds and light changed about it. The
 /// grey-foreground cue never sees it (a plume a few pixels wide at its 160-px copy, with the
-/// clouds changing between frames). Before, the model's view learnt the plume cell by cell as
-/// it flickered about the threshold: it was never confirmed and was `cleared` at 1,320 s while
-/// it still grew.
+/// clouds changing between frames).
 #[test]
 fn a_lookout_time_lapse_confirms_a_plume_within_a_few_frames() {
     let stills: Vec<(&str, usize)> = LOOKOUT_CLEAR.iter().chain(&LOOKOUT_BURNING).map(|&s| (s, 1)).collect();
@@ -182,7 +180,7 @@ fn a_lookout_time_lapse_confirms_a_plume_within_a_few_frames() {
     assert_eq!(summary["frames"], 28, "{summary}");
     let on_plume = |e: &Value| {
         let r: Vec<f64> = e["region"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-        r[0] >= 0.75 && r[2] <= 1.0 && r[1] >= 0.5 && r[3] <= 0.65
+        r[0] >= 0.75 && r[2] <= 0.995 && r[1] >= 0.5 && r[3] <= 0.65
     };
     let suspected = first(&events, "smoke", "suspected").expect("the plume suspected");
     assert_eq!(suspected["stream_time_s"].as_f64().unwrap(), 13.0 * 60.0, "{suspected}");

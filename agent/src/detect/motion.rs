@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::check::ConfigError;
+use crate::check::{ConfigError, check_positive_seconds};
 use crate::types::Frame;
 
 /// `motion` in a camera's config.
@@ -63,9 +63,7 @@ impl MotionConfig {
         if !(2..=256).contains(&self.min_object_px) {
             errors.push(ConfigError::new(format!("{path}.min_object_px"), format!("must be within 2..256 pixels, got {}", self.min_object_px)));
         }
-        if !(self.recheck_s > 0.0 && self.recheck_s.is_finite()) {
-            errors.push(ConfigError::new(format!("{path}.recheck_s"), format!("must be a positive number of seconds, got {}", self.recheck_s)));
-        }
+        check_positive_seconds(self.recheck_s, &format!("{path}.recheck_s"), errors);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::check::ConfigError;
+use crate::check::{ConfigError, check_positive_seconds};
 
 /// `[tracker]` in the site config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -58,9 +58,6 @@ impl TrackerConfig {
         if self.min_hits == 0 {
             errors.push(ConfigError::new(format!("{path}.min_hits"), "must be at least 1"));
         }
-        // Written so that NaN is refused too.
-        if self.lost_timeout_s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            errors.push(ConfigError::new(format!("{path}.lost_timeout_s"), "must be positive"));
-        }
+        check_positive_seconds(self.lost_timeout_s, &format!("{path}.lost_timeout_s"), errors);
     }
 }

@@ -11,8 +11,8 @@
 //! a cell runs on through the frames where neither it nor a neighbour is hot, and starts again
 //! when one is hot after more than an `interval` without: a new plume where a glint came and
 //! went is held afresh (a glint that keeps coming back is never learnt; a steady new roof
-//! is). Where the caller says a fire is confirmed, nothing is learnt at all while
-//! it lasts ([`SmokeBaseline::observe`]).
+//! is). The cells where the caller says a fire is confirmed are not learnt at all in its view
+//! while it lasts ([`SmokeBaseline::observe`]).
 //!
 //! A PTZ camera that patrols its presets shows the model several views: one baseline learnt from
 //! all of them would take each view's haze for the others' (blind where any view is hazy) and
@@ -187,7 +187,8 @@ impl SmokeBaseline {
         self.current
     }
 
-    /// Whether the last frame observed showed another view than the frame before it.
+    /// Whether the last frame observed showed another view than the frame before it, or a view
+    /// just made (which may take a forgotten one's place and index).
     pub fn view_changed(&self) -> bool {
         self.view_changed
     }

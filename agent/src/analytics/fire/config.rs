@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{FireModels, FireWatch, Persistence};
 use crate::analytics::analyzer::{Analyzer, AnalyzerConfig, BuildContext, CheckContext};
 use crate::analytics::geometry::check_zone;
-use crate::check::{ConfigError, check_id};
+use crate::check::{ConfigError, check_id, check_seconds};
 use crate::detect::OutputDecoder;
 
 /// What a watch zone is, and so what its alerts are called.
@@ -260,9 +260,7 @@ impl FireConfig {
             ("clear_after_s", self.clear_after_s),
             ("cooldown_s", self.cooldown_s),
         ] {
-            if !(value >= 0.0 && value.is_finite()) {
-                errors.push(ConfigError::new(format!("{path}.{key}"), format!("must be 0 or more seconds, got {value}")));
-            }
+            check_seconds(value, &format!("{path}.{key}"), errors);
         }
         if !(self.smoke_baseline_margin_logit >= 0.0 && self.smoke_baseline_margin_logit.is_finite()) {
             errors.push(ConfigError::new(format!("{path}.smoke_baseline_margin_logit"), format!("must be 0 or more, got {}", self.smoke_baseline_margin_logit)));

@@ -268,7 +268,9 @@ impl FireWatch {
             // Detected objects (a grey car, a person in a grey coat) are not smoke.
             let watched = |cell: &BBox| is_set_at(allowed, cell.center()) && !objects.iter().any(|o| o.intersection(cell) > 0.0);
             let regions = cues.smoke_map.as_ref().map(|(map, hot)| hot_regions(map, hot, watched));
-            tracing::debug!(zone = zone.id, ?regions, "smoke model regions");
+            if let Some(regions) = regions.as_ref().filter(|r| !r.is_empty()) {
+                tracing::debug!(zone = zone.id, ?regions, "smoke model regions");
+            }
             let mut evidence = [flame_evidence, smoke_evidence(regions.as_deref(), blob, zone.smoke.extent())];
             add_detector_evidence(&mut evidence, zone, &cues.detections, self.models.detector.as_deref());
             let [flames, smoke] = evidence;

@@ -134,9 +134,14 @@ impl Anchor {
         Anchor { region, since: now, frames: 1, rooted: 1 }
     }
 
-    /// Whether it has held its place for `after` in `min_fraction` of the frames.
-    fn held(&self, now: Duration, after: Duration, min_fraction: f32) -> bool {
-        now.saturating_sub(self.since) >= after && self.rooted as f32 >= min_fraction * self.frames as f32
+    /// Whether the model found it here in `min_fraction` of the frames so far.
+    fn holding(&self, min_fraction: f32) -> bool {
+        self.rooted as f32 >= min_fraction * self.frames as f32
+    }
+
+    /// Whether it has held its place for `after`.
+    fn rooted_for(&self, now: Duration, after: Duration, min_fraction: f32) -> bool {
+        now.saturating_sub(self.since) >= after && self.holding(min_fraction)
     }
 }
 
@@ -168,7 +173,8 @@ impl Run {
         if e.scores.smoke_model.is_some() {
             match &mut self.anchor {
                 Some(anchor) if anchor.region.intersection(&e.region) > 0.0 => anchor.rooted += 1,
-                Some(anchor) if anchor.frames < CONFIRM_FRAMES || anchor.rooted as f32 >= min_fraction * anchor.frames as f32 => {}
+                // Over its first few frames one stray region would outweigh it.
+                Some(anchor) if anchor.frames < ANCHOR_SETTLE_FRAMES || anchor.holding(min_fraction) => {}
                 _ => {
                     // Where it has been is where the old anchor was: it starts again here.
                     self.anchor = Some(Anchor::new(e.region, now));
@@ -199,6 +205,8 @@ const SUSPECT_FRAMES: u32 = 1;
 const CONFIRM_FRAMES: u32 = 3;
 const GAP_FRAMES: u32 = 2;
 const CLEAR_FRAMES: u32 = 3;
+/// Frames an anchor keeps its place before it may move.
+const ANCHOR_SETTLE_FRAMES: u32 = 3;
 /// Frame intervals the feed's own is the median of.
 const INTERVALS_KEPT: usize = 5;
 
@@ -271,10 +279,15 @@ impl Incident {
     }
 
     /// The camera looks at another view (a PTZ preset): where the model found smoke before is
-    /// not where it finds it now.
+    /// not where it finds it now. A confirmed incident keeps where it has been, which its view
+    /// keeps out of learning until it clears.
     pub fn forget_anchor(&mut self) {
+        let confirmed = self.active.as_ref().is_some_and(|a| a.confirmed_at.is_some());
         if let Some(run) = &mut self.run {
-            (run.anchor, run.extent) = (None, None);
+            run.anchor = None;
+            if !confirmed {
+                run.extent = None;
+            }
         }
     }
 
@@ -334,7 +347,7 @@ impl Incident {
             // A fire/smoke detector model's word stands in for flicker: it has seen the flames.
             let flickering = run.flicker_sum / run.positives.max(1) as f32 >= p.min_flicker || run.last_evidence.scores.detector.is_some();
             let corroborated = run.corroborations as f32 >= p.min_corroborated_share * run.positives as f32;
-            let rooted = p.rooted_confirm_after.zip(run.anchor).is_some_and(|(after, anchor)| anchor.held(now, after, p.min_fraction));
+            let rooted = p.rooted_confirm_after.zip(run.anchor).is_some_and(|(after, anchor)| anchor.rooted_for(now, after, p.min_fraction));
             let stage = if active.confirmed_at.is_none() && holding && flickering && ((lasted >= p.confirm_after && corroborated) || rooted) {
                 active.confirmed_at = Some(now);
                 active.confirmed_area = Some(run.last_evidence.region.area());

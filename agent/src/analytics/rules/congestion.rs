@@ -16,7 +16,7 @@ use super::speeding::Homography;
 use super::{Calibration, Check, Measured, RuleFinding, RuleKindConfig, ZONE_TRACK, round1};
 use crate::analytics::FrameContext;
 use crate::analytics::geometry::{Polygon, check_zone, distance};
-use crate::check::{ConfigError, check_positive};
+use crate::check::{ConfigError, check_positive, check_positive_seconds};
 use crate::render::{Shape, Tone};
 use crate::types::{BBox, ClassId, TrackedObject};
 
@@ -63,9 +63,10 @@ fn default_max_move() -> f32 {
 impl RuleKindConfig for CongestionConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         check_zone(&self.zone, &format!("{path}.zone"), errors);
-        for (key, value, what) in [("for_s", self.for_s, "number of seconds"), ("clear_s", self.clear_s, "number of seconds"), ("window_s", self.window_s, "number of seconds"), ("max_move", self.max_move, "distance")] {
-            check_positive(value, &format!("{path}.{key}"), what, errors);
+        for (key, value) in [("for_s", self.for_s), ("clear_s", self.clear_s), ("window_s", self.window_s)] {
+            check_positive_seconds(value, &format!("{path}.{key}"), errors);
         }
+        check_positive(self.max_move, &format!("{path}.max_move"), "distance", errors);
         match (&self.calibration, self.max_speed_kmh) {
             (Some(calibration), Some(kmh)) => {
                 check_positive(kmh, &format!("{path}.max_speed_kmh"), "speed", errors);

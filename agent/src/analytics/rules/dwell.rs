@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::{Check, Measured, RuleFinding, RuleKindConfig, round1};
 use crate::analytics::FrameContext;
 use crate::analytics::geometry::{Polygon, check_zone, distance};
-use crate::check::{ConfigError, check_positive};
+use crate::check::{ConfigError, check_positive, check_positive_seconds};
 use crate::render::{Shape, Tone};
 use crate::types::{ClassId, Point, TrackedObject};
 
@@ -39,7 +39,7 @@ fn default_max_move() -> f32 {
 impl RuleKindConfig for DwellConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         check_zone(&self.zone, &format!("{path}.zone"), errors);
-        check_positive(self.dwell_s, &format!("{path}.dwell_s"), "number of seconds", errors);
+        check_positive_seconds(self.dwell_s, &format!("{path}.dwell_s"), errors);
         check_positive(self.max_move, &format!("{path}.max_move"), "distance", errors);
     }
 

@@ -27,7 +27,7 @@ use super::line::CONFIRM_FRAMES;
 use super::{Direction, Line};
 use super::analyzer::{Analyzer, AnalyzerConfig, BuildContext, CheckContext, Finding, FrameContext};
 use super::signal::SignalState;
-use crate::check::{ConfigError, check_classes, check_id};
+use crate::check::{ConfigError, check_classes, check_id, check_seconds};
 use crate::render::{Overlay, Shape, Tone};
 use crate::types::{ClassId, TrackedObject};
 
@@ -167,9 +167,7 @@ impl AnalyzerConfig for RuleConfig {
     fn validate(&self, path: &str, ctx: &CheckContext, errors: &mut Vec<ConfigError>) {
         check_id(&self.id, &format!("{path}.id"), errors);
         check_classes(self.classes.as_deref(), ctx.labels, path, errors);
-        if !(self.cooldown_s >= 0.0 && self.cooldown_s.is_finite()) {
-            errors.push(ConfigError::new(format!("{path}.cooldown_s"), "must be 0 or more seconds"));
-        }
+        check_seconds(self.cooldown_s, &format!("{path}.cooldown_s"), errors);
         let kinds = self.kinds();
         if kinds.len() != 1 {
             let found = if kinds.is_empty() { "none".to_string() } else { kinds.iter().map(|(k, _)| k.name()).collect::<Vec<_>>().join(", ") };

@@ -10,7 +10,7 @@ use super::{Check, Measured, RuleFinding, RuleKindConfig, round1, rule_line};
 use crate::analytics::FrameContext;
 use crate::analytics::signal::{LampReader, SignalConfig, SignalState, SignalTimeline};
 use crate::analytics::{Direction, LineCounter};
-use crate::check::{ConfigError, check_segment};
+use crate::check::{ConfigError, check_seconds, check_segment};
 use crate::render::{Shape, Tone};
 use crate::types::{ClassId, Point, TrackedObject};
 
@@ -41,9 +41,7 @@ fn default_grace_s() -> f32 {
 impl RuleKindConfig for RedLightConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         check_segment(self.p1, self.p2, path, errors);
-        if !(self.grace_s >= 0.0 && self.grace_s.is_finite()) {
-            errors.push(ConfigError::new(format!("{path}.grace_s"), "must be 0 or more seconds"));
-        }
+        check_seconds(self.grace_s, &format!("{path}.grace_s"), errors);
         self.signal.validate(&format!("{path}.signal"), errors);
     }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::{Check, Measured, RuleFinding, RuleKindConfig, round1};
 use crate::analytics::FrameContext;
 use crate::analytics::geometry::{Polygon, check_zone};
-use crate::check::{ConfigError, check_point, check_positive};
+use crate::check::{ConfigError, check_point, check_positive, check_seconds};
 use crate::render::{Shape, Tone};
 use crate::types::{ClassId, Point, TrackedObject};
 
@@ -59,8 +59,10 @@ impl RuleKindConfig for SpeedingConfig {
             errors.push(ConfigError::new(format!("{path}.calibration"), e));
         }
         check_positive(self.limit_kmh, &format!("{path}.limit_kmh"), "speed", errors);
-        if !(self.window_s >= MIN_WINDOW_S && self.window_s.is_finite()) {
+        if self.window_s < MIN_WINDOW_S {
             errors.push(ConfigError::new(format!("{path}.window_s"), format!("must be at least {MIN_WINDOW_S} seconds, got {}", self.window_s)));
+        } else {
+            check_seconds(self.window_s, &format!("{path}.window_s"), errors);
         }
         if let Some(zone) = &self.zone {
             check_zone(zone, &format!("{path}.zone"), errors);

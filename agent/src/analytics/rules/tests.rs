@@ -356,7 +356,7 @@ red_light = { p1 = [0.5, 0.5], p2 = [0.5, 0.5], signal = { } }
     assert!(has("rules[0].id: 'two kinds'"), "{text:#?}");
     assert!(has("rules[0]: needs exactly one of") && has("found wrong_way, no_parking"), "{text:#?}");
     assert!(has("rules[0].wrong_way.zone: a zone needs at least 3 points"), "{text:#?}");
-    assert!(has("rules[0].no_parking.dwell_s: must be a positive"), "{text:#?}");
+    assert!(has("rules[0].no_parking.dwell_s: must be more than 0"), "{text:#?}");
     assert!(has("rules[1].speeding.calibration: three of the four points lie on one line"), "{text:#?}");
     assert!(has("rules[1].speeding.window_s: must be at least 0.5"), "{text:#?}");
     assert!(has("rules[2].red_light.p2: must differ from p1"), "{text:#?}");

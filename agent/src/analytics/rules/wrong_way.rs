@@ -10,7 +10,7 @@ use super::{Check, Measured, RuleFinding, RuleKindConfig, round1};
 use crate::analytics::FrameContext;
 use crate::analytics::history::Motion;
 use crate::analytics::geometry::{Polygon, angle_between_deg, check_zone, distance, heading_deg};
-use crate::check::{ConfigError, check_positive};
+use crate::check::{ConfigError, check_positive, check_positive_seconds};
 use crate::render::{Shape, Tone};
 use crate::types::{ClassId, TrackedObject};
 
@@ -53,7 +53,7 @@ impl RuleKindConfig for WrongWayConfig {
         if !(self.against_within_deg > 0.0 && self.against_within_deg < 90.0) {
             errors.push(ConfigError::new(format!("{path}.against_within_deg"), format!("must be within (0, 90) degrees, got {}", self.against_within_deg)));
         }
-        check_positive(self.min_duration_s, &format!("{path}.min_duration_s"), "number of seconds", errors);
+        check_positive_seconds(self.min_duration_s, &format!("{path}.min_duration_s"), errors);
         check_positive(self.min_displacement, &format!("{path}.min_displacement"), "distance", errors);
     }
 
