@@ -44,13 +44,13 @@ def main():
         if not boxes:
             continue
         cells, small = heat_map(session, cv2.imread(str(path)))
-        cx, cy, w, h = boxes[0]
         rows_px, cols_px = small.shape[:2]
-        x1, y1 = max(int((cx - w / 2) * cols_px), 0), max(int((cy - h / 2) * rows_px), 0)
-        x2, y2 = int((cx + w / 2) * cols_px), int((cy + h / 2) * rows_px)
-        brightness = cv2.cvtColor(small[y1:y2, x1:x2], cv2.COLOR_BGR2HSV)[..., 2].mean()
-        inside = cells[y1 // CELL_PX : -(-y2 // CELL_PX), x1 // CELL_PX : -(-x2 // CELL_PX)]
-        found["dark" if brightness < DARK_BELOW else "lighter"].append(inside.size > 0 and inside.max() >= args.threshold)
+        for cx, cy, w, h in boxes:
+            x1, y1 = max(int((cx - w / 2) * cols_px), 0), max(int((cy - h / 2) * rows_px), 0)
+            x2, y2 = max(int((cx + w / 2) * cols_px), x1 + 1), max(int((cy + h / 2) * rows_px), y1 + 1)
+            brightness = cv2.cvtColor(small[y1:y2, x1:x2], cv2.COLOR_BGR2HSV)[..., 2].mean()
+            inside = cells[y1 // CELL_PX : -(-y2 // CELL_PX), x1 // CELL_PX : -(-x2 // CELL_PX)]
+            found["dark" if brightness < DARK_BELOW else "lighter"].append(inside.size > 0 and inside.max() >= args.threshold)
     for kind, hits in found.items():
         print(f"{kind} smoke boxes: a cell at the threshold in {sum(hits)} of {len(hits)}")
 

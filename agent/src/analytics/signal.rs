@@ -119,8 +119,8 @@ impl SignalLogEntry {
         let mut entries = Vec::new();
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let entry: SignalLogEntry = serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-            if !(entry.t_s.is_finite() && entry.t_s >= 0.0) {
-                return Err(format!("{}:{}: t_s must be 0 or more seconds", path.display(), i + 1));
+            if !(0.0..=f64::from(crate::check::MAX_SECONDS)).contains(&entry.t_s) {
+                return Err(format!("{}:{}: t_s must be 0 to {} seconds (a week)", path.display(), i + 1, crate::check::MAX_SECONDS));
             }
             SignalState::from_feed(entry.state.as_bytes()).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
             entries.push(entry);

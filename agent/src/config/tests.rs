@@ -115,7 +115,7 @@ source = "/no/such/clip.mp4"
         "cameras[0].colour: unknown field `colour`",
         "cameras[0].lines[0].p1[1]: invalid type: string \"x\", expected f32 (line 11)",
         "site: 'hue site' may hold only letters",
-        "counts_interval_s: must be at least 1 second",
+        "counts_interval_s: must be 1 to 604800 seconds",
         "cameras[0].id: 'cam 1' may hold only letters",
         // The camera's lines, one of them unreadable, are left out of the semantic checks; the
         // rest of the file is not.

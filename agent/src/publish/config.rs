@@ -262,8 +262,9 @@ impl MqttConfig {
         if !(self.evidence_keep_mb >= 0.0 && self.evidence_keep_mb.is_finite()) {
             errors.push(ConfigError::new(format!("{path}.evidence_keep_mb"), "must be a number of MiB, 0 or more"));
         }
-        if self.keep_alive_s < 5 {
-            errors.push(ConfigError::new(format!("{path}.keep_alive_s"), "must be at least 5 seconds"));
+        // The MQTT header holds it in 16 bits: more would wrap to a keep-alive of 0 (none).
+        if !(5..=u64::from(u16::MAX)).contains(&self.keep_alive_s) {
+            errors.push(ConfigError::new(format!("{path}.keep_alive_s"), format!("must be 5 to {} seconds", u16::MAX)));
         }
     }
 }

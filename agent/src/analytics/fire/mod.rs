@@ -70,9 +70,10 @@ struct WatchZone {
     polygon: Polygon,
     flames: Incident,
     smoke: Incident,
-    /// The view (of the smoke baseline) in which its smoke incident was confirmed, while it lasts:
-    /// where its cells are kept out of learning.
-    confirmed_view: Option<usize>,
+    /// While its smoke incident is confirmed: the view (of the smoke baseline) it was confirmed in,
+    /// and where it has been in that view, whose cells are kept out of learning. Kept here, not
+    /// in the incident, because a PTZ camera's other views start the incident's places afresh.
+    confirmed: Option<(usize, BBox)>,
 }
 
 impl WatchZone {
@@ -159,7 +160,7 @@ impl FireWatch {
         let zone_configs = if config.zones.is_empty() { &whole_frame[..] } else { &config.zones[..] };
         let zones = zone_configs
             .iter()
-            .map(|z| WatchZone { id: z.id.clone(), kind: z.kind, polygon: Polygon::new(&z.zone), flames: Incident::new(flames), smoke: Incident::new(smoke), confirmed_view: None })
+            .map(|z| WatchZone { id: z.id.clone(), kind: z.kind, polygon: Polygon::new(&z.zone), flames: Incident::new(flames), smoke: Incident::new(smoke), confirmed: None })
             .collect();
         Ok(FireWatch {
             config: config.clone(),
@@ -248,7 +249,7 @@ impl FireWatch {
                 Some(model) if self.config.smoke && motion == ViewMotion::Still => {
                     let map = model.heatmap(frame).map_err(|e| e.to_string())?;
                     let view = signature(frame).map_err(cv)?;
-                    let confirmed: Vec<(usize, BBox)> = self.zones.iter().filter_map(|z| z.confirmed_view.zip(z.smoke.confirmed_extent())).collect();
+                    let confirmed: Vec<(usize, BBox)> = self.zones.iter().filter_map(|z| z.confirmed).collect();
                     let hot = self.baseline.observe(&map, &view, std::mem::take(&mut self.moved_since_judged), self.smoke_threshold, now, &confirmed);
                     if self.baseline.view_changed() {
                         // Another preset: where the model found smoke in the last one says
@@ -261,6 +262,7 @@ impl FireWatch {
             },
         };
         let frame_interval = self.clock.tick(now);
+        let judged = cues.smoke_map.is_some();
         let mut events = Vec::new();
         for ((zone, allowed), &rect) in self.zones.iter_mut().zip(&cache.zones).zip(&cache.rects) {
             let flame_evidence = if zone.kind == FireKind::Smoke { None } else { flame_evidence(&self.config, &cues, allowed, rect)? };
@@ -277,12 +279,16 @@ impl FireWatch {
             if let Some(t) = zone.flames.observe(now, frame_interval, flames) {
                 events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(false), transition: t });
             }
-            if let Some(t) = zone.smoke.observe(now, frame_interval, smoke) {
-                match t.stage {
-                    Stage::Confirmed => zone.confirmed_view = Some(self.baseline.view()),
-                    Stage::Cleared => zone.confirmed_view = None,
-                    _ => {}
-                }
+            let transition = zone.smoke.observe(now, frame_interval, smoke);
+            let view = self.baseline.view();
+            match (transition.as_ref().map(|t| t.stage), &mut zone.confirmed, zone.smoke.extent()) {
+                (Some(Stage::Confirmed), confirmed, extent) => *confirmed = extent.map(|e| (view, e)),
+                (Some(Stage::Cleared), confirmed, _) => *confirmed = None,
+                // It spreads, in the view it burns in (as the model judged it, not a moving view).
+                (_, Some((confirmed_view, area)), Some(extent)) if judged && *confirmed_view == view && area.intersection(&extent) > 0.0 => *area = area.union(&extent),
+                _ => {}
+            }
+            if let Some(t) = transition {
                 events.push(FireEvent { zone: zone.id.clone(), kind: zone.alert_kind(true), transition: t });
             }
         }

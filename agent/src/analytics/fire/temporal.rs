@@ -273,21 +273,11 @@ impl Incident {
         self.run.as_ref().and_then(|r| r.extent)
     }
 
-    /// As [`Incident::extent`], once the incident is confirmed.
-    pub fn confirmed_extent(&self) -> Option<BBox> {
-        self.active.as_ref().and_then(|a| a.confirmed_at).and(self.extent())
-    }
-
     /// The camera looks at another view (a PTZ preset): where the model found smoke before is
-    /// not where it finds it now. A confirmed incident keeps where it has been, which its view
-    /// keeps out of learning until it clears.
+    /// not where it finds it now.
     pub fn forget_anchor(&mut self) {
-        let confirmed = self.active.as_ref().is_some_and(|a| a.confirmed_at.is_some());
         if let Some(run) = &mut self.run {
-            run.anchor = None;
-            if !confirmed {
-                run.extent = None;
-            }
+            (run.anchor, run.extent) = (None, None);
         }
     }
 
@@ -484,7 +474,7 @@ mod tests {
         let mut incident = Incident::new(persistence);
         let ghost_then_plume = stages(&mut incident, 0..40, &|f| model_at(if f < 4 { 0.1 } else { 0.6 }, 0.1, false));
         assert_eq!(ghost_then_plume, vec![(2, Stage::Suspected), (26, Stage::Confirmed)]);
-        assert_eq!(incident.confirmed_extent(), model_at(0.6, 0.1, false).map(|e| e.region), "where the plume is, not the ghost");
+        assert_eq!(incident.extent(), model_at(0.6, 0.1, false).map(|e| e.region), "where the plume is, not the ghost");
         // After the camera turned to another view, it starts anew there.
         let mut incident = Incident::new(persistence);
         let mut got = stages(&mut incident, 0..16, &|_| model_at(0.4, 0.1, false));

@@ -59,7 +59,7 @@ impl RuleKindConfig for SpeedingConfig {
             errors.push(ConfigError::new(format!("{path}.calibration"), e));
         }
         check_positive(self.limit_kmh, &format!("{path}.limit_kmh"), "speed", errors);
-        if self.window_s < MIN_WINDOW_S {
+        if self.window_s.is_nan() || self.window_s < MIN_WINDOW_S {
             errors.push(ConfigError::new(format!("{path}.window_s"), format!("must be at least {MIN_WINDOW_S} seconds, got {}", self.window_s)));
         } else {
             check_seconds(self.window_s, &format!("{path}.window_s"), errors);
