@@ -38,9 +38,9 @@ use view::{ViewMotion, ViewTracker, shifted, signature};
 /// as does the model finding it where it rose for minutes ([`temporal`]). The model finds smoke
 /// too faint or slow to change the scene, and is fooled by things that look like smoke; the blob
 /// fires on anything grey that moves in. Without a smoke model, the blob alone, corroborated by
-/// nothing else. Of the model's regions, the one meeting `seen`
-/// (where the zone's open incident has been) is taken before a better one elsewhere: a plume's
-/// updates follow the plume, not a patch of haze that scores higher in one frame.
+/// nothing else. Of the model's regions, the one meeting `seen` (where the zone's open incident
+/// has been) is taken before a better one elsewhere: a plume's updates follow the plume, not a
+/// patch of haze that scores higher in one frame.
 fn smoke_evidence(regions: Option<&[baseline::HotRegion]>, blob: Option<(BBox, f32)>, seen: Option<BBox>) -> Option<Evidence> {
     let regions = regions.unwrap_or_default();
     let Some(best) = regions.iter().find(|r| seen.is_some_and(|s| s.intersection(&r.region) > 0.0)).or(regions.first()) else {
