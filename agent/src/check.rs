@@ -125,6 +125,13 @@ pub fn check_positive_seconds(value: f32, path: &str, errors: &mut Vec<ConfigErr
     check_time(value, true, path, errors);
 }
 
+/// Checks a whole number of seconds: at least 1, at most [`MAX_SECONDS`].
+pub fn check_whole_seconds(value: u64, path: &str, errors: &mut Vec<ConfigError>) {
+    if !(1..=MAX_SECONDS as u64).contains(&value) {
+        errors.push(ConfigError::new(path, format!("must be 1 to {MAX_SECONDS} seconds (a week), got {value}")));
+    }
+}
+
 /// Checks that `value` is a positive finite number; `what` names it in the message.
 pub fn check_positive(value: f32, path: &str, what: &str, errors: &mut Vec<ConfigError>) {
     if !(value > 0.0 && value.is_finite()) {

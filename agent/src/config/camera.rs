@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::Resources;
 use crate::analytics::fire::FireConfig;
 use crate::analytics::{AnalyzerConfig, CheckContext, LineConfig, RuleConfig};
-use crate::check::{ConfigError, MAX_SECONDS, check_unique_ids, is_url, redact_url};
+use crate::check::{ConfigError, check_unique_ids, check_whole_seconds, is_url, redact_url};
 use crate::detect::motion::MotionConfig;
 use crate::detect::region::DetectRegion;
 
@@ -162,9 +162,7 @@ impl CameraConfig {
         if self.analytics_fps > MAX_ANALYTICS_FPS {
             errors.push(ConfigError::new(format!("{path}.analytics_fps"), format!("{} is more than {MAX_ANALYTICS_FPS} frames per second", self.analytics_fps)));
         }
-        if !(1..=MAX_SECONDS as u64).contains(&self.no_frames_timeout_s) {
-            errors.push(ConfigError::new(format!("{path}.no_frames_timeout_s"), format!("must be 1 to {MAX_SECONDS} seconds (a week)")));
-        }
+        check_whole_seconds(self.no_frames_timeout_s, &format!("{path}.no_frames_timeout_s"), errors);
         if let Err(e) = resources.pipeline(&self.pipeline) {
             errors.push(ConfigError::new(format!("{path}.pipeline"), e.to_string()));
         }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::check::{MAX_SECONDS, check_id, is_url, resolve_relative};
+use crate::check::{check_id, check_whole_seconds, is_url, resolve_relative};
 use crate::detect::DetectorConfig;
 use crate::publish::MqttConfig;
 use crate::track::TrackerConfig;
@@ -149,9 +149,7 @@ impl SiteConfig {
     pub fn validate(&self, resources: &Resources) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         check_id(&self.site, "site", &mut errors);
-        if !(1..=MAX_SECONDS as u64).contains(&self.counts_interval_s) {
-            errors.push(ConfigError::new("counts_interval_s", format!("must be 1 to {MAX_SECONDS} seconds (a week)")));
-        }
+        check_whole_seconds(self.counts_interval_s, "counts_interval_s", &mut errors);
         self.detector.validate("detector", self.cameras.len(), &mut errors);
         self.tracker.validate("tracker", &mut errors);
         if let Some(mqtt) = &self.mqtt {

@@ -165,10 +165,10 @@ impl SmokeBaseline {
             self.view_changed = new || view != self.current;
             self.current = view;
         }
-        let view = &mut self.views[self.current];
+        let current = self.current;
+        let view = &mut self.views[current];
         view.last_seen = self.frames;
-        let kept_out: Vec<BBox> = kept_out.iter().filter(|(v, _)| *v == self.current).map(|(_, region)| *region).collect();
-        let (hot, learnt) = view.observe(map, threshold, now, &kept_out, &self.settings);
+        let (hot, learnt) = view.observe(map, threshold, now, (current, kept_out), &self.settings);
         // A view from a file of the first format adopts the first frame's thumbnail.
         if learnt || view.signature.is_none() {
             view.signature = Some(signature.to_vec());
@@ -248,8 +248,9 @@ impl ViewBaseline {
         view
     }
 
-    /// The newly hot cells, and whether `map` was learnt (but for the cells meeting `kept_out`).
-    fn observe(&mut self, map: &Heatmap, threshold: f32, now: Duration, kept_out: &[BBox], settings: &BaselineSettings) -> (Vec<bool>, bool) {
+    /// The newly hot cells, and whether `map` was learnt (but for the cells meeting the regions of
+    /// `kept_out` that are in this view, its index).
+    fn observe(&mut self, map: &Heatmap, threshold: f32, now: Duration, kept_out: (usize, &[(usize, BBox)]), settings: &BaselineSettings) -> (Vec<bool>, bool) {
         if self.grid != (map.cols, map.rows) {
             *self = ViewBaseline { grid: (map.cols, map.rows), held: vec![None; map.values.len()], last_seen: self.last_seen, ..ViewBaseline::new(self.signature.take()) };
         }
@@ -259,7 +260,7 @@ impl ViewBaseline {
             .zip(self.baseline.iter().chain(std::iter::repeat(&f32::NAN)))
             .map(|(&p, &base)| p >= threshold && logit(p) - base >= settings.margin_logit)
             .collect();
-        let near_hot = dilated(&hot, map.cols, map.rows);
+        let near_hot = dilated(&hot, map.cols);
         let previous_frame = self.last_frame.replace(now);
         // Quiet in at least one frame, for more than an interval: hot again, it is held afresh.
         let was_quiet = |h: &Held| previous_frame.is_some_and(|p| h.last < p) && now.saturating_sub(h.last) > settings.interval;
@@ -278,10 +279,10 @@ impl ViewBaseline {
         (hot, due)
     }
 
-    fn learn(&mut self, map: &Heatmap, now: Duration, kept_out: &[BBox], settings: &BaselineSettings) {
+    fn learn(&mut self, map: &Heatmap, now: Duration, (this_view, kept_out): (usize, &[(usize, BBox)]), settings: &BaselineSettings) {
         let held = |i: usize| {
             self.held[i].is_some_and(|h| now.saturating_sub(h.since) < settings.hold)
-                || map.cell(i).is_some_and(|cell| kept_out.iter().any(|r| r.intersection(&cell) > 0.0))
+                || map.cell(i).is_some_and(|cell| kept_out.iter().any(|(view, r)| *view == this_view && r.intersection(&cell) > 0.0))
         };
         let sample = map.values.iter().enumerate().map(|(i, &p)| if held(i) { f32::NAN } else { logit(p) }).collect();
         self.learnt.push_back(sample);
@@ -446,15 +447,19 @@ pub fn hot_regions(map: &Heatmap, hot: &[bool], watched: impl Fn(&BBox) -> bool)
     regions
 }
 
-/// The cells set in `set` or beside one set (sides or corners), in a grid `cols` x `rows`.
-fn dilated(set: &[bool], cols: usize, rows: usize) -> Vec<bool> {
-    let at = |r: usize, c: usize| set.get(r * cols + c).copied().unwrap_or(false);
-    (0..set.len())
-        .map(|i| {
-            let (row, col) = (i / cols, i % cols);
-            (row.saturating_sub(1)..=(row + 1).min(rows.saturating_sub(1))).any(|r| (col.saturating_sub(1)..=col + 1).any(|c| c < cols && at(r, c)))
-        })
-        .collect()
+/// The cells touching cell `i` by a side or a corner, in a grid of `len` cells `cols` wide.
+fn neighbours(i: usize, cols: usize, len: usize) -> impl Iterator<Item = usize> {
+    let (row, col) = ((i / cols) as isize, (i % cols) as isize);
+    [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)].into_iter().filter_map(move |(dr, dc)| {
+        let (r, c) = (row + dr, col + dc);
+        let j = (r >= 0 && c >= 0 && c < cols as isize).then(|| r as usize * cols + c as usize)?;
+        (j < len).then_some(j)
+    })
+}
+
+/// The cells set in `set` or beside one set, in a grid `cols` wide.
+fn dilated(set: &[bool], cols: usize) -> Vec<bool> {
+    (0..set.len()).map(|i| set[i] || neighbours(i, cols, set.len()).any(|j| set[j])).collect()
 }
 
 /// Groups of set cells touching each other (sides or corners) in a grid `cols` wide.
@@ -469,19 +474,13 @@ fn connected(set: &[bool], cols: usize) -> Vec<Vec<usize>> {
         let mut group = vec![start];
         let mut next = 0;
         while next < group.len() {
-            let (row, col) = ((group[next] / cols) as isize, (group[next] % cols) as isize);
-            next += 1;
-            for (dr, dc) in [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)] {
-                let (r, c) = (row + dr, col + dc);
-                if r < 0 || c < 0 || c >= cols as isize {
-                    continue;
-                }
-                let i = r as usize * cols + c as usize;
-                if i < set.len() && set[i] && !seen[i] {
-                    seen[i] = true;
-                    group.push(i);
+            for j in neighbours(group[next], cols, set.len()) {
+                if set[j] && !seen[j] {
+                    seen[j] = true;
+                    group.push(j);
                 }
             }
+            next += 1;
         }
         groups.push(group);
     }
