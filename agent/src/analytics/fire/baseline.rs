@@ -20,7 +20,7 @@
 //! thumbnail of the frame ([`super::view::signature`]); on the first still frame after the camera
 //! moved (and after a start), the frame's thumbnail is matched against the views known, and a
 //! view matching none is new (up to [`MAX_VIEWS`]; the view with the fewest maps learnt, then the
-//! one seen longest ago, makes room). The thumbnail is matched only after a move, never while the
+//! one seen longest ago, makes room, never one a fire is confirmed in). The thumbnail is matched only after a move, never while the
 //! camera stands still, because a plume that grows changes the picture too and must be judged by
 //! its view's baseline, not start a view of its own. A view's thumbnail is renewed at each map it
 //! learns, so it follows the day's light; one seen again much later in other light may not be
@@ -161,7 +161,7 @@ impl SmokeBaseline {
         self.frames += 1;
         self.view_changed = false;
         if self.views.is_empty() || moved {
-            let (view, new) = self.identify(signature);
+            let (view, new) = self.identify(signature, kept_out);
             self.view_changed = new || view != self.current;
             self.current = view;
         }
@@ -205,7 +205,10 @@ impl SmokeBaseline {
 
     /// The view `signature` shows: the known view it matches best, a view from an old file that
     /// has no thumbnail yet, or a new one (then `true`).
-    fn identify(&mut self, signature: &[f32]) -> (usize, bool) {
+    /// The view `signature` shows, and whether it is new. A new view takes a forgotten one's
+    /// place when all are kept, never that of a view a fire is confirmed in (`kept_out`): its
+    /// cells would be kept out of the new view's learning, and the fire's own view forgotten.
+    fn identify(&mut self, signature: &[f32], kept_out: &[(usize, BBox)]) -> (usize, bool) {
         let best = self
             .views
             .iter()
@@ -229,7 +232,8 @@ impl SmokeBaseline {
             self.views.push(view);
             (self.views.len() - 1, true)
         } else {
-            let oldest = self.views.iter().enumerate().min_by_key(|(_, v)| (v.learnt.len(), v.last_seen)).map(|(i, _)| i).expect("views are full");
+            let burning = |i: usize| kept_out.iter().any(|(view, _)| *view == i);
+            let oldest = self.views.iter().enumerate().min_by_key(|(i, v)| (burning(*i), v.learnt.len(), v.last_seen)).map(|(i, _)| i).expect("views are full");
             self.views[oldest] = view;
             (oldest, true)
         }
@@ -691,11 +695,11 @@ mod tests {
     }
 
     #[test]
-    fn a_camera_keeps_at_most_max_views_and_forgets_the_one_seen_longest_ago() {
+    fn a_camera_keeps_at_most_max_views_and_forgets_the_one_seen_longest_ago_unless_a_fire_burns_in_it() {
         let mut baseline = SmokeBaseline::new(settings());
         let thumbnail = |k: usize| -> Vec<f32> {
             let mut v = [-1.0 / 6.0; 36];
-            v[k * 4] = 5.0 / 6.0;
+            v[k * 3] = 5.0 / 6.0;
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             v.iter().map(|x| x / norm).collect()
         };
@@ -705,6 +709,11 @@ mod tests {
         assert_eq!(baseline.views.len(), MAX_VIEWS);
         assert!(baseline.views.iter().all(|v| v.signature.as_deref() != Some(&thumbnail(0)[..])), "the first view made room");
         assert_eq!((baseline.view(), baseline.view_changed()), (0, true), "the new view in its place");
+        // A fire is confirmed in view 1, now the one seen longest ago: view 2 makes room.
+        let fire = [(1, BBox { x1: 0.0, y1: 0.0, x2: 0.5, y2: 0.5 })];
+        baseline.observe(&scene(&[]), &thumbnail(MAX_VIEWS + 1), true, 0.99, Duration::from_secs(100), &fire);
+        assert_eq!(baseline.view(), 2, "the burning view is kept");
+        assert_eq!(baseline.views[1].signature.as_deref(), Some(&thumbnail(1)[..]));
     }
 
     #[test]
