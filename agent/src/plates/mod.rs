@@ -101,6 +101,14 @@ pub struct PlateRead {
     pub region: Rect,
 }
 
+/// Sides of a vehicle's crop that the frame's edge cut: the vehicle goes on beyond them, so its
+/// plate may lie right at them, and no neighbour's can.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CutSides {
+    pub left: bool,
+    pub right: bool,
+}
+
 /// PP-OCRv4 detection and recognition sessions, shared by every camera of a site.
 pub struct PlateReader {
     detection: Mutex<Session>,
@@ -146,31 +154,32 @@ impl PlateReader {
     }
 
     /// Reads the plate on one crop of a vehicle; `native_per_px` is how many stream pixels one
-    /// pixel of the crop stands for (above 1 when the crop was scaled down).
-    pub fn read(&self, crop: &Mat, native_per_px: f32) -> Result<FrameRead, PlateError> {
+    /// pixel of the crop stands for (above 1 when the crop was scaled down); `cut` the sides the
+    /// frame's edge cut.
+    pub fn read(&self, crop: &Mat, native_per_px: f32, cut: CutSides) -> Result<FrameRead, PlateError> {
         let size = crop.size()?;
         if (size.height as f32 * native_per_px) < 2.0 * MIN_LINE_PX {
             return Ok(Err(Unread::TooSmall));
         }
         let whole = Rect::new(0, 0, size.width, size.height);
-        let first = self.read_lines(crop, self.text_boxes(crop, whole, DETECT_SIDE_PX / size.width.max(size.height) as f32)?, native_per_px)?;
+        let first = self.read_lines(crop, self.text_boxes(crop, whole, DETECT_SIDE_PX / size.width.max(size.height) as f32)?, native_per_px, cut)?;
         // The detector misses some plates' lines on the crop scaled to 320 px (a white plate on
         // a white car). A vehicle big enough to show a readable plate is looked at again: the
         // part of it where a plate can be, enlarged.
         if first.is_ok() || (size.height as f32 * native_per_px) < RETRY_VEHICLE_PX {
             return Ok(first);
         }
-        let zone = plate_zone(size);
+        let zone = plate_zone(size, cut);
         let enlarge = RETRY_ENLARGE.min(RETRY_MAX_SIDE_PX / zone.width.max(zone.height) as f32);
-        let second = self.read_lines(crop, self.text_boxes(crop, zone, enlarge)?, native_per_px)?;
+        let second = self.read_lines(crop, self.text_boxes(crop, zone, enlarge)?, native_per_px, cut)?;
         // Unread both times: the nearer miss says why.
         Ok(second.or_else(|b| first.map_err(|a| a.max(b))))
     }
 
     /// The plate among text `lines` found on the crop, or why there is none.
-    fn read_lines(&self, crop: &Mat, lines: Vec<TextBox>, native_per_px: f32) -> Result<FrameRead, PlateError> {
+    fn read_lines(&self, crop: &Mat, lines: Vec<TextBox>, native_per_px: f32, cut: CutSides) -> Result<FrameRead, PlateError> {
         let size = crop.size()?;
-        let mut lines: Vec<TextBox> = lines.into_iter().filter(|b| in_plate_zone(b, size)).collect();
+        let mut lines: Vec<TextBox> = lines.into_iter().filter(|b| in_plate_zone(b, size, cut)).collect();
         if lines.is_empty() {
             return Ok(Err(Unread::NotFound));
         }
@@ -240,17 +249,20 @@ impl PlateReader {
 
 /// Where a plate can be on a vehicle's crop: below its top third (the rear window, a bus's
 /// route board), away from the sides (which hold the neighbours' plates when vehicles queue side
-/// by side).
-fn plate_zone(size: Size) -> Rect {
-    let (x, y) = ((size.width as f32 * 0.08) as i32, (size.height as f32 * 0.3) as i32);
-    Rect::new(x, y, (size.width - 2 * x).max(1), (size.height - y).max(1))
+/// by side) but those the frame's edge cut. A car entering at the frame's edge shows its plate
+/// there: on the Vietnamese junction, a Sorento's plate lay in the 8 % of its crop by the edge.
+fn plate_zone(size: Size, cut: CutSides) -> Rect {
+    let side = (size.width as f32 * 0.08) as i32;
+    let (x1, x2) = (if cut.left { 0 } else { side }, if cut.right { size.width } else { size.width - side });
+    let y = (size.height as f32 * 0.3) as i32;
+    Rect::new(x1, y, (x2 - x1).max(1), (size.height - y).max(1))
 }
 
 /// A text line that may be part of a plate: its centre in the plate zone, and not much higher
 /// than wide (a two-line plate's short top line is nearly square).
-fn in_plate_zone(b: &TextBox, size: Size) -> bool {
+fn in_plate_zone(b: &TextBox, size: Size, cut: CutSides) -> bool {
     let (cx, cy) = b.centre();
-    plate_zone(size).contains(opencv::core::Point::new(cx as i32, cy as i32)) && b.width() >= 0.8 * b.height()
+    plate_zone(size, cut).contains(opencv::core::Point::new(cx as i32, cy as i32)) && b.width() >= 0.8 * b.height()
 }
 
 /// The sets of lines (indices into `lines`, top to bottom) that may be one plate: each line
@@ -334,6 +346,16 @@ mod tests {
         assert!(!candidates.contains(&vec![1, 0]), "bottom line first");
         assert!(!candidates.iter().any(|c| c.len() == 2 && c.contains(&2)), "the sticker beside the plate: {candidates:?}");
         assert_eq!(candidates.iter().filter(|c| c.len() == 1).count(), 3);
+    }
+
+    #[test]
+    fn a_plate_by_a_side_the_frame_cut_is_in_the_zone_and_a_neighbours_by_another_side_is_not() {
+        let size = Size::new(400, 300);
+        let by_left = line(4.0, 200.0, 50.0, 220.0);
+        assert!(!in_plate_zone(&by_left, size, CutSides::default()), "a neighbour's, queued beside");
+        assert!(in_plate_zone(&by_left, size, CutSides { left: true, right: false }), "the car goes on beyond the frame");
+        assert!(!in_plate_zone(&line(360.0, 200.0, 396.0, 220.0), size, CutSides { left: true, right: false }));
+        assert_eq!(plate_zone(size, CutSides { left: true, right: true }), Rect::new(0, 90, 400, 210));
     }
 
     #[test]

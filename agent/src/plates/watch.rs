@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use opencv::core::{Mat, MatTraitConst};
 
-use super::{FrameRead, PlateError, PlateOutcome, PlateReader, vote};
+use super::{CutSides, FrameRead, PlateError, PlateOutcome, PlateReader, vote};
 use crate::render::crop;
 use crate::types::{BBox, ClassId, Frame, TrackedObject};
 
@@ -33,6 +33,8 @@ const SETTLED_AFTER: Duration = Duration::from_secs(2);
 /// A track unseen for this long has left; its crops are dropped (after a last read, for
 /// watches that read every vehicle).
 const GONE_AFTER: Duration = Duration::from_secs(2);
+/// A box this near the frame's edge (normalized) was cut by it.
+const AT_EDGE: f32 = 0.005;
 
 /// A read plate, or why not, with when (the stream time of the best frame) and what it cost.
 #[derive(Debug, Clone)]
@@ -63,6 +65,7 @@ struct Kept {
     size_px: f32,
     /// How likely the plate reads here: size times sharpness.
     score: f32,
+    cut: CutSides,
     t: Duration,
 }
 
@@ -120,7 +123,8 @@ impl PlateWatch {
                     continue;
                 }
             };
-            let kept = Kept { image, native_per_px, size_px, score, t: now };
+            let cut = CutSides { left: object.bbox.x1 <= AT_EDGE, right: object.bbox.x2 >= 1.0 - AT_EDGE };
+            let kept = Kept { image, native_per_px, size_px, score, cut, t: now };
             // Frames much farther than the nearest go first, then the least likely to read.
             track.kept.retain(|k| k.size_px >= NEAR_ENOUGH * size_px);
             if track.kept.len() < KEEP_FRAMES {
@@ -187,7 +191,7 @@ impl PlateWatch {
             return Ok(Some(read.clone()));
         }
         let started = Instant::now();
-        let reads: Vec<FrameRead> = track.kept.iter().map(|kept| self.reader.read(&kept.image, kept.native_per_px)).collect::<Result<_, _>>()?;
+        let reads: Vec<FrameRead> = track.kept.iter().map(|kept| self.reader.read(&kept.image, kept.native_per_px, kept.cut)).collect::<Result<_, _>>()?;
         let outcome = vote::vote(&reads);
         if tracing::enabled!(tracing::Level::DEBUG) {
             let frames: Vec<String> = track.kept.iter().zip(&reads).map(|(k, r)| format!("t={:.2}s {:.0}px score {:.0}: {r:?}", k.t.as_secs_f32(), k.size_px, k.score)).collect();
