@@ -27,6 +27,8 @@ use serde::Deserialize;
 
 use ocr::{Line, TextBox};
 
+use crate::types::BBox;
+
 /// The reader's models, a folder of the models folder.
 pub const MODELS: &str = "ppocr_v4";
 
@@ -85,6 +87,11 @@ const MIN_CHAR_P: f32 = 0.35;
 /// Variance of the Laplacian over the text lines found below which a plate that did not read is
 /// called `blurred` rather than `unreadable`.
 const BLUR_VARIANCE: f64 = 60.0;
+/// Share of a crop's width on each side where a plate is not looked for: there, a neighbour's
+/// plate shows when vehicles queue side by side.
+const SIDE_SHARE: f32 = 0.08;
+/// A box this near the frame's edge (share of the frame's width) was cut by it.
+const AT_EDGE_SHARE: f32 = 0.005;
 
 /// What one frame of a vehicle gave.
 pub type FrameRead = Result<PlateRead, Unread>;
@@ -107,6 +114,14 @@ pub struct PlateRead {
 pub struct CutSides {
     pub left: bool,
     pub right: bool,
+}
+
+impl CutSides {
+    /// The sides of `bbox` (normalized) that lie at the frame's edge. Detector boxes are clamped
+    /// to the frame, so a vehicle cut by it has its box within a pixel or two of the edge.
+    pub fn of(bbox: BBox) -> CutSides {
+        CutSides { left: bbox.x1 <= AT_EDGE_SHARE, right: bbox.x2 >= 1.0 - AT_EDGE_SHARE }
+    }
 }
 
 /// PP-OCRv4 detection and recognition sessions, shared by every camera of a site.
@@ -250,9 +265,10 @@ impl PlateReader {
 /// Where a plate can be on a vehicle's crop: below its top third (the rear window, a bus's
 /// route board), away from the sides (which hold the neighbours' plates when vehicles queue side
 /// by side) but those the frame's edge cut. A car entering at the frame's edge shows its plate
-/// there: on the Vietnamese junction, a Sorento's plate lay in the 8 % of its crop by the edge.
+/// there: on the Vietnamese junction, a Sorento's plate lay in the `SIDE_SHARE` of its crop by
+/// the edge.
 fn plate_zone(size: Size, cut: CutSides) -> Rect {
-    let side = (size.width as f32 * 0.08) as i32;
+    let side = (size.width as f32 * SIDE_SHARE) as i32;
     let (x1, x2) = (if cut.left { 0 } else { side }, if cut.right { size.width } else { size.width - side });
     let y = (size.height as f32 * 0.3) as i32;
     Rect::new(x1, y, (x2 - x1).max(1), (size.height - y).max(1))
@@ -356,6 +372,10 @@ mod tests {
         assert!(in_plate_zone(&by_left, size, CutSides { left: true, right: false }), "the car goes on beyond the frame");
         assert!(!in_plate_zone(&line(360.0, 200.0, 396.0, 220.0), size, CutSides { left: true, right: false }));
         assert_eq!(plate_zone(size, CutSides { left: true, right: true }), Rect::new(0, 90, 400, 210));
+        let cut = |x1: f32, x2: f32| CutSides::of(BBox { x1, y1: 0.4, x2, y2: 0.8 });
+        assert_eq!(cut(0.0, 0.2), CutSides { left: true, right: false });
+        assert_eq!(cut(0.85, 1.0), CutSides { left: false, right: true });
+        assert_eq!(cut(0.02, 0.3), CutSides::default(), "near the edge, not cut by it");
     }
 
     #[test]

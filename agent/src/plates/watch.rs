@@ -33,8 +33,6 @@ const SETTLED_AFTER: Duration = Duration::from_secs(2);
 /// A track unseen for this long has left; its crops are dropped (after a last read, for
 /// watches that read every vehicle).
 const GONE_AFTER: Duration = Duration::from_secs(2);
-/// A box this near the frame's edge (normalized) was cut by it.
-const AT_EDGE: f32 = 0.005;
 
 /// A read plate, or why not, with when (the stream time of the best frame) and what it cost.
 #[derive(Debug, Clone)]
@@ -65,6 +63,7 @@ struct Kept {
     size_px: f32,
     /// How likely the plate reads here: size times sharpness.
     score: f32,
+    /// The sides of the crop that the frame's edge cut.
     cut: CutSides,
     t: Duration,
 }
@@ -110,7 +109,7 @@ impl PlateWatch {
                 continue;
             }
             let (image, native_per_px) = match crop(frame, margin(object.bbox), CROP_MAX_SIDE_PX) {
-                Ok(cut) => cut,
+                Ok(cropped) => cropped,
                 Err(e) => {
                     tracing::warn!(track = object.id, "no crop for the plate: {e}");
                     continue;
@@ -123,8 +122,7 @@ impl PlateWatch {
                     continue;
                 }
             };
-            let cut = CutSides { left: object.bbox.x1 <= AT_EDGE, right: object.bbox.x2 >= 1.0 - AT_EDGE };
-            let kept = Kept { image, native_per_px, size_px, score, cut, t: now };
+            let kept = Kept { image, native_per_px, size_px, score, cut: CutSides::of(object.bbox), t: now };
             // Frames much farther than the nearest go first, then the least likely to read.
             track.kept.retain(|k| k.size_px >= NEAR_ENOUGH * size_px);
             if track.kept.len() < KEEP_FRAMES {

@@ -20,8 +20,8 @@
 //! thumbnail of the frame ([`super::view::signature`]); on the first still frame after the camera
 //! moved (and after a start), the frame's thumbnail is matched against the views known, and a
 //! view matching none is new (up to [`MAX_VIEWS`]; the view with the fewest maps learnt, then the
-//! one seen longest ago, makes room, never one a fire is confirmed in). The thumbnail is matched only after a move, never while the
-//! camera stands still, because a plume that grows changes the picture too and must be judged by
+//! one seen longest ago, makes room, unless a fire is confirmed in it). The thumbnail is matched
+//! only after a move, never while the camera stands still, because a plume that grows changes the picture too and must be judged by
 //! its view's baseline, not start a view of its own. A view's thumbnail is renewed at each map it
 //! learns, so it follows the day's light; one seen again much later in other light may not be
 //! known again (below) and is then learnt afresh, as a new camera is.
@@ -204,10 +204,10 @@ impl SmokeBaseline {
     }
 
     /// The view `signature` shows: the known view it matches best, a view from an old file that
-    /// has no thumbnail yet, or a new one (then `true`).
-    /// The view `signature` shows, and whether it is new. A new view takes a forgotten one's
-    /// place when all are kept, never that of a view a fire is confirmed in (`kept_out`): its
-    /// cells would be kept out of the new view's learning, and the fire's own view forgotten.
+    /// has no thumbnail yet, or a new one (then `true`). With [`MAX_VIEWS`] kept, a new view takes
+    /// the place of the least learnt, then longest unseen, of those no fire is confirmed in
+    /// (`kept_out`; of all of them only if every view has one): a burning view's cells would
+    /// be kept out of the new view's learning, and the fire's own view forgotten.
     fn identify(&mut self, signature: &[f32], kept_out: &[(usize, BBox)]) -> (usize, bool) {
         let best = self
             .views
@@ -698,6 +698,7 @@ mod tests {
     fn a_camera_keeps_at_most_max_views_and_forgets_the_one_seen_longest_ago_unless_a_fire_burns_in_it() {
         let mut baseline = SmokeBaseline::new(settings());
         let thumbnail = |k: usize| -> Vec<f32> {
+            // Up to MAX_VIEWS + 1 distinct thumbnails of 36 values.
             let mut v = [-1.0 / 6.0; 36];
             v[k * 3] = 5.0 / 6.0;
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -709,7 +710,11 @@ mod tests {
         assert_eq!(baseline.views.len(), MAX_VIEWS);
         assert!(baseline.views.iter().all(|v| v.signature.as_deref() != Some(&thumbnail(0)[..])), "the first view made room");
         assert_eq!((baseline.view(), baseline.view_changed()), (0, true), "the new view in its place");
-        // A fire is confirmed in view 1, now the one seen longest ago: view 2 makes room.
+        // Every view but view 1 learns a second map, view 2 first: view 1 is the least learnt.
+        for k in 2..=MAX_VIEWS {
+            baseline.observe(&scene(&[]), &thumbnail(k), true, 0.99, Duration::from_secs(60 + k as u64), &[]);
+        }
+        // A fire is confirmed in view 1: of the others, view 2 was seen longest ago.
         let fire = [(1, BBox { x1: 0.0, y1: 0.0, x2: 0.5, y2: 0.5 })];
         baseline.observe(&scene(&[]), &thumbnail(MAX_VIEWS + 1), true, 0.99, Duration::from_secs(100), &fire);
         assert_eq!(baseline.view(), 2, "the burning view is kept");
