@@ -21,10 +21,11 @@
 //! moved (and after a start), the frame's thumbnail is matched against the views known, and a
 //! view matching none is new (up to [`MAX_VIEWS`]; the view with the fewest maps learnt, then the
 //! one seen longest ago, makes room, unless a fire is confirmed in it). The thumbnail is matched
-//! only after a move, never while the camera stands still, because a plume that grows changes the picture too and must be judged by
-//! its view's baseline, not start a view of its own. A view's thumbnail is renewed at each map it
-//! learns, so it follows the day's light; one seen again much later in other light may not be
-//! known again (below) and is then learnt afresh, as a new camera is.
+//! only after a move, never while the camera stands still, because a plume that grows changes
+//! the picture too and must be judged by its view's baseline, not start a view of its own. A
+//! view's thumbnail is renewed at each map it learns, so it follows the day's light; one seen
+//! again much later in other light may not be known again (below) and is then learnt afresh, as
+//! a new camera is.
 //!
 //! In the daemon the learnt maps of every view are kept in a file, rewritten at each learning, so
 //! that a restart (a power cut, an update) does not leave the camera without its baselines for
