@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// Plates of the annotation the reader reads exactly today (of 8 a person reads; the closing note
 /// of issue 18 lists the rest and why). A change that reads fewer fails.
-const READ_AT_LEAST: usize = 3;
+const READ_AT_LEAST: usize = 4;
 
 #[test]
 fn plates_read_are_the_ones_a_person_reads_and_nothing_else() {

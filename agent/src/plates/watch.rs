@@ -5,7 +5,9 @@
 //! track, never on every frame. Each analysed frame costs a size comparison per track and, for
 //! a vehicle nearly as near as in its nearest frame kept, a crop of it and a Laplacian to rank
 //! the frame. A track read once is never read again, even unread (a violation raised while the
-//! vehicle was far gives `unsure` or `too_small` for good).
+//! vehicle was far gives `unsure` or `too_small` for good). Reading every vehicle (`canh replay
+//! --plates`), a track read in view without a plate is read once more when it leaves, on the
+//! frames it showed since.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,7 +61,12 @@ struct Kept {
     image: Mat,
     /// Stream pixels per crop pixel.
     native_per_px: f32,
-    /// The vehicle's height in stream pixels: bigger is nearer, and better.
+    /// The side of a square as large as the vehicle's box, in stream pixels: bigger is nearer,
+    /// or more of it in view, and better. Not its height: a car entering at the frame's edge is
+    /// cut, its box as high as the whole car but only as wide as the part in view, and its plate
+    /// may be on the part still outside. On the Vietnamese junction, two cars entering from the
+    /// left were highest with their rear (and plate) not yet in the frame; by area, the frames
+    /// kept are those where it is, and one of the two is read.
     size_px: f32,
     /// How likely the plate reads here: size times sharpness.
     score: f32,
@@ -73,6 +80,10 @@ struct Track {
     kept: Vec<Kept>,
     last_seen: Duration,
     read: Option<TrackPlate>,
+    /// Reading every vehicle: what reading it in view gave when that found no plate. Its frames
+    /// are then kept afresh and read again when it leaves: a car queued at a light was read on
+    /// its frames standing far back, and shows its plate when it drives up.
+    unread_in_view: Option<TrackPlate>,
 }
 
 /// One camera's plate watch.
@@ -98,12 +109,13 @@ impl PlateWatch {
     /// Tracks leave only on frames the detector ran on (`detected`): on a frame the motion gate
     /// skipped as still, standing vehicles are unseen, not gone.
     pub fn observe(&mut self, frame: &Frame, objects: &[TrackedObject], now: Duration, detected: bool) {
-        let native_height = frame.native.as_ref().map_or(frame.height, |n| n.height()) as f32;
+        let (native_width, native_height) = frame.native.as_ref().map_or((frame.width, frame.height), |n| (n.width(), n.height()));
+        let native_area = native_width as f32 * native_height as f32;
         for object in objects.iter().filter(|o| self.classes.contains(&o.class)) {
-            let track = self.tracks.entry(object.id).or_insert_with(|| Track { class: object.class, kept: Vec::new(), last_seen: now, read: None });
+            let track = self.tracks.entry(object.id).or_insert_with(|| Track { class: object.class, kept: Vec::new(), last_seen: now, read: None, unread_in_view: None });
             track.last_seen = now;
             track.class = object.class;
-            let size_px = object.bbox.height() * native_height;
+            let size_px = (object.bbox.area() * native_area).sqrt();
             let nearest = track.kept.iter().map(|k| k.size_px).fold(0.0, f32::max);
             if track.read.is_some() || size_px < NEAR_ENOUGH * nearest {
                 continue;
@@ -137,11 +149,11 @@ impl PlateWatch {
             let settled: Vec<u64> = self
                 .tracks
                 .iter()
-                .filter(|(_, t)| t.read.is_none() && t.kept.iter().map(|k| k.t).max().is_some_and(|t| now.saturating_sub(t) >= SETTLED_AFTER))
+                .filter(|(_, t)| t.read.is_none() && t.unread_in_view.is_none() && t.kept.iter().map(|k| k.t).max().is_some_and(|t| now.saturating_sub(t) >= SETTLED_AFTER))
                 .map(|(id, _)| *id)
                 .collect();
             for id in settled {
-                self.read_for_all(id);
+                self.read_in_view(id);
             }
         }
         if !detected {
@@ -159,15 +171,44 @@ impl PlateWatch {
         self.tracks.remove(&id);
     }
 
-    /// Reads track `id` for [`PlateWatch::take_finished`] when every vehicle is read, unless it
-    /// was read already.
-    fn read_for_all(&mut self, id: u64) {
-        if self.read_all && self.tracks.get(&id).is_some_and(|t| t.read.is_none()) {
-            match self.plate(id) {
-                Ok(Some(read)) => self.finished.push(read),
-                Ok(None) => {}
-                Err(e) => tracing::error!(track = id, "cannot read the plate: {e}"),
+    /// Reads track `id`, still in view, when every vehicle is read: a plate read is final; no
+    /// plate, and the track is read again when it leaves, on the frames it shows from now on.
+    fn read_in_view(&mut self, id: u64) {
+        match self.plate(id) {
+            Ok(Some(read)) if read.outcome.is_err() => {
+                if let Some(track) = self.tracks.get_mut(&id) {
+                    track.read = None;
+                    track.unread_in_view = Some(read);
+                }
             }
+            Ok(Some(read)) => self.finished.push(read),
+            Ok(None) => {}
+            Err(e) => tracing::error!(track = id, "cannot read the plate: {e}"),
+        }
+    }
+
+    /// Reads track `id` for [`PlateWatch::take_finished`] when every vehicle is read, unless it
+    /// was read already. After a read in view that found no plate, the frames kept since are
+    /// read; the reason is the nearer miss of the two reads, and the time what both took.
+    fn read_for_all(&mut self, id: u64) {
+        let Some(track) = self.tracks.get_mut(&id).filter(|t| self.read_all && t.read.is_none()) else { return };
+        let earlier = track.unread_in_view.take();
+        if let Some(read) = earlier.clone().filter(|_| track.kept.is_empty()) {
+            self.finished.push(read);
+            return;
+        }
+        match self.plate(id) {
+            Ok(Some(mut read)) => {
+                if let Some(earlier) = earlier {
+                    read.read_ms += earlier.read_ms;
+                    if let (Err(now), Err(then)) = (read.outcome.as_ref(), earlier.outcome) {
+                        read.outcome = Err(then.max(*now));
+                    }
+                }
+                self.finished.push(read);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(track = id, "cannot read the plate: {e}"),
         }
     }
 
