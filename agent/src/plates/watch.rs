@@ -1,8 +1,8 @@
 //! A camera's plate watch: for each vehicle track, the few frames its plate is best seen in,
 //! kept as crops at the stream's resolution until the plate is asked for.
 //!
-//! Plates are read on demand (a violation, a crossing of a plate line) and at most once per
-//! track, never on every frame. Each analysed frame costs a size comparison per track and, for
+//! Plates are read on demand (a violation, a crossing of a plate line) and once per track (twice
+//! at most reading every vehicle, below), never on every frame. Each analysed frame costs a size comparison per track and, for
 //! a vehicle nearly as near as in its nearest frame kept, a crop of it and a Laplacian to rank
 //! the frame. A track read once is never read again, even unread (a violation raised while the
 //! vehicle was far gives `unsure` or `too_small` for good). Reading every vehicle (`canh replay
@@ -64,9 +64,7 @@ struct Kept {
     /// The side of a square as large as the vehicle's box, in stream pixels: bigger is nearer,
     /// or more of it in view, and better. Not its height: a car entering at the frame's edge is
     /// cut, its box as high as the whole car but only as wide as the part in view, and its plate
-    /// may be on the part still outside. On the Vietnamese junction, two cars entering from the
-    /// left were highest with their rear (and plate) not yet in the frame; by area, the frames
-    /// kept are those where it is, and one of the two is read.
+    /// may be on the part still outside.
     size_px: f32,
     /// How likely the plate reads here: size times sharpness.
     score: f32,
@@ -84,6 +82,8 @@ struct Track {
     /// are then kept afresh and read again when it leaves: a car queued at a light was read on
     /// its frames standing far back, and shows its plate when it drives up.
     unread_in_view: Option<TrackPlate>,
+    /// Reading every vehicle: its read is in the finished list.
+    reported: bool,
 }
 
 /// One camera's plate watch.
@@ -92,9 +92,10 @@ pub struct PlateWatch {
     /// Which classes carry plates (the model's `plate_classes`).
     classes: Vec<ClassId>,
     tracks: BTreeMap<u64, Track>,
-    /// Read every vehicle as it leaves (`canh replay --plates`), not only those asked for.
+    /// Read every vehicle (`canh replay --plates`), not only those asked for: in view once it
+    /// stops coming nearer, and again as it leaves if that found no plate.
     read_all: bool,
-    /// Reads of tracks that left, for [`PlateWatch::take_finished`] (with `read_all`).
+    /// Reads for [`PlateWatch::take_finished`] (with `read_all`), one per track.
     finished: Vec<TrackPlate>,
 }
 
@@ -112,7 +113,7 @@ impl PlateWatch {
         let (native_width, native_height) = frame.native.as_ref().map_or((frame.width, frame.height), |n| (n.width(), n.height()));
         let native_area = native_width as f32 * native_height as f32;
         for object in objects.iter().filter(|o| self.classes.contains(&o.class)) {
-            let track = self.tracks.entry(object.id).or_insert_with(|| Track { class: object.class, kept: Vec::new(), last_seen: now, read: None, unread_in_view: None });
+            let track = self.tracks.entry(object.id).or_insert_with(|| Track { class: object.class, kept: Vec::new(), last_seen: now, read: None, unread_in_view: None, reported: false });
             track.last_seen = now;
             track.class = object.class;
             let size_px = (object.bbox.area() * native_area).sqrt();
@@ -181,34 +182,31 @@ impl PlateWatch {
                     track.unread_in_view = Some(read);
                 }
             }
-            Ok(Some(read)) => self.finished.push(read),
+            Ok(Some(_)) => self.report(id),
             Ok(None) => {}
             Err(e) => tracing::error!(track = id, "cannot read the plate: {e}"),
         }
     }
 
-    /// Reads track `id` for [`PlateWatch::take_finished`] when every vehicle is read, unless it
-    /// was read already. After a read in view that found no plate, the frames kept since are
-    /// read; the reason is the nearer miss of the two reads, and the time what both took.
+    /// Reads track `id` for [`PlateWatch::take_finished`] when every vehicle is read, unless its
+    /// read is there already (a read on demand, for a violation, is reported too).
     fn read_for_all(&mut self, id: u64) {
-        let Some(track) = self.tracks.get_mut(&id).filter(|t| self.read_all && t.read.is_none()) else { return };
-        let earlier = track.unread_in_view.take();
-        if let Some(read) = earlier.clone().filter(|_| track.kept.is_empty()) {
-            self.finished.push(read);
+        if !self.read_all || self.tracks.get(&id).is_none_or(|t| t.reported) {
             return;
         }
         match self.plate(id) {
-            Ok(Some(mut read)) => {
-                if let Some(earlier) = earlier {
-                    read.read_ms += earlier.read_ms;
-                    if let (Err(now), Err(then)) = (read.outcome.as_ref(), earlier.outcome) {
-                        read.outcome = Err(then.max(*now));
-                    }
-                }
-                self.finished.push(read);
-            }
-            Ok(None) => {}
+            Ok(_) => self.report(id),
             Err(e) => tracing::error!(track = id, "cannot read the plate: {e}"),
+        }
+    }
+
+    /// Puts track `id`'s read in the finished list, once.
+    fn report(&mut self, id: u64) {
+        if let Some(track) = self.tracks.get_mut(&id).filter(|t| !t.reported)
+            && let Some(read) = &track.read
+        {
+            self.finished.push(read.clone());
+            track.reported = true;
         }
     }
 
@@ -223,11 +221,18 @@ impl PlateWatch {
     }
 
     /// The plate of track `id`, read now on its frames kept if it was not read before; `None`
-    /// for a track the watch never saw (not a vehicle).
+    /// for a track the watch never saw (not a vehicle). A track read in view without a plate
+    /// (reading every vehicle) is read on the frames kept since, if any, and both reads merged.
     pub fn plate(&mut self, id: u64) -> Result<Option<TrackPlate>, PlateError> {
         let Some(track) = self.tracks.get_mut(&id) else { return Ok(None) };
         if let Some(read) = &track.read {
             return Ok(Some(read.clone()));
+        }
+        if track.kept.is_empty()
+            && let Some(first) = track.unread_in_view.take()
+        {
+            track.read = Some(first.clone());
+            return Ok(Some(first));
         }
         let started = Instant::now();
         let reads: Vec<FrameRead> = track.kept.iter().map(|kept| self.reader.read(&kept.image, kept.native_per_px, kept.cut)).collect::<Result<_, _>>()?;
@@ -243,6 +248,7 @@ impl PlateWatch {
             Mat::roi(&track.kept[i].image, read.region).and_then(|m| m.try_clone()).ok()
         });
         let read = TrackPlate { track_id: id, class: track.class, outcome, t: best.map_or(track.last_seen, |k| k.t), read_ms: started.elapsed().as_secs_f64() * 1000.0, image };
+        let read = merged(track.unread_in_view.take(), read);
         // The frames are not needed once read.
         track.kept.clear();
         track.read = Some(read.clone());
@@ -267,8 +273,42 @@ impl PlateWatch {
     }
 }
 
+/// A track's second read after a `first` that found no plate: its plate if it read one, else the
+/// nearer miss of the two (with that read's time); the time taken is both reads'.
+fn merged(first: Option<TrackPlate>, second: TrackPlate) -> TrackPlate {
+    let Some(first) = first else { return second };
+    let read_ms = first.read_ms + second.read_ms;
+    let nearer = match (&first.outcome, &second.outcome) {
+        (Err(a), Err(b)) if a > b => first,
+        _ => second,
+    };
+    TrackPlate { read_ms, ..nearer }
+}
+
 /// The box grown a little, so a plate on its edge (a motorbike's, under the rider) is whole.
 fn margin(b: BBox) -> BBox {
     let (dx, dy) = (b.width() * 0.04, b.height() * 0.04);
     BBox { x1: b.x1 - dx, y1: b.y1 - dy, x2: b.x2 + dx, y2: b.y2 + dy }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plates::{Plate, Unread};
+
+    fn read(outcome: PlateOutcome, t_s: u64, read_ms: f64) -> TrackPlate {
+        TrackPlate { track_id: 7, class: 2, outcome, t: Duration::from_secs(t_s), read_ms, image: None }
+    }
+
+    #[test]
+    fn a_second_read_gives_its_plate_or_the_nearer_miss_and_costs_both() {
+        let plate = Plate { text: "51F-737.01".into(), confidence: 0.97, format: "vn_car" };
+        let found = merged(Some(read(Err(Unread::NotFound), 1, 100.0)), read(Ok(plate.clone()), 3, 50.0));
+        assert_eq!((found.outcome, found.t, found.read_ms), (Ok(plate), Duration::from_secs(3), 150.0));
+        let nearer_first = merged(Some(read(Err(Unread::Unsure), 1, 100.0)), read(Err(Unread::NotFound), 3, 50.0));
+        assert_eq!((nearer_first.outcome, nearer_first.t, nearer_first.read_ms), (Err(Unread::Unsure), Duration::from_secs(1), 150.0));
+        let nearer_second = merged(Some(read(Err(Unread::TooSmall), 1, 100.0)), read(Err(Unread::Disagreeing), 3, 50.0));
+        assert_eq!(nearer_second.outcome, Err(Unread::Disagreeing));
+        assert_eq!(merged(None, read(Err(Unread::Blurred), 3, 50.0)).read_ms, 50.0);
+    }
 }
