@@ -23,6 +23,8 @@ fn plates_read_are_the_ones_a_person_reads_and_nothing_else() {
     let run = common::replay(&["--input", clip.to_str().unwrap(), "--plates", "--fps", "5"]);
     let plates = run.summary["plates"].as_array().expect("a plates list with --plates");
     assert!(plates.len() >= 20, "every vehicle track is tried: {}", plates.len());
+    let tracks: BTreeSet<u64> = plates.iter().filter_map(|p| p["track_id"].as_u64()).collect();
+    assert_eq!(tracks.len(), plates.len(), "one read a track");
     let mut read = BTreeSet::new();
     for plate in plates {
         assert!(plate["read_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{plate}");

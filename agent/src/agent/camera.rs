@@ -164,7 +164,7 @@ impl CameraAnalysis {
         self.take_plates(false);
     }
 
-    /// The plates of vehicles that left (all of them at the `end`), when every vehicle is read.
+    /// The plates read since the last call (all vehicles' at the `end`), when every vehicle is read.
     fn take_plates(&mut self, end: bool) {
         let Some(plates) = &mut self.plates else { return };
         for read in plates.take_finished(end) {

@@ -2,12 +2,12 @@
 //! kept as crops at the stream's resolution until the plate is asked for.
 //!
 //! Plates are read on demand (a violation, a crossing of a plate line) and once per track (twice
-//! at most reading every vehicle, below), never on every frame. Each analysed frame costs a size comparison per track and, for
-//! a vehicle nearly as near as in its nearest frame kept, a crop of it and a Laplacian to rank
-//! the frame. A track read once is never read again, even unread (a violation raised while the
-//! vehicle was far gives `unsure` or `too_small` for good). Reading every vehicle (`canh replay
-//! --plates`), a track read in view without a plate is read once more when it leaves, on the
-//! frames it showed since.
+//! at most reading every vehicle, below), never on every frame. Each analysed frame costs a size
+//! comparison per track and, for a vehicle nearly as near as in its nearest frame kept, a crop
+//! of it and a Laplacian to rank the frame. A track read once is never read again, even unread
+//! (a violation raised while the vehicle was far gives `unsure` or `too_small` for good).
+//! Reading every vehicle (`canh replay --plates`), a track read in view without a plate is read
+//! once more (when it leaves, or on demand) if it showed frames since.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -79,8 +79,8 @@ struct Track {
     last_seen: Duration,
     read: Option<TrackPlate>,
     /// Reading every vehicle: what reading it in view gave when that found no plate. Its frames
-    /// are then kept afresh and read again when it leaves: a car queued at a light was read on
-    /// its frames standing far back, and shows its plate when it drives up.
+    /// are then kept afresh and read again (when it leaves, or on demand): a car queued at a
+    /// light was read on its frames standing far back, and shows its plate when it drives up.
     unread_in_view: Option<TrackPlate>,
     /// Reading every vehicle: its read is in the finished list.
     reported: bool,
@@ -184,7 +184,13 @@ impl PlateWatch {
             }
             Ok(Some(_)) => self.report(id),
             Ok(None) => {}
-            Err(e) => tracing::error!(track = id, "cannot read the plate: {e}"),
+            Err(e) => {
+                tracing::error!(track = id, "cannot read the plate: {e}");
+                // Its frames would settle it again on the next frame, and fail again.
+                if let Some(track) = self.tracks.get_mut(&id) {
+                    track.kept.clear();
+                }
+            }
         }
     }
 
@@ -194,10 +200,14 @@ impl PlateWatch {
         if !self.read_all || self.tracks.get(&id).is_none_or(|t| t.reported) {
             return;
         }
-        match self.plate(id) {
-            Ok(_) => self.report(id),
-            Err(e) => tracing::error!(track = id, "cannot read the plate: {e}"),
+        if let Err(e) = self.plate(id) {
+            tracing::error!(track = id, "cannot read the plate: {e}");
+            // What a read in view gave, if any, rather than nothing.
+            if let Some(track) = self.tracks.get_mut(&id).filter(|t| t.read.is_none()) {
+                track.read = track.unread_in_view.take();
+            }
         }
+        self.report(id);
     }
 
     /// Puts track `id`'s read in the finished list, once.
@@ -255,8 +265,8 @@ impl PlateWatch {
         Ok(Some(read))
     }
 
-    /// The reads of tracks that have left, with `read_all`; at the end of the stream (`end`)
-    /// every track still in view is read too.
+    /// The reads made since the last call, one per track, with `read_all` (in view, or as the
+    /// track left); at the end of the stream (`end`) every track still in view is read too.
     pub fn take_finished(&mut self, end: bool) -> Vec<TrackPlate> {
         if end {
             let ids: Vec<u64> = self.tracks.keys().copied().collect();
@@ -308,7 +318,9 @@ mod tests {
         let nearer_first = merged(Some(read(Err(Unread::Unsure), 1, 100.0)), read(Err(Unread::NotFound), 3, 50.0));
         assert_eq!((nearer_first.outcome, nearer_first.t, nearer_first.read_ms), (Err(Unread::Unsure), Duration::from_secs(1), 150.0));
         let nearer_second = merged(Some(read(Err(Unread::TooSmall), 1, 100.0)), read(Err(Unread::Disagreeing), 3, 50.0));
-        assert_eq!(nearer_second.outcome, Err(Unread::Disagreeing));
+        assert_eq!((nearer_second.outcome, nearer_second.t, nearer_second.read_ms), (Err(Unread::Disagreeing), Duration::from_secs(3), 150.0));
+        let tie = merged(Some(read(Err(Unread::NotFound), 1, 100.0)), read(Err(Unread::NotFound), 3, 50.0));
+        assert_eq!(tie.t, Duration::from_secs(3), "the later read's frame");
         assert_eq!(merged(None, read(Err(Unread::Blurred), 3, 50.0)).read_ms, 50.0);
     }
 }
