@@ -91,6 +91,12 @@ impl BBox {
         BBox { x1: self.x1.min(other.x1), y1: self.y1.min(other.y1), x2: self.x2.max(other.x2), y2: self.y2.max(other.y2) }
     }
 
+    /// Where something has been (this box) grown by where it is now (`other`) when the two meet;
+    /// an `other` apart is an odd frame's, and leaves it as it is.
+    pub fn joined(&self, other: &BBox) -> BBox {
+        if self.intersection(other) > 0.0 { self.union(other) } else { *self }
+    }
+
     pub fn iou(&self, other: &BBox) -> f32 {
         let inter = self.intersection(other);
         let union = self.area() + other.area() - inter;

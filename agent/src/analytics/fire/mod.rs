@@ -285,7 +285,7 @@ impl FireWatch {
                 (Some(Stage::Confirmed), confirmed, extent) => *confirmed = extent.map(|e| (view, e)),
                 (Some(Stage::Cleared), confirmed, _) => *confirmed = None,
                 // It spreads, in the view it burns in (as the model judged it, not a moving view).
-                (_, Some((confirmed_view, area)), Some(extent)) if judged && *confirmed_view == view && area.intersection(&extent) > 0.0 => *area = area.union(&extent),
+                (_, Some((confirmed_view, area)), Some(extent)) if judged && *confirmed_view == view => *area = area.joined(&extent),
                 _ => {}
             }
             if let Some(t) = transition {

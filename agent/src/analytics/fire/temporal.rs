@@ -184,11 +184,7 @@ impl Run {
         }
         self.last_positive = now;
         self.last_evidence = e;
-        self.extent = match self.extent {
-            None => Some(e.region),
-            Some(extent) if extent.intersection(&e.region) > 0.0 => Some(extent.union(&e.region)),
-            kept => kept,
-        };
+        self.extent = Some(self.extent.map_or(e.region, |extent| extent.joined(&e.region)));
     }
 }
 
