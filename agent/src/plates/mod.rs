@@ -92,6 +92,12 @@ const BLUR_VARIANCE: f64 = 60.0;
 const SIDE_SHARE: f32 = 0.08;
 /// A box this near the frame's edge (share of the frame's width) was cut by it.
 const AT_EDGE_SHARE: f32 = 0.005;
+/// A text line ending this many line heights or nearer to the frame's edge may go on beyond it:
+/// a character's width and the gap to the next are about 0.7 of a line's height, and the
+/// detector leaves out a character's sliver at the edge. On the Vietnamese junction a Tucson
+/// entering at the left edge showed `20 10` of its `420.10` there, 0.9 heights from the crop's
+/// side, read as the valid older plate `30G-2010`; a Sorento's whole plate lay as near.
+const CUT_LINE_HEIGHTS: f32 = 1.5;
 
 /// What one frame of a vehicle gave.
 pub type FrameRead = Result<PlateRead, Unread>;
@@ -106,6 +112,9 @@ pub struct PlateRead {
     pub confidence: f32,
     /// Where the plate is in the crop, pixels.
     pub region: Rect,
+    /// A line of it ends by a side of the crop that the frame's edge cut: characters may be
+    /// missing beyond, and the rest can fit a format as another plate (the vote weighs it so).
+    pub at_frame_edge: bool,
 }
 
 /// Sides of a vehicle's crop that the frame's edge cut: the vehicle goes on beyond them, so its
@@ -216,7 +225,8 @@ impl PlateReader {
                 members.iter().all(|&i| read[i].least >= MIN_CHAR_P).then_some(())?;
                 let confidence = members.iter().map(|&i| read[i].mean).fold(1.0, f32::min);
                 let members: Vec<TextBox> = members.iter().map(|&i| lines[i]).collect();
-                Some(PlateRead { text: fitted.text, format: fitted.format, confidence, region: union(&members) })
+                let at_frame_edge = members.iter().any(|b| reaches_cut_side(b, size, cut));
+                Some(PlateRead { text: fitted.text, format: fitted.format, confidence, region: union(&members), at_frame_edge })
             })
             .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
         Ok(match best {
@@ -279,6 +289,13 @@ fn plate_zone(size: Size, cut: CutSides) -> Rect {
 fn in_plate_zone(b: &TextBox, size: Size, cut: CutSides) -> bool {
     let (cx, cy) = b.centre();
     plate_zone(size, cut).contains(opencv::core::Point::new(cx as i32, cy as i32)) && b.width() >= 0.8 * b.height()
+}
+
+/// Whether a text line ends near a side of the crop that the frame's edge cut, where its text
+/// may go on out of view.
+fn reaches_cut_side(b: &TextBox, size: Size, cut: CutSides) -> bool {
+    let margin = CUT_LINE_HEIGHTS * b.height();
+    (cut.left && b.x1 <= margin) || (cut.right && size.width as f32 - b.x2 <= margin)
 }
 
 /// The sets of lines (indices into `lines`, top to bottom) that may be one plate: each line
@@ -376,6 +393,18 @@ mod tests {
         assert_eq!(cut(0.0, 0.2), CutSides { left: true, right: false });
         assert_eq!(cut(0.85, 1.0), CutSides { left: false, right: true });
         assert_eq!(cut(0.02, 0.3), CutSides::default(), "near the edge, not cut by it");
+    }
+
+    #[test]
+    fn a_line_near_a_side_the_frame_cut_may_go_on_beyond_it() {
+        let size = Size::new(392, 366);
+        // The Tucson's bottom line, `20 10` of `420.10`, 18 px high and 17 px from the edge.
+        let bottom = line(17.0, 232.0, 65.0, 250.0);
+        assert!(reaches_cut_side(&bottom, size, CutSides { left: true, right: false }));
+        assert!(!reaches_cut_side(&bottom, size, CutSides::default()), "a crop's side, not the frame's");
+        assert!(!reaches_cut_side(&bottom, size, CutSides { left: false, right: true }));
+        assert!(!reaches_cut_side(&line(61.0, 229.0, 116.0, 248.0), size, CutSides { left: true, right: false }), "the whole line, 3 heights in");
+        assert!(reaches_cut_side(&line(300.0, 200.0, 380.0, 220.0), size, CutSides { left: false, right: true }));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::FrameRead;
+use super::{FrameRead, PlateRead};
 
 /// Why a vehicle's plate is not reported, in the order of how near it came to a read (the vote
 /// reports the nearest of its frames').
@@ -43,7 +43,13 @@ pub const MIN_CONFIDENCE: f32 = 0.6;
 /// The plate most of `reads` agree on, weighted by their confidence, if sure enough; else the
 /// reason, the one that came closest to a read.
 pub fn vote(reads: &[FrameRead]) -> PlateOutcome {
-    let plates: Vec<_> = reads.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let read: Vec<&PlateRead> = reads.iter().filter_map(|r| r.as_ref().ok()).collect();
+    // A read by the frame's edge may have lost characters beyond it: it confirms a plate read
+    // whole on another frame, and otherwise counts neither for nor against one.
+    let plates: Vec<&PlateRead> = read.iter().copied().filter(|p| !p.at_frame_edge || read.iter().any(|w| !w.at_frame_edge && w.text == p.text)).collect();
+    if plates.is_empty() && !read.is_empty() {
+        return Err(Unread::Unsure);
+    }
     let mut tally: Vec<(&str, f32, usize)> = Vec::new();
     for plate in &plates {
         match tally.iter_mut().find(|(text, _, _)| *text == plate.text) {
@@ -64,11 +70,14 @@ pub fn vote(reads: &[FrameRead]) -> PlateOutcome {
 
 #[cfg(test)]
 mod tests {
-    use super::super::PlateRead;
     use super::*;
 
     fn read(text: &str, confidence: f32) -> FrameRead {
-        Ok(PlateRead { text: text.into(), format: "vn_car", confidence, region: opencv::core::Rect::default() })
+        Ok(PlateRead { text: text.into(), format: "vn_car", confidence, region: opencv::core::Rect::default(), at_frame_edge: false })
+    }
+
+    fn at_edge(text: &str, confidence: f32) -> FrameRead {
+        read(text, confidence).map(|p| PlateRead { at_frame_edge: true, ..p })
     }
 
     #[test]
@@ -82,6 +91,16 @@ mod tests {
     fn one_frame_alone_is_not_enough_unless_alone_in_a_pair() {
         assert_eq!(vote(&[read("30E-586.70", 0.98), Err(Unread::TooSmall), Err(Unread::NotFound)]), Err(Unread::Unsure));
         assert_eq!(vote(&[read("30E-586.70", 0.9), read("30E-586.70", 0.8)]).map(|p| p.text), Ok("30E-586.70".into()));
+    }
+
+    #[test]
+    fn reads_by_the_frames_edge_only_confirm_a_whole_one() {
+        // The Tucson entering at the left edge: `420.10` cut to `2010` on one frame.
+        assert_eq!(vote(&[read("30G-420.10", 0.97), at_edge("30G-2010", 0.96), Err(Unread::NotFound)]), Err(Unread::Unsure));
+        assert_eq!(vote(&[at_edge("30G-2010", 0.96), at_edge("30G-2010", 0.95)]), Err(Unread::Unsure), "cut the same way twice");
+        // The Sorento: its whole plate by the edge on one frame, away from it on another.
+        let plate = vote(&[at_edge("51F-737.01", 0.94), read("51F-737.01", 0.99), Err(Unread::Unreadable)]).unwrap();
+        assert!((plate.confidence - (0.94 + 0.99) / 2.0).abs() < 1e-6, "{}", plate.confidence);
     }
 
     #[test]
