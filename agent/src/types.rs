@@ -139,6 +139,9 @@ pub struct TrackedObject {
     /// The box centre's velocity as the tracker estimates it over the track's life (x, y),
     /// normalized units per second: the track's own motion, steadier than box to box.
     pub velocity: [f32; 2],
+    /// Where the vehicle was (its box's bottom centre) before the detector told it apart from a
+    /// neighbour it had boxed it with; the line counter starts the track there.
+    pub origin: Option<Point>,
 }
 
 #[cfg(test)]

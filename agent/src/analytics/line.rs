@@ -188,11 +188,12 @@ impl LineCounter {
         let mut crossings = Vec::new();
         for obj in objects {
             let point = obj.bbox.bottom_center();
-            let n_lines = self.lines.len();
+            let lines = &self.lines;
+            // A track told apart from a neighbour's box starts where it was in that box.
             let memory = self.tracks.entry(obj.id).or_insert_with(|| TrackMemory {
-                last_point: point,
+                last_point: obj.origin.unwrap_or(point),
                 last_seen: now,
-                lines: (0..n_lines).map(|_| TrackLineState::default()).collect(),
+                lines: lines.iter().map(|line| TrackLineState { settled: obj.origin.and_then(|o| line.side(o)), ..TrackLineState::default() }).collect(),
             });
             for (line, state) in self.lines.iter().zip(memory.lines.iter_mut()) {
                 if state.counted || !line.classes.contains(&obj.class) {
@@ -261,7 +262,7 @@ mod tests {
 
     /// An object whose bottom-centre is at (x, y).
     fn obj(id: u64, x: f32, y: f32) -> TrackedObject {
-        TrackedObject { id, bbox: BBox { x1: x - 0.05, y1: y - 0.1, x2: x + 0.05, y2: y }, class: CAR, score: 0.8, velocity: [0.0; 2] }
+        TrackedObject { id, bbox: BBox { x1: x - 0.05, y1: y - 0.1, x2: x + 0.05, y2: y }, class: CAR, score: 0.8, velocity: [0.0; 2], origin: None }
     }
 
     fn run(counter: &mut LineCounter, id: u64, points: &[(f32, f32)]) -> Vec<Crossing> {
@@ -284,6 +285,16 @@ mod tests {
         // Walking left to right along a horizontal line: the walker's right is screen-down.
         let mut c = LineCounter::new(vec![line((0.0, 0.5), (1.0, 0.5), 1)]);
         assert_eq!(run(&mut c, 1, &[(0.5, 0.4), (0.5, 0.6)])[0].direction, Direction::In);
+    }
+
+    #[test]
+    fn a_track_told_apart_from_a_neighbours_box_crosses_from_where_it_was_in_it() {
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]);
+        let split = |x: f32| TrackedObject { origin: Some(Point { x: 0.4, y: 0.5 }), ..obj(1, x, 0.5) };
+        let got: Vec<Crossing> = [0.55, 0.62].iter().enumerate().flat_map(|(i, &x)| c.update(&[split(x)], Duration::from_millis(200 * i as u64))).collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].direction, Direction::In);
+        assert!(run(&mut c, 2, &[(0.55, 0.5), (0.62, 0.5)]).is_empty(), "first seen past the line, from nowhere");
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! a stale velocity; and a new track whose own motion, run backwards, leads to where a track was
 //! lost a moment ago takes over that track's id (observation-centric recovery), so a vehicle
 //! lost just before a counting line and found just after it still crosses it once.
+//!
+//! Two vehicles side by side are sometimes boxed as one, then as two: the track of the joint box
+//! follows one of them and the other starts anew, maybe past a line already. A new track found,
+//! moved back along its own motion, inside such a box of a neighbour's starts where it was in it
+//! ([`TrackedObject::origin`]).
 
 mod assign;
 mod config;
@@ -22,7 +27,7 @@ mod kalman;
 
 pub use config::TrackerConfig;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::types::{BBox, ClassId, Detection, TrackedObject};
@@ -60,6 +65,20 @@ const MIN_VISIBLE_SHARE: f32 = 0.5;
 const RECOVER_BOX_SIZES: f32 = 0.75;
 /// ...and is no more than this factor larger or smaller.
 const RECOVER_SIZE_RATIO: f32 = 1.5;
+/// Boxes a track remembers, newest last: a new track is looked for in them (see
+/// [`Tracker::split_from`]). A new track is confirmed on its second detection; the box it was
+/// part of may be two of its neighbour's detections before its first.
+const SPLIT_LOOKBACK: usize = 4;
+/// A track's earlier box held a neighbour too when it was at least this many times the area of
+/// the box it follows now...
+const SPLIT_AREA_RATIO: f32 = 1.5;
+/// ...and the new track's first box, moved back along its own motion to then, lay at least this
+/// share inside it...
+const SPLIT_INSIDE_SHARE: f32 = 0.6;
+/// ...and the two go side by side: along their motion, their boxes overlap by at least this
+/// share of the shorter. A vehicle boxed in parts (a truck's cab and its trailer) has its parts
+/// one behind the other.
+const SIDE_BY_SIDE_SHARE: f32 = 0.5;
 /// A track seen as a rider (a person) is the vehicle it rides once the ridden class's votes reach
 /// this share of the rider's. A small motorbike under its rider is missed far more often than
 /// the rider (on the Vietnamese junction at half size, most frames find the rider alone), while a
@@ -101,6 +120,11 @@ struct Track {
     class_votes: HashMap<ClassId, f32>,
     /// Group of classes this track may match (e.g. all vehicles).
     group: usize,
+    /// Its last `SPLIT_LOOKBACK` detections' times and boxes, oldest first.
+    recent: VecDeque<(Duration, BBox)>,
+    /// Where its vehicle was, on a box that held a neighbour too, before the detector told the
+    /// two apart (see [`Tracker::split_from`]).
+    origin: Option<BBox>,
 }
 
 impl Track {
@@ -147,6 +171,14 @@ impl Track {
         self.record(det, now, min_hits);
     }
 
+    /// Its first box, moved back `back_s` seconds along its motion and growth.
+    fn first_box_before(&self, back_s: f32) -> BBox {
+        let ((vx, vy), (gw, gh)) = (self.filter.velocity(), self.filter.growth());
+        let first = self.first_box.center();
+        let (w, h) = (self.first_box.width() * (-gw * back_s).exp(), self.first_box.height() * (-gh * back_s).exp());
+        BBox::from_center(first.x - vx * back_s, first.y - vy * back_s, w, h)
+    }
+
     /// Whether the track, unseen now, is predicted mostly outside `seen` (the frame, or the
     /// detection region): it has left, and coasting on beyond the edge would only let it take
     /// over a vehicle entering there.
@@ -158,12 +190,16 @@ impl Track {
     /// The track as the analytics see it in a frame where `det` is its detection.
     fn object(&self, det: &Detection, riders: &Riders) -> TrackedObject {
         let (vx, vy) = self.filter.velocity();
-        TrackedObject { id: self.id, bbox: det.bbox, class: self.class(riders), score: det.score, velocity: [vx, vy] }
+        TrackedObject { id: self.id, bbox: det.bbox, class: self.class(riders), score: det.score, velocity: [vx, vy], origin: self.origin.map(|b| b.bottom_center()) }
     }
 
     /// Counts a detection of this track (its filter is updated by the caller, or started from it).
     fn record(&mut self, det: &Detection, now: Duration, min_hits: u32) {
         self.last_box = det.bbox;
+        if self.recent.len() == SPLIT_LOOKBACK {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((now, det.bbox));
         self.hits += 1;
         self.last_seen = now;
         *self.class_votes.entry(det.class).or_default() += det.score;
@@ -298,6 +334,10 @@ impl Tracker {
             if let Some(lost) = self.recoverable(t, &matched, &gone, lost_timeout) {
                 self.take_over(t, lost);
                 gone[lost] = true;
+            } else if let Some(origin) = self.split_from(t, &matched) {
+                let track = &mut self.tracks[t];
+                tracing::debug!(track = track.id, ?origin, first = ?track.first_box, "a track told apart from a neighbour's box");
+                track.origin = Some(origin);
             }
         }
         let mut out: Vec<TrackedObject> = Vec::new();
@@ -369,8 +409,6 @@ impl Tracker {
     /// track's last box. The nearest such track wins.
     fn recoverable(&self, t: usize, matched: &[Option<usize>], gone: &[bool], lost_timeout: Duration) -> Option<usize> {
         let new = &self.tracks[t];
-        let (vx, vy) = new.filter.velocity();
-        let (gw, gh) = new.filter.growth();
         let candidates = (0..self.tracks.len()).filter(|&l| {
             let lost = &self.tracks[l];
             l != t
@@ -384,10 +422,7 @@ impl Tracker {
         candidates
             .filter_map(|l| {
                 let lost = &self.tracks[l];
-                let back = (new.first_seen - lost.last_seen).as_secs_f32();
-                let first = new.first_box.center();
-                let (w, h) = (new.first_box.width() * (-gw * back).exp(), new.first_box.height() * (-gh * back).exp());
-                let then = BBox::from_center(first.x - vx * back, first.y - vy * back, w, h);
+                let then = new.first_box_before((new.first_seen - lost.last_seen).as_secs_f32());
                 let seen = &lost.last_box;
                 if goes_against(lost, &new.first_box) {
                     return None;
@@ -401,6 +436,34 @@ impl Tracker {
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(l, _)| l)
+    }
+
+    /// Where the newly confirmed track `t` was before it was told apart from a neighbour, if it
+    /// was: two vehicles side by side that the detector boxed as one (at 5 fps on the arterial, a
+    /// silver car beside a dark one, both just before the line), then as two. The track that
+    /// kept the joint box follows one of them; the other starts a new track, already past the
+    /// line. That earlier box of the neighbour's held `t`'s first box moved back along `t`'s own
+    /// motion, and was much larger than the neighbour's box now.
+    fn split_from(&self, t: usize, matched: &[Option<usize>]) -> Option<BBox> {
+        let new = &self.tracks[t];
+        let (vx, vy) = new.filter.velocity();
+        (0..self.tracks.len())
+            .filter(|&m| {
+                let other = &self.tracks[m];
+                m != t
+                    && matched[m].is_some()
+                    && other.state == TrackState::Confirmed
+                    && (other.group == new.group || self.riding_pair(other.group, new.group))
+                    && side_by_side(&other.last_box, &new.last_box, (vx, vy))
+            })
+            .find_map(|m| {
+                let other = &self.tracks[m];
+                other.recent.iter().filter(|(seen, _)| *seen < new.first_seen).find_map(|(seen, joint)| {
+                    let then = new.first_box_before((new.first_seen - *seen).as_secs_f32());
+                    let held = joint.area() >= SPLIT_AREA_RATIO * other.last_box.area() && then.intersection(joint) >= SPLIT_INSIDE_SHARE * then.area();
+                    held.then_some(then)
+                })
+            })
     }
 
     /// Track `t` is the lost track `lost` found again: it takes the lost track's id and its
@@ -461,6 +524,8 @@ impl Tracker {
             last_seen: now,
             class_votes: HashMap::new(),
             group: self.group(det.class),
+            recent: VecDeque::with_capacity(SPLIT_LOOKBACK),
+            origin: None,
         };
         self.next_id += 1;
         track.record(det, now, self.config.min_hits);
@@ -481,6 +546,23 @@ fn goes_against(track: &Track, b: &BBox) -> bool {
     let step = ((to.x - from.x) / w, (to.y - from.y) / h);
     let along = (step.0 * v.0 + step.1 * v.1) / v.0.hypot(v.1).max(1e-6);
     v.0.hypot(v.1) > MOVING_BOX_SIZES_PER_S && along < -BACKWARDS_BOX_SIZES
+}
+
+/// Whether boxes `a` and `b` go side by side along `motion`: their extents along it overlap by at
+/// least `SIDE_BY_SIDE_SHARE` of the shorter. Not when standing still.
+fn side_by_side(a: &BBox, b: &BBox, motion: (f32, f32)) -> bool {
+    let speed = motion.0.hypot(motion.1);
+    if speed <= f32::EPSILON {
+        return false;
+    }
+    let (ux, uy) = (motion.0 / speed, motion.1 / speed);
+    let extent = |b: &BBox| {
+        let (c, half) = (b.center(), (b.width() * ux.abs() + b.height() * uy.abs()) / 2.0);
+        let along = c.x * ux + c.y * uy;
+        (along - half, along + half)
+    };
+    let ((a1, a2), (b1, b2)) = (extent(a), extent(b));
+    a2.min(b2) - a1.max(b1) >= SIDE_BY_SIDE_SHARE * (a2 - a1).min(b2 - b1)
 }
 
 /// How many times larger or smaller `b` is than `a`, in width or in height, whichever differs more.

@@ -281,3 +281,47 @@ fn a_car_that_drove_out_of_the_frame_is_not_matched_to_one_driving_in() {
     assert!(!ids.is_empty() && ids.iter().all(|&id| id != 1), "{ids:?}");
     assert!(t.tracks.iter().all(|tr| tr.id != 1), "the car that left is forgotten");
 }
+
+/// Two cars side by side, driving right at 0.08 a frame (5 fps): boxed as one on frames 0 and 1,
+/// then the lower car alone, then both apart. Or, `in_parts`, one long truck boxed whole, then as
+/// its rear and its front, one behind the other.
+fn told_apart(in_parts: bool) -> Vec<TrackedObject> {
+    let mut t = tracker();
+    let x = |f: u32| 0.2 + 0.08 * f as f32;
+    type Boxes = (fn(f32) -> BBox, fn(f32) -> BBox, fn(f32) -> BBox);
+    let (joint, first, second): Boxes = if in_parts {
+        (|x: f32| BBox::from_center(x, 0.5, 0.24, 0.08), |x: f32| BBox::from_center(x - 0.06, 0.5, 0.12, 0.08), |x: f32| BBox::from_center(x + 0.06, 0.5, 0.12, 0.08))
+    } else {
+        (|x: f32| BBox::from_center(x, 0.5, 0.12, 0.15), |x: f32| BBox::from_center(x, 0.535, 0.12, 0.08), |x: f32| BBox::from_center(x, 0.465, 0.12, 0.08))
+    };
+    let car = |bbox: BBox| Detection { bbox, class: CAR, score: 0.9 };
+    let mut out = Vec::new();
+    for f in 0..6 {
+        let dets = match f {
+            0 | 1 => vec![car(joint(x(f)))],
+            2 => vec![car(first(x(f)))],
+            _ => vec![car(first(x(f))), car(second(x(f)))],
+        };
+        out = t.update(&dets, at(f, 5.0));
+        if f == 4 {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_car_told_apart_from_its_neighbours_box_starts_where_it_was_in_that_box() {
+    let out = told_apart(false);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let upper = out.iter().find(|o| o.id != 1).expect("the upper car's own track");
+    let origin = upper.origin.expect("it was in the joint box");
+    // Its first box (frame 3) was at x 0.44; moved back to the joint box of frame 1 (x 0.28).
+    assert!(origin.x < 0.40 && origin.x > 0.16, "{origin:?}");
+    assert!(out.iter().find(|o| o.id == 1).is_some_and(|o| o.origin.is_none()));
+}
+
+#[test]
+fn a_vehicle_boxed_in_parts_one_behind_the_other_is_not_told_apart() {
+    assert!(told_apart(true).iter().all(|o| o.origin.is_none()));
+}
