@@ -139,8 +139,9 @@ pub struct TrackedObject {
     /// The box centre's velocity as the tracker estimates it over the track's life (x, y),
     /// normalized units per second: the track's own motion, steadier than box to box.
     pub velocity: [f32; 2],
-    /// Where the vehicle was (its box's bottom centre) before the detector told it apart from a
-    /// neighbour it had boxed it with; the line counter starts the track there.
+    /// On a track's first report only: where its vehicle was (a box's bottom centre) while the
+    /// detector boxed it together with a neighbour, estimated by moving its first box back along
+    /// its motion. Counting lines start the track there; violation rules do not.
     pub origin: Option<Point>,
 }
 

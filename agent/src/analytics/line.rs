@@ -167,11 +167,21 @@ struct TrackMemory {
 pub struct LineCounter {
     lines: Vec<Line>,
     tracks: HashMap<u64, TrackMemory>,
+    /// Start a track told apart from a neighbour's box where it was in that box
+    /// ([`TrackedObject::origin`]).
+    from_origins: bool,
 }
 
 impl LineCounter {
     pub fn new(lines: Vec<Line>) -> LineCounter {
-        LineCounter { lines, tracks: HashMap::new() }
+        LineCounter { lines, tracks: HashMap::new(), from_origins: true }
+    }
+
+    /// A counter of crossings seen on both sides: a violation rests on what was seen, never on
+    /// where a vehicle was estimated to have been (a track's origin is projected back along its
+    /// motion, and its crossing dated when it is first reported).
+    pub fn seen_only(self) -> LineCounter {
+        LineCounter { from_origins: false, ..self }
     }
 
     pub fn lines(&self) -> &[Line] {
@@ -190,10 +200,11 @@ impl LineCounter {
             let point = obj.bbox.bottom_center();
             let lines = &self.lines;
             // A track told apart from a neighbour's box starts where it was in that box.
+            let origin = obj.origin.filter(|_| self.from_origins);
             let memory = self.tracks.entry(obj.id).or_insert_with(|| TrackMemory {
-                last_point: obj.origin.unwrap_or(point),
+                last_point: origin.unwrap_or(point),
                 last_seen: now,
-                lines: lines.iter().map(|line| TrackLineState { settled: obj.origin.and_then(|o| line.side(o)), ..TrackLineState::default() }).collect(),
+                lines: lines.iter().map(|line| TrackLineState { settled: origin.and_then(|o| line.side(o)), ..TrackLineState::default() }).collect(),
             });
             for (line, state) in self.lines.iter().zip(memory.lines.iter_mut()) {
                 if state.counted || !line.classes.contains(&obj.class) {
@@ -295,6 +306,9 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].direction, Direction::In);
         assert!(run(&mut c, 2, &[(0.55, 0.5), (0.62, 0.5)]).is_empty(), "first seen past the line, from nowhere");
+        let mut rule = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]).seen_only();
+        let got: Vec<Crossing> = [0.55, 0.62].iter().enumerate().flat_map(|(i, &x)| rule.update(&[split(x)], Duration::from_millis(200 * i as u64))).collect();
+        assert!(got.is_empty(), "a rule's counter goes by what it saw");
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub enum Unread {
     Blurred,
     /// Text was found and read, and fits no plate format (or a character was unsure).
     Unreadable,
-    /// A plate was read, but not surely enough: on one frame only, or with unsure characters.
+    /// A plate was read, but not surely enough: on one frame only, with unsure characters, or
+    /// only by the frame's edge (where characters may be cut).
     Unsure,
     /// Frames gave different plates, none surely enough.
     Disagreeing,
@@ -28,7 +29,8 @@ pub enum Unread {
 pub struct Plate {
     pub text: String,
     /// 0..1: the agreeing frames' read confidence, shared over the frames that read a plate
-    /// (at least two: a plate read on one frame only is half as sure).
+    /// (at least two: a plate read on one frame only is half as sure), but reads by the frame's
+    /// edge that confirm none.
     pub confidence: f32,
     /// The format it fits, e.g. `vn_motorbike`.
     pub format: &'static str,
@@ -43,11 +45,11 @@ pub const MIN_CONFIDENCE: f32 = 0.6;
 /// The plate most of `reads` agree on, weighted by their confidence, if sure enough; else the
 /// reason, the one that came closest to a read.
 pub fn vote(reads: &[FrameRead]) -> PlateOutcome {
-    let read: Vec<&PlateRead> = reads.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let plates_read: Vec<&PlateRead> = reads.iter().filter_map(|r| r.as_ref().ok()).collect();
     // A read by the frame's edge may have lost characters beyond it: it confirms a plate read
     // whole on another frame, and otherwise counts neither for nor against one.
-    let plates: Vec<&PlateRead> = read.iter().copied().filter(|p| !p.at_frame_edge || read.iter().any(|w| !w.at_frame_edge && w.text == p.text)).collect();
-    if plates.is_empty() && !read.is_empty() {
+    let plates: Vec<&PlateRead> = plates_read.iter().copied().filter(|p| !p.at_frame_edge || plates_read.iter().any(|w| !w.at_frame_edge && w.text == p.text)).collect();
+    if plates.is_empty() && !plates_read.is_empty() {
         return Err(Unread::Unsure);
     }
     let mut tally: Vec<(&str, f32, usize)> = Vec::new();

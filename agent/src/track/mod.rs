@@ -65,10 +65,13 @@ const MIN_VISIBLE_SHARE: f32 = 0.5;
 const RECOVER_BOX_SIZES: f32 = 0.75;
 /// ...and is no more than this factor larger or smaller.
 const RECOVER_SIZE_RATIO: f32 = 1.5;
-/// Boxes a track remembers, newest last: a new track is looked for in them (see
-/// [`Tracker::split_from`]). A new track is confirmed on its second detection; the box it was
-/// part of may be two of its neighbour's detections before its first.
-const SPLIT_LOOKBACK: usize = 4;
+/// A track remembers its boxes of the last `min_hits` + this many detections, newest last: a new
+/// track, confirmed on its `min_hits`-th detection, is looked for in the boxes from before its
+/// first (see [`Tracker::split_from`]), with a detection missed in between.
+const SPLIT_LOOKBACK_EXTRA: u32 = 2;
+/// Boxes older than this, before a new track's first detection, are not looked in: its motion,
+/// known from a few detections, is not projected back further.
+const SPLIT_WITHIN: Duration = Duration::from_secs(1);
 /// A track's earlier box held a neighbour too when it was at least this many times the area of
 /// the box it follows now...
 const SPLIT_AREA_RATIO: f32 = 1.5;
@@ -77,8 +80,11 @@ const SPLIT_AREA_RATIO: f32 = 1.5;
 const SPLIT_INSIDE_SHARE: f32 = 0.6;
 /// ...and the two go side by side: along their motion, their boxes overlap by at least this
 /// share of the shorter. A vehicle boxed in parts (a truck's cab and its trailer) has its parts
-/// one behind the other.
+/// one behind the other...
 const SIDE_BY_SIDE_SHARE: f32 = 0.5;
+/// ...and are two vehicles now: their boxes share less than this of the smaller (not a part of
+/// a vehicle boxed again inside it).
+const SPLIT_MAX_OVERLAP: f32 = 0.3;
 /// A track seen as a rider (a person) is the vehicle it rides once the ridden class's votes reach
 /// this share of the rider's. A small motorbike under its rider is missed far more often than
 /// the rider (on the Vietnamese junction at half size, most frames find the rider alone), while a
@@ -120,7 +126,7 @@ struct Track {
     class_votes: HashMap<ClassId, f32>,
     /// Group of classes this track may match (e.g. all vehicles).
     group: usize,
-    /// Its last `SPLIT_LOOKBACK` detections' times and boxes, oldest first.
+    /// Its last `min_hits + SPLIT_LOOKBACK_EXTRA` detections' times and boxes, oldest first.
     recent: VecDeque<(Duration, BBox)>,
     /// Where its vehicle was, on a box that held a neighbour too, before the detector told the
     /// two apart (see [`Tracker::split_from`]).
@@ -190,16 +196,16 @@ impl Track {
     /// The track as the analytics see it in a frame where `det` is its detection.
     fn object(&self, det: &Detection, riders: &Riders) -> TrackedObject {
         let (vx, vy) = self.filter.velocity();
-        TrackedObject { id: self.id, bbox: det.bbox, class: self.class(riders), score: det.score, velocity: [vx, vy], origin: self.origin.map(|b| b.bottom_center()) }
+        TrackedObject { id: self.id, bbox: det.bbox, class: self.class(riders), score: det.score, velocity: [vx, vy], origin: None }
     }
 
     /// Counts a detection of this track (its filter is updated by the caller, or started from it).
     fn record(&mut self, det: &Detection, now: Duration, min_hits: u32) {
         self.last_box = det.bbox;
-        if self.recent.len() == SPLIT_LOOKBACK {
+        self.recent.push_back((now, det.bbox));
+        if self.recent.len() > (min_hits + SPLIT_LOOKBACK_EXTRA) as usize {
             self.recent.pop_front();
         }
-        self.recent.push_back((now, det.bbox));
         self.hits += 1;
         self.last_seen = now;
         *self.class_votes.entry(det.class).or_default() += det.score;
@@ -330,21 +336,29 @@ impl Tracker {
         }
         let lost_timeout = Duration::from_secs_f32(self.config.lost_timeout_s);
         let mut gone = vec![false; self.tracks.len()];
+        let mut new_tracks = Vec::new();
         for t in confirmed_now {
             if let Some(lost) = self.recoverable(t, &matched, &gone, lost_timeout) {
                 self.take_over(t, lost);
                 gone[lost] = true;
-            } else if let Some(origin) = self.split_from(t, &matched) {
+            } else {
+                new_tracks.push(t);
+            }
+        }
+        // After the recoveries: a track found again brings the boxes it had before it was lost.
+        for t in new_tracks {
+            if let Some(origin) = self.split_from(t, &matched) {
                 let track = &mut self.tracks[t];
                 tracing::debug!(track = track.id, ?origin, first = ?track.first_box, "a track told apart from a neighbour's box");
                 track.origin = Some(origin);
             }
         }
         let mut out: Vec<TrackedObject> = Vec::new();
-        for ((track, det), gone) in self.tracks.iter().zip(&matched).zip(&gone) {
+        for ((track, det), gone) in self.tracks.iter_mut().zip(&matched).zip(&gone) {
             if let (Some(d), false, TrackState::Confirmed) = (det, gone, track.state) {
                 let det = &detections[*d];
-                out.push(track.object(det, &self.riders));
+                // Where it was before it was told apart goes with its first report only.
+                out.push(TrackedObject { origin: track.origin.take().map(|b| b.bottom_center()), ..track.object(det, &self.riders) });
             }
         }
         // A tentative track that missed a frame was noise; a confirmed one coasts until it times out.
@@ -444,36 +458,56 @@ impl Tracker {
     /// kept the joint box follows one of them; the other starts a new track, already past the
     /// line. That earlier box of the neighbour's held `t`'s first box moved back along `t`'s own
     /// motion, and was much larger than the neighbour's box now.
+    /// Only within a class group: a rider boxed with the motorbike it rides, then alone, is the
+    /// motorbike's rider, not another vehicle. The newest such box wins (the shortest projection).
     fn split_from(&self, t: usize, matched: &[Option<usize>]) -> Option<BBox> {
         let new = &self.tracks[t];
-        let (vx, vy) = new.filter.velocity();
+        let (bx, by) = new.box_velocity();
+        if bx.hypot(by) <= STILL_BOX_SIZES_PER_S {
+            return None;
+        }
+        let motion = new.filter.velocity();
         (0..self.tracks.len())
             .filter(|&m| {
                 let other = &self.tracks[m];
+                let (a, b) = (&other.last_box, &new.last_box);
                 m != t
                     && matched[m].is_some()
                     && other.state == TrackState::Confirmed
-                    && (other.group == new.group || self.riding_pair(other.group, new.group))
-                    && side_by_side(&other.last_box, &new.last_box, (vx, vy))
+                    && other.group == new.group
+                    && side_by_side(a, b, motion)
+                    && a.intersection(b) < SPLIT_MAX_OVERLAP * a.area().min(b.area())
             })
-            .find_map(|m| {
+            .flat_map(|m| {
                 let other = &self.tracks[m];
-                other.recent.iter().filter(|(seen, _)| *seen < new.first_seen).find_map(|(seen, joint)| {
+                other.recent.iter().filter(|(seen, _)| *seen < new.first_seen && new.first_seen - *seen <= SPLIT_WITHIN).filter_map(move |(seen, joint)| {
                     let then = new.first_box_before((new.first_seen - *seen).as_secs_f32());
                     let held = joint.area() >= SPLIT_AREA_RATIO * other.last_box.area() && then.intersection(joint) >= SPLIT_INSIDE_SHARE * then.area();
-                    held.then_some(then)
+                    held.then_some((*seen, then))
                 })
             })
+            .max_by_key(|(seen, _)| *seen)
+            .map(|(_, then)| then)
     }
 
     /// Track `t` is the lost track `lost` found again: it takes the lost track's id and its
     /// class evidence (the lost track is dropped by the caller).
     fn take_over(&mut self, t: usize, lost: usize) {
         let (id, votes) = (self.tracks[lost].id, std::mem::take(&mut self.tracks[lost].class_votes));
+        let earlier = std::mem::take(&mut self.tracks[lost].recent);
+        let remembered = (self.config.min_hits + SPLIT_LOOKBACK_EXTRA) as usize;
         let track = &mut self.tracks[t];
         track.id = id;
         for (class, score) in votes {
             *track.class_votes.entry(class).or_default() += score;
+        }
+        // Its boxes from before it was lost: a neighbour told apart from it looks in them.
+        let first_seen = track.first_seen;
+        for &entry in earlier.iter().rev().filter(|(seen, _)| *seen < first_seen) {
+            track.recent.push_front(entry);
+        }
+        while track.recent.len() > remembered {
+            track.recent.pop_front();
         }
     }
 
@@ -524,7 +558,7 @@ impl Tracker {
             last_seen: now,
             class_votes: HashMap::new(),
             group: self.group(det.class),
-            recent: VecDeque::with_capacity(SPLIT_LOOKBACK),
+            recent: VecDeque::new(),
             origin: None,
         };
         self.next_id += 1;
