@@ -3,7 +3,8 @@
 //! The detector's input is a few hundred pixels wide. Shrinking a whole 1080p view into it makes
 //! a motorbike 60 px wide 13 px wide, and one twice as far away 7 px: below what a small detector
 //! finds (on the Vietnamese junction shown at half size, 1 of 14 motorbikes is counted at 416 px
-//! and 5 fps). Most of a traffic view is sky, façades and road far beyond the lines that count. So the detector is given the road around the camera's lines and zones, cut from the
+//! and 5 fps). Most of a traffic view is sky, façades and road far beyond the lines that count.
+//! So the detector is given the road around the camera's lines and zones, cut from the
 //! decoded picture at its own resolution ([`crate::source::NativeFrame`]), with as many input
 //! pixels as the whole frame would have had (about the same inference cost), or more where
 //! `detect_width_px` asks for them.
@@ -36,7 +37,7 @@ pub enum DetectRegion {
     /// The whole frame, scaled down as it is. The default: a region cuts the vehicles that
     /// cross its edge, and where vehicles are large in the view (the arterial's cars are a
     /// quarter of the frame long) a quarter of the frame around its line is too little road to
-    /// track two cars in a row (eastbound at 5 fps, 15 of 16 counted with the whole frame, 9
+    /// track two cars in a row (eastbound at 5 fps, 16 of 16 counted with the whole frame, 10
     /// with `auto`).
     #[default]
     Frame,
