@@ -173,15 +173,16 @@ pub struct LineCounter {
 }
 
 impl LineCounter {
+    /// A counter of crossings seen on both sides of a line: what a violation rests on.
     pub fn new(lines: Vec<Line>) -> LineCounter {
-        LineCounter { lines, tracks: HashMap::new(), from_origins: true }
+        LineCounter { lines, tracks: HashMap::new(), from_origins: false }
     }
 
-    /// A counter of crossings seen on both sides: a violation rests on what was seen, never on
-    /// where a vehicle was estimated to have been (a track's origin is projected back along its
-    /// motion, and its crossing dated when it is first reported).
-    pub fn seen_only(self) -> LineCounter {
-        LineCounter { from_origins: false, ..self }
+    /// A counter that also starts a track told apart from a neighbour's box where it was
+    /// estimated to be in that box (its origin, projected back along its motion; the crossing is
+    /// dated when the track is first reported): for counts, not for violations.
+    pub fn from_origins(self) -> LineCounter {
+        LineCounter { from_origins: true, ..self }
     }
 
     pub fn lines(&self) -> &[Line] {
@@ -300,13 +301,13 @@ mod tests {
 
     #[test]
     fn a_track_told_apart_from_a_neighbours_box_crosses_from_where_it_was_in_it() {
-        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]);
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]).from_origins();
         let split = |x: f32| TrackedObject { origin: Some(Point { x: 0.4, y: 0.5 }), ..obj(1, x, 0.5) };
         let got: Vec<Crossing> = [0.55, 0.62].iter().enumerate().flat_map(|(i, &x)| c.update(&[split(x)], Duration::from_millis(200 * i as u64))).collect();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].direction, Direction::In);
         assert!(run(&mut c, 2, &[(0.55, 0.5), (0.62, 0.5)]).is_empty(), "first seen past the line, from nowhere");
-        let mut rule = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]).seen_only();
+        let mut rule = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]);
         let got: Vec<Crossing> = [0.55, 0.62].iter().enumerate().flat_map(|(i, &x)| rule.update(&[split(x)], Duration::from_millis(200 * i as u64))).collect();
         assert!(got.is_empty(), "a rule's counter goes by what it saw");
     }

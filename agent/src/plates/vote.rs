@@ -29,8 +29,8 @@ pub enum Unread {
 pub struct Plate {
     pub text: String,
     /// 0..1: the agreeing frames' read confidence, shared over the frames that read a plate
-    /// (at least two: a plate read on one frame only is half as sure), but reads by the frame's
-    /// edge that confirm none.
+    /// (at least two: a plate read on one frame only is half as sure), except reads by the
+    /// frame's edge that confirm no whole read.
     pub confidence: f32,
     /// The format it fits, e.g. `vn_motorbike`.
     pub format: &'static str,

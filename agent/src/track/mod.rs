@@ -65,13 +65,13 @@ const MIN_VISIBLE_SHARE: f32 = 0.5;
 const RECOVER_BOX_SIZES: f32 = 0.75;
 /// ...and is no more than this factor larger or smaller.
 const RECOVER_SIZE_RATIO: f32 = 1.5;
-/// A track remembers its boxes of the last `min_hits` + this many detections, newest last: a new
-/// track, confirmed on its `min_hits`-th detection, is looked for in the boxes from before its
-/// first (see [`Tracker::split_from`]), with a detection missed in between.
-const SPLIT_LOOKBACK_EXTRA: u32 = 2;
-/// Boxes older than this, before a new track's first detection, are not looked in: its motion,
-/// known from a few detections, is not projected back further.
+/// Boxes older than this, before a new track's first detection, are not looked in (see
+/// [`Tracker::split_from`]): its motion, known from a few detections, is not projected back
+/// further.
 const SPLIT_WITHIN: Duration = Duration::from_secs(1);
+/// A track remembers its boxes of this long: a new track confirmed up to 2 s after its first
+/// detection (`min_hits` 2 at 1 analysed fps) looks in those of the `SPLIT_WITHIN` before it.
+const RECENT_FOR: Duration = Duration::from_secs(3);
 /// A track's earlier box held a neighbour too when it was at least this many times the area of
 /// the box it follows now...
 const SPLIT_AREA_RATIO: f32 = 1.5;
@@ -126,11 +126,8 @@ struct Track {
     class_votes: HashMap<ClassId, f32>,
     /// Group of classes this track may match (e.g. all vehicles).
     group: usize,
-    /// Its last `min_hits + SPLIT_LOOKBACK_EXTRA` detections' times and boxes, oldest first.
+    /// Its detections' times and boxes of the last `RECENT_FOR`, oldest first.
     recent: VecDeque<(Duration, BBox)>,
-    /// Where its vehicle was, on a box that held a neighbour too, before the detector told the
-    /// two apart (see [`Tracker::split_from`]).
-    origin: Option<BBox>,
 }
 
 impl Track {
@@ -177,6 +174,13 @@ impl Track {
         self.record(det, now, min_hits);
     }
 
+    /// Drops the boxes older than `RECENT_FOR` before it was last seen.
+    fn forget_old_boxes(&mut self) {
+        while self.recent.front().is_some_and(|(seen, _)| self.last_seen.saturating_sub(*seen) > RECENT_FOR) {
+            self.recent.pop_front();
+        }
+    }
+
     /// Its first box, moved back `back_s` seconds along its motion and growth.
     fn first_box_before(&self, back_s: f32) -> BBox {
         let ((vx, vy), (gw, gh)) = (self.filter.velocity(), self.filter.growth());
@@ -203,11 +207,9 @@ impl Track {
     fn record(&mut self, det: &Detection, now: Duration, min_hits: u32) {
         self.last_box = det.bbox;
         self.recent.push_back((now, det.bbox));
-        if self.recent.len() > (min_hits + SPLIT_LOOKBACK_EXTRA) as usize {
-            self.recent.pop_front();
-        }
         self.hits += 1;
         self.last_seen = now;
+        self.forget_old_boxes();
         *self.class_votes.entry(det.class).or_default() += det.score;
         if self.hits >= min_hits {
             self.state = TrackState::Confirmed;
@@ -346,19 +348,18 @@ impl Tracker {
             }
         }
         // After the recoveries: a track found again brings the boxes it had before it was lost.
-        for t in new_tracks {
-            if let Some(origin) = self.split_from(t, &matched) {
-                let track = &mut self.tracks[t];
-                tracing::debug!(track = track.id, ?origin, first = ?track.first_box, "a track told apart from a neighbour's box");
-                track.origin = Some(origin);
-            }
+        // Where a new track was before it was told apart goes with its first report only.
+        let origins: Vec<(usize, BBox)> = new_tracks.into_iter().filter_map(|t| Some((t, self.split_from(t, &matched)?))).collect();
+        for (t, origin) in &origins {
+            let track = &self.tracks[*t];
+            tracing::debug!(track = track.id, ?origin, first = ?track.first_box, "a track told apart from a neighbour's box");
         }
         let mut out: Vec<TrackedObject> = Vec::new();
-        for ((track, det), gone) in self.tracks.iter_mut().zip(&matched).zip(&gone) {
+        for (t, ((track, det), gone)) in self.tracks.iter().zip(&matched).zip(&gone).enumerate() {
             if let (Some(d), false, TrackState::Confirmed) = (det, gone, track.state) {
                 let det = &detections[*d];
-                // Where it was before it was told apart goes with its first report only.
-                out.push(TrackedObject { origin: track.origin.take().map(|b| b.bottom_center()), ..track.object(det, &self.riders) });
+                let origin = origins.iter().find(|(o, _)| *o == t).map(|(_, b)| b.bottom_center());
+                out.push(TrackedObject { origin, ..track.object(det, &self.riders) });
             }
         }
         // A tentative track that missed a frame was noise; a confirmed one coasts until it times out.
@@ -495,7 +496,6 @@ impl Tracker {
     fn take_over(&mut self, t: usize, lost: usize) {
         let (id, votes) = (self.tracks[lost].id, std::mem::take(&mut self.tracks[lost].class_votes));
         let earlier = std::mem::take(&mut self.tracks[lost].recent);
-        let remembered = (self.config.min_hits + SPLIT_LOOKBACK_EXTRA) as usize;
         let track = &mut self.tracks[t];
         track.id = id;
         for (class, score) in votes {
@@ -506,9 +506,7 @@ impl Tracker {
         for &entry in earlier.iter().rev().filter(|(seen, _)| *seen < first_seen) {
             track.recent.push_front(entry);
         }
-        while track.recent.len() > remembered {
-            track.recent.pop_front();
-        }
+        track.forget_old_boxes();
     }
 
     /// 0 for a perfect match, `NO_MATCH` for an impossible one: half overlap, half how far the
@@ -559,7 +557,6 @@ impl Tracker {
             class_votes: HashMap::new(),
             group: self.group(det.class),
             recent: VecDeque::new(),
-            origin: None,
         };
         self.next_id += 1;
         track.record(det, now, self.config.min_hits);

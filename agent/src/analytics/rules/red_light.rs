@@ -71,7 +71,7 @@ impl RedLight {
         RedLight {
             p1: line.p1,
             p2: line.p2,
-            counter: LineCounter::new(vec![line]).seen_only(),
+            counter: LineCounter::new(vec![line]),
             direction: config.direction,
             grace: Duration::from_secs_f32(config.grace_s),
             lamp: config.signal.region.map(|region| LampReader::new(region, &config.signal)),

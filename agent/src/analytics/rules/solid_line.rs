@@ -54,7 +54,7 @@ struct SolidLine {
 impl SolidLine {
     fn new(id: &str, config: &SolidLineConfig, classes: &[ClassId]) -> SolidLine {
         let line = rule_line(id, config.p1, config.p2, classes);
-        SolidLine { p1: line.p1, p2: line.p2, counter: LineCounter::new(vec![line]).seen_only(), forbidden: config.direction }
+        SolidLine { p1: line.p1, p2: line.p2, counter: LineCounter::new(vec![line]), forbidden: config.direction }
     }
 
 }
