@@ -101,8 +101,14 @@ impl CameraAnalysis {
         let (lines, rules) = (camera.lines.iter().map(|l| l.id.as_str()), camera.rules.iter().map(|r| r.id.as_str()));
         let mut emitter = Emitter::new(id.clone(), &parts.prefix, lines, rules, options.counts_interval, parts.events, parts.health.clone());
         emitter.read_plates_on(camera.lines.iter().filter(|l| l.plates).map(|l| l.id.clone()).chain(camera.rules.iter().filter(|r| r.plates).map(|r| r.id.clone())));
-        let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates));
         let region = camera.detect_region.resolve(&analyzers.watched());
+        let plates = parts.plates.map(|reader| {
+            let watch = PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates);
+            match region {
+                Some(r) => watch.within(r),
+                None => watch,
+            }
+        });
         let riders = Riders { riders: manifest.rider_classes.clone(), ridden: manifest.ridden_classes.clone() };
         let mut tracker = Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes, riders);
         if let Some(r) = region {

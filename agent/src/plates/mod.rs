@@ -90,7 +90,7 @@ const BLUR_VARIANCE: f64 = 60.0;
 /// Share of a crop's width on each side where a plate is not looked for: there, a neighbour's
 /// plate shows when vehicles queue side by side.
 const SIDE_SHARE: f32 = 0.08;
-/// A box this near the frame's edge (share of the frame's width) was cut by it.
+/// A box this near the edge of what the detector saw (share of the frame's width) was cut by it.
 const AT_EDGE_SHARE: f32 = 0.005;
 /// A text line ending this many line heights or nearer to the frame's edge may go on beyond it:
 /// a character's width and the gap to the next are about 0.7 of a line's height, and the
@@ -112,13 +112,15 @@ pub struct PlateRead {
     pub confidence: f32,
     /// Where the plate is in the crop, pixels.
     pub region: Rect,
-    /// A line of it ends by a side of the crop that the frame's edge cut: characters may be
-    /// missing beyond, and the rest can fit a format as another plate (the vote weighs it so).
+    /// A line of it ends by a side of the crop that the frame's edge cut (see [`CutSides`]):
+    /// characters may be missing beyond, and the rest can fit a format as another plate (the
+    /// vote weighs it so).
     pub at_frame_edge: bool,
 }
 
-/// Sides of a vehicle's crop that the frame's edge cut: the vehicle goes on beyond them, so its
-/// plate may lie right at them, and no neighbour's can.
+/// Sides of a vehicle's crop that the frame's edge cut (or the detection region's, on a camera
+/// with one): the vehicle goes on beyond them, so its plate may lie right at them, and no
+/// neighbour's can.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CutSides {
     pub left: bool,
@@ -126,10 +128,12 @@ pub struct CutSides {
 }
 
 impl CutSides {
-    /// The sides of `bbox` (normalized) that lie at the frame's edge. Detector boxes are clamped
-    /// to the frame, so a vehicle cut by it has its box within a pixel or two of the edge.
-    pub fn of(bbox: BBox) -> CutSides {
-        CutSides { left: bbox.x1 <= AT_EDGE_SHARE, right: bbox.x2 >= 1.0 - AT_EDGE_SHARE }
+    /// The sides of `bbox` (normalized) that lie at the edge of `seen`, what the detector looked
+    /// at (the frame, or the camera's detection region). Detector boxes are clamped to it, so a
+    /// vehicle cut by its edge has its box within a pixel or two of that edge. A vehicle cut by
+    /// the region's edge goes on in the frame, but its crop ends with its box.
+    pub fn of(bbox: BBox, seen: BBox) -> CutSides {
+        CutSides { left: bbox.x1 <= seen.x1 + AT_EDGE_SHARE, right: bbox.x2 >= seen.x2 - AT_EDGE_SHARE }
     }
 }
 
@@ -389,10 +393,13 @@ mod tests {
         assert!(in_plate_zone(&by_left, size, CutSides { left: true, right: false }), "the car goes on beyond the frame");
         assert!(!in_plate_zone(&line(360.0, 200.0, 396.0, 220.0), size, CutSides { left: true, right: false }));
         assert_eq!(plate_zone(size, CutSides { left: true, right: true }), Rect::new(0, 90, 400, 210));
-        let cut = |x1: f32, x2: f32| CutSides::of(BBox { x1, y1: 0.4, x2, y2: 0.8 });
+        let frame = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
+        let cut = |x1: f32, x2: f32| CutSides::of(BBox { x1, y1: 0.4, x2, y2: 0.8 }, frame);
         assert_eq!(cut(0.0, 0.2), CutSides { left: true, right: false });
         assert_eq!(cut(0.85, 1.0), CutSides { left: false, right: true });
         assert_eq!(cut(0.02, 0.3), CutSides::default(), "near the edge, not cut by it");
+        let region = BBox { x1: 0.25, y1: 0.2, x2: 0.75, y2: 0.9 };
+        assert_eq!(CutSides::of(BBox { x1: 0.25, y1: 0.4, x2: 0.4, y2: 0.8 }, region), CutSides { left: true, right: false }, "cut by the detection region");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use opencv::core::{Mat, MatTraitConst};
 
 use super::{CutSides, FrameRead, PlateError, PlateOutcome, PlateReader, vote};
-use crate::render::crop;
+use crate::render::{WHOLE_FRAME, crop};
 use crate::types::{BBox, ClassId, Frame, TrackedObject};
 
 /// Frames kept (and read) per vehicle: the ones where it is largest. Three let the vote
@@ -97,11 +97,18 @@ pub struct PlateWatch {
     read_all: bool,
     /// Reads for [`PlateWatch::take_finished`] (with `read_all`), one per track.
     finished: Vec<TrackPlate>,
+    /// What the detector looks at (the frame, or the camera's detection region).
+    seen: BBox,
 }
 
 impl PlateWatch {
     pub fn new(reader: Arc<PlateReader>, classes: Vec<ClassId>, read_all: bool) -> PlateWatch {
-        PlateWatch { reader, classes, tracks: BTreeMap::new(), read_all, finished: Vec::new() }
+        PlateWatch { reader, classes, tracks: BTreeMap::new(), read_all, finished: Vec::new(), seen: WHOLE_FRAME }
+    }
+
+    /// Vehicles are detected in `region` of the frame only: one at its edge is cut by it.
+    pub fn within(self, region: BBox) -> PlateWatch {
+        PlateWatch { seen: region, ..self }
     }
 
     /// Keeps this frame's crop of every vehicle whose plate is likelier to read here than in one
@@ -135,7 +142,7 @@ impl PlateWatch {
                     continue;
                 }
             };
-            let kept = Kept { image, native_per_px, size_px, score, cut: CutSides::of(object.bbox), t: now };
+            let kept = Kept { image, native_per_px, size_px, score, cut: CutSides::of(object.bbox, self.seen), t: now };
             // Frames much farther than the nearest go first, then the least likely to read.
             track.kept.retain(|k| k.size_px >= NEAR_ENOUGH * size_px);
             if track.kept.len() < KEEP_FRAMES {
