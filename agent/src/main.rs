@@ -123,7 +123,7 @@ enum Command {
         /// Run the detector on every analysed frame, moving or still (no motion gating).
         #[arg(long)]
         no_motion_gate: bool,
-        /// Read the licence plate of every vehicle track (whole frame, no config needed); the
+        /// Read the licence plate of every vehicle track (no config needed); the
         /// summary lists them under "plates" (text null when unread, with why), and --render
         /// writes each read plate beside its vehicle.
         #[arg(long)]

@@ -92,9 +92,10 @@ const BLUR_VARIANCE: f64 = 60.0;
 const SIDE_SHARE: f32 = 0.08;
 /// A box this near the edge of what the detector saw (share of the frame's width) was cut by it.
 const AT_EDGE_SHARE: f32 = 0.005;
-/// A text line ending this many line heights or nearer to the frame's edge may go on beyond it:
-/// a character's width and the gap to the next are about 0.7 of a line's height, and the
-/// detector leaves out a character's sliver at the edge. On the Vietnamese junction a Tucson
+/// A text line ending this many line heights or nearer to a cut side ([`CutSides`]: the frame's
+/// edge, or the detection region's) may go on beyond it: a character's width and the gap to the
+/// next are about 0.7 of a line's height, and the detector leaves out a character's sliver at the
+/// edge. On the Vietnamese junction a Tucson
 /// entering at the left edge showed `20 10` of its `420.10` there, 0.9 heights from the crop's
 /// side, read as the valid older plate `30G-2010`; a Sorento's whole plate lay as near.
 const CUT_LINE_HEIGHTS: f32 = 1.5;
@@ -131,7 +132,8 @@ impl CutSides {
     /// The sides of `bbox` (normalized) that lie at the edge of `seen`, what the detector looked
     /// at (the frame, or the camera's detection region). Detector boxes are clamped to it, so a
     /// vehicle cut by its edge has its box within a pixel or two of that edge. A vehicle cut by
-    /// the region's edge goes on in the frame, but its crop ends with its box.
+    /// the region's edge goes on in the frame; its crop reaches a margin beyond its box, into
+    /// pixels the detector did not see, and its text is cut where the crop ends.
     pub fn of(bbox: BBox, seen: BBox) -> CutSides {
         CutSides { left: bbox.x1 <= seen.x1 + AT_EDGE_SHARE, right: bbox.x2 >= seen.x2 - AT_EDGE_SHARE }
     }
@@ -295,8 +297,8 @@ fn in_plate_zone(b: &TextBox, size: Size, cut: CutSides) -> bool {
     plate_zone(size, cut).contains(opencv::core::Point::new(cx as i32, cy as i32)) && b.width() >= 0.8 * b.height()
 }
 
-/// Whether a text line ends near a side of the crop that the frame's edge cut, where its text
-/// may go on out of view.
+/// Whether a text line ends near a cut side of the crop ([`CutSides`]), where its text may go on
+/// out of view.
 fn reaches_cut_side(b: &TextBox, size: Size, cut: CutSides) -> bool {
     let margin = CUT_LINE_HEIGHTS * b.height();
     (cut.left && b.x1 <= margin) || (cut.right && size.width as f32 - b.x2 <= margin)
@@ -399,7 +401,10 @@ mod tests {
         assert_eq!(cut(0.85, 1.0), CutSides { left: false, right: true });
         assert_eq!(cut(0.02, 0.3), CutSides::default(), "near the edge, not cut by it");
         let region = BBox { x1: 0.25, y1: 0.2, x2: 0.75, y2: 0.9 };
-        assert_eq!(CutSides::of(BBox { x1: 0.25, y1: 0.4, x2: 0.4, y2: 0.8 }, region), CutSides { left: true, right: false }, "cut by the detection region");
+        let in_region = |x1: f32, x2: f32| CutSides::of(BBox { x1, y1: 0.4, x2, y2: 0.8 }, region);
+        assert_eq!(in_region(0.25, 0.4), CutSides { left: true, right: false }, "cut by the detection region");
+        assert_eq!(in_region(0.6, 0.75), CutSides { left: false, right: true });
+        assert_eq!(in_region(0.27, 0.74), CutSides::default(), "near its edges, not cut by them");
     }
 
     #[test]

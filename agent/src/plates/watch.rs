@@ -68,7 +68,7 @@ struct Kept {
     size_px: f32,
     /// How likely the plate reads here: size times sharpness.
     score: f32,
-    /// The sides of the crop that the frame's edge cut.
+    /// The sides of the crop that the frame's edge (or the detection region's) cut.
     cut: CutSides,
     t: Duration,
 }
