@@ -44,6 +44,9 @@ pub struct BBox {
     pub y2: f32,
 }
 
+/// The whole frame, as a region.
+pub const WHOLE_FRAME: BBox = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
+
 impl BBox {
     pub fn from_center(cx: f32, cy: f32, w: f32, h: f32) -> BBox {
         BBox { x1: cx - w / 2.0, y1: cy - h / 2.0, x2: cx + w / 2.0, y2: cy + h / 2.0 }
@@ -95,6 +98,11 @@ impl BBox {
     /// an `other` apart is an odd frame's, and leaves it as it is.
     pub fn joined(&self, other: &BBox) -> BBox {
         if self.intersection(other) > 0.0 { self.union(other) } else { *self }
+    }
+
+    /// How far the box reaches along the unit direction `(ux, uy)`.
+    pub fn extent_along(&self, ux: f32, uy: f32) -> f32 {
+        self.width() * ux.abs() + self.height() * uy.abs()
     }
 
     pub fn iou(&self, other: &BBox) -> f32 {

@@ -23,7 +23,7 @@ use crate::plates::PlateReader;
 use crate::plates::watch::PlateWatch;
 use crate::render::{Mark, Overlay, Shape, Tone, draw, enlarged, write_image};
 use crate::track::{Riders, Tracker};
-use crate::types::{BBox, CameraId, Detection, Frame, TrackedObject};
+use crate::types::{BBox, CameraId, Detection, Frame, TrackedObject, WHOLE_FRAME};
 
 /// Rendered frames are scaled up to at least this width, for readable labels.
 const RENDER_MIN_WIDTH: i32 = 800;
@@ -102,13 +102,7 @@ impl CameraAnalysis {
         let mut emitter = Emitter::new(id.clone(), &parts.prefix, lines, rules, options.counts_interval, parts.events, parts.health.clone());
         emitter.read_plates_on(camera.lines.iter().filter(|l| l.plates).map(|l| l.id.clone()).chain(camera.rules.iter().filter(|r| r.plates).map(|r| r.id.clone())));
         let region = camera.detect_region.resolve(&analyzers.watched());
-        let plates = parts.plates.map(|reader| {
-            let watch = PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates);
-            match region {
-                Some(r) => watch.within(r),
-                None => watch,
-            }
-        });
+        let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates).within(region.unwrap_or(WHOLE_FRAME)));
         let riders = Riders { riders: manifest.rider_classes.clone(), ridden: manifest.ridden_classes.clone() };
         let mut tracker = Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes, riders);
         if let Some(r) = region {

@@ -11,7 +11,8 @@ use crate::control::{self, Command, Rejected, Request};
 use crate::events::archive::EvidenceArchive;
 use crate::events::{EvidenceRef, Message, OutboxStats, Reply, Stats, evidence_message, rfc3339, snapshot_message};
 use crate::health::{AgentHealth, CameraHealth, DROP_CLASSES};
-use crate::render::{Evidence, Mark, WHOLE_FRAME, crop, evidence_jpeg, jpeg_size};
+use crate::render::{Evidence, Mark, crop, evidence_jpeg, jpeg_size};
+use crate::types::WHOLE_FRAME;
 
 /// A snapshot is refused when the camera's latest frame is older than this: the IOC asked for
 /// the scene now, not as it was before the camera went away.

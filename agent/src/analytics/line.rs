@@ -113,7 +113,7 @@ impl Line {
         let towards_right = obj.velocity[0] * nx + obj.velocity[1] * ny;
         let towards_side = if side == Side::Right { towards_right } else { -towards_right };
         // The box's extent across the line, the unit the speed is judged in.
-        let size = (obj.bbox.width() * nx.abs() + obj.bbox.height() * ny.abs()).max(1e-4);
+        let size = obj.bbox.extent_along(nx, ny).max(1e-4);
         towards_side < -AGAINST_BOX_SIZES_PER_S * size
     }
 

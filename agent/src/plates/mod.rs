@@ -395,8 +395,7 @@ mod tests {
         assert!(in_plate_zone(&by_left, size, CutSides { left: true, right: false }), "the car goes on beyond the frame");
         assert!(!in_plate_zone(&line(360.0, 200.0, 396.0, 220.0), size, CutSides { left: true, right: false }));
         assert_eq!(plate_zone(size, CutSides { left: true, right: true }), Rect::new(0, 90, 400, 210));
-        let frame = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
-        let cut = |x1: f32, x2: f32| CutSides::of(BBox { x1, y1: 0.4, x2, y2: 0.8 }, frame);
+        let cut = |x1: f32, x2: f32| CutSides::of(BBox { x1, y1: 0.4, x2, y2: 0.8 }, crate::types::WHOLE_FRAME);
         assert_eq!(cut(0.0, 0.2), CutSides { left: true, right: false });
         assert_eq!(cut(0.85, 1.0), CutSides { left: false, right: true });
         assert_eq!(cut(0.02, 0.3), CutSides::default(), "near the edge, not cut by it");

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use opencv::core::{Mat, MatTraitConst};
 
 use super::{CutSides, FrameRead, PlateError, PlateOutcome, PlateReader, vote};
-use crate::render::{WHOLE_FRAME, crop};
-use crate::types::{BBox, ClassId, Frame, TrackedObject};
+use crate::render::crop;
+use crate::types::{BBox, ClassId, Frame, TrackedObject, WHOLE_FRAME};
 
 /// Frames kept (and read) per vehicle: the ones where it is largest. Three let the vote
 /// outvote one misread frame.

@@ -41,9 +41,6 @@ pub fn frame_to_mat(frame: &Frame) -> Result<Mat, RenderError> {
     Ok(mat)
 }
 
-/// The whole frame, as a region.
-pub const WHOLE_FRAME: BBox = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
-
 /// `region` (normalized) of the frame as BGR at the stream's own resolution, or of the analysed
 /// frame where the frame has no native picture; scaled down to at most `max_side_px` on its
 /// longer side. Returns it with how many source pixels one of its pixels stands for.

@@ -30,7 +30,7 @@ pub use config::TrackerConfig;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use crate::types::{BBox, ClassId, Detection, TrackedObject};
+use crate::types::{BBox, ClassId, Detection, TrackedObject, WHOLE_FRAME};
 use assign::assign;
 use kalman::BoxFilter;
 
@@ -243,8 +243,7 @@ impl Tracker {
         let groups = |of: &[ClassId]| of.iter().map(|&c| class_group.get(c).copied().unwrap_or(c)).collect();
         let (rider_groups, ridden_groups) = if riders.riders.is_empty() || riders.ridden.is_empty() { (Vec::new(), Vec::new()) } else { (groups(&riders.riders), groups(&riders.ridden)) };
         let high_score = config.high_score.unwrap_or(model_score).max(config.low_score);
-        let seen = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
-        Tracker { config, high_score, class_group, riders, rider_groups, ridden_groups, seen, tracks: Vec::new(), next_id: 1, last_time: None }
+        Tracker { config, high_score, class_group, riders, rider_groups, ridden_groups, seen: WHOLE_FRAME, tracks: Vec::new(), next_id: 1, last_time: None }
     }
 
     /// Detections come from `region` of the frame only: a track predicted out of it has left.
@@ -501,9 +500,9 @@ impl Tracker {
         for (class, score) in votes {
             *track.class_votes.entry(class).or_default() += score;
         }
-        // Its boxes from before it was lost: a neighbour told apart from it looks in them.
-        let first_seen = track.first_seen;
-        for &entry in earlier.iter().rev().filter(|(seen, _)| *seen < first_seen) {
+        // Its boxes from before it was lost (all before this track's first: see `recoverable`): a
+        // neighbour told apart from it looks in them.
+        for &entry in earlier.iter().rev() {
             track.recent.push_front(entry);
         }
         track.forget_old_boxes();
@@ -588,7 +587,7 @@ fn side_by_side(a: &BBox, b: &BBox, motion: (f32, f32)) -> bool {
     }
     let (ux, uy) = (motion.0 / speed, motion.1 / speed);
     let extent = |b: &BBox| {
-        let (c, half) = (b.center(), (b.width() * ux.abs() + b.height() * uy.abs()) / 2.0);
+        let (c, half) = (b.center(), b.extent_along(ux, uy) / 2.0);
         let along = c.x * ux + c.y * uy;
         (along - half, along + half)
     };
