@@ -19,7 +19,7 @@ impl AnalyzerConfig for Vec<LineConfig> {
     fn build(&self, ctx: &mut BuildContext) -> Result<Box<dyn Analyzer>, String> {
         let lines = self.iter().map(|l| Line::new(&l.id, l.p1, l.p2, ctx.classes(l.classes.as_deref()), l.confirm_frames)).collect();
         let counted_only = self.iter().filter(|l| !l.publish_crossings).map(|l| l.id.clone()).collect();
-        Ok(Box::new(LineCounting { counter: LineCounter::new(lines).from_origins(), counted_only }))
+        Ok(Box::new(LineCounting { counter: LineCounter::new(lines).for_counts(), counted_only }))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Directional line crossing: a track's reference point (bottom-centre of its box) crossing a
-//! line *segment*, counted once per track per line after it has stayed on the new side.
+//! line *segment*, counted once per track per line after it has stayed on the new side (for
+//! counts, once per passage: see [`LineCounter::for_counts`]).
 //!
 //! Convention, used everywhere: walk from `p1` to `p2` as drawn on screen (x right, y down);
 //! **in** is a crossing from the walker's left-hand side to the right-hand side, **out** the reverse.
@@ -89,32 +90,46 @@ impl Line {
         Line { id: id.to_string(), p1: Point { x: p1[0], y: p1[1] }, p2: Point { x: p2[0], y: p2[1] }, classes, confirm_frames }
     }
 
+    /// `p`'s signed distance from the line through the segment, positive on the walker's right.
+    fn offset(&self, p: Point) -> f32 {
+        let (lx, ly) = (self.p2.x - self.p1.x, self.p2.y - self.p1.y);
+        // With y pointing down, a positive cross product is on the walker's right.
+        (lx * (p.y - self.p1.y) - ly * (p.x - self.p1.x)) / lx.hypot(ly).max(1e-6)
+    }
+
     /// Which side of the directed line `p` lies on; `None` exactly on it.
     fn side(&self, p: Point) -> Option<Side> {
-        let cross = (self.p2.x - self.p1.x) * (p.y - self.p1.y) - (self.p2.y - self.p1.y) * (p.x - self.p1.x);
-        // With y pointing down, a positive cross product is on the walker's right.
-        if cross > 0.0 {
+        let offset = self.offset(p);
+        if offset > 0.0 {
             Some(Side::Right)
-        } else if cross < 0.0 {
+        } else if offset < 0.0 {
             Some(Side::Left)
         } else {
             None
         }
     }
 
+    /// The unit normal towards the walker's right (y down).
+    fn normal(&self) -> (f32, f32) {
+        let (lx, ly) = (self.p2.x - self.p1.x, self.p2.y - self.p1.y);
+        let length = lx.hypot(ly).max(1e-6);
+        (-ly / length, lx / length)
+    }
+
+    /// `obj`'s box's extent across the line: the unit its distances and speeds are judged in.
+    fn box_size(&self, obj: &TrackedObject) -> f32 {
+        let (nx, ny) = self.normal();
+        obj.bbox.extent_along(nx, ny).max(1e-4)
+    }
+
     /// Whether `obj`'s own motion (the tracker's velocity, steadier than its box) leads away from
     /// `side` across the line, faster than `AGAINST_BOX_SIZES_PER_S`: then its reference point
     /// reaching `side` is its box's jitter, not a crossing.
     fn moves_against(&self, obj: &TrackedObject, side: Side) -> bool {
-        let (lx, ly) = (self.p2.x - self.p1.x, self.p2.y - self.p1.y);
-        let length = lx.hypot(ly).max(1e-6);
-        // Unit normal towards the walker's right (y down).
-        let (nx, ny) = (-ly / length, lx / length);
+        let (nx, ny) = self.normal();
         let towards_right = obj.velocity[0] * nx + obj.velocity[1] * ny;
         let towards_side = if side == Side::Right { towards_right } else { -towards_right };
-        // The box's extent across the line, the unit the speed is judged in.
-        let size = obj.bbox.extent_along(nx, ny).max(1e-4);
-        towards_side < -AGAINST_BOX_SIZES_PER_S * size
+        towards_side < -AGAINST_BOX_SIZES_PER_S * self.box_size(obj)
     }
 
     /// Whether the move `a → b` passes through the segment itself, not the line beyond its ends.
@@ -136,6 +151,11 @@ impl Line {
 /// is steadier than this; a box's bottom edge jumps by more when an occlusion ends.
 const AGAINST_BOX_SIZES_PER_S: f32 = 0.25;
 
+/// A counted track farther from the line than this many box sizes may be counted again (see
+/// [`LineCounter::for_counts`]). A standing vehicle's box jumps by up to one size as it is found
+/// whole or in part (a bus queued on the Vietnamese junction's line, at every frame).
+const REARM_BOX_SIZES: f32 = 2.0;
+
 /// A confirmed crossing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Crossing {
@@ -153,7 +173,8 @@ pub struct Crossing {
 struct TrackLineState {
     settled: Option<Side>,
     pending: Option<(Side, u32, Duration)>,
-    counted: bool,
+    /// Counted, with its box's size across the line then.
+    counted: Option<f32>,
 }
 
 #[derive(Debug)]
@@ -167,22 +188,29 @@ struct TrackMemory {
 pub struct LineCounter {
     lines: Vec<Line>,
     tracks: HashMap<u64, TrackMemory>,
-    /// Start a track told apart from a neighbour's box where it was in that box
-    /// ([`TrackedObject::origin`]).
-    from_origins: bool,
+    /// Counting, not a rule's evidence: start a track told apart from a neighbour's box where it
+    /// was in that box ([`TrackedObject::origin`]), and count a track once per passage.
+    for_counts: bool,
 }
 
 impl LineCounter {
     /// A counter of crossings seen on both sides of a line: what a violation rests on.
     pub fn new(lines: Vec<Line>) -> LineCounter {
-        LineCounter { lines, tracks: HashMap::new(), from_origins: false }
+        LineCounter { lines, tracks: HashMap::new(), for_counts: false }
     }
 
-    /// A counter that also starts a track told apart from a neighbour's box where it was
-    /// estimated to be in that box (its origin, projected back along its motion; the crossing is
-    /// dated when the track is first reported): for counts, not for violations.
-    pub fn from_origins(self) -> LineCounter {
-        LineCounter { from_origins: true, ..self }
+    /// A counter for counts, not for violations:
+    /// - a track told apart from a neighbour's box starts where it was estimated to be in that
+    ///   box (its origin, projected back along its motion; the crossing is dated when the track
+    ///   is first reported);
+    /// - a counted track that has gone farther from the line than twice its box's size
+    ///   (`REARM_BOX_SIZES`) is counted again when it crosses back. A vehicle seldom turns back
+    ///   across a counting line, but a track may: where both carriageways meet far from the
+    ///   camera, a receding car's track passed on to a car coming the other way (bgslibrary at
+    ///   5 fps), and that car's crossing was lost. A vehicle queued on the line never gets that
+    ///   far from it.
+    pub fn for_counts(self) -> LineCounter {
+        LineCounter { for_counts: true, ..self }
     }
 
     pub fn lines(&self) -> &[Line] {
@@ -201,14 +229,18 @@ impl LineCounter {
             let point = obj.bbox.bottom_center();
             let lines = &self.lines;
             // A track told apart from a neighbour's box starts where it was in that box.
-            let origin = obj.origin.filter(|_| self.from_origins);
+            let origin = obj.origin.filter(|_| self.for_counts);
             let memory = self.tracks.entry(obj.id).or_insert_with(|| TrackMemory {
                 last_point: origin.unwrap_or(point),
                 last_seen: now,
                 lines: lines.iter().map(|line| TrackLineState { settled: origin.and_then(|o| line.side(o)), ..TrackLineState::default() }).collect(),
             });
             for (line, state) in self.lines.iter().zip(memory.lines.iter_mut()) {
-                if state.counted || !line.classes.contains(&obj.class) {
+                // Its size when counted too: a partial box is smaller than the vehicle.
+                if state.counted.is_some_and(|size| self.for_counts && line.offset(point).abs() > REARM_BOX_SIZES * size.max(line.box_size(obj))) {
+                    state.counted = None;
+                }
+                if state.counted.is_some() || !line.classes.contains(&obj.class) {
                     continue;
                 }
                 let Some(side) = line.side(point) else { continue };
@@ -248,7 +280,7 @@ impl LineCounter {
                     });
                     state.settled = Some(side);
                     state.pending = None;
-                    state.counted = true;
+                    state.counted = Some(line.box_size(obj));
                 } else {
                     state.pending = Some((side, seen_on_new_side, first_seen));
                 }
@@ -301,7 +333,7 @@ mod tests {
 
     #[test]
     fn a_track_told_apart_from_a_neighbours_box_crosses_from_where_it_was_in_it() {
-        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]).from_origins();
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]).for_counts();
         let split = |x: f32| TrackedObject { origin: Some(Point { x: 0.4, y: 0.5 }), ..obj(1, x, 0.5) };
         let got: Vec<Crossing> = [0.55, 0.62].iter().enumerate().flat_map(|(i, &x)| c.update(&[split(x)], Duration::from_millis(200 * i as u64))).collect();
         assert_eq!(got.len(), 1);
@@ -317,6 +349,28 @@ mod tests {
         let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 1)]);
         let got = run(&mut c, 1, &[(0.4, 0.5), (0.6, 0.5), (0.4, 0.5), (0.6, 0.5)]);
         assert_eq!(got.len(), 1);
+        // A rule's counter never counts a track twice, however far it went (the boxes are 0.1
+        // wide across this line).
+        let mut rule = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 1)]);
+        assert_eq!(run(&mut rule, 1, &[(0.4, 0.5), (0.6, 0.5), (0.9, 0.5), (0.4, 0.5)]).len(), 1);
+    }
+
+    #[test]
+    fn a_counted_track_that_went_far_from_the_line_counts_again_when_it_crosses_back() {
+        // A receding car's track that passed on to a car coming the other way.
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 1)]).for_counts();
+        let got = run(&mut c, 1, &[(0.4, 0.5), (0.6, 0.5), (0.65, 0.5), (0.75, 0.5), (0.55, 0.5), (0.4, 0.5)]);
+        assert_eq!(got.iter().map(|c| c.direction).collect::<Vec<_>>(), vec![Direction::In, Direction::Out]);
+        // Never farther than twice its box's size (0.1): once.
+        let got = run(&mut c, 2, &[(0.4, 0.5), (0.6, 0.5), (0.68, 0.5), (0.45, 0.5), (0.6, 0.5), (0.4, 0.5)]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        // A standing vehicle found in part: its box shrinks and its bottom rises by more than the
+        // part's size, not by twice the whole's.
+        let part = |id: u64, y: f32, h: f32| TrackedObject { bbox: BBox { x1: 0.45, y1: y - h, x2: 0.55, y2: y }, ..obj(id, 0.5, y) };
+        let mut c = LineCounter::new(vec![line((0.0, 0.5), (1.0, 0.5), 1)]).for_counts();
+        let boxes = [part(3, 0.48, 0.2), part(3, 0.52, 0.2), part(3, 0.3, 0.08), part(3, 0.48, 0.2), part(3, 0.52, 0.2)];
+        let got: Vec<Crossing> = boxes.iter().enumerate().flat_map(|(i, o)| c.update(std::slice::from_ref(o), Duration::from_millis(200 * i as u64))).collect();
+        assert_eq!(got.len(), 1, "{got:?}");
     }
 
     #[test]

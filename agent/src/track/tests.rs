@@ -369,6 +369,6 @@ fn two_cars_boxed_as_one_before_the_line_are_both_counted_and_once() {
         ids
     };
     let line = || LineCounter::new(vec![Line::new("l", [0.5, 1.0], [0.5, 0.0], vec![CAR], 1)]);
-    assert_eq!(counted(line().from_origins()), vec![1, 2]);
+    assert_eq!(counted(line().for_counts()), vec![1, 2]);
     assert_eq!(counted(line()), vec![1], "the upper car was only seen past the line");
 }
