@@ -282,36 +282,47 @@ fn a_car_that_drove_out_of_the_frame_is_not_matched_to_one_driving_in() {
     assert!(t.tracks.iter().all(|tr| tr.id != 1), "the car that left is forgotten");
 }
 
-/// Two vehicles side by side, driving right at 0.08 a frame (5 fps): boxed as one on frames 0 and
-/// 1, then the lower one alone, then both apart (the upper one of class `upper`). Or, `in_parts`,
-/// one long truck boxed whole, then as its rear and its front, one behind the other. The
-/// reports of frames 4 and 5.
-fn told_apart(in_parts: bool, upper: ClassId) -> [Vec<TrackedObject>; 2] {
+/// How two vehicles driving right together are boxed: as one, then the first alone, the second
+/// (of class `upper`) found apart from frame `apart_from` on.
+struct Pair {
+    joint: fn(f32) -> BBox,
+    first: fn(f32) -> BBox,
+    second: fn(f32) -> BBox,
+    upper: ClassId,
+    apart_from: u32,
+}
+
+/// Two cars side by side, boxed as one on frames 0 and 1 and apart from frame 3.
+const BESIDE: Pair = Pair {
+    joint: |x| BBox::from_center(x, 0.5, 0.12, 0.15),
+    first: |x| BBox::from_center(x, 0.535, 0.12, 0.08),
+    second: |x| BBox::from_center(x, 0.465, 0.12, 0.08),
+    upper: CAR,
+    apart_from: 3,
+};
+
+/// At 0.08 a frame (5 fps): the reports of the two frames after the second vehicle is first
+/// found apart.
+fn told_apart(pair: Pair) -> [Vec<TrackedObject>; 2] {
     let mut t = tracker();
     let x = |f: u32| 0.2 + 0.08 * f as f32;
-    type Boxes = (fn(f32) -> BBox, fn(f32) -> BBox, fn(f32) -> BBox);
-    let (joint, first, second): Boxes = if in_parts {
-        (|x: f32| BBox::from_center(x, 0.5, 0.24, 0.08), |x: f32| BBox::from_center(x - 0.06, 0.5, 0.12, 0.08), |x: f32| BBox::from_center(x + 0.06, 0.5, 0.12, 0.08))
-    } else {
-        (|x: f32| BBox::from_center(x, 0.5, 0.12, 0.15), |x: f32| BBox::from_center(x, 0.535, 0.12, 0.08), |x: f32| BBox::from_center(x, 0.465, 0.12, 0.08))
-    };
     let seen = |bbox: BBox, class: ClassId| Detection { bbox, class, score: 0.9 };
     let mut reports = Vec::new();
-    for f in 0..6 {
+    for f in 0..pair.apart_from + 3 {
         let dets = match f {
-            0 | 1 => vec![seen(joint(x(f)), CAR)],
-            2 => vec![seen(first(x(f)), CAR)],
-            _ => vec![seen(first(x(f)), CAR), seen(second(x(f)), upper)],
+            0 | 1 => vec![seen((pair.joint)(x(f)), CAR)],
+            f if f < pair.apart_from => vec![seen((pair.first)(x(f)), CAR)],
+            _ => vec![seen((pair.first)(x(f)), CAR), seen((pair.second)(x(f)), pair.upper)],
         };
         reports.push(t.update(&dets, at(f, 5.0)));
     }
-    let last = reports.split_off(4);
+    let last = reports.split_off(pair.apart_from as usize + 1);
     [last[0].clone(), last[1].clone()]
 }
 
 #[test]
 fn a_car_told_apart_from_its_neighbours_box_starts_where_it_was_in_that_box() {
-    let [out, next] = told_apart(false, CAR);
+    let [out, next] = told_apart(BESIDE);
     assert_eq!(out.len(), 2, "{out:?}");
     let upper = out.iter().find(|o| o.id != 1).expect("the upper car's own track");
     let origin = upper.origin.expect("it was in the joint box");
@@ -324,7 +335,14 @@ fn a_car_told_apart_from_its_neighbours_box_starts_where_it_was_in_that_box() {
 
 #[test]
 fn a_vehicle_boxed_in_parts_one_behind_the_other_is_not_told_apart() {
-    let [out, _] = told_apart(true, CAR);
+    // One long truck boxed whole, then as its rear and its front.
+    let in_parts = Pair {
+        joint: |x| BBox::from_center(x, 0.5, 0.24, 0.08),
+        first: |x| BBox::from_center(x - 0.06, 0.5, 0.12, 0.08),
+        second: |x| BBox::from_center(x + 0.06, 0.5, 0.12, 0.08),
+        ..BESIDE
+    };
+    let [out, _] = told_apart(in_parts);
     assert_eq!(out.len(), 2, "the front part has a track of its own: {out:?}");
     assert!(out.iter().all(|o| o.origin.is_none()));
 }
@@ -332,9 +350,28 @@ fn a_vehicle_boxed_in_parts_one_behind_the_other_is_not_told_apart() {
 #[test]
 fn only_a_vehicle_of_the_same_group_is_told_apart_from_a_joint_box() {
     // A motorbike beside the car: the car's box never held a motorbike's track.
-    let [out, _] = told_apart(false, MOTORCYCLE);
+    let [out, _] = told_apart(Pair { upper: MOTORCYCLE, ..BESIDE });
     assert_eq!(out.len(), 2, "{out:?}");
     assert!(out.iter().all(|o| o.origin.is_none()));
+}
+
+#[test]
+fn a_joint_box_more_than_split_within_before_is_not_looked_in() {
+    // Found apart on frame 7 (1.4 s): the joint box of frame 1 is 1.2 s before.
+    let [out, _] = told_apart(Pair { apart_from: 7, ..BESIDE });
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out.iter().all(|o| o.origin.is_none()), "{out:?}");
+    // Frame 5 (0.8 s after frame 1) is within.
+    let [out, _] = told_apart(Pair { apart_from: 5, ..BESIDE });
+    assert!(out.iter().any(|o| o.origin.is_some()), "{out:?}");
+}
+
+#[test]
+fn a_box_found_inside_its_neighbours_box_is_a_part_not_a_vehicle_told_apart() {
+    // The second box overlaps the first by half its height: a part of it boxed again.
+    let [out, _] = told_apart(Pair { second: |x| BBox::from_center(x, 0.495, 0.12, 0.08), ..BESIDE });
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out.iter().all(|o| o.origin.is_none()), "{out:?}");
 }
 
 #[test]
