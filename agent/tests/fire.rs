@@ -335,6 +335,24 @@ fn a_fire_detector_model_plugs_in_through_the_config() {
     assert!(((r[0] + r[2]) / 2.0 - 0.5).abs() < 0.02, "{r:?}");
 }
 
+/// The frames skipped before the decoder are skipped quietly: each used to log a GStreamer
+/// critical (24 a second on a 1-fps camera of a 25-fps stream). The bundled clip's key frames
+/// come often enough for 1 analysed fps.
+#[test]
+fn skipping_frames_before_the_decoder_logs_no_critical() {
+    let out = Command::new(common::canh_binary())
+        .args(["replay", "--input", common::sample("intel_one-by-one-person-detection.mp4").to_str().unwrap(), "--fire", "--fps", "1"])
+        .env("CANH_LOG", "canh::source=info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("decoding key frames only"), "{log}");
+    assert!(!log.contains("CRITICAL"), "{log}");
+    let summary: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert!(summary["frames"].as_u64().unwrap() >= 100, "{summary}");
+}
+
 /// A fire-watch camera analysed once a second whose key frames come every second decodes them
 /// alone (`decode = "auto"`), and the burning car is still confirmed within 10 s; with key frames
 /// every 2 s it decodes every frame.
@@ -358,6 +376,7 @@ fn a_one_fps_fire_watch_decodes_key_frames_alone_and_still_confirms() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let log = String::from_utf8_lossy(&out.stderr);
         assert_eq!(log.contains("decoding key frames only"), key_frames_only, "key frames every {key_interval} frames: {log}");
+        assert!(!log.contains("CRITICAL"), "{log}");
         let summary: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
         let confirmed = summary["fire_events"].as_array().unwrap().iter().find(|e| e["level"] == "confirmed").cloned();
         println!("key frames every {key_interval} frames: confirmed {confirmed:?}");

@@ -153,7 +153,11 @@ pub fn skip_delta_frames(pipeline: &gst::Pipeline, camera: &str, analytics_fps: 
             if gate.skipping() != was {
                 tracing::info!(camera = %camera, "decoding {}", if gate.skipping() { "key frames only: they come at least once per analysed frame" } else { "every frame: key frames come too seldom for the analysis rate" });
             }
-            if pass { gst::PadProbeReturn::Ok } else { gst::PadProbeReturn::Drop }
+            // `Handled`, not `Drop`: the binding has taken the buffer and frees it either way,
+            // and GStreamer before 1.24.8 (Debian 12 has 1.22) unrefs a dropped buffer's
+            // emptied slot, logging a critical for every frame skipped (24 a second on a 1-fps
+            // camera, enough for journald to drop the agent's own lines).
+            if pass { gst::PadProbeReturn::Ok } else { gst::PadProbeReturn::Handled }
         });
     };
     for_each_element(pipeline, gate_decoder);
