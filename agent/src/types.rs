@@ -147,9 +147,10 @@ pub struct TrackedObject {
     /// The box centre's velocity as the tracker estimates it over the track's life (x, y),
     /// normalized units per second: the track's own motion, steadier than box to box.
     pub velocity: [f32; 2],
-    /// On a track's first report only: where its vehicle was (a box's bottom centre) while the
-    /// detector boxed it together with a neighbour, estimated by moving its first box back along
-    /// its motion. Counting lines start the track there; violation rules do not.
+    /// On a track's first report only: where its vehicle was first seen (a box's bottom centre):
+    /// its first detection, before the tracker confirmed it; or, for a vehicle the detector boxed
+    /// together with a neighbour before, where it was in that box (its first box moved back
+    /// along its motion). Counting lines start the track there; violation rules do not.
     pub origin: Option<Point>,
 }
 

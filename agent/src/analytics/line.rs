@@ -188,8 +188,8 @@ struct TrackMemory {
 pub struct LineCounter {
     lines: Vec<Line>,
     tracks: HashMap<u64, TrackMemory>,
-    /// Counting, not a rule's evidence: start a track told apart from a neighbour's box where it
-    /// was in that box ([`TrackedObject::origin`]), and count a track once per passage.
+    /// Counting, not a rule's evidence: start a track where it was first seen
+    /// ([`TrackedObject::origin`]), and count a track once per passage.
     for_counts: bool,
 }
 
@@ -200,9 +200,9 @@ impl LineCounter {
     }
 
     /// A counter for counts, not for violations:
-    /// - a track told apart from a neighbour's box starts where it was estimated to be in that
-    ///   box (its origin, projected back along its motion; the crossing is dated when the track
-    ///   is first reported);
+    /// - a track starts where it was first seen ([`TrackedObject::origin`]: its first detection
+    ///   before it was confirmed, or where it was in a neighbour's box it was told apart from;
+    ///   the crossing is dated when the track is first reported);
     /// - a counted track that has gone farther from the line than twice its box's size
     ///   (`REARM_BOX_SIZES`) is counted again when it crosses back. A vehicle seldom turns back
     ///   across a counting line, but a track may: where both carriageways meet far from the
@@ -228,7 +228,7 @@ impl LineCounter {
         for obj in objects {
             let point = obj.bbox.bottom_center();
             let lines = &self.lines;
-            // A track told apart from a neighbour's box starts where it was in that box.
+            // A new track starts where it was first seen.
             let origin = obj.origin.filter(|_| self.for_counts);
             let memory = self.tracks.entry(obj.id).or_insert_with(|| TrackMemory {
                 last_point: origin.unwrap_or(point),

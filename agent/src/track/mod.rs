@@ -16,10 +16,11 @@
 //! lost a moment ago takes over that track's id (observation-centric recovery), so a vehicle
 //! lost just before a counting line and found just after it still crosses it once.
 //!
-//! Two vehicles side by side are sometimes boxed as one, then as two: the track of the joint box
-//! follows one of them and the other starts anew, maybe past a line already. A new track found,
-//! moved back along its own motion, inside such a box of a neighbour's starts where it was in it
-//! ([`TrackedObject::origin`]).
+//! A new track starts where its vehicle was first seen ([`TrackedObject::origin`]): at its first
+//! detection, before `min_hits` confirmed it, maybe on the other side of a line. Two vehicles
+//! side by side are sometimes boxed as one, then as two: the track of the joint box follows one
+//! of them and the other starts anew, maybe past a line already. A new track found, moved back
+//! along its own motion, inside such a box of a neighbour's starts where it was in it.
 
 mod assign;
 mod config;
@@ -54,8 +55,9 @@ const MAX_JUMP_BOX_SIZES: f32 = 2.5;
 /// A track moving faster than this many of its box sizes per second has a direction: a detection
 /// behind it (more than `BACKWARDS_BOX_SIZES` against its motion, from where it was last seen)
 /// is another vehicle, as OC-SORT's direction consistency says. Two cars passing each other in
-/// opposite lanes otherwise swap ids while one coasts.
-const MOVING_BOX_SIZES_PER_S: f32 = 1.0;
+/// opposite lanes otherwise swap ids while one coasts; and at 3 fps on the arterial a car leaving
+/// the frame at 0.8 of its (widened) box a second took over one 1.6 box widths behind it.
+const MOVING_BOX_SIZES_PER_S: f32 = 0.5;
 const BACKWARDS_BOX_SIZES: f32 = 0.5;
 /// A coasting track predicted with less than this share of its box inside the frame has left it.
 const MIN_VISIBLE_SHARE: f32 = 0.5;
@@ -326,6 +328,7 @@ impl Tracker {
         for (t, (track, det)) in self.tracks.iter_mut().zip(&matched).enumerate() {
             match det {
                 Some(d) => {
+                    tracing::trace!(t_s = now.as_secs_f32(), track = track.id, bbox = ?detections[*d].bbox, score = detections[*d].score, missed = track.missed, "matched");
                     let was = track.state;
                     track.observe(&detections[*d], now, min_hits);
                     if was == TrackState::Tentative && track.state == TrackState::Confirmed {
@@ -347,12 +350,20 @@ impl Tracker {
             }
         }
         // After the recoveries: a track found again brings the boxes it had before it was lost.
-        // Where a new track was before it was told apart goes with its first report only.
-        let origins: Vec<(usize, BBox)> = new_tracks.into_iter().filter_map(|t| Some((t, self.split_from(t, &matched)?))).collect();
-        for (t, origin) in &origins {
-            let track = &self.tracks[*t];
-            tracing::debug!(track = track.id, ?origin, first = ?track.first_box, "a track told apart from a neighbour's box");
-        }
+        // Where a new track began goes with its first report only: in a neighbour's box it was
+        // told apart from, else at its first detection (before `min_hits` confirmed it: at 3 fps
+        // a car first seen before a line is often past it when confirmed).
+        let origins: Vec<(usize, BBox)> = new_tracks
+            .into_iter()
+            .map(|t| {
+                let track = &self.tracks[t];
+                let split = self.split_from(t, &matched);
+                if let Some(origin) = split {
+                    tracing::debug!(track = track.id, ?origin, first = ?track.first_box, "a track told apart from a neighbour's box");
+                }
+                (t, split.unwrap_or(track.first_box))
+            })
+            .collect();
         let mut out: Vec<TrackedObject> = Vec::new();
         for (t, ((track, det), gone)) in self.tracks.iter().zip(&matched).zip(&gone).enumerate() {
             if let (Some(d), false, TrackState::Confirmed) = (det, gone, track.state) {
@@ -493,6 +504,7 @@ impl Tracker {
     /// Track `t` is the lost track `lost` found again: it takes the lost track's id and its
     /// class evidence (the lost track is dropped by the caller).
     fn take_over(&mut self, t: usize, lost: usize) {
+        tracing::debug!(track = self.tracks[lost].id, lost = ?self.tracks[lost].last_box, first = ?self.tracks[t].first_box, "a lost track found again");
         let (id, votes) = (self.tracks[lost].id, std::mem::take(&mut self.tracks[lost].class_votes));
         let earlier = std::mem::take(&mut self.tracks[lost].recent);
         let track = &mut self.tracks[t];

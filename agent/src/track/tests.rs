@@ -267,6 +267,12 @@ fn a_detection_behind_a_moving_car_is_another_vehicle() {
     assert!(!goes_against(moving, &at_x(0.60, 0.52)), "ahead");
     assert!(!goes_against(moving, &at_x(0.52, 0.56)), "beside, within half a box");
     assert!(!goes_against(standing, &at_x(0.42, 0.8)));
+    // A slower car, 0.7 box widths a second, has a direction too.
+    let mut t = tracker();
+    for f in 0..4 {
+        t.update(&[det(0.3 + 0.014 * f as f32, 0.5, CAR, 0.9)], at(f, 5.0));
+    }
+    assert!(goes_against(&t.tracks[0], &at_x(0.27, 0.5)), "1 box width behind");
     // So the westbound car of the lane above, appearing ahead-right of the first and driving
     // left past it, never takes its id.
     let ids = second_car_ids(&mut tracker(), 0.3, 1, (0.75, 0.38));
@@ -284,6 +290,7 @@ fn a_car_that_drove_out_of_the_frame_is_not_matched_to_one_driving_in() {
 
 /// How two vehicles driving right together are boxed: as one, then the first alone, the second
 /// (of class `upper`) found apart from frame `apart_from` on.
+#[derive(Clone, Copy)]
 struct Pair {
     joint: fn(f32) -> BBox,
     first: fn(f32) -> BBox,
@@ -301,11 +308,15 @@ const BESIDE: Pair = Pair {
     apart_from: 3,
 };
 
-/// At 0.08 a frame (5 fps): the reports of the two frames after the second vehicle is first
-/// found apart.
+/// Where the pair is on frame `f`: driving right at 0.08 a frame.
+fn pair_x(f: u32) -> f32 {
+    0.2 + 0.08 * f as f32
+}
+
+/// At 5 fps: the reports of the two frames after the second vehicle is first found apart.
 fn told_apart(pair: Pair) -> [Vec<TrackedObject>; 2] {
     let mut t = tracker();
-    let x = |f: u32| 0.2 + 0.08 * f as f32;
+    let x = pair_x;
     let seen = |bbox: BBox, class: ClassId| Detection { bbox, class, score: 0.9 };
     let mut reports = Vec::new();
     for f in 0..pair.apart_from + 3 {
@@ -318,6 +329,13 @@ fn told_apart(pair: Pair) -> [Vec<TrackedObject>; 2] {
     }
     let last = reports.split_off(pair.apart_from as usize + 1);
     [last[0].clone(), last[1].clone()]
+}
+
+/// Whether a track of `out` starts before where the second vehicle of `pair` was first found
+/// apart: in the joint box, not at its first detection.
+fn starts_in_the_joint_box(out: &[TrackedObject], pair: &Pair) -> bool {
+    let first = (pair.second)(pair_x(pair.apart_from)).bottom_center();
+    out.iter().filter_map(|o| o.origin).any(|origin| origin.x < first.x - 0.02)
 }
 
 #[test]
@@ -344,34 +362,38 @@ fn a_vehicle_boxed_in_parts_one_behind_the_other_is_not_told_apart() {
     };
     let [out, _] = told_apart(in_parts);
     assert_eq!(out.len(), 2, "the front part has a track of its own: {out:?}");
-    assert!(out.iter().all(|o| o.origin.is_none()));
+    assert!(!starts_in_the_joint_box(&out, &in_parts), "{out:?}");
 }
 
 #[test]
 fn only_a_vehicle_of_the_same_group_is_told_apart_from_a_joint_box() {
     // A motorbike beside the car: the car's box never held a motorbike's track.
-    let [out, _] = told_apart(Pair { upper: MOTORCYCLE, ..BESIDE });
+    let motorbike = Pair { upper: MOTORCYCLE, ..BESIDE };
+    let [out, _] = told_apart(motorbike);
     assert_eq!(out.len(), 2, "{out:?}");
-    assert!(out.iter().all(|o| o.origin.is_none()));
+    assert!(!starts_in_the_joint_box(&out, &motorbike), "{out:?}");
 }
 
 #[test]
 fn a_joint_box_more_than_split_within_before_is_not_looked_in() {
     // Found apart on frame 7 (1.4 s): the joint box of frame 1 is 1.2 s before.
-    let [out, _] = told_apart(Pair { apart_from: 7, ..BESIDE });
+    let late = Pair { apart_from: 7, ..BESIDE };
+    let [out, _] = told_apart(late);
     assert_eq!(out.len(), 2, "{out:?}");
-    assert!(out.iter().all(|o| o.origin.is_none()), "{out:?}");
+    assert!(!starts_in_the_joint_box(&out, &late), "{out:?}");
     // Frame 5 (0.8 s after frame 1) is within.
-    let [out, _] = told_apart(Pair { apart_from: 5, ..BESIDE });
-    assert!(out.iter().any(|o| o.origin.is_some()), "{out:?}");
+    let within = Pair { apart_from: 5, ..BESIDE };
+    let [out, _] = told_apart(within);
+    assert!(starts_in_the_joint_box(&out, &within), "{out:?}");
 }
 
 #[test]
 fn a_box_found_inside_its_neighbours_box_is_a_part_not_a_vehicle_told_apart() {
     // The second box overlaps the first by half its height: a part of it boxed again.
-    let [out, _] = told_apart(Pair { second: |x| BBox::from_center(x, 0.495, 0.12, 0.08), ..BESIDE });
+    let part = Pair { second: |x| BBox::from_center(x, 0.495, 0.12, 0.08), ..BESIDE };
+    let [out, _] = told_apart(part);
     assert_eq!(out.len(), 2, "{out:?}");
-    assert!(out.iter().all(|o| o.origin.is_none()), "{out:?}");
+    assert!(!starts_in_the_joint_box(&out, &part), "{out:?}");
 }
 
 #[test]
@@ -408,4 +430,18 @@ fn two_cars_boxed_as_one_before_the_line_are_both_counted_and_once() {
     let line = || LineCounter::new(vec![Line::new("l", [0.5, 1.0], [0.5, 0.0], vec![CAR], 1)]);
     assert_eq!(counted(line().for_counts()), vec![1, 2]);
     assert_eq!(counted(line()), vec![1], "the upper car was only seen past the line");
+}
+
+#[test]
+fn a_car_first_seen_before_the_line_and_confirmed_past_it_is_counted() {
+    use crate::analytics::{Line, LineCounter};
+    // At 3 fps, a car moving 0.08 a frame: first detected left of the line, confirmed (the
+    // second hit) right of it.
+    let counted = |mut counter: LineCounter| {
+        let mut t = tracker();
+        (0..4u32).map(|f| counter.update(&t.update(&[det(0.44 + 0.08 * f as f32, 0.5, CAR, 0.9)], at(f, 3.0)), at(f, 3.0)).len()).sum::<usize>()
+    };
+    let line = || LineCounter::new(vec![Line::new("l", [0.5, 1.0], [0.5, 0.0], vec![CAR], 1)]);
+    assert_eq!(counted(line().for_counts()), 1);
+    assert_eq!(counted(line()), 0, "a rule goes by what it saw of the confirmed track");
 }
