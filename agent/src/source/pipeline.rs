@@ -11,7 +11,15 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+use super::STATE_CHANGE_DEADLINE;
 use super::native::{NativeSlot, keep_native};
+
+/// `rtspsrc` gives up on a silent server's connection after this: well before the no-frames
+/// watchdog fires, and well within a state change's deadline, since its teardown joins its
+/// thread, which may be blocked on that connection for this long. With 5 s, the deadline itself,
+/// a flapping camera's teardown was abandoned in 1 of 13 test runs (stuck going to Null).
+const RTSP_TCP_TIMEOUT: Duration = Duration::from_secs(3);
+const _: () = assert!(RTSP_TCP_TIMEOUT.as_secs() + 2 <= STATE_CHANGE_DEADLINE.as_secs());
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -73,8 +81,8 @@ pub fn configure(
     let by_name = |name: &str| pipeline.by_name(name).ok_or_else(|| format!("the pipeline has no element named {name}"));
     let src = by_name("canh_src")?;
     if src.find_property("tcp-timeout").is_some() {
-        // Microseconds: give up on a silent server well before the no-frames watchdog fires.
-        src.set_property("tcp-timeout", 5_000_000u64);
+        src.set_property("tcp-timeout", RTSP_TCP_TIMEOUT.as_micros() as u64);
+        // Microseconds without UDP packets before it tries TCP.
         src.set_property("timeout", 5_000_000u64);
     }
     if analytics_fps > 0 {
