@@ -147,10 +147,11 @@ pub struct TrackedObject {
     /// The box centre's velocity as the tracker estimates it over the track's life (x, y),
     /// normalized units per second: the track's own motion, steadier than box to box.
     pub velocity: [f32; 2],
-    /// On a track's first report only: where its vehicle was first seen (a box's bottom centre):
-    /// its first detection, before the tracker confirmed it; or, for a vehicle the detector boxed
-    /// together with a neighbour before, where it was in that box (its first box moved back
-    /// along its motion). Counting lines start the track there; violation rules do not.
+    /// On a new track's first report only (none with `min_hits` 1, whose first report is its first
+    /// detection): where its vehicle was first seen (a box's bottom centre). For a moving vehicle,
+    /// its first detection, before the tracker confirmed it; for one the detector boxed together
+    /// with a neighbour before, where it was in that box (its first box moved back along its
+    /// motion). Counting lines start the track there; violation rules do not.
     pub origin: Option<Point>,
 }
 

@@ -92,9 +92,8 @@ impl Line {
 
     /// `p`'s signed distance from the line through the segment, positive on the walker's right.
     fn offset(&self, p: Point) -> f32 {
-        let (lx, ly) = (self.p2.x - self.p1.x, self.p2.y - self.p1.y);
-        // With y pointing down, a positive cross product is on the walker's right.
-        (lx * (p.y - self.p1.y) - ly * (p.x - self.p1.x)) / lx.hypot(ly).max(1e-6)
+        let (nx, ny) = self.normal();
+        (p.x - self.p1.x) * nx + (p.y - self.p1.y) * ny
     }
 
     /// Which side of the directed line `p` lies on; `None` exactly on it.
@@ -166,6 +165,9 @@ pub struct Crossing {
     pub confidence: f32,
     /// Stream time of the first frame that saw the track on the new side.
     pub at: Duration,
+    /// The track crossed this line before (see [`LineCounter::for_counts`]): it may follow
+    /// another vehicle now than the one it followed then.
+    pub recount: bool,
 }
 
 /// Per track and line: the side it was last settled on and a side change waiting for confirmation.
@@ -175,6 +177,8 @@ struct TrackLineState {
     pending: Option<(Side, u32, Duration)>,
     /// Counted, with its box's size across the line then.
     counted: Option<f32>,
+    /// Counted before, and counted again since it went far from the line.
+    rearmed: bool,
 }
 
 #[derive(Debug)]
@@ -239,6 +243,7 @@ impl LineCounter {
                 // Its size when counted too: a partial box is smaller than the vehicle.
                 if state.counted.is_some_and(|size| self.for_counts && line.offset(point).abs() > REARM_BOX_SIZES * size.max(line.box_size(obj))) {
                     state.counted = None;
+                    state.rearmed = true;
                 }
                 if state.counted.is_some() || !line.classes.contains(&obj.class) {
                     continue;
@@ -277,6 +282,7 @@ impl LineCounter {
                         class: obj.class,
                         confidence: obj.score,
                         at: first_seen,
+                        recount: state.rearmed,
                     });
                     state.settled = Some(side);
                     state.pending = None;
@@ -360,7 +366,7 @@ mod tests {
         // A receding car's track that passed on to a car coming the other way.
         let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 1)]).for_counts();
         let got = run(&mut c, 1, &[(0.4, 0.5), (0.6, 0.5), (0.65, 0.5), (0.75, 0.5), (0.55, 0.5), (0.4, 0.5)]);
-        assert_eq!(got.iter().map(|c| c.direction).collect::<Vec<_>>(), vec![Direction::In, Direction::Out]);
+        assert_eq!(got.iter().map(|c| (c.direction, c.recount)).collect::<Vec<_>>(), vec![(Direction::In, false), (Direction::Out, true)]);
         // Never farther than twice its box's size (0.1): once.
         let got = run(&mut c, 2, &[(0.4, 0.5), (0.6, 0.5), (0.68, 0.5), (0.45, 0.5), (0.6, 0.5), (0.4, 0.5)]);
         assert_eq!(got.len(), 1, "{got:?}");

@@ -15,6 +15,7 @@ use crate::analytics::fire::{FireEvent, Stage};
 use crate::analytics::rules::ZONE_TRACK;
 use crate::analytics::{CameraAnalyzers, CountsTable, Crossing, Finding, FrameContext, LineCounts, Violation};
 use crate::health::CameraHealth;
+use crate::plates::Unread;
 use crate::plates::watch::{CROP_MAX_SIDE_PX as VEHICLE_MAX_SIDE_PX, PlateWatch, TrackPlate};
 use crate::render::{Evidence, Inset, Mark, Overlay, crop, evidence_jpeg};
 use crate::types::{BBox, ClassId};
@@ -142,7 +143,11 @@ impl Emitter {
         if !publish {
             return;
         }
-        let plate = self.plate(&crossing.line, crossing.track_id, crossing.class, frame.now, plates);
+        // A track counted again on a line may follow another vehicle than the one whose frames it
+        // kept: no plate is sure to be this vehicle's.
+        let plate = self
+            .plate(&crossing.line, crossing.track_id, crossing.class, frame.now, plates)
+            .map(|read| if crossing.recount { TrackPlate { outcome: Err(Unread::Unsure), image: None, ..read } } else { read });
         let event = CrossingEvent {
             time,
             stream_time: frame.now,

@@ -16,8 +16,8 @@
 //! lost a moment ago takes over that track's id (observation-centric recovery), so a vehicle
 //! lost just before a counting line and found just after it still crosses it once.
 //!
-//! A new track starts where its vehicle was first seen ([`TrackedObject::origin`]): at its first
-//! detection, before `min_hits` confirmed it, maybe on the other side of a line. Two vehicles
+//! A new track of a moving vehicle starts where it was first seen ([`TrackedObject::origin`]):
+//! at its first detection, before `min_hits` confirmed it, maybe on the other side of a line. Two vehicles
 //! side by side are sometimes boxed as one, then as two: the track of the joint box follows one
 //! of them and the other starts anew, maybe past a line already. A new track found, moved back
 //! along its own motion, inside such a box of a neighbour's starts where it was in it.
@@ -119,7 +119,8 @@ struct Track {
     observed: BoxFilter,
     /// Analysed frames since the last detection.
     missed: u32,
-    /// The first detection's box and time: where a track that is recovered began.
+    /// The first detection's box and time: where a track that is recovered, or reported with its
+    /// origin, began.
     first_box: BBox,
     first_seen: Duration,
     hits: u32,
@@ -351,17 +352,19 @@ impl Tracker {
         }
         // After the recoveries: a track found again brings the boxes it had before it was lost.
         // Where a new track began goes with its first report only: in a neighbour's box it was
-        // told apart from, else at its first detection (before `min_hits` confirmed it: at 3 fps
-        // a car first seen before a line is often past it when confirmed).
+        // told apart from, else, moving, at its first detection (before `min_hits` confirmed it:
+        // at 3 fps a car first seen before a line is often past it when confirmed). Not a
+        // standing one's: its first box may be a part of it, on either side of a line.
         let origins: Vec<(usize, BBox)> = new_tracks
             .into_iter()
-            .map(|t| {
+            .filter_map(|t| {
                 let track = &self.tracks[t];
                 let split = self.split_from(t, &matched);
                 if let Some(origin) = split {
                     tracing::debug!(track = track.id, ?origin, first = ?track.first_box, "a track told apart from a neighbour's box");
                 }
-                (t, split.unwrap_or(track.first_box))
+                let (bx, by) = track.box_velocity();
+                Some((t, split.or((bx.hypot(by) > STILL_BOX_SIZES_PER_S).then_some(track.first_box))?))
             })
             .collect();
         let mut out: Vec<TrackedObject> = Vec::new();
