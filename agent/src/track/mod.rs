@@ -55,9 +55,10 @@ const MAX_JUMP_BOX_SIZES: f32 = 2.5;
 /// A track moving faster than this many of its box sizes per second has a direction: a detection
 /// behind it (more than `BACKWARDS_BOX_SIZES` against its motion, from where it was last seen)
 /// is another vehicle, as OC-SORT's direction consistency says. Two cars passing each other in
-/// opposite lanes otherwise swap ids while one coasts; and at 3 fps on the arterial a car leaving
-/// the frame at 0.8 of its (widened) box a second took over one 1.6 box widths behind it.
-const MOVING_BOX_SIZES_PER_S: f32 = 0.5;
+/// opposite lanes otherwise swap ids while one coasts. Not lower: a small parked car's box
+/// jitters at over half its width a second (at 0.5, the street's car pulling out of its parking
+/// spot was refused to its own track, and its stop ended 10 s late).
+const MOVING_BOX_SIZES_PER_S: f32 = 1.0;
 const BACKWARDS_BOX_SIZES: f32 = 0.5;
 /// A coasting track predicted with less than this share of its box inside the frame has left it.
 const MIN_VISIBLE_SHARE: f32 = 0.5;

@@ -267,12 +267,6 @@ fn a_detection_behind_a_moving_car_is_another_vehicle() {
     assert!(!goes_against(moving, &at_x(0.60, 0.52)), "ahead");
     assert!(!goes_against(moving, &at_x(0.52, 0.56)), "beside, within half a box");
     assert!(!goes_against(standing, &at_x(0.42, 0.8)));
-    // A slower car, 0.7 box widths a second, has a direction too.
-    let mut t = tracker();
-    for f in 0..4 {
-        t.update(&[det(0.3 + 0.014 * f as f32, 0.5, CAR, 0.9)], at(f, 5.0));
-    }
-    assert!(goes_against(&t.tracks[0], &at_x(0.27, 0.5)), "1 box width behind");
     // So the westbound car of the lane above, appearing ahead-right of the first and driving
     // left past it, never takes its id.
     let ids = second_car_ids(&mut tracker(), 0.3, 1, (0.75, 0.38));
