@@ -351,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_once_per_track_even_when_it_comes_back() {
+    fn a_rules_counter_counts_once_per_track_even_when_it_comes_back() {
         let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 1)]);
         let got = run(&mut c, 1, &[(0.4, 0.5), (0.6, 0.5), (0.4, 0.5), (0.6, 0.5)]);
         assert_eq!(got.len(), 1);

@@ -103,7 +103,7 @@ impl Emitter {
         let plates = plates.filter(|p| self.plate_readers.contains(id) && track_id != ZONE_TRACK && p.carries_plate(class))?;
         if recount {
             // A track counted again on a line may follow another vehicle than the one whose
-            // frames it kept: no plate read there is surely this vehicle's.
+            // frames it kept (they are dropped now): it has shown too little of this one.
             return Some(TrackPlate { outcome: Err(Unread::Unsure), ..TrackPlate::unseen(track_id, class, now) });
         }
         match plates.plate(track_id) {
@@ -137,7 +137,12 @@ impl Emitter {
     /// inside its interval agree, whatever the analysis lag or a broker outage did. A frame
     /// analysed after its interval was sent (a lag longer than the time left in the interval)
     /// is stamped at the start of the current one.
-    fn crossing(&mut self, crossing: &Crossing, publish: bool, frame: &FrameContext, scene: &CameraAnalyzers, plates: Option<&mut PlateWatch>) {
+    fn crossing(&mut self, crossing: &Crossing, publish: bool, frame: &FrameContext, scene: &CameraAnalyzers, mut plates: Option<&mut PlateWatch>) {
+        if crossing.recount
+            && let Some(plates) = plates.as_deref_mut()
+        {
+            plates.passed_on(crossing.track_id);
+        }
         let class = scene.label(crossing.class);
         let arrived = SystemTime::now().checked_sub(frame.frame.arrived.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH);
         self.flush_counts(arrived, false);

@@ -18,7 +18,8 @@ pub enum Unread {
     /// Text was found and read, and fits no plate format (or a character was unsure).
     Unreadable,
     /// A plate was read, but not surely enough: on one frame only, with unsure characters, or
-    /// only by the frame's edge (where characters may be cut).
+    /// only by the frame's edge (where characters may be cut). Or not read: a track's second
+    /// crossing of a line, which may be another vehicle's.
     Unsure,
     /// Frames gave different plates, none surely enough.
     Disagreeing,

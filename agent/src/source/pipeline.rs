@@ -82,7 +82,7 @@ pub fn configure(
     let src = by_name("canh_src")?;
     if src.find_property("tcp-timeout").is_some() {
         src.set_property("tcp-timeout", RTSP_TCP_TIMEOUT.as_micros() as u64);
-        // Microseconds without UDP packets before it tries TCP.
+        // `timeout`: microseconds without UDP packets before it tries TCP.
         src.set_property("timeout", 5_000_000u64);
     }
     if analytics_fps > 0 {
