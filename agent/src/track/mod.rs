@@ -17,10 +17,10 @@
 //! lost just before a counting line and found just after it still crosses it once.
 //!
 //! A new track of a moving vehicle starts where it was first seen ([`TrackedObject::origin`]):
-//! at its first detection, before `min_hits` confirmed it, maybe on the other side of a line. Two vehicles
-//! side by side are sometimes boxed as one, then as two: the track of the joint box follows one
-//! of them and the other starts anew, maybe past a line already. A new track found, moved back
-//! along its own motion, inside such a box of a neighbour's starts where it was in it.
+//! at its first detection, before `min_hits` confirmed it, maybe on the other side of a line.
+//! Two vehicles side by side are sometimes boxed as one, then as two: the track of the joint box
+//! follows one of them and the other starts anew, maybe past a line already. A new track found,
+//! moved back along its own motion, inside such a box of a neighbour's starts where it was in it.
 
 mod assign;
 mod config;
