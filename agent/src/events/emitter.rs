@@ -141,7 +141,7 @@ impl Emitter {
         if crossing.recount
             && let Some(plates) = plates.as_deref_mut()
         {
-            plates.passed_on(crossing.track_id);
+            plates.leave(crossing.track_id);
         }
         let class = scene.label(crossing.class);
         let arrived = SystemTime::now().checked_sub(frame.frame.arrived.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH);

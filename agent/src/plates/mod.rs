@@ -95,9 +95,9 @@ const AT_EDGE_SHARE: f32 = 0.005;
 /// A text line ending this many line heights or nearer to a cut side ([`CutSides`]: the frame's
 /// edge, or the detection region's) may go on beyond it: a character's width and the gap to the
 /// next are about 0.7 of a line's height, and the detector leaves out a character's sliver at the
-/// edge. On the Vietnamese junction a Tucson
-/// entering at the left edge showed `20 10` of its `420.10` there, 0.9 heights from the crop's
-/// side, read as the valid older plate `30G-2010`; a Sorento's whole plate lay as near.
+/// edge. On the Vietnamese junction a Tucson entering at the left edge showed `20 10` of its
+/// `420.10` there, 0.9 heights from the crop's side, read as the valid older plate `30G-2010`; a
+/// Sorento's whole plate lay as near.
 const CUT_LINE_HEIGHTS: f32 = 1.5;
 
 /// What one frame of a vehicle gave.

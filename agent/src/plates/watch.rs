@@ -173,14 +173,9 @@ impl PlateWatch {
         }
     }
 
-    /// Track `id` follows another vehicle now (it was counted again on a line): the one it
-    /// followed has left, and its frames and read are not the new one's.
-    pub fn passed_on(&mut self, id: u64) {
-        self.leave(id);
-    }
-
-    /// Track `id` has left: read it first if every vehicle is read.
-    fn leave(&mut self, id: u64) {
+    /// Track `id` has left, or follows another vehicle now (it was counted again on a line, and
+    /// its frames and read are not the new one's): read it first if every vehicle is read.
+    pub fn leave(&mut self, id: u64) {
         self.read_for_all(id);
         self.tracks.remove(&id);
     }
