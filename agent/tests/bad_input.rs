@@ -204,3 +204,40 @@ fn broken_streams_are_reported_per_camera_while_the_others_run() {
     assert!(!agent.log_text().contains("not-the-password"));
     assert!(!agent.log_text().contains("panicked"));
 }
+
+/// A stream that gives no frame rate and no frame durations (an H.264 camera without timing
+/// information in its stream sends that, and some tools write such files) is analysed at the
+/// analysis rate. `videorate` took such a stream's own rate, and aborted the process on its first
+/// frame without a duration.
+#[test]
+fn a_stream_of_unknown_frame_rate_is_analysed_at_the_analysis_rate() {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    let clip = temp_dir("unknown-rate").join("ball.mkv");
+    // 2 s at 30 frames a second: Motion JPEG whose caps say no rate, each frame's duration taken
+    // off, so that Matroska keeps the timestamps alone.
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=60 pattern=ball ! video/x-raw,framerate=30/1,width=320,height=240 ! jpegenc \
+         ! capssetter caps=image/jpeg,framerate=(fraction)0/1 ! identity name=strip ! matroskamux ! filesink location={}",
+        clip.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    pipeline.by_name("strip").unwrap().static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, |_, probe| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut() {
+            buffer.make_mut().set_duration(gst::ClockTime::NONE);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let ended = pipeline.bus().unwrap().timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(matches!(ended.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))), "{ended:?}");
+
+    let at_5_fps = replay(&["--input", clip.to_str().unwrap(), "--fps", "5"]);
+    assert_eq!(at_5_fps.summary["frames"], 10, "{}", at_5_fps.summary);
+    let every_frame = replay(&["--input", clip.to_str().unwrap(), "--fps", "0"]);
+    assert_eq!(every_frame.summary["frames"], 60, "{}", every_frame.summary);
+}

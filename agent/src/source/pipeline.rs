@@ -86,7 +86,9 @@ pub fn configure(
         src.set_property("timeout", 5_000_000u64);
     }
     if analytics_fps > 0 {
-        by_name("canh_rate")?.set_property("max-rate", analytics_fps as i32);
+        let rate = by_name("canh_rate")?;
+        rate.set_property("max-rate", analytics_fps as i32);
+        assume_analysis_rate(&rate, analytics_fps)?;
     }
     by_name("canh_caps")?.set_property("caps", caps);
     let sink = by_name("canh_sink")?
@@ -97,6 +99,29 @@ pub fn configure(
     sink.set_drop(false);
     let native = keep_native(&by_name("canh_scale")?)?;
     Ok((sink, native))
+}
+
+/// A stream of unknown frame rate (`framerate=0/1`: an H.264 camera whose stream carries no
+/// timing information (VUI), files some tools write) is told to `videorate` as one of
+/// `analytics_fps`. Left unknown, `videorate` takes the rate of its first two frames for the one to
+/// keep, so it limits nothing (281 of 314 frames analysed at 5 fps, measured), and where frames
+/// carry no duration it aborts the whole process (a failed `g_assert`, GStreamer 1.22 to 1.24): one
+/// such camera would take every camera of the agent down, again after each restart. Given a rate,
+/// it keeps frames by their timestamps as for any other stream.
+fn assume_analysis_rate(rate: &gst::Element, analytics_fps: u32) -> Result<(), String> {
+    let pad = rate.static_pad("sink").ok_or("videorate has no sink pad")?;
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, probe| {
+        let Some(gst::PadProbeData::Event(event)) = probe.data.as_mut() else { return gst::PadProbeReturn::Ok };
+        let gst::EventView::Caps(caps) = event.view() else { return gst::PadProbeReturn::Ok };
+        let unknown = caps.caps().structure(0).and_then(|s| s.get::<gst::Fraction>("framerate").ok()).is_none_or(|f| f.numer() == 0);
+        if unknown {
+            let mut caps = caps.caps_owned();
+            caps.make_mut().set("framerate", gst::Fraction::new(analytics_fps as i32, 1));
+            *event = gst::event::Caps::new(&caps);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// Calls `f` on every element of the pipeline: those a template names, there already, and those
