@@ -153,6 +153,10 @@ struct ManifestFile {
     rider_classes: Vec<String>,
     #[serde(default)]
     ridden_classes: Vec<String>,
+    /// Classes taken as another as soon as the model gives them (before NMS), e.g. `train =
+    /// "truck"`.
+    #[serde(default)]
+    read_as: std::collections::BTreeMap<String, String>,
 }
 
 fn default_nms_iou() -> f32 {
@@ -176,6 +180,8 @@ pub struct ModelManifest {
     pub plate_classes: Vec<usize>,
     pub rider_classes: Vec<usize>,
     pub ridden_classes: Vec<usize>,
+    /// `read_as`: the class the model gives, and the one it stands for.
+    pub read_as: Vec<(usize, usize)>,
 }
 
 impl ModelManifest {
@@ -206,6 +212,8 @@ impl ModelManifest {
         };
         let rider_classes = class_ids(&file.rider_classes, "rider_classes")?;
         let ridden_classes = class_ids(&file.ridden_classes, "ridden_classes")?;
+        let (given, meant): (Vec<String>, Vec<String>) = file.read_as.into_iter().unzip();
+        let read_as = class_ids(&given, "read_as")?.into_iter().zip(class_ids(&meant, "read_as")?).collect();
         if !dir.join(&file.provenance).is_file() {
             return Err(invalid(format!("provenance: {} does not exist beside the manifest", file.provenance)));
         }
@@ -236,6 +244,7 @@ impl ModelManifest {
             plate_classes,
             rider_classes,
             ridden_classes,
+            read_as,
         })
     }
 

@@ -2,12 +2,18 @@
 //! the detector sees as both "car" and "truck" must stay one object (the tracker votes on its class).
 //! Within the merge group a box lying almost wholly inside a better one is suppressed too: the
 //! detector often adds a box for the rear or front half of a large vehicle, which overlaps the
-//! whole vehicle's box too little for IoU to catch.
+//! whole vehicle's box too little for IoU to catch. So is a weak box round a better one: at times
+//! the detector boxes a whole stretch of road as one vehicle. But a car lying in such a box is no
+//! part of it, even when the box scores better (see [`PART_MIN_AREA_SHARE`]).
 
 use crate::types::Detection;
 
 /// Share of the smaller box inside the larger above which it is taken as part of the larger.
 pub(super) const CONTAINED: f32 = 0.85;
+/// ...when it is at least this share of the better box's area: a half or a third of a bus is a
+/// part of it, a car lying in a box round a whole stretch of road is not (the arterial at 640 px
+/// lost cars to such a box scoring 0.4).
+const PART_MIN_AREA_SHARE: f32 = 0.2;
 
 pub fn nms(mut detections: Vec<Detection>, iou_threshold: f32, merge_classes: &[usize]) -> Vec<Detection> {
     let merged = |class: usize| merge_classes.contains(&class);
@@ -17,7 +23,7 @@ pub fn nms(mut detections: Vec<Detection>, iou_threshold: f32, merge_classes: &[
     for det in detections {
         let suppressed = kept.iter().any(|k| {
             group(k.class) == group(det.class)
-                && (k.bbox.iou(&det.bbox) > iou_threshold || (merged(det.class) && k.bbox.overlap_of_smaller(&det.bbox) > CONTAINED))
+                && (k.bbox.iou(&det.bbox) > iou_threshold || (merged(det.class) && k.bbox.overlap_of_smaller(&det.bbox) > CONTAINED && det.bbox.area() >= PART_MIN_AREA_SHARE * k.bbox.area()))
         });
         if !suppressed {
             kept.push(det);
@@ -59,5 +65,19 @@ mod tests {
         let rear_half = Detection { bbox: BBox { x1: 0.42, y1: 0.45, x2: 0.55, y2: 0.78 }, class: car, score: 0.5 };
         assert!(whole.bbox.iou(&rear_half.bbox) < 0.45);
         assert_eq!(nms(vec![whole.clone(), rear_half.clone()], 0.45, &[car]), vec![whole]);
+    }
+
+    /// The detector sometimes boxes a whole stretch of road as one vehicle, at times scoring it
+    /// above the cars in it: they are not its parts.
+    #[test]
+    fn a_car_inside_a_box_round_the_road_is_kept() {
+        let (car, truck) = (2, 7);
+        let road = Detection { bbox: BBox { x1: 0.02, y1: 0.06, x2: 0.97, y2: 0.77 }, class: truck, score: 0.4 };
+        let in_it = Detection { bbox: BBox { x1: 0.13, y1: 0.39, x2: 0.36, y2: 0.56 }, class: car, score: 0.35 };
+        assert!(road.bbox.overlap_of_smaller(&in_it.bbox) > CONTAINED);
+        assert_eq!(nms(vec![road.clone(), in_it.clone()], 0.45, &[car, truck]), vec![road.clone(), in_it.clone()]);
+        // Scoring below the car, the box round the road is dropped.
+        let weak_road = Detection { score: 0.3, ..road };
+        assert_eq!(nms(vec![weak_road, in_it.clone()], 0.45, &[car, truck]), vec![in_it]);
     }
 }
