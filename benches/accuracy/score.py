@@ -6,7 +6,7 @@
 Class groups: two-wheelers (motorcycle, bicycle) and four-wheelers (car, bus, truck); a group's
 tolerance is 10% of its hand count, at least 1 (the accuracy tests use the same rule). A crossing
 by hand too close to the clip's end for FPS to see the vehicle on the far side in two analysed
-frames is not expected.
+frames, 0.15 s apart at least, is not expected.
 """
 import json
 import math
@@ -20,15 +20,17 @@ def group_of(label):
 
 
 CONFIRM_FRAMES = 2
+# Each confirming frame after the first stands for at least this long (agent: CONFIRM_FRAME_SPAN).
+CONFIRM_FRAME_SPAN_S = 0.15
 
 
 def observable(crossing, truth, fps):
-    """Whether the first analysed frame at or after the crossing and CONFIRM_FRAMES - 1 more
-    fall within the clip."""
-    if not fps:
-        return crossing["frame"] + CONFIRM_FRAMES - 1 <= truth["frames"] - 1
-    first = math.ceil(crossing["frame"] / truth["fps"] * fps)
-    return (first + CONFIRM_FRAMES - 1) / fps <= (truth["frames"] - 1) / truth["fps"]
+    """Whether the first analysed frame at or after the crossing and CONFIRM_FRAMES - 1 more,
+    spanning at least CONFIRM_FRAME_SPAN_S each, fall within the clip."""
+    rate = fps or truth["fps"]
+    first_s = math.ceil(crossing["frame"] / truth["fps"] * rate) / rate
+    confirmed_s = (CONFIRM_FRAMES - 1) * max(1 / rate, CONFIRM_FRAME_SPAN_S)
+    return first_s + confirmed_s <= (truth["frames"] - 1) / truth["fps"] + 1e-6
 
 
 def score(truth, summary, fps):

@@ -46,6 +46,12 @@ fn default_publish_crossings() -> bool {
 /// one frame on the far side may be a box bent by an occlusion.
 pub const CONFIRM_FRAMES: u32 = 2;
 
+/// Each confirming frame after the first stands for at least this long, whatever the analysis
+/// rate: at every frame of a 30-fps camera two frames are 33 ms apart, and a queued car's box,
+/// grown for a moment round the car in front of it, reached across the Vietnamese junction's line
+/// for three frames (counted as a crossing before this). At 5 fps frames are 0.2 s apart already.
+pub const CONFIRM_FRAME_SPAN: Duration = Duration::from_millis(150);
+
 fn default_confirm_frames() -> u32 {
     CONFIRM_FRAMES
 }
@@ -88,6 +94,12 @@ pub struct Line {
 impl Line {
     pub fn new(id: &str, p1: [f32; 2], p2: [f32; 2], classes: Vec<ClassId>, confirm_frames: u32) -> Line {
         Line { id: id.to_string(), p1: Point { x: p1[0], y: p1[1] }, p2: Point { x: p2[0], y: p2[1] }, classes, confirm_frames }
+    }
+
+    /// How long a track must have been on the new side, from its first frame there, before its
+    /// crossing counts (see [`CONFIRM_FRAME_SPAN`]).
+    fn confirm_span(&self) -> Duration {
+        CONFIRM_FRAME_SPAN * self.confirm_frames.saturating_sub(1)
     }
 
     /// `p`'s signed distance from the line through the segment, positive on the walker's right.
@@ -273,7 +285,7 @@ impl LineCounter {
                         continue;
                     }
                 };
-                if seen_on_new_side >= line.confirm_frames {
+                if seen_on_new_side >= line.confirm_frames && now.saturating_sub(first_seen) >= line.confirm_span() {
                     let direction = if side == Side::Right { Direction::In } else { Direction::Out };
                     crossings.push(Crossing {
                         line: line.id.clone(),
@@ -377,6 +389,24 @@ mod tests {
         let boxes = [part(3, 0.48, 0.2), part(3, 0.52, 0.2), part(3, 0.3, 0.08), part(3, 0.48, 0.2), part(3, 0.52, 0.2)];
         let got: Vec<Crossing> = boxes.iter().enumerate().flat_map(|(i, o)| c.update(std::slice::from_ref(o), Duration::from_millis(200 * i as u64))).collect();
         assert_eq!(got.len(), 1, "{got:?}");
+    }
+
+    /// At every frame of a 30-fps camera, a queued car's box grown for three frames round the car
+    /// in front of it reaches across the line: not a crossing. A car that drives over is counted
+    /// once 0.15 s have passed since its first frame there.
+    #[test]
+    fn a_box_across_the_line_for_a_moment_is_not_a_crossing_at_every_frame() {
+        let frame = |i: u64| Duration::from_micros(33_333 * i);
+        let mut c = LineCounter::new(vec![line((0.0, 0.44), (1.0, 0.44), CONFIRM_FRAMES)]);
+        let queued = [0.38, 0.38, 0.39, 0.444, 0.445, 0.443, 0.37, 0.38, 0.38, 0.38];
+        assert!(queued.iter().enumerate().all(|(i, &y)| c.update(&[obj(1, 0.6, y)], frame(i as u64)).is_empty()));
+        let mut counted_at = Vec::new();
+        for i in 0..20 {
+            let y = 0.40 + 0.005 * i as f32;
+            counted_at.extend(c.update(&[obj(2, 0.6, y)], frame(i)).into_iter().map(|crossing| (i, crossing.at)));
+        }
+        // First past the line at frame 9; counted at frame 14 (0.167 s on), dated frame 9.
+        assert_eq!(counted_at, vec![(14, frame(9))]);
     }
 
     #[test]
