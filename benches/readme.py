@@ -52,7 +52,7 @@ def clip_of(name):
 
 
 def counts_table():
-    print("| clip | group, direction | by hand (seen at 5 fps) | 5 fps | every frame |")
+    print("| clip | group, direction | by hand (seen at 5 fps, at every frame) | 5 fps | every frame |")
     print("|---|---|---|---|---|")
     for truth_path in sorted(glob.glob(os.path.join(ROOT, "samples", "groundtruth", "*.json"))):
         name = os.path.basename(truth_path)[:-5]
@@ -66,7 +66,8 @@ def counts_table():
         for at_5, every in zip(rows[5], rows[0]):
             if not (every["hand"] or at_5["canh"] or every["canh"]):
                 continue
-            hand = str(every["hand"]) + ("" if at_5["hand"] == every["hand"] else " (%d)" % at_5["hand"])
+            seen = (at_5["hand"], every["hand"])
+            hand = str(every["all"]) + ("" if seen == (every["all"],) * 2 else " (%d, %d)" % seen)
             mark = lambda r: "%d%s" % (r["canh"], "" if r["ok"] else " ✗")
             print("| %s | %s %s | %s | %s | %s |" % (name, at_5["group"].replace("_", "-"), at_5["direction"], hand, mark(at_5), mark(every)))
     print("\n✗: outside ±10 % of the hand count (at least ±1). `intel_car-detection` (top-down) is reported")

@@ -37,10 +37,11 @@ def score(truth, summary, fps):
     rows = []
     for direction in ("in", "out"):
         for group in GROUPS:
-            want = sum(1 for c in truth["crossings"] if c["direction"] == direction and group_of(c["class"]) == group and observable(c, truth, fps))
+            by_hand = [c for c in truth["crossings"] if c["direction"] == direction and group_of(c["class"]) == group]
+            want = sum(1 for c in by_hand if observable(c, truth, fps))
             got = sum(n for label, n in summary["lines"][0][direction].items() if group_of(label) == group)
             tolerance = max(1.0, 0.1 * want)
-            rows.append({"direction": direction, "group": group, "hand": want, "canh": got, "ok": abs(got - want) <= tolerance})
+            rows.append({"direction": direction, "group": group, "all": len(by_hand), "hand": want, "canh": got, "ok": abs(got - want) <= tolerance})
     return rows
 
 
