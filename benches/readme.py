@@ -64,7 +64,7 @@ def counts_table():
         line = ",".join(str(v) for v in truth["line"]["p1"] + truth["line"]["p2"])
         rows = {fps: score.score(truth, replay("--input", clip, "--line", line, "--fps", str(fps))[1], fps) for fps in (5, 0)}
         for at_5, every in zip(rows[5], rows[0]):
-            if not (every["hand"] or at_5["canh"] or every["canh"]):
+            if not (every["all"] or at_5["canh"] or every["canh"]):
                 continue
             seen = (at_5["hand"], every["hand"])
             hand = str(every["all"]) + ("" if seen == (every["all"],) * 2 else " (%d, %d)" % seen)

@@ -87,7 +87,7 @@ pub fn check_classes(classes: Option<&[String]>, labels: Option<&[String]>, path
         }
         for (k, class) in classes.iter().enumerate() {
             if !labels.contains(class) {
-                errors.push(ConfigError::new(format!("{path}.classes[{k}]"), format!("'{class}' is not a class of this camera's model")));
+                errors.push(ConfigError::new(format!("{path}.classes[{k}]"), format!("'{class}' is not a class this camera's model reports (see its manifest's labels and read_as)")));
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Bad input, tried for real. Malformed site files, each refused by `canh check` (exit code 2)
-//! with a message naming the key at fault; and broken streams, each reported in its camera's
-//! status while the agent and a good camera beside them keep running.
+//! with a message naming the key at fault; broken streams, each reported in its camera's status
+//! while the agent and a good camera beside them keep running; and a stream of unknown frame
+//! rate, analysed as any other.
 
 mod common;
 
@@ -238,6 +239,7 @@ fn a_stream_of_unknown_frame_rate_is_analysed_at_the_analysis_rate() {
 
     let at_5_fps = replay(&["--input", clip.to_str().unwrap(), "--fps", "5"]);
     assert_eq!(at_5_fps.summary["frames"], 10, "{}", at_5_fps.summary);
+    // Every frame (no rate limit): the clip holds the 60 frames it was made of.
     let every_frame = replay(&["--input", clip.to_str().unwrap(), "--fps", "0"]);
     assert_eq!(every_frame.summary["frames"], 60, "{}", every_frame.summary);
 }

@@ -106,7 +106,7 @@ speeding = {{ limit_kmh = -5, calibration = {{ image = [[0, 0], [1, 0], [1, 1], 
     let (code, stdout, stderr) = canh(&["check", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 2, "{stdout}{stderr}");
     for expected in [
-        "cameras[0].rules[0].classes[0]: 'tractor' is not a class of this camera's model",
+        "cameras[0].rules[0].classes[0]: 'tractor' is not a class this camera's model reports (see its manifest's labels and read_as)",
         "cameras[0].rules[0].red_light.signal.topic: the signal controller's feed is read over MQTT: configure [mqtt]",
         "cameras[0].rules[1].id: 'stop' is used by another rule of this camera",
         "cameras[0].rules[1].speeding.limit_kmh: must be a positive speed, got -5",

@@ -43,7 +43,7 @@ fn counts(name: &str, fps: u32) -> Option<Vec<(String, u64, u64)>> {
     let observable = |c: &serde_json::Value| {
         let frame = c["frame"].as_f64().unwrap();
         let rate = if fps == 0 { clip_fps } else { fps as f64 };
-        let first_s = (frame / clip_fps * rate).ceil() / rate;
+        let first_s = if fps == 0 { frame / clip_fps } else { (frame / clip_fps * rate).ceil() / rate };
         let confirmed_s = (CONFIRM_FRAMES - 1.0) * (1.0 / rate).max(CONFIRM_FRAME_SPAN_S);
         first_s + confirmed_s <= last_frame / clip_fps + 1e-6
     };

@@ -28,7 +28,7 @@ def observable(crossing, truth, fps):
     """Whether the first analysed frame at or after the crossing and CONFIRM_FRAMES - 1 more,
     spanning at least CONFIRM_FRAME_SPAN_S each, fall within the clip."""
     rate = fps or truth["fps"]
-    first_s = math.ceil(crossing["frame"] / truth["fps"] * rate) / rate
+    first_s = crossing["frame"] / truth["fps"] if not fps else math.ceil(crossing["frame"] / truth["fps"] * rate) / rate
     confirmed_s = (CONFIRM_FRAMES - 1) * max(1 / rate, CONFIRM_FRAME_SPAN_S)
     return first_s + confirmed_s <= (truth["frames"] - 1) / truth["fps"] + 1e-6
 

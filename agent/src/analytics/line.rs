@@ -26,7 +26,8 @@ pub struct LineConfig {
     pub p2: [f32; 2],
     /// Classes counted (model label names). Default: the model's vehicle classes.
     pub classes: Option<Vec<String>>,
-    /// Consecutive analysed frames a track must be seen on the new side before the crossing counts.
+    /// Consecutive analysed frames a track must be seen on the new side before the crossing counts,
+    /// spanning at least [`CONFIRM_FRAME_SPAN`] per frame after the first.
     #[serde(default = "default_confirm_frames")]
     pub confirm_frames: u32,
     /// Publish each crossing as it happens; without, the line is only in the periodic counts.
@@ -49,7 +50,8 @@ pub const CONFIRM_FRAMES: u32 = 2;
 /// Each confirming frame after the first stands for at least this long, whatever the analysis
 /// rate: at every frame of a 30-fps camera two frames are 33 ms apart, and a queued car's box,
 /// grown for a moment round the car in front of it, reached across the Vietnamese junction's line
-/// for three frames (counted as a crossing before this). At 5 fps frames are 0.2 s apart already.
+/// for three frames (counted as a crossing before this). At 5 fps on a 25- or 30-fps camera
+/// frames are 0.2 s apart already; at 10 fps the default takes 3 frames.
 pub const CONFIRM_FRAME_SPAN: Duration = Duration::from_millis(150);
 
 fn default_confirm_frames() -> u32 {
@@ -277,7 +279,8 @@ impl LineCounter {
                     continue;
                 }
                 let (seen_on_new_side, first_seen) = match state.pending {
-                    Some((pending_side, n, first)) if pending_side == side => (n + 1, first),
+                    // (Not when time went back: a stream that restarted.)
+                    Some((pending_side, n, first)) if pending_side == side && first <= now => (n + 1, first),
                     _ if line.segment_crossed(memory.last_point, point) => (1, now),
                     // Went round the end of the segment: not a crossing.
                     _ => {
@@ -401,12 +404,12 @@ mod tests {
         let queued = [0.38, 0.38, 0.39, 0.444, 0.445, 0.443, 0.37, 0.38, 0.38, 0.38];
         assert!(queued.iter().enumerate().all(|(i, &y)| c.update(&[obj(1, 0.6, y)], frame(i as u64)).is_empty()));
         let mut counted_at = Vec::new();
-        for i in 0..20 {
-            let y = 0.40 + 0.005 * i as f32;
+        for i in 10..30 {
+            let y = 0.352 + 0.01 * (i - 10) as f32;
             counted_at.extend(c.update(&[obj(2, 0.6, y)], frame(i)).into_iter().map(|crossing| (i, crossing.at)));
         }
-        // First past the line at frame 9; counted at frame 14 (0.167 s on), dated frame 9.
-        assert_eq!(counted_at, vec![(14, frame(9))]);
+        // First past the line at frame 19; counted at frame 24 (0.167 s on), dated frame 19.
+        assert_eq!(counted_at, vec![(24, frame(19))]);
     }
 
     #[test]

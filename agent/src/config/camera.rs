@@ -134,7 +134,7 @@ impl CameraConfig {
                 {
                     errors.push(ConfigError::new(format!("{path}.detect_width_px"), format!("model {}: {e}", self.model)));
                 }
-                Some(manifest.labels)
+                Some(manifest.reported_labels())
             }
             Err(e) => {
                 errors.push(ConfigError::new(format!("{path}.model"), e.to_string()));

@@ -78,7 +78,10 @@ classes = ["car", "spaceship"]
 #[test]
 fn unknown_classes_are_named() {
     let text = GOOD.replace("p2 = [0.5, 0.0]", "p2 = [0.5, 0.0]\nclasses = [\"car\", \"spaceship\"]");
-    assert_eq!(errors_of(&text), vec!["cameras[0].lines[0].classes[1]: 'spaceship' is not a class of this camera's model"]);
+    assert_eq!(errors_of(&text), vec!["cameras[0].lines[0].classes[1]: 'spaceship' is not a class this camera's model reports (see its manifest's labels and read_as)"]);
+    // A class the manifest reads as another is never reported: a line of trains would count nothing.
+    let text = GOOD.replace("p2 = [0.5, 0.0]", "p2 = [0.5, 0.0]\nclasses = [\"train\"]");
+    assert_eq!(errors_of(&text), vec!["cameras[0].lines[0].classes[0]: 'train' is not a class this camera's model reports (see its manifest's labels and read_as)"]);
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The model manifest: a `manifest.toml` beside each ONNX file saying how to feed it and read it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use crate::types::ClassId;
 
 use serde::Deserialize;
 
@@ -154,9 +157,9 @@ struct ManifestFile {
     #[serde(default)]
     ridden_classes: Vec<String>,
     /// Classes taken as another as soon as the model gives them (before NMS), e.g. `train =
-    /// "truck"`.
+    /// "truck"`; a class read as another is not one itself.
     #[serde(default)]
-    read_as: std::collections::BTreeMap<String, String>,
+    read_as: BTreeMap<String, String>,
 }
 
 fn default_nms_iou() -> f32 {
@@ -212,8 +215,11 @@ impl ModelManifest {
         };
         let rider_classes = class_ids(&file.rider_classes, "rider_classes")?;
         let ridden_classes = class_ids(&file.ridden_classes, "ridden_classes")?;
+        if let Some((given, meant)) = file.read_as.iter().find(|(given, meant)| given == meant || file.read_as.contains_key(*meant)) {
+            return Err(invalid(format!("read_as: '{given}' is read as '{meant}', which is read as a class itself")));
+        }
         let (given, meant): (Vec<String>, Vec<String>) = file.read_as.into_iter().unzip();
-        let read_as = class_ids(&given, "read_as")?.into_iter().zip(class_ids(&meant, "read_as")?).collect();
+        let read_as = class_ids(&given, "read_as (a class read as another)")?.into_iter().zip(class_ids(&meant, "read_as (the class it is read as)")?).collect();
         if !dir.join(&file.provenance).is_file() {
             return Err(invalid(format!("provenance: {} does not exist beside the manifest", file.provenance)));
         }
@@ -259,5 +265,15 @@ impl ModelManifest {
 
     pub fn class_id(&self, name: &str) -> Option<usize> {
         self.labels.iter().position(|l| l == name)
+    }
+
+    /// The class a detection of `class` is taken as (see `read_as`).
+    pub fn read_as(&self, class: ClassId) -> ClassId {
+        self.read_as.iter().find(|(given, _)| *given == class).map_or(class, |&(_, meant)| meant)
+    }
+
+    /// The class names detections may carry: the labels, less those read as another.
+    pub fn reported_labels(&self) -> Vec<String> {
+        self.labels.iter().enumerate().filter(|&(c, _)| self.read_as(c) == c).map(|(_, l)| l.clone()).collect()
     }
 }

@@ -254,11 +254,8 @@ impl Detector {
             OutputDecoder::Yolov8 => yolov8::decode(&data, m.labels.len(), &place, min_score).map_err(model_err)?,
             OutputDecoder::Probability | OutputDecoder::Heatmap => return Err(model_err("a classifier has no boxes to detect".into())),
         };
-        let raw = raw.into_iter().map(|d| match m.read_as.iter().find(|(given, _)| *given == d.class) {
-            Some(&(_, meant)) => Detection { class: meant, ..d },
-            None => d,
-        });
-        Ok(riders::merge(nms(raw.collect(), m.nms_iou, &m.merge_classes), &m.rider_classes, &m.ridden_classes))
+        let raw = raw.into_iter().map(|d| Detection { class: m.read_as(d.class), ..d }).collect();
+        Ok(riders::merge(nms(raw, m.nms_iou, &m.merge_classes), &m.rider_classes, &m.ridden_classes))
     }
 
     /// Runs the model on one packed BGR frame that fits its input, at the input size fitted to the

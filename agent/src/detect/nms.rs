@@ -10,9 +10,9 @@ use crate::types::Detection;
 
 /// Share of the smaller box inside the larger above which it is taken as part of the larger.
 pub(super) const CONTAINED: f32 = 0.85;
-/// ...when it is at least this share of the better box's area: a half or a third of a bus is a
-/// part of it, a car lying in a box round a whole stretch of road is not (the arterial at 640 px
-/// lost cars to such a box scoring 0.4).
+/// A box inside a better one is a part of it only when it is at least this share of the better
+/// box's area: a half or a third of a bus is a part of it, a car lying in a box round a whole
+/// stretch of road is not (the arterial at 640 px lost cars to such a box scoring 0.4).
 const PART_MIN_AREA_SHARE: f32 = 0.2;
 
 pub fn nms(mut detections: Vec<Detection>, iou_threshold: f32, merge_classes: &[usize]) -> Vec<Detection> {

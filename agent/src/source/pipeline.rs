@@ -117,7 +117,7 @@ fn assume_analysis_rate(rate: &gst::Element, analytics_fps: u32) -> Result<(), S
         if unknown {
             let mut caps = caps.caps_owned();
             caps.make_mut().set("framerate", gst::Fraction::new(analytics_fps as i32, 1));
-            *event = gst::event::Caps::new(&caps);
+            *event = gst::event::Caps::builder(&caps).seqnum(event.seqnum()).build();
         }
         gst::PadProbeReturn::Ok
     });
