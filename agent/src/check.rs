@@ -79,7 +79,8 @@ pub fn check_point(point: [f32; 2], path: &str, errors: &mut Vec<ConfigError>) {
     }
 }
 
-/// Checks a `classes` list against the camera model's labels (when the model could be loaded).
+/// Checks a `classes` list against the class names the camera's model reports (its labels less
+/// those read as another; when the model could be loaded).
 pub fn check_classes(classes: Option<&[String]>, labels: Option<&[String]>, path: &str, errors: &mut Vec<ConfigError>) {
     if let (Some(classes), Some(labels)) = (classes, labels) {
         if classes.is_empty() {

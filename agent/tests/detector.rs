@@ -58,7 +58,7 @@ fn a_lorry_boxed_as_a_train_is_read_as_a_truck() {
     }
 }
 
-/// A class read as one that is read as another again (or as itself) is refused, naming both.
+/// A class read as one that is read as another again, or as itself, is refused, naming them.
 #[test]
 fn a_manifest_reading_a_class_as_one_read_again_is_refused() {
     let shipped = common::repo_root().join("models/yolox_nano");
@@ -66,10 +66,15 @@ fn a_manifest_reading_a_class_as_one_read_again_is_refused() {
     for file in ["coco80_labels.txt", "PROVENANCE.txt"] {
         std::fs::copy(shipped.join(file), dir.join(file)).unwrap();
     }
-    let text = std::fs::read_to_string(shipped.join("manifest.toml")).unwrap().replace("train = \"truck\"", "train = \"truck\"\ntruck = \"car\"");
-    std::fs::write(dir.join("manifest.toml"), text).unwrap();
-    let err = ModelManifest::load(&dir.join("manifest.toml")).err().expect("a chain is an error");
-    assert!(err.to_string().contains("read_as: 'train' is read as 'truck', which is read as a class itself"), "{err}");
+    let shipped_text = std::fs::read_to_string(shipped.join("manifest.toml")).unwrap();
+    for (read_as, message) in [
+        ("train = \"truck\"\ntruck = \"car\"", "read_as: 'train' is read as 'truck', which is itself read as 'car' (read 'train' as 'car')"),
+        ("train = \"train\"", "read_as: 'train' is read as itself"),
+    ] {
+        std::fs::write(dir.join("manifest.toml"), shipped_text.replace("train = \"truck\"", read_as)).unwrap();
+        let err = ModelManifest::load(&dir.join("manifest.toml")).err().expect("an error");
+        assert!(err.to_string().contains(message), "{err}");
+    }
 }
 
 #[test]

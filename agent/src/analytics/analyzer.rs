@@ -107,7 +107,8 @@ pub trait Analyzer: Send {
 
 /// What an analyzer's config is checked against.
 pub struct CheckContext<'a> {
-    /// The camera model's labels, when the model could be loaded.
+    /// The class names the camera's model reports (its labels less those read as another), when
+    /// the model could be loaded.
     pub labels: Option<&'a [String]>,
     /// Whether the site has a broker (signal controllers' feeds come over it).
     pub broker: bool,

@@ -59,7 +59,7 @@ fn default_confirm_frames() -> u32 {
 }
 
 impl LineConfig {
-    /// `labels` is the model's label list, when it could be loaded.
+    /// `labels` are the class names the model reports, when it could be loaded.
     pub fn validate(&self, path: &str, labels: Option<&[String]>, errors: &mut Vec<ConfigError>) {
         check_id(&self.id, &format!("{path}.id"), errors);
         check_segment(self.p1, self.p2, path, errors);
@@ -279,8 +279,9 @@ impl LineCounter {
                     continue;
                 }
                 let (seen_on_new_side, first_seen) = match state.pending {
-                    // (Not when time went back: a stream that restarted.)
-                    Some((pending_side, n, first)) if pending_side == side && first <= now => (n + 1, first),
+                    // Time never goes back for one track: on a restarted stream the tracker and
+                    // the analyzers start afresh.
+                    Some((pending_side, n, first)) if pending_side == side => (n + 1, first),
                     _ if line.segment_crossed(memory.last_point, point) => (1, now),
                     // Went round the end of the segment: not a crossing.
                     _ => {

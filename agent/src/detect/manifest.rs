@@ -157,7 +157,7 @@ struct ManifestFile {
     #[serde(default)]
     ridden_classes: Vec<String>,
     /// Classes taken as another as soon as the model gives them (before NMS), e.g. `train =
-    /// "truck"`; a class read as another is not one itself.
+    /// "truck"`. No chains: a class read as another is not itself read as a third, nor as itself.
     #[serde(default)]
     read_as: BTreeMap<String, String>,
 }
@@ -215,8 +215,13 @@ impl ModelManifest {
         };
         let rider_classes = class_ids(&file.rider_classes, "rider_classes")?;
         let ridden_classes = class_ids(&file.ridden_classes, "ridden_classes")?;
-        if let Some((given, meant)) = file.read_as.iter().find(|(given, meant)| given == meant || file.read_as.contains_key(*meant)) {
-            return Err(invalid(format!("read_as: '{given}' is read as '{meant}', which is read as a class itself")));
+        for (given, meant) in &file.read_as {
+            if given == meant {
+                return Err(invalid(format!("read_as: '{given}' is read as itself")));
+            }
+            if let Some(next) = file.read_as.get(meant) {
+                return Err(invalid(format!("read_as: '{given}' is read as '{meant}', which is itself read as '{next}' (read '{given}' as '{next}')")));
+            }
         }
         let (given, meant): (Vec<String>, Vec<String>) = file.read_as.into_iter().unzip();
         let read_as = class_ids(&given, "read_as (a class read as another)")?.into_iter().zip(class_ids(&meant, "read_as (the class it is read as)")?).collect();
@@ -255,7 +260,8 @@ impl ModelManifest {
     }
 
     /// Class ids for a rule's or line's `classes` (label names); `None` means the vehicle classes.
-    /// Names the model lacks were reported by config validation and are skipped here.
+    /// Names the model lacks or reads as another were reported by config validation; the first are
+    /// skipped here, the second match nothing.
     pub fn resolve_classes(&self, names: Option<&[String]>) -> Vec<usize> {
         match names {
             Some(names) => names.iter().filter_map(|n| self.class_id(n)).collect(),
