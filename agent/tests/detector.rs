@@ -58,7 +58,8 @@ fn a_lorry_boxed_as_a_train_is_read_as_a_truck() {
     }
 }
 
-/// A class read as one that is read as another again, or as itself, is refused, naming them.
+/// A class read as one that is read as another again, or as itself, or read as another and named
+/// in a class list, is refused, naming them.
 #[test]
 fn a_manifest_reading_a_class_as_one_read_again_is_refused() {
     let shipped = common::repo_root().join("models/yolox_nano");
@@ -70,6 +71,7 @@ fn a_manifest_reading_a_class_as_one_read_again_is_refused() {
     for (read_as, message) in [
         ("train = \"truck\"\ntruck = \"car\"", "read_as: 'train' is read as 'truck', which is itself read as 'car' (read 'train' as 'car')"),
         ("train = \"train\"", "read_as: 'train' is read as itself"),
+        ("bus = \"truck\"", "merge_classes: 'bus' is read as 'truck' (read_as): name 'truck'"),
     ] {
         std::fs::write(dir.join("manifest.toml"), shipped_text.replace("train = \"truck\"", read_as)).unwrap();
         let err = ModelManifest::load(&dir.join("manifest.toml")).err().expect("an error");

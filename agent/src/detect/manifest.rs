@@ -224,7 +224,14 @@ impl ModelManifest {
             }
         }
         let (given, meant): (Vec<String>, Vec<String>) = file.read_as.into_iter().unzip();
-        let read_as = class_ids(&given, "read_as (a class read as another)")?.into_iter().zip(class_ids(&meant, "read_as (the class it is read as)")?).collect();
+        let read_as: Vec<(ClassId, ClassId)> = class_ids(&given, "read_as (a class read as another)")?.into_iter().zip(class_ids(&meant, "read_as (the class it is read as)")?).collect();
+        // A class read as another is never reported, so naming it in a list would do nothing.
+        let lists = [("merge_classes", &merge_classes), ("vehicle_classes", &vehicle_classes), ("plate_classes", &plate_classes), ("rider_classes", &rider_classes), ("ridden_classes", &ridden_classes)];
+        for (key, list) in lists {
+            if let Some(&(given, meant)) = read_as.iter().find(|(given, _)| list.contains(given)) {
+                return Err(invalid(format!("{key}: '{}' is read as '{}' (read_as): name '{}'", labels[given], labels[meant], labels[meant])));
+            }
+        }
         if !dir.join(&file.provenance).is_file() {
             return Err(invalid(format!("provenance: {} does not exist beside the manifest", file.provenance)));
         }
