@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::types::ClassId;
-
 use serde::Deserialize;
+
+use crate::types::ClassId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -184,7 +184,7 @@ pub struct ModelManifest {
     pub rider_classes: Vec<usize>,
     pub ridden_classes: Vec<usize>,
     /// `read_as`: the class the model gives, and the one it stands for.
-    pub read_as: Vec<(usize, usize)>,
+    pub read_as: Vec<(ClassId, ClassId)>,
 }
 
 impl ModelManifest {
