@@ -247,14 +247,16 @@ impl Detector {
         let m = &self.manifest;
         let model_err = |message: String| DetectError::Model { model: m.name.clone(), message };
         let FrameOutput { values: data, place, size: (input_width, input_height) } = self.infer_frame(bgr, width, height, stride)?;
-        let raw = match m.output.decoder {
+        let mut raw = match m.output.decoder {
             OutputDecoder::Yolox => {
                 yolox::decode(&data, m.labels.len(), input_width, input_height, &m.output.strides, &place, min_score).map_err(model_err)?
             }
             OutputDecoder::Yolov8 => yolov8::decode(&data, m.labels.len(), &place, min_score).map_err(model_err)?,
             OutputDecoder::Probability | OutputDecoder::Heatmap => return Err(model_err("a classifier has no boxes to detect".into())),
         };
-        let raw = raw.into_iter().map(|d| Detection { class: m.read_as(d.class), ..d }).collect();
+        if !m.read_as.is_empty() {
+            raw.iter_mut().for_each(|d| d.class = m.read_as(d.class));
+        }
         Ok(riders::merge(nms(raw, m.nms_iou, &m.merge_classes), &m.rider_classes, &m.ridden_classes))
     }
 

@@ -99,13 +99,8 @@ impl Emitter {
     /// The plate of `track_id` for a message of line or rule `id`: `None` where that reads no
     /// plates (or the camera reads none, or the class carries none), else the plate or why it is
     /// unread.
-    fn plate(&self, id: &str, track_id: u64, class: ClassId, now: Duration, plates: Option<&mut PlateWatch>, recount: bool) -> Option<TrackPlate> {
+    fn plate(&self, id: &str, track_id: u64, class: ClassId, now: Duration, plates: Option<&mut PlateWatch>) -> Option<TrackPlate> {
         let plates = plates.filter(|p| self.plate_readers.contains(id) && track_id != ZONE_TRACK && p.carries_plate(class))?;
-        if recount {
-            // A track counted again on a line may follow another vehicle than the one whose
-            // frames it kept (they are dropped now): it has shown too little of this one.
-            return Some(TrackPlate { outcome: Err(Unread::Unsure), ..TrackPlate::unseen(track_id, class, now) });
-        }
         match plates.plate(track_id) {
             Ok(read) => Some(read.unwrap_or_else(|| TrackPlate::unseen(track_id, class, now))),
             Err(e) => {
@@ -153,7 +148,10 @@ impl Emitter {
         if !publish {
             return;
         }
-        let plate = self.plate(&crossing.line, crossing.track_id, crossing.class, frame.now, plates, crossing.recount);
+        // A track counted again may follow another vehicle than the one whose frames it kept
+        // (dropped above): it has shown too little of this one.
+        let plate = self.plate(&crossing.line, crossing.track_id, crossing.class, frame.now, plates)
+            .map(|p| if crossing.recount { TrackPlate { outcome: Err(Unread::Unsure), ..p } } else { p });
         let event = CrossingEvent {
             time,
             stream_time: frame.now,
@@ -174,7 +172,7 @@ impl Emitter {
         let mut evidence = None;
         let mut plate = None;
         if violation.ends.is_none() {
-            plate = self.plate(&violation.rule, violation.object.id, violation.object.class, frame.now, plates, false);
+            plate = self.plate(&violation.rule, violation.object.id, violation.object.class, frame.now, plates);
             *self.violations.entry(violation.rule.clone()).or_default() += 1;
             let summary = violation.measured.summary();
             let caption = format!("{} {} t={:.1}s {summary}", violation.kind.name(), violation.rule, frame.now.as_secs_f32());

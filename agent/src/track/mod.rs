@@ -142,6 +142,12 @@ impl Track {
         (vx / self.last_box.width().max(1e-4), vy / self.last_box.height().max(1e-4))
     }
 
+    /// Whether it moves faster than `STILL_BOX_SIZES_PER_S`: not standing.
+    fn is_moving(&self) -> bool {
+        let (bx, by) = self.box_velocity();
+        bx.hypot(by) > STILL_BOX_SIZES_PER_S
+    }
+
     /// The class with the heaviest votes, except that a rider seen riding is the vehicle it rides.
     fn class(&self, riders: &Riders) -> ClassId {
         let heaviest = |of: &dyn Fn(ClassId) -> bool| {
@@ -264,13 +270,7 @@ impl Tracker {
     /// Whether any reported track is moving or unaccounted for (coasting): then a frame must be
     /// looked at, however little its pixels changed.
     pub fn moving(&self) -> bool {
-        self.tracks.iter().any(|t| {
-            let speed = || {
-                let (vx, vy) = t.box_velocity();
-                vx.hypot(vy)
-            };
-            t.state == TrackState::Confirmed && (t.missed > 0 || speed() > STILL_BOX_SIZES_PER_S)
-        })
+        self.tracks.iter().any(|t| t.state == TrackState::Confirmed && (t.missed > 0 || t.is_moving()))
     }
 
     fn group(&self, class: ClassId) -> usize {
@@ -360,12 +360,14 @@ impl Tracker {
             .into_iter()
             .filter_map(|t| {
                 let track = &self.tracks[t];
+                if !track.is_moving() {
+                    return None;
+                }
                 let split = self.split_from(t, &matched);
                 if let Some(origin) = split {
                     tracing::debug!(track = track.id, ?origin, first = ?track.first_box, "a track told apart from a neighbour's box");
                 }
-                let (bx, by) = track.box_velocity();
-                Some((t, split.or((bx.hypot(by) > STILL_BOX_SIZES_PER_S).then_some(track.first_box))?))
+                Some((t, split.unwrap_or(track.first_box)))
             })
             .collect();
         let mut out: Vec<TrackedObject> = Vec::new();
@@ -475,12 +477,9 @@ impl Tracker {
     /// motion, and was much larger than the neighbour's box now.
     /// Only within a class group: a rider boxed with the motorbike it rides, then alone, is the
     /// motorbike's rider, not another vehicle. The newest such box wins (the shortest projection).
+    /// Asked of a moving track only: a standing one's first box may be a part of it.
     fn split_from(&self, t: usize, matched: &[Option<usize>]) -> Option<BBox> {
         let new = &self.tracks[t];
-        let (bx, by) = new.box_velocity();
-        if bx.hypot(by) <= STILL_BOX_SIZES_PER_S {
-            return None;
-        }
         let motion = new.filter.velocity();
         (0..self.tracks.len())
             .filter(|&m| {

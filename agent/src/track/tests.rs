@@ -310,14 +310,13 @@ fn pair_x(f: u32) -> f32 {
 /// At 5 fps: the reports of the two frames after the second vehicle is first found apart.
 fn told_apart(pair: Pair) -> [Vec<TrackedObject>; 2] {
     let mut t = tracker();
-    let x = pair_x;
     let seen = |bbox: BBox, class: ClassId| Detection { bbox, class, score: 0.9 };
     let mut reports = Vec::new();
     for f in 0..pair.apart_from + 3 {
         let dets = match f {
-            0 | 1 => vec![seen((pair.joint)(x(f)), CAR)],
-            f if f < pair.apart_from => vec![seen((pair.first)(x(f)), CAR)],
-            _ => vec![seen((pair.first)(x(f)), CAR), seen((pair.second)(x(f)), pair.upper)],
+            0 | 1 => vec![seen((pair.joint)(pair_x(f)), CAR)],
+            f if f < pair.apart_from => vec![seen((pair.first)(pair_x(f)), CAR)],
+            _ => vec![seen((pair.first)(pair_x(f)), CAR), seen((pair.second)(pair_x(f)), pair.upper)],
         };
         reports.push(t.update(&dets, at(f, 5.0)));
     }
