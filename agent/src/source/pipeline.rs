@@ -16,8 +16,7 @@ use super::native::{NativeSlot, keep_native};
 
 /// `rtspsrc` gives up on a silent server's connection after this: well before the no-frames
 /// watchdog fires, and well within a state change's deadline, since its teardown joins its
-/// thread, which may be blocked on that connection for this long. With 5 s, the deadline itself,
-/// a flapping camera's teardown was abandoned in 1 of 13 test runs (stuck going to Null).
+/// thread, which may be blocked on that connection for this long.
 const RTSP_TCP_TIMEOUT: Duration = Duration::from_secs(3);
 const _: () = assert!(RTSP_TCP_TIMEOUT.as_secs() + 2 <= STATE_CHANGE_DEADLINE.as_secs());
 
@@ -84,6 +83,7 @@ pub fn configure(
         src.set_property("tcp-timeout", RTSP_TCP_TIMEOUT.as_micros() as u64);
         // `timeout`: microseconds without UDP packets before it tries TCP.
         src.set_property("timeout", 5_000_000u64);
+        forget_stream_end_time(pipeline);
     }
     if analytics_fps > 0 {
         let rate = by_name("canh_rate")?;
@@ -110,18 +110,49 @@ pub fn configure(
 /// it keeps frames by their timestamps as for any other stream.
 fn assume_analysis_rate(rate: &gst::Element, analytics_fps: u32) -> Result<(), String> {
     let pad = rate.static_pad("sink").ok_or("videorate has no sink pad")?;
+    rewrite_caps(&pad, move |caps| {
+        let unknown = caps.structure(0).and_then(|s| s.get::<gst::Fraction>("framerate").ok()).is_none_or(|f| f.numer() == 0);
+        unknown.then(|| {
+            let mut caps = caps.to_owned();
+            caps.make_mut().set("framerate", gst::Fraction::new(analytics_fps as i32, 1));
+            caps
+        })
+    });
+    Ok(())
+}
+
+/// Takes the end time (`npt-stop`) out of what each RTP jitter buffer is told of its stream. A
+/// stream that has one (a recording, a file served over RTSP; a live camera's has none) makes
+/// the jitter buffer re-arm an end-of-stream timer with every packet it pushes, and in GStreamer
+/// 1.22 a packet pushed just after the server's end (RTCP BYE) re-arms it after the timer thread
+/// has gone to sleep: the jitter buffer then waits for that thread forever, and taking the
+/// pipeline down hangs in `rtspsrc` (seen in 1 of 3 to 8 runs of a flapping camera under load;
+/// the jitter buffer's debug log shows both threads "waiting timer"). Without the end time it
+/// ends a stream on the server's BYE, or the no-frames watchdog does.
+fn forget_stream_end_time(pipeline: &gst::Pipeline) {
+    for_each_element(pipeline, |element| {
+        let is_jitter_buffer = element.factory().is_some_and(|f| f.name() == "rtpjitterbuffer");
+        let Some(pad) = element.static_pad("sink").filter(|_| is_jitter_buffer) else { return };
+        rewrite_caps(&pad, |caps| {
+            caps.structure(0).filter(|s| s.has_field("npt-stop"))?;
+            let mut caps = caps.to_owned();
+            caps.make_mut().structure_mut(0)?.remove_field("npt-stop");
+            Some(caps)
+        });
+    });
+}
+
+/// Replaces the caps of each caps event passing `pad` by what `rewrite` makes of them (`None`:
+/// left as they are), keeping the event's seqnum.
+fn rewrite_caps(pad: &gst::Pad, rewrite: impl Fn(&gst::CapsRef) -> Option<gst::Caps> + Send + Sync + 'static) {
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, probe| {
         let Some(gst::PadProbeData::Event(event)) = probe.data.as_mut() else { return gst::PadProbeReturn::Ok };
         let gst::EventView::Caps(caps) = event.view() else { return gst::PadProbeReturn::Ok };
-        let unknown = caps.caps().structure(0).and_then(|s| s.get::<gst::Fraction>("framerate").ok()).is_none_or(|f| f.numer() == 0);
-        if unknown {
-            let mut caps = caps.caps_owned();
-            caps.make_mut().set("framerate", gst::Fraction::new(analytics_fps as i32, 1));
+        if let Some(caps) = rewrite(caps.caps()) {
             *event = gst::event::Caps::builder(&caps).seqnum(event.seqnum()).build();
         }
         gst::PadProbeReturn::Ok
     });
-    Ok(())
 }
 
 /// Calls `f` on every element of the pipeline: those a template names, there already, and those
