@@ -137,6 +137,9 @@ enum Command {
         /// `detect_region`, else frame].
         #[arg(long, value_name = "REGION")]
         detect_region: Option<DetectRegion>,
+        /// Never look closer than the camera's own look (`detect_zoom = false`).
+        #[arg(long)]
+        no_detect_zoom: bool,
         /// Detect with this model of models/, e.g. `yolox_nano_int8` [default: the camera's
         /// `model`, else yolox_nano].
         #[arg(long, value_name = "NAME")]
@@ -181,8 +184,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config, credentials } => return check(&config, credentials),
-        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate, plates, detect_width, detect_region, model } => {
-            let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, plates, detect_width, detect_region, model };
+        Command::Replay { input, config, camera, lines, fps, render, fire, signal_log, no_motion_gate, plates, detect_width, detect_region, no_detect_zoom, model } => {
+            let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, plates, detect_width, detect_region, detect_zoom: !no_detect_zoom, model };
             replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, tools)
         }
         Command::Listen { broker, prefix, db, ca_file, cert_file, key_file, username, password_file } => {
@@ -397,6 +400,8 @@ struct ReplaySummary {
     /// With --plates: every vehicle track's plate.
     #[serde(skip_serializing_if = "Option::is_none")]
     plates: Option<Vec<PlateSummary>>,
+    /// Whether the detector came to look closer at the lines' region (`detect_zoom`).
+    detect_zoomed: bool,
 }
 
 /// What replay adds to a plain run.
@@ -408,6 +413,7 @@ struct ReplayTools {
     plates: bool,
     detect_width: Option<u32>,
     detect_region: Option<DetectRegion>,
+    detect_zoom: bool,
     model: Option<String>,
 }
 
@@ -415,7 +421,7 @@ struct ReplayTools {
 const FIRE_REPLAY_FPS: u32 = 2;
 
 fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera_id: Option<&str>, lines: &[String], fps: Option<u32>, tools: ReplayTools) -> Result<()> {
-    let ReplayTools { render_dir, fire, signal_log, motion_gate, plates, detect_width, detect_region, model } = tools;
+    let ReplayTools { render_dir, fire, signal_log, motion_gate, plates, detect_width, detect_region, detect_zoom, model } = tools;
     let resources = Resources::locate();
     let input = std::path::absolute(input).with_context(|| format!("{}", input.display()))?;
     let mut config = match config_path {
@@ -446,6 +452,9 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
     }
     if let Some(region) = detect_region {
         camera.detect_region = region;
+    }
+    if !detect_zoom {
+        camera.detect_zoom = false;
     }
     if let Some(model) = model {
         camera.model = model;
@@ -481,6 +490,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
         violations: camera.violations,
         fire_events: camera.fire_events,
         plates: plates.then_some(camera.plates),
+        detect_zoomed: camera.detect_zoomed,
     };
     println!("{}", serde_json::to_string(&out)?);
     Ok(())

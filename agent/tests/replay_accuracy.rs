@@ -155,12 +155,24 @@ fn junction_at_half_size(junction: &std::path::Path) -> PathBuf {
 /// road around the lines cut at the stream's resolution with the pixels of a 640-px frame
 /// (`configs/README.md`, *Small and distant vehicles*): on each copy's line, each class group
 /// within ±10 % (at least ±1) of the hand count at 5 analysed fps, as on the junction itself.
+/// Set by hand, and found out by the camera itself (`detect_zoom`); the arterial, whose cars
+/// are large, keeps its own look.
 #[test]
 fn distant_motorbikes_are_counted_in_the_detection_region_at_5_fps() {
     let Some(junction) = common::shared("traffic", "vn_thanglm20_traffic_ptz.mp4") else { return };
     let clip = junction_at_half_size(&junction);
-    let args = ["--input", clip.to_str().unwrap(), "--line", "0.015,0.44,0.5,0.44", "0.515,0.44,1,0.44", "--fps", "5", "--detect-region", "auto", "--detect-width", "640"];
-    let run = common::replay(&args);
+    let args = ["--input", clip.to_str().unwrap(), "--line", "0.015,0.44,0.5,0.44", "0.515,0.44,1,0.44", "--fps", "5"];
+    let by_hand = common::replay(&[&args[..], &["--detect-region", "auto", "--detect-width", "640"]].concat());
+    assert_eq!(by_hand.summary["detect_zoomed"], false, "a camera told where and how to look looks there");
+    assert_half_size_counts(&by_hand);
+    let found_out = common::replay(&args);
+    assert_eq!(found_out.summary["detect_zoomed"], true, "the closer look finds more vehicles");
+    assert_half_size_counts(&found_out);
+    let arterial = common::replay(&["--input", "samples/clips/opencv4nodejs_traffic.mp4", "--line", "0.5,1.0,0.5,0.0", "--fps", "5"]);
+    assert_eq!(arterial.summary["detect_zoomed"], false, "large cars: the camera's own look");
+}
+
+fn assert_half_size_counts(run: &common::Replay) {
     for line in run.summary["lines"].as_array().unwrap() {
         for (group, classes) in GROUPS {
             let counted = |dir: &str| -> u64 { line[dir].as_object().unwrap().iter().filter(|(class, _)| classes.contains(&class.as_str())).map(|(_, n)| n.as_u64().unwrap()).sum() };

@@ -14,7 +14,9 @@ use crate::analytics::history::TrackHistory;
 use crate::analytics::signal::SignalLogEntry;
 use crate::analytics::{Analyzer, CameraAnalyzers, FrameContext};
 use crate::config::{CameraConfig, SiteConfig};
-use crate::detect::Detector;
+use crate::detect::region::DetectRegion;
+use crate::detect::zoom::ZoomProbe;
+use crate::detect::{DetectError, Detector};
 use crate::detect::motion::MotionGate;
 use crate::events::emitter::Emitter;
 use crate::events::{CameraStatus, Message};
@@ -37,8 +39,14 @@ pub(super) struct CameraAnalysis {
     pub health: Arc<CameraHealth>,
     gate: MotionGate,
     detector: Arc<Detector>,
-    /// Where the detector looks, cut at the stream's resolution (`None`: the analysed frame).
+    /// Where the detector looks, cut at the stream's resolution (`None`: the analysed frame),
+    /// and with how many pixels (`None`: those of the analysed frame).
     region: Option<BBox>,
+    region_px: Option<f32>,
+    /// While the camera is finding out whether its detector should look closer.
+    zoom: Option<ZoomProbe>,
+    /// Whether it does.
+    zoomed: bool,
     tracker: Tracker,
     min_score: f32,
     history: TrackHistory,
@@ -102,15 +110,19 @@ impl CameraAnalysis {
         let mut emitter = Emitter::new(id.clone(), &parts.prefix, lines, rules, options.counts_interval, parts.events, parts.health.clone());
         emitter.read_plates_on(camera.lines.iter().filter(|l| l.plates).map(|l| l.id.clone()).chain(camera.rules.iter().filter(|r| r.plates).map(|r| r.id.clone())));
         let region = camera.detect_region.resolve(&analyzers.watched());
-        let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates).within(region.unwrap_or(WHOLE_FRAME)));
+        let watched = analyzers.watched();
+        // A camera without lines or rules (fire watch, plates of every track) has no road to
+        // look closer at.
+        let zoom = (camera.detect_zoom && region.is_none() && camera.detect_width_px.is_none() && !watched.is_empty())
+            .then(|| ZoomProbe::new(DetectRegion::Auto.resolve(&watched).unwrap_or(WHOLE_FRAME), manifest.vehicle_classes.clone()));
+        let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates));
         let riders = Riders { riders: manifest.rider_classes.clone(), ridden: manifest.ridden_classes.clone() };
-        let mut tracker = Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes, riders);
-        if let Some(r) = region {
-            tracing::info!(camera = %id, "detection region [{:.3}, {:.3}, {:.3}, {:.3}]", r.x1, r.y1, r.x2, r.y2);
-            tracker = tracker.within(r);
-        }
-        CameraAnalysis {
-            region,
+        let tracker = Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes, riders);
+        let mut analysis = CameraAnalysis {
+            region: None,
+            region_px: None,
+            zoom,
+            zoomed: false,
             tracker,
             min_score: config.tracker.low_score,
             history: analyzers.history(),
@@ -129,6 +141,22 @@ impl CameraAnalysis {
             last_frame: None,
             first_frame: None,
             status: StatusReport::default(),
+        };
+        if let Some(r) = region {
+            analysis.look_within(r, None);
+        }
+        analysis
+    }
+
+    /// Has the detector look at `region` only, with `pixels` (`None`: those of the analysed
+    /// frame); the tracker and the plate watch take a vehicle at its edge as cut by it.
+    fn look_within(&mut self, region: BBox, pixels: Option<f32>) {
+        tracing::info!(camera = %self.id, "detection region [{:.3}, {:.3}, {:.3}, {:.3}]", region.x1, region.y1, region.x2, region.y2);
+        self.region = Some(region);
+        self.region_px = pixels;
+        self.tracker.look_within(region);
+        if let Some(plates) = &mut self.plates {
+            plates.look_within(region);
         }
     }
 
@@ -209,11 +237,7 @@ impl CameraAnalysis {
             return Some(Tracked { detections: Vec::new(), objects: Vec::new(), detected: false });
         }
         let inference = Instant::now();
-        let result = match self.region {
-            // The region gets the pixels the whole analysed frame has: the same inference cost.
-            Some(region) => self.detector.detect_region(frame, region, (frame.width * frame.height) as f32, self.min_score),
-            None => self.detector.detect(frame, self.min_score),
-        };
+        let result = self.detect(frame);
         self.health.inference_ms.observe(inference.elapsed());
         match result {
             Ok(detections) => {
@@ -226,6 +250,31 @@ impl CameraAnalysis {
                 None
             }
         }
+    }
+
+    /// The detector's look at the frame: the camera's own (the whole frame, or its region with
+    /// the pixels the whole analysed frame has: the same inference cost, unless it asks for
+    /// more); and while it is deciding whether to look closer, the closer look too.
+    fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, DetectError> {
+        let Some(probe) = &mut self.zoom else {
+            return match self.region {
+                Some(region) => self.detector.detect_region(frame, region, self.region_px.unwrap_or((frame.width * frame.height) as f32), self.min_score),
+                None => self.detector.detect(frame, self.min_score),
+            };
+        };
+        let own = self.detector.detect(frame, self.min_score)?;
+        let pixels = ZoomProbe::budget_px(frame.width, frame.height);
+        let zoomed = self.detector.detect_region(frame, probe.region, pixels, self.min_score)?;
+        let Some(verdict) = probe.observe(&own, &zoomed) else { return Ok(own) };
+        let region = probe.region;
+        self.zoom = None;
+        tracing::info!(camera = %self.id, "{verdict}");
+        if !verdict.zoom {
+            return Ok(own);
+        }
+        self.zoomed = true;
+        self.look_within(region, Some(pixels));
+        Ok(zoomed)
     }
 
     /// Each frame's boxes and tracks, at the `trace` log level.
@@ -292,6 +341,7 @@ impl CameraAnalysis {
             violations: emitted.violations,
             fire_events: emitted.fire_events,
             plates: self.plates_read,
+            detect_zoomed: self.zoomed,
         }
     }
 }

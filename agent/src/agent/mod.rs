@@ -168,6 +168,8 @@ pub struct CameraSummary {
     pub fire_events: Vec<FireSummary>,
     /// Every vehicle's plate, in the order they left (`canh replay --plates`).
     pub plates: Vec<PlateSummary>,
+    /// Whether the detector came to look closer (`detect_zoom`).
+    pub detect_zoomed: bool,
 }
 
 /// One vehicle's plate, as `canh replay --plates` summarises it.

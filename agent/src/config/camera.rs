@@ -58,6 +58,14 @@ pub struct CameraConfig {
     /// camera without any). Nothing outside the region is detected or tracked.
     #[serde(default)]
     pub detect_region: DetectRegion,
+    /// On a camera with lines or rules that sets neither `detect_region` (other than `"frame"`)
+    /// nor `detect_width_px`: look at each frame both as set and closer (the `"auto"` region with the
+    /// pixels of a 640-px frame) until the two looks have found enough vehicles, and keep the
+    /// closer look if it finds clearly more (half as many again): a view whose motorbikes are far
+    /// away. The closer look costs about twice the inference. Default `true`
+    /// ([`crate::detect::zoom`]).
+    #[serde(default = "default_detect_zoom")]
+    pub detect_zoom: bool,
     /// `"auto"` (default): decode key frames alone while they come at least once per analysed
     /// frame (a camera analysed at 1 fps whose key-frame interval is 1 s), every frame otherwise.
     /// `"all"`: always every frame.
@@ -72,6 +80,10 @@ pub enum DecodeFrames {
     #[default]
     Auto,
     All,
+}
+
+fn default_detect_zoom() -> bool {
+    true
 }
 
 fn default_analytics_fps() -> u32 {

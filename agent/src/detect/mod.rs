@@ -13,6 +13,7 @@ pub mod region;
 mod riders;
 mod yolov8;
 mod yolox;
+pub mod zoom;
 
 pub use config::{DetectorConfig, Lanes};
 pub use manifest::{ColorOrder, InputSpec, Letterbox, ManifestError, ModelManifest, OutputDecoder};

@@ -107,8 +107,8 @@ impl PlateWatch {
     }
 
     /// Vehicles are detected in `region` of the frame only: one at its edge is cut by it.
-    pub fn within(self, region: BBox) -> PlateWatch {
-        PlateWatch { seen: region, ..self }
+    pub fn look_within(&mut self, region: BBox) {
+        self.seen = region;
     }
 
     /// Keeps this frame's crop of every vehicle whose plate is likelier to read here than in one

@@ -257,8 +257,8 @@ impl Tracker {
     }
 
     /// Detections come from `region` of the frame only: a track predicted out of it has left.
-    pub fn within(self, region: BBox) -> Tracker {
-        Tracker { seen: region, ..self }
+    pub fn look_within(&mut self, region: BBox) {
+        self.seen = region;
     }
 
     /// Forgets every track (after a stream restart, when positions no longer follow on); ids go on.
@@ -330,7 +330,7 @@ impl Tracker {
         for (t, (track, det)) in self.tracks.iter_mut().zip(&matched).enumerate() {
             match det {
                 Some(d) => {
-                    tracing::trace!(t_s = now.as_secs_f32(), track = track.id, bbox = ?detections[*d].bbox, score = detections[*d].score, missed = track.missed, "matched");
+                    tracing::trace!(t_s = now.as_secs_f32(), track = track.id, bbox = ?detections[*d].bbox, score = detections[*d].score, class = detections[*d].class, missed = track.missed, "matched");
                     let was = track.state;
                     track.observe(&detections[*d], now, min_hits);
                     if was == TrackState::Tentative && track.state == TrackState::Confirmed {

@@ -126,7 +126,8 @@ fn a_track_is_the_motorbike_from_a_quarter_of_the_riders_votes() {
 /// left, however far it is from the frame's edge.
 #[test]
 fn a_track_leaving_the_detection_region_is_dropped() {
-    let mut t = tracker().within(BBox { x1: 0.0, y1: 0.3, x2: 1.0, y2: 0.7 });
+    let mut t = tracker();
+    t.look_within(BBox { x1: 0.0, y1: 0.3, x2: 1.0, y2: 0.7 });
     for f in 0..4 {
         t.update(&[det(0.5, 0.45 + 0.06 * f as f32, CAR, 0.9)], at(f, 5.0));
     }
