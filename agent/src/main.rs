@@ -451,7 +451,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
         camera.detect_width_px = detect_width;
     }
     if let Some(region) = detect_region {
-        camera.detect_region = region;
+        camera.detect_region = Some(region);
     }
     if !detect_zoom {
         camera.detect_zoom = false;

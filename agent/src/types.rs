@@ -68,11 +68,11 @@ impl BBox {
         Point { x: (self.x1 + self.x2) / 2.0, y: (self.y1 + self.y2) / 2.0 }
     }
 
-    /// Where a vehicle touches the road: the reference point for lines and zones.
     pub fn contains(&self, p: Point) -> bool {
         (self.x1..=self.x2).contains(&p.x) && (self.y1..=self.y2).contains(&p.y)
     }
 
+    /// Where a vehicle touches the road: the reference point for lines and zones.
     pub fn bottom_center(&self) -> Point {
         Point { x: (self.x1 + self.x2) / 2.0, y: self.y2 }
     }

@@ -39,13 +39,12 @@ pub(super) struct CameraAnalysis {
     pub health: Arc<CameraHealth>,
     gate: MotionGate,
     detector: Arc<Detector>,
-    /// Where the detector looks, cut at the stream's resolution (`None`: the analysed frame),
-    /// and with how many pixels (`None`: those of the analysed frame).
+    /// Where the detector looks, cut at the stream's resolution (`None`: the analysed frame).
     region: Option<BBox>,
-    region_px: Option<f32>,
     /// While the camera is finding out whether its detector should look closer.
     zoom: Option<ZoomProbe>,
-    /// Whether it does.
+    /// Whether it does: its region then gets the pixels of a larger frame
+    /// ([`ZoomProbe::budget_px`]).
     zoomed: bool,
     tracker: Tracker,
     min_score: f32,
@@ -109,18 +108,18 @@ impl CameraAnalysis {
         let (lines, rules) = (camera.lines.iter().map(|l| l.id.as_str()), camera.rules.iter().map(|r| r.id.as_str()));
         let mut emitter = Emitter::new(id.clone(), &parts.prefix, lines, rules, options.counts_interval, parts.events, parts.health.clone());
         emitter.read_plates_on(camera.lines.iter().filter(|l| l.plates).map(|l| l.id.clone()).chain(camera.rules.iter().filter(|r| r.plates).map(|r| r.id.clone())));
-        let region = camera.detect_region.resolve(&analyzers.watched());
         let watched = analyzers.watched();
+        let region = camera.detect_region.unwrap_or_default().resolve(&watched);
         // A camera without lines or rules (fire watch, plates of every track) has no road to
-        // look closer at.
-        let zoom = (camera.detect_zoom && region.is_none() && camera.detect_width_px.is_none() && !watched.is_empty())
+        // look closer at, and a model of fixed input size is given any region at that size.
+        let free_size = manifest.input.free_size().is_some();
+        let zoom = (camera.detect_zoom && camera.detect_region.is_none() && camera.detect_width_px.is_none() && !watched.is_empty() && free_size)
             .then(|| ZoomProbe::new(DetectRegion::Auto.resolve(&watched).unwrap_or(WHOLE_FRAME), manifest.vehicle_classes.clone()));
         let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates));
         let riders = Riders { riders: manifest.rider_classes.clone(), ridden: manifest.ridden_classes.clone() };
         let tracker = Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes, riders);
         let mut analysis = CameraAnalysis {
             region: None,
-            region_px: None,
             zoom,
             zoomed: false,
             tracker,
@@ -143,17 +142,16 @@ impl CameraAnalysis {
             status: StatusReport::default(),
         };
         if let Some(r) = region {
-            analysis.look_within(r, None);
+            analysis.look_within(r);
         }
         analysis
     }
 
-    /// Has the detector look at `region` only, with `pixels` (`None`: those of the analysed
-    /// frame); the tracker and the plate watch take a vehicle at its edge as cut by it.
-    fn look_within(&mut self, region: BBox, pixels: Option<f32>) {
+    /// Has the detector look at `region` only; the tracker and the plate watch take a vehicle
+    /// at its edge as cut by it, and one beyond it as gone.
+    fn look_within(&mut self, region: BBox) {
         tracing::info!(camera = %self.id, "detection region [{:.3}, {:.3}, {:.3}, {:.3}]", region.x1, region.y1, region.x2, region.y2);
         self.region = Some(region);
-        self.region_px = pixels;
         self.tracker.look_within(region);
         if let Some(plates) = &mut self.plates {
             plates.look_within(region);
@@ -253,19 +251,31 @@ impl CameraAnalysis {
     }
 
     /// The detector's look at the frame: the camera's own (the whole frame, or its region with
-    /// the pixels the whole analysed frame has: the same inference cost, unless it asks for
-    /// more); and while it is deciding whether to look closer, the closer look too.
+    /// the pixels the whole analysed frame has: the same inference cost; more once it looks
+    /// closer); and while it is finding out whether to look closer, the closer look too.
     fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, DetectError> {
-        let Some(probe) = &mut self.zoom else {
+        let closer_px = ZoomProbe::budget_px(frame.width, frame.height);
+        let due = self.zoom.as_mut().is_some_and(ZoomProbe::due);
+        let Some(probe) = self.zoom.as_mut().filter(|_| due) else {
             return match self.region {
-                Some(region) => self.detector.detect_region(frame, region, self.region_px.unwrap_or((frame.width * frame.height) as f32), self.min_score),
+                Some(region) => {
+                    let pixels = if self.zoomed { closer_px } else { (frame.width * frame.height) as f32 };
+                    self.detector.detect_region(frame, region, pixels, self.min_score)
+                }
                 None => self.detector.detect(frame, self.min_score),
             };
         };
         let own = self.detector.detect(frame, self.min_score)?;
-        let pixels = ZoomProbe::budget_px(frame.width, frame.height);
-        let zoomed = self.detector.detect_region(frame, probe.region, pixels, self.min_score)?;
-        let Some(verdict) = probe.observe(&own, &zoomed) else { return Ok(own) };
+        let closer = match self.detector.detect_region(frame, probe.region, closer_px, self.min_score) {
+            Ok(closer) => closer,
+            Err(e) => {
+                // The frame's own look still works: keep it rather than go blind on every frame.
+                tracing::warn!(camera = %self.id, "the detector keeps its own look, the closer one failed: {e}");
+                self.zoom = None;
+                return Ok(own);
+            }
+        };
+        let Some(verdict) = probe.observe(&own, &closer) else { return Ok(own) };
         let region = probe.region;
         self.zoom = None;
         tracing::info!(camera = %self.id, "{verdict}");
@@ -273,8 +283,8 @@ impl CameraAnalysis {
             return Ok(own);
         }
         self.zoomed = true;
-        self.look_within(region, Some(pixels));
-        Ok(zoomed)
+        self.look_within(region);
+        Ok(closer)
     }
 
     /// Each frame's boxes and tracks, at the `trace` log level.

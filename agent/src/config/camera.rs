@@ -55,15 +55,15 @@ pub struct CameraConfig {
     /// `detect_width_px`, so the smaller it is, the larger its vehicles are to the detector, at
     /// about the same cost. `auto` is the camera's lines and rule geometry with a quarter of the
     /// frame around them on every side (the whole frame when they leave little out, or on a
-    /// camera without any). Nothing outside the region is detected or tracked.
-    #[serde(default)]
-    pub detect_region: DetectRegion,
-    /// On a camera with lines or rules that sets neither `detect_region` (other than `"frame"`)
-    /// nor `detect_width_px`: look at each frame both as set and closer (the `"auto"` region with the
-    /// pixels of a 640-px frame) until the two looks have found enough vehicles, and keep the
-    /// closer look if it finds clearly more (half as many again): a view whose motorbikes are far
-    /// away. The closer look costs about twice the inference. Default `true`
-    /// ([`crate::detect::zoom`]).
+    /// camera without any). Nothing outside the region is detected or tracked. Unset: the whole
+    /// frame, and `detect_zoom` may choose the closer look.
+    pub detect_region: Option<DetectRegion>,
+    /// On a camera with lines or rules, a model of free input size, and neither `detect_region`
+    /// nor `detect_width_px` set: look at frames both as the whole frame and closer (the
+    /// `"auto"` region with the pixels of a 640-px frame) until the two looks have found enough
+    /// vehicles, and keep the closer look if it finds clearly more (half as many again): a view
+    /// whose motorbikes are far away. The closer look costs about twice the inference. Default
+    /// `true` ([`crate::detect::zoom`]).
     #[serde(default = "default_detect_zoom")]
     pub detect_zoom: bool,
     /// `"auto"` (default): decode key frames alone while they come at least once per analysed
@@ -138,7 +138,9 @@ impl CameraConfig {
             ));
         }
         self.motion.validate(&format!("{path}.motion"), errors);
-        self.detect_region.validate(&format!("{path}.detect_region"), errors);
+        if let Some(region) = &self.detect_region {
+            region.validate(&format!("{path}.detect_region"), errors);
+        }
         let labels = match resources.model(&self.model) {
             Ok(manifest) => {
                 if let Some(width) = self.detect_width_px

@@ -16,7 +16,9 @@ use super::native::{NativeSlot, keep_native};
 
 /// `rtspsrc` gives up on a silent server's connection after this: well before the no-frames
 /// watchdog fires, and well within a state change's deadline, since its teardown joins its
-/// thread, which may be blocked on that connection for this long.
+/// thread, which may be blocked on that connection for this long. (A flapping camera's rare
+/// abandoned teardown, once put down to a 5-s timeout here, was the jitter buffer's hang that
+/// [`forget_stream_end_time`] avoids.)
 const RTSP_TCP_TIMEOUT: Duration = Duration::from_secs(3);
 const _: () = assert!(RTSP_TCP_TIMEOUT.as_secs() + 2 <= STATE_CHANGE_DEADLINE.as_secs());
 
@@ -128,7 +130,10 @@ fn assume_analysis_rate(rate: &gst::Element, analytics_fps: u32) -> Result<(), S
 /// has gone to sleep: the jitter buffer then waits for that thread forever, and taking the
 /// pipeline down hangs in `rtspsrc` (seen in 1 of 3 to 8 runs of a flapping camera under load;
 /// the jitter buffer's debug log shows both threads "waiting timer"). Without the end time it
-/// ends a stream on the server's BYE, or the no-frames watchdog does.
+/// ends a stream on the server's BYE; a recording served without one now ends by the no-frames
+/// watchdog (a stall, not "the stream ended"). A jitter buffer that has no clock rate from its
+/// caps asks `rtspsrc` for the stream's caps instead, end time included; `rtspsrc`'s RTP caps
+/// always carry the rate.
 fn forget_stream_end_time(pipeline: &gst::Pipeline) {
     for_each_element(pipeline, |element| {
         let is_jitter_buffer = element.factory().is_some_and(|f| f.name() == "rtpjitterbuffer");
@@ -156,12 +161,15 @@ fn rewrite_caps(pad: &gst::Pad, rewrite: impl Fn(&gst::CapsRef) -> Option<gst::C
 }
 
 /// Calls `f` on every element of the pipeline: those a template names, there already, and those
-/// decodebin adds later.
+/// decodebin or rtspsrc add later (watched first, so none slips between; `f` may then see an
+/// element twice, which each caller allows).
 fn for_each_element(pipeline: &gst::Pipeline, f: impl Fn(&gst::Element) + Send + Sync + 'static) {
+    let f = std::sync::Arc::new(f);
+    let added = f.clone();
+    pipeline.connect_deep_element_added(move |_, _, element| added(element));
     for element in pipeline.iterate_recurse().into_iter().flatten() {
         f(&element);
     }
-    pipeline.connect_deep_element_added(move |_, _, element| f(element));
 }
 
 /// Caps the threads of the libav decoders (those decodebin3 picks or a template names). With at
@@ -263,6 +271,33 @@ impl KeyFrameGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jitter_buffer_added_later_is_not_told_the_stream_end_time() {
+        gst::init().unwrap();
+        let pipeline = gst::Pipeline::new();
+        forget_stream_end_time(&pipeline);
+        // As rtspsrc does: a bin (rtpbin) whose jitter buffers come once the stream is known.
+        let bin = gst::Bin::new();
+        pipeline.add(&bin).unwrap();
+        let jitter_buffer = gst::ElementFactory::make("rtpjitterbuffer").build().unwrap();
+        bin.add(&jitter_buffer).unwrap();
+        pipeline.set_state(gst::State::Paused).unwrap();
+        let pad = jitter_buffer.static_pad("sink").unwrap();
+        pad.send_event(gst::event::StreamStart::new("rtp"));
+        let caps = gst::Caps::builder("application/x-rtp")
+            .field("media", "video")
+            .field("clock-rate", 90_000i32)
+            .field("npt-start", 0u64)
+            .field("npt-stop", 666_666_666u64)
+            .build();
+        pad.send_event(gst::event::Caps::new(&caps));
+        let told = pad.sticky_event::<gst::event::Caps>(0).expect("the caps reached the jitter buffer").caps_owned();
+        pipeline.set_state(gst::State::Null).unwrap();
+        let told = told.structure(0).unwrap();
+        assert!(!told.has_field("npt-stop"), "{told}");
+        assert!(told.has_field("npt-start") && told.has_field("clock-rate"), "{told}");
+    }
 
     /// Frames of a 25 fps stream with a key frame every `gop` frames: (pts, delta).
     fn stream(gop: u64, frames: u64) -> impl Iterator<Item = (Option<Duration>, bool)> {
