@@ -107,6 +107,10 @@ fn notify_watchdog_metrics_and_live_reload() {
         assert!(second.contains(name), "{name} missing:\n{second}");
     }
     assert!(samples(&second, "canh_camera_inference_ms_count")["{camera=\"east\"}"] > 0.0);
+    // Cameras with a line find out how to look: both ways at first, then the whole frame for
+    // the arterial's large cars, never closer.
+    let look = samples(&second, "canh_camera_detect_look")["{camera=\"east\"}"];
+    assert!(look == 0.0 || look == 1.0, "east looks {look}:\n{second}");
     assert_eq!(get(metrics_port, "/healthz"), (200, "ok\n".to_string()));
 
     // Reload with one camera's line moved: only that camera restarts.

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
@@ -20,7 +21,7 @@ use crate::detect::{DetectError, Detector};
 use crate::detect::motion::MotionGate;
 use crate::events::emitter::Emitter;
 use crate::events::{CameraStatus, Message};
-use crate::health::{CameraHealth, SourceState};
+use crate::health::{CameraHealth, LOOK_AS_SET, LOOK_CLOSER, LOOK_FINDING_OUT, SourceState};
 use crate::plates::PlateReader;
 use crate::plates::watch::PlateWatch;
 use crate::render::{Mark, Overlay, Shape, Tone, draw, enlarged, write_image};
@@ -143,6 +144,9 @@ impl CameraAnalysis {
         };
         if let Some(r) = region {
             analysis.look_within(r);
+        }
+        if analysis.zoom.is_some() {
+            analysis.health.detect_look.store(LOOK_FINDING_OUT, Ordering::Relaxed);
         }
         analysis
     }
@@ -272,6 +276,7 @@ impl CameraAnalysis {
                 // The frame's own look still works: keep it rather than go blind on every frame.
                 tracing::warn!(camera = %self.id, "the detector keeps its own look, the closer one failed: {e}");
                 self.zoom = None;
+                self.health.detect_look.store(LOOK_AS_SET, Ordering::Relaxed);
                 return Ok(own);
             }
         };
@@ -279,6 +284,7 @@ impl CameraAnalysis {
         let region = probe.region;
         self.zoom = None;
         tracing::info!(camera = %self.id, "{verdict}");
+        self.health.detect_look.store(if verdict.zoom { LOOK_CLOSER } else { LOOK_AS_SET }, Ordering::Relaxed);
         if !verdict.zoom {
             return Ok(own);
         }

@@ -136,7 +136,7 @@ pub fn render(site: &SiteHealth) -> String {
     let cameras = site.cameras();
     let mut out = String::new();
     type Read = fn(&CameraHealth) -> u64;
-    let per_camera: [(&str, &str, &str, Read); 8] = [
+    let per_camera: [(&str, &str, &str, Read); 9] = [
         ("canh_camera_frames_in_total", "counter", "Frames the source delivered (after rate limiting).", |c| CameraHealth::get(&c.frames_in)),
         ("canh_camera_frames_analysed_total", "counter", "Frames the detector ran on.", |c| CameraHealth::get(&c.frames_analysed)),
         ("canh_camera_frames_skipped_total", "counter", "Frames the motion gate found still: no detection needed.", |c| CameraHealth::get(&c.frames_skipped)),
@@ -145,6 +145,7 @@ pub fn render(site: &SiteHealth) -> String {
         ("canh_camera_stalls_total", "counter", "Times the source delivered no frame for no_frames_timeout_s.", |c| CameraHealth::get(&c.stalls)),
         ("canh_camera_abandoned_pipelines_total", "counter", "Pipelines whose start or teardown hung and were left behind.", |c| CameraHealth::get(&c.abandoned_pipelines)),
         ("canh_camera_abandoned_pipelines_held", "gauge", "Pipelines left behind whose state change has not ended since: they hold threads and memory.", |c| CameraHealth::get(&c.abandoned_held)),
+        ("canh_camera_detect_look", "gauge", "How the detector looks (detect_zoom): 0 as set, 1 finding out (two inferences a frame), 2 closer (about twice the inference).", |c| CameraHealth::get(&c.detect_look)),
     ];
     for (name, kind, help, read) in per_camera {
         header(&mut out, name, kind, help);
@@ -223,6 +224,7 @@ mod tests {
         site.set_cameras(vec![camera]);
         let text = render(&site);
         assert!(text.contains("canh_camera_frames_analysed_total{camera=\"gate \\\"2\\\"\"} 1"), "{text}");
+        assert!(text.contains("canh_camera_detect_look{camera=\"gate \\\"2\\\"\"} 0"), "{text}");
         assert!(text.contains("canh_camera_inference_ms_bucket{camera=\"gate \\\"2\\\"\",le=\"20\"} 0"), "{text}");
         assert!(text.contains("canh_camera_inference_ms_bucket{camera=\"gate \\\"2\\\"\",le=\"30\"} 1"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");

@@ -48,6 +48,13 @@ impl SourceState {
     }
 }
 
+/// Values of [`CameraHealth::detect_look`]: the whole frame (or the region set); looking both
+/// ways, each frame's inference paid twice; the lines' region with the pixels of a larger frame,
+/// about twice the inference.
+pub const LOOK_AS_SET: u64 = 0;
+pub const LOOK_FINDING_OUT: u64 = 1;
+pub const LOOK_CLOSER: u64 = 2;
+
 #[derive(Debug)]
 pub struct CameraHealth {
     pub camera: String,
@@ -73,6 +80,9 @@ pub struct CameraHealth {
     /// and those still held (their state change has not ended since).
     pub abandoned_pipelines: AtomicU64,
     pub abandoned_held: AtomicU64,
+    /// How the detector looks (`detect_zoom`): [`LOOK_AS_SET`], [`LOOK_FINDING_OUT`] or
+    /// [`LOOK_CLOSER`].
+    pub detect_look: AtomicU64,
     /// Frames per second the source should deliver (`analytics_fps`); 0 when every frame is
     /// analysed, and the rate is the camera's.
     pub expected_fps: u32,
@@ -105,6 +115,7 @@ impl CameraHealth {
             inference_ms: Histogram::new(INFERENCE_BUCKETS_MS),
             abandoned_pipelines: AtomicU64::new(0),
             abandoned_held: AtomicU64::new(0),
+            detect_look: AtomicU64::new(LOOK_AS_SET),
             expected_fps,
             last_frame_ms: AtomicU64::new(0),
             supervisor_beat_ms: AtomicU64::new(now_ms()),
