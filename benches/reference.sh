@@ -24,7 +24,7 @@ for truth in samples/groundtruth/*.json; do
   if [ -z "$clip" ]; then echo "[reference] $name: clip absent (needs ../shared), skipped"; continue; fi
   line=$(python3 -c "import json,sys; l=json.load(open(sys.argv[1]))['line']; print(','.join(str(v) for v in l['p1']+l['p2']))" "$truth")
   for fps in 0 5; do
-    canh=$(target/release/canh replay --input "$clip" --line "$line" --fps "$fps" | tail -n1)
+    canh=$(target/release/canh replay --input "$clip" --line "$line" --fps "$fps" --no-detect-zoom | tail -n1)
     ref=$("$venv/bin/python" -W ignore benches/reference/count.py "$clip" "$line" "$fps" models/yolox_nano/yolox_nano.onnx)
     python3 benches/reference/compare.py row "$truth" "$canh" "$ref" "$name" "$fps"
   done

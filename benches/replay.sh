@@ -9,7 +9,7 @@ for truth in samples/groundtruth/*.json; do
   clip=$(ls samples/clips/"$name".* | head -n1)
   line=$(python3 -c "import json,sys; l=json.load(open(sys.argv[1]))['line']; print(','.join(str(v) for v in l['p1']+l['p2']))" "$truth")
   for fps in 5 0; do
-    summary=$(CANH_LOG=warn target/release/canh replay --input "$clip" --line "$line" --fps "$fps" | tail -n1)
+    summary=$(CANH_LOG=warn target/release/canh replay --input "$clip" --line "$line" --fps "$fps" --no-detect-zoom | tail -n1)
     python3 -c "
 import json,sys
 s=json.loads(sys.argv[1]); l=s['lines'][0]

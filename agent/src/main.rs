@@ -129,12 +129,12 @@ enum Command {
         #[arg(long)]
         plates: bool,
         /// Scale frames to this width for the detector [default: the camera's `detect_width_px`,
-        /// else the model's input width, 416 for yolox_nano].
+        /// else the model's input width, 416 for yolox_nano]; given, it turns `detect_zoom` off.
         #[arg(long, value_name = "PX")]
         detect_width: Option<u32>,
         /// Where the detector looks: `auto` (the lines and rules with a quarter of the frame
         /// around them), `frame`, or `x1,y1,x2,y2` (normalized) [default: the camera's
-        /// `detect_region`, else frame].
+        /// `detect_region`, else the whole frame]; given, it turns `detect_zoom` off.
         #[arg(long, value_name = "REGION")]
         detect_region: Option<DetectRegion>,
         /// Never look closer than the camera's own look (`detect_zoom = false`).
@@ -400,8 +400,8 @@ struct ReplaySummary {
     /// With --plates: every vehicle track's plate.
     #[serde(skip_serializing_if = "Option::is_none")]
     plates: Option<Vec<PlateSummary>>,
-    /// Whether the detector came to look closer at the lines' region (`detect_zoom`).
-    detect_zoomed: bool,
+    /// How the detector looks at the end (`detect_zoom`): "as set", "finding out" or "closer".
+    detect_look: &'static str,
 }
 
 /// What replay adds to a plain run.
@@ -490,7 +490,7 @@ fn replay(input: &std::path::Path, config_path: Option<&std::path::Path>, camera
         violations: camera.violations,
         fire_events: camera.fire_events,
         plates: plates.then_some(camera.plates),
-        detect_zoomed: camera.detect_zoomed,
+        detect_look: camera.detect_look,
     };
     println!("{}", serde_json::to_string(&out)?);
     Ok(())

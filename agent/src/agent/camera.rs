@@ -357,7 +357,7 @@ impl CameraAnalysis {
             violations: emitted.violations,
             fire_events: emitted.fire_events,
             plates: self.plates_read,
-            detect_zoomed: self.zoomed,
+            detect_look: crate::health::look_name(CameraHealth::get(&self.health.detect_look)),
         }
     }
 }

@@ -168,8 +168,8 @@ pub struct CameraSummary {
     pub fire_events: Vec<FireSummary>,
     /// Every vehicle's plate, in the order they left (`canh replay --plates`).
     pub plates: Vec<PlateSummary>,
-    /// Whether the detector came to look closer (`detect_zoom`).
-    pub detect_zoomed: bool,
+    /// How the detector looks at the end (`detect_zoom`): "as set", "finding out" or "closer".
+    pub detect_look: &'static str,
 }
 
 /// One vehicle's plate, as `canh replay --plates` summarises it.

@@ -49,14 +49,15 @@ pub struct CameraConfig {
     /// models whose input size is free) finds them, at a cost that grows with the pixels:
     /// 832 px costs 3.7 times 416 (`cargo bench --bench inference`).
     pub detect_width_px: Option<u32>,
-    /// The part of the view the detector looks at: `"frame"` (default), `"auto"` or
-    /// `[x1, y1, x2, y2]` (normalized). A region is cut from the decoded picture at the
+    /// The part of the view the detector looks at: `"frame"`, `"auto"` or `[x1, y1, x2, y2]`
+    /// (normalized). A region is cut from the decoded picture at the
     /// stream's own resolution and given as many input pixels as the whole frame scaled to
     /// `detect_width_px`, so the smaller it is, the larger its vehicles are to the detector, at
     /// about the same cost. `auto` is the camera's lines and rule geometry with a quarter of the
     /// frame around them on every side (the whole frame when they leave little out, or on a
-    /// camera without any). Nothing outside the region is detected or tracked. Unset: the whole
-    /// frame, and `detect_zoom` may choose the closer look.
+    /// camera without any). Nothing outside the region is detected or tracked. Unset (the
+    /// default): the whole frame, and `detect_zoom` may choose the closer look; set, even to
+    /// `"frame"`, it turns `detect_zoom` off.
     pub detect_region: Option<DetectRegion>,
     /// On a camera with lines or rules, a model of free input size, and neither `detect_region`
     /// nor `detect_width_px` set: look at frames both as the whole frame and closer (the

@@ -10,10 +10,11 @@
 //! residential street 17.7: the street and the half-size junction fall on the wrong sides).
 //! So a new camera looks both ways at each frame until the two looks have made enough vehicle
 //! detections between them, and keeps the closer look only where it finds clearly more. The
-//! choice holds while the agent runs (it is made again after a restart).
+//! choice holds while the agent runs (it is made again after a restart, or when a reload changes
+//! the camera).
 //!
-//! Measured (vehicles scored 0.5 or more with their centre in the region, when both looks had
-//! made 100 such detections; at 5 fps / at every frame): the closer look found 1.17 / 1.38 times
+//! Measured (vehicles scored 0.5 or more with their centre in the region, when the two looks
+//! had made 100 such detections between them; at 5 fps / at every frame): the closer look found 1.17 / 1.38 times
 //! as many on the arterial, 0.98 / 0.85 on the residential street, 1.00 / 1.00 on bgslibrary,
 //! 1.24 / 1.33 on the Vietnamese junction, and on the junction shown smaller on a 1080p canvas
 //! 2.03 / 1.78 at 3/4 size, 2.25 / 2.14 at 0.6, 2.25 / 2.15 at half size, 6.3 / 10.9 at a third.
@@ -26,7 +27,7 @@ use crate::types::{BBox, ClassId, Detection};
 pub const ZOOM_WIDTH_PX: u32 = 640;
 /// The closer look is kept when it finds this many times the vehicles the camera's own look
 /// finds: between the 1.38 of the arterial (where it loses cars) and the 1.78 of the junction at
-/// 3/4 size (where it finds the motorbikes the own look misses: 5 of 7 at 5 fps). The junction
+/// 3/4 size (where it finds motorbikes that the whole frame misses: that counts 5 of 7 at 5 fps). The junction
 /// itself (1.24 / 1.33) keeps its own look, which counts it as a person does.
 const ZOOM_GAIN: f32 = 1.5;
 /// Vehicle detections both looks must have made together (a vehicle seen in 10 frames by both
@@ -51,7 +52,7 @@ pub struct ZoomProbe {
     vehicle_classes: Vec<ClassId>,
     own: u32,
     closer: u32,
-    /// Frames looked at both ways, and frames offered since.
+    /// Frames looked at both ways, and frames offered ([`ZoomProbe::due`]) in all.
     probed: u32,
     offered: u32,
 }
@@ -109,8 +110,8 @@ impl ZoomProbe {
 
     fn sure_vehicles(&self, detections: &[Detection]) -> u32 {
         // By the box's centre: the closer look cuts a vehicle at the region's edge, moving its
-        // centre in, but counting only boxes wholly inside would drop the large near vehicles
-        // the own look sees well (they reach past the edge), and tipped the junction itself to
+        // centre in, but counting only boxes wholly inside drops the large near vehicles the own
+        // look sees well (they reach past the edge), and, measured, tipped the junction itself to
         // the closer look (1.8 times), which counted it worse (11 of 13 crossings at every
         // frame, against 13).
         let counted = |d: &&Detection| d.score >= SURE_SCORE && self.vehicle_classes.contains(&d.class) && self.region.contains(d.bbox.center());

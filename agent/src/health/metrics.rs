@@ -145,7 +145,7 @@ pub fn render(site: &SiteHealth) -> String {
         ("canh_camera_stalls_total", "counter", "Times the source delivered no frame for no_frames_timeout_s.", |c| CameraHealth::get(&c.stalls)),
         ("canh_camera_abandoned_pipelines_total", "counter", "Pipelines whose start or teardown hung and were left behind.", |c| CameraHealth::get(&c.abandoned_pipelines)),
         ("canh_camera_abandoned_pipelines_held", "gauge", "Pipelines left behind whose state change has not ended since: they hold threads and memory.", |c| CameraHealth::get(&c.abandoned_held)),
-        ("canh_camera_detect_look", "gauge", "How the detector looks (detect_zoom): 0 as set, 1 finding out (two inferences a frame), 2 closer (about twice the inference).", |c| CameraHealth::get(&c.detect_look)),
+        ("canh_camera_detect_look", "gauge", "How the detector looks (detect_zoom): 0 as set, 1 finding out (two inferences a frame; every 10th frame after 300), 2 closer (about twice the inference).", |c| CameraHealth::get(&c.detect_look)),
     ];
     for (name, kind, help, read) in per_camera {
         header(&mut out, name, kind, help);

@@ -55,6 +55,15 @@ pub const LOOK_AS_SET: u64 = 0;
 pub const LOOK_FINDING_OUT: u64 = 1;
 pub const LOOK_CLOSER: u64 = 2;
 
+/// A [`CameraHealth::detect_look`] value in words, as `canh replay` reports it.
+pub fn look_name(look: u64) -> &'static str {
+    match look {
+        LOOK_FINDING_OUT => "finding out",
+        LOOK_CLOSER => "closer",
+        _ => "as set",
+    }
+}
+
 #[derive(Debug)]
 pub struct CameraHealth {
     pub camera: String,
