@@ -42,11 +42,7 @@ pub(super) struct CameraAnalysis {
     detector: Arc<Detector>,
     /// Where the detector looks, cut at the stream's resolution (`None`: the analysed frame).
     region: Option<BBox>,
-    /// While the camera is finding out whether its detector should look closer.
-    zoom: Option<ZoomProbe>,
-    /// Whether it does: its region then gets the pixels of a larger frame
-    /// ([`ZoomProbe::budget_px`]).
-    zoomed: bool,
+    look: Look,
     tracker: Tracker,
     min_score: f32,
     history: TrackHistory,
@@ -64,6 +60,16 @@ pub(super) struct CameraAnalysis {
     pub last_frame: Option<LastFrame>,
     first_frame: Option<Instant>,
     status: StatusReport,
+}
+
+/// How the detector looks (`detect_zoom`); the camera's health shows it.
+enum Look {
+    /// As set: the whole frame, or the camera's region with the pixels of the analysed frame.
+    AsSet,
+    /// Both as set and closer, until the probe decides.
+    FindingOut(ZoomProbe),
+    /// At the probe's region with the pixels of a larger frame ([`ZoomProbe::budget_px`]).
+    Closer,
 }
 
 /// Signal-controller messages waiting for the camera's next frame.
@@ -114,15 +120,14 @@ impl CameraAnalysis {
         // A camera without lines or rules (fire watch, plates of every track) has no road to
         // look closer at, and a model of fixed input size is given any region at that size.
         let free_size = manifest.input.free_size().is_some();
-        let zoom = (camera.detect_zoom && camera.detect_region.is_none() && camera.detect_width_px.is_none() && !watched.is_empty() && free_size)
+        let probe = (camera.detect_zoom && camera.detect_region.is_none() && camera.detect_width_px.is_none() && !watched.is_empty() && free_size)
             .then(|| ZoomProbe::new(DetectRegion::Auto.resolve(&watched).unwrap_or(WHOLE_FRAME), manifest.vehicle_classes.clone()));
         let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates));
         let riders = Riders { riders: manifest.rider_classes.clone(), ridden: manifest.ridden_classes.clone() };
         let tracker = Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes, riders);
         let mut analysis = CameraAnalysis {
             region: None,
-            zoom,
-            zoomed: false,
+            look: Look::AsSet,
             tracker,
             min_score: config.tracker.low_score,
             history: analyzers.history(),
@@ -145,10 +150,20 @@ impl CameraAnalysis {
         if let Some(r) = region {
             analysis.look_within(r);
         }
-        if analysis.zoom.is_some() {
-            analysis.health.detect_look.store(LOOK_FINDING_OUT, Ordering::Relaxed);
+        if let Some(probe) = probe {
+            analysis.set_look(Look::FindingOut(probe));
         }
         analysis
+    }
+
+    fn set_look(&mut self, look: Look) {
+        let shown = match look {
+            Look::AsSet => LOOK_AS_SET,
+            Look::FindingOut(_) => LOOK_FINDING_OUT,
+            Look::Closer => LOOK_CLOSER,
+        };
+        self.health.detect_look.store(shown, Ordering::Relaxed);
+        self.look = look;
     }
 
     /// Has the detector look at `region` only; the tracker and the plate watch take a vehicle
@@ -258,39 +273,40 @@ impl CameraAnalysis {
     /// the pixels the whole analysed frame has: the same inference cost; more once it looks
     /// closer); and while it is finding out whether to look closer, the closer look too.
     fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, DetectError> {
-        let closer_px = ZoomProbe::budget_px(frame.width, frame.height);
-        let due = self.zoom.as_mut().is_some_and(ZoomProbe::due);
-        let Some(probe) = self.zoom.as_mut().filter(|_| due) else {
-            return match self.region {
-                Some(region) => {
-                    let pixels = if self.zoomed { closer_px } else { (frame.width * frame.height) as f32 };
-                    self.detector.detect_region(frame, region, pixels, self.min_score)
-                }
-                None => self.detector.detect(frame, self.min_score),
-            };
-        };
+        let Look::FindingOut(probe) = &mut self.look else { return self.look_as_chosen(frame) };
+        if !probe.due() {
+            return self.look_as_chosen(frame);
+        }
         let own = self.detector.detect(frame, self.min_score)?;
-        let closer = match self.detector.detect_region(frame, probe.region, closer_px, self.min_score) {
+        let closer = match self.detector.detect_region(frame, probe.region, ZoomProbe::budget_px(frame.width, frame.height), self.min_score) {
             Ok(closer) => closer,
             Err(e) => {
                 // The frame's own look still works: keep it rather than go blind on every frame.
                 tracing::warn!(camera = %self.id, "the detector keeps its own look, the closer one failed: {e}");
-                self.zoom = None;
-                self.health.detect_look.store(LOOK_AS_SET, Ordering::Relaxed);
+                self.set_look(Look::AsSet);
                 return Ok(own);
             }
         };
         let Some(verdict) = probe.observe(&own, &closer) else { return Ok(own) };
         let region = probe.region;
-        self.zoom = None;
         tracing::info!(camera = %self.id, "{verdict}");
-        self.health.detect_look.store(if verdict.zoom { LOOK_CLOSER } else { LOOK_AS_SET }, Ordering::Relaxed);
         if !verdict.zoom {
+            self.set_look(Look::AsSet);
             return Ok(own);
         }
-        self.zoomed = true;
+        self.set_look(Look::Closer);
         self.look_within(region);
         Ok(closer)
+    }
+
+    /// The detector's look once chosen (or on a frame the probe skips).
+    fn look_as_chosen(&self, frame: &Frame) -> Result<Vec<Detection>, DetectError> {
+        let Some(region) = self.region else { return self.detector.detect(frame, self.min_score) };
+        let pixels = match self.look {
+            Look::Closer => ZoomProbe::budget_px(frame.width, frame.height),
+            _ => (frame.width * frame.height) as f32,
+        };
+        self.detector.detect_region(frame, region, pixels, self.min_score)
     }
 
     /// Each frame's boxes and tracks, at the `trace` log level.
