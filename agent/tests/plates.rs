@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 /// Plates of the annotation the reader reads exactly today, of 8 a person reads (29D-044.88,
-/// 30E-586.70, 30F-621.51 and 51F-737.01 at 5 fps; the closing notes of issue 18 say why the rest
-/// are not). A change that reads fewer fails.
-const READ_AT_LEAST: usize = 4;
+/// 30E-586.70, 30F-621.51, 30G-420.10 and 51F-737.01 at 5 fps; the closing notes of issue 18 say
+/// why the rest are not). A change that reads fewer fails.
+const READ_AT_LEAST: usize = 5;
 
 #[test]
 fn plates_read_are_the_ones_a_person_reads_and_nothing_else() {
