@@ -204,8 +204,19 @@ impl FireWatch {
         }
         let cache = self.masks_cache.as_ref().expect("set above");
         let flame_area = self.zones.iter().zip(&cache.rects).filter(|(z, _)| z.kind != FireKind::Smoke).map(|(_, r)| *r).reduce(|a, b| a | b);
+        let fire = fire_colour_mask(frame).map_err(cv)?;
         let tiles = match flame_area {
-            Some(area) => classify_tiles(&self.models.flames, frame, [Rect::new(0, 0, frame.cols(), frame.rows())].into_iter().chain(tile_rects(frame, area)).collect())?,
+            Some(area) => {
+                // A tile with fewer fire-coloured pixels than flame evidence needs cannot give any:
+                // the classifier looks at the others (on most frames of most views, none).
+                let mut rects = vec![Rect::new(0, 0, frame.cols(), frame.rows())];
+                for rect in tile_rects(frame, area) {
+                    if count_in(&fire, rect).map_err(cv)? as f32 >= self.config.min_fire_pixels * rect.area() as f32 {
+                        rects.push(rect);
+                    }
+                }
+                classify_tiles(&self.models.flames, frame, rects)?
+            }
             None => Vec::new(),
         };
         tracing::debug!(tiles = ?tiles.iter().map(|t| (t.rect.x, t.rect.y, (t.p * 100.0) as i32)).collect::<Vec<_>>(), "flame tiles");
@@ -233,7 +244,7 @@ impl FireWatch {
         };
         let cues = FrameCues {
             tiles,
-            fire: fire_colour_mask(frame).map_err(cv)?,
+            fire,
             previous_fire,
             detections: match &self.models.detector {
                 Some(d) => d.detect_mat(frame, d.manifest().score_threshold).map_err(|e| e.to_string())?,
