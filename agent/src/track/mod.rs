@@ -21,6 +21,9 @@
 //! Two vehicles side by side are sometimes boxed as one, then as two: the track of the joint box
 //! follows one of them and the other starts anew, maybe past a line already. A new track found,
 //! moved back along its own motion, inside such a box of a neighbour's starts where it was in it.
+//! A vehicle the detector sees only faintly for a while (a white car at dusk on the arterial
+//! scored 0.14 to 0.27 for 1.5 s, below the 0.3 that starts a track) starts where the low-score
+//! boxes that no track took lead back to along its motion.
 
 mod assign;
 mod config;
@@ -88,6 +91,12 @@ const SIDE_BY_SIDE_SHARE: f32 = 0.5;
 /// ...and are two vehicles now: their boxes share less than this of the smaller (not a part of
 /// a vehicle boxed again inside it).
 const SPLIT_MAX_OVERLAP: f32 = 0.3;
+/// Low-score detections that no track took are kept this long: a new moving track's origin may
+/// go back through them ([`Tracker::faint_trail`]).
+const FAINT_FOR: Duration = Duration::from_secs(2);
+/// A faint trail ends where no low-score detection was found along the track's motion for this
+/// long.
+const FAINT_GAP: Duration = VAGUE_AFTER;
 /// A track seen as a rider (a person) is the vehicle it rides once the ridden class's votes reach
 /// this share of the rider's. A small motorbike under its rider is missed far more often than
 /// the rider (on the Vietnamese junction at half size, most frames find the rider alone), while a
@@ -193,10 +202,15 @@ impl Track {
 
     /// Its first box, moved back `back_s` seconds along its motion and growth.
     fn first_box_before(&self, back_s: f32) -> BBox {
+        self.moved_back(&self.first_box, back_s)
+    }
+
+    /// `bbox`, moved back `back_s` seconds along the track's motion and growth.
+    fn moved_back(&self, bbox: &BBox, back_s: f32) -> BBox {
         let ((vx, vy), (gw, gh)) = (self.filter.velocity(), self.filter.growth());
-        let first = self.first_box.center();
-        let (w, h) = (self.first_box.width() * (-gw * back_s).exp(), self.first_box.height() * (-gh * back_s).exp());
-        BBox::from_center(first.x - vx * back_s, first.y - vy * back_s, w, h)
+        let c = bbox.center();
+        let (w, h) = (bbox.width() * (-gw * back_s).exp(), bbox.height() * (-gh * back_s).exp());
+        BBox::from_center(c.x - vx * back_s, c.y - vy * back_s, w, h)
     }
 
     /// Whether the track, unseen now, is predicted mostly outside `seen` (the frame, or the
@@ -240,6 +254,9 @@ pub struct Tracker {
     /// Where detections can be (the frame, or the camera's detection region).
     seen: BBox,
     tracks: Vec<Track>,
+    /// Per analysed frame of the last `FAINT_FOR`, oldest first: the low-score detections that no
+    /// track took.
+    faint: VecDeque<(Duration, Vec<Detection>)>,
     next_id: u64,
     last_time: Option<Duration>,
 }
@@ -253,7 +270,7 @@ impl Tracker {
         let groups = |of: &[ClassId]| of.iter().map(|&c| class_group.get(c).copied().unwrap_or(c)).collect();
         let (rider_groups, ridden_groups) = if riders.riders.is_empty() || riders.ridden.is_empty() { (Vec::new(), Vec::new()) } else { (groups(&riders.riders), groups(&riders.ridden)) };
         let high_score = config.high_score.unwrap_or(model_score).max(config.low_score);
-        Tracker { config, high_score, class_group, riders, rider_groups, ridden_groups, seen: WHOLE_FRAME, tracks: Vec::new(), next_id: 1, last_time: None }
+        Tracker { config, high_score, class_group, riders, rider_groups, ridden_groups, seen: WHOLE_FRAME, tracks: Vec::new(), faint: VecDeque::new(), next_id: 1, last_time: None }
     }
 
     /// Detections come from `region` of the frame only: a track predicted out of it has left.
@@ -264,6 +281,7 @@ impl Tracker {
     /// Forgets every track (after a stream restart, when positions no longer follow on); ids go on.
     pub fn reset(&mut self) {
         self.tracks.clear();
+        self.faint.clear();
         self.last_time = None;
     }
 
@@ -323,7 +341,7 @@ impl Tracker {
         // 3. Low-score detections keep unmatched tracks alive: partly hidden vehicles, and at low
         //    frame rates the blurred or distant frames where a real vehicle scores low.
         let remaining: Vec<usize> = (0..self.tracks.len()).filter(|&t| matched[t].is_none()).collect();
-        self.associate_riding(&remaining, &low, detections, now, &mut matched);
+        let unmatched_low = self.associate_riding(&remaining, &low, detections, now, &mut matched);
 
         let min_hits = self.config.min_hits;
         let mut confirmed_now = Vec::new();
@@ -353,9 +371,10 @@ impl Tracker {
         }
         // After the recoveries: a track found again brings the boxes it had before it was lost.
         // Where a new track began goes with its first report only: in a neighbour's box it was
-        // told apart from, else, moving, at its first detection (before `min_hits` confirmed it:
-        // at 3 fps a car first seen before a line is often past it when confirmed). Not a
-        // standing one's: its first box may be a part of it, on either side of a line.
+        // told apart from, else, moving, where the faint boxes before its first detection lead
+        // back to, or at that detection (before `min_hits` confirmed it: at 3 fps a car first
+        // seen before a line is often past it when confirmed). Not a standing one's: its first
+        // box may be a part of it, on either side of a line.
         let origins: Vec<(usize, BBox)> = new_tracks
             .into_iter()
             .filter_map(|t| {
@@ -367,7 +386,7 @@ impl Tracker {
                 if let Some(origin) = split {
                     tracing::debug!(track = track.id, ?origin, first = ?track.first_box, "a track told apart from a neighbour's box");
                 }
-                Some((t, split.unwrap_or(track.first_box)))
+                Some((t, split.or_else(|| self.faint_trail(t)).unwrap_or(track.first_box)))
             })
             .collect();
         let mut out: Vec<TrackedObject> = Vec::new();
@@ -390,7 +409,40 @@ impl Tracker {
         for d in unmatched_high {
             out.extend(self.spawn(&detections[d], now));
         }
+        self.faint.push_back((now, unmatched_low.iter().map(|&d| detections[d].clone()).collect()));
+        while self.faint.front().is_some_and(|(seen, _)| now.saturating_sub(*seen) > FAINT_FOR) {
+            self.faint.pop_front();
+        }
         out
+    }
+
+    /// Where the newly confirmed track `t` was before its first detection, if the detector saw
+    /// it faintly there: going back frame by frame from its first box along its own motion, each
+    /// frame's low-score box that no track took and that overlaps where it would have been (by
+    /// `LOW_SCORE_MIN_IOU`, as a low-score box must a vague track's prediction), until none is
+    /// found for `FAINT_GAP`. The earliest such box.
+    fn faint_trail(&self, t: usize) -> Option<BBox> {
+        let track = &self.tracks[t];
+        let mut trail = (track.first_seen, track.first_box);
+        for (seen, faint) in self.faint.iter().rev().filter(|(seen, _)| *seen < track.first_seen) {
+            if trail.0 - *seen > FAINT_GAP {
+                break;
+            }
+            let then = track.moved_back(&trail.1, (trail.0 - *seen).as_secs_f32());
+            let found = faint
+                .iter()
+                .filter(|d| self.group(d.class) == track.group || self.riding_pair(self.group(d.class), track.group))
+                .map(|d| (d.bbox, then.iou(&d.bbox)))
+                .filter(|(_, iou)| *iou >= LOW_SCORE_MIN_IOU)
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((bbox, _)) = found {
+                trail = (*seen, bbox);
+            }
+        }
+        (trail.0 < track.first_seen).then(|| {
+            tracing::debug!(track = track.id, origin = ?trail.1, first = ?track.first_box, back_s = (track.first_seen - trail.0).as_secs_f32(), "a track seen faintly before it began");
+            trail.1
+        })
     }
 
     /// Matches `dets` to `tracks` within each class group, then what is left over across riders

@@ -439,3 +439,37 @@ fn a_car_first_seen_before_the_line_and_confirmed_past_it_is_counted() {
     assert_eq!(counted(line().for_counts()), 1);
     assert_eq!(counted(line()), 0, "a rule goes by what it saw of the confirmed track");
 }
+
+/// A car scored below the high score on its first `faint` frames (at 4 fps, moving 0.07 a
+/// frame along y = 0.5), then well; beside it, faint boxes of `elsewhere`. Returns the origin of
+/// its track's first report.
+fn first_origin(faint: &[Option<f32>], elsewhere: &[(f32, f32)]) -> Option<crate::types::Point> {
+    let mut t = tracker();
+    let x = |f: usize| 0.2 + 0.07 * f as f32;
+    let mut f = 0;
+    for seen in faint {
+        let mut dets: Vec<Detection> = elsewhere.iter().map(|&(cx, cy)| det(cx, cy, CAR, 0.2)).collect();
+        dets.extend(seen.map(|y| det(x(f), y, CAR, 0.2)));
+        assert!(t.update(&dets, at(f as u32, 4.0)).is_empty(), "no track from faint boxes");
+        f += 1;
+    }
+    t.update(&[det(x(f), 0.5, CAR, 0.8)], at(f as u32, 4.0));
+    let out = t.update(&[det(x(f + 1), 0.5, CAR, 0.8)], at(f as u32 + 1, 4.0));
+    assert_eq!(out.len(), 1, "{out:?}");
+    out[0].origin
+}
+
+#[test]
+fn a_car_seen_faintly_before_its_track_began_starts_where_the_faint_boxes_lead_back_to() {
+    let trail = [Some(0.5); 5];
+    let origin = first_origin(&trail, &[(0.8, 0.2)]).expect("a moving track has an origin");
+    assert!((origin.x - 0.2).abs() < 0.01, "the first faint box, 1.25 s before the track's first: {origin:?}");
+    // Faint boxes in the next lane are another vehicle's.
+    let other_lane = [Some(0.8); 5];
+    assert!((first_origin(&other_lane, &[]).unwrap().x - 0.55).abs() < 0.01, "at its first detection");
+    // The trail ends where no faint box was seen for over half a second.
+    let gap = [Some(0.5), Some(0.5), None, None, None];
+    assert!((first_origin(&gap, &[]).unwrap().x - 0.55).abs() < 0.01);
+    let short_gap = [Some(0.5), Some(0.5), None, Some(0.5), Some(0.5)];
+    assert!((first_origin(&short_gap, &[]).unwrap().x - 0.2).abs() < 0.01, "one frame missed");
+}
