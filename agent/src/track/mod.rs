@@ -420,7 +420,10 @@ impl Tracker {
     /// it faintly there: going back frame by frame from its first box along its own motion, each
     /// frame's low-score box that no track took and that overlaps where it would have been (by
     /// `LOW_SCORE_MIN_IOU`, as a low-score box must a vague track's prediction), until none is
-    /// found for `FAINT_GAP`. The earliest such box.
+    /// found for `FAINT_GAP`. The earliest such box. Each is about as large as the first box
+    /// (`RECOVER_SIZE_RATIO`): the growth of a track known from two detections is unsure, and
+    /// moved back step by step a trail otherwise swelled into a false box round half the
+    /// arterial's frame.
     fn faint_trail(&self, t: usize) -> Option<BBox> {
         let track = &self.tracks[t];
         let mut trail = (track.first_seen, track.first_box);
@@ -432,6 +435,7 @@ impl Tracker {
             let found = faint
                 .iter()
                 .filter(|d| self.group(d.class) == track.group || self.riding_pair(self.group(d.class), track.group))
+                .filter(|d| size_ratio(&d.bbox, &track.first_box) <= RECOVER_SIZE_RATIO)
                 .map(|d| (d.bbox, then.iou(&d.bbox)))
                 .filter(|(_, iou)| *iou >= LOW_SCORE_MIN_IOU)
                 .max_by(|a, b| a.1.total_cmp(&b.1));

@@ -473,3 +473,18 @@ fn a_car_seen_faintly_before_its_track_began_starts_where_the_faint_boxes_lead_b
     let short_gap = [Some(0.5), Some(0.5), None, Some(0.5), Some(0.5)];
     assert!((first_origin(&short_gap, &[]).unwrap().x - 0.2).abs() < 0.01, "one frame missed");
 }
+
+#[test]
+fn a_faint_box_much_larger_than_the_car_is_not_where_it_was() {
+    let mut t = tracker();
+    // Faint boxes over the car's path, each round it and 1.7 times its size (overlapping where
+    // it would have been by 0.35), then the car itself.
+    let x = |f: u32| 0.2 + 0.07 * f as f32;
+    for f in 0..4 {
+        let round = Detection { bbox: BBox::from_center(x(f), 0.5, 0.17, 0.102), class: CAR, score: 0.2 };
+        assert!(t.update(&[round], at(f, 4.0)).is_empty());
+    }
+    t.update(&[det(x(4), 0.5, CAR, 0.8)], at(4, 4.0));
+    let out = t.update(&[det(x(5), 0.5, CAR, 0.8)], at(5, 4.0));
+    assert!((out[0].origin.expect("moving").x - x(4)).abs() < 0.01, "{out:?}");
+}
