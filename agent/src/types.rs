@@ -153,9 +153,10 @@ pub struct TrackedObject {
     pub velocity: [f32; 2],
     /// On a new track's first report only (none with `min_hits` 1, whose first report is its first
     /// detection): where its vehicle was first seen (a box's bottom centre). For a moving vehicle,
-    /// its first detection, before the tracker confirmed it; for one the detector boxed together
-    /// with a neighbour before, where it was in that box (its first box moved back along its
-    /// motion). Counting lines start the track there; violation rules do not.
+    /// its first detection, before the tracker confirmed it, or earlier where low-score boxes no
+    /// track took lead back to along its motion; for one the detector boxed together with a
+    /// neighbour before, where it was in that box (its first box moved back along its motion).
+    /// Counting lines start the track there; violation rules do not.
     pub origin: Option<Point>,
 }
 

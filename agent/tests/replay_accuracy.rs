@@ -80,6 +80,14 @@ fn arterial_at_5_fps() {
     assert_close("opencv4nodejs_traffic", 5);
 }
 
+/// Below the 5 fps the counts are promised at: a white car at dusk, scored under the high score
+/// while it crosses the line, is counted from where its faint boxes lead back to (14 of 16
+/// eastbound before, outside ±10 %).
+#[test]
+fn arterial_at_4_fps() {
+    assert_close("opencv4nodejs_traffic", 4);
+}
+
 #[test]
 fn arterial_at_every_frame() {
     assert_close("opencv4nodejs_traffic", 0);

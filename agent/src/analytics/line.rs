@@ -219,8 +219,9 @@ impl LineCounter {
 
     /// A counter for counts, not for violations:
     /// - a track starts where it was first seen ([`TrackedObject::origin`]: its first detection
-    ///   before it was confirmed, or where it was in a neighbour's box it was told apart from;
-    ///   the crossing is dated when the track is first reported);
+    ///   before it was confirmed, where its faint boxes before that lead back to, or where it was
+    ///   in a neighbour's box it was told apart from; the crossing is dated when the track is
+    ///   first reported);
     /// - a counted track that has gone farther from the line than twice its box's size
     ///   (`REARM_BOX_SIZES`) is counted again when it crosses back. A vehicle seldom turns back
     ///   across a counting line, but a track may: where both carriageways meet far from the

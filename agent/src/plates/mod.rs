@@ -66,10 +66,11 @@ struct ModelFile {
 /// resolution or twice it, at a quarter of the time (150 against 700 ms a vehicle).
 const DETECT_SIDE_PX: f32 = 320.0;
 /// Local contrast for the text detector ([`local_contrast`]): the region in this many tiles a
-/// side, each tile's histogram clipped at this multiple of its mean (OpenCV's usual 2: more
-/// raises compression noise to look like text). The same plate reads at 1.5 and 3; on the
-/// Vietnamese junction at 5 fps it reads one plate more (the Tucson's, 5 of 8); the detector finds no
-/// text on 71 frames' crops instead of 81, and no plate is read that a person does not read.
+/// side, each tile's histogram clipped at this multiple of its mean (the value usually chosen;
+/// OpenCV's default of 40 hardly clips, and raises compression noise to look like text). The
+/// same plates read at 1.5 and 3; on the Vietnamese junction at 5 fps it reads one plate more
+/// (the Tucson's, 5 of 8); the detector finds no text on 71 frames' crops instead of 81, and no
+/// plate is read that a person does not read.
 const CONTRAST_TILES: i32 = 8;
 const CONTRAST_CLIP: f64 = 2.0;
 /// A crop that gave no plate is looked at again, its plate zone enlarged this much (at most to
@@ -339,8 +340,8 @@ fn union(lines: &[TextBox]) -> Rect {
 /// `image` with its lightness equalized tile by tile (CLAHE), for the text detector: a plate
 /// washed out by sun or glare, or white on a silver car, differs from its surroundings by a few
 /// grey levels, too few for the detector, and equalizing the tile it lies in spreads them. The
-/// recogniser is given the image as it is: equalized lines read worse (1 plate of 8 instead of
-/// 4 on the Vietnamese junction), as it learnt on natural text.
+/// recogniser is given the image as it is: equalized lines read worse (on the Vietnamese junction
+/// at 5 fps, 1 plate of 8 instead of 5), as it learnt on natural text.
 fn local_contrast(image: &impl opencv::core::ToInputArray) -> Result<Mat, PlateError> {
     let (mut lab, mut lightness, mut out) = (Mat::default(), Mat::default(), Mat::default());
     imgproc::cvt_color_def(image, &mut lab, imgproc::COLOR_BGR2Lab)?;

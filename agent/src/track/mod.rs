@@ -92,11 +92,13 @@ const SIDE_BY_SIDE_SHARE: f32 = 0.5;
 /// a vehicle boxed again inside it).
 const SPLIT_MAX_OVERLAP: f32 = 0.3;
 /// Low-score detections that no track took are kept this long: a new moving track's origin may
-/// go back through them ([`Tracker::faint_trail`]).
+/// go back through them ([`Tracker::faint_trail`]). Asked when the track is confirmed, one or more
+/// frames after its first detection: the trail reaches over a second before that, as far as a
+/// motion known from two detections is worth projecting.
 const FAINT_FOR: Duration = Duration::from_secs(2);
 /// A faint trail ends where no low-score detection was found along the track's motion for this
-/// long.
-const FAINT_GAP: Duration = VAGUE_AFTER;
+/// long: one frame missed at 4 analysed fps (0.5 s between the boxes found), not at 3 (0.67 s).
+const FAINT_GAP: Duration = Duration::from_millis(600);
 /// A track seen as a rider (a person) is the vehicle it rides once the ridden class's votes reach
 /// this share of the rider's. A small motorbike under its rider is missed far more often than
 /// the rider (on the Vietnamese junction at half size, most frames find the rider alone), while a
@@ -406,10 +408,14 @@ impl Tracker {
             t += 1;
             keep
         });
+        // Not a tracked vehicle's second box (its cab, a part of it): a car whose track was lost
+        // past a line would otherwise lead a new track of it back across that line.
+        let taken: Vec<BBox> = matched.iter().flatten().chain(&unmatched_high).map(|&d| detections[d].bbox).collect();
         for d in unmatched_high {
             out.extend(self.spawn(&detections[d], now));
         }
-        self.faint.push_back((now, unmatched_low.iter().map(|&d| detections[d].clone()).collect()));
+        let faint = unmatched_low.iter().map(|&d| &detections[d]).filter(|d| taken.iter().all(|b| b.overlap_of_smaller(&d.bbox) <= SPLIT_MAX_OVERLAP));
+        self.faint.push_back((now, faint.cloned().collect()));
         while self.faint.front().is_some_and(|(seen, _)| now.saturating_sub(*seen) > FAINT_FOR) {
             self.faint.pop_front();
         }
@@ -423,7 +429,9 @@ impl Tracker {
     /// found for `FAINT_GAP`. The earliest such box. Each is about as large as the first box
     /// (`RECOVER_SIZE_RATIO`): the growth of a track known from two detections is unsure, and
     /// moved back step by step a trail otherwise swelled into a false box round half the
-    /// arterial's frame.
+    /// arterial's frame. And each lies on the track's own path, within `RECOVER_BOX_SIZES` of its
+    /// first box moved back to then: step by step, a trail could hop sideways onto the faint
+    /// boxes of a neighbour in dense traffic, or stay on a box that does not move.
     fn faint_trail(&self, t: usize) -> Option<BBox> {
         let track = &self.tracks[t];
         let mut trail = (track.first_seen, track.first_box);
@@ -435,7 +443,7 @@ impl Tracker {
             let found = faint
                 .iter()
                 .filter(|d| self.group(d.class) == track.group || self.riding_pair(self.group(d.class), track.group))
-                .filter(|d| size_ratio(&d.bbox, &track.first_box) <= RECOVER_SIZE_RATIO)
+                .filter(|d| size_ratio(&d.bbox, &track.first_box) <= RECOVER_SIZE_RATIO && offset_in_sizes(&d.bbox, &track.first_box_before((track.first_seen - *seen).as_secs_f32())) <= RECOVER_BOX_SIZES)
                 .map(|d| (d.bbox, then.iou(&d.bbox)))
                 .filter(|(_, iou)| *iou >= LOW_SCORE_MIN_IOU)
                 .max_by(|a, b| a.1.total_cmp(&b.1));
@@ -517,8 +525,7 @@ impl Tracker {
                 if size_ratio(&then, seen) > RECOVER_SIZE_RATIO {
                     return None;
                 }
-                let (a, b) = (then.center(), seen.center());
-                let off = ((a.x - b.x) / then.width().max(seen.width())).hypot((a.y - b.y) / then.height().max(seen.height()));
+                let off = offset_in_sizes(&then, seen);
                 (off <= RECOVER_BOX_SIZES).then_some((l, off))
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
@@ -635,6 +642,12 @@ impl Tracker {
         self.tracks.push(track);
         confirmed
     }
+}
+
+/// How far apart the centres of `a` and `b` are, in the larger of their widths and heights.
+fn offset_in_sizes(a: &BBox, b: &BBox) -> f32 {
+    let (ca, cb) = (a.center(), b.center());
+    ((ca.x - cb.x) / a.width().max(b.width())).hypot((ca.y - cb.y) / a.height().max(b.height()))
 }
 
 /// Whether `b` lies behind a moving track: reached from where the track was last seen by a move

@@ -488,3 +488,18 @@ fn a_faint_box_much_larger_than_the_car_is_not_where_it_was() {
     let out = t.update(&[det(x(5), 0.5, CAR, 0.8)], at(5, 4.0));
     assert!((out[0].origin.expect("moving").x - x(4)).abs() < 0.01, "{out:?}");
 }
+
+#[test]
+fn a_tracked_vehicles_own_low_score_box_is_not_kept_as_faint() {
+    let mut t = tracker();
+    for f in 0..3 {
+        let x = 0.2 + 0.05 * f as f32;
+        // The car, its cab boxed again at a low score, and a faint box of something else.
+        let cab = Detection { bbox: BBox::from_center(x + 0.02, 0.5, 0.05, 0.05), class: CAR, score: 0.2 };
+        t.update(&[det(x, 0.5, CAR, 0.9), cab, det(0.8, 0.2, CAR, 0.2)], at(f, 5.0));
+        let kept: Vec<BBox> = t.faint.back().unwrap().1.iter().map(|d| d.bbox).collect();
+        assert_eq!(kept, vec![det(0.8, 0.2, CAR, 0.2).bbox], "frame {f}");
+    }
+    t.reset();
+    assert!(t.faint.is_empty());
+}

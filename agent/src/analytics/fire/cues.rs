@@ -50,6 +50,25 @@ pub fn tile_rects(frame: &Mat, area: Rect) -> Vec<Rect> {
     rects
 }
 
+/// Of `tiles`, those that can give flame evidence: where one meets a flame zone (`zones`, their
+/// bounds), at least `min_fire_pixels` of the part inside the zone is fire-coloured (`fire`), as
+/// flame evidence needs. The classifier looks at these only: on most frames of most views, none.
+/// Judged within each zone, not over the whole tile: a small zone in a corner of a tile holds a
+/// small fire's pixels at a share the whole tile would not show.
+pub fn lit_tiles(fire: &Mat, tiles: Vec<Rect>, zones: &[Rect], min_fire_pixels: f32) -> opencv::Result<Vec<Rect>> {
+    let mut lit = Vec::new();
+    for tile in tiles {
+        for zone in zones {
+            let part = tile & *zone;
+            if part.area() > 0 && count_in(fire, part)? as f32 >= min_fire_pixels * part.area() as f32 {
+                lit.push(tile);
+                break;
+            }
+        }
+    }
+    Ok(lit)
+}
+
 /// Runs an image classifier on each of `rects`, each resized to the model's input, in one batch.
 pub fn classify_tiles(classifier: &Detector, frame: &Mat, rects: Vec<Rect>) -> Result<Vec<Tile>, String> {
     let input = &classifier.manifest().input;
@@ -254,5 +273,19 @@ mod tests {
         let square = Mat::new_rows_cols_with_default(416, 416, core::CV_8UC3, Scalar::all(0.0)).unwrap();
         assert_eq!(tile_rects(&square, Rect::new(0, 0, 416, 416)).len(), 9);
         assert_eq!(tile_rects(&square, Rect::new(100, 100, 150, 150)), vec![Rect::new(71, 71, 208, 208)], "a zone within one tile: one tile on it");
+    }
+
+    #[test]
+    fn a_tile_is_classified_where_a_zone_of_it_holds_enough_fire_coloured_pixels() {
+        let mut fire = Mat::new_rows_cols_with_default(234, 416, core::CV_8UC1, Scalar::all(0.0)).unwrap();
+        // A small fire of 50 pixels: 1.4 % of a 60x60 zone, 0.4 % of a 117-px tile round it.
+        imgproc::rectangle(&mut fire, Rect::new(20, 20, 10, 5), Scalar::all(255.0), -1, imgproc::LINE_8, 0).unwrap();
+        let tile = Rect::new(0, 0, 117, 117);
+        let small_zone = Rect::new(0, 0, 60, 60);
+        assert_eq!(lit_tiles(&fire, vec![tile], &[small_zone], 0.01).unwrap(), vec![tile]);
+        let whole = Rect::new(0, 0, 416, 234);
+        assert!(lit_tiles(&fire, vec![tile], &[whole], 0.01).unwrap().is_empty(), "0.4 % of the tile");
+        let elsewhere = Rect::new(300, 100, 60, 60);
+        assert!(lit_tiles(&fire, vec![tile, Rect::new(299, 117, 117, 117)], &[elsewhere], 0.01).unwrap().is_empty(), "no fire in the zone");
     }
 }

@@ -27,7 +27,7 @@ use crate::detect::Detector;
 use crate::render::{Overlay, Shape, Tone};
 use crate::types::{BBox, Point};
 use baseline::{BaselineFile, BaselineSettings, SmokeBaseline, hot_regions};
-use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, is_set_at, largest_blob_in, tile_rects, zone_mask};
+use cues::{SmokeCue, classify_tiles, count_in, fire_colour_mask, is_set_at, largest_blob_in, lit_tiles, tile_rects, zone_mask};
 use temporal::Incident;
 use view::{ViewMotion, ViewTracker, shifted, signature};
 
@@ -203,19 +203,12 @@ impl FireWatch {
             self.masks_cache = Some(ZoneMasks::new(frame, &self.zones, &self.masks).map_err(cv)?);
         }
         let cache = self.masks_cache.as_ref().expect("set above");
-        let flame_area = self.zones.iter().zip(&cache.rects).filter(|(z, _)| z.kind != FireKind::Smoke).map(|(_, r)| *r).reduce(|a, b| a | b);
+        let flame_zones: Vec<Rect> = self.zones.iter().zip(&cache.rects).filter(|(z, _)| z.kind != FireKind::Smoke).map(|(_, r)| *r).collect();
         let fire = fire_colour_mask(frame).map_err(cv)?;
-        let tiles = match flame_area {
+        let tiles = match flame_zones.iter().copied().reduce(|a, b| a | b) {
             Some(area) => {
-                // A tile with fewer fire-coloured pixels than flame evidence needs cannot give any:
-                // the classifier looks at the others (on most frames of most views, none).
-                let mut rects = vec![Rect::new(0, 0, frame.cols(), frame.rows())];
-                for rect in tile_rects(frame, area) {
-                    if count_in(&fire, rect).map_err(cv)? as f32 >= self.config.min_fire_pixels * rect.area() as f32 {
-                        rects.push(rect);
-                    }
-                }
-                classify_tiles(&self.models.flames, frame, rects)?
+                let lit = lit_tiles(&fire, tile_rects(frame, area), &flame_zones, self.config.min_fire_pixels).map_err(cv)?;
+                classify_tiles(&self.models.flames, frame, [Rect::new(0, 0, frame.cols(), frame.rows())].into_iter().chain(lit).collect())?
             }
             None => Vec::new(),
         };
