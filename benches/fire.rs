@@ -1,6 +1,6 @@
 //! Per-frame cost of the fire and smoke analytics at default settings (flame classifier on the
-//! frame and on the overlapping tiles with fire-coloured pixels, fire colour and flicker, the smoke model's heat map and baseline, smoke
-//! background model), on consecutive real frames. Prints median/p90/min ms and writes JSON.
+//! frame and on the overlapping tiles with fire colour in a flame zone, fire colour and flicker,
+//! the smoke model's heat map and baseline, smoke background model), on consecutive real frames. Prints median/p90/min ms and writes JSON.
 //!
 //!   cargo bench -p canh --bench fire [-- CLIP]
 

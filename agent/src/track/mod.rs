@@ -97,8 +97,9 @@ const SPLIT_MAX_OVERLAP: f32 = 0.3;
 /// motion known from two detections is worth projecting.
 const FAINT_FOR: Duration = Duration::from_secs(2);
 /// A faint trail ends where no low-score detection was found along the track's motion for this
-/// long: one frame missed at 4 analysed fps (0.5 s between the boxes found), not at 3 (0.67 s).
-const FAINT_GAP: Duration = Duration::from_millis(600);
+/// long: one frame missed at 4 analysed fps (0.5 s between the boxes found), not one at 3 (0.67
+/// s) nor two at 5 (0.6 s); off those steps, which stream times only just reach or pass.
+const FAINT_GAP: Duration = Duration::from_millis(550);
 /// A track seen as a rider (a person) is the vehicle it rides once the ridden class's votes reach
 /// this share of the rider's. A small motorbike under its rider is missed far more often than
 /// the rider (on the Vietnamese junction at half size, most frames find the rider alone), while a

@@ -467,11 +467,15 @@ fn a_car_seen_faintly_before_its_track_began_starts_where_the_faint_boxes_lead_b
     // Faint boxes in the next lane are another vehicle's.
     let other_lane = [Some(0.8); 5];
     assert!((first_origin(&other_lane, &[]).unwrap().x - 0.55).abs() < 0.01, "at its first detection");
-    // The trail ends where no faint box was seen for over half a second.
+    // The trail ends where no faint box was seen for over 0.55 s.
     let gap = [Some(0.5), Some(0.5), None, None, None];
     assert!((first_origin(&gap, &[]).unwrap().x - 0.55).abs() < 0.01);
     let short_gap = [Some(0.5), Some(0.5), None, Some(0.5), Some(0.5)];
     assert!((first_origin(&short_gap, &[]).unwrap().x - 0.2).abs() < 0.01, "one frame missed");
+    // Faint boxes drifting off the car's path, each overlapping the last well: followed while
+    // within 0.75 box sizes of it (frames 4 and 3), not beyond.
+    let drifting: Vec<Option<f32>> = (0..5).map(|f| Some(0.5 + 0.02 * (5 - f) as f32)).collect();
+    assert!((first_origin(&drifting, &[]).unwrap().x - 0.41).abs() < 0.01, "frame 3's box");
 }
 
 #[test]

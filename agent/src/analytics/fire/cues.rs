@@ -30,7 +30,7 @@ pub struct Tile {
 /// view moves, was confirmed at 5 s with abutting tiles (and missed with a 3-s sweep), at 3.5 s
 /// with overlapping ones. There are more of them (9 on a square frame instead of 4, 21 on a 16:9
 /// frame instead of 8; OnFire takes 1.4 ms a tile on one core), so the watch classifies only
-/// those with fire-coloured pixels.
+/// those with fire-coloured pixels in a flame zone ([`lit_tiles`]).
 pub fn tile_rects(frame: &Mat, area: Rect) -> Vec<Rect> {
     let side = ((frame.rows() as f64 * TILE_OF_HEIGHT).round() as i32).clamp(16, frame.rows().min(frame.cols()));
     let starts = |from: i32, len: i32| -> Vec<i32> {
