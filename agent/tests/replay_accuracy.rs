@@ -1,6 +1,6 @@
 //! `canh replay` counts on the hand-counted clips (samples/groundtruth), at 5 analysed fps and
-//! at every frame (the arterial at 4 fps too): each direction and each class group (two-wheelers; cars, buses and trucks)
-//! within ±10 % of the hand count, and at least ±1. The same rule as `benches/accuracy/run.sh`.
+//! at every frame (the arterial at 4 fps too): each direction and each class group
+//! (two-wheelers; cars, buses and trucks) within ±10 % of the hand count, and at least ±1. The same rule as `benches/accuracy/run.sh`.
 
 mod common;
 

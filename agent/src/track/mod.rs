@@ -441,10 +441,11 @@ impl Tracker {
                 break;
             }
             let then = track.moved_back(&trail.1, (trail.0 - *seen).as_secs_f32());
+            let on_path = track.first_box_before((track.first_seen - *seen).as_secs_f32());
             let found = faint
                 .iter()
                 .filter(|d| self.group(d.class) == track.group || self.riding_pair(self.group(d.class), track.group))
-                .filter(|d| size_ratio(&d.bbox, &track.first_box) <= RECOVER_SIZE_RATIO && offset_in_sizes(&d.bbox, &track.first_box_before((track.first_seen - *seen).as_secs_f32())) <= RECOVER_BOX_SIZES)
+                .filter(|d| size_ratio(&d.bbox, &track.first_box) <= RECOVER_SIZE_RATIO && offset_in_sizes(&d.bbox, &on_path) <= RECOVER_BOX_SIZES)
                 .map(|d| (d.bbox, then.iou(&d.bbox)))
                 .filter(|(_, iou)| *iou >= LOW_SCORE_MIN_IOU)
                 .max_by(|a, b| a.1.total_cmp(&b.1));
