@@ -140,7 +140,9 @@ struct Track {
     last_seen: Duration,
     /// Sum of detection scores per class; the class is the heaviest.
     class_votes: HashMap<ClassId, f32>,
-    /// Group of classes this track may match (e.g. all vehicles).
+    /// Group of classes this track may match (e.g. all vehicles): its class's, so a track that
+    /// began as a rider and is now the motorbike it rides matches motorbikes first, as one that
+    /// began as the motorbike does.
     group: usize,
     /// Its detections' times and boxes of the last `RECENT_FOR`, oldest first.
     recent: VecDeque<(Duration, BBox)>,
@@ -295,7 +297,7 @@ impl Tracker {
     }
 
     fn group(&self, class: ClassId) -> usize {
-        self.class_group.get(class).copied().unwrap_or(class)
+        group_of(&self.class_group, class)
     }
 
     /// Whether a detection of `class` may continue a track of `group`: the same group, or with
@@ -361,6 +363,13 @@ impl Tracker {
                 None => track.missed += 1,
             }
         }
+        // On the Vietnamese junction at half size, a track begun as a rider and long since the
+        // motorbike it rides matched its motorbike's boxes only after every motorbike track had
+        // been offered them: a neighbour's coasting track took one, and each went on as the other.
+        let (riders, class_group) = (&self.riders, &self.class_group);
+        for track in &mut self.tracks {
+            track.group = group_of(class_group, track.class(riders));
+        }
         let lost_timeout = Duration::from_secs_f32(self.config.lost_timeout_s);
         let mut gone = vec![false; self.tracks.len()];
         let mut new_tracks = Vec::new();
@@ -413,7 +422,11 @@ impl Tracker {
         // past a line would otherwise lead a new track of it back across that line.
         let taken: Vec<BBox> = matched.iter().flatten().chain(&unmatched_high).map(|&d| detections[d].bbox).collect();
         for d in unmatched_high {
-            out.extend(self.spawn(&detections[d], now));
+            if self.joins_tracks(&detections[d]) {
+                tracing::debug!(bbox = ?detections[d].bbox, "a box round tracked vehicles starts no track");
+            } else {
+                out.extend(self.spawn(&detections[d], now));
+            }
         }
         let faint = unmatched_low.iter().map(|&d| &detections[d]).filter(|d| taken.iter().all(|b| b.overlap_of_smaller(&d.bbox) <= SPLIT_MAX_OVERLAP));
         self.faint.push_back((now, faint.cloned().collect()));
@@ -534,6 +547,27 @@ impl Tracker {
             .map(|(l, _)| l)
     }
 
+    /// Whether `det` is one box round two or more tracked vehicles side by side (or a rider and
+    /// a vehicle): each tracked box (where its filter has it now) lies mostly inside it
+    /// (`SPLIT_INSIDE_SHARE`) and is much smaller (`SPLIT_AREA_RATIO`), and together they fill
+    /// most of it (by the same share). Such a box starts no track. On the Vietnamese junction at
+    /// two thirds of its size, two riders side by side were boxed as one motorbike for a few
+    /// frames as they neared the line, and the track it started crossed it with them, a third
+    /// count for two motorbikes. Not a vehicle in front of tracked ones: a lorry entering the
+    /// frame holds the distant cars it hides, but they fill a small part of it.
+    fn joins_tracks(&self, det: &Detection) -> bool {
+        let group = self.group(det.class);
+        let held: Vec<BBox> = self
+            .tracks
+            .iter()
+            .filter(|t| t.state == TrackState::Confirmed && (t.group == group || self.riding_pair(t.group, group)))
+            .map(|t| t.filter.bbox())
+            .filter(|b| det.bbox.area() >= SPLIT_AREA_RATIO * b.area() && b.intersection(&det.bbox) >= SPLIT_INSIDE_SHARE * b.area())
+            .collect();
+        let filled = held.iter().copied().reduce(|a, b| a.union(&b)).map_or(0.0, |all| all.intersection(&det.bbox));
+        held.len() >= 2 && filled >= SPLIT_INSIDE_SHARE * det.bbox.area()
+    }
+
     /// Where the newly confirmed track `t` was before it was told apart from a neighbour, if it
     /// was: two vehicles side by side that the detector boxed as one (at 5 fps on the arterial, a
     /// silver car beside a dark one, both just before the line), then as two. The track that
@@ -644,6 +678,11 @@ impl Tracker {
         self.tracks.push(track);
         confirmed
     }
+}
+
+/// The group of `class` in `class_group` (a class the table does not know is its own group).
+fn group_of(class_group: &[usize], class: ClassId) -> usize {
+    class_group.get(class).copied().unwrap_or(class)
 }
 
 /// How far apart the centres of `a` and `b` are, in the larger of their widths and heights.

@@ -507,3 +507,65 @@ fn a_tracked_vehicles_own_low_score_box_is_not_kept_as_faint() {
     t.reset();
     assert!(t.faint.is_empty());
 }
+
+fn box_det(bbox: BBox, class: ClassId, score: f32) -> Detection {
+    Detection { bbox, class, score }
+}
+
+/// A track begun as a rider and now the motorbike it rides is offered motorbike boxes first, as
+/// one begun as the motorbike is: a neighbouring motorbike's track, coasting, does not take its
+/// box before it is asked.
+#[test]
+fn a_rider_become_motorbike_keeps_its_box_from_a_coasting_neighbour() {
+    let mut t = tracker();
+    let rider = |f: u32, class| box_det(BBox::from_center(0.5, 0.6 - 0.002 * f as f32, 0.04, 0.12), class, 0.7);
+    let neighbour = |f: u32| box_det(BBox::from_center(0.535, 0.6 - 0.002 * f as f32, 0.04, 0.12), MOTORCYCLE, 0.7);
+    let mut last = Vec::new();
+    for f in 0..40u32 {
+        // First seen as the rider alone, as on most frames; the neighbour is lost from frame 10.
+        let class = if f % 3 == 2 { MOTORCYCLE } else { PERSON };
+        let mut dets = vec![rider(f, class)];
+        if f < 10 {
+            dets.push(neighbour(f));
+        }
+        last = t.update(&dets, at(f, 30.0));
+        assert_eq!(last.iter().map(|o| o.id).collect::<Vec<_>>(), if f == 0 { vec![] } else if f < 10 { vec![1, 2] } else { vec![1] }, "frame {f}");
+    }
+    assert_eq!(last[0].class, MOTORCYCLE);
+}
+
+fn two_riders(f: u32) -> [BBox; 2] {
+    let y = 0.6 - 0.004 * f as f32;
+    [BBox::from_center(0.5, y, 0.04, 0.12), BBox::from_center(0.545, y, 0.04, 0.12)]
+}
+
+/// Two riders side by side boxed as one for a few frames: the joint box starts no third track.
+#[test]
+fn one_box_round_two_tracked_riders_starts_no_track() {
+    let mut t = tracker();
+    let mut ids = std::collections::BTreeSet::new();
+    for f in 0..20u32 {
+        let [a, b] = two_riders(f);
+        let dets = if (8..11).contains(&f) { vec![box_det(a.union(&b), MOTORCYCLE, 0.8)] } else { vec![box_det(a, MOTORCYCLE, 0.7), box_det(b, MOTORCYCLE, 0.7)] };
+        ids.extend(t.update(&dets, at(f, 30.0)).iter().map(|o| o.id));
+    }
+    assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![1, 2]);
+}
+
+/// A vehicle in front of tracked ones (a lorry entering the frame over two distant cars) is a
+/// vehicle of its own: the tracked boxes fill little of its box.
+#[test]
+fn a_large_vehicle_over_two_small_tracked_ones_is_tracked() {
+    let mut t = tracker();
+    let far = [BBox::from_center(0.6, 0.3, 0.06, 0.05), BBox::from_center(0.75, 0.32, 0.06, 0.05)];
+    let lorry = BBox { x1: 0.45, y1: 0.0, x2: 1.0, y2: 0.95 };
+    let mut out = Vec::new();
+    for f in 0..6u32 {
+        let mut dets: Vec<Detection> = far.iter().map(|&b| box_det(b, CAR, 0.7)).collect();
+        if f >= 3 {
+            dets.push(box_det(lorry, TRUCK, 0.6));
+        }
+        out = t.update(&dets, at(f, 30.0));
+    }
+    assert!(out.iter().any(|o| o.bbox == lorry), "{out:?}");
+}
