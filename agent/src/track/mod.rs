@@ -547,20 +547,20 @@ impl Tracker {
             .map(|(l, _)| l)
     }
 
-    /// Whether `det` is one box round two or more tracked vehicles side by side (or a rider and
-    /// a vehicle): each tracked box (where its filter has it now) lies mostly inside it
+    /// Whether `det` is one box round two or more tracked objects side by side, of any classes:
+    /// each tracked box (where its filter has it now) lies mostly inside it
     /// (`SPLIT_INSIDE_SHARE`) and is much smaller (`SPLIT_AREA_RATIO`), and together they fill
     /// most of it (by the same share). Such a box starts no track. On the Vietnamese junction at
     /// two thirds of its size, two riders side by side were boxed as one motorbike for a few
     /// frames as they neared the line, and the track it started crossed it with them, a third
-    /// count for two motorbikes. Not a vehicle in front of tracked ones: a lorry entering the
-    /// frame holds the distant cars it hides, but they fill a small part of it.
+    /// count for two motorbikes; at half size, a rider and the car parked beside it at the
+    /// frame's edge were. Not a vehicle in front of tracked ones: a lorry entering the frame
+    /// holds the distant cars it hides, but they fill a small part of it.
     fn joins_tracks(&self, det: &Detection) -> bool {
-        let group = self.group(det.class);
         let held: Vec<BBox> = self
             .tracks
             .iter()
-            .filter(|t| t.state == TrackState::Confirmed && (t.group == group || self.riding_pair(t.group, group)))
+            .filter(|t| t.state == TrackState::Confirmed)
             .map(|t| t.filter.bbox())
             .filter(|b| det.bbox.area() >= SPLIT_AREA_RATIO * b.area() && b.intersection(&det.bbox) >= SPLIT_INSIDE_SHARE * b.area())
             .collect();

@@ -550,6 +550,16 @@ fn one_box_round_two_tracked_riders_starts_no_track() {
         ids.extend(t.update(&dets, at(f, 30.0)).iter().map(|o| o.id));
     }
     assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![1, 2]);
+    // A rider and the car parked beside it, boxed as one motorbike.
+    let mut t = tracker();
+    let parked = BBox::from_center(0.56, 0.5, 0.08, 0.07);
+    let mut ids = std::collections::BTreeSet::new();
+    for f in 0..20u32 {
+        let [rider, _] = two_riders(f);
+        let dets = if (8..11).contains(&f) { vec![box_det(rider.union(&parked), MOTORCYCLE, 0.6)] } else { vec![box_det(rider, MOTORCYCLE, 0.7), box_det(parked, CAR, 0.7)] };
+        ids.extend(t.update(&dets, at(f, 30.0)).iter().map(|o| o.id));
+    }
+    assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![1, 2]);
 }
 
 /// A vehicle in front of tracked ones (a lorry entering the frame over two distant cars) is a
