@@ -18,14 +18,16 @@ mkdir -p "$out"
 line=$(python3 -c "import json,sys; l=json.load(open(sys.argv[1]))['line']; print(','.join(str(v) for v in l['p1']+l['p2']))" "$truth")
 runs=0; within=0
 for size in 1280x720 960x540 640x360; do
-  # threads=1: the same file on every machine.
+  # threads=1: the same file wherever x264 and GStreamer are the same versions (Debian 12's here).
   for encode in "fast 2000" "faster 4000"; do
     read -r preset kbps <<<"$encode"
     name="vn_${size%x*}_${preset}_${kbps}k"
     if [ ! -f "$out/$name.mp4" ]; then
       gst-launch-1.0 -q filesrc location="$clip" ! decodebin ! videoconvert ! videoscale \
         ! "video/x-raw,width=${size%x*},height=${size#*x}" ! x264enc speed-preset="$preset" bitrate="$kbps" threads=1 \
-        ! mp4mux ! filesink location="$out/$name.mp4"
+        ! mp4mux ! filesink location="$out/$name.part.mp4"
+      # Only a whole encode is kept: a failed or interrupted one is made again next time.
+      mv "$out/$name.part.mp4" "$out/$name.mp4"
     fi
     for fps in 5 0; do
       summary=$(target/release/canh replay --input "$out/$name.mp4" --line "$line" --fps "$fps" "$@" | tail -n1)

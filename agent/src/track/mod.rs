@@ -79,15 +79,19 @@ const SPLIT_WITHIN: Duration = Duration::from_secs(1);
 /// detection (`min_hits` 2 at 1 analysed fps) looks in those of the `SPLIT_WITHIN` before it.
 const RECENT_FOR: Duration = Duration::from_secs(3);
 /// A track's earlier box held a neighbour too when it was at least this many times the area of
-/// the box it follows now...
+/// the box it follows now (and a detection holds tracked objects when it is this many times the
+/// area of each, [`Tracker::joins_tracks`])...
 const SPLIT_AREA_RATIO: f32 = 1.5;
 /// ...and the new track's first box, moved back along its own motion to then, lay at least this
-/// share inside it...
+/// share inside it (as each tracked box must inside a detection holding it)...
 const SPLIT_INSIDE_SHARE: f32 = 0.6;
 /// ...and the two go side by side: along their motion, their boxes overlap by at least this
 /// share of the shorter. A vehicle boxed in parts (a truck's cab and its trailer) has its parts
 /// one behind the other...
 const SIDE_BY_SIDE_SHARE: f32 = 0.5;
+/// A box round tracked objects side by side is at most this many times as tall as the tallest
+/// of them, or as wide as the widest ([`Tracker::joins_tracks`]).
+const JOINT_EXTENT_RATIO: f32 = 1.5;
 /// ...and are two vehicles now: their boxes share less than this of the smaller (not a part of
 /// a vehicle boxed again inside it).
 const SPLIT_MAX_OVERLAP: f32 = 0.3;
@@ -422,8 +426,8 @@ impl Tracker {
         // past a line would otherwise lead a new track of it back across that line.
         let taken: Vec<BBox> = matched.iter().flatten().chain(&unmatched_high).map(|&d| detections[d].bbox).collect();
         for d in unmatched_high {
-            if self.joins_tracks(&detections[d]) {
-                tracing::debug!(bbox = ?detections[d].bbox, "a box round tracked vehicles starts no track");
+            if self.joins_tracks(&detections[d], &matched) {
+                tracing::debug!(bbox = ?detections[d].bbox, "a box round tracked objects starts no track");
             } else {
                 out.extend(self.spawn(&detections[d], now));
             }
@@ -547,25 +551,35 @@ impl Tracker {
             .map(|(l, _)| l)
     }
 
-    /// Whether `det` is one box round two or more tracked objects side by side, of any classes:
-    /// each tracked box (where its filter has it now) lies mostly inside it
-    /// (`SPLIT_INSIDE_SHARE`) and is much smaller (`SPLIT_AREA_RATIO`), and together they fill
-    /// most of it (by the same share). Such a box starts no track. On the Vietnamese junction at
-    /// two thirds of its size, two riders side by side were boxed as one motorbike for a few
-    /// frames as they neared the line, and the track it started crossed it with them, a third
-    /// count for two motorbikes; at half size, a rider and the car parked beside it at the
-    /// frame's edge were. Not a vehicle in front of tracked ones: a lorry entering the frame
-    /// holds the distant cars it hides, but they fill a small part of it.
-    fn joins_tracks(&self, det: &Detection) -> bool {
-        let held: Vec<BBox> = self
+    /// Whether `det` is one box round two or more tracked objects side by side, of any classes,
+    /// at least one of which it hides (its track unmatched in this frame): each tracked box
+    /// (where its filter has it now) lies mostly inside it (`SPLIT_INSIDE_SHARE`) and is much
+    /// smaller (`SPLIT_AREA_RATIO`), the box round them covers most of it (by the same share),
+    /// and it is about as tall as the tallest of them or as wide as the widest
+    /// (`JOINT_EXTENT_RATIO`): they lie side by side or one above the other. Such a box starts
+    /// no track. On the Vietnamese junction at two thirds of its size, two riders side by side
+    /// were boxed as one motorbike for a few frames as they neared the line, and the track it
+    /// started crossed it with them, a third count for two motorbikes; at half size, a rider and
+    /// the car parked beside it at the frame's edge were. Not a vehicle in front of tracked ones:
+    /// a lorry entering the frame holds the distant cars it hides, but the box round them covers
+    /// a small part of it; a bus passing two cars at its ends is much taller than either. A van
+    /// passing in front of two cars queued side by side, as large as the van, looks like their
+    /// joint box: it starts its track when theirs time out (`lost_timeout_s`).
+    fn joins_tracks(&self, det: &Detection, matched: &[Option<usize>]) -> bool {
+        let held: Vec<(BBox, bool)> = self
             .tracks
             .iter()
-            .filter(|t| t.state == TrackState::Confirmed)
-            .map(|t| t.filter.bbox())
-            .filter(|b| det.bbox.area() >= SPLIT_AREA_RATIO * b.area() && b.intersection(&det.bbox) >= SPLIT_INSIDE_SHARE * b.area())
+            .zip(matched)
+            .filter(|(t, _)| t.state == TrackState::Confirmed)
+            .map(|(t, m)| (t.filter.bbox(), m.is_none()))
+            .filter(|(b, _)| det.bbox.area() >= SPLIT_AREA_RATIO * b.area() && b.intersection(&det.bbox) >= SPLIT_INSIDE_SHARE * b.area())
             .collect();
-        let filled = held.iter().copied().reduce(|a, b| a.union(&b)).map_or(0.0, |all| all.intersection(&det.bbox));
-        held.len() >= 2 && filled >= SPLIT_INSIDE_SHARE * det.bbox.area()
+        let Some(round) = held.iter().map(|(b, _)| *b).reduce(|a, b| a.union(&b)) else { return false };
+        let (tallest, widest) = held.iter().fold((0f32, 0f32), |(h, w), (b, _)| (h.max(b.height()), w.max(b.width())));
+        held.len() >= 2
+            && held.iter().any(|(_, hidden)| *hidden)
+            && round.intersection(&det.bbox) >= SPLIT_INSIDE_SHARE * det.bbox.area()
+            && (det.bbox.height() <= JOINT_EXTENT_RATIO * tallest || det.bbox.width() <= JOINT_EXTENT_RATIO * widest)
     }
 
     /// Where the newly confirmed track `t` was before it was told apart from a neighbour, if it
@@ -620,6 +634,9 @@ impl Tracker {
             track.recent.push_front(entry);
         }
         track.forget_old_boxes();
+        // Its class now holds the lost track's votes too (a rider's new track taking over a
+        // motorbike's), and so may its group, before the next frame is matched.
+        self.tracks[t].group = group_of(&self.class_group, self.tracks[t].class(&self.riders));
     }
 
     /// 0 for a perfect match, `NO_MATCH` for an impossible one: half overlap, half how far the

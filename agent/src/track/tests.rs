@@ -562,20 +562,28 @@ fn one_box_round_two_tracked_riders_starts_no_track() {
     assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![1, 2]);
 }
 
-/// A vehicle in front of tracked ones (a lorry entering the frame over two distant cars) is a
-/// vehicle of its own: the tracked boxes fill little of its box.
+/// A vehicle in front of tracked ones is a vehicle of its own: a lorry entering the frame over
+/// two distant cars (the box round them covers little of its box), a bus passing two cars at
+/// its ends and hiding them (it is much taller than either), a car among riders who are all
+/// still seen.
 #[test]
-fn a_large_vehicle_over_two_small_tracked_ones_is_tracked() {
-    let mut t = tracker();
+fn a_vehicle_over_tracked_ones_is_tracked() {
     let far = [BBox::from_center(0.6, 0.3, 0.06, 0.05), BBox::from_center(0.75, 0.32, 0.06, 0.05)];
     let lorry = BBox { x1: 0.45, y1: 0.0, x2: 1.0, y2: 0.95 };
-    let mut out = Vec::new();
-    for f in 0..6u32 {
-        let mut dets: Vec<Detection> = far.iter().map(|&b| box_det(b, CAR, 0.7)).collect();
-        if f >= 3 {
-            dets.push(box_det(lorry, TRUCK, 0.6));
+    let ends = [BBox::from_center(0.25, 0.51, 0.1, 0.12), BBox::from_center(0.65, 0.51, 0.1, 0.12)];
+    let bus = BBox { x1: 0.2, y1: 0.42, x2: 0.7, y2: 0.61 };
+    let riders = [BBox::from_center(0.42, 0.5, 0.04, 0.12), BBox::from_center(0.5, 0.5, 0.04, 0.12)];
+    let car = BBox { x1: 0.4, y1: 0.44, x2: 0.52, y2: 0.56 };
+    for (tracked, class, over, hides) in [(far, CAR, lorry, false), (ends, CAR, bus, true), (riders, MOTORCYCLE, car, false)] {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        for f in 0..6u32 {
+            let mut dets: Vec<Detection> = if hides && f >= 3 { Vec::new() } else { tracked.iter().map(|&b| box_det(b, class, 0.7)).collect() };
+            if f >= 3 {
+                dets.push(box_det(over, if class == CAR { TRUCK } else { CAR }, 0.6));
+            }
+            out = t.update(&dets, at(f, 30.0));
         }
-        out = t.update(&dets, at(f, 30.0));
+        assert!(out.iter().any(|o| o.bbox == over), "{over:?}: {out:?}");
     }
-    assert!(out.iter().any(|o| o.bbox == lorry), "{out:?}");
 }
