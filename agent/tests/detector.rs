@@ -74,7 +74,7 @@ fn a_manifest_reading_a_class_as_one_read_again_is_refused() {
         ("bus = \"truck\"", "merge_classes: 'bus' is read as 'truck' (read_as): name 'truck'"),
     ] {
         std::fs::write(dir.join("manifest.toml"), shipped_text.replace("train = \"truck\"", read_as)).unwrap();
-        let err = ModelManifest::load(&dir.join("manifest.toml")).err().expect("an error");
+        let err = ModelManifest::load(&dir.join("manifest.toml")).expect_err("an error");
         assert!(err.to_string().contains(message), "{err}");
     }
 }

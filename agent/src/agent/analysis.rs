@@ -122,7 +122,9 @@ pub(super) struct LoopSettings {
     pub site: Arc<SiteHealth>,
 }
 
-/// What woke the loop.
+/// What woke the loop. Moved once per frame and matched at once: boxing the frame would only
+/// add an allocation a frame.
+#[allow(clippy::large_enum_variant)]
 enum Event {
     Frame(usize, Frame),
     /// Camera `i`'s source is gone.

@@ -109,7 +109,7 @@ impl InputSpec {
     pub fn check_width(&self, width: u32) -> Result<(), String> {
         match self.free_size() {
             None if width != self.width => Err(format!("its input is fixed at {}x{}: detect_width_px must be left out or {}", self.width, self.height, self.width)),
-            Some(m) if width % m != 0 || width < m || width > MAX_DETECT_WIDTH_PX => {
+            Some(m) if !width.is_multiple_of(m) || width < m || width > MAX_DETECT_WIDTH_PX => {
                 Err(format!("must be a multiple of {m} from {m} to {MAX_DETECT_WIDTH_PX}, got {width}"))
             }
             _ => Ok(()),

@@ -90,7 +90,7 @@ impl ZoomProbe {
     /// Whether this frame (one the detector runs on) is to be looked at both ways; if not, it
     /// is counted as offered.
     pub fn due(&mut self) -> bool {
-        let due = self.probed < PROBE_FRAMES_FULL || self.offered % PROBE_EVERY_AFTER == 0;
+        let due = self.probed < PROBE_FRAMES_FULL || self.offered.is_multiple_of(PROBE_EVERY_AFTER);
         self.offered += 1;
         due
     }
@@ -100,7 +100,7 @@ impl ZoomProbe {
         self.own += self.sure_vehicles(own);
         self.closer += self.sure_vehicles(closer);
         self.probed += 1;
-        (self.own + self.closer >= DECIDE_AFTER_DETECTIONS).then(|| ZoomVerdict {
+        (self.own + self.closer >= DECIDE_AFTER_DETECTIONS).then_some(ZoomVerdict {
             zoom: self.closer as f32 >= ZOOM_GAIN * self.own as f32,
             own: self.own,
             closer: self.closer,

@@ -46,7 +46,7 @@ impl ImageRef {
             Some(v) if v.x + v.width > self.width || v.y + v.height > self.height => {
                 Err(format!("evidence.vehicle: [{}, {}] + {}x{} is outside the {}x{} image", v.x, v.y, v.width, v.height, self.width, self.height))
             }
-            Some(v) if !(v.scale > 0.0) => Err(format!("evidence.vehicle.scale: {} is not positive", v.scale)),
+            Some(v) if v.scale.is_nan() || v.scale <= 0.0 => Err(format!("evidence.vehicle.scale: {} is not positive", v.scale)),
             _ => Ok(()),
         }
     }

@@ -183,7 +183,7 @@ impl MqttConfig {
                     return Err(format!("password_file names {CREDENTIALS_DIRECTORY}, which systemd sets for the service from its LoadCredential= line; outside the service, name the folder holding the credential: canh check --credentials /etc/canh"));
                 }
                 let path = std::path::Path::new(file);
-                let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 Ok(Some(Secret(text.trim_end_matches(['\n', '\r']).to_string())))
             }
             (None, None, Some(var)) => std::env::var(var).map(|v| Some(Secret(v))).map_err(|_| format!("the environment variable {var} is not set")),

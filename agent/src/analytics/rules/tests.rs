@@ -68,7 +68,7 @@ pub(super) fn rules(toml_rules: &str) -> Rules {
         _ => vec![CAR, TRUCK],
     };
     let rules: Vec<Rule> = file.rules.iter().map(|c| c.rule("test", classes(c.classes.as_deref())).unwrap()).collect();
-    let keep = rules.iter().map(|r| Analyzer::history(r)).fold(Duration::from_secs(2), Duration::max);
+    let keep = rules.iter().map(Analyzer::history).fold(Duration::from_secs(2), Duration::max);
     Rules { rules, history: TrackHistory::new(keep) }
 }
 

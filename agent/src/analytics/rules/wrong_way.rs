@@ -101,7 +101,7 @@ impl Check for WrongWay {
                 let Motion { from, to, steady } = ctx.history.motion(obj.id, self.window)?;
                 // An unsteady track may have swapped identity with a neighbour in dense traffic:
                 // its heading is not one vehicle's.
-                if !steady || !(self.zone.contains(from) && self.zone.contains(to)) || distance(from, to) < self.min_displacement {
+                if !(steady && self.zone.contains(from) && self.zone.contains(to)) || distance(from, to) < self.min_displacement {
                     return None;
                 }
                 let heading = heading_deg(from, to, ctx.aspect());
