@@ -1,6 +1,7 @@
 //! `canh replay` counts on the hand-counted clips (samples/groundtruth), at 5 analysed fps and
 //! at every frame (the arterial at 4 fps too): each direction and each class group
 //! (two-wheelers; cars, buses and trucks) within ±10 % of the hand count, and at least ±1. The same rule as `benches/accuracy/run.sh`.
+//! The Vietnamese junction encoded again at other sizes is held to that rule in most runs.
 
 mod common;
 
@@ -29,8 +30,12 @@ fn clip_of(name: &str) -> Option<PathBuf> {
 /// Counts per (direction, group) of `canh replay` and of the hand count. A crossing by hand too
 /// close to the clip's end for `fps` to see the vehicle on the far side is not expected.
 fn counts(name: &str, fps: u32) -> Option<Vec<(String, u64, u64)>> {
+    Some(counts_on(name, &clip_of(name)?, fps))
+}
+
+/// As [`counts`], on `clip`: the hand-counted clip of `name`, or a copy of it made another way.
+fn counts_on(name: &str, clip: &std::path::Path, fps: u32) -> Vec<(String, u64, u64)> {
     let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::repo_root().join(format!("samples/groundtruth/{name}.json"))).unwrap()).unwrap();
-    let clip = clip_of(name)?;
     let (p1, p2) = (&truth["line"]["p1"], &truth["line"]["p2"]);
     let line = format!("{},{},{},{}", p1[0], p1[1], p2[0], p2[1]);
     let run = common::replay(&["--input", clip.to_str().unwrap(), "--line", &line, "--fps", &fps.to_string()]);
@@ -63,16 +68,18 @@ fn counts(name: &str, fps: u32) -> Option<Vec<(String, u64, u64)>> {
             rows.push((format!("{dir} {group}"), by_hand, got));
         }
     }
-    println!("{name} at fps {fps}: {rows:?} (what, by hand, counted)");
-    Some(rows)
+    println!("{name} ({}) at fps {fps}: {rows:?} (what, by hand, counted)", clip.display());
+    rows
+}
+
+/// Whether every row is within ±10 % of the hand count, and at least ±1.
+fn within_tolerance(rows: &[(String, u64, u64)]) -> bool {
+    rows.iter().all(|(_, by_hand, got)| (*got as f64 - *by_hand as f64).abs() <= (0.1 * *by_hand as f64).max(1.0))
 }
 
 fn assert_close(name: &str, fps: u32) {
     let Some(rows) = counts(name, fps) else { return };
-    for (what, by_hand, got) in rows {
-        let tolerance = (0.1 * by_hand as f64).max(1.0);
-        assert!((got as f64 - by_hand as f64).abs() <= tolerance, "{name} at fps {fps}: {what} {got}, by hand {by_hand} (±{tolerance:.1})");
-    }
+    assert!(within_tolerance(&rows), "{name} at fps {fps}: {rows:?} (what, by hand, counted)");
 }
 
 #[test]
@@ -121,6 +128,35 @@ fn vietnamese_junction_with_motorbikes_at_5_fps() {
 #[test]
 fn vietnamese_junction_with_motorbikes_at_every_frame() {
     assert_close("vn_thanglm20_traffic_ptz", 0);
+}
+
+/// How far the counts move with a camera's compression alone, a stand-in for footage the project
+/// was not tuned on: the Vietnamese junction decoded and encoded again at three sizes with two
+/// x264 settings (`benches/accuracy/variants.sh` makes the same files), each at 5 fps and at
+/// every frame against the same hand count. 8 of the 12 runs were within the tolerance on
+/// 2026-12-03, 5 before two tracker rules of that day (a box round tracked objects side by side
+/// starts no track; a rider's track, once the motorbike, matches motorbikes first). One run of
+/// slack: a change that trades one run for another is not a loss.
+#[test]
+fn the_junction_encoded_again_holds_in_most_runs() {
+    let Some(junction) = common::shared("traffic", "vn_thanglm20_traffic_ptz.mp4") else { return };
+    let dir = common::temp_dir("encoded-again");
+    let mut within = Vec::new();
+    for (width, height) in [(1280, 720), (960, 540), (640, 360)] {
+        for (preset, kbps) in [("fast", 2000), ("faster", 4000)] {
+            let clip = dir.join(format!("vn_{width}_{preset}_{kbps}k.mp4"));
+            common::gst_launch(&format!(
+                "filesrc location={} ! decodebin ! videoconvert ! videoscale ! video/x-raw,width={width},height={height} ! x264enc speed-preset={preset} bitrate={kbps} threads=1 ! mp4mux ! filesink location={}",
+                junction.display(),
+                clip.display()
+            ));
+            for fps in [5, 0] {
+                within.push(within_tolerance(&counts_on("vn_thanglm20_traffic_ptz", &clip, fps)));
+            }
+        }
+    }
+    let held = within.iter().filter(|&&w| w).count();
+    assert!(held >= 7, "{held} of {} runs within the tolerance", within.len());
 }
 
 /// The top-down view shows cars the COCO model was never trained to see from above: reported,
