@@ -143,7 +143,7 @@ pub struct Detection {
 pub struct TrackedObject {
     /// Unique per camera, never reused while the agent runs.
     pub id: u64,
-    /// The box the detector reported this frame (not the filter's estimate).
+    /// The box the detector reported this frame (not the filter's estimate), except when `hidden`.
     pub bbox: BBox,
     /// Majority vote over the track's detections.
     pub class: ClassId,
@@ -158,6 +158,10 @@ pub struct TrackedObject {
     /// neighbour before, where it was in that box (its first box moved back along its motion).
     /// Counting lines start the track there; violation rules do not.
     pub origin: Option<Point>,
+    /// Not seen alone in this frame: the detector boxed it together with a neighbour, and `bbox`
+    /// is where the tracker expects it inside that box. Lines and rules follow it; its picture
+    /// (a plate to read) is its neighbour's as much as its own.
+    pub hidden: bool,
 }
 
 #[cfg(test)]

@@ -131,7 +131,7 @@ mod tests {
         let mut history = TrackHistory::new(Duration::from_secs(2));
         for i in 0..20u64 {
             let x = 0.01 * i as f32;
-            let obj = TrackedObject { id: 1, bbox: BBox { x1: x, y1: 0.0, x2: x + 0.1, y2: 0.5 }, class: 2, score: 0.9, velocity: [0.0; 2], origin: None };
+            let obj = TrackedObject { id: 1, bbox: BBox { x1: x, y1: 0.0, x2: x + 0.1, y2: 0.5 }, class: 2, score: 0.9, velocity: [0.0; 2], origin: None, hidden: false };
             history.update(&[obj], Duration::from_millis(200 * i));
             if i < 3 {
                 assert!(history.span(1, Duration::from_millis(600)).is_none(), "too young at sample {i}");

@@ -329,7 +329,7 @@ mod tests {
 
     /// An object whose bottom-centre is at (x, y).
     fn obj(id: u64, x: f32, y: f32) -> TrackedObject {
-        TrackedObject { id, bbox: BBox { x1: x - 0.05, y1: y - 0.1, x2: x + 0.05, y2: y }, class: CAR, score: 0.8, velocity: [0.0; 2], origin: None }
+        TrackedObject { id, bbox: BBox { x1: x - 0.05, y1: y - 0.1, x2: x + 0.05, y2: y }, class: CAR, score: 0.8, velocity: [0.0; 2], origin: None, hidden: false }
     }
 
     fn run(counter: &mut LineCounter, id: u64, points: &[(f32, f32)]) -> Vec<Crossing> {

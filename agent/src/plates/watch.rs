@@ -123,6 +123,10 @@ impl PlateWatch {
             let track = self.tracks.entry(object.id).or_insert_with(|| Track { class: object.class, kept: Vec::new(), last_seen: now, read: None, unread_in_view: None, reported: false });
             track.last_seen = now;
             track.class = object.class;
+            // Boxed with its neighbour: a crop of it may hold the neighbour's plate.
+            if object.hidden {
+                continue;
+            }
             let size_px = (object.bbox.area() * native_area).sqrt();
             let nearest = track.kept.iter().map(|k| k.size_px).fold(0.0, f32::max);
             if track.read.is_some() || size_px < NEAR_ENOUGH * nearest {

@@ -585,3 +585,36 @@ fn a_vehicle_over_tracked_ones_is_tracked() {
         assert!(out.iter().any(|o| o.bbox == over), "{over:?}: {out:?}");
     }
 }
+
+/// A rider boxed with the rider beside it from frame 8 on, the box taken by the other's track,
+/// goes on hidden where its track expects it inside their box, until it times out; a car a bus
+/// drives in front of is not hidden in a neighbour's box (the bus's own box has not grown).
+#[test]
+fn a_rider_boxed_with_its_neighbour_goes_on_hidden_in_their_box() {
+    let riders = |f: u32| {
+        let y = 0.6 - 0.004 * f as f32;
+        [BBox::from_center(0.5, y, 0.04, 0.12), BBox::from_center(0.53, y, 0.04, 0.12)]
+    };
+    let mut t = tracker();
+    let mut hidden = Vec::new();
+    for f in 0..40u32 {
+        let [a, b] = riders(f);
+        let dets = if f >= 8 { vec![box_det(a.union(&b), MOTORCYCLE, 0.7)] } else { vec![box_det(a, MOTORCYCLE, 0.7), box_det(b, MOTORCYCLE, 0.7)] };
+        let out = t.update(&dets, at(f, 30.0));
+        assert!(out.iter().all(|o| o.id <= 2), "frame {f}: no new track, {out:?}");
+        hidden.extend(out.iter().filter(|o| o.hidden).map(|o| (f, o.id, o.bbox)));
+    }
+    let frames: Vec<u32> = hidden.iter().map(|(f, _, _)| *f).collect();
+    assert_eq!(frames.first(), Some(&8), "{hidden:?}");
+    assert!(frames.len() >= 20 && frames.windows(2).all(|w| w[1] == w[0] + 1), "every frame until it times out: {frames:?}");
+    let (f, id, bbox) = hidden[10];
+    let expected = riders(f)[(id - 1) as usize];
+    assert!(bbox.iou(&expected) > 0.5, "{bbox:?} where {expected:?} is");
+    let mut t = tracker();
+    let car = BBox::from_center(0.5, 0.5, 0.1, 0.06);
+    for f in 0..20u32 {
+        let bus = BBox::from_center(0.2 + 0.02 * f as f32, 0.5, 0.3, 0.15);
+        let dets = if (10..16).contains(&f) { vec![box_det(bus, TRUCK, 0.8)] } else { vec![box_det(car, CAR, 0.8), box_det(bus, TRUCK, 0.8)] };
+        assert!(t.update(&dets, at(f, 30.0)).iter().all(|o| !o.hidden), "frame {f}");
+    }
+}

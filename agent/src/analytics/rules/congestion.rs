@@ -163,7 +163,7 @@ fn queue_object(queued: &[&TrackedObject]) -> TrackedObject {
     let bbox = queued.iter().fold(BBox { x1: 1.0, y1: 1.0, x2: 0.0, y2: 0.0 }, |b, o| BBox { x1: b.x1.min(o.bbox.x1), y1: b.y1.min(o.bbox.y1), x2: b.x2.max(o.bbox.x2), y2: b.y2.max(o.bbox.y2) });
     let class = queued.iter().map(|o| o.class).max_by_key(|c| queued.iter().filter(|o| o.class == *c).count()).unwrap_or_default();
     let score = queued.iter().map(|o| o.score).sum::<f32>() / queued.len().max(1) as f32;
-    TrackedObject { id: ZONE_TRACK, bbox, class, score, velocity: [0.0; 2], origin: None }
+    TrackedObject { id: ZONE_TRACK, bbox, class, score, velocity: [0.0; 2], origin: None, hidden: false }
 }
 
 impl Check for Congestion {

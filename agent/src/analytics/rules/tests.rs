@@ -79,7 +79,7 @@ fn check_context() -> CheckContext<'static> {
 
 /// A car whose reference point (bottom-centre) is at (x, y).
 pub(super) fn car(id: u64, x: f32, y: f32) -> TrackedObject {
-    TrackedObject { id, bbox: BBox { x1: x - 0.04, y1: y - 0.08, x2: x + 0.04, y2: y }, class: CAR, score: 0.8, velocity: [0.0; 2], origin: None }
+    TrackedObject { id, bbox: BBox { x1: x - 0.04, y1: y - 0.08, x2: x + 0.04, y2: y }, class: CAR, score: 0.8, velocity: [0.0; 2], origin: None, hidden: false }
 }
 
 /// Plays frames; `place(frame)` gives the objects seen in that frame.
