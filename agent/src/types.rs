@@ -159,8 +159,8 @@ pub struct TrackedObject {
     /// Counting lines start the track there; violation rules do not.
     pub origin: Option<Point>,
     /// Not seen alone in this frame: the detector boxed it together with a neighbour, and `bbox`
-    /// is where the tracker expects it inside that box. Lines and rules follow it; its picture
-    /// (a plate to read) is its neighbour's as much as its own.
+    /// is where the tracker expects it inside that box. A guess: it may confirm a crossing of a
+    /// line seen begun, but begins none, and rules, speeds and plates leave it out.
     pub hidden: bool,
 }
 

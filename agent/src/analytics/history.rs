@@ -55,7 +55,8 @@ impl TrackHistory {
     }
 
     pub fn update(&mut self, objects: &[TrackedObject], now: Duration) {
-        for obj in objects {
+        // Measured motion (speeds, headings) comes from where tracks were seen, not guessed.
+        for obj in objects.iter().filter(|o| !o.hidden) {
             let samples = self.tracks.entry(obj.id).or_default();
             samples.push_back(Sample { at: now, point: obj.bbox.bottom_center(), top_y: obj.bbox.y1 });
             // Always keep one sample older than `keep`, so a full window can be measured.

@@ -256,7 +256,7 @@ impl LineCounter {
             });
             for (line, state) in self.lines.iter().zip(memory.lines.iter_mut()) {
                 // Its size when counted too: a partial box is smaller than the vehicle.
-                if state.counted.is_some_and(|size| self.for_counts && line.offset(point).abs() > REARM_BOX_SIZES * size.max(line.box_size(obj))) {
+                if !obj.hidden && state.counted.is_some_and(|size| self.for_counts && line.offset(point).abs() > REARM_BOX_SIZES * size.max(line.box_size(obj))) {
                     state.counted = None;
                     state.rearmed = true;
                 }
@@ -283,6 +283,9 @@ impl LineCounter {
                     // Time never goes back for one track: on a restarted stream the tracker and
                     // the analyzers start afresh.
                     Some((pending_side, n, first)) if pending_side == side => (n + 1, first),
+                    // A vehicle hidden in its neighbour's box is where the tracker guesses it: the
+                    // guess confirms a crossing seen begun, never begins one.
+                    _ if obj.hidden => continue,
                     _ if line.segment_crossed(memory.last_point, point) => (1, now),
                     // Went round the end of the segment: not a crossing.
                     _ => {
@@ -308,7 +311,9 @@ impl LineCounter {
                     state.pending = Some((side, seen_on_new_side, first_seen));
                 }
             }
-            memory.last_point = point;
+            if !obj.hidden {
+                memory.last_point = point;
+            }
             memory.last_seen = now;
         }
         self.tracks.retain(|_, m| now.saturating_sub(m.last_seen) < FORGET_AFTER);
@@ -338,6 +343,24 @@ mod tests {
             .enumerate()
             .flat_map(|(i, &(x, y))| counter.update(&[obj(id, x, y)], Duration::from_millis(200 * i as u64)))
             .collect()
+    }
+
+    /// A vehicle hidden in its neighbour's box (where the tracker guesses it) confirms a crossing
+    /// seen begun, and begins none: neither a guess that drifts across, nor a seen frame after it.
+    #[test]
+    fn a_hidden_vehicle_confirms_a_crossing_seen_begun_and_begins_none() {
+        let hidden = |x: f32| TrackedObject { hidden: true, ..obj(1, x, 0.5) };
+        let t = |i: u64| Duration::from_millis(200 * i);
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]);
+        assert!(c.update(&[obj(1, 0.45, 0.5)], t(0)).is_empty());
+        assert!(c.update(&[obj(1, 0.52, 0.5)], t(1)).is_empty(), "seen once past the line");
+        assert_eq!(c.update(&[hidden(0.56)], t(2)).len(), 1, "the guess confirms it");
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]);
+        assert!(c.update(&[obj(1, 0.45, 0.5)], t(0)).is_empty());
+        assert!(c.update(&[hidden(0.52)], t(1)).is_empty());
+        assert!(c.update(&[hidden(0.56)], t(2)).is_empty(), "a guess alone crosses nothing");
+        assert!(c.update(&[obj(1, 0.6, 0.5)], t(3)).is_empty(), "seen past the line: begun now");
+        assert_eq!(c.update(&[obj(1, 0.62, 0.5)], t(4)).len(), 1);
     }
 
     #[test]

@@ -320,7 +320,8 @@ impl Tracker {
     }
 
     /// Advances to time `now` with this frame's detections; returns the confirmed tracks that were
-    /// detected in this frame, each with this frame's detection box.
+    /// detected in this frame, each with this frame's detection box, and those hidden in a
+    /// neighbour's box (`hidden`, at the box their filter expects).
     pub fn update(&mut self, detections: &[Detection], now: Duration) -> Vec<TrackedObject> {
         let dt = match self.last_time {
             Some(last) if now >= last => (now - last).as_secs_f32(),
@@ -417,7 +418,7 @@ impl Tracker {
             }
         }
         for t in (0..self.tracks.len()).filter(|&t| !gone[t]) {
-            out.extend(self.hidden_in_joint_box(t, &matched, detections));
+            out.extend(self.hidden_in_joint_box(t, &matched, detections, now));
         }
         // A tentative track that missed a frame was noise; a confirmed one coasts until it times out.
         let mut t = 0;
@@ -586,16 +587,18 @@ impl Tracker {
 
     /// The confirmed track `t`, unmatched in this frame, where it goes on hidden in a neighbour's
     /// box, if it does: one detection round both, which the neighbour's track took. It is first
-    /// found hidden as [`Tracker::joins_tracks`] tells a joint box (from where the filter has `t`
-    /// now and the box the neighbour's track had when `t` was last seen), then stays hidden while
-    /// that track's box holds where the filter has `t`. Reported at its filter's box, marked
+    /// found hidden on the first frame it is missed, as [`Tracker::joins_tracks`] tells a joint
+    /// box (from where the filter has `t` now and the neighbour's confirmed track's box on the
+    /// frame before), then stays hidden while that track's box holds where the filter has `t`,
+    /// until it times out or leaves the view. Reported at its filter's box, marked
     /// `hidden`, so that a crossing it began is seen through: on the Vietnamese junction encoded
     /// again at 1280 px and 5 fps, a rider was seen one frame past the line, then boxed with the
     /// rider beside it, and was not counted. Not while a vehicle passes in front of it: that is no
     /// neighbour's box grown round it.
-    fn hidden_in_joint_box(&mut self, t: usize, matched: &[Option<usize>], detections: &[Detection]) -> Option<TrackedObject> {
+    fn hidden_in_joint_box(&mut self, t: usize, matched: &[Option<usize>], detections: &[Detection], now: Duration) -> Option<TrackedObject> {
         let track = &self.tracks[t];
-        if track.state != TrackState::Confirmed || matched[t].is_some() {
+        let lost_timeout = Duration::from_secs_f32(self.config.lost_timeout_s);
+        if track.state != TrackState::Confirmed || matched[t].is_some() || now.saturating_sub(track.last_seen) > lost_timeout || track.left_view(&self.seen) {
             self.tracks[t].hidden_in = None;
             return None;
         }
@@ -604,7 +607,12 @@ impl Tracker {
             let det = &detections[(*d)?];
             let found = match track.hidden_in {
                 Some(id) => other.id == id && holds(&det.bbox, &hidden),
-                None => other.recent.iter().rev().find(|(seen, _)| *seen <= track.last_seen).is_some_and(|(_, before)| joint_box(&det.bbox, &[hidden, *before])),
+                // A vehicle driving in front, its box grown over a second as it came nearer, is no
+                // neighbour's box grown round this one.
+                None if track.missed == 1 && other.state == TrackState::Confirmed => {
+                    other.recent.iter().rev().find(|(seen, _)| *seen <= track.last_seen).is_some_and(|(_, before)| joint_box(&det.bbox, &[hidden, *before]))
+                }
+                None => false,
             };
             found.then_some((other.id, det.score))
         });

@@ -587,8 +587,9 @@ fn a_vehicle_over_tracked_ones_is_tracked() {
 }
 
 /// A rider boxed with the rider beside it from frame 8 on, the box taken by the other's track,
-/// goes on hidden where its track expects it inside their box, until it times out; a car a bus
-/// drives in front of is not hidden in a neighbour's box (the bus's own box has not grown).
+/// goes on hidden where its track expects it inside their box, until it times out; a car that a
+/// bus or a nearing truck drives in front of is not hidden in a neighbour's box (neither box grew
+/// round it from one frame to the next).
 #[test]
 fn a_rider_boxed_with_its_neighbour_goes_on_hidden_in_their_box() {
     let riders = |f: u32| {
@@ -607,14 +608,20 @@ fn a_rider_boxed_with_its_neighbour_goes_on_hidden_in_their_box() {
     let frames: Vec<u32> = hidden.iter().map(|(f, _, _)| *f).collect();
     assert_eq!(frames.first(), Some(&8), "{hidden:?}");
     assert!(frames.len() >= 20 && frames.windows(2).all(|w| w[1] == w[0] + 1), "every frame until it times out: {frames:?}");
+    assert!(frames.last().is_some_and(|&f| f <= 38), "not past its lost timeout (1 s from frame 7): {frames:?}");
     let (f, id, bbox) = hidden[10];
     let expected = riders(f)[(id - 1) as usize];
     assert!(bbox.iou(&expected) > 0.5, "{bbox:?} where {expected:?} is");
-    let mut t = tracker();
-    let car = BBox::from_center(0.5, 0.5, 0.1, 0.06);
-    for f in 0..20u32 {
-        let bus = BBox::from_center(0.2 + 0.02 * f as f32, 0.5, 0.3, 0.15);
-        let dets = if (10..16).contains(&f) { vec![box_det(bus, TRUCK, 0.8)] } else { vec![box_det(car, CAR, 0.8), box_det(bus, TRUCK, 0.8)] };
-        assert!(t.update(&dets, at(f, 30.0)).iter().all(|o| !o.hidden), "frame {f}");
+    // A bus passing in front, and a truck coming nearer (its box growing 1.5 times in area over
+    // 0.7 s) that drives in front.
+    let bus = |f: u32| BBox::from_center(0.2 + 0.02 * f as f32, 0.5, 0.3, 0.15);
+    let truck = |f: u32| BBox::from_center(0.5, 0.5, 0.12 * 1.015f32.powi(f as i32), 0.1 * 1.015f32.powi(f as i32));
+    for front in [&bus as &dyn Fn(u32) -> BBox, &truck] {
+        let mut t = tracker();
+        let car = BBox::from_center(0.5, 0.5, 0.1, 0.06);
+        for f in 0..40u32 {
+            let dets = if (10..36).contains(&f) { vec![box_det(front(f), TRUCK, 0.8)] } else { vec![box_det(car, CAR, 0.8), box_det(front(f), TRUCK, 0.8)] };
+            assert!(t.update(&dets, at(f, 30.0)).iter().all(|o| !o.hidden), "frame {f}");
+        }
     }
 }

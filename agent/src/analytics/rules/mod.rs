@@ -352,7 +352,9 @@ impl Rule {
         if let Err(e) = self.check.observe(frame) {
             tracing::warn!(rule = %self.id, seq = frame.frame.seq, "cannot read the signal heads: {e}");
         }
-        let mine: Vec<TrackedObject> = frame.tracks.iter().filter(|o| self.classes.contains(&o.class)).cloned().collect();
+        // A vehicle hidden in its neighbour's box is where the tracker guesses it: no violation rests
+        // on a guess.
+        let mine: Vec<TrackedObject> = frame.tracks.iter().filter(|o| self.classes.contains(&o.class) && !o.hidden).cloned().collect();
         let findings = self.check.update(&mine, frame);
         let violations = findings.into_iter().filter_map(|f| self.violation(f, frame.now)).collect();
         // A live track keeps its record, so a long wrong-way run is one alert, not one a minute.
