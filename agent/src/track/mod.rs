@@ -89,12 +89,12 @@ const SPLIT_INSIDE_SHARE: f32 = 0.6;
 /// share of the shorter. A vehicle boxed in parts (a truck's cab and its trailer) has its parts
 /// one behind the other...
 const SIDE_BY_SIDE_SHARE: f32 = 0.5;
-/// A box round tracked objects side by side is at most this many times as tall as the tallest
-/// of them, or as wide as the widest ([`Tracker::joins_tracks`]).
-const JOINT_EXTENT_RATIO: f32 = 1.5;
 /// ...and are two vehicles now: their boxes share less than this of the smaller (not a part of
 /// a vehicle boxed again inside it).
 const SPLIT_MAX_OVERLAP: f32 = 0.3;
+/// A box round tracked objects side by side is at most this many times as tall as the tallest
+/// of them, or as wide as the widest ([`Tracker::joins_tracks`]).
+const JOINT_EXTENT_RATIO: f32 = 1.5;
 /// Low-score detections that no track took are kept this long: a new moving track's origin may
 /// go back through them ([`Tracker::faint_trail`]). Asked when the track is confirmed, one or more
 /// frames after its first detection: the trail reaches over a second before that, as far as a
