@@ -145,6 +145,7 @@ fn the_junction_encoded_again_holds_in_most_runs() {
     let mut within = Vec::new();
     for (width, height) in [(1280, 720), (960, 540), (640, 360)] {
         for (preset, kbps) in [("fast", 2000), ("faster", 4000)] {
+            // The same pipeline as benches/accuracy/variants.sh: the same files.
             let clip = dir.join(format!("vn_{width}_{preset}_{kbps}k.mp4"));
             common::gst_launch(&format!(
                 "filesrc location={} ! decodebin ! videoconvert ! videoscale ! video/x-raw,width={width},height={height} ! x264enc speed-preset={preset} bitrate={kbps} threads=1 ! mp4mux ! filesink location={}",

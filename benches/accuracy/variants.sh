@@ -18,6 +18,7 @@ mkdir -p "$out"
 line=$(python3 -c "import json,sys; l=json.load(open(sys.argv[1]))['line']; print(','.join(str(v) for v in l['p1']+l['p2']))" "$truth")
 runs=0; within=0
 for size in 1280x720 960x540 640x360; do
+  # The same pipeline as the test the_junction_encoded_again_holds_in_most_runs (replay_accuracy.rs).
   # threads=1: the same file wherever x264 and GStreamer are the same versions (Debian 12's here).
   for encode in "fast 2000" "faster 4000"; do
     read -r preset kbps <<<"$encode"

@@ -233,10 +233,21 @@ impl Track {
         predicted.intersection(seen) < MIN_VISIBLE_SHARE * predicted.area()
     }
 
-    /// The track as the analytics see it in a frame where `det` is its detection.
-    fn object(&self, det: &Detection, riders: &Riders) -> TrackedObject {
+    /// The track as the analytics see it in a frame where it is at `bbox`, found with `score`.
+    fn object(&self, bbox: BBox, score: f32, riders: &Riders) -> TrackedObject {
         let (vx, vy) = self.filter.velocity();
-        TrackedObject { id: self.id, bbox: det.bbox, class: self.class(riders), score: det.score, velocity: [vx, vy], origin: None, hidden: false }
+        TrackedObject { id: self.id, bbox, class: self.class(riders), score, velocity: [vx, vy], origin: None, hidden: false }
+    }
+
+    /// Its group is its class's: votes just changed.
+    fn regroup(&mut self, class_group: &[usize], riders: &Riders) {
+        self.group = group_of(class_group, self.class(riders));
+    }
+
+    /// Whether it is confirmed and may still be coasting at `now`: seen within `lost_timeout` and
+    /// predicted within `seen` (the frame, or the detection region).
+    fn coasting(&self, now: Duration, lost_timeout: Duration, seen: &BBox) -> bool {
+        self.state == TrackState::Confirmed && now.saturating_sub(self.last_seen) <= lost_timeout && !self.left_view(seen)
     }
 
     /// Counts a detection of this track (its filter is updated by the caller, or started from it).
@@ -279,7 +290,7 @@ impl Tracker {
     /// confidence threshold, used unless `high_score` is set.
     pub fn new(config: TrackerConfig, model_score: f32, classes: usize, merge_classes: &[ClassId], riders: Riders) -> Tracker {
         let class_group: Vec<usize> = (0..classes).map(|c| if merge_classes.contains(&c) { usize::MAX } else { c }).collect();
-        let groups = |of: &[ClassId]| of.iter().map(|&c| class_group.get(c).copied().unwrap_or(c)).collect();
+        let groups = |of: &[ClassId]| of.iter().map(|&c| group_of(&class_group, c)).collect();
         let (rider_groups, ridden_groups) = if riders.riders.is_empty() || riders.ridden.is_empty() { (Vec::new(), Vec::new()) } else { (groups(&riders.riders), groups(&riders.ridden)) };
         let high_score = config.high_score.unwrap_or(model_score).max(config.low_score);
         Tracker { config, high_score, class_group, riders, rider_groups, ridden_groups, seen: WHOLE_FRAME, tracks: Vec::new(), faint: VecDeque::new(), next_id: 1, last_time: None }
@@ -311,6 +322,12 @@ impl Tracker {
     /// `riding`, a rider and a ridden class either way round.
     fn pairs(&self, group: usize, class: ClassId, riding: bool) -> bool {
         if riding { self.riding_pair(group, self.group(class)) } else { self.group(class) == group }
+    }
+
+    /// Whether a track of group `a` may go on as one of group `b`: the same group, or a rider and
+    /// what it rides.
+    fn may_continue(&self, a: usize, b: usize) -> bool {
+        a == b || self.riding_pair(a, b)
     }
 
     /// Whether one of the two groups rides and the other is ridden.
@@ -364,19 +381,17 @@ impl Tracker {
                     tracing::trace!(t_s = now.as_secs_f32(), track = track.id, bbox = ?detections[*d].bbox, score = detections[*d].score, class = detections[*d].class, missed = track.missed, "matched");
                     let was = track.state;
                     track.observe(&detections[*d], now, min_hits);
+                    // On the Vietnamese junction at half size, a track begun as a rider and long
+                    // since the motorbike it rides matched its motorbike's boxes only after every
+                    // motorbike track had been offered them: a neighbour's coasting track took
+                    // one, and each went on as the other.
+                    track.regroup(&self.class_group, &self.riders);
                     if was == TrackState::Tentative && track.state == TrackState::Confirmed {
                         confirmed_now.push(t);
                     }
                 }
                 None => track.missed += 1,
             }
-        }
-        // On the Vietnamese junction at half size, a track begun as a rider and long since the
-        // motorbike it rides matched its motorbike's boxes only after every motorbike track had
-        // been offered them: a neighbour's coasting track took one, and each went on as the other.
-        let (riders, class_group) = (&self.riders, &self.class_group);
-        for track in &mut self.tracks {
-            track.group = group_of(class_group, track.class(riders));
         }
         let lost_timeout = Duration::from_secs_f32(self.config.lost_timeout_s);
         let mut gone = vec![false; self.tracks.len()];
@@ -414,18 +429,16 @@ impl Tracker {
             if let (Some(d), false, TrackState::Confirmed) = (det, gone, track.state) {
                 let det = &detections[*d];
                 let origin = origins.iter().find(|(o, _)| *o == t).map(|(_, b)| b.bottom_center());
-                out.push(TrackedObject { origin, ..track.object(det, &self.riders) });
+                out.push(TrackedObject { origin, ..track.object(det.bbox, det.score, &self.riders) });
             }
         }
         for t in (0..self.tracks.len()).filter(|&t| !gone[t]) {
-            out.extend(self.hidden_in_joint_box(t, &matched, detections, now));
+            out.extend(self.hidden_in_joint_box(t, &matched, detections, now, lost_timeout));
         }
         // A tentative track that missed a frame was noise; a confirmed one coasts until it times out.
         let mut t = 0;
         self.tracks.retain(|track| {
-            let keep = !gone[t]
-                && (matched[t].is_some()
-                    || (track.state == TrackState::Confirmed && now.saturating_sub(track.last_seen) <= lost_timeout && !track.left_view(&self.seen)));
+            let keep = !gone[t] && (matched[t].is_some() || track.coasting(now, lost_timeout, &self.seen));
             t += 1;
             keep
         });
@@ -468,7 +481,7 @@ impl Tracker {
             let on_path = track.first_box_before((track.first_seen - *seen).as_secs_f32());
             let found = faint
                 .iter()
-                .filter(|d| self.group(d.class) == track.group || self.riding_pair(self.group(d.class), track.group))
+                .filter(|d| self.may_continue(self.group(d.class), track.group))
                 .filter(|d| size_ratio(&d.bbox, &track.first_box) <= RECOVER_SIZE_RATIO && offset_in_sizes(&d.bbox, &on_path) <= RECOVER_BOX_SIZES)
                 .map(|d| (d.bbox, then.iou(&d.bbox)))
                 .filter(|(_, iou)| *iou >= LOW_SCORE_MIN_IOU)
@@ -536,7 +549,7 @@ impl Tracker {
                 && matched[l].is_none()
                 && !gone[l]
                 && lost.state == TrackState::Confirmed
-                && (lost.group == new.group || self.riding_pair(lost.group, new.group))
+                && self.may_continue(lost.group, new.group)
                 && lost.last_seen < new.first_seen
                 && new.first_seen - lost.last_seen <= lost_timeout
         });
@@ -595,10 +608,9 @@ impl Tracker {
     /// again at 1280 px and 5 fps, a rider was seen one frame past the line, then boxed with the
     /// rider beside it, and was not counted. Not while a vehicle passes in front of it: that is no
     /// neighbour's box grown round it.
-    fn hidden_in_joint_box(&mut self, t: usize, matched: &[Option<usize>], detections: &[Detection], now: Duration) -> Option<TrackedObject> {
+    fn hidden_in_joint_box(&mut self, t: usize, matched: &[Option<usize>], detections: &[Detection], now: Duration, lost_timeout: Duration) -> Option<TrackedObject> {
         let track = &self.tracks[t];
-        let lost_timeout = Duration::from_secs_f32(self.config.lost_timeout_s);
-        if track.state != TrackState::Confirmed || matched[t].is_some() || now.saturating_sub(track.last_seen) > lost_timeout || track.left_view(&self.seen) {
+        if matched[t].is_some() || !track.coasting(now, lost_timeout, &self.seen) {
             self.tracks[t].hidden_in = None;
             return None;
         }
@@ -618,9 +630,7 @@ impl Tracker {
         });
         self.tracks[t].hidden_in = joint.map(|(id, _)| id);
         let (_, score) = joint?;
-        let track = &self.tracks[t];
-        let (vx, vy) = track.filter.velocity();
-        Some(TrackedObject { id: track.id, bbox: hidden, class: track.class(&self.riders), score, velocity: [vx, vy], origin: None, hidden: true })
+        Some(TrackedObject { hidden: true, ..self.tracks[t].object(hidden, score, &self.riders) })
     }
 
     /// Where the newly confirmed track `t` was before it was told apart from a neighbour, if it
@@ -677,7 +687,8 @@ impl Tracker {
         track.forget_old_boxes();
         // Its class now holds the lost track's votes too (a rider's new track taking over a
         // motorbike's), and so may its group, before the next frame is matched.
-        self.tracks[t].group = group_of(&self.class_group, self.tracks[t].class(&self.riders));
+        let (class_group, riders) = (&self.class_group, &self.riders);
+        self.tracks[t].regroup(class_group, riders);
     }
 
     /// 0 for a perfect match, `NO_MATCH` for an impossible one: half overlap, half how far the
@@ -691,9 +702,7 @@ impl Tracker {
         if goes_against(track, &det.bbox) {
             return NO_MATCH;
         }
-        let (p, d) = (predicted.center(), det.bbox.center());
-        let (w, h) = (predicted.width().max(det.bbox.width()), predicted.height().max(det.bbox.height()));
-        if ((p.x - d.x) / w).hypot((p.y - d.y) / h) > MAX_JUMP_BOX_SIZES {
+        if offset_in_sizes(predicted, &det.bbox) > MAX_JUMP_BOX_SIZES {
             return NO_MATCH;
         }
         let iou = predicted.iou(&det.bbox);
@@ -733,7 +742,7 @@ impl Tracker {
         self.next_id += 1;
         track.record(det, now, self.config.min_hits);
         let confirmed = (track.state == TrackState::Confirmed)
-            .then(|| track.object(det, &self.riders));
+            .then(|| track.object(det.bbox, det.score, &self.riders));
         self.tracks.push(track);
         confirmed
     }

@@ -7,7 +7,11 @@ const PERSON: ClassId = 0;
 const MOTORCYCLE: ClassId = 3;
 
 fn det(cx: f32, cy: f32, class: ClassId, score: f32) -> Detection {
-    Detection { bbox: BBox::from_center(cx, cy, 0.1, 0.06), class, score }
+    box_det(BBox::from_center(cx, cy, 0.1, 0.06), class, score)
+}
+
+fn box_det(bbox: BBox, class: ClassId, score: f32) -> Detection {
+    Detection { bbox, class, score }
 }
 
 fn tracker() -> Tracker {
@@ -485,7 +489,7 @@ fn a_faint_box_much_larger_than_the_car_is_not_where_it_was() {
     // it would have been by 0.35), then the car itself.
     let x = |f: u32| 0.2 + 0.07 * f as f32;
     for f in 0..4 {
-        let round = Detection { bbox: BBox::from_center(x(f), 0.5, 0.17, 0.102), class: CAR, score: 0.2 };
+        let round = box_det(BBox::from_center(x(f), 0.5, 0.17, 0.102), CAR, 0.2);
         assert!(t.update(&[round], at(f, 4.0)).is_empty());
     }
     t.update(&[det(x(4), 0.5, CAR, 0.8)], at(4, 4.0));
@@ -499,17 +503,13 @@ fn a_tracked_vehicles_own_low_score_box_is_not_kept_as_faint() {
     for f in 0..3 {
         let x = 0.2 + 0.05 * f as f32;
         // The car, its cab boxed again at a low score, and a faint box of something else.
-        let cab = Detection { bbox: BBox::from_center(x + 0.02, 0.5, 0.05, 0.05), class: CAR, score: 0.2 };
+        let cab = box_det(BBox::from_center(x + 0.02, 0.5, 0.05, 0.05), CAR, 0.2);
         t.update(&[det(x, 0.5, CAR, 0.9), cab, det(0.8, 0.2, CAR, 0.2)], at(f, 5.0));
         let kept: Vec<BBox> = t.faint.back().unwrap().1.iter().map(|d| d.bbox).collect();
         assert_eq!(kept, vec![det(0.8, 0.2, CAR, 0.2).bbox], "frame {f}");
     }
     t.reset();
     assert!(t.faint.is_empty());
-}
-
-fn box_det(bbox: BBox, class: ClassId, score: f32) -> Detection {
-    Detection { bbox, class, score }
 }
 
 /// A track begun as a rider and now the motorbike it rides is offered motorbike boxes first, as
@@ -534,9 +534,10 @@ fn a_rider_become_motorbike_keeps_its_box_from_a_coasting_neighbour() {
     assert_eq!(last[0].class, MOTORCYCLE);
 }
 
-fn two_riders(f: u32) -> [BBox; 2] {
+/// Two riders side by side, `apart` between their centres, on frame `f` at 30 fps.
+fn two_riders(f: u32, apart: f32) -> [BBox; 2] {
     let y = 0.6 - 0.004 * f as f32;
-    [BBox::from_center(0.5, y, 0.04, 0.12), BBox::from_center(0.545, y, 0.04, 0.12)]
+    [BBox::from_center(0.5, y, 0.04, 0.12), BBox::from_center(0.5 + apart, y, 0.04, 0.12)]
 }
 
 /// The ids reported over 20 frames at 30 fps of a rider (`two_riders`' first) and `beside` (a
@@ -545,7 +546,7 @@ fn ids_when_boxed_as_one(beside: impl Fn(u32) -> BBox, class: ClassId) -> Vec<u6
     let mut t = tracker();
     let mut ids = std::collections::BTreeSet::new();
     for f in 0..20u32 {
-        let (rider, other) = (two_riders(f)[0], beside(f));
+        let (rider, other) = (two_riders(f, 0.045)[0], beside(f));
         let dets = if (8..11).contains(&f) { vec![box_det(rider.union(&other), MOTORCYCLE, 0.6)] } else { vec![box_det(rider, MOTORCYCLE, 0.7), box_det(other, class, 0.7)] };
         ids.extend(t.update(&dets, at(f, 30.0)).iter().map(|o| o.id));
     }
@@ -556,7 +557,7 @@ fn ids_when_boxed_as_one(beside: impl Fn(u32) -> BBox, class: ClassId) -> Vec<u6
 /// it: the joint box starts no third track.
 #[test]
 fn one_box_round_two_tracked_objects_starts_no_track() {
-    assert_eq!(ids_when_boxed_as_one(|f| two_riders(f)[1], MOTORCYCLE), vec![1, 2]);
+    assert_eq!(ids_when_boxed_as_one(|f| two_riders(f, 0.045)[1], MOTORCYCLE), vec![1, 2]);
     assert_eq!(ids_when_boxed_as_one(|_| BBox::from_center(0.56, 0.5, 0.08, 0.07), CAR), vec![1, 2]);
 }
 
@@ -592,10 +593,9 @@ fn a_vehicle_over_tracked_ones_is_tracked() {
 /// round it from one frame to the next).
 #[test]
 fn a_rider_boxed_with_its_neighbour_goes_on_hidden_in_their_box() {
-    let riders = |f: u32| {
-        let y = 0.6 - 0.004 * f as f32;
-        [BBox::from_center(0.5, y, 0.04, 0.12), BBox::from_center(0.53, y, 0.04, 0.12)]
-    };
+    // Closer than `ids_when_boxed_as_one`'s: their box is less than twice a rider's, so a
+    // rider's track takes it.
+    let riders = |f: u32| two_riders(f, 0.03);
     let mut t = tracker();
     let mut hidden = Vec::new();
     for f in 0..40u32 {
