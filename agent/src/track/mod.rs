@@ -436,12 +436,11 @@ impl Tracker {
             out.extend(self.hidden_in_joint_box(t, &matched, detections, now, lost_timeout));
         }
         // A tentative track that missed a frame was noise; a confirmed one coasts until it times out.
-        let mut t = 0;
-        self.tracks.retain(|track| {
-            let keep = !gone[t] && (matched[t].is_some() || track.coasting(now, lost_timeout, &self.seen));
-            t += 1;
-            keep
-        });
+        let keep: Vec<bool> = self.tracks.iter().zip(&matched).zip(&gone).map(|((track, m), gone)| !gone && (m.is_some() || track.coasting(now, lost_timeout, &self.seen))).collect();
+        let mut kept = keep.iter();
+        self.tracks.retain(|_| *kept.next().expect("one per track"));
+        // Indexed by the tracks that stay, as `self.tracks` now is.
+        let matched: Vec<Option<usize>> = matched.into_iter().zip(&keep).filter_map(|(m, &k)| k.then_some(m)).collect();
         // Not a tracked vehicle's second box (its cab, a part of it): a car whose track was lost
         // past a line would otherwise lead a new track of it back across that line.
         let taken: Vec<BBox> = matched.iter().flatten().chain(&unmatched_high).map(|&d| detections[d].bbox).collect();

@@ -625,3 +625,21 @@ fn a_rider_boxed_with_its_neighbour_goes_on_hidden_in_their_box() {
         }
     }
 }
+
+/// Whether a box hides a tracked object is asked of the tracks that stay after a frame's
+/// drops: a tentative track dropped in the frame a car appears among riders (all still seen)
+/// takes no rider's place, and the car is tracked from its first frame.
+#[test]
+fn a_track_dropped_in_the_frame_does_not_make_a_seen_rider_look_hidden() {
+    let mut t = tracker();
+    let riders = [BBox::from_center(0.42, 0.5, 0.04, 0.12), BBox::from_center(0.5, 0.5, 0.04, 0.12)];
+    let car = BBox { x1: 0.4, y1: 0.44, x2: 0.52, y2: 0.56 };
+    let seen = |extra: Option<Detection>| extra.into_iter().chain(riders.iter().map(|&r| box_det(r, MOTORCYCLE, 0.7))).collect::<Vec<_>>();
+    // A box seen once, far away: a tentative track, first of all, dropped on the next frame.
+    t.update(&seen(Some(det(0.9, 0.1, CAR, 0.8))), at(0, 30.0));
+    let mut with_car = seen(None);
+    with_car.push(box_det(car, CAR, 0.6));
+    t.update(&with_car, at(1, 30.0));
+    let out = t.update(&with_car, at(2, 30.0));
+    assert!(out.iter().any(|o| o.bbox == car), "the car confirmed on its second frame: {out:?}");
+}
