@@ -33,6 +33,9 @@ struct LineCounting {
 impl Analyzer for LineCounting {
     fn analyse(&mut self, frame: &FrameContext) -> Result<Vec<Finding>, String> {
         let crossings = self.counter.update(frame.tracks, frame.now);
+        for c in &crossings {
+            tracing::debug!(line = %c.line, direction = ?c.direction, track = c.track_id, class = c.class, at_s = c.at.as_secs_f32(), recount = c.recount, "crossing");
+        }
         Ok(crossings.into_iter().map(|crossing| Finding::Crossing { publish: !self.counted_only.contains(&crossing.line), crossing }).collect())
     }
 

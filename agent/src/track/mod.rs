@@ -638,8 +638,11 @@ impl Tracker {
     /// kept the joint box follows one of them; the other starts a new track, already past the
     /// line. That earlier box of the neighbour's held `t`'s first box moved back along `t`'s own
     /// motion, and was much larger than the neighbour's box now.
-    /// Only within a class group: a rider boxed with the motorbike it rides, then alone, is the
-    /// motorbike's rider, not another vehicle. The newest such box wins (the shortest projection).
+    /// Within a class group, or a rider and what it rides: two motorbikes side by side boxed as
+    /// one, then the second's rider found alone with its motorbike hidden (the junction at 960 px
+    /// and 5 fps: that rider crossed the line inside its neighbour's box and was not counted). A
+    /// motorbike's own rider, found alone, lies inside the motorbike's box, not beside it. The
+    /// newest such box wins (the shortest projection).
     /// Asked of a moving track only: a standing one's first box may be a part of it.
     fn split_from(&self, t: usize, matched: &[Option<usize>]) -> Option<BBox> {
         let new = &self.tracks[t];
@@ -651,7 +654,7 @@ impl Tracker {
                 m != t
                     && matched[m].is_some()
                     && other.state == TrackState::Confirmed
-                    && other.group == new.group
+                    && self.may_continue(other.group, new.group)
                     && side_by_side(a, b, motion)
                     && a.intersection(b) < SPLIT_MAX_OVERLAP * a.area().min(b.area())
             })
