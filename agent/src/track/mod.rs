@@ -330,6 +330,12 @@ impl Tracker {
         a == b || self.riding_pair(a, b)
     }
 
+    /// Whether, of boxes `a` (of group `a_group`) and `b` (of the riding pair's other group), the
+    /// rider's sits over the ridden vehicle's ([`sits_over`]).
+    fn rider_over_ridden(&self, a_group: usize, a: &BBox, b: &BBox) -> bool {
+        if self.rider_groups.contains(&a_group) { sits_over(a, b) } else { sits_over(b, a) }
+    }
+
     /// Whether one of the two groups rides and the other is ridden.
     fn riding_pair(&self, a: usize, b: usize) -> bool {
         let (riders, ridden) = (&self.rider_groups, &self.ridden_groups);
@@ -640,9 +646,10 @@ impl Tracker {
     /// motion, and was much larger than the neighbour's box now.
     /// Within a class group, or a rider and what it rides: two motorbikes side by side boxed as
     /// one, then the second's rider found alone with its motorbike hidden (the junction at 960 px
-    /// and 5 fps: that rider crossed the line inside its neighbour's box and was not counted). A
-    /// motorbike's own rider, found alone, lies inside the motorbike's box, not beside it. The
-    /// newest such box wins (the shortest projection).
+    /// and 5 fps: that rider crossed the line inside its neighbour's box and was not counted). Not
+    /// a rider above the other's box across half its width: a motorbike's own rider, boxed apart
+    /// from it (a motorbike driving across the view has its rider beside it along its motion).
+    /// The newest such box wins (the shortest projection).
     /// Asked of a moving track only: a standing one's first box may be a part of it.
     fn split_from(&self, t: usize, matched: &[Option<usize>]) -> Option<BBox> {
         let new = &self.tracks[t];
@@ -654,7 +661,7 @@ impl Tracker {
                 m != t
                     && matched[m].is_some()
                     && other.state == TrackState::Confirmed
-                    && self.may_continue(other.group, new.group)
+                    && (other.group == new.group || (self.riding_pair(other.group, new.group) && !self.rider_over_ridden(other.group, a, b)))
                     && side_by_side(a, b, motion)
                     && a.intersection(b) < SPLIT_MAX_OVERLAP * a.area().min(b.area())
             })
@@ -806,6 +813,12 @@ fn side_by_side(a: &BBox, b: &BBox, motion: (f32, f32)) -> bool {
     };
     let ((a1, a2), (b1, b2)) = (extent(a), extent(b));
     a2.min(b2) - a1.max(b1) >= SIDE_BY_SIDE_SHARE * (a2 - a1).min(b2 - b1)
+}
+
+/// Whether `upper` lies above `lower`'s middle across at least half the narrower's width, as a
+/// rider on what it rides.
+fn sits_over(upper: &BBox, lower: &BBox) -> bool {
+    upper.shared_width(lower) >= 0.5 * upper.width().min(lower.width()) && upper.center().y < lower.center().y
 }
 
 /// How many times larger or smaller `b` is than `a`, in width or in height, whichever differs more.
