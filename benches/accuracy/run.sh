@@ -7,13 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CANH_LOG=warn
+. benches/accuracy/common.sh
 for truth in samples/groundtruth/*.json; do
   name=$(basename "$truth" .json)
   clip=$(ls samples/clips/"$name".* ../shared/clips/traffic/"$name".* 2>/dev/null | head -n1 || true)
   if [ -z "$clip" ]; then echo "$name: clip not found (needs ../shared), skipped"; continue; fi
-  line=$(python3 -c "import json,sys; l=json.load(open(sys.argv[1]))['line']; print(','.join(str(v) for v in l['p1']+l['p2']))" "$truth")
   for fps in 5 0; do
-    summary=$(target/release/canh replay --input "$clip" --line "$line" --fps "$fps" "$@" | tail -n1)
-    python3 benches/accuracy/score.py "$truth" "$summary" --show "$name" "$fps"
+    score "$clip" "$truth" "$name" "$fps" "$@"
   done
 done

@@ -1,0 +1,18 @@
+# Shared by run.sh and variants.sh (sourced, from the repository root): one replay scored against
+# a hand count.
+
+# The counting line of a hand count (samples/groundtruth/*.json) as `canh replay --line` takes it.
+line_of() {
+  python3 -c "import json,sys; l=json.load(open(sys.argv[1]))['line']; print(','.join(str(v) for v in l['p1']+l['p2']))" "$1"
+}
+
+# score CLIP TRUTH NAME FPS [EXTRA canh replay ARGS...]: replays CLIP at FPS across TRUTH's line
+# and prints one line, NAME and FPS, the counts against the hand count, and ` ok ` when all are
+# within the tolerance.
+score() {
+  local clip=$1 truth=$2 name=$3 fps=$4
+  shift 4
+  local summary
+  summary=$(target/release/canh replay --input "$clip" --line "$(line_of "$truth")" --fps "$fps" "$@" | tail -n1)
+  python3 benches/accuracy/score.py "$truth" "$summary" --show "$name" "$fps"
+}
