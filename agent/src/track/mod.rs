@@ -379,14 +379,15 @@ impl Tracker {
         let remaining: Vec<usize> = (0..self.tracks.len()).filter(|&t| matched[t].is_none()).collect();
         let unmatched_low = self.associate_riding(&remaining, &low, detections, now, &mut matched);
 
+        let seen: Vec<Option<Detection>> = (0..self.tracks.len()).map(|t| matched[t].map(|d| self.own_part(t, &detections[d], &matched))).collect();
         let min_hits = self.config.min_hits;
         let mut confirmed_now = Vec::new();
-        for (t, (track, det)) in self.tracks.iter_mut().zip(&matched).enumerate() {
+        for (t, (track, det)) in self.tracks.iter_mut().zip(&seen).enumerate() {
             match det {
-                Some(d) => {
-                    tracing::trace!(t_s = now.as_secs_f32(), track = track.id, bbox = ?detections[*d].bbox, score = detections[*d].score, class = detections[*d].class, missed = track.missed, "matched");
+                Some(det) => {
+                    tracing::trace!(t_s = now.as_secs_f32(), track = track.id, bbox = ?det.bbox, score = det.score, class = det.class, missed = track.missed, "matched");
                     let was = track.state;
-                    track.observe(&detections[*d], now, min_hits);
+                    track.observe(det, now, min_hits);
                     // On the Vietnamese junction at half size, a track begun as a rider and long
                     // since the motorbike it rides matched its motorbike's boxes only after every
                     // motorbike track had been offered them: a neighbour's coasting track took
@@ -431,9 +432,8 @@ impl Tracker {
             })
             .collect();
         let mut out: Vec<TrackedObject> = Vec::new();
-        for (t, ((track, det), gone)) in self.tracks.iter().zip(&matched).zip(&gone).enumerate() {
-            if let (Some(d), false, TrackState::Confirmed) = (det, gone, track.state) {
-                let det = &detections[*d];
+        for (t, ((track, det), gone)) in self.tracks.iter().zip(&seen).zip(&gone).enumerate() {
+            if let (Some(det), false, TrackState::Confirmed) = (det, gone, track.state) {
                 let origin = origins.iter().find(|(o, _)| *o == t).map(|(_, b)| b.bottom_center());
                 out.push(TrackedObject { origin, ..track.object(det.bbox, det.score, &self.riders) });
             }
@@ -603,6 +603,24 @@ impl Tracker {
         held.iter().any(|(_, hidden)| *hidden) && joint_box(&det.bbox, &boxes)
     }
 
+    /// What the confirmed track `t` sees of `det`, the detection it took: where its filter has it
+    /// now, moved inside `det`, when `det` is one box round it and a neighbour it hides (as
+    /// [`Tracker::joins_tracks`] tells one: that neighbour's confirmed track unmatched in this
+    /// frame); else `det`. A joint box taken whole shifted the track's centre by half the
+    /// neighbour, and its velocity with it: on the Vietnamese junction encoded again at 1280 px
+    /// and 5 fps, a rider's track, so sped sideways, coasted onto another rider half a second
+    /// later, which then went uncounted.
+    fn own_part(&self, t: usize, det: &Detection, matched: &[Option<usize>]) -> Detection {
+        let track = &self.tracks[t];
+        let own = track.filter.bbox();
+        let boxed_with = |(o, other): (usize, &Track)| o != t && matched[o].is_none() && other.state == TrackState::Confirmed && joint_box(&det.bbox, &[own, other.filter.bbox()]);
+        if track.state != TrackState::Confirmed || !self.tracks.iter().enumerate().any(boxed_with) {
+            return det.clone();
+        }
+        tracing::debug!(track = track.id, joint = ?det.bbox, own = ?own, "a track boxed with a neighbour keeps its own box");
+        Detection { bbox: moved_into(&own, &det.bbox), ..det.clone() }
+    }
+
     /// The confirmed track `t`, unmatched in this frame, where it goes on hidden in a neighbour's
     /// box, if it does: one detection round both, which the neighbour's track took. It is first
     /// found hidden on the first frame it is missed, as [`Tracker::joins_tracks`] tells a joint
@@ -761,6 +779,13 @@ impl Tracker {
 /// smaller (`SPLIT_AREA_RATIO`).
 fn holds(det: &BBox, part: &BBox) -> bool {
     det.area() >= SPLIT_AREA_RATIO * part.area() && part.intersection(det) >= SPLIT_INSIDE_SHARE * part.area()
+}
+
+/// `b` moved the least that puts it inside `outer` (centred where it is wider or taller).
+fn moved_into(b: &BBox, outer: &BBox) -> BBox {
+    let shift = |lo: f32, hi: f32, olo: f32, ohi: f32| if hi - lo >= ohi - olo { (olo + ohi - lo - hi) / 2.0 } else { (olo - lo).max(0.0) + (ohi - hi).min(0.0) };
+    let (dx, dy) = (shift(b.x1, b.x2, outer.x1, outer.x2), shift(b.y1, b.y2, outer.y1, outer.y2));
+    BBox { x1: b.x1 + dx, y1: b.y1 + dy, x2: b.x2 + dx, y2: b.y2 + dy }
 }
 
 /// Whether `det` is one box round two or more `parts` side by side or one above the other: it

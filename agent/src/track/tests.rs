@@ -616,8 +616,9 @@ fn a_vehicle_over_tracked_ones_is_tracked() {
     }
 }
 
-/// A rider boxed with the rider beside it from frame 8 on, the box taken by the other's track,
-/// goes on hidden where its track expects it inside their box, until it times out; a car that a
+/// A rider boxed with the rider beside it from frame 8 on goes on hidden where its track expects
+/// it inside their box, and the track that takes the box takes its own place in it: both riders
+/// are reported where they are on every frame, and neither at the box round them. A car that a
 /// bus or a nearing truck drives in front of is not hidden in a neighbour's box (neither box grew
 /// round it from one frame to the next).
 #[test]
@@ -632,15 +633,16 @@ fn a_rider_boxed_with_its_neighbour_goes_on_hidden_in_their_box() {
         let dets = if f >= 8 { vec![box_det(a.union(&b), MOTORCYCLE, 0.7)] } else { vec![box_det(a, MOTORCYCLE, 0.7), box_det(b, MOTORCYCLE, 0.7)] };
         let out = t.update(&dets, at(f, 30.0));
         assert!(out.iter().all(|o| o.id <= 2), "frame {f}: no new track, {out:?}");
-        hidden.extend(out.iter().filter(|o| o.hidden).map(|o| (f, o.id, o.bbox)));
+        if f >= 8 {
+            assert_eq!(out.len(), 2, "frame {f}: both riders, {out:?}");
+            for o in &out {
+                let expected = riders(f)[(o.id - 1) as usize];
+                assert!(o.bbox.iou(&expected) > 0.7, "frame {f}: {o:?} where {expected:?} is");
+            }
+        }
+        hidden.extend(out.iter().filter(|o| o.hidden).map(|o| o.id));
     }
-    let frames: Vec<u32> = hidden.iter().map(|(f, _, _)| *f).collect();
-    assert_eq!(frames.first(), Some(&8), "{hidden:?}");
-    assert!(frames.len() >= 20 && frames.windows(2).all(|w| w[1] == w[0] + 1), "every frame until it times out: {frames:?}");
-    assert!(frames.last().is_some_and(|&f| f <= 38), "not past its lost timeout (1 s from frame 7): {frames:?}");
-    let (f, id, bbox) = hidden[10];
-    let expected = riders(f)[(id - 1) as usize];
-    assert!(bbox.iou(&expected) > 0.5, "{bbox:?} where {expected:?} is");
+    assert_eq!(hidden.len(), 32, "one of them hidden on every frame from 8: {hidden:?}");
     // A bus passing in front, and a truck coming nearer (its box growing 1.5 times in area over
     // 0.7 s) that drives in front.
     let bus = |f: u32| BBox::from_center(0.2 + 0.02 * f as f32, 0.5, 0.3, 0.15);
