@@ -606,10 +606,10 @@ impl Tracker {
     /// What the confirmed track `t` sees of `det`, the detection it took: where its filter has it
     /// now, moved inside `det`, when `det` is one box round it and a neighbour it hides (as
     /// [`Tracker::joins_tracks`] tells one: that neighbour's confirmed track unmatched in this
-    /// frame); else `det`. A joint box taken whole shifted the track's centre by half the
-    /// neighbour, and its velocity with it: on the Vietnamese junction encoded again at 1280 px
-    /// and 5 fps, a rider's track, so sped sideways, coasted onto another rider half a second
-    /// later, which then went uncounted.
+    /// frame); else `det`. A joint box taken whole moves the track by half the neighbour, and its
+    /// velocity with it: on the Vietnamese junction encoded again at 1280 px and 5 fps, three
+    /// riders close together were boxed two at a time, their tracks slid from one to the next,
+    /// and one of the three was not counted.
     fn own_part(&self, t: usize, det: &Detection, matched: &[Option<usize>]) -> Detection {
         let track = &self.tracks[t];
         let own = track.filter.bbox();
