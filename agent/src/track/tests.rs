@@ -657,6 +657,20 @@ fn a_rider_boxed_with_its_neighbour_goes_on_hidden_in_their_box() {
     }
 }
 
+#[test]
+fn a_place_in_a_joint_box_is_the_tracked_box_moved_the_least_into_it() {
+    let joint = BBox { x1: 0.4, y1: 0.4, x2: 0.5, y2: 0.6 };
+    // Half out on the left and a little below: moved right and up, its size kept.
+    let placed = placed_in(&BBox { x1: 0.38, y1: 0.42, x2: 0.44, y2: 0.62 }, &joint);
+    assert!((placed.x1 - 0.4).abs() < 1e-6 && (placed.x2 - 0.46).abs() < 1e-6, "{placed:?}");
+    assert!((placed.y1 - 0.4).abs() < 1e-6 && (placed.y2 - 0.6).abs() < 1e-6, "{placed:?}");
+    // Inside already: where it is. Taller than the box: the box's own top and bottom.
+    let inside = BBox { x1: 0.42, y1: 0.45, x2: 0.47, y2: 0.55 };
+    assert_eq!(placed_in(&inside, &joint), inside);
+    let taller = placed_in(&BBox { x1: 0.42, y1: 0.35, x2: 0.47, y2: 0.65 }, &joint);
+    assert!((taller.y1 - 0.4).abs() < 1e-6 && (taller.y2 - 0.6).abs() < 1e-6 && (taller.x1 - 0.42).abs() < 1e-6, "{taller:?}");
+}
+
 /// Whether a box hides a tracked object is asked of the tracks that stay after a frame's
 /// drops: a tentative track dropped in the frame a car appears among riders (all still seen)
 /// takes no rider's place, and the car is tracked from its first frame.
