@@ -620,8 +620,9 @@ impl Tracker {
         if track.state != TrackState::Confirmed {
             return det.clone();
         }
+        let beside = |other: &Track| beside((&own, &track.last_box), (&other.filter.bbox(), &other.last_box));
         let mut parts: Vec<BBox> = (0..self.tracks.len())
-            .filter(|&o| o != t && matched[o].is_none() && self.tracks[o].state == TrackState::Confirmed && self.tracks[o].coasting(now, lost_timeout, &self.seen))
+            .filter(|&o| o != t && matched[o].is_none() && self.tracks[o].state == TrackState::Confirmed && self.tracks[o].coasting(now, lost_timeout, &self.seen) && beside(&self.tracks[o]))
             .map(|o| self.tracks[o].filter.bbox())
             .filter(|b| holds(&det.bbox, b))
             .collect();
@@ -795,6 +796,15 @@ impl Tracker {
 /// smaller (`SPLIT_AREA_RATIO`).
 fn holds(det: &BBox, part: &BBox) -> bool {
     det.area() >= SPLIT_AREA_RATIO * part.area() && part.intersection(det) >= SPLIT_INSIDE_SHARE * part.area()
+}
+
+/// Whether a tracked object (where its filter has it now, and its last box) may be boxed with
+/// another beside it: the two are sized alike (`MAX_SIZE_RATIO`), or were apart (sharing less
+/// than `SPLIT_MAX_OVERLAP` of the smaller box). Not a much smaller vehicle that was inside its
+/// box: a car hidden behind a lorry is not beside it (bgslibrary's highway at every frame: the
+/// lorry's track, placed in a part of its own box, was lost, and its crossing with it).
+fn beside((a_now, a_last): (&BBox, &BBox), (b_now, b_last): (&BBox, &BBox)) -> bool {
+    sized_like(a_now, b_now) || a_last.intersection(b_last) < SPLIT_MAX_OVERLAP * a_last.area().min(b_last.area())
 }
 
 /// Where a tracked object whose filter has it at `own` lies inside `joint`, one box round it and

@@ -658,6 +658,21 @@ fn a_rider_boxed_with_its_neighbour_goes_on_hidden_in_their_box() {
 }
 
 #[test]
+fn a_car_hidden_behind_a_lorry_is_not_beside_it() {
+    // bgslibrary's highway at every frame: the lorry's filter box and last box, and a car's.
+    let lorry = BBox { x1: 0.56, y1: 0.18, x2: 0.84, y2: 0.79 };
+    let car_behind = BBox { x1: 0.62, y1: 0.2, x2: 0.7, y2: 0.27 };
+    assert!(!beside((&lorry, &lorry), (&car_behind, &car_behind)));
+    // Two riders side by side, their boxes overlapping by half: alike in size.
+    let [a, b] = two_riders(0, 0.02);
+    assert!(beside((&a, &a), (&b, &b)));
+    // A small far car queued ahead of a near one, their boxes apart.
+    let near = BBox { x1: 0.45, y1: 0.34, x2: 0.56, y2: 0.46 };
+    let far = BBox { x1: 0.53, y1: 0.24, x2: 0.58, y2: 0.3 };
+    assert!(beside((&near, &near), (&far, &far)));
+}
+
+#[test]
 fn a_place_in_a_joint_box_is_the_tracked_box_moved_the_least_into_it() {
     let joint = BBox { x1: 0.4, y1: 0.4, x2: 0.5, y2: 0.6 };
     // Half out on the left and a little below: moved right and up, its size kept.
