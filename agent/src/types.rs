@@ -143,9 +143,9 @@ pub struct Detection {
 pub struct TrackedObject {
     /// Unique per camera, never reused while the agent runs.
     pub id: u64,
-    /// The box the detector reported this frame (not the filter's estimate), except when `hidden`
-    /// and, for a track that took one box round itself and a neighbour it hides, its own place in
-    /// that box (where its filter has it, moved inside the box).
+    /// The box the detector reported this frame. Two exceptions, where it is the filter's
+    /// estimate: when `hidden`; and for a track that took one box round itself and a neighbour it
+    /// hides, its own place in that box (where its filter has it, moved inside the box).
     pub bbox: BBox,
     /// Majority vote over the track's detections.
     pub class: ClassId,

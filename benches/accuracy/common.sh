@@ -10,9 +10,10 @@ line_of() {
 # and prints one line, NAME and FPS, the counts against the hand count, and ` ok ` when all are
 # within the tolerance.
 score() {
-  local clip=$1 truth=$2 name=$3 fps=$4
+  local clip=$1 truth=$2 name=$3 fps=$4 line summary
   shift 4
-  local summary
-  summary=$(target/release/canh replay --input "$clip" --line "$(line_of "$truth")" --fps "$fps" "$@" | tail -n1)
+  # `|| return`: in a command substitution (variants.sh) `set -e` no longer stops at a failure.
+  line=$(line_of "$truth") || return
+  summary=$(target/release/canh replay --input "$clip" --line "$line" --fps "$fps" "$@" | tail -n1) || return
   python3 benches/accuracy/score.py "$truth" "$summary" --show "$name" "$fps"
 }

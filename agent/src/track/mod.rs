@@ -38,6 +38,8 @@ use crate::types::{BBox, ClassId, Detection, TrackedObject, WHOLE_FRAME};
 use assign::assign;
 use kalman::BoxFilter;
 
+/// See [`sits_over`]: half, as the detector's rider merge asks of a rider and its motorbike.
+const SITS_OVER_SHARED_WIDTH: f32 = 0.5;
 /// 99th percentile of χ² with 4 degrees of freedom: a detection farther than this from a track's
 /// prediction is not that track.
 const GATE_DISTANCE_SQ: f32 = 13.28;
@@ -381,10 +383,10 @@ impl Tracker {
         let unmatched_low = self.associate_riding(&remaining, &low, detections, now, &mut matched);
 
         let lost_timeout = Duration::from_secs_f32(self.config.lost_timeout_s);
-        let seen: Vec<Option<Detection>> = (0..self.tracks.len()).map(|t| matched[t].map(|d| self.own_part(t, &detections[d], &matched, now, lost_timeout))).collect();
+        let observed: Vec<Option<Detection>> = (0..self.tracks.len()).map(|t| matched[t].map(|d| self.own_part(t, &detections[d], &matched, now, lost_timeout))).collect();
         let min_hits = self.config.min_hits;
         let mut confirmed_now = Vec::new();
-        for (t, (track, det)) in self.tracks.iter_mut().zip(&seen).enumerate() {
+        for (t, (track, det)) in self.tracks.iter_mut().zip(&observed).enumerate() {
             match det {
                 Some(det) => {
                     tracing::trace!(t_s = now.as_secs_f32(), track = track.id, bbox = ?det.bbox, score = det.score, class = det.class, missed = track.missed, "matched");
@@ -433,7 +435,7 @@ impl Tracker {
             })
             .collect();
         let mut out: Vec<TrackedObject> = Vec::new();
-        for (t, ((track, det), gone)) in self.tracks.iter().zip(&seen).zip(&gone).enumerate() {
+        for (t, ((track, det), gone)) in self.tracks.iter().zip(&observed).zip(&gone).enumerate() {
             if let (Some(det), false, TrackState::Confirmed) = (det, gone, track.state) {
                 let origin = origins.iter().find(|(o, _)| *o == t).map(|(_, b)| b.bottom_center());
                 out.push(TrackedObject { origin, ..track.object(det.bbox, det.score, &self.riders) });
@@ -605,13 +607,15 @@ impl Tracker {
     }
 
     /// What the confirmed track `t` sees of `det`, the detection it took: its own place in `det`
-    /// ([`placed_in`]) when `det` is one box round it and neighbours that it hides (as
-    /// [`Tracker::joins_tracks`] tells one; each neighbour's confirmed track unmatched in this
-    /// frame and within its lost timeout); else `det`. A joint box taken whole moves the track by
+    /// ([`placed_in`]) when `det` is one box round it and neighbours that it hides (a
+    /// [`joint_box`]; each neighbour's confirmed track unmatched in this frame, within its lost
+    /// timeout and [`beside`] `t`); else `det`. A joint box taken whole moves the track by
     /// half the neighbour, and its velocity with it: on the Vietnamese junction encoded again at
     /// 1280 px and 5 fps, three riders close together were boxed two at a time, their tracks slid
     /// from one to the next, and one of the three was not counted. The tracks boxed together take
-    /// the box in turns and none times out while it holds them. Not limited to neighbours side by
+    /// the box in turns (the one left coasting has the wider gate next frame), so none times out
+    /// while it holds them. The placed box is the filter's own estimate, reported as seen: a
+    /// crossing may begin at it. Not limited to neighbours side by
     /// side across the way (measured: the riders' gains were lost), so two tracks of one lorry's
     /// cab and trailer, boxed whole at last, both go on.
     fn own_part(&self, t: usize, det: &Detection, matched: &[Option<usize>], now: Duration, lost_timeout: Duration) -> Detection {
@@ -620,9 +624,9 @@ impl Tracker {
         if track.state != TrackState::Confirmed {
             return det.clone();
         }
-        let beside = |other: &Track| beside((&own, &track.last_box), (&other.filter.bbox(), &other.last_box));
+        let is_beside = |other: &Track| beside((&own, &track.last_box), (&other.filter.bbox(), &other.last_box));
         let mut parts: Vec<BBox> = (0..self.tracks.len())
-            .filter(|&o| o != t && matched[o].is_none() && self.tracks[o].state == TrackState::Confirmed && self.tracks[o].coasting(now, lost_timeout, &self.seen) && beside(&self.tracks[o]))
+            .filter(|&o| o != t && matched[o].is_none() && self.tracks[o].state == TrackState::Confirmed && self.tracks[o].coasting(now, lost_timeout, &self.seen) && is_beside(&self.tracks[o]))
             .map(|o| self.tracks[o].filter.bbox())
             .filter(|b| holds(&det.bbox, b))
             .collect();
@@ -643,10 +647,9 @@ impl Tracker {
     /// box (from where the filter has `t` now and the neighbour's confirmed track's box on the
     /// frame before), then stays hidden while that track's box holds where the filter has `t`,
     /// until it times out (or takes the box in turn) or leaves the view. Reported at its filter's
-    /// box, marked
-    /// `hidden`, so that a crossing it began is seen through: on the Vietnamese junction encoded
-    /// again at 1280 px and 5 fps, a rider was seen one frame past the line, then boxed with the
-    /// rider beside it, and was not counted. Not while a vehicle passes in front of it: that is no
+    /// box, marked `hidden`, so that a crossing it began is seen through: on the Vietnamese
+    /// junction encoded again at 1280 px and 5 fps, a rider was seen one frame past the line, then
+    /// boxed with the rider beside it, and was not counted. Not while a vehicle passes in front of it: that is no
     /// neighbour's box grown round it.
     fn hidden_in_joint_box(&mut self, t: usize, matched: &[Option<usize>], detections: &[Detection], now: Duration, lost_timeout: Duration) -> Option<TrackedObject> {
         let track = &self.tracks[t];
@@ -809,8 +812,8 @@ fn beside((a_now, a_last): (&BBox, &BBox), (b_now, b_last): (&BBox, &BBox)) -> b
 
 /// Where a tracked object whose filter has it at `own` lies inside `joint`, one box round it and
 /// its neighbours: `own` moved the least that puts it inside `joint`, on each axis (the detector's
-/// edges on an axis where `own` is no smaller than `joint`). Not the detector's edges along the
-/// riders' way where `joint` is about as long as `own` there: riders side by side are seldom
+/// edges on an axis where `own` is no smaller than `joint`). Not the detector's edges on the axis
+/// where `joint` is about as long as `own` (along the way of riders side by side): riders side by side are seldom
 /// level, and at every frame the junction's encodes counted one to two more motorbikes with them.
 fn placed_in(own: &BBox, joint: &BBox) -> BBox {
     let span = |lo: f32, hi: f32, jlo: f32, jhi: f32| {
@@ -876,10 +879,10 @@ fn side_by_side(a: &BBox, b: &BBox, motion: (f32, f32)) -> bool {
     a2.min(b2) - a1.max(b1) >= SIDE_BY_SIDE_SHARE * (a2 - a1).min(b2 - b1)
 }
 
-/// Whether `upper` lies above `lower`'s middle across at least half the narrower's width, as a
-/// rider on what it rides.
+/// Whether `upper` lies above `lower`'s middle across at least `SITS_OVER_SHARED_WIDTH` of the
+/// narrower's width, as a rider on what it rides.
 fn sits_over(upper: &BBox, lower: &BBox) -> bool {
-    upper.shared_width(lower) >= 0.5 * upper.width().min(lower.width()) && upper.center().y < lower.center().y
+    upper.shared_width(lower) >= SITS_OVER_SHARED_WIDTH * upper.width().min(lower.width()) && upper.center().y < lower.center().y
 }
 
 /// How many times larger or smaller `b` is than `a`, in width or in height, whichever differs more.

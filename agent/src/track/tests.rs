@@ -366,7 +366,7 @@ fn a_vehicle_boxed_in_parts_one_behind_the_other_is_not_told_apart() {
 }
 
 #[test]
-fn a_vehicle_of_another_group_is_not_told_apart_from_a_joint_box() {
+fn a_vehicle_of_an_unrelated_group_is_not_told_apart_from_a_joint_box() {
     // A motorbike beside the car: the car's box never held a motorbike's track.
     let motorbike = Pair { upper: MOTORCYCLE, ..BESIDE };
     let [out, _] = told_apart(motorbike);
