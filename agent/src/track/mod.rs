@@ -615,9 +615,9 @@ impl Tracker {
     /// from one to the next, and one of the three was not counted. The tracks boxed together take
     /// the box in turns (the one left coasting has the wider gate next frame), so none times out
     /// while it holds them. The placed box is the filter's own estimate, reported as seen: a
-    /// crossing may begin at it. Not limited to neighbours side by
-    /// side across the way (measured: the riders' gains were lost), so two tracks of one lorry's
-    /// cab and trailer, boxed whole at last, both go on.
+    /// crossing may begin at it. Not limited to neighbours side by side across the way (measured:
+    /// the riders' gains were lost), so two tracks of one lorry's cab and trailer, boxed whole at
+    /// last, both go on.
     fn own_part(&self, t: usize, det: &Detection, matched: &[Option<usize>], now: Duration, lost_timeout: Duration) -> Detection {
         let track = &self.tracks[t];
         let own = track.filter.bbox();
@@ -649,8 +649,8 @@ impl Tracker {
     /// until it times out (or takes the box in turn) or leaves the view. Reported at its filter's
     /// box, marked `hidden`, so that a crossing it began is seen through: on the Vietnamese
     /// junction encoded again at 1280 px and 5 fps, a rider was seen one frame past the line, then
-    /// boxed with the rider beside it, and was not counted. Not while a vehicle passes in front of it: that is no
-    /// neighbour's box grown round it.
+    /// boxed with the rider beside it, and was not counted. Not while a vehicle passes in front of
+    /// it: that is no neighbour's box grown round it.
     fn hidden_in_joint_box(&mut self, t: usize, matched: &[Option<usize>], detections: &[Detection], now: Duration, lost_timeout: Duration) -> Option<TrackedObject> {
         let track = &self.tracks[t];
         if matched[t].is_some() || !track.coasting(now, lost_timeout, &self.seen) {
@@ -813,8 +813,9 @@ fn beside((a_now, a_last): (&BBox, &BBox), (b_now, b_last): (&BBox, &BBox)) -> b
 /// Where a tracked object whose filter has it at `own` lies inside `joint`, one box round it and
 /// its neighbours: `own` moved the least that puts it inside `joint`, on each axis (the detector's
 /// edges on an axis where `own` is no smaller than `joint`). Not the detector's edges on the axis
-/// where `joint` is about as long as `own` (along the way of riders side by side): riders side by side are seldom
-/// level, and at every frame the junction's encodes counted one to two more motorbikes with them.
+/// where `joint` is about as long as `own` (along the way of riders side by side): riders side by
+/// side are seldom level, and at every frame the junction's encodes counted one to two more
+/// motorbikes with them.
 fn placed_in(own: &BBox, joint: &BBox) -> BBox {
     let span = |lo: f32, hi: f32, jlo: f32, jhi: f32| {
         if hi - lo >= jhi - jlo {
