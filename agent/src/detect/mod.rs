@@ -10,7 +10,7 @@ pub mod motion;
 mod nms;
 mod preprocess;
 pub mod region;
-mod riders;
+pub(crate) mod riders;
 mod yolov8;
 mod yolox;
 pub mod zoom;

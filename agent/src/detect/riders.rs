@@ -9,7 +9,7 @@ use crate::types::{BBox, Detection};
 
 /// A rider's box must overlap the vehicle's horizontally by at least this share of the narrower
 /// of the two: riders sit over their wheels.
-const MIN_SHARED_WIDTH: f32 = 0.5;
+pub(crate) const MIN_SHARED_WIDTH: f32 = 0.5;
 /// A rider's feet may hang below the vehicle's bottom by at most this share of its height; a
 /// pedestrian standing behind a parked motorbike reaches lower.
 const MAX_FEET_BELOW: f32 = 0.15;

@@ -34,12 +34,11 @@ pub use config::TrackerConfig;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use crate::detect::riders::MIN_SHARED_WIDTH;
 use crate::types::{BBox, ClassId, Detection, TrackedObject, WHOLE_FRAME};
 use assign::assign;
 use kalman::BoxFilter;
 
-/// See [`sits_over`]: half, as the detector's rider merge asks of a rider and its motorbike.
-const SITS_OVER_SHARED_WIDTH: f32 = 0.5;
 /// 99th percentile of χ² with 4 degrees of freedom: a detection farther than this from a track's
 /// prediction is not that track.
 const GATE_DISTANCE_SQ: f32 = 13.28;
@@ -620,15 +619,19 @@ impl Tracker {
     /// last, both go on.
     fn own_part(&self, t: usize, det: &Detection, matched: &[Option<usize>], now: Duration, lost_timeout: Duration) -> Detection {
         let track = &self.tracks[t];
-        let own = track.filter.bbox();
         if track.state != TrackState::Confirmed {
             return det.clone();
         }
-        let is_beside = |other: &Track| beside((&own, &track.last_box), (&other.filter.bbox(), &other.last_box));
+        // A joint box holds each part, this track's too: most detections end the search here.
+        let own = track.filter.bbox();
+        if !holds(&det.bbox, &own) {
+            return det.clone();
+        }
         let mut parts: Vec<BBox> = (0..self.tracks.len())
-            .filter(|&o| o != t && matched[o].is_none() && self.tracks[o].state == TrackState::Confirmed && self.tracks[o].coasting(now, lost_timeout, &self.seen) && is_beside(&self.tracks[o]))
-            .map(|o| self.tracks[o].filter.bbox())
-            .filter(|b| holds(&det.bbox, b))
+            .filter(|&o| o != t && matched[o].is_none() && self.tracks[o].coasting(now, lost_timeout, &self.seen))
+            .map(|o| (self.tracks[o].filter.bbox(), &self.tracks[o].last_box))
+            .filter(|(now_at, last)| holds(&det.bbox, now_at) && beside((&own, &track.last_box), (now_at, last)))
+            .map(|(now_at, _)| now_at)
             .collect();
         if parts.is_empty() {
             return det.clone();
@@ -880,10 +883,10 @@ fn side_by_side(a: &BBox, b: &BBox, motion: (f32, f32)) -> bool {
     a2.min(b2) - a1.max(b1) >= SIDE_BY_SIDE_SHARE * (a2 - a1).min(b2 - b1)
 }
 
-/// Whether `upper` lies above `lower`'s middle across at least `SITS_OVER_SHARED_WIDTH` of the
-/// narrower's width, as a rider on what it rides.
+/// Whether `upper` lies above `lower`'s middle across as much of the narrower's width as the
+/// detector's rider merge asks of a rider and what it rides.
 fn sits_over(upper: &BBox, lower: &BBox) -> bool {
-    upper.shared_width(lower) >= SITS_OVER_SHARED_WIDTH * upper.width().min(lower.width()) && upper.center().y < lower.center().y
+    upper.shared_width(lower) >= MIN_SHARED_WIDTH * upper.width().min(lower.width()) && upper.center().y < lower.center().y
 }
 
 /// How many times larger or smaller `b` is than `a`, in width or in height, whichever differs more.
