@@ -124,7 +124,7 @@ impl CameraAnalysis {
             .then(|| ZoomProbe::new(DetectRegion::Auto.resolve(&watched).unwrap_or(WHOLE_FRAME), manifest.vehicle_classes.clone()));
         let plates = parts.plates.map(|reader| PlateWatch::new(reader, manifest.plate_classes.clone(), options.read_all_plates));
         let riders = Riders { riders: manifest.rider_classes.clone(), ridden: manifest.ridden_classes.clone() };
-        let tracker = Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes, riders);
+        let tracker = Tracker::new(config.tracker.clone(), manifest.score_threshold, manifest.labels.len(), &manifest.merge_classes, &manifest.vehicle_classes, riders);
         let mut analysis = CameraAnalysis {
             region: None,
             look: Look::AsSet,

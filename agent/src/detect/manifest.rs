@@ -145,7 +145,8 @@ struct ManifestFile {
     /// Classes suppressed against each other in NMS, so one vehicle seen as car and truck is one object.
     #[serde(default)]
     merge_classes: Vec<String>,
-    /// Default classes counted on lines when a line names none.
+    /// Default classes counted on lines when a line names none; also the classes one vehicle may
+    /// be boxed as (see `nms::SAME_VEHICLE_IOU`).
     #[serde(default)]
     vehicle_classes: Vec<String>,
     /// Classes that carry a licence plate (default: the vehicle classes).

@@ -18,7 +18,7 @@ pub mod zoom;
 pub use config::{DetectorConfig, Lanes};
 pub use manifest::{ColorOrder, InputSpec, Letterbox, ManifestError, ModelManifest, OutputDecoder};
 use manifest::MAX_DETECT_WIDTH_PX;
-pub use nms::nms;
+pub use nms::{SAME_VEHICLE_IOU, nms};
 pub use preprocess::{Placement, fill_tensor};
 
 use std::path::{Path, PathBuf};
@@ -258,7 +258,7 @@ impl Detector {
         if !m.read_as.is_empty() {
             raw.iter_mut().for_each(|d| d.class = m.read_as(d.class));
         }
-        Ok(riders::merge(nms(raw, m.nms_iou, &m.merge_classes), &m.rider_classes, &m.ridden_classes))
+        Ok(riders::merge(nms(raw, m.nms_iou, &m.merge_classes, &m.vehicle_classes), &m.rider_classes, &m.ridden_classes))
     }
 
     /// Runs the model on one packed BGR frame that fits its input, at the input size fitted to the

@@ -34,6 +34,7 @@ pub use config::TrackerConfig;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use crate::detect::SAME_VEHICLE_IOU;
 use crate::detect::riders::MIN_SHARED_WIDTH;
 use crate::types::{BBox, ClassId, Detection, TrackedObject, WHOLE_FRAME};
 use assign::assign;
@@ -118,6 +119,20 @@ const RIDDEN_SHARE: f32 = 0.25;
 pub struct Riders {
     pub riders: Vec<ClassId>,
     pub ridden: Vec<ClassId>,
+}
+
+/// One pass of matching detections to tracks, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// A detection of the track's class group.
+    Group,
+    /// A rider and a ridden class either way round.
+    Riding,
+    /// Another group of vehicle classes, where the box is almost where the track is expected
+    /// ([`SAME_VEHICLE_IOU`]): the detector boxed the half-hidden car of the junction played
+    /// backwards as a `motorcycle` on some frames and a `car` on others, and a track of each
+    /// counted it.
+    SameVehicle,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +290,8 @@ pub struct Tracker {
     /// The groups of the rider classes and of the ridden ones.
     rider_groups: Vec<usize>,
     ridden_groups: Vec<usize>,
+    /// The groups of vehicle classes: one vehicle may be boxed as any of them.
+    vehicle_groups: Vec<usize>,
     /// Where detections can be (the frame, or the camera's detection region).
     seen: BBox,
     tracks: Vec<Track>,
@@ -287,14 +304,16 @@ pub struct Tracker {
 
 impl Tracker {
     /// `merge_classes` are the classes one object may flip between (the detector's NMS merge
-    /// group); `riders` the classes a rider passes between; `model_score` is the model's own
+    /// group); `vehicle_classes` those it may be seen as where its box is almost where the track
+    /// is expected; `riders` the classes a rider passes between; `model_score` is the model's own
     /// confidence threshold, used unless `high_score` is set.
-    pub fn new(config: TrackerConfig, model_score: f32, classes: usize, merge_classes: &[ClassId], riders: Riders) -> Tracker {
+    pub fn new(config: TrackerConfig, model_score: f32, classes: usize, merge_classes: &[ClassId], vehicle_classes: &[ClassId], riders: Riders) -> Tracker {
         let class_group: Vec<usize> = (0..classes).map(|c| if merge_classes.contains(&c) { usize::MAX } else { c }).collect();
         let groups = |of: &[ClassId]| of.iter().map(|&c| group_of(&class_group, c)).collect();
         let (rider_groups, ridden_groups) = if riders.riders.is_empty() || riders.ridden.is_empty() { (Vec::new(), Vec::new()) } else { (groups(&riders.riders), groups(&riders.ridden)) };
+        let vehicle_groups = groups(vehicle_classes);
         let high_score = config.high_score.unwrap_or(model_score).max(config.low_score);
-        Tracker { config, high_score, class_group, riders, rider_groups, ridden_groups, seen: WHOLE_FRAME, tracks: Vec::new(), faint: VecDeque::new(), next_id: 1, last_time: None }
+        Tracker { config, high_score, class_group, riders, rider_groups, ridden_groups, vehicle_groups, seen: WHOLE_FRAME, tracks: Vec::new(), faint: VecDeque::new(), next_id: 1, last_time: None }
     }
 
     /// Detections come from `region` of the frame only: a track predicted out of it has left.
@@ -319,10 +338,14 @@ impl Tracker {
         group_of(&self.class_group, class)
     }
 
-    /// Whether a detection of `class` may continue a track of `group`: the same group, or with
-    /// `riding`, a rider and a ridden class either way round.
-    fn pairs(&self, group: usize, class: ClassId, riding: bool) -> bool {
-        if riding { self.riding_pair(group, self.group(class)) } else { self.group(class) == group }
+    /// Whether in `pass` a detection of `class` may continue a track of `group`.
+    fn pairs(&self, pass: Pass, group: usize, class: ClassId) -> bool {
+        let of = self.group(class);
+        match pass {
+            Pass::Group => of == group,
+            Pass::Riding => self.riding_pair(group, of),
+            Pass::SameVehicle => of != group && self.vehicle_groups.contains(&group) && self.vehicle_groups.contains(&of),
+        }
     }
 
     /// Whether a track of group `a` may go on as one of group `b`: the same group, or a rider and
@@ -368,18 +391,18 @@ impl Tracker {
         let mut matched: Vec<Option<usize>> = vec![None; self.tracks.len()];
 
         // 1. High-score detections against confirmed tracks, tracked or coasting; then what is
-        //    left across riders and what they ride. Before the tentative tracks: a confirmed
+        //    left across riders and what they ride, and across vehicle classes. Before the tentative tracks: a confirmed
         //    motorbike whose rider alone is seen keeps its rider's detection (with the riding
         //    pass after the tentative ones, the junction at every frame counted 9 of 7 motorbikes).
         let confirmed: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Confirmed).collect();
-        let unmatched_high = self.associate_riding(&confirmed, &high, detections, now, &mut matched);
+        let unmatched_high = self.associate(&confirmed, &high, detections, now, &mut matched);
         // 2. Remaining high-score detections against tentative tracks, the same way.
         let tentative: Vec<usize> = (0..self.tracks.len()).filter(|&t| self.tracks[t].state == TrackState::Tentative).collect();
-        let unmatched_high = self.associate_riding(&tentative, &unmatched_high, detections, now, &mut matched);
+        let unmatched_high = self.associate(&tentative, &unmatched_high, detections, now, &mut matched);
         // 3. Low-score detections keep unmatched tracks alive: partly hidden vehicles, and at low
         //    frame rates the blurred or distant frames where a real vehicle scores low.
         let remaining: Vec<usize> = (0..self.tracks.len()).filter(|&t| matched[t].is_none()).collect();
-        let unmatched_low = self.associate_riding(&remaining, &low, detections, now, &mut matched);
+        let unmatched_low = self.associate(&remaining, &low, detections, now, &mut matched);
 
         let lost_timeout = Duration::from_secs_f32(self.config.lost_timeout_s);
         let observed: Vec<Option<Detection>> = (0..self.tracks.len()).map(|t| matched[t].map(|d| self.own_part(t, &detections[d], &matched, now, lost_timeout))).collect();
@@ -505,33 +528,35 @@ impl Tracker {
 
     /// Matches `dets` to `tracks` within each class group, then what is left over across riders
     /// and what they ride: a rider seen alone continues its motorbike's track when the motorbike
-    /// is missed, and the motorbike found again continues a track that began as its rider.
-    /// Matching within each class first keeps a rider and a motorbike that are both tracked from
-    /// swapping. Returns the detections left unmatched.
-    fn associate_riding(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>]) -> Vec<usize> {
-        let left = self.associate(tracks, dets, detections, now, matched);
-        if left.is_empty() || self.rider_groups.is_empty() {
-            return left;
-        }
-        let free: Vec<usize> = tracks.iter().copied().filter(|&t| matched[t].is_none()).collect();
-        self.associate_with(&free, &left, detections, now, matched, true)
-    }
-
-    /// Matches `dets` (indices) to `tracks` (indices) of the same class group by minimum cost;
-    /// records pairs in `matched` and returns the detections left over.
+    /// is missed, and the motorbike found again continues a track that began as its rider. Then
+    /// what is left across vehicle classes, where a box is almost where the track is expected
+    /// ([`Pass::SameVehicle`]). Matching within each class first keeps a rider and a motorbike
+    /// that are both tracked from swapping. Returns the detections left unmatched.
     fn associate(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>]) -> Vec<usize> {
-        self.associate_with(tracks, dets, detections, now, matched, false)
+        let mut left = dets.to_vec();
+        for pass in [Pass::Group, Pass::Riding, Pass::SameVehicle] {
+            if left.is_empty() {
+                break;
+            }
+            let free: Vec<usize> = tracks.iter().copied().filter(|&t| matched[t].is_none()).collect();
+            left = self.associate_in(pass, &free, &left, detections, now, matched);
+        }
+        left
     }
 
-    /// As [`Tracker::associate`]; `riding` pairs riders with tracks of what they ride and back
-    /// instead of classes of one group.
-    fn associate_with(&self, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>], riding: bool) -> Vec<usize> {
+    /// Matches `dets` (indices) to `tracks` (indices) that `pass` pairs them with by minimum cost;
+    /// records pairs in `matched` and returns the detections left over.
+    fn associate_in(&self, pass: Pass, tracks: &[usize], dets: &[usize], detections: &[Detection], now: Duration, matched: &mut [Option<usize>]) -> Vec<usize> {
         let cost: Vec<Vec<f32>> = tracks
             .iter()
             .map(|&t| {
                 let (track, predicted) = (&self.tracks[t], self.tracks[t].filter.bbox());
                 dets.iter()
-                    .map(|&d| if self.pairs(track.group, detections[d].class, riding) { self.cost(track, &predicted, &detections[d], now) } else { NO_MATCH })
+                    .map(|&d| {
+                        let det = &detections[d];
+                        let near = pass != Pass::SameVehicle || predicted.iou(&det.bbox) > SAME_VEHICLE_IOU;
+                        if near && self.pairs(pass, track.group, det.class) { self.cost(track, &predicted, det, now) } else { NO_MATCH }
+                    })
                     .collect()
             })
             .collect();
