@@ -1,6 +1,12 @@
 # Shared by run.sh and variants.sh (sourced, from the repository root): one replay scored against
 # a hand count.
 
+# The clip of a hand count named NAME: from samples/clips, or ../shared/clips/traffic for the clips
+# that may not ship; nothing when it is absent.
+clip_of() {
+  ls samples/clips/"$1".* ../shared/clips/traffic/"$1".* 2>/dev/null | head -n1 || true
+}
+
 # The counting line of a hand count (samples/groundtruth/*.json) as `canh replay --line` takes it.
 line_of() {
   python3 -c "import json,sys; l=json.load(open(sys.argv[1]))['line']; print(','.join(str(v) for v in l['p1']+l['p2']))" "$1"

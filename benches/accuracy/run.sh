@@ -10,7 +10,7 @@ export CANH_LOG=warn
 . benches/accuracy/common.sh
 for truth in samples/groundtruth/*.json; do
   name=$(basename "$truth" .json)
-  clip=$(ls samples/clips/"$name".* ../shared/clips/traffic/"$name".* 2>/dev/null | head -n1 || true)
+  clip=$(clip_of "$name")
   if [ -z "$clip" ]; then echo "$name: clip not found (needs ../shared), skipped"; continue; fi
   for fps in 5 0; do
     score "$clip" "$truth" "$name" "$fps" "$@"

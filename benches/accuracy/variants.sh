@@ -4,6 +4,9 @@
 # two x264 settings each (a second encode changes every block's noise, as another camera does),
 # scored as benches/accuracy/run.sh scores (common.sh) at 5 analysed fps and at every frame against
 # the same hand count (crossings are at the same times, the line at the same normalized place).
+# Then every hand-counted clip played backwards (the junction's among them), scored the same way
+# against its hand count mirrored (benches/accuracy/reversed.py): each crossing goes the other way,
+# so traffic that drove away from the camera comes towards it, and the other way round.
 # The last line says how many of the runs are within the tolerance.
 #
 #   benches/accuracy/variants.sh [EXTRA canh replay ARGS...]   (needs target/release/canh, gst-launch-1.0)
@@ -13,11 +16,24 @@ export CANH_LOG=warn
 . benches/accuracy/common.sh
 clip=../shared/clips/traffic/vn_thanglm20_traffic_ptz.mp4
 truth=samples/groundtruth/vn_thanglm20_traffic_ptz.json
-if [ ! -f "$clip" ]; then echo "skipped: $clip is absent (it may not ship; it is read from ../shared)"; exit 0; fi
 out=target/bench/variants
 mkdir -p "$out"
 runs=0; within=0
+# tally CLIP TRUTH NAME [EXTRA canh replay ARGS...]: scores CLIP at 5 fps and at every frame,
+# counting the runs and those within the tolerance.
+tally() {
+  local clip=$1 truth=$2 name=$3 fps shown
+  shift 3
+  for fps in 5 0; do
+    shown=$(score "$clip" "$truth" "$name" "$fps" "$@")
+    echo "$shown"
+    runs=$((runs + 1))
+    case "$shown" in *" ok "*) within=$((within + 1)) ;; esac
+  done
+}
+if [ ! -f "$clip" ]; then echo "encodes skipped: $clip is absent (it may not ship; it is read from ../shared)"; fi
 for size in 1280x720 960x540 640x360; do
+  if [ ! -f "$clip" ]; then break; fi
   # The same pipeline as the test the_junction_encoded_again_holds_in_most_runs (replay_accuracy.rs).
   # threads=1: the same file wherever x264 and GStreamer are the same versions (Debian 12's here).
   for encode in "fast 2000" "faster 4000"; do
@@ -30,12 +46,34 @@ for size in 1280x720 960x540 640x360; do
       # Only a whole encode is kept: a failed or interrupted one is made again next time.
       mv "$out/$name.part.mp4" "$out/$name.mp4"
     fi
-    for fps in 5 0; do
-      shown=$(score "$out/$name.mp4" "$truth" "$name" "$fps" "$@")
-      echo "$shown"
-      runs=$((runs + 1))
-      case "$shown" in *" ok "*) within=$((within + 1)) ;; esac
-    done
+    tally "$out/$name.mp4" "$truth" "$name" "$@"
   done
+done
+# Played backwards: decoded frame by frame, the frames encoded again in reverse order, at the
+# clip's own size and rate.
+for truth in samples/groundtruth/*.json; do
+  name=$(basename "$truth" .json)
+  # The top-down view is reported without a threshold (the README's accuracy section).
+  if [ "$name" = intel_car-detection ]; then continue; fi
+  clip=$(clip_of "$name")
+  if [ -z "$clip" ]; then echo "$name: clip not found (needs ../shared), skipped"; continue; fi
+  back="$out/${name}_reversed"
+  if [ ! -f "$back.mp4" ]; then
+    # The same pipeline as the test the_clips_played_backwards_hold_in_all_runs_but_one.
+    read -r width height rate < <(python3 -c "import json,sys; t=json.load(open(sys.argv[1])); print(t['width'], t['height'], '%d/1000' % round(t['fps'] * 1000))" "$truth")
+    rm -rf "$back.frames" && mkdir -p "$back.frames"
+    gst-launch-1.0 -q filesrc location="$clip" ! decodebin ! videoconvert ! videoscale \
+      ! "video/x-raw,format=I420,width=$width,height=$height" ! multifilesink location="$back.frames/f%06d"
+    frames=$(find "$back.frames" -name 'f*' | wc -l)
+    for ((i = 0; i < frames; i++)); do
+      mv "$(printf "$back.frames/f%06d" "$i")" "$(printf "$back.frames/r%06d" $((frames - 1 - i)))"
+    done
+    python3 benches/accuracy/reversed.py "$truth" "$frames" >"$back.json"
+    gst-launch-1.0 -q multifilesrc location="$back.frames/r%06d" index=0 caps="video/x-raw,format=I420,width=$width,height=$height,framerate=$rate" \
+      ! rawvideoparse use-sink-caps=true ! x264enc speed-preset=fast bitrate=4000 threads=1 ! mp4mux ! filesink location="$back.part.mp4"
+    rm -rf "$back.frames"
+    mv "$back.part.mp4" "$back.mp4"
+  fi
+  tally "$back.mp4" "$back.json" "${name}_reversed" "$@"
 done
 echo "$within of $runs runs within the tolerance"
