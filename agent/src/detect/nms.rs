@@ -24,25 +24,29 @@ const PART_MIN_AREA_SHARE: f32 = 0.2;
 /// is under half the car's width.
 pub const SAME_VEHICLE_IOU: f32 = 0.7;
 
-/// `merge_classes` are suppressed against each other as one class; `vehicle_classes` (all classes
-/// of vehicles) against each other only where boxes are almost the same ([`SAME_VEHICLE_IOU`]).
+/// `merge_classes` are suppressed against each other as one class; then what is left of
+/// `vehicle_classes` (all classes of vehicles) across groups, only where boxes are almost the same
+/// ([`SAME_VEHICLE_IOU`]). In that order: a `motorcycle` box suppressing first the `car` box it
+/// shares a vehicle with would leave a second `car` box that the first one held down.
 pub fn nms(mut detections: Vec<Detection>, iou_threshold: f32, merge_classes: &[usize], vehicle_classes: &[usize]) -> Vec<Detection> {
     let merged = |class: usize| merge_classes.contains(&class);
     let vehicle = |class: usize| vehicle_classes.contains(&class);
     let group = |class: usize| if merged(class) { usize::MAX } else { class };
     detections.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::with_capacity(detections.len());
-    for det in detections {
-        let suppressed = kept.iter().any(|k| {
-            let same_group = group(k.class) == group(det.class)
-                && (k.bbox.iou(&det.bbox) > iou_threshold || (merged(det.class) && k.bbox.overlap_of_smaller(&det.bbox) > CONTAINED && det.bbox.area() >= PART_MIN_AREA_SHARE * k.bbox.area()));
-            same_group || (vehicle(k.class) && vehicle(det.class) && k.bbox.iou(&det.bbox) > SAME_VEHICLE_IOU)
-        });
-        if !suppressed {
-            kept.push(det);
+    let keep = |detections: Vec<Detection>, suppresses: &dyn Fn(&Detection, &Detection) -> bool| {
+        let mut kept: Vec<Detection> = Vec::with_capacity(detections.len());
+        for det in detections {
+            if !kept.iter().any(|k| suppresses(k, &det)) {
+                kept.push(det);
+            }
         }
-    }
-    kept
+        kept
+    };
+    let within_groups = keep(detections, &|k, det| {
+        group(k.class) == group(det.class)
+            && (k.bbox.iou(&det.bbox) > iou_threshold || (merged(det.class) && k.bbox.overlap_of_smaller(&det.bbox) > CONTAINED && det.bbox.area() >= PART_MIN_AREA_SHARE * k.bbox.area()))
+    });
+    keep(within_groups, &|k, det| group(k.class) != group(det.class) && vehicle(k.class) && vehicle(det.class) && k.bbox.iou(&det.bbox) > SAME_VEHICLE_IOU)
 }
 
 #[cfg(test)]
@@ -106,6 +110,11 @@ mod tests {
         let beside = Detection { bbox: BBox { x1: 0.64, y1: 0.36, x2: 0.68, y2: 0.45 }, class: motorcycle, score: 0.6 };
         assert_eq!(nms(vec![seen_as_car.clone(), beside.clone()], 0.45, &[car, truck], &vehicles).len(), 2);
         // Not vehicle classes: both kept.
-        assert_eq!(nms(vec![seen_as_car, seen_as_motorcycle], 0.45, &[car, truck], &[]).len(), 2);
+        assert_eq!(nms(vec![seen_as_car.clone(), seen_as_motorcycle.clone()], 0.45, &[car, truck], &[]).len(), 2);
+        // A second, weaker car box on the vehicle, held down by the first car box, stays held
+        // down when the motorcycle box takes the first.
+        let second_car = Detection { bbox: BBox { x1: 0.56, y1: 0.33, x2: 0.66, y2: 0.44 }, class: car, score: 0.2 };
+        assert!(second_car.bbox.iou(&seen_as_car.bbox) > 0.45 && second_car.bbox.iou(&seen_as_motorcycle.bbox) < SAME_VEHICLE_IOU);
+        assert_eq!(nms(vec![seen_as_car, seen_as_motorcycle.clone(), second_car], 0.45, &[car, truck], &vehicles), vec![seen_as_motorcycle]);
     }
 }
