@@ -4,7 +4,8 @@
 pub fn assign(cost: &[Vec<f32>], max_cost: f32) -> Vec<(usize, usize)> {
     let rows = cost.len();
     let cols = cost.first().map_or(0, Vec::len);
-    if rows == 0 || cols == 0 {
+    // Most matching passes pair nothing (the riding and cross-class passes, on most frames).
+    if rows == 0 || cols == 0 || cost.iter().flatten().all(|&c| c >= max_cost) {
         return Vec::new();
     }
     // The algorithm needs rows <= cols; solve the transpose otherwise.

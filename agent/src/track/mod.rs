@@ -623,16 +623,15 @@ impl Tracker {
     /// passing in front of two cars queued side by side, as large as the van, looks like their
     /// joint box: it starts its track when theirs time out (`lost_timeout_s`).
     fn joins_tracks(&self, det: &Detection, matched: &[Option<usize>]) -> bool {
-        let held: Vec<(BBox, bool)> = self
-            .tracks
-            .iter()
-            .zip(matched)
-            .filter(|(t, _)| t.state == TrackState::Confirmed)
-            .map(|(t, m)| (t.filter.bbox(), m.is_none()))
-            .filter(|(b, _)| holds(&det.bbox, b))
-            .collect();
+        let held: Vec<(BBox, bool)> = self.held_by(&det.bbox, |_, t| t.state == TrackState::Confirmed).map(|(t, b)| (b, matched[t].is_none())).collect();
         let boxes: Vec<BBox> = held.iter().map(|(b, _)| *b).collect();
         held.iter().any(|(_, hidden)| *hidden) && joint_box(&det.bbox, &boxes)
+    }
+
+    /// The tracks (indices) that `which` picks whose filter box `det` holds ([`holds`]), with that
+    /// box: the parts a joint box may be round.
+    fn held_by<'a>(&'a self, det: &'a BBox, which: impl Fn(usize, &Track) -> bool + 'a) -> impl Iterator<Item = (usize, BBox)> + 'a {
+        self.tracks.iter().enumerate().filter(move |(t, track)| which(*t, track)).map(|(t, track)| (t, track.filter.bbox())).filter(move |(_, b)| holds(det, b))
     }
 
     /// What the confirmed track `t` sees of `det`, the detection it took: its own place in `det`
@@ -657,11 +656,10 @@ impl Tracker {
         if !holds(&det.bbox, &own) {
             return det.clone();
         }
-        let mut parts: Vec<BBox> = (0..self.tracks.len())
-            .filter(|&o| o != t && matched[o].is_none() && self.tracks[o].coasting(now, lost_timeout, &self.seen))
-            .map(|o| (self.tracks[o].filter.bbox(), &self.tracks[o].last_box))
-            .filter(|(now_at, last)| holds(&det.bbox, now_at) && beside((&own, &track.last_box), (now_at, last)))
-            .map(|(now_at, _)| now_at)
+        let mut parts: Vec<BBox> = self
+            .held_by(&det.bbox, |o, other| o != t && matched[o].is_none() && other.coasting(now, lost_timeout, &self.seen))
+            .filter(|(o, now_at)| beside((&own, &track.last_box), (now_at, &self.tracks[*o].last_box)))
+            .map(|(_, now_at)| now_at)
             .collect();
         if parts.is_empty() {
             return det.clone();
