@@ -317,6 +317,7 @@ impl AnalysisLoop {
         self.ids.swap_remove(i);
         self.receivers.swap_remove(i);
         let Some(mut camera) = self.cameras.swap_remove(i) else { return };
+        camera.end();
         if self.settings.counts_interval.is_some() {
             camera.report(true, &self.settings.events);
         }

@@ -56,7 +56,6 @@ pub(super) struct CameraAnalysis {
     source_run: u32,
     signals: Signals,
     render_dir: Option<PathBuf>,
-    keep_last_frame: bool,
     pub last_frame: Option<LastFrame>,
     first_frame: Option<Instant>,
     status: StatusReport,
@@ -89,7 +88,8 @@ struct Tracked {
     detected: bool,
 }
 
-/// The latest analysed frame and what was tracked in it.
+/// The latest analysed frame and what was tracked in it: for snapshots, and for what the stream's
+/// end confirms ([`CameraAnalysis::end`]).
 pub(super) struct LastFrame {
     pub frame: Frame,
     pub objects: Vec<TrackedObject>,
@@ -142,7 +142,6 @@ impl CameraAnalysis {
             source_run: 0,
             signals: Signals { pending: Vec::new(), scheduled: options.signal_log.iter().cloned().collect() },
             render_dir: options.render_dir.clone(),
-            keep_last_frame: options.keep_last_frame,
             last_frame: None,
             first_frame: None,
             status: StatusReport::default(),
@@ -196,9 +195,7 @@ impl CameraAnalysis {
         if let Some(plates) = &mut self.plates {
             plates.observe(frame, &objects, now, detected);
         }
-        if self.keep_last_frame {
-            self.last_frame = Some(LastFrame { frame: frame.clone(), objects: objects.clone(), at: Instant::now() });
-        }
+        self.last_frame = Some(LastFrame { frame: frame.clone(), objects: objects.clone(), at: Instant::now() });
         self.trace(now, &detections, &objects);
         let context = FrameContext::new(now, frame, &detections, &objects, &self.history);
         let findings = self.analyzers.analyse(&context);
@@ -223,8 +220,18 @@ impl CameraAnalysis {
         }
     }
 
+    /// The stream ended, or is about to restart: the analyzers' findings that its end confirms
+    /// (crossings it cut short), emitted as of its last frame.
+    pub fn end(&mut self) {
+        let findings = self.analyzers.end();
+        let Some(last) = &self.last_frame else { return };
+        let context = FrameContext::new(last.frame.pts, &last.frame, &[], &last.objects, &self.history);
+        self.emitter.emit(findings, &context, &self.analyzers, self.plates.as_mut());
+    }
+
     /// The stream restarted and its times start again: tracks and analyzers forget them.
     fn restart(&mut self) {
+        self.end();
         self.take_plates(true);
         if let Some(plates) = &mut self.plates {
             plates.reset();

@@ -86,8 +86,6 @@ struct RunOptions {
     counts_interval: Option<Duration>,
     /// `stats` is published this often (daemon, when not turned off).
     stats_interval: Option<Duration>,
-    /// Keep each camera's latest frame, for snapshots.
-    keep_last_frame: bool,
     /// Where analyzers keep what should survive a restart (daemon).
     state_dir: Option<PathBuf>,
     /// Write every analysed frame, annotated, into this folder (replay).
@@ -109,7 +107,6 @@ impl RunOptions {
                 metrics: config.metrics.is_some(),
                 counts_interval: Some(Duration::from_secs(config.counts_interval_s)),
                 stats_interval: (config.stats_interval_s > 0).then(|| Duration::from_secs(config.stats_interval_s)),
-                keep_last_frame: true,
                 state_dir: Some(config.state_dir()),
                 render_dir: None,
                 signal_log: Vec::new(),
@@ -123,7 +120,6 @@ impl RunOptions {
                 metrics: false,
                 counts_interval: None,
                 stats_interval: None,
-                keep_last_frame: false,
                 state_dir: None,
                 render_dir: replay.render_dir,
                 signal_log: replay.signal_log,

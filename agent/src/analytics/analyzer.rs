@@ -72,6 +72,12 @@ pub trait Analyzer: Send {
     /// What this frame shows.
     fn analyse(&mut self, frame: &FrameContext) -> Result<Vec<Finding>, String>;
 
+    /// The stream ended, or is about to restart: what its last frames began and the end left no
+    /// frames to confirm. [`Analyzer::reset`] follows before a restart.
+    fn end(&mut self) -> Result<Vec<Finding>, String> {
+        Ok(Vec::new())
+    }
+
     /// The stream restarted and its times start again from zero.
     fn reset(&mut self) -> Result<(), String> {
         Ok(())

@@ -59,6 +59,18 @@ impl CameraAnalyzers {
         findings
     }
 
+    /// The stream ended or is about to restart: every analyzer's findings that the end confirms.
+    pub fn end(&mut self) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for analyzer in &mut self.list {
+            match analyzer.end() {
+                Ok(found) => findings.extend(found),
+                Err(e) => tracing::error!(camera = %self.camera, "at the stream's end: {e}"),
+            }
+        }
+        findings
+    }
+
     /// The stream restarted: every analyzer forgets what was tied to its times.
     pub fn reset(&mut self) {
         self.violators.clear();

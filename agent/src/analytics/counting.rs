@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::analyzer::{Analyzer, AnalyzerConfig, BuildContext, CheckContext, Finding, FrameContext};
-use super::line::{Line, LineConfig, LineCounter};
+use super::line::{Crossing, Line, LineConfig, LineCounter};
 use crate::check::{ConfigError, check_unique_ids};
 use crate::render::{Overlay, Shape, Tone};
 
@@ -30,13 +30,24 @@ struct LineCounting {
     counted_only: BTreeSet<String>,
 }
 
+impl LineCounting {
+    fn findings(&self, crossings: Vec<Crossing>, at_end: bool) -> Vec<Finding> {
+        for c in &crossings {
+            tracing::debug!(line = %c.line, direction = ?c.direction, track = c.track_id, class = c.class, at_s = c.at.as_secs_f32(), recount = c.recount, at_end, "crossing");
+        }
+        crossings.into_iter().map(|crossing| Finding::Crossing { publish: !self.counted_only.contains(&crossing.line), crossing }).collect()
+    }
+}
+
 impl Analyzer for LineCounting {
     fn analyse(&mut self, frame: &FrameContext) -> Result<Vec<Finding>, String> {
         let crossings = self.counter.update(frame.tracks, frame.now);
-        for c in &crossings {
-            tracing::debug!(line = %c.line, direction = ?c.direction, track = c.track_id, class = c.class, at_s = c.at.as_secs_f32(), recount = c.recount, "crossing");
-        }
-        Ok(crossings.into_iter().map(|crossing| Finding::Crossing { publish: !self.counted_only.contains(&crossing.line), crossing }).collect())
+        Ok(self.findings(crossings, false))
+    }
+
+    fn end(&mut self) -> Result<Vec<Finding>, String> {
+        let crossings = self.counter.end();
+        Ok(self.findings(crossings, true))
     }
 
     fn reset(&mut self) -> Result<(), String> {

@@ -83,6 +83,13 @@ enum Side {
     Right,
 }
 
+impl Side {
+    /// The direction of a crossing that ends on this side.
+    fn direction(self) -> Direction {
+        if self == Side::Right { Direction::In } else { Direction::Out }
+    }
+}
+
 /// A counting line with its classes resolved to model class ids.
 #[derive(Debug, Clone)]
 pub struct Line {
@@ -199,6 +206,10 @@ struct TrackLineState {
 struct TrackMemory {
     last_point: Point,
     last_seen: Duration,
+    /// Its class and score when last seen: what a crossing the stream's end confirms
+    /// ([`LineCounter::end`]) is reported as.
+    class: ClassId,
+    score: f32,
     lines: Vec<TrackLineState>,
 }
 
@@ -209,12 +220,14 @@ pub struct LineCounter {
     /// Counting, not a rule's evidence: start a track where it was first seen
     /// ([`TrackedObject::origin`]), and count a track once per passage.
     for_counts: bool,
+    /// The stream time of the last frame fed.
+    last_update: Option<Duration>,
 }
 
 impl LineCounter {
     /// A counter of crossings seen on both sides of a line: what a violation rests on.
     pub fn new(lines: Vec<Line>) -> LineCounter {
-        LineCounter { lines, tracks: HashMap::new(), for_counts: false }
+        LineCounter { lines, tracks: HashMap::new(), for_counts: false, last_update: None }
     }
 
     /// A counter for counts, not for violations:
@@ -239,6 +252,31 @@ impl LineCounter {
     /// Forgets every track (the tracker was reset).
     pub fn reset(&mut self) {
         self.tracks.clear();
+        self.last_update = None;
+    }
+
+    /// The stream ended (or is about to restart): the crossings of tracks seen on its last frame
+    /// that were on the new side, waiting only for the frames the end cut off. A vehicle that
+    /// crosses in a clip's last 0.2 s at 5 fps (the Vietnamese junction's Tucson) is seen past the
+    /// line on one analysed frame at most, and a person counting the clip counts it. A track lost
+    /// before the last frame is not counted: it was not cut short by the end. The other
+    /// safeguards held on each frame it was seen on the new side (moving with the crossing, begun
+    /// by a box seen there, through the segment). Forgets every track.
+    pub fn end(&mut self) -> Vec<Crossing> {
+        let Some(last) = self.last_update.take() else { return Vec::new() };
+        let mut crossings = Vec::new();
+        for (id, memory) in self.tracks.drain() {
+            if memory.last_seen != last {
+                continue;
+            }
+            for (line, state) in self.lines.iter().zip(memory.lines) {
+                if let (None, Some((side, _, first_seen)), true) = (state.counted, state.pending, line.classes.contains(&memory.class)) {
+                    crossings.push(Crossing { line: line.id.clone(), direction: side.direction(), track_id: id, class: memory.class, confidence: memory.score, at: first_seen, recount: state.rearmed });
+                }
+            }
+        }
+        crossings.sort_by_key(|c| (c.at, c.track_id));
+        crossings
     }
 
     /// Feeds one frame's tracked objects at stream time `now`; returns the crossings confirmed.
@@ -252,6 +290,8 @@ impl LineCounter {
             let memory = self.tracks.entry(obj.id).or_insert_with(|| TrackMemory {
                 last_point: origin.unwrap_or(point),
                 last_seen: now,
+                class: obj.class,
+                score: obj.score,
                 lines: lines.iter().map(|line| TrackLineState { settled: origin.and_then(|o| line.side(o)), ..TrackLineState::default() }).collect(),
             });
             for (line, state) in self.lines.iter().zip(memory.lines.iter_mut()) {
@@ -294,10 +334,9 @@ impl LineCounter {
                     }
                 };
                 if seen_on_new_side >= line.confirm_frames && now.saturating_sub(first_seen) >= line.confirm_span() {
-                    let direction = if side == Side::Right { Direction::In } else { Direction::Out };
                     crossings.push(Crossing {
                         line: line.id.clone(),
-                        direction,
+                        direction: side.direction(),
                         track_id: obj.id,
                         class: obj.class,
                         confidence: obj.score,
@@ -315,7 +354,10 @@ impl LineCounter {
                 memory.last_point = point;
             }
             memory.last_seen = now;
+            memory.class = obj.class;
+            memory.score = obj.score;
         }
+        self.last_update = Some(now);
         self.tracks.retain(|_, m| now.saturating_sub(m.last_seen) < FORGET_AFTER);
         crossings
     }
@@ -435,6 +477,22 @@ mod tests {
         }
         // First past the line at frame 19; counted at frame 24 (0.167 s on), dated frame 19.
         assert_eq!(counted_at, vec![(24, frame(19))]);
+    }
+
+    /// A clip's end cuts a crossing short: a vehicle seen past the line on the last analysed frame
+    /// is counted then. Not one lost before the last frame, one counted already, or one whose box
+    /// reached across while it moved away.
+    #[test]
+    fn the_streams_end_counts_a_crossing_seen_begun_on_its_last_frame() {
+        let t = |i: u64| Duration::from_millis(200 * i);
+        let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]).for_counts();
+        let moving_away = TrackedObject { velocity: [-0.5, 0.0], ..obj(4, 0.52, 0.5) };
+        assert!(c.update(&[obj(1, 0.45, 0.5), obj(2, 0.45, 0.5), obj(3, 0.4, 0.5), obj(4, 0.48, 0.5)], t(0)).is_empty());
+        assert!(c.update(&[obj(1, 0.48, 0.5), obj(2, 0.55, 0.5), obj(3, 0.55, 0.5), obj(4, 0.48, 0.5)], t(1)).is_empty());
+        assert_eq!(c.update(&[obj(1, 0.53, 0.5), obj(3, 0.6, 0.5), moving_away], t(2)).len(), 1, "track 3 confirmed");
+        let ended = c.end();
+        assert_eq!(ended.iter().map(|c| (c.track_id, c.direction, c.at)).collect::<Vec<_>>(), vec![(1, Direction::In, t(2))]);
+        assert!(c.end().is_empty(), "counted once");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod signal;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, BuildContext, CheckContext, Finding, FrameContext};
 pub use camera::CameraAnalyzers;
-pub use line::{CONFIRM_FRAME_SPAN, CONFIRM_FRAMES, Crossing, Direction, Line, LineConfig, LineCounter};
+pub use line::{CONFIRM_FRAMES, Crossing, Direction, Line, LineConfig, LineCounter};
 pub use rules::{RuleConfig, RuleKind, Violation};
 pub use crate::render::{Overlay, Shape, Tone};
 
