@@ -51,8 +51,8 @@ const MAX_SIZE_RATIO: f32 = 2.0;
 /// A track slower than this many of its box sizes per second is standing (queued, parked): the
 /// motion gate may skip frames while only such tracks are about.
 const STILL_BOX_SIZES_PER_S: f32 = 0.1;
-/// A low-score detection must overlap the prediction of a track unseen for `VAGUE_AFTER` at
-/// least this much.
+/// A low-score detection must overlap a track's prediction, and that of a track unseen for
+/// `VAGUE_AFTER` at least this much.
 const LOW_SCORE_MIN_IOU: f32 = 0.3;
 const VAGUE_AFTER: Duration = Duration::from_millis(500);
 /// Nor is one whose centre lies more than this many box sizes from the prediction.
@@ -785,10 +785,13 @@ impl Tracker {
         }
         let iou = predicted.iou(&det.bbox);
         // A low-score detection is a partly hidden or blurred view of a tracked vehicle where
-        // the track is expected (ByteTrack's second association is by overlap alone). Once a
-        // track has coasted for a while its expected place is vague, and a weak box inside that
-        // vague place is as likely a shadow, a gap between two cars or a sign.
-        if det.score < self.high_score && now.saturating_sub(track.last_seen) >= VAGUE_AFTER && iou < LOW_SCORE_MIN_IOU {
+        // the track is expected (ByteTrack's second association is by overlap alone): one
+        // beside the prediction, however near by the filter's distance, is another object (a
+        // track of a car's side took an advertising pillar's faint box 1.6 box sizes up the
+        // road, and crossed a line with it; another took the car ahead of a half-hidden one).
+        // Once a track has coasted for a while its expected place is vague, and a weak box
+        // inside that vague place is as likely a shadow, a gap between two cars or a sign.
+        if det.score < self.high_score && (iou <= 0.0 || now.saturating_sub(track.last_seen) >= VAGUE_AFTER && iou < LOW_SCORE_MIN_IOU) {
             return NO_MATCH;
         }
         let d2 = track.filter.distance_sq(&det.bbox);
