@@ -26,7 +26,7 @@ fn clip_of(name: &str) -> Option<PathBuf> {
 
 /// Counts per (direction, group) of `canh replay` and of the hand count. A crossing by hand after
 /// the clip's last analysed frame at `fps` is not expected (one analysed frame past the line is
-/// enough at the clip's end: `LineCounter::end`).
+/// enough at the clip's end: `LineCounter::end`), nor at 5 fps one in the clip's last 0.2 s.
 fn counts(name: &str, fps: u32) -> Option<Vec<(String, u64, u64)>> {
     Some(counts_on(name, &clip_of(name)?, fps))
 }
@@ -55,10 +55,11 @@ fn counts_against(name: &str, truth: &serde_json::Value, clip: &std::path::Path,
     let total = |dir: &str| summary["lines"][0][dir].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>();
     assert_eq!(run.lines.len() as u64, total("in") + total("out"), "one crossing event per counted crossing");
     let (clip_fps, last_frame) = (truth["fps"].as_f64().unwrap(), truth["frames"].as_f64().unwrap() - 1.0);
-    // The first analysed frame at or after the crossing must be in the clip.
+    // The first analysed frame at or after the crossing must be in the clip: at `fps`, one
+    // analysis period before its last frame (the analysed frames' phase is not known here).
     let observable = |c: &serde_json::Value| {
-        let frame = c["frame"].as_f64().unwrap();
-        let first_s = if fps == 0 { frame / clip_fps } else { (frame / clip_fps * fps as f64).ceil() / fps as f64 };
+        let at_s = c["frame"].as_f64().unwrap() / clip_fps;
+        let first_s = if fps == 0 { at_s } else { (at_s * fps as f64).ceil() / fps as f64 + 1.0 / fps as f64 };
         first_s <= last_frame / clip_fps + 1e-6
     };
     let mut rows = Vec::new();
@@ -139,8 +140,9 @@ fn vietnamese_junction_with_motorbikes_at_every_frame() {
 /// How far the counts move with a camera's compression alone, a stand-in for footage the project
 /// was not tuned on: the Vietnamese junction decoded and encoded again at three sizes with two
 /// x264 settings (`benches/accuracy/variants.sh` makes the same files), each at 5 fps and at
-/// every frame against the same hand count. 10 of the 12 runs were within the tolerance on
-/// 2026-12-03; 5 before the day's tracker rules (a box round tracked objects side by side starts
+/// every frame against the same hand count. 11 of the 12 runs were within the tolerance on
+/// 2026-12-03 (10 before the stream's end counted a crossing it cut short and a low-score box had
+/// to overlap its track's prediction); 5 before the day's tracker rules (a box round tracked objects side by side starts
 /// no track; a vehicle boxed with its neighbour goes on hidden in their box; a rider's track,
 /// once the motorbike, matches motorbikes first), 9 with them, before the told-apart rider and
 /// the own place in a joint box. One run of slack: a change that

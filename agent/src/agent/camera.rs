@@ -1,6 +1,7 @@
 //! One camera's analysis, owned by the analysis thread: the shared stages (motion gate, detector,
 //! tracker, track history), then the camera's analyzers, whose findings its emitter turns into
-//! messages. Also the camera's retained status, and its latest frame for snapshots.
+//! messages. Also the camera's retained status, and its latest frame (for snapshots, and for what
+//! the stream's end confirms).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

@@ -38,16 +38,22 @@ impl CameraAnalyzers {
         self.labels.get(class).map_or("?", String::as_str)
     }
 
-    /// Every analyzer's findings on one frame, in order. An analyzer that fails is logged and
-    /// the others go on.
-    pub fn analyse(&mut self, frame: &FrameContext) -> Vec<Finding> {
+    /// What `call` finds with every analyzer, in order. An analyzer that fails is logged (after
+    /// `when`) and the others go on.
+    fn gather(&mut self, when: impl Fn() -> String, mut call: impl FnMut(&mut dyn Analyzer) -> Result<Vec<Finding>, String>) -> Vec<Finding> {
         let mut findings = Vec::new();
         for analyzer in &mut self.list {
-            match analyzer.analyse(frame) {
+            match call(analyzer.as_mut()) {
                 Ok(found) => findings.extend(found),
-                Err(e) => tracing::error!(camera = %self.camera, seq = frame.frame.seq, "{e}"),
+                Err(e) => tracing::error!(camera = %self.camera, "{}: {e}", when()),
             }
         }
+        findings
+    }
+
+    /// Every analyzer's findings on one frame, in order.
+    pub fn analyse(&mut self, frame: &FrameContext) -> Vec<Finding> {
+        let findings = self.gather(|| format!("frame {}", frame.frame.seq), |a| a.analyse(frame));
         for finding in &findings {
             if let Finding::Violation(v) = finding
                 && v.ends.is_none()
@@ -60,15 +66,9 @@ impl CameraAnalyzers {
     }
 
     /// The stream ended or is about to restart: every analyzer's findings that the end confirms.
+    /// (Crossings only: no violation is begun at the end, so `violators` stays as it is.)
     pub fn end(&mut self) -> Vec<Finding> {
-        let mut findings = Vec::new();
-        for analyzer in &mut self.list {
-            match analyzer.end() {
-                Ok(found) => findings.extend(found),
-                Err(e) => tracing::error!(camera = %self.camera, "at the stream's end: {e}"),
-            }
-        }
-        findings
+        self.gather(|| "at the stream's end".into(), |a| a.end())
     }
 
     /// The stream restarted: every analyzer forgets what was tied to its times.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{ConfigError, check_classes, check_id, check_segment};
 use super::history::FORGET_AFTER;
+use crate::track::STILL_BOX_SIZES_PER_S;
 use crate::types::{ClassId, Point, TrackedObject};
 
 /// `[[cameras.lines]]` in the site config.
@@ -27,7 +28,8 @@ pub struct LineConfig {
     /// Classes counted (model label names). Default: the model's vehicle classes.
     pub classes: Option<Vec<String>>,
     /// Consecutive analysed frames a track must be seen on the new side before the crossing counts,
-    /// spanning at least [`CONFIRM_FRAME_SPAN`] per frame after the first.
+    /// spanning at least `CONFIRM_FRAME_SPAN` per frame after the first; at the stream's end, one
+    /// frame of a vehicle moving on across ([`LineCounter::end`]).
     #[serde(default = "default_confirm_frames")]
     pub confirm_frames: u32,
     /// Publish each crossing as it happens; without, the line is only in the periodic counts.
@@ -142,14 +144,32 @@ impl Line {
         obj.bbox.extent_along(nx, ny).max(1e-4)
     }
 
-    /// Whether `obj`'s own motion (the tracker's velocity, steadier than its box) leads away from
-    /// `side` across the line, faster than `AGAINST_BOX_SIZES_PER_S`: then its reference point
-    /// reaching `side` is its box's jitter, not a crossing.
-    fn moves_against(&self, obj: &TrackedObject, side: Side) -> bool {
+    /// `obj`'s own speed (the tracker's velocity, steadier than its box) towards `side` across the
+    /// line, in its box's sizes a second.
+    fn speed_towards(&self, obj: &TrackedObject, side: Side) -> f32 {
         let (nx, ny) = self.normal();
         let towards_right = obj.velocity[0] * nx + obj.velocity[1] * ny;
         let towards_side = if side == Side::Right { towards_right } else { -towards_right };
-        towards_side < -AGAINST_BOX_SIZES_PER_S * self.box_size(obj)
+        towards_side / self.box_size(obj)
+    }
+
+    /// Whether `obj`'s own motion leads away from `side` faster than `AGAINST_BOX_SIZES_PER_S`:
+    /// then its reference point reaching `side` is its box's jitter, not a crossing.
+    fn moves_against(&self, obj: &TrackedObject, side: Side) -> bool {
+        self.speed_towards(obj, side) < -AGAINST_BOX_SIZES_PER_S
+    }
+
+    /// Whether `obj`'s own motion leads towards `side` faster than a standing vehicle's
+    /// ([`STILL_BOX_SIZES_PER_S`]): on its way across, not standing on the line. Not as fast as
+    /// `AGAINST_BOX_SIZES_PER_S`: the Vietnamese junction's last car crawls across its line at
+    /// 0.18 to 0.27 box sizes a second.
+    fn moves_towards(&self, obj: &TrackedObject, side: Side) -> bool {
+        self.speed_towards(obj, side) > STILL_BOX_SIZES_PER_S
+    }
+
+    /// The crossing of track `track_id` ending on `side`, first seen there at `at`.
+    fn crossing(&self, side: Side, track_id: u64, class: ClassId, confidence: f32, at: Duration, recount: bool) -> Crossing {
+        Crossing { line: self.id.clone(), direction: side.direction(), track_id, class, confidence, at, recount }
     }
 
     /// Whether the move `a → b` passes through the segment itself, not the line beyond its ends.
@@ -210,6 +230,8 @@ struct TrackMemory {
     /// ([`LineCounter::end`]) is reported as.
     class: ClassId,
     score: f32,
+    /// Per line, whether it was moving towards its side of the line when last seen.
+    moving_on: Vec<bool>,
     lines: Vec<TrackLineState>,
 }
 
@@ -256,12 +278,14 @@ impl LineCounter {
     }
 
     /// The stream ended (or is about to restart): the crossings of tracks seen on its last frame
-    /// that were on the new side, waiting only for the frames the end cut off. A vehicle that
-    /// crosses in a clip's last 0.2 s at 5 fps (the Vietnamese junction's Tucson) is seen past the
-    /// line on one analysed frame at most, and a person counting the clip counts it. A track lost
-    /// before the last frame is not counted: it was not cut short by the end. The other
-    /// safeguards held on each frame it was seen on the new side (moving with the crossing, begun
-    /// by a box seen there, through the segment). Forgets every track.
+    /// that were on the new side and moving on across the line, waiting only for the frames the
+    /// end cut off (one frame there is enough, whatever `confirm_frames`). A vehicle that crosses
+    /// in a clip's last 0.2 s at 5 fps (the Vietnamese junction's Tucson) is seen past the line
+    /// on one analysed frame at most, and a person counting the clip counts it. Not a standing
+    /// vehicle whose box reaches across for a moment (what the confirmation guards against), nor
+    /// a track lost before the last frame: that was not cut short by the end. The other
+    /// safeguards held on each frame it was seen on the new side (not moving against the
+    /// crossing, begun by a box seen there, through the segment). Forgets every track.
     pub fn end(&mut self) -> Vec<Crossing> {
         let Some(last) = self.last_update.take() else { return Vec::new() };
         let mut crossings = Vec::new();
@@ -269,9 +293,9 @@ impl LineCounter {
             if memory.last_seen != last {
                 continue;
             }
-            for (line, state) in self.lines.iter().zip(memory.lines) {
-                if let (None, Some((side, _, first_seen)), true) = (state.counted, state.pending, line.classes.contains(&memory.class)) {
-                    crossings.push(Crossing { line: line.id.clone(), direction: side.direction(), track_id: id, class: memory.class, confidence: memory.score, at: first_seen, recount: state.rearmed });
+            for ((line, state), moving_on) in self.lines.iter().zip(memory.lines).zip(memory.moving_on) {
+                if let (None, Some((side, _, first_seen)), true, true) = (state.counted, state.pending, moving_on, line.classes.contains(&memory.class)) {
+                    crossings.push(line.crossing(side, id, memory.class, memory.score, first_seen, state.rearmed));
                 }
             }
         }
@@ -292,6 +316,7 @@ impl LineCounter {
                 last_seen: now,
                 class: obj.class,
                 score: obj.score,
+                moving_on: vec![false; lines.len()],
                 lines: lines.iter().map(|line| TrackLineState { settled: origin.and_then(|o| line.side(o)), ..TrackLineState::default() }).collect(),
             });
             for (line, state) in self.lines.iter().zip(memory.lines.iter_mut()) {
@@ -334,15 +359,7 @@ impl LineCounter {
                     }
                 };
                 if seen_on_new_side >= line.confirm_frames && now.saturating_sub(first_seen) >= line.confirm_span() {
-                    crossings.push(Crossing {
-                        line: line.id.clone(),
-                        direction: side.direction(),
-                        track_id: obj.id,
-                        class: obj.class,
-                        confidence: obj.score,
-                        at: first_seen,
-                        recount: state.rearmed,
-                    });
+                    crossings.push(line.crossing(side, obj.id, obj.class, obj.score, first_seen, state.rearmed));
                     state.settled = Some(side);
                     state.pending = None;
                     state.counted = Some(line.box_size(obj));
@@ -356,8 +373,14 @@ impl LineCounter {
             memory.last_seen = now;
             memory.class = obj.class;
             memory.score = obj.score;
+            for ((line, state), moving_on) in self.lines.iter().zip(&memory.lines).zip(&mut memory.moving_on) {
+                *moving_on = state.pending.is_some_and(|(side, _, _)| line.moves_towards(obj, side));
+            }
         }
-        self.last_update = Some(now);
+        // Not on a frame without tracks (one the motion gate skipped, where they wait unchanged).
+        if !objects.is_empty() {
+            self.last_update = Some(now);
+        }
         self.tracks.retain(|_, m| now.saturating_sub(m.last_seen) < FORGET_AFTER);
         crossings
     }
@@ -479,17 +502,21 @@ mod tests {
         assert_eq!(counted_at, vec![(24, frame(19))]);
     }
 
-    /// A clip's end cuts a crossing short: a vehicle seen past the line on the last analysed frame
-    /// is counted then. Not one lost before the last frame, one counted already, or one whose box
-    /// reached across while it moved away.
+    /// A clip's end cuts a crossing short: a vehicle seen past the line on the last analysed frame,
+    /// moving on across it, is counted then. Not one lost before the last frame, one counted
+    /// already, one whose box reached across while it moved away, or one standing there.
     #[test]
     fn the_streams_end_counts_a_crossing_seen_begun_on_its_last_frame() {
         let t = |i: u64| Duration::from_millis(200 * i);
         let mut c = LineCounter::new(vec![line((0.5, 1.0), (0.5, 0.0), 2)]).for_counts();
-        let moving_away = TrackedObject { velocity: [-0.5, 0.0], ..obj(4, 0.52, 0.5) };
-        assert!(c.update(&[obj(1, 0.45, 0.5), obj(2, 0.45, 0.5), obj(3, 0.4, 0.5), obj(4, 0.48, 0.5)], t(0)).is_empty());
-        assert!(c.update(&[obj(1, 0.48, 0.5), obj(2, 0.55, 0.5), obj(3, 0.55, 0.5), obj(4, 0.48, 0.5)], t(1)).is_empty());
-        assert_eq!(c.update(&[obj(1, 0.53, 0.5), obj(3, 0.6, 0.5), moving_away], t(2)).len(), 1, "track 3 confirmed");
+        // The boxes are 0.1 wide across this vertical line: 0.1 a second is one box size.
+        let moving = |id: u64, x: f32, vx: f32| TrackedObject { velocity: [vx, 0.0], ..obj(id, x, 0.5) };
+        let first = [moving(1, 0.45, 0.1), obj(2, 0.45, 0.5), obj(3, 0.4, 0.5), obj(4, 0.48, 0.5), obj(5, 0.48, 0.5)];
+        assert!(c.update(&first, t(0)).is_empty());
+        let second = [moving(1, 0.48, 0.1), obj(2, 0.55, 0.5), obj(3, 0.55, 0.5), obj(4, 0.48, 0.5), obj(5, 0.49, 0.5)];
+        assert!(c.update(&second, t(1)).is_empty());
+        let last = [moving(1, 0.53, 0.1), obj(3, 0.6, 0.5), moving(4, 0.52, -0.5), obj(5, 0.51, 0.5)];
+        assert_eq!(c.update(&last, t(2)).len(), 1, "track 3 confirmed");
         let ended = c.end();
         assert_eq!(ended.iter().map(|c| (c.track_id, c.direction, c.at)).collect::<Vec<_>>(), vec![(1, Direction::In, t(2))]);
         assert!(c.end().is_empty(), "counted once");

@@ -49,8 +49,9 @@ const NO_MATCH: f32 = 1.0;
 /// another object, however uncertain a coasting track's position has become.
 const MAX_SIZE_RATIO: f32 = 2.0;
 /// A track slower than this many of its box sizes per second is standing (queued, parked): the
-/// motion gate may skip frames while only such tracks are about.
-const STILL_BOX_SIZES_PER_S: f32 = 0.1;
+/// motion gate may skip frames while only such tracks are about, and the stream's end counts no
+/// crossing of one (`LineCounter::end`).
+pub(crate) const STILL_BOX_SIZES_PER_S: f32 = 0.1;
 /// A low-score detection must overlap a track's prediction, and that of a track unseen for
 /// `VAGUE_AFTER` at least this much.
 const LOW_SCORE_MIN_IOU: f32 = 0.3;
