@@ -7,6 +7,7 @@
 # Then every hand-counted clip but the top-down one played backwards (the junction's among them),
 # scored the same way against its hand count mirrored (benches/accuracy/reversed.py): each crossing
 # goes the other way, so traffic that drove away from the camera comes towards it, and back.
+# Then the junction's right-hand lanes cut closer (vn_closer.json), forward and backwards.
 # The last line says how many of the runs are within the tolerance.
 #
 #   benches/accuracy/variants.sh [EXTRA canh replay ARGS...]   (needs target/release/canh, gst-launch-1.0)
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/../.."
 export CANH_LOG=warn
 . benches/accuracy/common.sh
 clip=../shared/clips/traffic/vn_thanglm20_traffic_ptz.mp4
+junction=$clip
 truth=samples/groundtruth/vn_thanglm20_traffic_ptz.json
 out=target/bench/variants
 mkdir -p "$out"
@@ -78,5 +80,28 @@ for truth in samples/groundtruth/*.json; do
   # Mirrored each run, so that a hand count mended since the encode is mirrored as it now is.
   python3 benches/accuracy/reversed.py "$truth" "$(cat "$back.frames.count")" >"$back.json"
   tally "$back.mp4" "$back.json" "${name}_reversed" "$@"
+done
+# Cut closer: the junction's right-hand lanes scaled up 2.56 times (benches/accuracy/vn_closer.json
+# says where), so its riders are as large as near riders on a closer camera; forward, and cut from
+# the junction played backwards (riders large and coming towards the camera).
+junction_back="$out/vn_thanglm20_traffic_ptz_reversed"
+for way in forward backwards; do
+  if [ ! -f "$junction" ]; then break; fi
+  src=$junction
+  truth=benches/accuracy/vn_closer.json
+  name=vn_closer
+  if [ "$way" = backwards ]; then
+    src=$junction_back.mp4
+    python3 benches/accuracy/reversed.py "$truth" "$(cat "$junction_back.frames.count")" >"$out/vn_closer_reversed.json"
+    truth=$out/vn_closer_reversed.json
+    name=vn_closer_reversed
+  fi
+  if [ ! -f "$out/$name.mp4" ]; then
+    gst-launch-1.0 -q filesrc location="$src" ! decodebin ! videoconvert ! videocrop left=1420 right=0 top=349 bottom=450 \
+      ! videoscale ! video/x-raw,width=1280,height=720 ! x264enc speed-preset=fast bitrate=4000 threads=1 \
+      ! mp4mux ! filesink location="$out/$name.part.mp4"
+    mv "$out/$name.part.mp4" "$out/$name.mp4"
+  fi
+  tally "$out/$name.mp4" "$truth" "$name" "$@"
 done
 echo "$within of $runs runs within the tolerance"
