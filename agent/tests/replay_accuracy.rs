@@ -107,6 +107,18 @@ fn arterial_at_every_frame() {
     assert_close("opencv4nodejs_traffic", 0);
 }
 
+/// A vehicle that crosses in a clip's last frames is counted at its end, where no frame is left
+/// to confirm its crossing (`LineCounter::end`): the arterial's red sedan, past the line 2 frames
+/// before the end by hand, published as of the last frame (20.06 s). It was not counted before.
+#[test]
+fn a_crossing_in_the_clips_last_frames_is_counted_at_its_end() {
+    let run = common::replay(&["--input", "samples/clips/opencv4nodejs_traffic.mp4", "--line", "0.5,1,0.5,0", "--fps", "0"]);
+    let crossings = run.payloads("crossing");
+    let last = crossings.last().expect("crossings");
+    assert_eq!(last["direction"], "in", "{last}");
+    assert!(last["stream_time_s"].as_f64().unwrap() > 20.0, "{last}");
+}
+
 #[test]
 fn residential_street_with_parked_cars_at_5_fps() {
     assert_close("ozlu_input_video", 5);
