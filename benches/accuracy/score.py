@@ -6,8 +6,8 @@
 Class groups: two-wheelers (motorcycle, bicycle) and four-wheelers (car, bus, truck); a group's
 tolerance is 10% of its hand count, at least 1 (the accuracy tests use the same rule). A crossing
 by hand after the clip's last analysed frame at FPS is not expected (at the clip's end the agent
-counts a vehicle seen past the line on one analysed frame: LineCounter::end); at 5 fps, one in the
-clip's last 0.2 s is not either, as where the analysed frames fall is not known here.
+counts a vehicle seen past the line on one analysed frame: LineCounter::end); at FPS, one in the
+clip's last 1/FPS s is not either, as where the analysed frames fall is not known here.
 """
 import json
 import math
