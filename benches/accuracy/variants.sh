@@ -33,21 +33,27 @@ tally() {
     case "$shown" in *" ok "*) within=$((within + 1)) ;; esac
   done
 }
+# encode SRC NAME FILTERS PRESET KBPS: SRC decoded, through FILTERS (a gst-launch fragment from
+# raw video to the picture to encode), encoded with x264 into $out/NAME.mp4, unless made already.
+# threads=1: the same file wherever x264 and GStreamer are the same versions (Debian 12's here).
+encode() {
+  local src=$1 name=$2 filters=$3 preset=$4 kbps=$5
+  if [ -f "$out/$name.mp4" ]; then return; fi
+  # FILTERS unquoted: split into the pipeline's words (none holds a space).
+  # shellcheck disable=SC2086
+  gst-launch-1.0 -q filesrc location="$src" ! decodebin ! videoconvert ! $filters \
+    ! x264enc speed-preset="$preset" bitrate="$kbps" threads=1 ! mp4mux ! filesink location="$out/$name.part.mp4"
+  # Only a whole encode is kept: a failed or interrupted one is made again next time.
+  mv "$out/$name.part.mp4" "$out/$name.mp4"
+}
 if [ ! -f "$clip" ]; then echo "encodes skipped: $clip is absent (it may not ship; it is read from ../shared)"; fi
 for size in 1280x720 960x540 640x360; do
   if [ ! -f "$clip" ]; then break; fi
   # The same pipeline as the test the_junction_encoded_again_holds_in_most_runs (replay_accuracy.rs).
-  # threads=1: the same file wherever x264 and GStreamer are the same versions (Debian 12's here).
-  for encode in "fast 2000" "faster 4000"; do
-    read -r preset kbps <<<"$encode"
+  for settings in "fast 2000" "faster 4000"; do
+    read -r preset kbps <<<"$settings"
     name="vn_${size%x*}_${preset}_${kbps}k"
-    if [ ! -f "$out/$name.mp4" ]; then
-      gst-launch-1.0 -q filesrc location="$clip" ! decodebin ! videoconvert ! videoscale \
-        ! "video/x-raw,width=${size%x*},height=${size#*x}" ! x264enc speed-preset="$preset" bitrate="$kbps" threads=1 \
-        ! mp4mux ! filesink location="$out/$name.part.mp4"
-      # Only a whole encode is kept: a failed or interrupted one is made again next time.
-      mv "$out/$name.part.mp4" "$out/$name.mp4"
-    fi
+    encode "$clip" "$name" "videoscale ! video/x-raw,width=${size%x*},height=${size#*x}" "$preset" "$kbps"
     tally "$out/$name.mp4" "$truth" "$name" "$@"
   done
 done
@@ -96,12 +102,7 @@ for way in forward backwards; do
     truth=$out/vn_closer_reversed.json
     name=vn_closer_reversed
   fi
-  if [ ! -f "$out/$name.mp4" ]; then
-    gst-launch-1.0 -q filesrc location="$src" ! decodebin ! videoconvert ! videocrop left=1420 right=0 top=349 bottom=450 \
-      ! videoscale ! video/x-raw,width=1280,height=720 ! x264enc speed-preset=fast bitrate=4000 threads=1 \
-      ! mp4mux ! filesink location="$out/$name.part.mp4"
-    mv "$out/$name.part.mp4" "$out/$name.mp4"
-  fi
+  encode "$src" "$name" "videocrop left=1420 right=0 top=349 bottom=450 ! videoscale ! video/x-raw,width=1280,height=720" fast 4000
   tally "$out/$name.mp4" "$truth" "$name" "$@"
 done
 echo "$within of $runs runs within the tolerance"

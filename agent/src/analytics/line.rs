@@ -226,12 +226,9 @@ struct TrackLineState {
 struct TrackMemory {
     last_point: Point,
     last_seen: Duration,
-    /// Its class and score when last seen: what a crossing the stream's end confirms
-    /// ([`LineCounter::end`]) is reported as.
-    class: ClassId,
-    score: f32,
-    /// Per line, whether it was moving towards its side of the line when last seen.
-    moving_on: Vec<bool>,
+    /// The track as last seen: what a crossing the stream's end confirms
+    /// ([`LineCounter::end`]) is judged and reported by.
+    last: TrackedObject,
     lines: Vec<TrackLineState>,
 }
 
@@ -293,9 +290,13 @@ impl LineCounter {
             if memory.last_seen != last {
                 continue;
             }
-            for ((line, state), moving_on) in self.lines.iter().zip(memory.lines).zip(memory.moving_on) {
-                if let (None, Some((side, _, first_seen)), true, true) = (state.counted, state.pending, moving_on, line.classes.contains(&memory.class)) {
-                    crossings.push(line.crossing(side, id, memory.class, memory.score, first_seen, state.rearmed));
+            let obj = &memory.last;
+            for (line, state) in self.lines.iter().zip(memory.lines) {
+                if let (None, Some((side, _, first_seen))) = (state.counted, state.pending)
+                    && line.classes.contains(&obj.class)
+                    && line.moves_towards(obj, side)
+                {
+                    crossings.push(line.crossing(side, id, obj.class, obj.score, first_seen, state.rearmed));
                 }
             }
         }
@@ -314,9 +315,7 @@ impl LineCounter {
             let memory = self.tracks.entry(obj.id).or_insert_with(|| TrackMemory {
                 last_point: origin.unwrap_or(point),
                 last_seen: now,
-                class: obj.class,
-                score: obj.score,
-                moving_on: vec![false; lines.len()],
+                last: obj.clone(),
                 lines: lines.iter().map(|line| TrackLineState { settled: origin.and_then(|o| line.side(o)), ..TrackLineState::default() }).collect(),
             });
             for (line, state) in self.lines.iter().zip(memory.lines.iter_mut()) {
@@ -371,11 +370,7 @@ impl LineCounter {
                 memory.last_point = point;
             }
             memory.last_seen = now;
-            memory.class = obj.class;
-            memory.score = obj.score;
-            for ((line, state), moving_on) in self.lines.iter().zip(&memory.lines).zip(&mut memory.moving_on) {
-                *moving_on = state.pending.is_some_and(|(side, _, _)| line.moves_towards(obj, side));
-            }
+            memory.last = obj.clone();
         }
         // Not on a frame without tracks (one the motion gate skipped, where they wait unchanged).
         if !objects.is_empty() {
