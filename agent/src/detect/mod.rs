@@ -258,7 +258,7 @@ impl Detector {
         if !m.read_as.is_empty() {
             raw.iter_mut().for_each(|d| d.class = m.read_as(d.class));
         }
-        Ok(riders::merge(nms(raw, m.nms_iou, &m.merge_classes, &m.vehicle_classes), &m.rider_classes, &m.ridden_classes))
+        Ok(riders::merge(nms(raw, m.nms_iou, &m.merge_classes, &m.vehicle_classes), &m.rider_classes, &m.ridden_classes, &m.vehicle_classes))
     }
 
     /// Runs the model on one packed BGR frame that fits its input, at the input size fitted to the
