@@ -151,8 +151,9 @@ struct ManifestFile {
     vehicle_classes: Vec<String>,
     /// Classes that carry a licence plate (default: the vehicle classes).
     plate_classes: Option<Vec<String>>,
-    /// Classes that ride (a person) and classes that are ridden (bicycle, motorcycle): a rider on
-    /// a ridden vehicle is part of it, one object (see `riders.rs`).
+    /// Classes that ride (a person) and classes that are ridden (motorcycle, bicycle): a rider on
+    /// a ridden vehicle is part of it, one object (see `riders.rs`). A rider the detector also
+    /// boxes as another vehicle class, on the same box, rides the first ridden class.
     #[serde(default)]
     rider_classes: Vec<String>,
     #[serde(default)]

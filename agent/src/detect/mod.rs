@@ -258,7 +258,8 @@ impl Detector {
         if !m.read_as.is_empty() {
             raw.iter_mut().for_each(|d| d.class = m.read_as(d.class));
         }
-        Ok(riders::merge(nms(raw, m.nms_iou, &m.merge_classes, &m.vehicle_classes), &m.rider_classes, &m.ridden_classes, &m.vehicle_classes))
+        let classes = riders::Classes { riders: &m.rider_classes, ridden: &m.ridden_classes, vehicles: &m.vehicle_classes, min_twin_score: m.score_threshold };
+        Ok(riders::merge(nms(raw, m.nms_iou, &m.merge_classes, &m.vehicle_classes), &classes))
     }
 
     /// Runs the model on one packed BGR frame that fits its input, at the input size fitted to the

@@ -37,44 +37,61 @@ fn rides(person: &BBox, vehicle: &BBox) -> bool {
         && person.y2 <= vehicle.y2 + MAX_FEET_BELOW * vehicle.height()
 }
 
-/// Settles each rider that has a twin: a box of a vehicle class that is not ridden, almost the
-/// same as the rider's (above [`TWIN_IOU`]). On the Vietnamese junction a rider riding away was
-/// boxed `person` 0.63 and `car` 0.37 on one box (`truck` on other frames), and the car box began a
-/// track of its own beside the rider's, a car as narrow as a person. A car or a lorry is several
-/// times wider than a person, so a box of a person's shape that the detector also calls a vehicle
-/// is a rider on a two-wheeler whose bike it cannot see: the twin is dropped and the rider is
-/// `riding`. Where the twin scores better, it is the vehicle and the rider box the mistake (a
-/// person scored 0.13 on a car's side, the car 0.77): the rider is dropped. Returns the riders
-/// kept, each with whether it rides, and the other detections less the twins.
-fn twins(riders: Vec<Detection>, mut others: Vec<Detection>, not_ridden: &dyn Fn(usize) -> bool) -> (Vec<(Detection, bool)>, Vec<Detection>) {
+/// The manifest's classes of riders, of ridden vehicles and of all vehicles, and its
+/// `score_threshold`: what [`merge`] needs to know.
+pub struct Classes<'a> {
+    pub riders: &'a [usize],
+    pub ridden: &'a [usize],
+    pub vehicles: &'a [usize],
+    /// A score that may start a track: a twin ([`twins`]) this strong would have begun a vehicle's
+    /// track of its own, and makes its rider ride.
+    pub min_twin_score: f32,
+}
+
+/// Settles each rider that has a twin: a box of a vehicle class that is not ridden (a car, truck or
+/// bus), almost the same as the rider's (above [`TWIN_IOU`]). On the Vietnamese junction a rider
+/// riding away was boxed `person` 0.63 and `car` 0.37 on one box (`truck` on other frames), and the
+/// car box began a track of its own beside the rider's, a car as narrow as a person. A car or a
+/// lorry is several times wider than a person, so a box of a person's shape that the detector also
+/// calls a vehicle is a rider on a two-wheeler whose bike it cannot see: the twin is dropped, and
+/// the rider is `riding` where the twin was strong enough to start a track (a walker is not made a
+/// motorbike by a faint car box on them). The twin is the mistake too where the rider sits on a
+/// ridden box. Otherwise, where the twin scores better, it is the vehicle and the rider box the
+/// mistake (a person scored 0.13 on a car's side, the car 0.77): the rider is dropped. Riders are
+/// settled best first, and a twin is one rider's. Returns the riders kept, each with whether it
+/// rides, and the other detections less the twins.
+fn twins(mut riders: Vec<Detection>, others: Vec<Detection>, classes: &Classes) -> (Vec<(Detection, bool)>, Vec<Detection>) {
+    let not_ridden = |class: usize| classes.vehicles.contains(&class) && !classes.ridden.contains(&class);
+    riders.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept = Vec::with_capacity(riders.len());
     let mut twin = vec![false; others.len()];
     for rider in riders {
-        let of_rider: Vec<usize> = (0..others.len()).filter(|&i| not_ridden(others[i].class) && others[i].bbox.iou(&rider.bbox) > TWIN_IOU).collect();
-        if of_rider.iter().any(|&i| others[i].score > rider.score) {
+        let of_rider: Vec<usize> =
+            (0..others.len()).filter(|&i| !twin[i] && not_ridden(others[i].class) && others[i].bbox.iou(&rider.bbox) > TWIN_IOU).collect();
+        let seated = others.iter().any(|v| classes.ridden.contains(&v.class) && rides(&rider.bbox, &v.bbox));
+        if !seated && of_rider.iter().any(|&i| others[i].score > rider.score) {
             continue;
         }
         of_rider.iter().for_each(|&i| twin[i] = true);
-        kept.push((rider, !of_rider.is_empty()));
+        let riding = !seated && of_rider.iter().any(|&i| others[i].score >= classes.min_twin_score);
+        kept.push((rider, riding));
     }
-    let mut twin = twin.into_iter();
-    others.retain(|_| !twin.next().unwrap_or(false));
-    (kept, others)
+    (kept, others.into_iter().zip(twin).filter(|(_, t)| !t).map(|(d, _)| d).collect())
 }
 
 /// The detections with each rider folded into the ridden vehicle it sits on (the best-placed
 /// one: the largest horizontal overlap). A ridden vehicle may carry several riders. A rider seen
-/// riding a vehicle the detector named a four-wheeler ([`twins`]) and sitting on no ridden box is
-/// the first of `ridden_classes`, its box the rider's.
-pub fn merge(detections: Vec<Detection>, rider_classes: &[usize], ridden_classes: &[usize], vehicle_classes: &[usize]) -> Vec<Detection> {
-    if rider_classes.is_empty() || ridden_classes.is_empty() {
+/// riding a vehicle the detector named a four-wheeler ([`twins`]) is the first of the ridden
+/// classes, its box the rider's.
+pub fn merge(detections: Vec<Detection>, classes: &Classes) -> Vec<Detection> {
+    let Some(&first_ridden) = classes.ridden.first() else { return detections };
+    if classes.riders.is_empty() {
         return detections;
     }
-    let (riders, others): (Vec<Detection>, Vec<Detection>) = detections.into_iter().partition(|d| rider_classes.contains(&d.class));
-    let not_ridden = |class: usize| vehicle_classes.contains(&class) && !ridden_classes.contains(&class) && !rider_classes.contains(&class);
-    let (riders, mut others) = twins(riders, others, &not_ridden);
+    let (riders, others): (Vec<Detection>, Vec<Detection>) = detections.into_iter().partition(|d| classes.riders.contains(&d.class));
+    let (riders, mut others) = twins(riders, others, classes);
     let mut merged = vec![false; riders.len()];
-    let vehicles = others.iter().enumerate().filter(|(_, d)| ridden_classes.contains(&d.class)).map(|(i, d)| (i, d.bbox)).collect::<Vec<_>>();
+    let vehicles = others.iter().enumerate().filter(|(_, d)| classes.ridden.contains(&d.class)).map(|(i, d)| (i, d.bbox)).collect::<Vec<_>>();
     for (r, (rider, _)) in riders.iter().enumerate() {
         let shared = |v: &BBox| rider.bbox.shared_width(v);
         let seat = vehicles.iter().filter(|(_, v)| rides(&rider.bbox, v)).max_by(|a, b| shared(&a.1).total_cmp(&shared(&b.1)));
@@ -86,11 +103,11 @@ pub fn merge(detections: Vec<Detection>, rider_classes: &[usize], ridden_classes
         }
     }
     let unseated = riders.into_iter().zip(merged).filter(|(_, m)| !m).map(|((rider, riding), _)| match riding {
-        true => Detection { class: ridden_classes[0], ..rider },
+        true => Detection { class: first_ridden, ..rider },
         false => rider,
     });
     others.extend(unseated);
-    fold_parts(others, rider_classes, ridden_classes)
+    fold_parts(others, classes.riders, classes.ridden)
 }
 
 /// The detector often boxes one rider twice (the whole rider and the upper body alone) and one
@@ -131,6 +148,8 @@ mod tests {
     const CAR: usize = 2;
     const TRUCK: usize = 7;
     const VEHICLES: [usize; 4] = [BICYCLE, CAR, MOTORCYCLE, TRUCK];
+    const CLASSES: Classes = Classes { riders: &[PERSON], ridden: &[BICYCLE, MOTORCYCLE], vehicles: &VEHICLES, min_twin_score: 0.3 };
+    const MOTORBIKES_FIRST: Classes = Classes { ridden: &[MOTORCYCLE, BICYCLE], ..CLASSES };
 
     fn det(class: usize, x1: f32, y1: f32, x2: f32, y2: f32, score: f32) -> Detection {
         Detection { bbox: BBox { x1, y1, x2, y2 }, class, score }
@@ -142,7 +161,7 @@ mod tests {
         let bike = det(MOTORCYCLE, 0.50, 0.40, 0.54, 0.50, 0.4);
         let rider = det(PERSON, 0.495, 0.33, 0.545, 0.46, 0.7);
         let pillion = det(PERSON, 0.50, 0.35, 0.54, 0.47, 0.5);
-        let out = merge(vec![bike, rider, pillion], &[PERSON], &[BICYCLE, MOTORCYCLE], &VEHICLES);
+        let out = merge(vec![bike, rider, pillion], &CLASSES);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].class, MOTORCYCLE);
         assert_eq!(out[0].bbox, BBox { x1: 0.495, y1: 0.33, x2: 0.545, y2: 0.50 });
@@ -155,7 +174,7 @@ mod tests {
         let beside = det(PERSON, 0.56, 0.32, 0.60, 0.49, 0.8);
         // Standing in front, nearer the camera: feet well below the bike's wheels.
         let in_front = det(PERSON, 0.50, 0.36, 0.54, 0.58, 0.8);
-        let out = merge(vec![bike.clone(), beside.clone(), in_front.clone()], &[PERSON], &[BICYCLE, MOTORCYCLE], &VEHICLES);
+        let out = merge(vec![bike.clone(), beside.clone(), in_front.clone()], &CLASSES);
         assert_eq!(out, vec![bike, beside, in_front]);
     }
 
@@ -167,7 +186,7 @@ mod tests {
         let torso = det(PERSON, 0.50, 0.31, 0.535, 0.38, 0.6);
         let bike = det(MOTORCYCLE, 0.50, 0.40, 0.54, 0.50, 0.5);
         let bike_alone = det(MOTORCYCLE, 0.505, 0.42, 0.535, 0.495, 0.8);
-        let out = merge(vec![bike, bike_alone, rider, torso], &[PERSON], &[BICYCLE, MOTORCYCLE], &VEHICLES);
+        let out = merge(vec![bike, bike_alone, rider, torso], &CLASSES);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!((out[0].class, out[0].score), (MOTORCYCLE, 0.8));
         assert_eq!(out[0].bbox, BBox { x1: 0.50, y1: 0.30, x2: 0.54, y2: 0.50 });
@@ -178,7 +197,7 @@ mod tests {
         // Further up the road: inside the near one's box, but on wheels well above its own.
         let near = det(MOTORCYCLE, 0.50, 0.30, 0.56, 0.60, 0.8);
         let far = det(MOTORCYCLE, 0.51, 0.32, 0.55, 0.45, 0.5);
-        let out = merge(vec![near.clone(), far.clone()], &[PERSON], &[BICYCLE, MOTORCYCLE], &VEHICLES);
+        let out = merge(vec![near.clone(), far.clone()], &CLASSES);
         assert_eq!(out, vec![near, far]);
     }
 
@@ -187,7 +206,7 @@ mod tests {
         let left = det(MOTORCYCLE, 0.40, 0.40, 0.44, 0.50, 0.6);
         let right = det(BICYCLE, 0.43, 0.41, 0.47, 0.51, 0.6);
         let on_right = det(PERSON, 0.435, 0.32, 0.47, 0.47, 0.8);
-        let out = merge(vec![left.clone(), right, on_right], &[PERSON], &[BICYCLE, MOTORCYCLE], &VEHICLES);
+        let out = merge(vec![left.clone(), right, on_right], &CLASSES);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0], left);
         assert_eq!((out[1].class, out[1].bbox.y1), (BICYCLE, 0.32));
@@ -200,11 +219,11 @@ mod tests {
         let rider = det(PERSON, 0.567, 0.467, 0.619, 0.666, 0.63);
         let twin = det(CAR, 0.569, 0.492, 0.616, 0.673, 0.37);
         let car = det(CAR, 0.30, 0.40, 0.45, 0.60, 0.8);
-        let out = merge(vec![car.clone(), twin.clone(), rider.clone()], &[PERSON], &[MOTORCYCLE, BICYCLE], &VEHICLES);
+        let out = merge(vec![car.clone(), twin.clone(), rider.clone()], &MOTORBIKES_FIRST);
         assert_eq!(out, vec![car, Detection { class: MOTORCYCLE, ..rider.clone() }]);
         // With the motorbike found under the rider as well, the rider sits on it as usual.
         let bike = det(BICYCLE, 0.57, 0.58, 0.615, 0.67, 0.4);
-        let out = merge(vec![twin, rider.clone(), bike.clone()], &[PERSON], &[MOTORCYCLE, BICYCLE], &VEHICLES);
+        let out = merge(vec![twin, rider.clone(), bike.clone()], &MOTORBIKES_FIRST);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!((out[0].class, out[0].bbox, out[0].score), (BICYCLE, rider.bbox.union(&bike.bbox), 0.63));
     }
@@ -215,7 +234,34 @@ mod tests {
         let person = det(PERSON, 0.496, 0.27, 0.565, 0.38, 0.13);
         // A pedestrian beside the car, overlapping it far less, stays.
         let pedestrian = det(PERSON, 0.55, 0.25, 0.58, 0.39, 0.6);
-        let out = merge(vec![car.clone(), person, pedestrian.clone()], &[PERSON], &[MOTORCYCLE, BICYCLE], &VEHICLES);
+        let out = merge(vec![car.clone(), person, pedestrian.clone()], &MOTORBIKES_FIRST);
         assert_eq!(out, vec![car, pedestrian]);
+    }
+
+    #[test]
+    fn a_faint_twin_is_dropped_without_making_its_person_ride() {
+        let walker = det(PERSON, 0.40, 0.30, 0.43, 0.40, 0.7);
+        let faint = det(CAR, 0.401, 0.302, 0.431, 0.40, 0.12);
+        assert_eq!(merge(vec![walker.clone(), faint], &MOTORBIKES_FIRST), vec![walker]);
+    }
+
+    #[test]
+    fn a_twin_makes_one_rider_ride() {
+        // Two person boxes of one rider, both almost the car box: the better one rides.
+        let twin = det(CAR, 0.50, 0.30, 0.54, 0.40, 0.4);
+        let rider = det(PERSON, 0.50, 0.30, 0.54, 0.39, 0.7);
+        let again = det(PERSON, 0.501, 0.305, 0.541, 0.40, 0.5);
+        let out = merge(vec![rider.clone(), again.clone(), twin], &MOTORBIKES_FIRST);
+        assert_eq!(out, vec![Detection { class: MOTORCYCLE, ..rider }, again]);
+    }
+
+    #[test]
+    fn a_rider_on_a_motorbike_box_outscored_by_a_car_twin_is_still_its_rider() {
+        let rider = det(PERSON, 0.50, 0.30, 0.54, 0.44, 0.5);
+        let twin = det(CAR, 0.50, 0.31, 0.54, 0.45, 0.6);
+        let bike = det(MOTORCYCLE, 0.50, 0.38, 0.54, 0.46, 0.4);
+        let out = merge(vec![twin, rider.clone(), bike.clone()], &MOTORBIKES_FIRST);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].class, out[0].bbox), (MOTORCYCLE, rider.bbox.union(&bike.bbox)));
     }
 }
