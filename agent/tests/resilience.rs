@@ -1,7 +1,8 @@
-//! What a box that runs for months meets: a camera that flaps all day beside a healthy one, and a
+//! What a box that runs for months meets: a camera that flaps all day beside a healthy one, a
 //! pipeline whose teardown hangs (a GStreamer element that does not let go of its streaming
-//! thread, as `rtspsrc` can). The supervisor goes on, the camera's status tells the truth, and
-//! SIGTERM ends the agent within its bound.
+//! thread, as `rtspsrc` can), and a camera lost as a car crosses its line. The supervisor goes on,
+//! the camera's status tells the truth, what was counted is published while the camera is down,
+//! and SIGTERM ends the agent within its bound.
 
 mod common;
 
@@ -120,5 +121,52 @@ fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
     let (code, body) = get(metrics_port, "/healthz");
     assert!(code == 503 && body.contains("camera stuck: "), "{code} {body}");
     assert!(!body.contains("camera healthy: "), "{body}");
+    stop_in_time(&mut agent);
+}
+
+#[test]
+fn a_crossing_cut_short_by_a_lost_stream_is_published_while_the_camera_is_down() {
+    // The arterial's first 38 frames (1.54 s): its first car is past the middle line on the last
+    // frame analysed at 5 fps alone, too few to confirm the crossing before the stream ends.
+    let dir = temp_dir("lost-run");
+    let clip = dir.join("cut.mp4");
+    gst_launch(&format!(
+        "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! identity eos-after=37 ! videoconvert ! x264enc speed-preset=fast threads=1 key-int-max=30 ! mp4mux ! filesink location={}",
+        sample("opencv4nodejs_traffic.mp4").display(),
+        clip.display()
+    ));
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "canh/v1/lost/#");
+    let (rtsp_port, metrics_port) = (free_port(), free_port());
+    let server = RtspServer::start(rtsp_port, &clip);
+    let site = SiteFile::new("lost")
+        .with(&format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\""))
+        .mqtt(broker.port, "")
+        .camera("arterial", &format!("rtsp://127.0.0.1:{rtsp_port}/clip"), "no_frames_timeout_s = 2")
+        .vertical_line("middle", 0.5)
+        .write(&dir);
+    let mut agent = Agent::start(&["run", "--config", site.to_str().unwrap()], dir.join("agent.log"));
+    // The stream ends; from then on the camera finds the server silent, and stays down.
+    let started = Instant::now();
+    let frames_at_loss = loop {
+        let metrics = scrape(metrics_port);
+        if camera_metric(&metrics, "canh_camera_reconnects_total", "arterial") >= 1.0 {
+            server.stall();
+            break camera_metric(&metrics, "canh_camera_frames_in_total", "arterial");
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the stream never ended:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(frames_at_loss > 0.0, "no frame before the stream ended:\n{}", agent.log_text());
+    let mut seen = Vec::new();
+    let crossing = wait_for(&messages, Duration::from_secs(10), "the crossing cut short", &mut seen, |t, _| t.ends_with("/crossing"));
+    assert_eq!((crossing["line"].as_str(), crossing["direction"].as_str(), crossing["class"].as_str()), (Some("middle"), Some("in"), Some("car")), "{crossing}");
+    // Published as of the run's last frame (stream times start at the first frame served, so a
+    // little before the file's 1.54 s), with no frame of a later run to bring it out.
+    let stream_time_s = crossing["stream_time_s"].as_f64().unwrap();
+    assert!((0.8..1.6).contains(&stream_time_s), "{crossing}");
+    let metrics = scrape(metrics_port);
+    assert_eq!(camera_metric(&metrics, "canh_camera_frames_in_total", "arterial"), frames_at_loss, "a frame came after the loss:\n{}", agent.log_text());
+    assert_eq!(camera_metric(&metrics, "canh_camera_up", "arterial"), 0.0);
     stop_in_time(&mut agent);
 }

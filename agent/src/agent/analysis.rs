@@ -163,6 +163,7 @@ impl AnalysisLoop {
                 Some(Event::Home(camera)) => self.welcome(camera),
                 None => {}
             }
+            self.end_lost_runs();
             self.report_when_due();
         }
         if let Some(lanes) = self.lanes.take() {
@@ -308,6 +309,22 @@ impl AnalysisLoop {
         }
         self.woken_by = op.recv(&self.settings.changes).ok();
         None
+    }
+
+    /// Ends the run of each camera at home whose source lost its stream, once every frame of the
+    /// run is analysed: what the run's end confirms (a crossing it cut short) is published now,
+    /// as of its last frame and in that frame's counts interval, not when the camera comes back,
+    /// perhaps hours later. The source's state is read before the queue, so that the frames
+    /// the run sent before its teardown are in the queue already.
+    fn end_lost_runs(&mut self) {
+        for (camera, frames) in self.cameras.iter_mut().zip(&self.receivers) {
+            if let Some(camera) = camera
+                && camera.run_lost()
+                && frames.is_empty()
+            {
+                camera.end();
+            }
+        }
     }
 
     /// Finishes camera `i` (once it is back from its lane): what it counted since the last

@@ -55,6 +55,8 @@ pub(super) struct CameraAnalysis {
     plates_read: Vec<PlateSummary>,
     /// Which run of the source the last frame came from: a new one restarts stream time.
     source_run: u32,
+    /// Whether the current run's end was taken ([`CameraAnalysis::end`]); a frame clears it.
+    run_ended: bool,
     signals: Signals,
     render_dir: Option<PathBuf>,
     pub last_frame: Option<LastFrame>,
@@ -141,6 +143,7 @@ impl CameraAnalysis {
             plates_read: Vec::new(),
             id,
             source_run: 0,
+            run_ended: false,
             signals: Signals { pending: Vec::new(), scheduled: options.signal_log.iter().cloned().collect() },
             render_dir: options.render_dir.clone(),
             last_frame: None,
@@ -189,6 +192,7 @@ impl CameraAnalysis {
             self.source_run = frame.source_run;
             self.restart();
         }
+        self.run_ended = false;
         let now = frame.pts;
         self.apply_signals(now);
         let Some(Tracked { detections, objects, detected }) = self.detect_and_track(frame, now) else { return };
@@ -224,10 +228,18 @@ impl CameraAnalysis {
     /// The stream ended, or is about to restart: the analyzers' findings that its end confirms
     /// (crossings it cut short), emitted as of its last frame.
     pub fn end(&mut self) {
+        self.run_ended = true;
         let findings = self.analyzers.end();
         let Some(last) = &self.last_frame else { return };
         let context = FrameContext::new(last.frame.pts, &last.frame, &[], &last.objects, &self.history);
         self.emitter.emit(findings, &context, &self.analyzers, self.plates.as_mut());
+    }
+
+    /// Whether the source lost the stream this camera's last frames came from, and the run has
+    /// not been ended: it is reconnecting, after tearing the old pipeline down, so no frame of
+    /// that run is still to come once the camera's queue is empty.
+    pub fn run_lost(&self) -> bool {
+        !self.run_ended && self.last_frame.is_some() && matches!(self.health.state(), SourceState::Reconnecting { .. })
     }
 
     /// The stream restarted and its times start again: tracks and analyzers forget them.
