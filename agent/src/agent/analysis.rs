@@ -315,7 +315,8 @@ impl AnalysisLoop {
     /// run is analysed: what the run's end confirms (a crossing it cut short) is published now,
     /// as of its last frame and in that frame's counts interval, not when the camera comes back,
     /// perhaps hours later. The source's state is read before the queue, so that the frames
-    /// the run sent before its teardown are in the queue already.
+    /// the run sent before its teardown are in the queue already. It runs on this thread: a
+    /// plate read for such a crossing holds the other cameras that long, once per reconnect.
     fn end_lost_runs(&mut self) {
         for (camera, frames) in self.cameras.iter_mut().zip(&self.receivers) {
             if let Some(camera) = camera

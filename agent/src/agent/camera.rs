@@ -55,7 +55,8 @@ pub(super) struct CameraAnalysis {
     plates_read: Vec<PlateSummary>,
     /// Which run of the source the last frame came from: a new one restarts stream time.
     source_run: u32,
-    /// Whether the current run's end was taken ([`CameraAnalysis::end`]); a frame clears it.
+    /// Whether the current run's end was taken ([`CameraAnalysis::end`]); the next run's first
+    /// frame clears it.
     run_ended: bool,
     signals: Signals,
     render_dir: Option<PathBuf>,
@@ -192,7 +193,12 @@ impl CameraAnalysis {
             self.source_run = frame.source_run;
             self.restart();
         }
-        self.run_ended = false;
+        if self.run_ended {
+            // A frame of a run already ended as lost: a pipeline left behind by a hung teardown
+            // may still let one through. Its vehicles were counted at the end; counting them on
+            // would start their line memories again and count them twice.
+            return;
+        }
         let now = frame.pts;
         self.apply_signals(now);
         let Some(Tracked { detections, objects, detected }) = self.detect_and_track(frame, now) else { return };
@@ -237,14 +243,18 @@ impl CameraAnalysis {
 
     /// Whether the source lost the stream this camera's last frames came from, and the run has
     /// not been ended: it is reconnecting, after tearing the old pipeline down, so no frame of
-    /// that run is still to come once the camera's queue is empty.
+    /// that run is still to come once the camera's queue is empty (but from a pipeline left
+    /// behind, which `process` drops).
     pub fn run_lost(&self) -> bool {
         !self.run_ended && self.last_frame.is_some() && matches!(self.health.state(), SourceState::Reconnecting { .. })
     }
 
     /// The stream restarted and its times start again: tracks and analyzers forget them.
     fn restart(&mut self) {
-        self.end();
+        if !self.run_ended {
+            self.end();
+        }
+        self.run_ended = false;
         self.take_plates(true);
         if let Some(plates) = &mut self.plates {
             plates.reset();

@@ -410,6 +410,12 @@ impl RtspServer {
         media.0.iter().for_each(|m| set_stalled(m, true));
     }
 
+    /// Stalls every stream served from now on (a client that reconnects finds the server
+    /// silent); those playing go on.
+    pub fn stall_later(&self) {
+        self.media.lock().unwrap().1 = true;
+    }
+
     /// Drops every client mid-stream and closes the port.
     pub fn stop(mut self) {
         self.server.client_filter(Some(&mut |_, client| {
