@@ -68,6 +68,11 @@ fn twins(mut riders: Vec<Detection>, others: Vec<Detection>, classes: &Classes) 
     for rider in riders {
         let of_rider: Vec<usize> =
             (0..others.len()).filter(|&i| !twin[i] && not_ridden(others[i].class) && others[i].bbox.iou(&rider.bbox) > TWIN_IOU).collect();
+        if of_rider.is_empty() {
+            // Most riders: `merge` looks for their seat.
+            kept.push((rider, false));
+            continue;
+        }
         let seated = others.iter().any(|v| classes.ridden.contains(&v.class) && rides(&rider.bbox, &v.bbox));
         if !seated && of_rider.iter().any(|&i| others[i].score > rider.score) {
             continue;

@@ -405,9 +405,8 @@ impl RtspServer {
     /// Stops sending video on every stream, those served so far and those served after (a
     /// client that reconnects finds the server still stalled); the connections stay open.
     pub fn stall(&self) {
-        let mut media = self.media.lock().unwrap();
-        media.1 = true;
-        media.0.iter().for_each(|m| set_stalled(m, true));
+        self.stall_later();
+        self.media.lock().unwrap().0.iter().for_each(|m| set_stalled(m, true));
     }
 
     /// Stalls every stream served from now on (a client that reconnects finds the server
