@@ -4,6 +4,7 @@
 # two x264 settings each (a second encode changes every block's noise, as another camera does),
 # scored as benches/accuracy/run.sh scores (common.sh) at 5 analysed fps and at every frame against
 # the same hand count (crossings are at the same times, the line at the same normalized place).
+# Then the junction as other cameras would show it: mirrored, at dusk, through a soft lens.
 # Then every hand-counted clip but the top-down one played backwards (the junction's among them),
 # scored the same way against its hand count mirrored (benches/accuracy/reversed.py): each crossing
 # goes the other way, so traffic that drove away from the camera comes towards it, and back.
@@ -56,6 +57,22 @@ for size in 1280x720 960x540 640x360; do
     encode "$clip" "$name" "videoscale ! video/x-raw,width=${size%x*},height=${size#*x}" "$preset" "$kbps"
     tally "$out/$name.mp4" "$truth" "$name" "$@"
   done
+done
+# The junction as other cameras would show it, with the same crossings: mirrored left to right
+# (the hand count's line mirrored too, mirrored.py), at its own size and at 960 px; darker, flatter
+# and greyer, as at dusk; through a soft lens (scaled down to 640 px and back up to 1920).
+if [ -f "$clip" ]; then
+  python3 benches/accuracy/mirrored.py "$truth" >"$out/vn_mirror.json"
+fi
+for look in "vn_mirror videoflip video-direction=horiz" \
+  "vn_mirror_960 videoflip video-direction=horiz ! videoscale ! video/x-raw,width=960,height=540" \
+  "vn_dusk videobalance brightness=-0.2 contrast=0.7 saturation=0.6" \
+  "vn_soft videoscale ! video/x-raw,width=640,height=360 ! videoscale ! video/x-raw,width=1920,height=1080"; do
+  if [ ! -f "$clip" ]; then break; fi
+  read -r name filters <<<"$look"
+  encode "$clip" "$name" "$filters" fast 4000
+  case $name in vn_mirror*) seen_as=$out/vn_mirror.json ;; *) seen_as=$truth ;; esac
+  tally "$out/$name.mp4" "$seen_as" "$name" "$@"
 done
 # Played backwards: decoded frame by frame, the frames encoded again in reverse order, at the
 # clip's own size and rate.
