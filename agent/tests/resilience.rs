@@ -127,10 +127,10 @@ fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
 #[test]
 fn a_crossing_cut_short_by_a_lost_stream_is_published_while_the_camera_is_down() {
     // The arterial's first 38 frames (to 1.54 s): its first car is past the middle line on the
-    // last frame or two analysed at 5 fps (where the stream's times fall decides: under load it
-    // was once confirmed on a frame), and the line wants ten frames (1.35 s) to confirm a
-    // crossing: one is published only by the run's end (without the end of a lost run, nothing
-    // is published: checked).
+    // last frame or two analysed at 5 fps (where the stream's times fall decides: under load one
+    // run in three confirmed it on a frame), and the line wants ten frames on the new side to
+    // confirm a crossing (1.8 s at 5 fps, longer than the clip): one is published only by the
+    // run's end (without the end of a lost run, nothing is published: checked).
     let dir = temp_dir("lost-run");
     let clip = dir.join("cut.mp4");
     gst_launch(&format!(

@@ -3,8 +3,8 @@
     mirrored.py TRUTH.json > MIRRORED.json
 
 Mirroring turns the line's walker round, which would swap `in` and `out`; its ends are swapped as
-well, which turns it back, so each crossing keeps its direction and frame. The `notes` and each
-crossing's `note` still say where things were in the clip as filmed.
+well, which turns it back, so each crossing keeps its direction and frame. The line's `name`, the
+`notes` and each crossing's `note` still say where things were in the clip as filmed.
 """
 import json
 import sys
