@@ -61,9 +61,6 @@ done
 # The junction as other cameras would show it, with the same crossings: mirrored left to right
 # (the hand count's line mirrored too, mirrored.py), at its own size and at 960 px; darker, flatter
 # and greyer, as at dusk; through a soft lens (scaled down to 640 px and back up to 1920).
-if [ -f "$clip" ]; then
-  python3 benches/accuracy/mirrored.py "$truth" >"$out/vn_mirror.json"
-fi
 for look in "vn_mirror videoflip video-direction=horiz" \
   "vn_mirror_960 videoflip video-direction=horiz ! videoscale ! video/x-raw,width=960,height=540" \
   "vn_dusk videobalance brightness=-0.2 contrast=0.7 saturation=0.6" \
@@ -71,7 +68,11 @@ for look in "vn_mirror videoflip video-direction=horiz" \
   if [ ! -f "$clip" ]; then break; fi
   read -r name filters <<<"$look"
   encode "$clip" "$name" "$filters" fast 4000
-  case $name in vn_mirror*) seen_as=$out/vn_mirror.json ;; *) seen_as=$truth ;; esac
+  seen_as=$truth
+  if [[ $name == vn_mirror* ]]; then
+    seen_as=$out/$name.json
+    python3 benches/accuracy/mirrored.py "$truth" >"$seen_as"
+  fi
   tally "$out/$name.mp4" "$seen_as" "$name" "$@"
 done
 # Played backwards: decoded frame by frame, the frames encoded again in reverse order, at the
