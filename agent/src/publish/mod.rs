@@ -12,6 +12,7 @@ mod tls;
 
 pub use config::{MqttConfig, Secret, topic_prefix};
 pub use mqtt::{MAX_INCOMING_PACKET, MqttSink, Subscriptions};
+pub use outbox::Outbox;
 pub use tls::explain as explain_connection_error;
 
 use std::io::Write;

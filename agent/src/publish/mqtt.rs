@@ -56,8 +56,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 const PACKET_OVERHEAD: usize = 16;
 const RECONNECT_START: Duration = Duration::from_millis(500);
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
-/// How stale the outbox figures in the agent's health may be.
-const HEALTH_REFRESH: Duration = Duration::from_secs(1);
 /// Memory held for messages the outbox's file system refused: a few thousand alerts.
 const SPILL_MAX_BYTES: usize = 8 * 1024 * 1024;
 
@@ -146,8 +144,6 @@ struct Link {
     /// This connection's sequence number, in its `online`, `offline` (Last Will) and `stopped`.
     seq: u64,
     health: Arc<AgentHealth>,
-    /// When the outbox's size was last copied into `health`.
-    health_at: Option<Instant>,
 }
 
 impl Link {
@@ -192,7 +188,7 @@ impl Link {
             Some(Held::Memory(seq)) => self.spill.acked(seq),
             None => {}
         }
-        self.report(false);
+        self.report();
     }
 
     /// Stores a message in the outbox, or, when its file system refuses, in memory; how many
@@ -231,20 +227,13 @@ impl Link {
 
     /// Messages waiting for the broker: in the outbox and in memory.
     fn waiting(&self) -> u64 {
-        self.outbox.len().unwrap_or(0) + self.spill.messages.len() as u64
+        self.outbox.messages() + self.spill.messages.len() as u64
     }
 
-    /// Copies the outbox's size and drops into `health`, at most every `HEALTH_REFRESH` unless
-    /// `now` (counting the rows costs a table scan).
-    fn report(&mut self, now: bool) {
-        if !now && self.health_at.is_some_and(|at| at.elapsed() < HEALTH_REFRESH) {
-            return;
-        }
-        self.health_at = Some(Instant::now());
-        if let (Ok(messages), Ok(bytes)) = (self.outbox.len(), self.outbox.stored_bytes()) {
-            AgentHealth::set(&self.health.outbox_messages, messages + self.spill.messages.len() as u64);
-            AgentHealth::set(&self.health.outbox_bytes, bytes + self.spill.bytes as u64);
-        }
+    /// Copies the outbox's size and drops into `health`.
+    fn report(&self) {
+        AgentHealth::set(&self.health.outbox_messages, self.outbox.messages() + self.spill.messages.len() as u64);
+        AgentHealth::set(&self.health.outbox_bytes, self.outbox.stored_bytes() + self.spill.bytes as u64);
         for (counter, dropped) in self.health.outbox_dropped.iter().zip(self.outbox.dropped) {
             AgentHealth::set(counter, dropped);
         }
@@ -289,7 +278,7 @@ impl MqttSink {
         options.set_clean_session(false);
         options.set_max_packet_size(MAX_INCOMING_PACKET, MAX_PACKET);
         let outbox = Outbox::open(&config.outbox_path(), (config.outbox_max_mb * 1024.0 * 1024.0) as u64).map_err(|e| PublishError::Mqtt(e.to_string()))?;
-        let left = outbox.len().map_err(|e| PublishError::Mqtt(e.to_string()))?;
+        let left = outbox.messages();
         if left > 0 {
             tracing::info!(messages = left, "publishing what an earlier run left in the outbox first");
         }
@@ -297,10 +286,10 @@ impl MqttSink {
         let tls_ca = config.broker().map_err(PublishError::Mqtt)?.tls.then(|| config.ca_file());
         let connector = Connector { options, subscriptions, prefix: prefix.clone(), tls_ca };
         let (client, connection) = connector.connect(seq);
-        let link = Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), spill: Spill::new(SPILL_MAX_BYTES), sent_up_to: 0, prefix, seq, health, health_at: None };
+        let link = Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), spill: Spill::new(SPILL_MAX_BYTES), sent_up_to: 0, prefix, seq, health };
         let link = Arc::new(Mutex::new(link));
         lock(&link).pump();
-        lock(&link).report(true);
+        lock(&link).report();
         let closing = Arc::new(AtomicBool::new(false));
         let thread = {
             let (link, closing) = (link.clone(), closing.clone());
@@ -364,7 +353,7 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
                 *backoff = RECONNECT_START;
                 let mut l = lock(link);
                 l.health.mqtt_connected.store(true, Ordering::Relaxed);
-                l.report(true);
+                l.report();
                 if !closing.load(Ordering::Relaxed) {
                     let online = status_message(Availability::Online, Some(SystemTime::now()), l.seq);
                     // try_: this thread drives the queue, so it must never wait on it.
@@ -449,7 +438,7 @@ impl Sink for MqttSink {
             tracing::warn!(dropped, counts, evidence, events, "the outbox is full: oldest messages dropped (totals since start; counts and status go first, alerts and crossings last)");
         }
         l.pump();
-        l.report(dropped > 0);
+        l.report();
         Ok(())
     }
 
