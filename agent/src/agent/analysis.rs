@@ -44,8 +44,9 @@ pub(super) struct AnalysisLoop {
     cameras: Vec<Option<Box<CameraAnalysis>>>,
     /// Lane threads, when frames are analysed several at once.
     lanes: Option<Lanes>,
-    /// Signal messages for cameras that were out on a lane, handed over on their return.
-    heard_away: BTreeMap<CameraId, Vec<(String, Vec<u8>)>>,
+    /// Signal messages for cameras that were out on a lane, the latest per topic (as
+    /// [`CameraAnalysis::hear`] keeps them), handed over on their return.
+    heard_away: BTreeMap<CameraId, BTreeMap<String, Vec<u8>>>,
     finished: Vec<CameraSummary>,
     site_open: bool,
     /// The last message of each signal controller: a camera that starts later (or again, on a
@@ -273,7 +274,9 @@ impl AnalysisLoop {
             for (id, camera) in self.ids.iter().zip(&mut self.cameras) {
                 match camera {
                     Some(camera) => camera.hear(topic.clone(), payload.clone()),
-                    None => self.heard_away.entry(id.clone()).or_default().push((topic.clone(), payload.clone())),
+                    None => {
+                        self.heard_away.entry(id.clone()).or_default().insert(topic.clone(), payload.clone());
+                    }
                 }
             }
             self.signal_phases.insert(topic, payload);

@@ -3,7 +3,7 @@
 //! messages. Also the camera's retained status, and its latest frame (for snapshots, and for what
 //! the stream's end confirms).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -78,8 +78,11 @@ enum Look {
 /// Signal-controller messages waiting for the camera's next frame.
 #[derive(Default)]
 struct Signals {
-    /// Heard since the last frame; they take effect at the next one.
-    pending: Vec<(String, Vec<u8>)>,
+    /// Heard since the last frame, the latest per topic; they take effect at the next one, all
+    /// at its time, so an earlier message of a topic would be overridden at once. Only the
+    /// latest is kept: a camera whose stream is down for weeks sees no frame, and a controller
+    /// publishing every second would otherwise pile up 86,400 messages a day in it.
+    pending: BTreeMap<String, Vec<u8>>,
     /// Recorded (replay), by stream time.
     scheduled: VecDeque<SignalLogEntry>,
 }
@@ -145,7 +148,7 @@ impl CameraAnalysis {
             id,
             source_run: 0,
             run_ended: false,
-            signals: Signals { pending: Vec::new(), scheduled: options.signal_log.iter().cloned().collect() },
+            signals: Signals { pending: BTreeMap::new(), scheduled: options.signal_log.iter().cloned().collect() },
             render_dir: options.render_dir.clone(),
             last_frame: None,
             first_frame: None,
@@ -183,7 +186,7 @@ impl CameraAnalysis {
 
     /// A signal controller's message, applied at the camera's next frame.
     pub fn hear(&mut self, topic: String, payload: Vec<u8>) {
-        self.signals.pending.push((topic, payload));
+        self.signals.pending.insert(topic, payload);
     }
 
     /// Motion gate → detect → track → analyzers → emitter on one frame.
