@@ -384,7 +384,7 @@ impl CameraAnalysis {
     /// The interval's counts when it has ended, and the camera's status when due (or both now,
     /// with `force`, when the camera finishes).
     pub fn report(&mut self, force: bool, events: &Sender<Message>) {
-        self.emitter.flush_counts(SystemTime::now(), force);
+        self.emitter.report_counts(SystemTime::now(), Instant::now(), force);
         self.status.report(&self.id, &self.health, Instant::now(), force, events);
     }
 

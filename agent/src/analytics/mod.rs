@@ -33,6 +33,13 @@ pub struct LineCounts {
     pub out: BTreeMap<String, u64>,
 }
 
+impl LineCounts {
+    /// Nothing counted, either way.
+    pub fn is_empty(&self) -> bool {
+        self.into.is_empty() && self.out.is_empty()
+    }
+}
+
 /// Counts per line × direction × class, in line order, summed until taken.
 #[derive(Debug, Clone)]
 pub struct CountsTable {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 use serde::Serialize;
@@ -32,6 +32,21 @@ pub struct FireSummary {
     pub region: [f32; 4],
 }
 
+/// Between two reports, a wall clock that moved this much more or less than the monotonic clock
+/// was set, not run: NTP slews small errors without a step, a report is late by a loop turn.
+const CLOCK_SET: Duration = Duration::from_secs(2);
+
+/// By how many seconds the wall clock was set between readings `(last_wall, last_at)` and
+/// `(wall, at)` (positive forward), when by more than [`CLOCK_SET`].
+fn clock_set_by_s(last_wall: SystemTime, last_at: Instant, wall: SystemTime, at: Instant) -> Option<f64> {
+    let ran = at.saturating_duration_since(last_at).as_secs_f64();
+    let moved = match wall.duration_since(last_wall) {
+        Ok(forward) => forward.as_secs_f64(),
+        Err(back) => -back.duration().as_secs_f64(),
+    };
+    Some(moved - ran).filter(|set| set.abs() > CLOCK_SET.as_secs_f64())
+}
+
 /// A camera's emitter, owned by its analysis.
 pub struct Emitter {
     camera: CameraId,
@@ -44,6 +59,8 @@ pub struct Emitter {
     interval: CountsTable,
     interval_start: SystemTime,
     counts_interval: Option<Duration>,
+    /// The wall clock and the monotonic clock at the last report, to see the wall clock set.
+    clocks_at_report: Option<(SystemTime, Instant)>,
     totals: CountsTable,
     /// Alerts raised over the whole run, by rule id.
     violations: BTreeMap<String, u64>,
@@ -83,6 +100,7 @@ impl Emitter {
             interval: CountsTable::new(line_ids.clone()),
             interval_start: SystemTime::now(),
             counts_interval,
+            clocks_at_report: None,
             totals: CountsTable::new(line_ids),
             violations: rule_ids.map(|id| (id.to_string(), 0)).collect(),
             fire_events: Vec::new(),
@@ -262,6 +280,31 @@ impl Emitter {
         }
     }
 
+    /// The periodic report at wall-clock time `wall`, monotonic time `at`: the intervals ended
+    /// by then, as [`Self::flush_counts`], after a look at whether the wall clock was set since
+    /// the last report (moved more than [`CLOCK_SET`] against the monotonic clock). A box without
+    /// a battery-backed clock boots with the time it was switched off and NTP steps it days
+    /// forward later (one empty `counts` message for every interval in between: 4,320 a camera
+    /// for three days of minutes, more than the publisher's queue); a step back left the interval
+    /// starting in the future, and no counts went out until the clock caught up. So at a step the
+    /// current interval ends at the last report's time (sent unless it counted nothing, as a
+    /// stopping camera's part-interval), and the next starts at the new time: the time skipped
+    /// was never watched, and the counts since the last report are in the next interval.
+    pub fn report_counts(&mut self, wall: SystemTime, at: Instant, force: bool) {
+        if let Some((last_wall, last_at)) = self.clocks_at_report.replace((wall, at))
+            && let Some(set_by_s) = clock_set_by_s(last_wall, last_at, wall, at)
+            && self.counts_interval.is_some()
+        {
+            tracing::warn!(camera = %self.camera, set_by_s, "the wall clock was set: the counts interval ends at the last report and the next starts at the new time");
+            if !self.interval.snapshot().iter().all(LineCounts::is_empty) && last_wall > self.interval_start {
+                let lines = self.interval.take();
+                self.send(counts_message(&self.camera, self.interval_start, last_wall, &lines));
+            }
+            self.interval_start = wall;
+        }
+        self.flush_counts(wall, force);
+    }
+
     /// Sends each interval that has ended by `now` (and the current one too with `force`, unless
     /// it counted nothing), and starts the next. Intervals end on multiples of `counts_interval`
     /// since the epoch, so boxes' counts line up.
@@ -278,7 +321,7 @@ impl Emitter {
             let lines = self.interval.take();
             // A camera that stops sends its part-interval only if it counted something: an
             // empty tail of a second says nothing the interval before did not.
-            let empty_tail = now < boundary && lines.iter().all(|l| l.into.is_empty() && l.out.is_empty());
+            let empty_tail = now < boundary && lines.iter().all(LineCounts::is_empty);
             if !empty_tail {
                 self.send(counts_message(&self.camera, self.interval_start, end, &lines));
             }
@@ -292,5 +335,84 @@ impl Emitter {
     /// What was emitted over the whole run.
     pub fn emitted(self) -> Emitted {
         Emitted { lines: self.totals.snapshot().to_vec(), violations: self.violations, fire_events: self.fire_events }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::Direction;
+    use crate::events::{Payload, rfc3339};
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    /// An emitter counting on line `l` every minute, and what it sends.
+    fn emitter() -> (Emitter, crossbeam_channel::Receiver<Message>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let emitter = Emitter::new("cam".into(), "p", ["l"].into_iter(), std::iter::empty(), Some(MINUTE), tx, CameraHealth::new("cam", 5));
+        (emitter, rx)
+    }
+
+    /// The `start`, `end` and count on the way in of each counts message sent.
+    fn counts(rx: &crossbeam_channel::Receiver<Message>) -> Vec<(String, String, u64)> {
+        rx.try_iter()
+            .map(|m| {
+                let Payload::Json(json) = m.payload else { panic!("counts are JSON") };
+                let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+                (v["start"].as_str().unwrap().to_string(), v["end"].as_str().unwrap().to_string(), v["lines"][0]["in"]["car"].as_u64().unwrap_or(0))
+            })
+            .collect()
+    }
+
+    fn at(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    /// A box that booted with the time it was switched off has its clock stepped three days
+    /// forward: one message for what it counted before, none for the 4,320 minutes it never
+    /// watched, and the minutes after counted as before.
+    #[test]
+    fn a_clock_set_days_forward_sends_what_was_counted_not_every_minute_between() {
+        let (mut e, rx) = emitter();
+        let (t0, m0) = (1_000_000_020, Instant::now());
+        e.interval_start = at(t0);
+        e.report_counts(at(t0), m0, false);
+        e.interval.add("l", Direction::In, "car");
+        e.report_counts(at(t0 + 5), m0 + Duration::from_secs(5), false);
+        let days = 3 * 86_400;
+        e.report_counts(at(t0 + days + 6), m0 + Duration::from_secs(6), false);
+        assert_eq!(counts(&rx), vec![(rfc3339(at(t0)), rfc3339(at(t0 + 5)), 1)], "what was counted before the step, up to the last report");
+        e.interval.add("l", Direction::In, "car");
+        e.report_counts(at(t0 + days + 66), m0 + Duration::from_secs(66), false);
+        let sent = counts(&rx);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].0, rfc3339(at(t0 + days + 6)), "the next interval starts at the new time");
+        assert_eq!(sent[0].2, 1);
+    }
+
+    /// A clock set an hour back: the interval does not start in the future, and the counts
+    /// go on every minute of the new time.
+    #[test]
+    fn a_clock_set_back_restarts_the_interval_at_the_new_time() {
+        let (mut e, rx) = emitter();
+        let (t0, m0) = (1_000_003_620, Instant::now());
+        e.interval_start = at(t0);
+        e.report_counts(at(t0 + 10), m0, false);
+        e.report_counts(at(t0 - 3600), m0 + Duration::from_secs(1), false);
+        assert!(counts(&rx).is_empty(), "nothing counted before the step");
+        e.interval.add("l", Direction::In, "car");
+        e.report_counts(at(t0 - 3600 + 70), m0 + Duration::from_secs(71), false);
+        let sent = counts(&rx);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!((sent[0].0.as_str(), sent[0].2), (rfc3339(at(t0 - 3600)).as_str(), 1));
+    }
+
+    /// A clock that runs, late reports and NTP's slewing included, is not taken for a step.
+    #[test]
+    fn a_running_clock_is_not_a_step() {
+        let m0 = Instant::now();
+        assert_eq!(clock_set_by_s(at(100), m0, at(161), m0 + Duration::from_millis(59_500)), None);
+        assert_eq!(clock_set_by_s(at(100), m0, at(99), m0 + Duration::from_millis(10)), None);
+        assert!(clock_set_by_s(at(100), m0, at(95), m0 + Duration::from_secs(1)).is_some_and(|s| (s + 6.0).abs() < 1e-6));
     }
 }
