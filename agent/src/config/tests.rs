@@ -165,3 +165,11 @@ fn parse_errors_never_quote_the_password_line() {
     assert_eq!(errors.len(), 1);
     assert!(!errors[0].contains("hunter2"), "{errors:?}");
 }
+
+/// A still scene looked at less often than a stop is kept unseen would never raise a dwell rule.
+#[test]
+fn a_recheck_longer_than_a_stop_is_kept_unseen_is_refused() {
+    let text = GOOD.replace("[[cameras.lines]]", "[cameras.motion]\nrecheck_s = 12.0\n[[cameras.lines]]");
+    assert_listed(&errors_of(&text), &["cameras[0].motion.recheck_s: must be at most 5 s, got 12"]);
+    assert_eq!(errors_of(&GOOD.replace("[[cameras.lines]]", "[cameras.motion]\nrecheck_s = 5.0\n[[cameras.lines]]")), Vec::<String>::new());
+}

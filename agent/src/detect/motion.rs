@@ -48,6 +48,9 @@ fn default_min_object_px() -> u32 {
 fn default_pixel_threshold() -> u8 {
     20
 }
+/// The longest `recheck_s`: well within the 10 s a `no_parking` or `no_stopping` stop is kept
+/// unseen, since on the frames the gate skips the rules see no vehicle at all.
+const MAX_RECHECK_S: f32 = 5.0;
 fn default_recheck_s() -> f32 {
     2.0
 }
@@ -64,6 +67,12 @@ impl MotionConfig {
             errors.push(ConfigError::new(format!("{path}.min_object_px"), format!("must be within 2..256 pixels, got {}", self.min_object_px)));
         }
         check_positive_seconds(self.recheck_s, &format!("{path}.recheck_s"), errors);
+        if self.recheck_s > MAX_RECHECK_S {
+            errors.push(ConfigError::new(
+                format!("{path}.recheck_s"),
+                format!("must be at most {MAX_RECHECK_S} s, got {}: between two looks at a still scene a parked vehicle goes unseen, and its stop is forgotten after 10 s unseen (no dwell rule would ever fire)", self.recheck_s),
+            ));
+        }
     }
 }
 
