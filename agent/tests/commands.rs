@@ -109,6 +109,12 @@ fn commands_are_answered_and_bad_ones_refused_without_stopping_the_agent() {
     let stats = listener.latest(&stats_topic).unwrap();
     assert_eq!(stats["mqtt_connected"], true, "{stats}");
     assert!(stats["frames_analysed"].as_u64().unwrap() > 0, "{stats}");
+    // The camera the reload replaced did not end: stats sent two seconds after the reload show
+    // the running camera alone (they counted every replaced camera as ended, for good).
+    std::thread::sleep(Duration::from_secs(2));
+    listener.wait_until(Duration::from_secs(10), "stats after the reload", |l| l.latest(&stats_topic).is_some_and(|s| s["cameras"]["streaming"] == 1));
+    let stats = listener.latest(&stats_topic).unwrap();
+    assert_eq!(stats["cameras"].as_object().unwrap().len(), 1, "{stats}");
 
     assert!(agent.child.try_wait().unwrap().is_none(), "the agent kept running:\n{}", agent.log_text());
     assert!(agent.terminate().success(), "{}", agent.log_text());

@@ -19,7 +19,7 @@ use super::camera::CameraAnalysis;
 use super::duties::SiteDuties;
 use crate::events::Message;
 use crate::analytics::signal::SignalState;
-use crate::health::{CameraHealth, SiteHealth};
+use crate::health::{CameraHealth, SiteHealth, SourceState};
 use crate::types::{CameraId, Frame};
 
 /// How long the thread waits for a frame before it looks at its other duties again.
@@ -48,6 +48,9 @@ pub(super) struct AnalysisLoop {
     /// [`CameraAnalysis::hear`] keeps them), handed over on their return.
     heard_away: BTreeMap<CameraId, BTreeMap<String, Vec<u8>>>,
     finished: Vec<CameraSummary>,
+    /// Cameras finished whose source had ended (a file played to its end), for `stats`; not
+    /// those a reload replaced or removed, which `finished` holds too.
+    ended: u64,
     site_open: bool,
     /// The last message of each signal controller: a camera that starts later (or again, on a
     /// reload) learns the current phase from it.
@@ -145,6 +148,7 @@ impl AnalysisLoop {
             lanes,
             heard_away: BTreeMap::new(),
             finished: Vec::new(),
+            ended: 0,
             site_open: true,
             signal_phases: BTreeMap::new(),
             woken_by: None,
@@ -338,6 +342,9 @@ impl AnalysisLoop {
         self.ids.swap_remove(i);
         self.receivers.swap_remove(i);
         let Some(mut camera) = self.cameras.swap_remove(i) else { return };
+        if camera.health.state() == SourceState::Ended {
+            self.ended += 1;
+        }
         camera.end();
         if self.settings.counts_interval.is_some() {
             camera.report(true, &self.settings.events);
@@ -357,7 +364,7 @@ impl AnalysisLoop {
         if self.settings.duties.stats_due(now) {
             self.gather();
             let cameras: Vec<&CameraAnalysis> = self.cameras.iter().flatten().map(|c| &**c).collect();
-            self.settings.duties.stats(now, &cameras, self.finished.len() as u64, &self.settings.events);
+            self.settings.duties.stats(now, &cameras, self.ended, &self.settings.events);
         }
     }
 }

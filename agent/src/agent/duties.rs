@@ -105,14 +105,14 @@ impl SiteDuties {
     }
 
     /// Publishes `stats` (the caller asked [`Self::stats_due`]).
-    pub fn stats(&mut self, now: Instant, cameras: &[&CameraAnalysis], finished: u64, events: &Sender<Message>) {
+    pub fn stats(&mut self, now: Instant, cameras: &[&CameraAnalysis], ended: u64, events: &Sender<Message>) {
         self.last_stats = Some(now);
         let mut by_state = std::collections::BTreeMap::new();
         for camera in cameras {
             *by_state.entry(camera.health.state().name()).or_insert(0) += 1;
         }
-        if finished > 0 {
-            *by_state.entry("ended").or_insert(0) += finished;
+        if ended > 0 {
+            *by_state.entry("ended").or_insert(0) += ended;
         }
         let h = &self.health;
         let dropped: Vec<u64> = h.outbox_dropped.iter().map(CameraHealth::get).collect();
