@@ -32,8 +32,8 @@ pub struct FireSummary {
     pub region: [f32; 4],
 }
 
-/// Between two reports, a wall clock that moved this much more or less than the monotonic clock
-/// was set, not run: NTP slews small errors without a step, a report is late by a loop turn.
+/// Between two readings, a wall clock that moved this much more or less than the monotonic clock
+/// was set, not run: NTP corrects small errors by slewing, not by a step.
 const CLOCK_SET: Duration = Duration::from_secs(2);
 
 /// By how many seconds the wall clock was set between readings `(last_wall, last_at)` and
@@ -59,8 +59,8 @@ pub struct Emitter {
     interval: CountsTable,
     interval_start: SystemTime,
     counts_interval: Option<Duration>,
-    /// The wall clock and the monotonic clock at the last report, to see the wall clock set.
-    clocks_at_report: Option<(SystemTime, Instant)>,
+    /// The wall clock and the monotonic clock when last read together, to see the wall clock set.
+    clocks_read: (SystemTime, Instant),
     totals: CountsTable,
     /// Alerts raised over the whole run, by rule id.
     violations: BTreeMap<String, u64>,
@@ -100,7 +100,7 @@ impl Emitter {
             interval: CountsTable::new(line_ids.clone()),
             interval_start: SystemTime::now(),
             counts_interval,
-            clocks_at_report: None,
+            clocks_read: (SystemTime::now(), Instant::now()),
             totals: CountsTable::new(line_ids),
             violations: rule_ids.map(|id| (id.to_string(), 0)).collect(),
             fire_events: Vec::new(),
@@ -157,7 +157,9 @@ impl Emitter {
             plates.leave(crossing.track_id);
         }
         let class = scene.label(crossing.class);
-        let arrived = SystemTime::now().checked_sub(frame.frame.arrived.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH);
+        let (wall, at) = (SystemTime::now(), Instant::now());
+        self.notice_clock_set(wall, at);
+        let arrived = wall.checked_sub(at.saturating_duration_since(frame.frame.arrived)).unwrap_or(SystemTime::UNIX_EPOCH);
         self.flush_counts(arrived, false);
         let time = arrived.max(self.interval_start);
         self.interval.add(&crossing.line, crossing.direction, class);
@@ -281,28 +283,42 @@ impl Emitter {
     }
 
     /// The periodic report at wall-clock time `wall`, monotonic time `at`: the intervals ended
-    /// by then, as [`Self::flush_counts`], after a look at whether the wall clock was set since
-    /// the last report (moved more than [`CLOCK_SET`] against the monotonic clock). A box without
-    /// a battery-backed clock boots with the time it was switched off and NTP steps it days
-    /// forward later (one empty `counts` message for every interval in between: 4,320 a camera
-    /// for three days of minutes, more than the publisher's queue); a step back left the interval
-    /// starting in the future, and no counts went out until the clock caught up. So at a step the
-    /// current interval ends at the last report's time (sent unless it counted nothing, as a
-    /// stopping camera's part-interval), and the next starts at the new time: the time skipped
-    /// was never watched, and the counts since the last report are in the next interval.
+    /// by then ([`Self::flush_counts`]), once a clock set since is seen to.
     pub fn report_counts(&mut self, wall: SystemTime, at: Instant, force: bool) {
-        if let Some((last_wall, last_at)) = self.clocks_at_report.replace((wall, at))
-            && let Some(set_by_s) = clock_set_by_s(last_wall, last_at, wall, at)
-            && self.counts_interval.is_some()
-        {
-            tracing::warn!(camera = %self.camera, set_by_s, "the wall clock was set: the counts interval ends at the last report and the next starts at the new time");
-            if !self.interval.snapshot().iter().all(LineCounts::is_empty) && last_wall > self.interval_start {
-                let lines = self.interval.take();
-                self.send(counts_message(&self.camera, self.interval_start, last_wall, &lines));
-            }
-            self.interval_start = wall;
-        }
+        self.notice_clock_set(wall, at);
         self.flush_counts(wall, force);
+    }
+
+    /// Whether the wall clock was set since it was last read (it moved more than [`CLOCK_SET`]
+    /// against the monotonic clock) out of the intervals it was in: a box without a
+    /// battery-backed clock boots with the time it was switched off and NTP steps it days forward
+    /// later (one empty `counts` message for every interval in between: 4,320 a camera for three
+    /// days of minutes, more than the publisher's queue); a step back before the interval's start
+    /// left it starting in the future, and no counts went out until the clock caught up. Then the
+    /// interval ends at the last reading before the step (sent unless it counted nothing, as a
+    /// stopping camera's part-interval, with all it counted) and the next starts at the new time:
+    /// the time skipped was never watched. A step that stays within the interval or the next one
+    /// leaves the intervals as they are, aligned.
+    fn notice_clock_set(&mut self, wall: SystemTime, at: Instant) {
+        let (last_wall, last_at) = std::mem::replace(&mut self.clocks_read, (wall, at));
+        let Some(interval) = self.counts_interval else { return };
+        let Some(set_by_s) = clock_set_by_s(last_wall, last_at, wall, at) else { return };
+        if wall >= self.interval_start && wall < self.interval_end(interval) + interval {
+            return;
+        }
+        tracing::warn!(camera = %self.camera, set_by_s, "the wall clock was set: the counts interval ends at the time before and the next starts at the new time");
+        if !self.interval.snapshot().iter().all(LineCounts::is_empty) && last_wall > self.interval_start {
+            let lines = self.interval.take();
+            self.send(counts_message(&self.camera, self.interval_start, last_wall, &lines));
+        }
+        self.interval_start = wall;
+    }
+
+    /// The end of the current interval: the first multiple of `interval` since the epoch after
+    /// its start.
+    fn interval_end(&self, interval: Duration) -> SystemTime {
+        let since_epoch = self.interval_start.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        SystemTime::UNIX_EPOCH + interval * (since_epoch.as_secs() / interval.as_secs().max(1) + 1) as u32
     }
 
     /// Sends each interval that has ended by `now` (and the current one too with `force`, unless
@@ -311,8 +327,7 @@ impl Emitter {
     pub fn flush_counts(&mut self, now: SystemTime, force: bool) {
         let Some(interval) = self.counts_interval else { return };
         loop {
-            let since_epoch = self.interval_start.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-            let boundary = SystemTime::UNIX_EPOCH + interval * (since_epoch.as_secs() / interval.as_secs().max(1) + 1) as u32;
+            let boundary = self.interval_end(interval);
             let end = match (now >= boundary, force) {
                 (true, _) => boundary,
                 (false, true) => now,
@@ -375,8 +390,7 @@ mod tests {
     fn a_clock_set_days_forward_sends_what_was_counted_not_every_minute_between() {
         let (mut e, rx) = emitter();
         let (t0, m0) = (1_000_000_020, Instant::now());
-        e.interval_start = at(t0);
-        e.report_counts(at(t0), m0, false);
+        (e.interval_start, e.clocks_read) = (at(t0), (at(t0), m0));
         e.interval.add("l", Direction::In, "car");
         e.report_counts(at(t0 + 5), m0 + Duration::from_secs(5), false);
         let days = 3 * 86_400;
@@ -396,8 +410,7 @@ mod tests {
     fn a_clock_set_back_restarts_the_interval_at_the_new_time() {
         let (mut e, rx) = emitter();
         let (t0, m0) = (1_000_003_620, Instant::now());
-        e.interval_start = at(t0);
-        e.report_counts(at(t0 + 10), m0, false);
+        (e.interval_start, e.clocks_read) = (at(t0), (at(t0 + 10), m0));
         e.report_counts(at(t0 - 3600), m0 + Duration::from_secs(1), false);
         assert!(counts(&rx).is_empty(), "nothing counted before the step");
         e.interval.add("l", Direction::In, "car");
@@ -405,6 +418,21 @@ mod tests {
         let sent = counts(&rx);
         assert_eq!(sent.len(), 1, "{sent:?}");
         assert_eq!((sent[0].0.as_str(), sent[0].2), (rfc3339(at(t0 - 3600)).as_str(), 1));
+    }
+
+    /// A clock set half a minute forward within the interval, or back within it: the intervals
+    /// go on as they were, on the minute.
+    #[test]
+    fn a_clock_set_within_the_interval_keeps_the_intervals_on_the_minute() {
+        let (mut e, rx) = emitter();
+        let (t0, m0) = (1_000_000_020, Instant::now());
+        (e.interval_start, e.clocks_read) = (at(t0), (at(t0), m0));
+        e.interval.add("l", Direction::In, "car");
+        e.report_counts(at(t0 + 35), m0 + Duration::from_secs(1), false);
+        e.report_counts(at(t0 + 20), m0 + Duration::from_secs(2), false);
+        assert!(counts(&rx).is_empty());
+        e.report_counts(at(t0 + 61), m0 + Duration::from_secs(43), false);
+        assert_eq!(counts(&rx), vec![(rfc3339(at(t0)), rfc3339(at(t0 + 60)), 1)]);
     }
 
     /// A clock that runs, late reports and NTP's slewing included, is not taken for a step.
