@@ -48,9 +48,10 @@ pub(super) struct AnalysisLoop {
     /// [`CameraAnalysis::hear`] keeps them), handed over on their return.
     heard_away: BTreeMap<CameraId, BTreeMap<String, Vec<u8>>>,
     finished: Vec<CameraSummary>,
-    /// Cameras finished whose source had ended (a file played to its end), for `stats`; not
-    /// those a reload replaced or removed, which `finished` holds too.
-    ended: u64,
+    /// Cameras finished whose source had ended (a file played to its end) or could not run, by
+    /// that state's name, for `stats`; not those a reload replaced or removed, which `finished`
+    /// holds too.
+    ended: BTreeMap<&'static str, u64>,
     site_open: bool,
     /// The last message of each signal controller: a camera that starts later (or again, on a
     /// reload) learns the current phase from it.
@@ -148,7 +149,7 @@ impl AnalysisLoop {
             lanes,
             heard_away: BTreeMap::new(),
             finished: Vec::new(),
-            ended: 0,
+            ended: BTreeMap::new(),
             site_open: true,
             signal_phases: BTreeMap::new(),
             woken_by: None,
@@ -342,8 +343,9 @@ impl AnalysisLoop {
         self.ids.swap_remove(i);
         self.receivers.swap_remove(i);
         let Some(mut camera) = self.cameras.swap_remove(i) else { return };
-        if camera.health.state() == SourceState::Ended {
-            self.ended += 1;
+        let state = camera.health.state();
+        if matches!(state, SourceState::Ended | SourceState::Error { .. }) {
+            *self.ended.entry(state.name()).or_default() += 1;
         }
         camera.end();
         if self.settings.counts_interval.is_some() {
@@ -364,7 +366,7 @@ impl AnalysisLoop {
         if self.settings.duties.stats_due(now) {
             self.gather();
             let cameras: Vec<&CameraAnalysis> = self.cameras.iter().flatten().map(|c| &**c).collect();
-            self.settings.duties.stats(now, &cameras, self.ended, &self.settings.events);
+            self.settings.duties.stats(now, &cameras, &self.ended, &self.settings.events);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The analysis thread's site-wide duties besides frames: carrying out the IOC's commands
 //! (snapshot, evidence again, reload) and publishing the agent's `stats`.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -105,14 +106,12 @@ impl SiteDuties {
     }
 
     /// Publishes `stats` (the caller asked [`Self::stats_due`]).
-    pub fn stats(&mut self, now: Instant, cameras: &[&CameraAnalysis], ended: u64, events: &Sender<Message>) {
+    /// `ended`: the cameras no longer analysed whose source ended or could not run, by state.
+    pub fn stats(&mut self, now: Instant, cameras: &[&CameraAnalysis], ended: &BTreeMap<&'static str, u64>, events: &Sender<Message>) {
         self.last_stats = Some(now);
-        let mut by_state = std::collections::BTreeMap::new();
+        let mut by_state = ended.clone();
         for camera in cameras {
             *by_state.entry(camera.health.state().name()).or_insert(0) += 1;
-        }
-        if ended > 0 {
-            *by_state.entry("ended").or_insert(0) += ended;
         }
         let h = &self.health;
         let dropped: Vec<u64> = h.outbox_dropped.iter().map(CameraHealth::get).collect();
