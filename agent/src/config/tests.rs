@@ -166,10 +166,14 @@ fn parse_errors_never_quote_the_password_line() {
     assert!(!errors[0].contains("hunter2"), "{errors:?}");
 }
 
-/// A still scene looked at less often than a stop is kept unseen would never raise a dwell rule.
+/// A still scene looked at less often than a stop is kept unseen would never raise a dwell rule;
+/// on a camera without one, a long recheck is the installer's choice.
 #[test]
-fn a_recheck_longer_than_a_stop_is_kept_unseen_is_refused() {
-    let text = GOOD.replace("[[cameras.lines]]", "[cameras.motion]\nrecheck_s = 12.0\n[[cameras.lines]]");
-    assert_listed(&errors_of(&text), &["cameras[0].motion.recheck_s: must be at most 5 s, got 12"]);
-    assert_eq!(errors_of(&GOOD.replace("[[cameras.lines]]", "[cameras.motion]\nrecheck_s = 5.0\n[[cameras.lines]]")), Vec::<String>::new());
+fn a_recheck_longer_than_a_stop_is_kept_unseen_is_refused_where_a_dwell_rule_needs_it() {
+    let motion = |recheck_s: f32| format!("[cameras.motion]\nrecheck_s = {recheck_s:?}\n");
+    let parking = "[[cameras.rules]]\nid = \"kerb\"\n[cameras.rules.no_parking]\nzone = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]\ndwell_s = 60\n";
+    let with = |recheck_s: f32, rules: &str| GOOD.replace("[[cameras.lines]]", &format!("{}[[cameras.lines]]", motion(recheck_s))) + rules;
+    assert_listed(&errors_of(&with(12.0, parking)), &["cameras[0].motion.recheck_s: must be at most 5 s on a camera with a no_parking or no_stopping rule, got 12"]);
+    assert_eq!(errors_of(&with(5.0, parking)), Vec::<String>::new());
+    assert_eq!(errors_of(&with(12.0, "")), Vec::<String>::new());
 }
