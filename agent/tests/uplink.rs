@@ -45,26 +45,41 @@ fn poison_messages_are_refused_and_counted_and_the_uplink_stays_up() {
     listener.wait_until(Duration::from_secs(10), "stats", |l| stats(l)["mqtt_connection_seq"].as_u64().is_some());
     let seq = stats(&listener)["mqtt_connection_seq"].clone();
 
-    // Once each, QoS 1: oversized and non-UTF-8 on a command and on the signal topic, and an
-    // oversized command that names its request.
+    // Once each, QoS 1: oversized and non-UTF-8 on a command and on the signal topic, and
+    // oversized commands that name their request.
     let big = noise(5 << 20);
     for topic in [format!("{PREFIX}/cmd/reload"), SIGNAL.to_string()] {
         publish_bytes(broker.port, &topic, &big, false);
         publish_bytes(broker.port, &topic, &[0xff, 0xfe, 0x00, 0x80], false);
     }
-    let padded = format!(r#"{{"request_id":"big-1","pad":"{}"}}"#, "x".repeat(100 << 10));
-    publish(broker.port, &format!("{PREFIX}/cmd/reload"), &padded, false);
+    let padded = |id: &str| format!(r#"{{"request_id":"{id}","pad":"{}"}}"#, "x".repeat(100 << 10));
+    publish(broker.port, &format!("{PREFIX}/cmd/reload"), &padded("big-1"), false);
+    // Named on the longest topic MQTT allows: a reply repeating that name whole would be over
+    // the packet limit, and stored, would fail the connection at every send, restarts included.
+    let long_name = "a".repeat(65_450);
+    publish(broker.port, &format!("{PREFIX}/cmd/{long_name}"), &padded("big-2"), false);
+    // An argument whose name is as long as a command may be.
+    publish(broker.port, &format!("{PREFIX}/cmd/reload"), &format!(r#"{{"request_id":"big-3","{}":1}}"#, "b".repeat(60_000)), false);
     // And on a site topic the IOC's consumer reads, then a valid crossing.
     publish_bytes(broker.port, &format!("{PREFIX}/arterial/crossing"), &noise(3 << 20), false);
     publish_bytes(broker.port, &format!("{PREFIX}/arterial/crossing"), &[0xc3, 0x28], false);
     let crossing = r#"{"v":1,"id":"01a20000-0000-7000-8000-00000000c0de","time":"2026-12-01T00:00:00.000Z","camera":"arterial","line":"middle","direction":"in","class":"car","track_id":1,"confidence":0.9,"stream_time_s":1.0}"#;
     publish(broker.port, &format!("{PREFIX}/arterial/crossing"), crossing, false);
 
-    // The oversized command with a request id is answered; the agent counts five refusals.
+    // The oversized command with a request id is answered; the agent counts six refusals.
     listener.wait_until(Duration::from_secs(15), "the reply to the oversized command", |l| l.latest(&format!("{PREFIX}/reply/big-1")).is_some());
     let reply = listener.latest(&format!("{PREFIX}/reply/big-1")).unwrap();
     assert!(reply["ok"] == false && reply["error"].as_str().unwrap().contains("over the 65536-byte limit"), "{reply}");
-    listener.wait_until(Duration::from_secs(15), "five refusals in stats", |l| stats(l)["messages_refused"].as_u64() >= Some(5));
+    // Both long ones answered, repeating the name and the argument cut short.
+    for id in ["big-2", "big-3"] {
+        let topic = format!("{PREFIX}/reply/{id}");
+        listener.wait_until(Duration::from_secs(15), &format!("the reply to {id}"), |l| l.latest(&topic).is_some());
+        let reply = listener.latest(&topic).unwrap();
+        assert!(reply["ok"] == false && reply.to_string().len() < 1024, "{id}: {} bytes", reply.to_string().len());
+    }
+    assert!(listener.latest(&format!("{PREFIX}/reply/big-2")).unwrap()["command"].as_str().unwrap().starts_with("aaaa"));
+    assert!(listener.latest(&format!("{PREFIX}/reply/big-3")).unwrap()["error"].as_str().unwrap().contains("unknown field"));
+    listener.wait_until(Duration::from_secs(15), "six refusals in stats", |l| stats(l)["messages_refused"].as_u64() >= Some(6));
     // Crossings keep coming, on the same connection: no reconnect loop.
     let before = listener.events("crossing").len();
     listener.wait_until(Duration::from_secs(30), "crossings after the poison", |l| l.events("crossing").len() >= before + 3);

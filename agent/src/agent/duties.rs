@@ -59,7 +59,7 @@ impl SiteDuties {
         let mut reply = Reply { request_id: Some(&request_id), command: command.name(), ok: true, error: None, snapshot: None, evidence: None };
         match &command {
             Command::Snapshot { camera } => match cameras.iter().find(|c| *c.id == **camera) {
-                None => reply.error = Some(format!("no camera '{camera}' at this site")),
+                None => reply.error = Some(format!("no camera '{}' at this site", control::shown(camera))),
                 Some(camera) => match camera.snapshot(&request_id, &self.prefix) {
                     Ok((message, reference)) => {
                         let _ = events.send(message);
@@ -91,7 +91,7 @@ impl SiteDuties {
 
     fn resend_evidence(&self, event_id: &str, events: &Sender<Message>) -> Result<EvidenceRef, String> {
         let archive = self.archive.as_ref().ok_or("this agent keeps no evidence (no broker configured)")?;
-        let (camera, jpeg) = archive.lock().unwrap_or_else(|p| p.into_inner()).get(event_id).ok_or_else(|| format!("no evidence kept for event '{event_id}'"))?;
+        let (camera, jpeg) = archive.lock().unwrap_or_else(|p| p.into_inner()).get(event_id).ok_or_else(|| format!("no evidence kept for event '{}'", control::shown(event_id)))?;
         let jpeg = jpeg.map_err(|e| e.to_string())?;
         let size = jpeg_size(&jpeg).map_err(|e| format!("the kept evidence of '{event_id}': {e}"))?;
         let message = evidence_message(&camera, event_id, jpeg);

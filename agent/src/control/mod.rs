@@ -68,7 +68,7 @@ const MAX_REQUEST_ID: usize = 64;
 
 /// Reads the command on `topic` (below `commands_prefix`, e.g. `canh/v1/site/cmd/`).
 pub fn parse(commands_prefix: &str, topic: &str, payload: &[u8]) -> Result<Request, Rejected> {
-    let name = topic.strip_prefix(commands_prefix).unwrap_or(topic).to_string();
+    let name = shown(topic.strip_prefix(commands_prefix).unwrap_or(topic));
     let value: Result<serde_json::Value, _> = serde_json::from_slice(payload);
     let request_id = value.as_ref().ok().and_then(|v| v.get("request_id")).and_then(|id| id.as_str()).filter(|id| valid_request_id(id)).map(str::to_string);
     let reject = |error: String| Rejected { request_id: request_id.clone(), command: name.clone(), error };
@@ -88,15 +88,40 @@ pub fn parse(commands_prefix: &str, topic: &str, payload: &[u8]) -> Result<Reque
     Ok(Request { request_id, command })
 }
 
+/// Longest name or id from a command that a reply repeats, in characters.
+const MAX_SHOWN_CHARS: usize = 64;
+
+/// `text` from a command as a reply repeats it: cut to [`MAX_SHOWN_CHARS`] characters, with `…`
+/// when cut. A command's topic or payload may name a command, camera or event in tens of
+/// kilobytes, and a reply repeating it whole would be over the packet limit, never sent.
+pub fn shown(text: &str) -> String {
+    cut(text, MAX_SHOWN_CHARS)
+}
+
+/// `text`'s first `max_chars` characters, with `…` when cut.
+fn cut(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// Longest error a reply gives about a command's arguments, in characters, besides where it is:
+/// serde names the unknown field it met, which the command may make as long as it likes.
+const MAX_ARGS_ERROR_CHARS: usize = 256;
+
 /// Whether `id` may be used as a request id (it ends up in topics).
 pub fn valid_request_id(id: &str) -> bool {
     (1..=MAX_REQUEST_ID).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn args<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string().as_str() {
-        "." => e.inner().to_string(),
-        path => format!("{path}: {}", e.inner()),
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let error = cut(&e.inner().to_string(), MAX_ARGS_ERROR_CHARS);
+        match e.path().to_string().as_str() {
+            "." => error,
+            path => format!("{}: {error}", shown(path)),
+        }
     })
 }
 
@@ -117,6 +142,19 @@ mod tests {
         let r = parse(PREFIX, &topic("evidence"), br#"{"request_id":"r2","event_id":"abc"}"#).unwrap();
         assert_eq!(r.command, Command::Evidence { event_id: "abc".into() });
         assert_eq!(parse(PREFIX, &topic("reload"), br#"{"request_id":"r3"}"#).unwrap().command, Command::Reload);
+    }
+
+    /// A name or an argument tens of kilobytes long is repeated cut short, so that the reply
+    /// stays far under the packet limit.
+    #[test]
+    fn long_names_are_repeated_cut_short() {
+        let e = parse(PREFIX, &topic(&"é".repeat(30_000)), br#"{"request_id":"r7"}"#).unwrap_err();
+        assert_eq!(e.command.chars().count(), MAX_SHOWN_CHARS + 1, "{}", e.command.len());
+        assert!(e.error.len() < 300, "{} bytes", e.error.len());
+        let payload = format!(r#"{{"request_id":"r8","{}":1}}"#, "f".repeat(60_000));
+        let e = parse(PREFIX, &topic("reload"), payload.as_bytes()).unwrap_err();
+        assert!(e.error.contains("unknown field") && e.error.chars().count() < 2 * MAX_ARGS_ERROR_CHARS, "{} bytes: {}", e.error.len(), e.error);
+        assert_eq!(shown("gate"), "gate");
     }
 
     #[test]

@@ -193,20 +193,26 @@ impl Link {
 
     /// Stores a message in the outbox, or, when its file system refuses, in memory; how many
     /// messages the outbox dropped to make room. The agent's health says whether the outbox
-    /// can write: not while it has to drop messages to do so.
-    fn store(&mut self, message: &Message) -> u64 {
+    /// can write: not while it has to drop messages to do so. A message over the packet limit
+    /// is refused here, whatever made it: stored, it would fail the connection at every send,
+    /// and it stays in the outbox across restarts.
+    fn store(&mut self, message: &Message) -> Result<u64, PublishError> {
         let topic = format!("{}/{}", self.prefix, message.topic());
+        let size = topic.len() + message.payload.bytes().len() + PACKET_OVERHEAD;
+        if size > MAX_PACKET {
+            return Err(PublishError::Mqtt(format!("a {size}-byte message on {topic} is over the {MAX_PACKET}-byte packet limit")));
+        }
         match self.outbox.push(&topic, message) {
             Ok(stored) => {
                 let failure = stored.made_room.then(|| format!("outbox {}: full: older messages dropped to make room", self.outbox.path()));
                 self.health.set_disk_full("outbox", failure);
-                stored.dropped
+                Ok(stored.dropped)
             }
             Err(e) => {
                 self.health.set_disk_full("outbox", Some(e.to_string()));
                 let health = self.health.clone();
                 self.spill.hold(topic, message, &health.outbox_lost);
-                0
+                Ok(0)
             }
         }
     }
@@ -419,20 +425,18 @@ fn receive(publish: &rumqttc::Publish, subscriptions: &Subscriptions, link: &Mut
     let mut l = lock(link);
     CameraHealth::count(&l.health.messages_refused);
     if let (Some(name), Some(request_id)) = (command, request_id) {
-        let reply = Reply { request_id: Some(&request_id), command: name, ok: false, error: Some(refused), snapshot: None, evidence: None }.message();
-        l.store(&reply);
-        l.pump();
+        let reply = Reply { request_id: Some(&request_id), command: &crate::control::shown(name), ok: false, error: Some(refused), snapshot: None, evidence: None }.message();
+        match l.store(&reply) {
+            Ok(_) => l.pump(),
+            Err(e) => tracing::error!("the refusal is not answered: {e}"),
+        }
     }
 }
 
 impl Sink for MqttSink {
     fn publish(&mut self, message: &Message) -> Result<(), PublishError> {
         let mut l = lock(&self.link);
-        let size = l.prefix.len() + 1 + message.topic().len() + message.payload.bytes().len() + PACKET_OVERHEAD;
-        if size > MAX_PACKET {
-            return Err(PublishError::Mqtt(format!("a {size}-byte message is over the {MAX_PACKET}-byte packet limit")));
-        }
-        let dropped = l.store(message);
+        let dropped = l.store(message)?;
         if dropped > 0 {
             let [counts, evidence, events] = l.outbox.dropped;
             tracing::warn!(dropped, counts, evidence, events, "the outbox is full: oldest messages dropped (totals since start; counts and status go first, alerts and crossings last)");
