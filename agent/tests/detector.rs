@@ -59,21 +59,23 @@ fn a_lorry_boxed_as_a_train_is_read_as_a_truck() {
 }
 
 /// A class read as one that is read as another again, or as itself, or read as another and named
-/// in a class list, is refused, naming them.
+/// in a class list, is refused, naming them; so is a grid stride of 0 (the decoder divides by it).
 #[test]
-fn a_manifest_reading_a_class_as_one_read_again_is_refused() {
+fn a_manifest_reading_a_class_as_one_read_again_or_a_zero_stride_is_refused() {
     let shipped = common::repo_root().join("models/yolox_nano");
     let dir = common::temp_dir("read-as-chain");
     for file in ["coco80_labels.txt", "PROVENANCE.txt"] {
         std::fs::copy(shipped.join(file), dir.join(file)).unwrap();
     }
     let shipped_text = std::fs::read_to_string(shipped.join("manifest.toml")).unwrap();
-    for (read_as, message) in [
-        ("train = \"truck\"\ntruck = \"car\"", "read_as: 'train' is read as 'truck', which is itself read as 'car' (read 'train' as 'car')"),
-        ("train = \"train\"", "read_as: 'train' is read as itself"),
-        ("bus = \"truck\"", "merge_classes: 'bus' is read as 'truck' (read_as): name 'truck'"),
+    for (shipped_line, changed, message) in [
+        ("train = \"truck\"", "train = \"truck\"\ntruck = \"car\"", "read_as: 'train' is read as 'truck', which is itself read as 'car' (read 'train' as 'car')"),
+        ("train = \"truck\"", "train = \"train\"", "read_as: 'train' is read as itself"),
+        ("train = \"truck\"", "bus = \"truck\"", "merge_classes: 'bus' is read as 'truck' (read_as): name 'truck'"),
+        ("strides = [8, 16, 32]", "strides = [8, 0, 32]", "output.strides must name at least one stride for the yolox decoder, each positive"),
     ] {
-        std::fs::write(dir.join("manifest.toml"), shipped_text.replace("train = \"truck\"", read_as)).unwrap();
+        assert!(shipped_text.contains(shipped_line), "{shipped_line}");
+        std::fs::write(dir.join("manifest.toml"), shipped_text.replace(shipped_line, changed)).unwrap();
         let err = ModelManifest::load(&dir.join("manifest.toml")).expect_err("an error");
         assert!(err.to_string().contains(message), "{err}");
     }

@@ -43,3 +43,22 @@ fn plates_read_are_the_ones_a_person_reads_and_nothing_else() {
     println!("read {} of {}: {read:?}; not read: {:?}", read.len(), readable.len(), readable.difference(&read).collect::<Vec<_>>());
     assert!(read.len() >= READ_AT_LEAST, "read {read:?}");
 }
+
+/// A plate model whose manifest names an output the model lacks is refused when it is loaded,
+/// naming the file and the name, not at the first plate read.
+#[test]
+fn a_plate_model_without_the_output_its_manifest_names_is_refused_at_load() {
+    let shipped = common::repo_root().join("models/ppocr_v4");
+    let dir = common::temp_dir("plates-wrong-output");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "manifest.toml" {
+            std::os::unix::fs::symlink(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(shipped.join("manifest.toml")).unwrap();
+    assert!(manifest.contains("output = \"softmax_11.tmp_0\""));
+    std::fs::write(dir.join("manifest.toml"), manifest.replace("output = \"softmax_11.tmp_0\"", "output = \"softmax_99\"")).unwrap();
+    let err = canh::plates::PlateReader::load(&dir, None).err().expect("a wrong output name is an error");
+    assert!(err.to_string().contains("ch_PP-OCRv4_rec_infer.onnx: the model has no output named 'softmax_99'"), "{err}");
+}

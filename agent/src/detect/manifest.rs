@@ -243,8 +243,8 @@ impl ModelManifest {
         if file.input.width == 0 || file.input.height == 0 {
             return Err(invalid("input.width/height must be positive".into()));
         }
-        if file.output.decoder == OutputDecoder::Yolox && file.output.strides.is_empty() {
-            return Err(invalid("output.strides must name at least one stride for the yolox decoder".into()));
+        if file.output.decoder == OutputDecoder::Yolox && (file.output.strides.is_empty() || file.output.strides.contains(&0)) {
+            return Err(invalid("output.strides must name at least one stride for the yolox decoder, each positive".into()));
         }
         if file.output.decoder == OutputDecoder::Heatmap && (file.output.strides.len() != 1 || file.output.strides[0] == 0) {
             return Err(invalid("output.strides must name exactly one positive stride for the heatmap decoder".into()));

@@ -169,10 +169,18 @@ impl PlateReader {
         let open = |model: &ModelFile| -> Result<Session, PlateError> {
             let path = dir.join(&model.file);
             crate::detect::verify_checksum(&path, &model.sha256).map_err(err)?;
-            Session::builder(&env)
+            let session = Session::builder(&env)
                 .and_then(|b| Ok(b.with_intra_threads(1)?))
                 .and_then(|mut b| b.commit_from_file(&path))
-                .map_err(|e| err(format!("cannot load {}: {e}", path.display())))
+                .map_err(|e| err(format!("cannot load {}: {e}", path.display())))?;
+            // Checked here, not at the first plate: a name the model lacks fails every read.
+            if !session.inputs().iter().any(|i| i.name() == model.input) {
+                return Err(err(format!("{}: the model has no input named '{}'", path.display(), model.input)));
+            }
+            if !session.outputs().iter().any(|o| o.name() == model.output) {
+                return Err(err(format!("{}: the model has no output named '{}'", path.display(), model.output)));
+            }
+            Ok(session)
         };
         let (detection, recognition) = (open(&manifest.detection)?, open(&manifest.recognition)?);
         let dictionary_path = dir.join(&manifest.dictionary);
@@ -389,7 +397,8 @@ fn run(session: &Mutex<Session>, model: &'static str, io: &ModelFile, shape: [i6
     let tensor = TensorRef::from_array_view((shape, data)).map_err(|e| err(e.to_string()))?;
     let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
     let outputs = session.run(ort::inputs![input => tensor]).map_err(|e| err(format!("inference failed: {e}")))?;
-    let (_, values) = outputs[output].try_extract_tensor::<f32>().map_err(|e| err(format!("output '{output}': {e}")))?;
+    let value = outputs.get(output).ok_or_else(|| err(format!("no output named '{output}'")))?;
+    let (_, values) = value.try_extract_tensor::<f32>().map_err(|e| err(format!("output '{output}': {e}")))?;
     Ok(values.to_vec())
 }
 
