@@ -64,6 +64,10 @@ fn poison_messages_are_refused_and_counted_and_the_uplink_stays_up() {
     publish_bytes(broker.port, &format!("{PREFIX}/arterial/crossing"), &noise(3 << 20), false);
     publish_bytes(broker.port, &format!("{PREFIX}/arterial/crossing"), &[0xc3, 0x28], false);
     let crossing = r#"{"v":1,"id":"01a20000-0000-7000-8000-00000000c0de","time":"2026-12-01T00:00:00.000Z","camera":"arterial","line":"middle","direction":"in","class":"car","track_id":1,"confidence":0.9,"stream_time_s":1.0}"#;
+    // Images whose topic cannot name a file: too long, or a folder up.
+    let jpeg = [0xFF, 0xD8, 0xFF, 0xD9];
+    publish_bytes(broker.port, &format!("{PREFIX}/arterial/evidence/{}", "a".repeat(300)), &jpeg, false);
+    publish_bytes(broker.port, &format!("{PREFIX}/../evidence/up"), &jpeg, false);
     publish(broker.port, &format!("{PREFIX}/arterial/crossing"), crossing, false);
 
     // The oversized command with a request id is answered; the agent counts six refusals.
@@ -95,6 +99,8 @@ fn poison_messages_are_refused_and_counted_and_the_uplink_stays_up() {
     let invalid = listener.invalid();
     let on_crossing = invalid.iter().filter(|(topic, _)| topic.ends_with("/arterial/crossing")).count();
     assert_eq!(on_crossing, 2, "{invalid:#?}");
+    let named_badly = invalid.iter().filter(|(topic, error)| topic.contains("/evidence/") && error.contains("letters, digits")).count();
+    assert_eq!(named_badly, 2, "{invalid:#?}");
     assert!(invalid.iter().any(|(topic, error)| topic.ends_with("/cmd/reload") && error.contains("over the")), "{invalid:#?}");
     assert!(agent.terminate().success());
     listener.stop();

@@ -150,7 +150,7 @@ impl Consumer {
     }
 
     fn image(&mut self, topic: &str, kind: &MessageKind, folder: &str, camera: &str, name: &str, jpeg: &[u8]) -> Result<String, store::StoreError> {
-        if let Err(e) = validate_jpeg(jpeg) {
+        if let Err(e) = validate_jpeg(jpeg).and(file_name_part("camera", camera)).and(file_name_part("id", name)) {
             return self.invalid(topic, &e, jpeg);
         }
         let (path, first) = self.store.image(topic, kind.name(), folder, camera, name, jpeg)?;
@@ -165,6 +165,21 @@ impl Consumer {
             None => String::new(),
         };
         Ok(format!("{} {camera}/{name} {} bytes -> {}{check}", kind.name(), jpeg.len(), path.display()))
+    }
+}
+
+/// Longest camera or id an image's file is named by, in bytes (event ids are 36, request ids
+/// at most 64).
+const MAX_NAME_PART_BYTES: usize = 128;
+
+/// Whether `part` of a topic can name a file or folder as Canh names them (letters, digits, '-'
+/// and '_', as camera, event and request ids are): a topic part of 300 characters failed the
+/// write and stopped `canh listen`, and `..` would have written beside the evidence folder.
+fn file_name_part(what: &str, part: &str) -> Result<(), String> {
+    if (1..=MAX_NAME_PART_BYTES).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        Ok(())
+    } else {
+        Err(format!("the topic's {what} is not 1 to {MAX_NAME_PART_BYTES} letters, digits, '-' or '_'"))
     }
 }
 

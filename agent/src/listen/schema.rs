@@ -43,7 +43,8 @@ impl ImageRef {
     /// The vehicle's crop lies inside the image, at a positive scale.
     fn check(&self) -> Result<(), String> {
         match &self.vehicle {
-            Some(v) if v.x + v.width > self.width || v.y + v.height > self.height => {
+            // In u64: a sum of two u32 from the message may not fit in one.
+            Some(v) if v.x as u64 + v.width as u64 > self.width as u64 || v.y as u64 + v.height as u64 > self.height as u64 => {
                 Err(format!("evidence.vehicle: [{}, {}] + {}x{} is outside the {}x{} image", v.x, v.y, v.width, v.height, self.width, self.height))
             }
             Some(v) if v.scale.is_nan() || v.scale <= 0.0 => Err(format!("evidence.vehicle.scale: {} is not positive", v.scale)),
@@ -462,6 +463,8 @@ mod tests {
         for (bad, field) in [
             (good.replace("\"v\":2", "\"v\":1"), "schema version 1"),
             (good.replace("\"x\":416", "\"x\":420"), "evidence.vehicle"),
+            // x + width past u32: not wrapped round to a crop inside the image.
+            (good.replace("\"x\":416", "\"x\":4294967295").replace("\"width\":140", "\"width\":1"), "evidence.vehicle"),
             (good.replace("\"scale\":1.0", "\"scale\":0.0"), "evidence.vehicle.scale"),
             (good.replace("\"plate\":{\"text\":\"30E-586.70\",\"confidence\":0.97,\"format\":\"vn_car\"},", "\"plate_unread\":\"too_small\","), "plate_unread"),
         ] {
