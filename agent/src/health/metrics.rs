@@ -4,8 +4,9 @@
 //! The counters already live in lock-free atomics that the status messages read too, so they are
 //! rendered here at scrape time rather than mirrored into a metrics library's registry.
 
-use std::fmt::Write;
-use std::net::SocketAddr;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -15,9 +16,17 @@ use super::{CameraHealth, DROP_CLASSES, Histogram, SiteHealth, SourceState};
 
 /// The analysis loop turns at least every 250 ms; this long without a turn means it is stuck.
 const ANALYSIS_STUCK_AFTER: Duration = Duration::from_secs(10);
+/// How long a client has to send its request, and each write of the answer may wait for it: a
+/// scraper takes milliseconds. Clients are answered one at a time, so one that sends nothing,
+/// or a header without end, holds the others back this long at most, where a server with no
+/// limit kept a thread, a buffer and a file descriptor for each such client for good.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest request read (its line and headers); a scrape's is under 300 bytes.
+const MAX_REQUEST_BYTES: usize = 8 * 1024;
+/// How often the server looks for a client, for `stop` and at the analysis loop's progress.
+const POLL: Duration = Duration::from_millis(100);
 
 pub struct MetricsServer {
-    server: Arc<tiny_http::Server>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     pub address: SocketAddr,
@@ -25,58 +34,95 @@ pub struct MetricsServer {
 
 impl MetricsServer {
     pub fn start(listen: &str, site: Arc<SiteHealth>) -> Result<MetricsServer, String> {
-        let server = tiny_http::Server::http(listen).map_err(|e| format!("metrics.listen {listen}: {e}"))?;
-        let address = server.server_addr().to_ip().ok_or_else(|| format!("metrics.listen {listen}: not an IP address"))?;
-        let server = Arc::new(server);
+        let listener = TcpListener::bind(listen).map_err(|e| format!("metrics.listen {listen}: {e}"))?;
+        let address = listener.local_addr().map_err(|e| format!("metrics.listen {listen}: {e}"))?;
+        // Polled, so that the server stops when asked without a client to wake it.
+        listener.set_nonblocking(true).map_err(|e| format!("metrics.listen {listen}: {e}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (server, stop) = (server.clone(), stop.clone());
-            std::thread::Builder::new().name("metrics".into()).spawn(move || serve(&server, &site, &stop)).map_err(|e| format!("cannot start the metrics thread: {e}"))?
+            let stop = stop.clone();
+            std::thread::Builder::new().name("metrics".into()).spawn(move || serve(&listener, &site, &stop)).map_err(|e| format!("cannot start the metrics thread: {e}"))?
         };
         tracing::info!(%address, "serving /metrics and /healthz");
-        Ok(MetricsServer { server, stop, thread: Some(thread), address })
+        Ok(MetricsServer { stop, thread: Some(thread), address })
     }
 }
 
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.server.unblock();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-fn serve(server: &tiny_http::Server, site: &SiteHealth, stop: &AtomicBool) {
+fn serve(listener: &TcpListener, site: &SiteHealth, stop: &AtomicBool) {
     let mut watch = Progress::default();
     while !stop.load(Ordering::Relaxed) {
-        let request = match server.recv_timeout(Duration::from_millis(500)) {
-            Ok(Some(request)) => request,
-            Ok(None) => {
-                watch.look(site);
-                continue;
+        watch.look(site);
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(e) = answer(stream, site, &watch) {
+                    tracing::debug!("metrics: cannot answer: {e}");
+                }
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
+            // Out of file descriptors, say: the server goes on once the agent has some again.
             Err(e) => {
                 tracing::warn!("metrics: {e}");
-                continue;
+                std::thread::sleep(POLL);
             }
-        };
-        watch.look(site);
-        let (status, content_type, body) = match request.url() {
+        }
+    }
+}
+
+/// Reads one request from `stream` and answers it, closing the connection.
+fn answer(mut stream: TcpStream, site: &SiteHealth, watch: &Progress) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let (status, content_type, body) = match read_path(&mut stream)? {
+        None => (400, "text/plain", "a request line and headers within 8 KiB and 2 s\n".to_string()),
+        Some(path) => match path.split('?').next().unwrap_or_default() {
             "/metrics" => (200, "text/plain; version=0.0.4", render(site)),
-            "/healthz" => match problems(site, &watch) {
+            "/healthz" => match problems(site, watch) {
                 problems if problems.is_empty() => (200, "text/plain", "ok\n".to_string()),
                 problems => (503, "text/plain", problems.join("\n") + "\n"),
             },
             _ => (404, "text/plain", "not found: try /metrics or /healthz\n".to_string()),
-        };
-        let header = tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
-        let response = tiny_http::Response::from_string(body).with_status_code(status).with_header(header);
-        if let Err(e) = request.respond(response) {
-            tracing::debug!("metrics: cannot answer: {e}");
+        },
+    };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Service Unavailable",
+    };
+    write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
+    stream.flush()
+}
+
+/// The path of the request on `stream` (`GET /metrics HTTP/1.1` and its headers), or `None` when
+/// the client sends no whole request head within [`MAX_REQUEST_BYTES`] and [`CLIENT_TIMEOUT`].
+fn read_path(stream: &mut TcpStream) -> io::Result<Option<String>> {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > MAX_REQUEST_BYTES || Instant::now() >= deadline {
+            return Ok(None);
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(None),
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    Ok(String::from_utf8_lossy(line).split_whitespace().nth(1).map(str::to_string))
 }
 
 /// When the analysis loop last turned.
@@ -213,6 +259,42 @@ fn histogram(out: &mut String, name: &str, labels: &str, histogram: &Histogram) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `GET path` on a fresh connection: the status code, and how long the answer took.
+    fn get(address: SocketAddr, path: &str) -> (u16, Duration) {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        (response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), started.elapsed())
+    }
+
+    /// Clients that send nothing, or a header without end, hold the server back a client
+    /// timeout each at most, are dropped, and the scrapes after them are answered.
+    #[test]
+    fn silent_and_endless_clients_do_not_keep_scrapes_out() {
+        let server = MetricsServer::start("127.0.0.1:0", Arc::new(SiteHealth::default())).unwrap();
+        assert_eq!(get(server.address, "/metrics").0, 200);
+        assert_eq!(get(server.address, "/nope").0, 404);
+        let silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(server.address).unwrap()).collect();
+        let mut endless = TcpStream::connect(server.address).unwrap();
+        endless.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let flood = std::thread::spawn(move || {
+            let line = [b'x'; 1024];
+            // Until the server closes the connection or stops reading (a write then fails): more
+            // than the socket buffers hold only if the server reads on and on.
+            (0..50_000).take_while(|_| endless.write_all(&line).is_ok()).count()
+        });
+        let (status, took) = get(server.address, "/healthz");
+        assert!(status == 200 || status == 503, "{status}");
+        assert!(took < 5 * CLIENT_TIMEOUT, "{took:?}");
+        let sent_kib = flood.join().unwrap();
+        assert!(sent_kib < 50_000, "the endless header was read on and on: {sent_kib} KiB");
+        drop(silent);
+        assert_eq!(get(server.address, "/metrics").0, 200);
+    }
 
     #[test]
     fn renders_counters_histograms_and_escaped_labels() {
