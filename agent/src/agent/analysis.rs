@@ -48,10 +48,10 @@ pub(super) struct AnalysisLoop {
     /// [`CameraAnalysis::hear`] keeps them), handed over on their return.
     heard_away: BTreeMap<CameraId, BTreeMap<String, Vec<u8>>>,
     finished: Vec<CameraSummary>,
-    /// Cameras finished whose source had ended (a file played to its end) or could not run, by
-    /// that state's name, for `stats`; not those a reload replaced or removed, which `finished`
-    /// holds too.
-    ended: BTreeMap<&'static str, u64>,
+    /// The last state of each camera finished when its source had ended (a file played to its
+    /// end) or could not run, for `stats`, until a reload brings back or removes its id; not
+    /// those a reload replaced or removed, which `finished` holds too.
+    ended: BTreeMap<CameraId, &'static str>,
     site_open: bool,
     /// The last message of each signal controller: a camera that starts later (or again, on a
     /// reload) learns the current phase from it.
@@ -242,6 +242,7 @@ impl AnalysisLoop {
             let (frames, mut analysis) = match change {
                 Change::Add(frames, analysis) => (frames, analysis),
                 Change::Finish(id) => {
+                    self.ended.remove(&id);
                     if let Some(i) = self.ids.iter().position(|s| *s == id) {
                         self.finish(i);
                     }
@@ -251,6 +252,7 @@ impl AnalysisLoop {
             if let Some(i) = self.ids.iter().position(|s| *s == analysis.id) {
                 self.finish(i);
             }
+            self.ended.remove(&analysis.id);
             for (topic, payload) in &self.signal_phases {
                 analysis.hear(topic.clone(), payload.clone());
             }
@@ -345,7 +347,7 @@ impl AnalysisLoop {
         let Some(mut camera) = self.cameras.swap_remove(i) else { return };
         let state = camera.health.state();
         if matches!(state, SourceState::Ended | SourceState::Error { .. }) {
-            *self.ended.entry(state.name()).or_default() += 1;
+            self.ended.insert(camera.id.clone(), state.name());
         }
         camera.end();
         if self.settings.counts_interval.is_some() {

@@ -13,7 +13,7 @@ use crate::events::archive::EvidenceArchive;
 use crate::events::{EvidenceRef, Message, OutboxStats, Reply, Stats, evidence_message, rfc3339, snapshot_message};
 use crate::health::{AgentHealth, CameraHealth, DROP_CLASSES};
 use crate::render::{Evidence, Mark, crop, evidence_jpeg, jpeg_size};
-use crate::types::WHOLE_FRAME;
+use crate::types::{CameraId, WHOLE_FRAME};
 
 /// A snapshot is refused when the camera's latest frame is older than this: the IOC asked for
 /// the scene now, not as it was before the camera went away.
@@ -106,10 +106,13 @@ impl SiteDuties {
     }
 
     /// Publishes `stats` (the caller asked [`Self::stats_due`]).
-    /// `ended`: the cameras no longer analysed whose source ended or could not run, by state.
-    pub fn stats(&mut self, now: Instant, cameras: &[&CameraAnalysis], ended: &BTreeMap<&'static str, u64>, events: &Sender<Message>) {
+    /// `ended`: the state of each camera no longer analysed whose source ended or could not run.
+    pub fn stats(&mut self, now: Instant, cameras: &[&CameraAnalysis], ended: &BTreeMap<CameraId, &'static str>, events: &Sender<Message>) {
         self.last_stats = Some(now);
-        let mut by_state = ended.clone();
+        let mut by_state = BTreeMap::new();
+        for state in ended.values() {
+            *by_state.entry(*state).or_insert(0) += 1;
+        }
         for camera in cameras {
             *by_state.entry(camera.health.state().name()).or_insert(0) += 1;
         }
