@@ -173,7 +173,7 @@ fn a_recheck_longer_than_a_stop_is_kept_unseen_is_refused_where_a_dwell_rule_nee
     let motion = |recheck_s: f32| format!("[cameras.motion]\nrecheck_s = {recheck_s:?}\n");
     let parking = "[[cameras.rules]]\nid = \"kerb\"\n[cameras.rules.no_parking]\nzone = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]\ndwell_s = 60\n";
     let with = |recheck_s: f32, rules: &str| GOOD.replace("[[cameras.lines]]", &format!("{}[[cameras.lines]]", motion(recheck_s))) + rules;
-    assert_listed(&errors_of(&with(12.0, parking)), &["cameras[0].motion.recheck_s: must be at most 5 s on a camera with a no_parking or no_stopping rule, got 12"]);
+    assert_listed(&errors_of(&with(12.0, parking)), &["cameras[0].motion.recheck_s: must be at most 5 s on a camera with a no_parking, no_stopping or congestion rule, got 12"]);
     assert_eq!(errors_of(&with(5.0, parking)), Vec::<String>::new());
     assert_eq!(errors_of(&with(12.0, "")), Vec::<String>::new());
 }

@@ -48,8 +48,9 @@ fn default_min_object_px() -> u32 {
 fn default_pixel_threshold() -> u8 {
     20
 }
-/// The longest `recheck_s` on a camera with a `no_parking` or `no_stopping` rule: well within the
-/// 10 s a stop is kept unseen, since on the frames the gate skips the rules see no vehicle.
+/// The longest `recheck_s` on a camera with a `no_parking`, `no_stopping` or `congestion` rule:
+/// well within the 10 s a stop is kept unseen (and a queue's default `clear_s`), since on the
+/// frames the gate skips the rules see no vehicle.
 const MAX_RECHECK_S: f32 = 5.0;
 fn default_recheck_s() -> f32 {
     2.0
@@ -62,16 +63,17 @@ impl Default for MotionConfig {
 }
 
 impl MotionConfig {
-    /// `dwell_rules`: whether the camera has a `no_parking` or `no_stopping` rule.
-    pub fn validate(&self, path: &str, dwell_rules: bool, errors: &mut Vec<ConfigError>) {
+    /// `standing_rules`: whether the camera has a rule on vehicles that stand (`no_parking`,
+    /// `no_stopping`, `congestion`).
+    pub fn validate(&self, path: &str, standing_rules: bool, errors: &mut Vec<ConfigError>) {
         if !(2..=256).contains(&self.min_object_px) {
             errors.push(ConfigError::new(format!("{path}.min_object_px"), format!("must be within 2..256 pixels, got {}", self.min_object_px)));
         }
         check_positive_seconds(self.recheck_s, &format!("{path}.recheck_s"), errors);
-        if dwell_rules && self.enabled && self.recheck_s > MAX_RECHECK_S {
+        if standing_rules && self.enabled && self.recheck_s > MAX_RECHECK_S {
             errors.push(ConfigError::new(
                 format!("{path}.recheck_s"),
-                format!("must be at most {MAX_RECHECK_S} s on a camera with a no_parking or no_stopping rule, got {}: between two looks at a still scene a parked vehicle goes unseen, and its stop is forgotten after 10 s unseen (the rule would never fire)", self.recheck_s),
+                format!("must be at most {MAX_RECHECK_S} s on a camera with a no_parking, no_stopping or congestion rule, got {}: between two looks at a still scene the rules see no vehicle, and a stop unseen for 10 s is over, as is a queue after clear_s (10 s by default): the rule would never fire", self.recheck_s),
             ));
         }
     }
