@@ -105,3 +105,38 @@ fn poison_messages_are_refused_and_counted_and_the_uplink_stays_up() {
     assert!(agent.terminate().success());
     listener.stop();
 }
+
+/// A message over the packet limit that an earlier version stored in the outbox (as it did a
+/// refusal's reply repeating a 65,450-character command name) is dropped and counted as lost
+/// when it comes to be sent, not sent at every connection: the message stored after it arrives,
+/// on the first connection.
+#[test]
+fn a_stored_message_over_the_packet_limit_is_dropped_not_sent() {
+    const PREFIX: &str = "canh/v1/stored";
+    let broker = Mosquitto::start();
+    let rtsp_port = free_port();
+    let _server = RtspServer::start(rtsp_port, &sample("opencv4nodejs_traffic.mp4"));
+    let dir = temp_dir("stored-oversized");
+    let outbox = dir.join("outbox.sqlite");
+    {
+        let mut stored = canh::publish::Outbox::open(&outbox, 64 << 20).unwrap();
+        stored.push_raw(&format!("{PREFIX}/reply/big"), &vec![b'x'; 70_000], false, false, 2).unwrap();
+        let crossing = r#"{"v":1,"id":"01a20000-0000-7000-8000-0000000057ed","time":"2026-12-01T00:00:00.000Z","camera":"arterial","line":"middle","direction":"in","class":"car","track_id":1,"confidence":0.9,"stream_time_s":1.0}"#;
+        stored.push_raw(&format!("{PREFIX}/arterial/crossing"), crossing.as_bytes(), true, false, 2).unwrap();
+    }
+    let site = SiteFile::new("stored")
+        .with("stats_interval_s = 1")
+        .mqtt(broker.port, &format!("outbox_path = \"{}\"", outbox.display()))
+        .camera("arterial", &format!("rtsp://127.0.0.1:{rtsp_port}/clip"), "")
+        .vertical_line("middle", 0.5)
+        .write(&dir);
+    let listener = Listener::start(broker.port, PREFIX, &dir);
+    let mut agent = Agent::start(&["run", "--config", site.to_str().unwrap()], dir.join("canh.log"));
+    listener.wait_until(Duration::from_secs(30), "the crossing stored after it", |l| l.events("crossing").iter().any(|c| c["id"] == "01a20000-0000-7000-8000-0000000057ed"));
+    let stats = |l: &Listener| l.latest(&format!("{PREFIX}/stats")).unwrap_or_default();
+    listener.wait_until(Duration::from_secs(10), "the loss in stats", |l| stats(l)["outbox"]["lost"]["events"].as_u64() == Some(1));
+    assert_eq!(stats(&listener)["mqtt_connection_seq"], 1, "the agent reconnected:\n{}", agent.log_text());
+    assert!(agent.log_text().contains("over the 65536-byte packet limit: dropped"), "{}", agent.log_text());
+    assert!(agent.terminate().success());
+    listener.stop();
+}

@@ -158,6 +158,18 @@ impl Link {
                     break;
                 }
             };
+            // Stored by an earlier version, or grown by its replayed mark: sent, it would fail
+            // the connection at every try.
+            let size = next.topic.len() + next.payload.len() + PACKET_OVERHEAD;
+            if size > MAX_PACKET {
+                tracing::error!(topic = %next.topic, "a stored {size}-byte message is over the {MAX_PACKET}-byte packet limit: dropped");
+                CameraHealth::count(&self.health.outbox_lost[drop_class(next.priority)]);
+                if let Err(e) = self.outbox.remove(next.id) {
+                    tracing::error!("{e}");
+                    break;
+                }
+                continue;
+            }
             if self.client.try_publish(next.topic.as_str(), QoS::AtLeastOnce, next.retain, next.payload).is_err() {
                 return;
             }

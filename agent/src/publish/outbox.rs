@@ -49,6 +49,7 @@ pub struct Stored {
     pub retain: bool,
     /// Left over from an earlier run of the agent.
     pub replayed: bool,
+    pub priority: i64,
 }
 
 pub struct Outbox {
@@ -199,15 +200,15 @@ impl Outbox {
         let row = self
             .db
             .query_row(
-                "SELECT id, topic, payload, json, retain, replayed FROM outbox WHERE id > ?1 ORDER BY id LIMIT 1",
+                "SELECT id, topic, payload, json, retain, replayed, priority FROM outbox WHERE id > ?1 ORDER BY id LIMIT 1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, bool>(3)?, r.get(4)?, r.get(5)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, bool>(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        Ok(row.map(|(id, topic, payload, json, retain, replayed)| {
+        Ok(row.map(|(id, topic, payload, json, retain, replayed, priority)| {
             let payload = if replayed && json { mark_replayed(payload) } else { payload };
-            Stored { id, topic, payload, retain, replayed }
+            Stored { id, topic, payload, retain, replayed, priority }
         }))
     }
 
