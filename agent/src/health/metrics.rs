@@ -16,15 +16,17 @@ use super::{CameraHealth, DROP_CLASSES, Histogram, SiteHealth, SourceState};
 
 /// The analysis loop turns at least every 250 ms; this long without a turn means it is stuck.
 const ANALYSIS_STUCK_AFTER: Duration = Duration::from_secs(10);
-/// How long a client has to send its request, and each write of the answer may wait for it: a
-/// scraper takes milliseconds. Clients are answered one at a time, so one that sends nothing,
-/// or a header without end, holds the others back this long at most, where a server with no
-/// limit kept a thread, a buffer and a file descriptor for each such client for good.
+/// How long a client has to send its request, and the answer's write may wait for it: a scraper
+/// takes milliseconds. Clients are answered one at a time, so one that sends nothing, or a
+/// header without end, holds the others back twice this at most, where a server with no limit
+/// kept a thread, a buffer and a file descriptor for each such client for good.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest request read (its line and headers); a scrape's is under 300 bytes.
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
 /// How often the server looks for a client, for `stop` and at the analysis loop's progress.
 const POLL: Duration = Duration::from_millis(100);
+/// How long the server waits after a failed accept (other than none waiting).
+const ACCEPT_RETRY: Duration = Duration::from_secs(1);
 
 pub struct MetricsServer {
     stop: Arc<AtomicBool>,
@@ -68,10 +70,11 @@ fn serve(listener: &TcpListener, site: &SiteHealth, stop: &AtomicBool) {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
-            // Out of file descriptors, say: the server goes on once the agent has some again.
+            // Out of file descriptors, say: the server goes on once the agent has some again,
+            // looking again (and warning) once a second meanwhile.
             Err(e) => {
                 tracing::warn!("metrics: {e}");
-                std::thread::sleep(POLL);
+                std::thread::sleep(ACCEPT_RETRY);
             }
         }
     }
@@ -80,7 +83,6 @@ fn serve(listener: &TcpListener, site: &SiteHealth, stop: &AtomicBool) {
 /// Reads one request from `stream` and answers it, closing the connection.
 fn answer(mut stream: TcpStream, site: &SiteHealth, watch: &Progress) -> io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let (status, content_type, body) = match read_path(&mut stream)? {
         None => (400, "text/plain", "a request line and headers within 8 KiB and 2 s\n".to_string()),
@@ -99,8 +101,9 @@ fn answer(mut stream: TcpStream, site: &SiteHealth, watch: &Progress) -> io::Res
         404 => "Not Found",
         _ => "Service Unavailable",
     };
-    write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
-    stream.flush()
+    // One write: each piece of a formatted write would go out as a segment of its own.
+    let response = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    stream.write_all(response.as_bytes())
 }
 
 /// The path of the request on `stream` (`GET /metrics HTTP/1.1` and its headers), or `None` when
@@ -110,9 +113,12 @@ fn read_path(stream: &mut TcpStream) -> io::Result<Option<String>> {
     let mut head = Vec::new();
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() > MAX_REQUEST_BYTES || Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if head.len() > MAX_REQUEST_BYTES || left.is_zero() {
             return Ok(None);
         }
+        // The time left, not a fresh timeout a read: a byte every second would hold on.
+        stream.set_read_timeout(Some(left))?;
         match stream.read(&mut chunk) {
             Ok(0) => return Ok(None),
             Ok(n) => head.extend_from_slice(&chunk[..n]),
@@ -278,9 +284,10 @@ mod tests {
         let server = MetricsServer::start("127.0.0.1:0", Arc::new(SiteHealth::default())).unwrap();
         assert_eq!(get(server.address, "/metrics").0, 200);
         assert_eq!(get(server.address, "/nope").0, 404);
-        let silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(server.address).unwrap()).collect();
+        // First in line, so that its header is what the server reads first.
         let mut endless = TcpStream::connect(server.address).unwrap();
-        endless.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        endless.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        let silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(server.address).unwrap()).collect();
         let flood = std::thread::spawn(move || {
             let line = [b'x'; 1024];
             // Until the server closes the connection or stops reading (a write then fails): more
