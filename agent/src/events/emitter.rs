@@ -33,7 +33,8 @@ pub struct FireSummary {
 }
 
 /// Between two readings, a wall clock that moved this much more or less than the monotonic clock
-/// was set, not run: NTP corrects small errors by slewing, not by a step.
+/// was set, not run. A smaller step (NTP steps from a fraction of a second) moves the times in
+/// the messages by as little, and the intervals go on as they are.
 const CLOCK_SET: Duration = Duration::from_secs(2);
 
 /// By how many seconds the wall clock was set between readings `(last_wall, last_at)` and
@@ -289,7 +290,7 @@ impl Emitter {
         self.flush_counts(wall, force);
     }
 
-    /// Whether the wall clock was set since it was last read (it moved more than [`CLOCK_SET`]
+    /// Looks at whether the wall clock was set since it was last read (moved more than [`CLOCK_SET`]
     /// against the monotonic clock) out of the intervals it was in: a box without a
     /// battery-backed clock boots with the time it was switched off and NTP steps it days forward
     /// later (one empty `counts` message for every interval in between: 4,320 a camera for three

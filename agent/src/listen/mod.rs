@@ -169,8 +169,8 @@ impl Consumer {
 }
 
 /// Longest camera or id an image's file is named by, in bytes (event ids are 36, request ids
-/// at most 64).
-const MAX_NAME_PART_BYTES: usize = 128;
+/// at most 64; a file name may have 255).
+const MAX_NAME_PART_BYTES: usize = 200;
 
 /// Whether `part` of a topic can name a file or folder as Canh names them (letters, digits, '-'
 /// and '_', as camera, event and request ids are): a topic part of 300 characters failed the
