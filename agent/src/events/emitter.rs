@@ -362,11 +362,14 @@ mod tests {
 
     const MINUTE: Duration = Duration::from_secs(60);
 
-    /// An emitter counting on line `l` every minute, and what it sends.
-    fn emitter() -> (Emitter, crossbeam_channel::Receiver<Message>) {
+    /// An emitter counting on line `l` every minute, its interval started at `start_s` since the
+    /// epoch and the clocks last read at `read_s` and the monotonic time returned; what it sends.
+    fn emitter(start_s: u64, read_s: u64) -> (Emitter, crossbeam_channel::Receiver<Message>, Instant) {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let emitter = Emitter::new("cam".into(), "p", ["l"].into_iter(), std::iter::empty(), Some(MINUTE), tx, CameraHealth::new("cam", 5));
-        (emitter, rx)
+        let mut emitter = Emitter::new("cam".into(), "p", ["l"].into_iter(), std::iter::empty(), Some(MINUTE), tx, CameraHealth::new("cam", 5));
+        let m0 = Instant::now();
+        (emitter.interval_start, emitter.clocks_read) = (at(start_s), (at(read_s), m0));
+        (emitter, rx, m0)
     }
 
     /// The `start`, `end` and count on the way in of each counts message sent.
@@ -389,9 +392,8 @@ mod tests {
     /// watched, and the minutes after counted as before.
     #[test]
     fn a_clock_set_days_forward_sends_what_was_counted_not_every_minute_between() {
-        let (mut e, rx) = emitter();
-        let (t0, m0) = (1_000_000_020, Instant::now());
-        (e.interval_start, e.clocks_read) = (at(t0), (at(t0), m0));
+        let t0 = 1_000_000_020;
+        let (mut e, rx, m0) = emitter(t0, t0);
         e.interval.add("l", Direction::In, "car");
         e.report_counts(at(t0 + 5), m0 + Duration::from_secs(5), false);
         let days = 3 * 86_400;
@@ -409,9 +411,8 @@ mod tests {
     /// go on every minute of the new time.
     #[test]
     fn a_clock_set_back_restarts_the_interval_at_the_new_time() {
-        let (mut e, rx) = emitter();
-        let (t0, m0) = (1_000_003_620, Instant::now());
-        (e.interval_start, e.clocks_read) = (at(t0), (at(t0 + 10), m0));
+        let t0 = 1_000_003_620;
+        let (mut e, rx, m0) = emitter(t0, t0 + 10);
         e.report_counts(at(t0 - 3600), m0 + Duration::from_secs(1), false);
         assert!(counts(&rx).is_empty(), "nothing counted before the step");
         e.interval.add("l", Direction::In, "car");
@@ -425,9 +426,8 @@ mod tests {
     /// go on as they were, on the minute.
     #[test]
     fn a_clock_set_within_the_interval_keeps_the_intervals_on_the_minute() {
-        let (mut e, rx) = emitter();
-        let (t0, m0) = (1_000_000_020, Instant::now());
-        (e.interval_start, e.clocks_read) = (at(t0), (at(t0), m0));
+        let t0 = 1_000_000_020;
+        let (mut e, rx, m0) = emitter(t0, t0);
         e.interval.add("l", Direction::In, "car");
         e.report_counts(at(t0 + 35), m0 + Duration::from_secs(1), false);
         e.report_counts(at(t0 + 20), m0 + Duration::from_secs(2), false);
