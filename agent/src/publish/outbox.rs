@@ -49,6 +49,7 @@ pub struct Stored {
     pub retain: bool,
     /// Left over from an earlier run of the agent.
     pub replayed: bool,
+    /// Which messages go first when the outbox is full (`MessageKind::drop_priority`).
     pub priority: i64,
 }
 
