@@ -62,10 +62,16 @@ impl fmt::Display for ConfigErrors {
 }
 
 /// Ids end up in MQTT topics, where `/`, `+`, `#` and spaces would break subscriptions.
+/// Whether `text` is a plain id: letters, digits, '-' and '_' only, 1 to `max_bytes` long (what
+/// may name a topic level or a file).
+pub fn is_plain_id(text: &str, max_bytes: usize) -> bool {
+    (1..=max_bytes).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 pub fn check_id(id: &str, path: &str, errors: &mut Vec<ConfigError>) {
     if id.is_empty() {
         errors.push(ConfigError::new(path, "must not be empty"));
-    } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    } else if !is_plain_id(id, usize::MAX) {
         errors.push(ConfigError::new(path, format!("'{id}' may hold only letters, digits, '-' and '_'")));
     }
 }

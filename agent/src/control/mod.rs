@@ -112,7 +112,7 @@ const MAX_ARGS_ERROR_CHARS: usize = 256;
 
 /// Whether `id` may be used as a request id (it ends up in topics).
 pub fn valid_request_id(id: &str) -> bool {
-    (1..=MAX_REQUEST_ID).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    crate::check::is_plain_id(id, MAX_REQUEST_ID)
 }
 
 fn args<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {

@@ -176,7 +176,7 @@ const MAX_NAME_PART_BYTES: usize = 200;
 /// and '_', as camera, event and request ids are): a topic part of 300 characters failed the
 /// write and stopped `canh listen`, and `..` would have written beside the evidence folder.
 fn file_name_part(what: &str, part: &str) -> Result<(), String> {
-    if (1..=MAX_NAME_PART_BYTES).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if crate::check::is_plain_id(part, MAX_NAME_PART_BYTES) {
         Ok(())
     } else {
         Err(format!("the topic's {what} is not 1 to {MAX_NAME_PART_BYTES} letters, digits, '-' or '_'"))

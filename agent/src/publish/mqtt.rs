@@ -54,6 +54,10 @@ const MAX_REPLY_READ_BYTES: usize = 1024 * 1024;
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Fixed header, topic length and packet id around the topic and payload.
 const PACKET_OVERHEAD: usize = 16;
+/// The size of a PUBLISH packet of `payload` on `topic` (the full topic, prefix included).
+fn packet_size(topic: &str, payload: &[u8]) -> usize {
+    topic.len() + payload.len() + PACKET_OVERHEAD
+}
 const RECONNECT_START: Duration = Duration::from_millis(500);
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
 /// Memory held for messages the outbox's file system refused: a few thousand alerts.
@@ -160,7 +164,7 @@ impl Link {
             };
             // Stored by an earlier version, or grown by its replayed mark: sent, it would fail
             // the connection at every try.
-            let size = next.topic.len() + next.payload.len() + PACKET_OVERHEAD;
+            let size = packet_size(&next.topic, &next.payload);
             if size > MAX_PACKET {
                 tracing::error!(topic = %next.topic, "a stored {size}-byte message is over the {MAX_PACKET}-byte packet limit: dropped");
                 CameraHealth::count(&self.health.outbox_lost[drop_class(next.priority)]);
@@ -210,7 +214,7 @@ impl Link {
     /// and it stays in the outbox across restarts.
     fn store(&mut self, message: &Message) -> Result<u64, PublishError> {
         let topic = format!("{}/{}", self.prefix, message.topic());
-        let size = topic.len() + message.payload.bytes().len() + PACKET_OVERHEAD;
+        let size = packet_size(&topic, message.payload.bytes());
         if size > MAX_PACKET {
             return Err(PublishError::Mqtt(format!("a {size}-byte message on {topic} is over the {MAX_PACKET}-byte packet limit")));
         }
