@@ -27,6 +27,11 @@ const MAX_REQUEST_BYTES: usize = 8 * 1024;
 const POLL: Duration = Duration::from_millis(100);
 /// How long the server waits after a failed accept (other than none waiting).
 const ACCEPT_RETRY: Duration = Duration::from_secs(1);
+/// After answering, what the client still sends (a request's body) is read and thrown away, for
+/// this long and this much at most: closing with unread bytes resets the connection, and the
+/// client may lose the answer with it.
+const LINGER: Duration = Duration::from_millis(200);
+const LINGER_BYTES: usize = 64 * 1024;
 
 pub struct MetricsServer {
     stop: Arc<AtomicBool>,
@@ -84,9 +89,11 @@ fn serve(listener: &TcpListener, site: &SiteHealth, stop: &AtomicBool) {
 fn answer(mut stream: TcpStream, site: &SiteHealth, watch: &Progress) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let (status, content_type, body) = match read_path(&mut stream)? {
+    let request = read_request(&mut stream)?;
+    let (status, content_type, body) = match &request {
         None => (400, "text/plain", "a request line and headers within 8 KiB and 2 s\n".to_string()),
-        Some(path) => match path.split('?').next().unwrap_or_default() {
+        Some((method, _)) if method != "GET" && method != "HEAD" => (405, "text/plain", format!("{method}: only GET and HEAD\n")),
+        Some((_, path)) => match path.split('?').next().unwrap_or_default() {
             "/metrics" => (200, "text/plain; version=0.0.4", render(site)),
             "/healthz" => match problems(site, watch) {
                 problems if problems.is_empty() => (200, "text/plain", "ok\n".to_string()),
@@ -99,20 +106,48 @@ fn answer(mut stream: TcpStream, site: &SiteHealth, watch: &Progress) -> io::Res
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         _ => "Service Unavailable",
     };
+    let allow = if status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
+    // HEAD: the headers GET would have, no body.
+    let sent = if request.as_ref().is_some_and(|(method, _)| method == "HEAD") { "" } else { body.as_str() };
     // One write: each piece of a formatted write would go out as a segment of its own.
-    let response = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-    stream.write_all(response.as_bytes())
+    let response = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n{sent}", body.len());
+    stream.write_all(response.as_bytes())?;
+    linger(&mut stream)
 }
 
-/// The path of the request on `stream` (`GET /metrics HTTP/1.1` and its headers), or `None` when
-/// the client sends no whole request head within [`MAX_REQUEST_BYTES`] and [`CLIENT_TIMEOUT`].
-fn read_path(stream: &mut TcpStream) -> io::Result<Option<String>> {
+/// Ends the answer and reads what the client still sends ([`LINGER`], [`LINGER_BYTES`] at most)
+/// before the connection is closed.
+fn linger(stream: &mut TcpStream) -> io::Result<()> {
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let deadline = Instant::now() + LINGER;
+    let mut chunk = [0u8; 4096];
+    let mut read = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || read > LINGER_BYTES {
+            return Ok(());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// The method and path of the request on `stream` (`GET /metrics HTTP/1.1` and its headers), or
+/// `None` when the client sends no whole request head within [`MAX_REQUEST_BYTES`] and
+/// [`CLIENT_TIMEOUT`]. Lines may end in a bare LF, as HTTP allows a server to take them.
+fn read_request(stream: &mut TcpStream) -> io::Result<Option<(String, String)>> {
     let deadline = Instant::now() + CLIENT_TIMEOUT;
     let mut head = Vec::new();
     let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
         let left = deadline.saturating_duration_since(Instant::now());
         if head.len() > MAX_REQUEST_BYTES || left.is_zero() {
             return Ok(None);
@@ -128,7 +163,9 @@ fn read_path(stream: &mut TcpStream) -> io::Result<Option<String>> {
         }
     }
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    Ok(String::from_utf8_lossy(line).split_whitespace().nth(1).map(str::to_string))
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    Ok(words.next().zip(words.next()).map(|(method, path)| (method.to_string(), path.to_string())))
 }
 
 /// When the analysis loop last turned.
@@ -269,12 +306,37 @@ mod tests {
     /// `GET path` on a fresh connection: the status code, and how long the answer took.
     fn get(address: SocketAddr, path: &str) -> (u16, Duration) {
         let started = Instant::now();
+        let response = request(address, format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
+        (response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), started.elapsed())
+    }
+
+    /// The whole answer to `bytes` sent on a fresh connection.
+    fn request(address: SocketAddr, bytes: &[u8]) -> String {
         let mut stream = TcpStream::connect(address).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        stream.write_all(bytes).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        (response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), started.elapsed())
+        response
+    }
+
+    /// `HEAD` gets the headers alone; lines ended by a bare LF are a request, answered at once;
+    /// any other method is refused, and a body sent with it does not cost the client the answer.
+    #[test]
+    fn head_bare_lf_and_other_methods() {
+        let server = MetricsServer::start("127.0.0.1:0", Arc::new(SiteHealth::default())).unwrap();
+        let head = request(server.address, b"HEAD /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        let (headers, body) = head.split_once("\r\n\r\n").unwrap();
+        assert!(headers.starts_with("HTTP/1.1 200 ") && body.is_empty(), "{head}");
+        let length: usize = headers.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap().parse().unwrap();
+        assert!(length > 0, "{head}");
+        let started = Instant::now();
+        let bare = request(server.address, b"GET /healthz HTTP/1.0\nHost: localhost\n\n");
+        assert!(bare.starts_with("HTTP/1.1 200 ") || bare.starts_with("HTTP/1.1 503 "), "{bare}");
+        assert!(started.elapsed() < CLIENT_TIMEOUT / 2, "{:?}", started.elapsed());
+        let body = "x".repeat(20_000);
+        let post = request(server.address, format!("POST /metrics HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+        assert!(post.starts_with("HTTP/1.1 405 ") && post.contains("Allow: GET, HEAD"), "{post}");
     }
 
     /// Clients that send nothing, or a header without end, hold the server back a client
