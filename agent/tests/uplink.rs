@@ -1,7 +1,8 @@
 //! One bad message never cuts the uplink: oversized, non-UTF-8 and random messages on the
 //! agent's command and signal topics, published once with QoS 1 to its persistent session, are
 //! acknowledged, refused and counted, and crossings keep reaching the IOC; the same kinds of
-//! message on a site topic are recorded as invalid by `canh listen`, which stores what follows.
+//! message on a site topic are recorded as invalid by `canh listen`, which stores what follows. A
+//! command left retained on the broker is refused, not run at every connection.
 
 mod common;
 
@@ -39,8 +40,13 @@ fn poison_messages_are_refused_and_counted_and_the_uplink_stays_up() {
         .with(&format!("[[cameras.rules]]\nid = \"stop\"\n[cameras.rules.red_light]\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\nsignal = {{ topic = \"{SIGNAL}\" }}"))
         .write(&dir);
     let listener = Listener::start(broker.port, PREFIX, &dir);
+    // A command left retained on the broker reaches the agent at every subscription.
+    publish_retained(broker.port, &format!("{PREFIX}/cmd/reload"), r#"{"request_id":"stale-1"}"#);
     let mut agent = Agent::start(&["run", "--config", site.to_str().unwrap()], dir.join("canh.log"));
     listener.wait_until(Duration::from_secs(60), "a crossing", |l| !l.events("crossing").is_empty());
+    listener.wait_until(Duration::from_secs(15), "the reply to the retained command", |l| l.latest(&format!("{PREFIX}/reply/stale-1")).is_some());
+    let reply = listener.latest(&format!("{PREFIX}/reply/stale-1")).unwrap();
+    assert!(reply["ok"] == false && reply["error"].as_str().unwrap().contains("retained command is not run"), "{reply}");
     let stats = |l: &Listener| l.latest(&format!("{PREFIX}/stats")).unwrap_or_default();
     listener.wait_until(Duration::from_secs(10), "stats", |l| stats(l)["mqtt_connection_seq"].as_u64().is_some());
     let seq = stats(&listener)["mqtt_connection_seq"].clone();
@@ -70,7 +76,8 @@ fn poison_messages_are_refused_and_counted_and_the_uplink_stays_up() {
     publish_bytes(broker.port, &format!("{PREFIX}/../evidence/up"), &jpeg, false);
     publish(broker.port, &format!("{PREFIX}/arterial/crossing"), crossing, false);
 
-    // The oversized command with a request id is answered; the agent counts six refusals.
+    // The oversized command with a request id is answered; the agent counts seven refusals (the
+    // retained command's too).
     listener.wait_until(Duration::from_secs(15), "the reply to the oversized command", |l| l.latest(&format!("{PREFIX}/reply/big-1")).is_some());
     let reply = listener.latest(&format!("{PREFIX}/reply/big-1")).unwrap();
     assert!(reply["ok"] == false && reply["error"].as_str().unwrap().contains("over the 65536-byte limit"), "{reply}");
@@ -83,7 +90,7 @@ fn poison_messages_are_refused_and_counted_and_the_uplink_stays_up() {
     }
     assert!(listener.latest(&format!("{PREFIX}/reply/big-2")).unwrap()["command"].as_str().unwrap().starts_with("aaaa"));
     assert!(listener.latest(&format!("{PREFIX}/reply/big-3")).unwrap()["error"].as_str().unwrap().contains("unknown field"));
-    listener.wait_until(Duration::from_secs(15), "six refusals in stats", |l| stats(l)["messages_refused"].as_u64() >= Some(6));
+    listener.wait_until(Duration::from_secs(15), "seven refusals in stats", |l| stats(l)["messages_refused"].as_u64() >= Some(7));
     // Crossings keep coming, on the same connection: no reconnect loop.
     let before = listener.events("crossing").len();
     listener.wait_until(Duration::from_secs(30), "crossings after the poison", |l| l.events("crossing").len() >= before + 3);

@@ -413,13 +413,19 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
 }
 
 /// A message the broker delivered (rumqttc has acknowledged it): commands and signal phases go to
-/// the analysis thread; what is oversized or on no topic of the agent's is refused here, counted
-/// and logged, and an oversized command that names its `request_id` is answered on `reply`.
+/// the analysis thread; what is oversized, a retained command, or on no topic of the agent's is
+/// refused here, counted and logged, and a refused command that names its `request_id` is
+/// answered on `reply`.
 fn receive(publish: &rumqttc::Publish, subscriptions: &Subscriptions, link: &Mutex<Link>) {
     let commands = subscriptions.commands.trim_end_matches('+');
     let command = publish.topic.strip_prefix(commands);
     let refused = if command.is_none() && !subscriptions.topics.contains(&publish.topic) {
         "not a topic the agent listens to".to_string()
+    } else if command.is_some() && publish.retain {
+        // The broker sets the flag only on what it keeps and sends again at every subscription,
+        // so a command published retained would run at every reconnect (a signal's phase is
+        // retained on purpose, and taken).
+        "a retained command is not run (the broker would deliver it again at every reconnect): publish commands without retain, and clear this one with an empty retained message".to_string()
     } else if publish.payload.len() > MAX_INBOUND_BYTES {
         format!("the payload is {} bytes, over the {MAX_INBOUND_BYTES}-byte limit", publish.payload.len())
     } else {
