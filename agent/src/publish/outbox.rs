@@ -220,13 +220,11 @@ impl Outbox {
 
     /// The next connection sequence number, kept here so it grows across restarts.
     pub fn next_connection_seq(&self) -> Result<u64, OutboxError> {
+        // Counted, then read, in two statements: a `RETURNING` read through `query_row` gives the
+        // value before the commit, and a commit the full disk refused would give it again.
         self.db
-            .query_row(
-                "INSERT INTO counters (name, value) VALUES ('connection', 1)
-                 ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
+            .execute("INSERT INTO counters (name, value) VALUES ('connection', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1", [])
+            .and_then(|_| self.db.query_row("SELECT value FROM counters WHERE name = 'connection'", [], |r| r.get::<_, i64>(0)))
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
     }
