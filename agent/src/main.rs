@@ -323,12 +323,8 @@ fn human_summary(site: &str, summary: &RunSummary) -> String {
         if !camera.violations.is_empty() {
             let _ = writeln!(out, "  violations: {}", if alerts.is_empty() { "none".to_string() } else { alerts.join(", ") });
         }
-        let mut fire: BTreeMap<String, u64> = BTreeMap::new();
-        for event in &camera.fire_events {
-            *fire.entry(format!("{} {}", event.kind, format!("{:?}", event.level).to_lowercase())).or_default() += 1;
-        }
-        if !fire.is_empty() {
-            let _ = writeln!(out, "  fire: {}", fire.iter().map(|(what, n)| format!("{n} {what}")).collect::<Vec<_>>().join(", "));
+        if !camera.fire_counts.is_empty() {
+            let _ = writeln!(out, "  fire: {}", camera.fire_counts.iter().map(|(what, n)| format!("{n} {what}")).collect::<Vec<_>>().join(", "));
         }
         if let Some(error) = &camera.error {
             let _ = writeln!(out, "  error: {error}");

@@ -121,6 +121,9 @@ impl CameraAnalysis {
         let analyzers = CameraAnalyzers::new(id.clone(), parts.analyzers, manifest.labels.clone());
         let (lines, rules) = (camera.lines.iter().map(|l| l.id.as_str()), camera.rules.iter().map(|r| r.id.as_str()));
         let mut emitter = Emitter::new(id.clone(), &parts.prefix, lines, rules, options.counts_interval, parts.events, parts.health.clone());
+        if options.list_fire_messages {
+            emitter.list_fire_messages();
+        }
         emitter.read_plates_on(camera.lines.iter().filter(|l| l.plates).map(|l| l.id.clone()).chain(camera.rules.iter().filter(|r| r.plates).map(|r| r.id.clone())));
         let watched = analyzers.watched();
         let region = camera.detect_region.unwrap_or_default().resolve(&watched);
@@ -404,6 +407,7 @@ impl CameraAnalysis {
             },
             lines: emitted.lines,
             violations: emitted.violations,
+            fire_counts: emitted.fire_counts,
             fire_events: emitted.fire_events,
             plates: self.plates_read,
             detect_look: crate::health::look_name(CameraHealth::get(&self.health.detect_look)),

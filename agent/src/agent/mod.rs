@@ -94,6 +94,8 @@ struct RunOptions {
     signal_log: Vec<SignalLogEntry>,
     /// Read the plate of every vehicle track (replay).
     read_all_plates: bool,
+    /// List every fire message in the run's summary, not only their counts (replay).
+    list_fire_messages: bool,
 }
 
 impl RunOptions {
@@ -111,6 +113,7 @@ impl RunOptions {
                 render_dir: None,
                 signal_log: Vec::new(),
                 read_all_plates: false,
+                list_fire_messages: false,
             },
             Mode::Replay(replay) => RunOptions {
                 daemon: None,
@@ -124,6 +127,7 @@ impl RunOptions {
                 render_dir: replay.render_dir,
                 signal_log: replay.signal_log,
                 read_all_plates: replay.plates,
+                list_fire_messages: true,
             },
         }
     }
@@ -160,7 +164,9 @@ pub struct CameraSummary {
     pub lines: Vec<LineCounts>,
     /// Alerts raised over the whole run, by rule id.
     pub violations: BTreeMap<String, u64>,
-    /// Every fire message, in order.
+    /// Fire messages by kind and level (`"smoke suspected"`).
+    pub fire_counts: BTreeMap<String, u64>,
+    /// Every fire message, in order (a replay; a service's run lists none).
     pub fire_events: Vec<FireSummary>,
     /// Every vehicle's plate, in the order they left (`canh replay --plates`).
     pub plates: Vec<PlateSummary>,

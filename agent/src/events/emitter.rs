@@ -65,8 +65,12 @@ pub struct Emitter {
     totals: CountsTable,
     /// Alerts raised over the whole run, by rule id.
     violations: BTreeMap<String, u64>,
-    /// Every fire message, in order.
-    fire_events: Vec<FireSummary>,
+    /// Fire messages by kind and level (`"smoke suspected"`).
+    fire_counts: BTreeMap<String, u64>,
+    /// Every fire message, in order, when listed (a replay's summary): a service keeps only the
+    /// counts, since a confirmed fire's update each minute would grow the list for as long as
+    /// the agent runs.
+    fire_events: Option<Vec<FireSummary>>,
     /// Wall-clock times of each open fire incident's first evidence and confirmation, fixed in
     /// the first message that tells of each (a replay runs faster than the clock, a live
     /// stream's frames arrive late by varying amounts).
@@ -79,6 +83,9 @@ pub struct Emitter {
 pub struct Emitted {
     pub lines: Vec<LineCounts>,
     pub violations: BTreeMap<String, u64>,
+    /// Fire messages by kind and level (`"smoke suspected"`).
+    pub fire_counts: BTreeMap<String, u64>,
+    /// Every fire message, in order, when the emitter listed them.
     pub fire_events: Vec<FireSummary>,
 }
 
@@ -104,10 +111,16 @@ impl Emitter {
             clocks_read: (SystemTime::now(), Instant::now()),
             totals: CountsTable::new(line_ids),
             violations: rule_ids.map(|id| (id.to_string(), 0)).collect(),
-            fire_events: Vec::new(),
+            fire_counts: BTreeMap::new(),
+            fire_events: None,
             incidents: BTreeMap::new(),
             plate_readers: BTreeSet::new(),
         }
+    }
+
+    /// Lists every fire message for [`Emitter::emitted`], not only their counts.
+    pub fn list_fire_messages(&mut self) {
+        self.fire_events.get_or_insert_with(Vec::new);
     }
 
     /// The lines and rules (ids) whose messages carry the vehicle's plate.
@@ -232,9 +245,12 @@ impl Emitter {
             self.evidence(&id, &scene.overlays_of(&event.zone), &mark, &caption, frame, None)
         };
         tracing::info!(camera = %self.camera, zone = %event.zone, kind = event.kind, stage = ?t.stage, "fire");
-        let r = t.evidence.region;
-        let t_s = super::round3(frame.now.as_secs_f64());
-        self.fire_events.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s, region: [r.x1, r.y1, r.x2, r.y2].map(|v| (v * 1000.0).round() / 1000.0) });
+        *self.fire_counts.entry(format!("{} {:?}", event.kind, t.stage).to_lowercase()).or_default() += 1;
+        if let Some(list) = &mut self.fire_events {
+            let r = t.evidence.region;
+            let t_s = super::round3(frame.now.as_secs_f64());
+            list.push(FireSummary { kind: event.kind, level: t.stage, zone: event.zone.clone(), t_s, region: [r.x1, r.y1, r.x2, r.y2].map(|v| (v * 1000.0).round() / 1000.0) });
+        }
         let time = SystemTime::now();
         // Now, less the stream time since.
         let wall = |at: Duration| time.checked_sub(frame.now.saturating_sub(at)).unwrap_or(time);
@@ -350,7 +366,7 @@ impl Emitter {
 
     /// What was emitted over the whole run.
     pub fn emitted(self) -> Emitted {
-        Emitted { lines: self.totals.snapshot().to_vec(), violations: self.violations, fire_events: self.fire_events }
+        Emitted { lines: self.totals.snapshot().to_vec(), violations: self.violations, fire_counts: self.fire_counts, fire_events: self.fire_events.unwrap_or_default() }
     }
 }
 
