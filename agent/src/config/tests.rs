@@ -166,14 +166,18 @@ fn parse_errors_never_quote_the_password_line() {
     assert!(!errors[0].contains("hunter2"), "{errors:?}");
 }
 
-/// A still scene looked at less often than a stop is kept unseen would never raise a dwell rule;
-/// on a camera without one, a long recheck is the installer's choice.
+/// A still scene looked at less often than a stop is kept unseen (or a queue, for its rule's
+/// `clear_s`) would never raise a dwell or congestion rule; on a camera without one, a long
+/// recheck is the installer's choice.
 #[test]
 fn a_recheck_longer_than_a_stop_is_kept_unseen_is_refused_where_a_dwell_rule_needs_it() {
     let motion = |recheck_s: f32| format!("[cameras.motion]\nrecheck_s = {recheck_s:?}\n");
     let parking = "[[cameras.rules]]\nid = \"kerb\"\n[cameras.rules.no_parking]\nzone = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]\ndwell_s = 60\n";
+    let queue = "[[cameras.rules]]\nid = \"queue\"\n[cameras.rules.congestion]\nzone = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]\nmax_vehicles = 3\nclear_s = 3\n";
     let with = |recheck_s: f32, rules: &str| GOOD.replace("[[cameras.lines]]", &format!("{}[[cameras.lines]]", motion(recheck_s))) + rules;
-    assert_listed(&errors_of(&with(12.0, parking)), &["cameras[0].motion.recheck_s: must be at most 5 s on a camera with a no_parking, no_stopping or congestion rule, got 12"]);
+    assert_listed(&errors_of(&with(12.0, parking)), &["cameras[0].motion.recheck_s: must be at most 5 s on this camera"]);
     assert_eq!(errors_of(&with(5.0, parking)), Vec::<String>::new());
     assert_eq!(errors_of(&with(12.0, "")), Vec::<String>::new());
+    assert_listed(&errors_of(&with(4.0, &format!("{parking}{queue}"))), &["cameras[0].motion.recheck_s: must be at most 3 s on this camera"]);
+    assert_eq!(errors_of(&with(3.0, queue)), Vec::<String>::new());
 }

@@ -64,16 +64,18 @@ impl Default for MotionConfig {
 
 impl MotionConfig {
     /// `standing_rules`: whether the camera has a rule on vehicles that stand (`no_parking`,
-    /// `no_stopping`, `congestion`).
-    pub fn validate(&self, path: &str, standing_rules: bool, errors: &mut Vec<ConfigError>) {
+    /// `no_stopping`, `congestion`), and the shortest `clear_s` of its `congestion` rules.
+    pub fn validate(&self, path: &str, standing_rules: Option<Option<f32>>, errors: &mut Vec<ConfigError>) {
         if !(2..=256).contains(&self.min_object_px) {
             errors.push(ConfigError::new(format!("{path}.min_object_px"), format!("must be within 2..256 pixels, got {}", self.min_object_px)));
         }
         check_positive_seconds(self.recheck_s, &format!("{path}.recheck_s"), errors);
-        if standing_rules && self.enabled && self.recheck_s > MAX_RECHECK_S {
+        let Some(clear_s) = standing_rules else { return };
+        let limit_s = clear_s.map_or(MAX_RECHECK_S, |clear_s| clear_s.min(MAX_RECHECK_S));
+        if self.enabled && self.recheck_s > limit_s {
             errors.push(ConfigError::new(
                 format!("{path}.recheck_s"),
-                format!("must be at most {MAX_RECHECK_S} s on a camera with a no_parking, no_stopping or congestion rule, got {}: between two looks at a still scene the rules see no vehicle, and a stop unseen for 10 s is over, as is a queue after clear_s (10 s by default): the rule would never fire", self.recheck_s),
+                format!("must be at most {limit_s} s on this camera (5 s with a no_parking, no_stopping or congestion rule, and no more than a congestion rule's clear_s), got {}: between two looks at a still scene the rules see no vehicle, and a stop unseen for 10 s is over, as is a queue unseen for clear_s: the rule would never fire", self.recheck_s),
             ));
         }
     }
