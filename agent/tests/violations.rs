@@ -145,6 +145,12 @@ fn no_parking_alerts_for_the_parked_cars_after_dwell_s_and_none_for_passing_cars
     assert_eq!(end["alert_id"], replay.alerts("kerb_island")[0]["id"]);
     let stood = end["measured"]["dwell_s"].as_f64().unwrap();
     assert!((18.0..24.0).contains(&stood), "{end}");
+    // The car by the house is still parked when the clip ends: its alert is closed with the
+    // stream, as of the last frame, not left open for good.
+    let house = replay.alerts("kerb_house")[0];
+    let ends: Vec<&Value> = replay.violations.iter().filter(|v| v["rule"] == "kerb_house" && v["type"] == "end").collect();
+    assert!(ends.len() == 1 && ends[0]["alert_id"] == house["id"], "{ends:#?}");
+    assert!(ends[0]["stream_time_s"].as_f64().unwrap() > end["stream_time_s"].as_f64().unwrap(), "{}", ends[0]);
     assert!(replay.alerts("carriageway").is_empty(), "eight cars drive through; none stops: {:#?}", replay.alerts("carriageway"));
 }
 

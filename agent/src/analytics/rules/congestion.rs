@@ -145,6 +145,14 @@ impl Congestion {
             .collect()
     }
 
+    /// The `end` of an episode that was alerted: its longest queue, and how long it lasted.
+    fn ended(episode: Episode) -> Vec<RuleFinding> {
+        if !episode.alerted {
+            return Vec::new();
+        }
+        vec![Self::finding(&episode.peak, episode.last_queued.saturating_sub(episode.since), true)]
+    }
+
     fn finding(queue: &(usize, TrackedObject), lasted: Duration, end: bool) -> RuleFinding {
         let (vehicles, object) = queue;
         let b = object.bbox;
@@ -183,6 +191,10 @@ impl Check for Congestion {
         self.episode = None;
     }
 
+    fn end(&mut self) -> Vec<RuleFinding> {
+        self.episode.take().map(Self::ended).unwrap_or_default()
+    }
+
     fn update(&mut self, objects: &[TrackedObject], frame: &FrameContext) -> Vec<RuleFinding> {
         let now = frame.now;
         let queued = self.queued(objects, frame);
@@ -205,19 +217,15 @@ impl Check for Congestion {
         if now.saturating_sub(gone_since) < self.clear {
             return Vec::new();
         }
-        let episode = self.episode.take().expect("checked above");
-        if !episode.alerted {
-            return Vec::new();
-        }
-        vec![Self::finding(&episode.peak, episode.last_queued.saturating_sub(episode.since), true)]
+        Self::ended(self.episode.take().expect("checked above"))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::tests::{car, play, rules};
 
-    const JAM: &str = r#"
+    pub(in super::super) const JAM: &str = r#"
 [[rules]]
 id = "jam"
 [rules.congestion]

@@ -123,6 +123,10 @@ impl Check for Dwell {
         true
     }
 
+    fn end(&mut self) -> Vec<RuleFinding> {
+        std::mem::take(&mut self.stops).iter().filter_map(Stop::end).collect()
+    }
+
     fn update(&mut self, objects: &[TrackedObject], frame: &FrameContext) -> Vec<RuleFinding> {
         let now = frame.now;
         let mut findings = Vec::new();

@@ -161,6 +161,12 @@ pub trait Check: Send {
     fn alerts_last(&self) -> bool {
         false
     }
+
+    /// The stream ended, or is about to restart (its tracks and times start again): the `end` of
+    /// every alert still open, as of the last frame, since nothing can close it afterwards.
+    fn end(&mut self) -> Vec<RuleFinding> {
+        Vec::new()
+    }
 }
 
 impl AnalyzerConfig for RuleConfig {
@@ -372,6 +378,12 @@ impl Rule {
 impl Analyzer for Rule {
     fn analyse(&mut self, frame: &FrameContext) -> Result<Vec<Finding>, String> {
         Ok(self.update(frame).into_iter().map(Finding::Violation).collect())
+    }
+
+    fn end(&mut self) -> Result<Vec<Finding>, String> {
+        // An end is never held back by the limits, so the time is not needed.
+        let ends = self.check.end().into_iter().filter_map(|f| self.violation(f, Duration::ZERO));
+        Ok(ends.map(Finding::Violation).collect())
     }
 
     fn reset(&mut self) -> Result<(), String> {

@@ -25,6 +25,16 @@ impl Rules {
         self.rules.iter_mut().flat_map(|r| r.update(&ctx)).collect()
     }
 
+    /// The stream ended: what the rules close.
+    fn end(&mut self) -> Vec<Violation> {
+        let ends = self.rules.iter_mut().flat_map(|r| r.end().unwrap());
+        ends.map(|f| match f {
+            Finding::Violation(v) => v,
+            other => panic!("a rule's end gave {other:?}"),
+        })
+        .collect()
+    }
+
     fn signal_message(&mut self, topic: &str, payload: &[u8], now: Duration) -> Result<(), String> {
         self.rules.iter_mut().try_for_each(|r| r.signal(topic, payload, now))
     }
@@ -225,6 +235,29 @@ fn dwell_alerts_after_dwell_s_and_ends_when_the_vehicle_leaves() {
     assert_eq!(*end_frame, 75, "ends once it has been away from its spot for 1 s");
     assert_eq!(end.ends.as_deref(), Some(alert.id.as_str()));
     assert_eq!(end.measured.dwell_s, Some(13.8));
+}
+
+/// A stream that ends (or reconnects, which starts its tracks again) under a parked car's open
+/// alert closes it as of the last frame: nothing else could, and the IOC would keep it open.
+#[test]
+fn dwell_and_congestion_alerts_still_open_end_with_the_stream() {
+    let mut r = rules(&format!("{NO_PARKING}{}", super::congestion::tests::JAM));
+    // Car 1 parked for 14 s; five cars queued, creeping, in the same zone; a car parked 2 s.
+    let got = play(&mut r, 0..70, |f| {
+        let mut objects: Vec<TrackedObject> = (0..5).map(|i| car(10 + i, 0.1 + 0.1 * i as f32 + 0.001 * f as f32, 0.9)).collect();
+        objects.push(car(1, 0.5, 0.7));
+        if f >= 60 {
+            objects.push(car(2, 0.8, 0.6));
+        }
+        objects
+    });
+    let alerts: Vec<(&str, u64)> = got.iter().map(|(_, v)| (v.rule.as_str(), v.object.id)).collect();
+    assert_eq!(alerts, vec![("kerb", 1), ("jam", 0)], "{got:#?}");
+    let ends = r.end();
+    let closed: Vec<(&str, Option<&str>)> = ends.iter().map(|v| (v.rule.as_str(), v.ends.as_deref())).collect();
+    assert_eq!(closed, vec![("kerb", Some(got[0].1.id.as_str())), ("jam", Some(got[1].1.id.as_str()))]);
+    assert_eq!(ends[0].measured.dwell_s, Some(13.8));
+    assert!(r.end().is_empty(), "closed once");
 }
 
 #[test]
