@@ -16,11 +16,15 @@ pub fn decode(data: &[f32], classes: usize, place: &Placement, min_score: f32) -
     let mut detections = Vec::new();
     for a in 0..anchors {
         let (class, score) = (0..classes).map(|c| (c, at(4 + c, a))).fold((0, f32::MIN), |best, (c, s)| if s > best.1 { (c, s) } else { best });
-        if score < min_score {
+        // Written so that NaN (a broken model's output) is dropped too.
+        if !(score >= min_score) {
             continue;
         }
         let bbox = place.to_frame(at(0, a), at(1, a), at(2, a), at(3, a));
-        detections.push(Detection { bbox, class, score });
+        // A box wholly in the padding comes back empty, and a NaN one too.
+        if bbox.area() > 0.0 {
+            detections.push(Detection { bbox, class, score });
+        }
     }
     Ok(detections)
 }
@@ -48,5 +52,23 @@ mod tests {
         let b = got[0].bbox;
         assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.375, 0.375, 0.625, 0.625));
         assert!(decode(&data[..17], 2, &place, 0.5).is_err());
+    }
+
+    /// NaN scores and NaN or empty boxes (a broken model's, or one in the padding) are dropped.
+    #[test]
+    fn nan_scores_and_empty_boxes_are_dropped() {
+        let nan = f32::NAN;
+        #[rustfmt::skip]
+        let data = [
+            32.0, nan, 32.0, 200.0, // cx
+            16.0, 16.0, 16.0, 16.0, // cy
+            16.0, 16.0, 16.0, 16.0, // w
+            8.0, 8.0, 8.0, 8.0, // h
+            nan, 0.9, 0.9, 0.9, // class 0
+        ];
+        let place = Placement { offset_x: 0.0, offset_y: 0.0, width: 64.0, height: 32.0 };
+        let got = decode(&data, 1, &place, 0.5).unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].bbox.x1, 0.375);
     }
 }

@@ -31,7 +31,8 @@ pub fn decode(
             for gx in 0..gw {
                 let row = rows.next().expect("row count checked above");
                 let objectness = row[4];
-                if objectness < min_score {
+                // Written so that NaN (a broken model's output) is dropped too.
+                if !(objectness >= min_score) {
                     continue;
                 }
                 let (class, prob) = row[5..]
@@ -39,7 +40,7 @@ pub fn decode(
                     .enumerate()
                     .fold((0, f32::MIN), |best, (i, &p)| if p > best.1 { (i, p) } else { best });
                 let score = objectness * prob;
-                if score < min_score {
+                if !(score >= min_score) {
                     continue;
                 }
                 let s = stride as f32;
@@ -76,6 +77,18 @@ mod tests {
         assert!((dets[0].score - 0.72).abs() < 1e-6);
         let b = dets[0].bbox;
         assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.5, 0.5, 1.0, 1.0));
+    }
+
+    /// What a broken model may give (NaN scores, a NaN or empty box) is no detection.
+    #[test]
+    fn nan_scores_and_boxes_are_dropped() {
+        let place = Placement { offset_x: 0.0, offset_y: 0.0, width: 32.0, height: 32.0 };
+        let nan = f32::NAN;
+        for row in [[0.5, 0.5, 0.0, 0.0, nan, 0.1, 0.8], [0.5, 0.5, 0.0, 0.0, 0.9, nan, nan], [nan, 0.5, 0.0, 0.0, 0.9, 0.1, 0.8], [0.5, 0.5, f32::NEG_INFINITY, 0.0, 0.9, 0.1, 0.8]] {
+            let mut data = vec![0f32; 5 * 7];
+            data[3 * 7..4 * 7].copy_from_slice(&row);
+            assert!(decode(&data, 2, 32, 32, &[16, 32], &place, 0.3).unwrap().is_empty(), "{row:?}");
+        }
     }
 
     #[test]
