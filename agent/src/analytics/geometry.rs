@@ -48,7 +48,21 @@ pub fn check_zone(points: &[[f32; 2]], path: &str, errors: &mut Vec<ConfigError>
     }
     if let Some((i, j)) = crossing_edges(points) {
         errors.push(ConfigError::new(path, format!("edges {i} and {j} cross: list the corners in order around the zone")));
+    } else if points.len() >= 3 && area(points) < MIN_ZONE_AREA {
+        errors.push(ConfigError::new(path, format!("the zone covers {:.6} of the frame: its points lie on one line, or nearly", area(points))));
     }
+}
+
+/// The smallest zone area (a share of the frame): a zone whose points lie on one line contains
+/// no point, and its rule would never fire. A hundredth of a percent is a 19x11-pixel patch of
+/// a 1080p frame.
+const MIN_ZONE_AREA: f32 = 1e-4;
+
+/// The area of a simple polygon (shoelace), a share of the frame.
+fn area(points: &[[f32; 2]]) -> f32 {
+    let n = points.len();
+    let twice: f32 = (0..n).map(|i| points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1]).sum();
+    twice.abs() / 2.0
 }
 
 /// Two edges of the closed polygon that cross (not neighbours sharing a corner), if any: a zone

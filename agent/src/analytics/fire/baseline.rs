@@ -97,11 +97,17 @@ pub struct BaselineFile {
 const FILE_MAGIC: &[u8] = b"canh smoke baseline 2\n";
 /// The first format: one view without a thumbnail (cols, rows and maps, then the logits).
 const FILE_MAGIC_1: &[u8] = b"canh smoke baseline 1\n";
+/// The file is written at most this often (stream time): a baseline learning every frame (a
+/// short `smoke_baseline_interval_s`) would otherwise rewrite it several times a second, wearing
+/// the box's flash for months; a crash loses what was learnt since, no more.
+const WRITE_EVERY: Duration = Duration::from_secs(30);
 
 /// A camera's baselines, one per view.
 pub struct SmokeBaseline {
     settings: BaselineSettings,
     file: Option<BaselineFile>,
+    /// When the file was last written (or tried), stream time.
+    written: Option<Duration>,
     views: Vec<ViewBaseline>,
     /// The view being watched (an index into `views`, which is empty before the first frame).
     current: usize,
@@ -133,7 +139,7 @@ struct ViewBaseline {
 
 impl SmokeBaseline {
     pub fn new(settings: BaselineSettings) -> SmokeBaseline {
-        SmokeBaseline { settings, file: None, views: Vec::new(), current: 0, frames: 0, view_changed: false }
+        SmokeBaseline { settings, file: None, written: None, views: Vec::new(), current: 0, frames: 0, view_changed: false }
     }
 
     /// Keeps the learnt maps in `file` from now on, first taking up what it holds (unless they
@@ -176,9 +182,12 @@ impl SmokeBaseline {
         }
         if learnt
             && let Some(file) = &self.file
-            && let Err(e) = write_file(file, &self.views)
+            && self.written.is_none_or(|at| now.saturating_sub(at) >= WRITE_EVERY)
         {
-            tracing::warn!(path = %file.path.display(), "cannot keep the smoke baseline: {e}");
+            self.written = Some(now);
+            if let Err(e) = write_file(file, &self.views) {
+                tracing::warn!(path = %file.path.display(), "cannot keep the smoke baseline: {e}");
+            }
         }
         hot
     }
@@ -197,6 +206,7 @@ impl SmokeBaseline {
     /// The stream restarted, and its clock with it: what was learnt stays (the views are the
     /// same), the timing of learning and holding starts again.
     pub fn restart_clock(&mut self) {
+        self.written = None;
         for view in &mut self.views {
             view.last_learnt = None;
             view.held.fill(None);
@@ -623,6 +633,25 @@ mod tests {
         // Stream time starts again from zero: the view is still known, and learning goes on.
         assert_eq!(regions(&mut baseline, &scene(&[7]), Duration::ZERO).len(), 1);
         assert_eq!(baseline.views[0].learnt.len(), 3, "the first frame after the restart is learnt");
+    }
+
+    /// A baseline learning every frame writes its file at once, then at most every 30 s.
+    #[test]
+    fn the_file_is_written_at_most_every_30_s() {
+        let dir = std::env::temp_dir().join(format!("canh-smoke-baseline-often-{}", std::process::id()));
+        let path = dir.join("cam.bin");
+        let mut baseline = SmokeBaseline::new(BaselineSettings { interval: Duration::from_millis(250), ..settings() });
+        baseline.keep_in(BaselineFile { path: path.clone(), model: "model-a".into() }).unwrap();
+        let mut written = Vec::new();
+        for frame in 0..200u64 {
+            let _ = std::fs::remove_file(&path);
+            regions(&mut baseline, &scene(&[]), Duration::from_millis(250 * frame));
+            if path.exists() {
+                written.push(frame);
+            }
+        }
+        assert_eq!(written, vec![0, 120], "at 0 s and 30 s of 50 s learning every frame");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
