@@ -24,6 +24,10 @@ const ACCEL_STD: [f32; 4] = [1.5, 1.5, 3.0, 3.0];
 /// between two frames at 5 fps is within about one standard deviation), and growth per s for the
 /// sizes (a car near the camera doubling in 0.3 s is within about two).
 const INITIAL_RATE_STD: [f32; 4] = [4.2, 4.2, 1.5, 1.5];
+/// Most a prediction changes a log size, and scales the centre's rate, in one step: e (2.7x).
+/// A track predicted over a long gap (frames the motion gate skipped, a stream that jumped ahead)
+/// would otherwise grow without bound, and a box that covers the frame matches anything.
+const MAX_LOG_STEP: f32 = 1.0;
 
 #[derive(Debug, Clone, Copy)]
 struct Axis {
@@ -68,12 +72,13 @@ impl BoxFilter {
     pub fn predict(&mut self, dt: f32) {
         let s = scales(&self.values());
         // The centre's rate follows the size over the step (x with the width, y with the height).
-        let growth = [(self.axes[2].rate * dt).clamp(-1.0, 1.0).exp(), (self.axes[3].rate * dt).clamp(-1.0, 1.0).exp()];
+        let log_step = |rate: f32| (rate * dt).clamp(-MAX_LOG_STEP, MAX_LOG_STEP);
+        let growth = [log_step(self.axes[2].rate).exp(), log_step(self.axes[3].rate).exp()];
         for (i, a) in self.axes.iter_mut().enumerate() {
             let q = (ACCEL_STD[i] * s[i]).powi(2);
             let g = if i < 2 { growth[i] } else { 1.0 };
             // Moved at the mean of the old and the new rate.
-            a.value += a.rate * dt * (1.0 + g) / 2.0;
+            a.value += if i < 2 { a.rate * dt * (1.0 + g) / 2.0 } else { log_step(a.rate) };
             a.pp += 2.0 * dt * a.pv + dt * dt * a.vv + q * dt.powi(3) / 3.0;
             a.pv += dt * a.vv + q * dt * dt / 2.0;
             a.vv += q * dt;
@@ -151,6 +156,21 @@ mod tests {
         assert!((f.bbox().center().x - 0.7).abs() < 0.02);
         assert!(f.distance_sq(&at(0.7)) < 1.0);
         assert!(f.distance_sq(&at(0.3)) > 20.0);
+    }
+
+    /// A track predicted over a minute (frames the motion gate skipped) with the growth its last
+    /// boxes showed keeps a box of bounded size.
+    #[test]
+    fn a_long_gap_grows_the_box_at_most_by_e() {
+        let mut f = BoxFilter::new(&BBox::from_center(0.5, 0.5, 0.1, 0.1));
+        for step in 1..4 {
+            f.predict(0.2);
+            f.update(&BBox::from_center(0.5, 0.5, 0.1 * 1.1f32.powi(step), 0.1 * 1.1f32.powi(step)));
+        }
+        let before = f.bbox().width();
+        f.predict(60.0);
+        let after = f.bbox().width();
+        assert!(after.is_finite() && after <= before * std::f32::consts::E * 1.001, "{before} → {after}");
     }
 
     #[test]
