@@ -55,8 +55,18 @@ impl RuleKindConfig for SpeedingConfig {
         for (i, &p) in self.calibration.image.iter().enumerate() {
             check_point(p, &format!("{path}.calibration.image[{i}]"), errors);
         }
-        if let Err(e) = Homography::from_calibration(&self.calibration) {
-            errors.push(ConfigError::new(format!("{path}.calibration"), e));
+        match Homography::from_calibration(&self.calibration) {
+            Err(e) => errors.push(ConfigError::new(format!("{path}.calibration"), e)),
+            // The ground's horizon in the image is where the map's divisor is 0: beyond it a
+            // point is behind the camera, and near it pixels of jitter read as kilometres.
+            Ok(h) => {
+                let side = h.divisor(self.calibration.image[0]).signum();
+                for (i, &p) in self.zone.iter().flatten().enumerate() {
+                    if h.divisor(p) * side <= 0.0 {
+                        errors.push(ConfigError::new(format!("{path}.zone[{i}]"), "lies beyond the horizon of the calibration's ground plane (it maps behind the camera): keep the zone on the road the calibration measures"));
+                    }
+                }
+            }
         }
         check_positive(self.limit_kmh, &format!("{path}.limit_kmh"), "speed", errors);
         if self.window_s.is_nan() || self.window_s < MIN_WINDOW_S {
@@ -107,8 +117,15 @@ impl Homography {
     pub fn to_ground(self, p: Point) -> (f64, f64) {
         let h = &self.0;
         let (x, y) = (p.x as f64, p.y as f64);
-        let w = h[2][0] * x + h[2][1] * y + h[2][2];
+        let w = self.divisor([p.x, p.y]);
         ((h[0][0] * x + h[0][1] * y + h[0][2]) / w, (h[1][0] * x + h[1][1] * y + h[1][2]) / w)
+    }
+
+    /// The projective divisor at a normalized image point: 0 on the ground's horizon, of one sign
+    /// on the ground in front of the camera.
+    fn divisor(self, [x, y]: [f32; 2]) -> f64 {
+        let h = &self.0;
+        h[2][0] * x as f64 + h[2][1] * y as f64 + h[2][2]
     }
 
     /// Ground distance between two image points, metres.
@@ -178,8 +195,12 @@ impl Check for Speeding {
             if dt > MAX_WINDOWS * self.window.as_secs_f64() || !(self.zone.contains(from) && self.zone.contains(to)) {
                 continue;
             }
+            let kmh = (self.homography.ground_distance_m(from, to) / dt * 3.6) as f32;
+            if !kmh.is_finite() {
+                continue;
+            }
             let (recent, at) = self.speeds.entry(obj.id).or_default();
-            recent.push_back((self.homography.ground_distance_m(from, to) / dt * 3.6) as f32);
+            recent.push_back(kmh);
             if recent.len() > ESTIMATES {
                 recent.pop_front();
             }

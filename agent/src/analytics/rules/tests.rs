@@ -374,6 +374,11 @@ speeding = { limit_kmh = 50, window_s = 0.2, calibration = { image = [[0, 0], [0
 [[rules]]
 id = "light"
 red_light = { p1 = [0.5, 0.5], p2 = [0.5, 0.5], signal = { } }
+
+# A lane 4 m wide and 40 m long, seen in perspective: the ground's horizon is at y 0.33.
+[[rules]]
+id = "far"
+speeding = { limit_kmh = 50, zone = [[0.4, 0.3], [0.6, 0.3], [0.9, 0.9], [0.1, 0.9]], calibration = { image = [[0.45, 0.4], [0.55, 0.4], [0.9, 0.9], [0.1, 0.9]], ground_m = [[0, 40], [4, 40], [4, 0], [0, 0]] } }
 "#;
     #[derive(Deserialize)]
     struct File {
@@ -394,4 +399,6 @@ red_light = { p1 = [0.5, 0.5], p2 = [0.5, 0.5], signal = { } }
     assert!(has("rules[1].speeding.window_s: must be at least 0.5"), "{text:#?}");
     assert!(has("rules[2].red_light.p2: must differ from p1"), "{text:#?}");
     assert!(has("rules[2].red_light.signal: give exactly one of topic"), "{text:#?}");
+    assert!(has("rules[3].speeding.zone[0]: lies beyond the horizon") && has("rules[3].speeding.zone[1]: lies beyond"), "{text:#?}");
+    assert!(!has("rules[3].speeding.zone[2]"), "{text:#?}");
 }
