@@ -138,8 +138,9 @@ impl CameraConfig {
                 format!("a line or rule reads plates (rules do unless `plates = false`), and the plate models are missing: {} is not a file", plate_models.display()),
             ));
         }
-        let standing_rules = self.rules.iter().any(|r| r.no_parking.is_some() || r.no_stopping.is_some() || r.congestion.is_some()).then(|| self.rules.iter().filter_map(|r| Some(r.congestion.as_ref()?.clear_s)).reduce(f32::min));
-        self.motion.validate(&format!("{path}.motion"), standing_rules, errors);
+        let standing_rules = self.rules.iter().any(|r| r.no_parking.is_some() || r.no_stopping.is_some() || r.congestion.is_some());
+        let recheck_limit_s = MotionConfig::recheck_limit_s(standing_rules, self.rules.iter().filter_map(|r| Some(r.congestion.as_ref()?.clear_s)));
+        self.motion.validate(&format!("{path}.motion"), recheck_limit_s, errors);
         if let Some(region) = &self.detect_region {
             region.validate(&format!("{path}.detect_region"), errors);
         }

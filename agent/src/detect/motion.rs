@@ -63,15 +63,21 @@ impl Default for MotionConfig {
 }
 
 impl MotionConfig {
-    /// `standing_rules`: whether the camera has a rule on vehicles that stand (`no_parking`,
-    /// `no_stopping`, `congestion`), and the shortest `clear_s` of its `congestion` rules.
-    pub fn validate(&self, path: &str, standing_rules: Option<Option<f32>>, errors: &mut Vec<ConfigError>) {
+    /// The longest `recheck_s` on a camera with rules on vehicles that stand (`no_parking`,
+    /// `no_stopping`, `congestion`), given its `congestion` rules' `clear_s`: `None` without such
+    /// rules.
+    pub fn recheck_limit_s(standing_rules: bool, clear_s: impl Iterator<Item = f32>) -> Option<f32> {
+        standing_rules.then(|| clear_s.filter(|&c| c > 0.0).fold(MAX_RECHECK_S, f32::min))
+    }
+
+    /// `recheck_limit_s`: the longest `recheck_s` the camera's rules on vehicles that stand allow
+    /// ([`MotionConfig::recheck_limit_s`]), if it has any.
+    pub fn validate(&self, path: &str, recheck_limit_s: Option<f32>, errors: &mut Vec<ConfigError>) {
         if !(2..=256).contains(&self.min_object_px) {
             errors.push(ConfigError::new(format!("{path}.min_object_px"), format!("must be within 2..256 pixels, got {}", self.min_object_px)));
         }
         check_positive_seconds(self.recheck_s, &format!("{path}.recheck_s"), errors);
-        let Some(clear_s) = standing_rules else { return };
-        let limit_s = clear_s.map_or(MAX_RECHECK_S, |clear_s| clear_s.min(MAX_RECHECK_S));
+        let Some(limit_s) = recheck_limit_s else { return };
         if self.enabled && self.recheck_s > limit_s {
             errors.push(ConfigError::new(
                 format!("{path}.recheck_s"),

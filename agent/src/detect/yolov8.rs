@@ -16,8 +16,7 @@ pub fn decode(data: &[f32], classes: usize, place: &Placement, min_score: f32) -
     let mut detections = Vec::new();
     for a in 0..anchors {
         let (class, score) = (0..classes).map(|c| (c, at(4 + c, a))).fold((0, f32::MIN), |best, (c, s)| if s > best.1 { (c, s) } else { best });
-        // Written so that NaN (a broken model's output) is dropped too.
-        if !(score >= min_score) {
+        if score < min_score {
             continue;
         }
         let bbox = place.to_frame(at(0, a), at(1, a), at(2, a), at(3, a));

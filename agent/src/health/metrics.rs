@@ -18,8 +18,8 @@ use super::{CameraHealth, DROP_CLASSES, Histogram, SiteHealth, SourceState};
 const ANALYSIS_STUCK_AFTER: Duration = Duration::from_secs(10);
 /// How long a client has to send its request, and the answer's write may wait for it: a scraper
 /// takes milliseconds. Clients are answered one at a time, so one that sends nothing, or a
-/// header without end, holds the others back twice this at most, where a server with no limit
-/// kept a thread, a buffer and a file descriptor for each such client for good.
+/// header without end, holds the others back twice this and [`LINGER`] at most, where a server
+/// with no limit kept a thread, a buffer and a file descriptor for each such client for good.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest request read (its line and headers); a scrape's is under 300 bytes.
 const MAX_REQUEST_BYTES: usize = 8 * 1024;

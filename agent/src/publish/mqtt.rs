@@ -419,6 +419,11 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
 fn receive(publish: &rumqttc::Publish, subscriptions: &Subscriptions, link: &Mutex<Link>) {
     let commands = subscriptions.commands.trim_end_matches('+');
     let command = publish.topic.strip_prefix(commands);
+    if command.is_some() && publish.payload.is_empty() {
+        // What the broker sends subscribers when a retained command is cleared.
+        tracing::debug!(topic = %publish.topic, "an empty command: ignored");
+        return;
+    }
     let refused = if command.is_none() && !subscriptions.topics.contains(&publish.topic) {
         "not a topic the agent listens to".to_string()
     } else if command.is_some() && publish.retain {

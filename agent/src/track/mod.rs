@@ -58,6 +58,8 @@ const LOW_SCORE_MIN_IOU: f32 = 0.3;
 const VAGUE_AFTER: Duration = Duration::from_millis(500);
 /// Nor is one whose centre lies more than this many box sizes from the prediction.
 const MAX_JUMP_BOX_SIZES: f32 = 2.5;
+/// Longest time a track's filter is predicted ahead in one step, seconds.
+const MAX_PREDICTION_S: f32 = 1.0;
 /// A track moving faster than this many of its box sizes per second has a direction: a detection
 /// behind it (more than `BACKWARDS_BOX_SIZES` against its motion, from where it was last seen)
 /// is another vehicle, as OC-SORT's direction consistency says. Two cars passing each other in
@@ -386,6 +388,10 @@ impl Tracker {
             None => 0.0,
         };
         self.last_time = Some(now);
+        // A gap longer than this between updates comes from frames the motion gate skipped (no
+        // track was moving) or a stream that jumped: extrapolating motion and uncertainty over it
+        // would let a standing track's guess wander off and match anything.
+        let dt = dt.min(MAX_PREDICTION_S);
         for t in &mut self.tracks {
             t.filter.predict(dt);
         }

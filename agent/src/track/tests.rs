@@ -753,3 +753,17 @@ fn a_car_boxed_as_a_motorcycle_on_some_frames_stays_one_track() {
     }
     assert_eq!(seen.into_values().collect::<Vec<_>>(), vec![CAR, MOTORCYCLE]);
 }
+
+/// A car standing with a little box drift, looked at again a minute later (the motion gate
+/// skipped the frames between: nothing moved): its guess has not wandered off with the drift
+/// extrapolated over the minute, and it keeps its id.
+#[test]
+fn a_standing_track_keeps_its_id_across_a_long_gap_between_looks() {
+    let mut t = tracker();
+    let mut ids = Vec::new();
+    for f in 0..10 {
+        ids.extend(t.update(&[det(0.5 + 0.001 * f as f32, 0.5, CAR, 0.9)], at(f, 5.0)).iter().map(|o| o.id));
+    }
+    let later = t.update(&[det(0.51, 0.5, CAR, 0.9)], Duration::from_secs(62));
+    assert_eq!(later.iter().map(|o| o.id).collect::<Vec<_>>(), vec![ids[0]], "{later:?}");
+}

@@ -99,15 +99,16 @@ const FILE_MAGIC: &[u8] = b"canh smoke baseline 2\n";
 const FILE_MAGIC_1: &[u8] = b"canh smoke baseline 1\n";
 /// The file is written at most this often (stream time): a baseline learning every frame (a
 /// short `smoke_baseline_interval_s`) would otherwise rewrite it several times a second, wearing
-/// the box's flash for months; a crash loses what was learnt since, no more.
+/// the box's flash for months; a crash loses what was learnt since, no more (a stop writes it).
 const WRITE_EVERY: Duration = Duration::from_secs(30);
 
 /// A camera's baselines, one per view.
 pub struct SmokeBaseline {
     settings: BaselineSettings,
     file: Option<BaselineFile>,
-    /// When the file was last written (or tried), stream time.
+    /// When the file was last written (or tried), stream time; whether maps were learnt since.
     written: Option<Duration>,
+    unwritten: bool,
     views: Vec<ViewBaseline>,
     /// The view being watched (an index into `views`, which is empty before the first frame).
     current: usize,
@@ -139,7 +140,7 @@ struct ViewBaseline {
 
 impl SmokeBaseline {
     pub fn new(settings: BaselineSettings) -> SmokeBaseline {
-        SmokeBaseline { settings, file: None, written: None, views: Vec::new(), current: 0, frames: 0, view_changed: false }
+        SmokeBaseline { settings, file: None, written: None, unwritten: false, views: Vec::new(), current: 0, frames: 0, view_changed: false }
     }
 
     /// Keeps the learnt maps in `file` from now on, first taking up what it holds (unless they
@@ -180,14 +181,10 @@ impl SmokeBaseline {
         if learnt || view.signature.is_none() {
             view.signature = Some(signature.to_vec());
         }
-        if learnt
-            && let Some(file) = &self.file
-            && self.written.is_none_or(|at| now.saturating_sub(at) >= WRITE_EVERY)
-        {
+        self.unwritten |= learnt;
+        if self.unwritten && self.written.is_none_or(|at| now.saturating_sub(at) >= WRITE_EVERY) {
             self.written = Some(now);
-            if let Err(e) = write_file(file, &self.views) {
-                tracing::warn!(path = %file.path.display(), "cannot keep the smoke baseline: {e}");
-            }
+            self.write();
         }
         hot
     }
@@ -205,6 +202,16 @@ impl SmokeBaseline {
 
     /// The stream restarted, and its clock with it: what was learnt stays (the views are the
     /// same), the timing of learning and holding starts again.
+    /// Writes the learnt maps to the file, when there is one.
+    fn write(&mut self) {
+        self.unwritten = false;
+        if let Some(file) = &self.file
+            && let Err(e) = write_file(file, &self.views)
+        {
+            tracing::warn!(path = %file.path.display(), "cannot keep the smoke baseline: {e}");
+        }
+    }
+
     pub fn restart_clock(&mut self) {
         self.written = None;
         for view in &mut self.views {
@@ -316,6 +323,16 @@ impl ViewBaseline {
                 if values.len() < settings.min_maps { f32::NAN } else { quantile(&values, QUANTILE) }
             })
             .collect()
+    }
+}
+
+/// What was learnt since the last write is kept when the camera stops (a reload, the agent's
+/// stop), not only up to the last write.
+impl Drop for SmokeBaseline {
+    fn drop(&mut self) {
+        if self.unwritten {
+            self.write();
+        }
     }
 }
 
@@ -651,6 +668,8 @@ mod tests {
             }
         }
         assert_eq!(written, vec![0, 120], "at 0 s and 30 s of 50 s learning every frame");
+        drop(baseline);
+        assert!(path.exists(), "what was learnt since is written when the camera stops");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

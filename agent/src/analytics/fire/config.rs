@@ -256,7 +256,6 @@ impl FireConfig {
             ("smoke_rooted_confirm_after_s", self.smoke_rooted_confirm_after_s),
             ("smoke_baseline_interval_s", self.smoke_baseline_interval_s),
             ("smoke_baseline_hold_s", self.smoke_baseline_hold_s),
-            ("update_interval_s", self.update_interval_s),
             ("clear_after_s", self.clear_after_s),
             ("cooldown_s", self.cooldown_s),
         ] {
@@ -271,8 +270,10 @@ impl FireConfig {
         if self.smoke_baseline_min_maps > self.smoke_baseline_maps {
             errors.push(ConfigError::new(format!("{path}.smoke_baseline_min_maps"), format!("must not exceed smoke_baseline_maps ({})", self.smoke_baseline_maps)));
         }
-        if self.update_interval_s < 1.0 {
+        if !(self.update_interval_s >= 1.0) {
             errors.push(ConfigError::new(format!("{path}.update_interval_s"), format!("must be at least 1 s (each update carries an evidence image), got {}", self.update_interval_s)));
+        } else {
+            check_seconds(self.update_interval_s, &format!("{path}.update_interval_s"), errors);
         }
         if self.flame_confirm_after_s < self.flame_suspect_after_s {
             errors.push(ConfigError::new(format!("{path}.flame_confirm_after_s"), "must not be shorter than flame_suspect_after_s"));

@@ -70,9 +70,7 @@ impl RuleKindConfig for CongestionConfig {
         match (&self.calibration, self.max_speed_kmh) {
             (Some(calibration), Some(kmh)) => {
                 check_positive(kmh, &format!("{path}.max_speed_kmh"), "speed", errors);
-                if let Err(e) = Homography::from_calibration(calibration) {
-                    errors.push(ConfigError::new(format!("{path}.calibration"), e));
-                }
+                calibration.validate(&format!("{path}.calibration"), &self.zone, &format!("{path}.zone"), errors);
             }
             (None, Some(_)) => errors.push(ConfigError::new(format!("{path}.max_speed_kmh"), "needs a ground-plane calibration (add calibration, or use max_move)")),
             (Some(_), None) => errors.push(ConfigError::new(format!("{path}.calibration"), "is used with max_speed_kmh: give both, or neither")),

@@ -50,24 +50,36 @@ fn default_window_s() -> f32 {
 /// Shortest window: below it, a few pixels of box jitter read as several km/h.
 const MIN_WINDOW_S: f32 = 0.5;
 
-impl RuleKindConfig for SpeedingConfig {
-    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        for (i, &p) in self.calibration.image.iter().enumerate() {
-            check_point(p, &format!("{path}.calibration.image[{i}]"), errors);
+impl Calibration {
+    /// Checks the calibration (`path`), and that every point of the rule's `zone` (`zone_path`)
+    /// lies on its ground plane in front of the camera.
+    pub fn validate(&self, path: &str, zone: &[[f32; 2]], zone_path: &str, errors: &mut Vec<ConfigError>) {
+        for (i, &p) in self.image.iter().enumerate() {
+            check_point(p, &format!("{path}.image[{i}]"), errors);
         }
-        match Homography::from_calibration(&self.calibration) {
-            Err(e) => errors.push(ConfigError::new(format!("{path}.calibration"), e)),
-            // The ground's horizon in the image is where the map's divisor is 0: beyond it a
-            // point is behind the camera, and near it pixels of jitter read as kilometres.
-            Ok(h) => {
-                let side = h.divisor(self.calibration.image[0]).signum();
-                for (i, &p) in self.zone.iter().flatten().enumerate() {
-                    if h.divisor(p) * side <= 0.0 {
-                        errors.push(ConfigError::new(format!("{path}.zone[{i}]"), "lies beyond the horizon of the calibration's ground plane (it maps behind the camera): keep the zone on the road the calibration measures"));
-                    }
-                }
+        let h = match Homography::from_calibration(self) {
+            Ok(h) => h,
+            Err(e) => return errors.push(ConfigError::new(path, e)),
+        };
+        // The ground's horizon in the image is where the map's divisor is 0: beyond it a point
+        // is behind the camera, and near it pixels of jitter read as kilometres. The four points
+        // themselves straddle it when the image and ground points are not in the same order.
+        let side = h.divisor(self.image[0]).signum();
+        if self.image.iter().any(|&p| h.divisor(p) * side <= 0.0) {
+            return errors.push(ConfigError::new(path, "the image and ground points are not listed in the same order (the map folds the road over): list both in the same order around the quadrilateral"));
+        }
+        for (i, &p) in zone.iter().enumerate() {
+            if h.divisor(p) * side <= 0.0 {
+                errors.push(ConfigError::new(format!("{zone_path}[{i}]"), "lies beyond the horizon of the calibration's ground plane (it maps behind the camera): keep the zone on the road the calibration measures"));
             }
         }
+    }
+}
+
+impl RuleKindConfig for SpeedingConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        let zone = self.zone.as_deref().unwrap_or(&self.calibration.image);
+        self.calibration.validate(&format!("{path}.calibration"), zone, &format!("{path}.zone"), errors);
         check_positive(self.limit_kmh, &format!("{path}.limit_kmh"), "speed", errors);
         if self.window_s.is_nan() || self.window_s < MIN_WINDOW_S {
             errors.push(ConfigError::new(format!("{path}.window_s"), format!("must be at least {MIN_WINDOW_S} seconds, got {}", self.window_s)));

@@ -379,6 +379,15 @@ red_light = { p1 = [0.5, 0.5], p2 = [0.5, 0.5], signal = { } }
 [[rules]]
 id = "far"
 speeding = { limit_kmh = 50, zone = [[0.4, 0.3], [0.6, 0.3], [0.9, 0.9], [0.1, 0.9]], calibration = { image = [[0.45, 0.4], [0.55, 0.4], [0.9, 0.9], [0.1, 0.9]], ground_m = [[0, 40], [4, 40], [4, 0], [0, 0]] } }
+
+# The same lane with its near corners listed the other way round on the ground.
+[[rules]]
+id = "folded"
+speeding = { limit_kmh = 50, calibration = { image = [[0.45, 0.4], [0.55, 0.4], [0.9, 0.9], [0.1, 0.9]], ground_m = [[0, 40], [4, 40], [0, 0], [4, 0]] } }
+
+[[rules]]
+id = "queue"
+congestion = { max_vehicles = 3, max_speed_kmh = 5, zone = [[0.4, 0.2], [0.6, 0.2], [0.9, 0.9], [0.1, 0.9]], calibration = { image = [[0.45, 0.4], [0.55, 0.4], [0.9, 0.9], [0.1, 0.9]], ground_m = [[0, 40], [4, 40], [4, 0], [0, 0]] } }
 "#;
     #[derive(Deserialize)]
     struct File {
@@ -401,4 +410,6 @@ speeding = { limit_kmh = 50, zone = [[0.4, 0.3], [0.6, 0.3], [0.9, 0.9], [0.1, 0
     assert!(has("rules[2].red_light.signal: give exactly one of topic"), "{text:#?}");
     assert!(has("rules[3].speeding.zone[0]: lies beyond the horizon") && has("rules[3].speeding.zone[1]: lies beyond"), "{text:#?}");
     assert!(!has("rules[3].speeding.zone[2]"), "{text:#?}");
+    assert!(has("rules[4].speeding.calibration: the image and ground points are not listed in the same order"), "{text:#?}");
+    assert!(has("rules[5].congestion.zone[0]: lies beyond the horizon"), "{text:#?}");
 }
