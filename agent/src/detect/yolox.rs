@@ -31,8 +31,8 @@ pub fn decode(
             for gx in 0..gw {
                 let row = rows.next().expect("row count checked above");
                 let objectness = row[4];
-                // Written so that NaN (a broken model's output) is dropped too.
-                if !(objectness >= min_score) {
+                // NaN (a broken model's output) fails every comparison: dropped too.
+                if objectness.is_nan() || objectness < min_score {
                     continue;
                 }
                 let (class, prob) = row[5..]
@@ -40,7 +40,7 @@ pub fn decode(
                     .enumerate()
                     .fold((0, f32::MIN), |best, (i, &p)| if p > best.1 { (i, p) } else { best });
                 let score = objectness * prob;
-                if !(score >= min_score) {
+                if score.is_nan() || score < min_score {
                     continue;
                 }
                 let s = stride as f32;

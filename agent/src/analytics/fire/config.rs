@@ -270,7 +270,7 @@ impl FireConfig {
         if self.smoke_baseline_min_maps > self.smoke_baseline_maps {
             errors.push(ConfigError::new(format!("{path}.smoke_baseline_min_maps"), format!("must not exceed smoke_baseline_maps ({})", self.smoke_baseline_maps)));
         }
-        if !(self.update_interval_s >= 1.0) {
+        if self.update_interval_s.is_nan() || self.update_interval_s < 1.0 {
             errors.push(ConfigError::new(format!("{path}.update_interval_s"), format!("must be at least 1 s (each update carries an evidence image), got {}", self.update_interval_s)));
         } else {
             check_seconds(self.update_interval_s, &format!("{path}.update_interval_s"), errors);
