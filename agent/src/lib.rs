@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod detect;
 pub mod events;
+pub mod files;
 pub mod health;
 pub mod listen;
 pub mod plates;

@@ -31,6 +31,11 @@ impl EvidenceArchive {
             let camera_name = camera.file_name().to_string_lossy().into_owned();
             for file in std::fs::read_dir(camera.path()).map_err(err)?.flatten() {
                 let path = file.path();
+                // What a crash left half written.
+                if path.extension().is_some_and(|e| e == "partial") {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
                 if let (Some("jpg"), Some(id), Ok(meta)) = (path.extension().and_then(|e| e.to_str()), path.file_stem().and_then(|s| s.to_str()), file.metadata()) {
                     files.insert(id.to_string(), (camera_name.clone(), meta.len()));
                 }
@@ -59,11 +64,9 @@ impl EvidenceArchive {
         let path = self.path(camera, id);
         let err = |source| ArchiveError { path: path.display().to_string(), source };
         std::fs::create_dir_all(self.dir.join(camera)).map_err(err)?;
-        if let Err(e) = std::fs::write(&path, jpeg) {
-            // A file cut short by a full disk would be handed out as the evidence.
-            let _ = std::fs::remove_file(&path);
-            return Err(err(e));
-        }
+        // Whole or not at all: a file cut short by a full disk or a crash would be handed out as
+        // the evidence.
+        crate::files::write_whole(&path, jpeg, false).map_err(err)?;
         if let Some((_, old)) = self.files.insert(id.to_string(), (camera.to_string(), jpeg.len() as u64)) {
             self.total_bytes -= old;
         }
@@ -107,10 +110,12 @@ mod tests {
         archive.keep("cam1", "0003", &[3; 10]).unwrap();
         assert!(archive.get("0001").is_none(), "the oldest went");
         assert!(!dir.join("cam1/0001.jpg").exists());
-        // Another run finds what was kept.
+        // Another run finds what was kept, and clears what a crash left half written.
+        std::fs::write(dir.join("cam1/0004.partial"), [4; 3]).unwrap();
         let archive = EvidenceArchive::open(&dir, 25).unwrap();
         assert_eq!(archive.get("0002").unwrap().0, "cam2");
         assert_eq!(archive.get("0003").unwrap().1.unwrap(), vec![3; 10]);
+        assert!(archive.get("0004").is_none() && !dir.join("cam1/0004.partial").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

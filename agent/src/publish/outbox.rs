@@ -73,9 +73,12 @@ impl Outbox {
         let name = path.display().to_string();
         let err = |source| OutboxError { path: name.clone(), source };
         let db = Connection::open(path).map_err(err)?;
+        // The WAL is cut back to 4 MiB at each checkpoint: it otherwise keeps the largest size it
+        // ever reached. Rows an earlier start marked are not written again.
         db.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
+             PRAGMA journal_size_limit = 4194304;
              CREATE TABLE IF NOT EXISTS outbox (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  topic TEXT NOT NULL,
@@ -86,7 +89,7 @@ impl Outbox {
                  replayed INTEGER NOT NULL DEFAULT 0
              );
              CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-             UPDATE outbox SET replayed = 1;",
+             UPDATE outbox SET replayed = 1 WHERE replayed = 0;",
         )
         .map_err(err)?;
         // The oldest of the lowest priority is what a full outbox drops: without this index each

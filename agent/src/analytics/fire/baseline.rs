@@ -344,8 +344,7 @@ fn correlation(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Writes every view's maps next to `file` and renames them over it: a crash mid-write leaves
-/// the old file.
+/// Writes every view's maps to `file`, whole and flushed to the disk.
 fn write_file(file: &BaselineFile, views: &[ViewBaseline]) -> std::io::Result<()> {
     let mut bytes = FILE_MAGIC.to_vec();
     bytes.extend_from_slice(file.model.as_bytes());
@@ -364,9 +363,7 @@ fn write_file(file: &BaselineFile, views: &[ViewBaseline]) -> std::io::Result<()
     if let Some(dir) = file.path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let partial = file.path.with_extension("partial");
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, &file.path)
+    crate::files::write_whole(&file.path, &bytes, true)
 }
 
 /// A grid's (cols, rows) and learnt maps.
