@@ -122,6 +122,29 @@ fn commands_are_answered_and_bad_ones_refused_without_stopping_the_agent() {
     assert!(!printed.contains("INVALID"), "every message follows the schema:\n{printed}");
 }
 
+/// A camera whose file ended is listed in `stats` as `ended` until a reload removes it.
+#[test]
+fn stats_forget_a_camera_a_reload_removes() {
+    let broker = Mosquitto::start();
+    let rtsp_port = free_port();
+    let _server = RtspServer::start(rtsp_port, &sample("opencv4nodejs_traffic.mp4"));
+    let dir = temp_dir("commands-forget");
+    let config = dir.join("site.toml");
+    let running = || SiteFile::new("commands").with("stats_interval_s = 1").mqtt(broker.port, "").camera("arterial", &format!("rtsp://127.0.0.1:{rtsp_port}/clip"), "");
+    let short = sample("degirum_TrafficHD_short.mp4");
+    std::fs::write(&config, running().camera("short", short.to_str().unwrap(), "").text()).unwrap();
+    let listener = Listener::start(broker.port, PREFIX, &dir);
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("canh.log"));
+    let stats_topic = format!("{PREFIX}/stats");
+    let cameras = |l: &Listener| l.latest(&stats_topic).map(|s| s["cameras"].clone()).unwrap_or_default();
+    listener.wait_until(Duration::from_secs(60), "the short clip ended", |l| cameras(l) == serde_json::json!({"ended": 1, "streaming": 1}));
+    std::fs::write(&config, running().text()).unwrap();
+    assert_eq!(command(&listener, broker.port, "reload", r#"{"request_id":"forget-1"}"#, "forget-1")["ok"], true);
+    listener.wait_until(Duration::from_secs(15), "stats without the removed camera", |l| cameras(l) == serde_json::json!({"streaming": 1}));
+    assert!(agent.terminate().success(), "{}", agent.log_text());
+    listener.stop();
+}
+
 /// A fire alert's evidence is fetched again by the alert's own id, as for a violation: the id
 /// of a fire message is its image's (`{camera}/evidence/{id}`), and every message of the
 /// incident gives the same `first_evidence` and `confirmed` times.

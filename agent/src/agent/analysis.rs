@@ -33,6 +33,8 @@ pub(super) enum Change {
     /// A camera whose source was left behind, still running: finish it without waiting for the
     /// end of its frames.
     Finish(CameraId),
+    /// A camera a reload removed: `stats` no longer lists its last state.
+    Forget(CameraId),
 }
 
 pub(super) struct AnalysisLoop {
@@ -47,6 +49,7 @@ pub(super) struct AnalysisLoop {
     /// Signal messages for cameras that were out on a lane, the latest per topic (as
     /// [`CameraAnalysis::hear`] keeps them), handed over on their return.
     heard_away: BTreeMap<CameraId, BTreeMap<String, Vec<u8>>>,
+    /// What each finished camera did: its last run, one per id.
     finished: Vec<CameraSummary>,
     /// The last state of each camera finished when its source had ended (a file played to its
     /// end) or could not run, for `stats`, until a reload brings back or removes its id; not
@@ -248,6 +251,10 @@ impl AnalysisLoop {
                     }
                     continue;
                 }
+                Change::Forget(id) => {
+                    self.ended.remove(&id);
+                    continue;
+                }
             };
             if let Some(i) = self.ids.iter().position(|s| *s == analysis.id) {
                 self.finish(i);
@@ -353,7 +360,11 @@ impl AnalysisLoop {
         if self.settings.counts_interval.is_some() {
             camera.report(true, &self.settings.events);
         }
-        self.finished.push(camera.summary());
+        // The last run of each camera: a daemon reloaded every hour for months would otherwise
+        // keep one for every camera a reload replaced (its counts went out as it ran).
+        let summary = camera.summary();
+        self.finished.retain(|s| s.id != summary.id);
+        self.finished.push(summary);
     }
 
     /// Counts and camera status of the cameras at home (those on a lane report once back, on

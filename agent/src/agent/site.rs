@@ -292,6 +292,9 @@ impl Site<'_> {
         self.cameras = kept;
         for camera in &gone {
             tracing::info!(camera = %camera.config.id, "stopping the camera (removed or changed)");
+            if !new.cameras.iter().any(|c| c.id == camera.config.id) {
+                let _ = self.changes.send(Change::Forget(camera.config.id.as_str().into()));
+            }
         }
         // The analysis thread finishes a camera whose source is left behind without waiting
         // for the end of its frames.
