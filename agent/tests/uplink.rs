@@ -151,3 +151,43 @@ fn a_stored_message_over_the_packet_limit_is_dropped_not_sent() {
     assert!(agent.terminate().success());
     listener.stop();
 }
+
+/// The broker's session outlives the site file: a signal topic the site file no longer names is
+/// unsubscribed at the next connection, so its messages no longer reach the agent to be refused.
+#[test]
+fn a_signal_topic_the_site_file_drops_is_unsubscribed() {
+    const PREFIX: &str = "canh/v1/unsub";
+    const STALE: &str = "unsub/junction/phase";
+    let broker = Mosquitto::start();
+    let rtsp_port = free_port();
+    let _server = RtspServer::start(rtsp_port, &sample("opencv4nodejs_traffic.mp4"));
+    let dir = temp_dir("unsubscribe");
+    let site = |rules: &str| {
+        SiteFile::new("unsub")
+            .with("stats_interval_s = 1")
+            .mqtt(broker.port, &format!("outbox_path = \"{}\"", dir.join("outbox.sqlite").display()))
+            .camera("arterial", &format!("rtsp://127.0.0.1:{rtsp_port}/clip"), "")
+            .vertical_line("middle", 0.5)
+            .with(rules)
+            .write(&dir)
+    };
+    let listener = Listener::start(broker.port, PREFIX, &dir);
+    let stats = |l: &Listener| l.latest(&format!("{PREFIX}/stats")).unwrap_or_default();
+    let red_light = format!("[[cameras.rules]]\nid = \"stop\"\n[cameras.rules.red_light]\np1 = [0.5, 1.0]\np2 = [0.5, 0.0]\nsignal = {{ topic = \"{STALE}\" }}");
+    let config = site(&red_light);
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("first.log"));
+    listener.wait_until(Duration::from_secs(30), "the first run's stats", |l| stats(l)["mqtt_connection_seq"] == 1);
+    assert!(agent.terminate().success());
+    let config = site("");
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("second.log"));
+    listener.wait_until(Duration::from_secs(30), "the second run's stats", |l| stats(l)["mqtt_connection_seq"] == 2);
+    publish(broker.port, STALE, "red", false);
+    // A command after it: once it is answered, the phase, published first, would have arrived.
+    publish(broker.port, &format!("{PREFIX}/cmd/reload"), r#"{"request_id":"after-1","nope":1}"#, false);
+    listener.wait_until(Duration::from_secs(15), "the reply", |l| l.latest(&format!("{PREFIX}/reply/after-1")).is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stats(&listener)["messages_refused"], 1, "the command's unknown field alone:\n{}", agent.log_text());
+    assert!(agent.log_text().contains("unsubscribing: no longer in the site file"), "{}", agent.log_text());
+    assert!(agent.terminate().success());
+    listener.stop();
+}

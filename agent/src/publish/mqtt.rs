@@ -385,10 +385,24 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
                     }
                 }
                 // Again on every connect: a broker that lost its sessions has forgotten them.
-                for topic in connector.subscriptions.topics.iter().chain([&connector.subscriptions.commands]) {
+                let wanted: Vec<String> = connector.subscriptions.topics.iter().chain([&connector.subscriptions.commands]).cloned().collect();
+                for topic in &wanted {
                     if let Err(e) = l.client.try_subscribe(topic.as_str(), QoS::AtLeastOnce) {
                         tracing::error!(%topic, "cannot subscribe: {e}");
                     }
+                }
+                // The session keeps what an earlier site file subscribed to (a signal topic since
+                // removed, an older prefix's commands): every message there would be refused.
+                match l.outbox.subscribe(&wanted) {
+                    Ok(stale) => {
+                        for topic in stale {
+                            tracing::info!(%topic, "unsubscribing: no longer in the site file");
+                            if let Err(e) = l.client.try_unsubscribe(topic.as_str()) {
+                                tracing::error!(%topic, "cannot unsubscribe: {e}");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("{e}"),
                 }
                 l.pump();
             }

@@ -89,6 +89,7 @@ impl Outbox {
                  replayed INTEGER NOT NULL DEFAULT 0
              );
              CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS subscriptions (filter TEXT PRIMARY KEY);
              UPDATE outbox SET replayed = 1 WHERE replayed = 0;",
         )
         .map_err(err)?;
@@ -235,6 +236,27 @@ impl Outbox {
     /// Messages stored.
     pub fn messages(&self) -> u64 {
         self.rows
+    }
+
+    /// Replaces the topic filters the broker's session holds for the agent with `filters`,
+    /// returning those it held before and no longer should: the session outlives the site file
+    /// that asked for them.
+    pub fn subscribe(&mut self, filters: &[String]) -> Result<Vec<String>, OutboxError> {
+        let stored = |db: &Connection| -> rusqlite::Result<Vec<String>> {
+            let mut select = db.prepare("SELECT filter FROM subscriptions ORDER BY filter")?;
+            select.query_map([], |r| r.get(0))?.collect()
+        };
+        let replaced = |db: &mut Connection| -> rusqlite::Result<Vec<String>> {
+            let tx = db.transaction()?;
+            let before = stored(&tx)?;
+            tx.execute("DELETE FROM subscriptions", [])?;
+            for filter in filters {
+                tx.execute("INSERT OR IGNORE INTO subscriptions (filter) VALUES (?1)", [filter])?;
+            }
+            tx.commit()?;
+            Ok(before.into_iter().filter(|f| !filters.contains(f)).collect())
+        };
+        replaced(&mut self.db).map_err(|e| self.err(e))
     }
 }
 
