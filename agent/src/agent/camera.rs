@@ -23,6 +23,7 @@ use crate::detect::{DetectError, Detector};
 use crate::events::emitter::Emitter;
 use crate::events::{CameraStatus, Message};
 use crate::health::{CameraHealth, LOOK_AS_SET, LOOK_CLOSER, LOOK_FINDING_OUT, SourceState};
+use crate::health::repeated::Repeated;
 use crate::plates::PlateReader;
 use crate::plates::watch::PlateWatch;
 use crate::render::{Mark, Overlay, Shape, Tone, draw, enlarged, write_image};
@@ -63,6 +64,8 @@ pub(super) struct CameraAnalysis {
     pub last_frame: Option<LastFrame>,
     first_frame: Option<Instant>,
     status: StatusReport,
+    /// Frames the detector failed on.
+    detect_errors: Repeated,
 }
 
 /// How the detector looks (`detect_zoom`); the camera's health shows it.
@@ -156,6 +159,7 @@ impl CameraAnalysis {
             last_frame: None,
             first_frame: None,
             status: StatusReport::default(),
+            detect_errors: Repeated::default(),
         };
         if let Some(r) = region {
             analysis.look_within(r);
@@ -299,7 +303,9 @@ impl CameraAnalysis {
                 Some(Tracked { detections, objects, detected: true })
             }
             Err(e) => {
-                tracing::error!(camera = %self.id, seq = frame.seq, "{e}");
+                if let Some(repeated) = self.detect_errors.due() {
+                    tracing::error!(camera = %self.id, seq = frame.seq, repeated, "{e}");
+                }
                 None
             }
         }

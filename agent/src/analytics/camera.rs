@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::analyzer::{Analyzer, Finding, FrameContext};
 use super::history::TrackHistory;
+use crate::health::repeated::Repeated;
 use crate::render::{Mark, Overlay};
 use crate::types::{CameraId, Point, TrackedObject};
 
@@ -21,11 +22,14 @@ pub struct CameraAnalyzers {
     labels: Vec<String>,
     /// Tracks that raised any alert, drawn as violators while they live.
     violators: HashSet<u64>,
+    /// Each analyzer's failures.
+    failures: Vec<Repeated>,
 }
 
 impl CameraAnalyzers {
     pub fn new(camera: CameraId, list: Vec<Box<dyn Analyzer>>, labels: Vec<String>) -> CameraAnalyzers {
-        CameraAnalyzers { camera, list, labels, violators: HashSet::new() }
+        let failures = list.iter().map(|_| Repeated::default()).collect();
+        CameraAnalyzers { camera, list, labels, violators: HashSet::new(), failures }
     }
 
     /// The track history the analyzers need.
@@ -42,10 +46,14 @@ impl CameraAnalyzers {
     /// `when`) and the others go on.
     fn gather(&mut self, when: impl Fn() -> String, mut call: impl FnMut(&mut dyn Analyzer) -> Result<Vec<Finding>, String>) -> Vec<Finding> {
         let mut findings = Vec::new();
-        for analyzer in &mut self.list {
+        for (analyzer, failures) in self.list.iter_mut().zip(&mut self.failures) {
             match call(analyzer.as_mut()) {
                 Ok(found) => findings.extend(found),
-                Err(e) => tracing::error!(camera = %self.camera, "{}: {e}", when()),
+                Err(e) => {
+                    if let Some(repeated) = failures.due() {
+                        tracing::error!(camera = %self.camera, repeated, "{}: {e}", when());
+                    }
+                }
             }
         }
         findings

@@ -6,6 +6,7 @@
 pub mod metrics;
 pub mod notify;
 pub mod quality;
+pub mod repeated;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -28,6 +28,7 @@ use super::{Direction, Line};
 use super::analyzer::{Analyzer, AnalyzerConfig, BuildContext, CheckContext, Finding, FrameContext};
 use super::signal::SignalState;
 use crate::check::{ConfigError, check_classes, check_id, check_seconds};
+use crate::health::repeated::Repeated;
 use crate::render::{Overlay, Shape, Tone};
 use crate::types::{ClassId, TrackedObject};
 
@@ -204,7 +205,7 @@ impl RuleConfig {
         let (kind, config) = *self.kinds().first().ok_or_else(|| format!("rule {}: no kind", self.id))?;
         let check = config.build(&self.id, &classes).map_err(|e| format!("camera {camera}: rule {}: {e}", self.id))?;
         let cooldown = (self.cooldown_s > 0.0).then(|| Duration::from_secs_f32(self.cooldown_s));
-        Ok(Rule { id: self.id.clone(), kind, classes, cooldown, check, alerted: HashMap::new(), open: HashMap::new() })
+        Ok(Rule { id: self.id.clone(), kind, classes, cooldown, check, alerted: HashMap::new(), open: HashMap::new(), unread_heads: Repeated::default() })
     }
 }
 
@@ -322,6 +323,8 @@ pub struct Rule {
     alerted: HashMap<u64, Duration>,
     /// Open alerts per track, closed by the check's `end`.
     open: HashMap<u64, String>,
+    /// Frames whose signal heads could not be read.
+    unread_heads: Repeated,
 }
 
 impl Rule {
@@ -355,8 +358,10 @@ impl Rule {
 
     /// The rule's violations on one frame.
     pub fn update(&mut self, frame: &FrameContext) -> Vec<Violation> {
-        if let Err(e) = self.check.observe(frame) {
-            tracing::warn!(rule = %self.id, seq = frame.frame.seq, "cannot read the signal heads: {e}");
+        if let Err(e) = self.check.observe(frame)
+            && let Some(repeated) = self.unread_heads.due()
+        {
+            tracing::warn!(rule = %self.id, seq = frame.frame.seq, repeated, "cannot read the signal heads: {e}");
         }
         // A vehicle hidden in its neighbour's box is where the tracker guesses it: no violation rests
         // on a guess.
