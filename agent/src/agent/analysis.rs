@@ -8,7 +8,7 @@
 //! carries out the IOC's commands, and publishes counts, camera status and `stats` when due
 //! (bringing the cameras home first where a duty needs them all).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,9 @@ pub(super) struct AnalysisLoop {
     /// end) or could not run, for `stats`, until a reload brings back or removes its id; not
     /// those a reload replaced or removed, which `finished` holds too.
     ended: BTreeMap<CameraId, &'static str>,
+    /// Cameras a reload removed while their frames were still being analysed: not put in
+    /// `ended` when they finish.
+    forgotten: BTreeSet<CameraId>,
     site_open: bool,
     /// The last message of each signal controller: a camera that starts later (or again, on a
     /// reload) learns the current phase from it.
@@ -153,6 +156,7 @@ impl AnalysisLoop {
             heard_away: BTreeMap::new(),
             finished: Vec::new(),
             ended: BTreeMap::new(),
+            forgotten: BTreeSet::new(),
             site_open: true,
             signal_phases: BTreeMap::new(),
             woken_by: None,
@@ -253,6 +257,9 @@ impl AnalysisLoop {
                 }
                 Change::Forget(id) => {
                     self.ended.remove(&id);
+                    if self.ids.contains(&id) {
+                        self.forgotten.insert(id);
+                    }
                     continue;
                 }
             };
@@ -260,6 +267,7 @@ impl AnalysisLoop {
                 self.finish(i);
             }
             self.ended.remove(&analysis.id);
+            self.forgotten.remove(&analysis.id);
             for (topic, payload) in &self.signal_phases {
                 analysis.hear(topic.clone(), payload.clone());
             }
@@ -353,15 +361,16 @@ impl AnalysisLoop {
         self.receivers.swap_remove(i);
         let Some(mut camera) = self.cameras.swap_remove(i) else { return };
         let state = camera.health.state();
-        if matches!(state, SourceState::Ended | SourceState::Error { .. }) {
+        if !self.forgotten.remove(&camera.id) && matches!(state, SourceState::Ended | SourceState::Error { .. }) {
             self.ended.insert(camera.id.clone(), state.name());
         }
         camera.end();
         if self.settings.counts_interval.is_some() {
             camera.report(true, &self.settings.events);
         }
-        // The last run of each camera: a daemon reloaded every hour for months would otherwise
-        // keep one for every camera a reload replaced (its counts went out as it ran).
+        // The last run of each camera id, so the summary at the end shows what a camera changed
+        // by a reload counted since (what it counted before went out in its counts messages): a
+        // daemon reloaded every hour for months would otherwise keep one for every change.
         let summary = camera.summary();
         self.finished.retain(|s| s.id != summary.id);
         self.finished.push(summary);

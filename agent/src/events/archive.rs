@@ -31,8 +31,8 @@ impl EvidenceArchive {
             let camera_name = camera.file_name().to_string_lossy().into_owned();
             for file in std::fs::read_dir(camera.path()).map_err(err)?.flatten() {
                 let path = file.path();
-                // What a crash left half written.
-                if path.extension().is_some_and(|e| e == "partial") {
+                // What a crash left half written (a power cut may leave the renamed file empty).
+                if path.extension().is_some_and(|e| e == "partial") || file.metadata().is_ok_and(|m| m.len() == 0) {
                     let _ = std::fs::remove_file(&path);
                     continue;
                 }
@@ -112,10 +112,12 @@ mod tests {
         assert!(!dir.join("cam1/0001.jpg").exists());
         // Another run finds what was kept, and clears what a crash left half written.
         std::fs::write(dir.join("cam1/0004.partial"), [4; 3]).unwrap();
+        std::fs::write(dir.join("cam2/0005.jpg"), []).unwrap();
         let archive = EvidenceArchive::open(&dir, 25).unwrap();
         assert_eq!(archive.get("0002").unwrap().0, "cam2");
         assert_eq!(archive.get("0003").unwrap().1.unwrap(), vec![3; 10]);
         assert!(archive.get("0004").is_none() && !dir.join("cam1/0004.partial").exists());
+        assert!(archive.get("0005").is_none() && !dir.join("cam2/0005.jpg").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -16,7 +16,7 @@
 //! the duplicates by event id. On connect it announces `online` (retained) and subscribes to the
 //! signal controllers' topics and the IOC's commands.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -46,6 +46,8 @@ const MAX_PACKET: usize = 64 * 1024;
 /// persistent session, and drop it again for as long as the broker keeps it; the agent reads it
 /// and refuses it itself (the broker's `message_size_limit` keeps such messages off the wire).
 pub const MAX_INCOMING_PACKET: usize = 268_435_455;
+/// Most stray topics unsubscribed one by one (they come from filters an earlier site file left).
+const MAX_STRAYS: usize = 1_000;
 /// Largest command or signal payload the agent accepts: a command is a few hundred bytes.
 pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
 /// An oversized command is read for its `request_id` (to answer it) up to this size.
@@ -148,6 +150,8 @@ struct Link {
     /// This connection's sequence number, in its `online`, `offline` (Last Will) and `stopped`.
     seq: u64,
     health: Arc<AgentHealth>,
+    /// Topics the agent does not listen to that the broker delivered, each unsubscribed once.
+    strays: HashSet<String>,
 }
 
 impl Link {
@@ -308,7 +312,7 @@ impl MqttSink {
         let tls_ca = config.broker().map_err(PublishError::Mqtt)?.tls.then(|| config.ca_file());
         let connector = Connector { options, subscriptions, prefix: prefix.clone(), tls_ca };
         let (client, connection) = connector.connect(seq);
-        let link = Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), spill: Spill::new(SPILL_MAX_BYTES), sent_up_to: 0, prefix, seq, health };
+        let link = Link { client, outbox, requested: VecDeque::new(), in_flight: HashMap::new(), spill: Spill::new(SPILL_MAX_BYTES), sent_up_to: 0, prefix, seq, health, strays: HashSet::new() };
         let link = Arc::new(Mutex::new(link));
         lock(&link).pump();
         lock(&link).report();
@@ -397,8 +401,14 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
                     Ok(stale) => {
                         for topic in stale {
                             tracing::info!(%topic, "unsubscribing: no longer in the site file");
-                            if let Err(e) = l.client.try_unsubscribe(topic.as_str()) {
-                                tracing::error!(%topic, "cannot unsubscribe: {e}");
+                            match l.client.try_unsubscribe(topic.as_str()) {
+                                Ok(()) => {
+                                    if let Err(e) = l.outbox.unsubscribed(&topic) {
+                                        tracing::warn!("{e}");
+                                    }
+                                }
+                                // Asked again at the next connection.
+                                Err(e) => tracing::error!(%topic, "cannot unsubscribe: {e}"),
                             }
                         }
                     }
@@ -438,7 +448,8 @@ fn receive(publish: &rumqttc::Publish, subscriptions: &Subscriptions, link: &Mut
         tracing::debug!(topic = %publish.topic, "an empty command: ignored");
         return;
     }
-    let refused = if command.is_none() && !subscriptions.topics.contains(&publish.topic) {
+    let stray = command.is_none() && !subscriptions.topics.contains(&publish.topic);
+    let refused = if stray {
         "not a topic the agent listens to".to_string()
     } else if command.is_some() && publish.retain {
         // The broker sets the flag only on what it keeps and sends again at every subscription,
@@ -465,6 +476,14 @@ fn receive(publish: &rumqttc::Publish, subscriptions: &Subscriptions, link: &Mut
         .filter(|id| crate::control::valid_request_id(id));
     let mut l = lock(link);
     CameraHealth::count(&l.health.messages_refused);
+    // A filter the session kept from before the agent recorded what it subscribed to: dropped,
+    // asked once a topic.
+    if stray && l.strays.len() < MAX_STRAYS && l.strays.insert(publish.topic.clone()) {
+        tracing::info!(topic = %publish.topic, "unsubscribing: not a topic the agent listens to");
+        if let Err(e) = l.client.try_unsubscribe(publish.topic.as_str()) {
+            tracing::error!(topic = %publish.topic, "cannot unsubscribe: {e}");
+        }
+    }
     if let (Some(name), Some(request_id)) = (command, request_id) {
         let reply = Reply { request_id: Some(&request_id), command: &crate::control::shown(name), ok: false, error: Some(refused), snapshot: None, evidence: None }.message();
         match l.store(&reply) {

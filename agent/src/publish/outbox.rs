@@ -238,25 +238,28 @@ impl Outbox {
         self.rows
     }
 
-    /// Replaces the topic filters the broker's session holds for the agent with `filters`,
-    /// returning those it held before and no longer should: the session outlives the site file
-    /// that asked for them.
+    /// Records `filters` as subscribed for the agent in the broker's session, and returns the
+    /// filters recorded before that it no longer wants: the session outlives the site file that
+    /// asked for them. They stay recorded until [`Outbox::unsubscribed`].
     pub fn subscribe(&mut self, filters: &[String]) -> Result<Vec<String>, OutboxError> {
-        let stored = |db: &Connection| -> rusqlite::Result<Vec<String>> {
-            let mut select = db.prepare("SELECT filter FROM subscriptions ORDER BY filter")?;
-            select.query_map([], |r| r.get(0))?.collect()
-        };
-        let replaced = |db: &mut Connection| -> rusqlite::Result<Vec<String>> {
-            let tx = db.transaction()?;
-            let before = stored(&tx)?;
-            tx.execute("DELETE FROM subscriptions", [])?;
-            for filter in filters {
-                tx.execute("INSERT OR IGNORE INTO subscriptions (filter) VALUES (?1)", [filter])?;
+        let recorded = |db: &mut Connection| -> rusqlite::Result<Vec<String>> {
+            let before: Vec<String> = db.prepare("SELECT filter FROM subscriptions")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            // Written only when something is new: this runs at every connection.
+            if filters.iter().any(|f| !before.contains(f)) {
+                let tx = db.transaction()?;
+                for filter in filters {
+                    tx.execute("INSERT OR IGNORE INTO subscriptions (filter) VALUES (?1)", [filter])?;
+                }
+                tx.commit()?;
             }
-            tx.commit()?;
             Ok(before.into_iter().filter(|f| !filters.contains(f)).collect())
         };
-        replaced(&mut self.db).map_err(|e| self.err(e))
+        recorded(&mut self.db).map_err(|e| self.err(e))
+    }
+
+    /// The broker was asked to drop `filter` from the session.
+    pub fn unsubscribed(&mut self, filter: &str) -> Result<(), OutboxError> {
+        self.db.execute("DELETE FROM subscriptions WHERE filter = ?1", [filter]).map(|_| ()).map_err(|e| self.err(e))
     }
 }
 
