@@ -303,6 +303,7 @@ impl CameraAnalysis {
                 Some(Tracked { detections, objects, detected: true })
             }
             Err(e) => {
+                CameraHealth::count(&self.health.detect_errors);
                 if let Some(repeated) = self.detect_errors.due() {
                     tracing::error!(camera = %self.id, seq = frame.seq, repeated, "{e}");
                 }

@@ -225,11 +225,12 @@ pub fn render(site: &SiteHealth) -> String {
     let cameras = site.cameras();
     let mut out = String::new();
     type Read = fn(&CameraHealth) -> u64;
-    let per_camera: [(&str, &str, &str, Read); 9] = [
+    let per_camera: [(&str, &str, &str, Read); 10] = [
         ("canh_camera_frames_in_total", "counter", "Frames the source delivered (after rate limiting).", |c| CameraHealth::get(&c.frames_in)),
         ("canh_camera_frames_analysed_total", "counter", "Frames the detector ran on.", |c| CameraHealth::get(&c.frames_analysed)),
         ("canh_camera_frames_skipped_total", "counter", "Frames the motion gate found still: no detection needed.", |c| CameraHealth::get(&c.frames_skipped)),
         ("canh_camera_frames_dropped_total", "counter", "Frames dropped because analysis fell behind.", |c| CameraHealth::get(&c.frames_dropped)),
+        ("canh_camera_detect_errors_total", "counter", "Frames the detector failed on (the error is logged at most once a minute).", |c| CameraHealth::get(&c.detect_errors)),
         ("canh_camera_reconnects_total", "counter", "Pipeline rebuilds after errors, ends of stream or stalls.", |c| CameraHealth::get(&c.reconnects)),
         ("canh_camera_stalls_total", "counter", "Times the source delivered no frame for no_frames_timeout_s.", |c| CameraHealth::get(&c.stalls)),
         ("canh_camera_abandoned_pipelines_total", "counter", "Pipelines whose start or teardown hung and were left behind.", |c| CameraHealth::get(&c.abandoned_pipelines)),
@@ -370,12 +371,14 @@ mod tests {
         let site = SiteHealth::default();
         let camera = CameraHealth::new("gate \"2\"", 5);
         CameraHealth::count(&camera.frames_analysed);
+        CameraHealth::count(&camera.detect_errors);
         camera.inference_ms.observe(Duration::from_millis(25));
         camera.inference_ms.observe(Duration::from_millis(700));
         site.set_cameras(vec![camera]);
         let text = render(&site);
         assert!(text.contains("canh_camera_frames_analysed_total{camera=\"gate \\\"2\\\"\"} 1"), "{text}");
         assert!(text.contains("canh_camera_detect_look{camera=\"gate \\\"2\\\"\"} 0"), "{text}");
+        assert!(text.contains("canh_camera_detect_errors_total{camera=\"gate \\\"2\\\"\"} 1"), "{text}");
         assert!(text.contains("canh_camera_inference_ms_bucket{camera=\"gate \\\"2\\\"\",le=\"20\"} 0"), "{text}");
         assert!(text.contains("canh_camera_inference_ms_bucket{camera=\"gate \\\"2\\\"\",le=\"30\"} 1"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");

@@ -76,6 +76,8 @@ pub struct CameraHealth {
     pub frames_skipped: AtomicU64,
     /// Frames dropped because analysis fell behind.
     pub frames_dropped: AtomicU64,
+    /// Frames the detector failed on (logged at most once a minute).
+    pub detect_errors: AtomicU64,
     /// Pipeline rebuilds after errors or stalls.
     pub reconnects: AtomicU64,
     /// Times the no-frames watchdog fired.
@@ -117,6 +119,7 @@ impl CameraHealth {
             frames_analysed: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
+            detect_errors: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             crossings: AtomicU64::new(0),
