@@ -125,17 +125,31 @@ fn linger(stream: &mut TcpStream) -> io::Result<()> {
     let deadline = Instant::now() + LINGER;
     let mut chunk = [0u8; 4096];
     let mut read = 0;
+    while read <= LINGER_BYTES {
+        match read_before(stream, deadline, &mut chunk)? {
+            Some(n) => read += n,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// One read from `stream` into `chunk` before `deadline`: how many bytes, or `None` once the
+/// client has closed its side or the time is up.
+fn read_before(stream: &mut TcpStream, deadline: Instant, chunk: &mut [u8]) -> io::Result<Option<usize>> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || read > LINGER_BYTES {
-            return Ok(());
+        if left.is_zero() {
+            return Ok(None);
         }
+        // The time left, not a fresh timeout a read: a byte every second would hold on.
         stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut chunk) {
-            Ok(0) => return Ok(()),
-            Ok(n) => read += n,
+        match stream.read(chunk) {
+            Ok(0) => return Ok(None),
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Ok(()),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -148,18 +162,12 @@ fn read_request(stream: &mut TcpStream) -> io::Result<Option<(String, String)>> 
     let mut head = Vec::new();
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if head.len() > MAX_REQUEST_BYTES || left.is_zero() {
+        if head.len() > MAX_REQUEST_BYTES {
             return Ok(None);
         }
-        // The time left, not a fresh timeout a read: a byte every second would hold on.
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut chunk) {
-            Ok(0) => return Ok(None),
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        match read_before(stream, deadline, &mut chunk)? {
+            Some(n) => head.extend_from_slice(&chunk[..n]),
+            None => return Ok(None),
         }
     }
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
