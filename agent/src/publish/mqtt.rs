@@ -155,6 +155,18 @@ struct Link {
 }
 
 impl Link {
+    /// Asks the broker to drop `topic` from the session (`why`, logged); whether it was asked.
+    fn unsubscribe(&mut self, topic: &str, why: &str) -> bool {
+        tracing::info!(%topic, "unsubscribing: {why}");
+        match self.client.try_unsubscribe(topic) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(%topic, "cannot unsubscribe: {e}");
+                false
+            }
+        }
+    }
+
     /// Hands rumqttc the next stored messages, up to the in-flight limit.
     fn pump(&mut self) {
         while self.requested.len() + self.in_flight.len() < MAX_IN_FLIGHT {
@@ -400,15 +412,11 @@ fn drive(connection: &mut Connection, connector: &Connector, link: &Mutex<Link>,
                 match l.outbox.subscribe(&wanted) {
                     Ok(stale) => {
                         for topic in stale {
-                            tracing::info!(%topic, "unsubscribing: no longer in the site file");
-                            match l.client.try_unsubscribe(topic.as_str()) {
-                                Ok(()) => {
-                                    if let Err(e) = l.outbox.unsubscribed(&topic) {
-                                        tracing::warn!("{e}");
-                                    }
-                                }
-                                // Asked again at the next connection.
-                                Err(e) => tracing::error!(%topic, "cannot unsubscribe: {e}"),
+                            // Asked again at the next connection when it cannot be asked now.
+                            if l.unsubscribe(&topic, "no longer in the site file")
+                                && let Err(e) = l.outbox.unsubscribed(&topic)
+                            {
+                                tracing::warn!("{e}");
                             }
                         }
                     }
@@ -479,10 +487,7 @@ fn receive(publish: &rumqttc::Publish, subscriptions: &Subscriptions, link: &Mut
     // A filter the session kept from before the agent recorded what it subscribed to: dropped,
     // asked once a topic.
     if stray && l.strays.len() < MAX_STRAYS && l.strays.insert(publish.topic.clone()) {
-        tracing::info!(topic = %publish.topic, "unsubscribing: not a topic the agent listens to");
-        if let Err(e) = l.client.try_unsubscribe(publish.topic.as_str()) {
-            tracing::error!(topic = %publish.topic, "cannot unsubscribe: {e}");
-        }
+        l.unsubscribe(&publish.topic, "not a topic the agent listens to");
     }
     if let (Some(name), Some(request_id)) = (command, request_id) {
         let reply = Reply { request_id: Some(&request_id), command: &crate::control::shown(name), ok: false, error: Some(refused), snapshot: None, evidence: None }.message();
