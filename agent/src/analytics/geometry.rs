@@ -58,8 +58,8 @@ pub fn check_zone(points: &[[f32; 2]], path: &str, errors: &mut Vec<ConfigError>
 /// a 1080p frame.
 const MIN_ZONE_AREA: f32 = 1e-4;
 
-/// The area of a simple polygon (shoelace), a share of the frame.
-fn area(points: &[[f32; 2]]) -> f32 {
+/// The area of a simple polygon (shoelace): a share of the frame for normalized points.
+pub fn area(points: &[[f32; 2]]) -> f32 {
     let n = points.len();
     let twice: f32 = (0..n).map(|i| points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1]).sum();
     twice.abs() / 2.0

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{Check, Measured, RuleFinding, RuleKindConfig, round1};
 use crate::analytics::FrameContext;
-use crate::analytics::geometry::{Polygon, check_zone};
+use crate::analytics::geometry::{Polygon, area, check_zone};
 use crate::check::{ConfigError, check_point, check_positive, check_seconds};
 use crate::render::{Shape, Tone};
 use crate::types::{ClassId, Point, TrackedObject};
@@ -108,8 +108,7 @@ impl Homography {
             // Any three of the four on one line leave the plane undetermined.
             (0..4).any(|skip| {
                 let q: Vec<[f32; 2]> = (0..4).filter(|&i| i != skip).map(|i| ps[i]).collect();
-                let area = (q[1][0] - q[0][0]) * (q[2][1] - q[0][1]) - (q[2][0] - q[0][0]) * (q[1][1] - q[0][1]);
-                area.abs() < 1e-6
+                area(&q) < 0.5e-6
             })
         };
         if degenerate(&calibration.image) || degenerate(&calibration.ground_m) {
