@@ -159,3 +159,35 @@ fn notify_watchdog_metrics_and_live_reload() {
     let last = notifications.read_for(Duration::from_millis(500));
     assert!(notifications.received.iter().any(|(_, m)| m.contains("STOPPING=1")), "{last:?}");
 }
+
+/// A model no camera runs after a reload is freed with the last camera that ran it, not kept
+/// until the whole site restarts: a later reload that puts a camera on it again loads it afresh.
+#[test]
+fn a_model_no_camera_runs_after_a_reload_is_freed() {
+    let rtsp_port = free_port();
+    let _server = RtspServer::start(rtsp_port, &sample("opencv4nodejs_traffic.mp4"));
+    let dir = temp_dir("service-models");
+    let config = dir.join("site.toml");
+    let site = |model: &str| SiteFile::new("models").camera("arterial", &format!("rtsp://127.0.0.1:{rtsp_port}/clip"), &format!("model = \"{model}\"")).text().to_string();
+    std::fs::write(&config, site("yolox_nano_int8")).unwrap();
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()], dir.join("canh.log"));
+    let loads = |agent: &Agent, model: &str| agent.log_text().matches(&format!("loading model model={model} ")).count();
+    let wait = |agent: &Agent, what: &str, done: &dyn Fn(&Agent) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(agent) {
+            assert!(Instant::now() < deadline, "{what}:\n{}", agent.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait(&agent, "the first model", &|a| loads(a, "yolox_nano_int8") == 1 && a.log_text().contains("source state camera=arterial state=Streaming"));
+    // The camera moves to another model: the first is no camera's once its frames are analysed.
+    std::fs::write(&config, site("yolox_nano")).unwrap();
+    signal(&agent.child, "HUP");
+    wait(&agent, "the second model", &|a| loads(a, "yolox_nano") == 1 && a.log_text().matches("configuration reloaded").count() == 1);
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(&config, site("yolox_nano_int8")).unwrap();
+    signal(&agent.child, "HUP");
+    wait(&agent, "the second reload", &|a| a.log_text().matches("configuration reloaded").count() == 2);
+    assert_eq!(loads(&agent, "yolox_nano_int8"), 2, "loaded afresh, so it had been freed:\n{}", agent.log_text());
+    assert!(agent.terminate().success(), "{}", agent.log_text());
+}

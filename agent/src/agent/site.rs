@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -42,9 +42,12 @@ struct Site<'a> {
     resources: &'a Resources,
     options: RunOptions,
     prefix: String,
-    detectors: HashMap<String, Arc<Detector>>,
-    /// Loaded with the first camera that reads plates.
-    plate_reader: Option<Arc<PlateReader>>,
+    /// The models loaded, by name, held by the cameras (and analyzers) that run them: one no
+    /// camera runs any more since a reload is freed with the last of them, not kept until the
+    /// whole site restarts.
+    detectors: HashMap<String, Weak<Detector>>,
+    /// Loaded with the first camera that reads plates, and held as the models are.
+    plate_reader: Weak<PlateReader>,
     cameras: Vec<RunningCamera>,
     /// New cameras for the analysis thread.
     changes: Sender<Change>,
@@ -101,7 +104,7 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     let analysis = std::thread::Builder::new().name("analysis".into()).spawn(move || AnalysisLoop::new(settings).run())?;
 
     let events = uplink.publisher.sender();
-    let mut site = Site { config: config.clone(), resources, options, prefix, detectors: HashMap::new(), plate_reader: None, cameras: Vec::new(), changes, events, health: health.clone() };
+    let mut site = Site { config: config.clone(), resources, options, prefix, detectors: HashMap::new(), plate_reader: Weak::new(), cameras: Vec::new(), changes, events, health: health.clone() };
     let started_cameras = config.cameras.iter().try_for_each(|camera| site.start_camera(camera));
     let mut notifier = Notifier::new(health);
     let reload = if started_cameras.is_ok() { site.supervise(&stop, &reload_requests, &mut notifier) } else { None };
@@ -215,13 +218,13 @@ impl Site<'_> {
 
     /// The session of `name`, loaded on first use and shared by the cameras using it.
     fn detector(&mut self, name: &str) -> Result<Arc<Detector>> {
-        if let Some(detector) = self.detectors.get(name) {
-            return Ok(detector.clone());
+        if let Some(detector) = self.detectors.get(name).and_then(Weak::upgrade) {
+            return Ok(detector);
         }
         let manifest = self.resources.model(name)?;
         tracing::info!(model = %manifest.name, licence = %manifest.licence, file = %manifest.model_path.display(), "loading model");
         let detector = Arc::new(Detector::load(manifest, &self.config.detector, self.config.cameras.len())?);
-        self.detectors.insert(name.to_string(), detector.clone());
+        self.detectors.insert(name.to_string(), Arc::downgrade(&detector));
         Ok(detector)
     }
 
@@ -231,12 +234,14 @@ impl Site<'_> {
         if !(self.options.read_all_plates || camera.reads_plates()) {
             return Ok(None);
         }
-        if self.plate_reader.is_none() {
-            let dir = self.resources.models_dir.join(crate::plates::MODELS);
-            tracing::info!(models = %dir.display(), "loading the plate reader");
-            self.plate_reader = Some(Arc::new(PlateReader::load(&dir, self.config.detector.onnxruntime_lib.as_deref())?));
+        if let Some(reader) = self.plate_reader.upgrade() {
+            return Ok(Some(reader));
         }
-        Ok(self.plate_reader.clone())
+        let dir = self.resources.models_dir.join(crate::plates::MODELS);
+        tracing::info!(models = %dir.display(), "loading the plate reader");
+        let reader = Arc::new(PlateReader::load(&dir, self.config.detector.onnxruntime_lib.as_deref())?);
+        self.plate_reader = Arc::downgrade(&reader);
+        Ok(Some(reader))
     }
 
     fn start_camera(&mut self, camera: &CameraConfig) -> Result<()> {
