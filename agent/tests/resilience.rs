@@ -83,36 +83,55 @@ fn a_flapping_camera_keeps_reconnecting_never_shows_streaming_without_frames_and
     stop_in_time(&mut agent);
 }
 
-#[test]
-fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
-    // `identity sleep-time` holds the streaming thread in its first buffer for 20 s, so taking
-    // the pipeline down waits for it: a teardown that hangs, as rtspsrc's can.
-    let pipelines = temp_dir("hang-pipelines");
+/// The shipped pipeline templates and `hang`, whose teardown hangs: `identity sleep-time` holds
+/// the streaming thread in its first buffer for 20 s, so taking the pipeline down waits for it,
+/// as rtspsrc's teardown can. In a folder of its own, `name`.
+fn pipelines_with_one_that_hangs(name: &str) -> std::path::PathBuf {
+    let pipelines = temp_dir(name);
     for entry in std::fs::read_dir(repo_root().join("pipelines")).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, pipelines.join(path.file_name().unwrap())).unwrap();
     }
     std::fs::write(pipelines.join("hang.pipeline"), "{source} ! decodebin3 ! identity name=stuck sleep-time=20000000 ! {output}\n").unwrap();
+    pipelines
+}
+
+/// A site with a camera `stuck` on the `pipeline` given (no frame for 1 s is a stall) and a
+/// `healthy` one, with metrics on `metrics_port`.
+fn stuck_and_healthy(metrics_port: u16, pipeline: &str) -> String {
+    SiteFile::new("resilience")
+        .with(&format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\""))
+        .camera("stuck", &sample("ozlu_input_video.mp4").display().to_string(), &format!("pipeline = \"{pipeline}\"\nno_frames_timeout_s = 1"))
+        .camera("healthy", &sample("opencv4nodejs_traffic.mp4").display().to_string(), "")
+        .text()
+        .to_string()
+}
+
+/// The metrics once `metric` of camera `stuck` is at least `at_least`, within 25 s.
+fn when_stuck_has(agent: &Agent, metrics_port: u16, metric: &str, at_least: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let metrics = get(metrics_port, "/metrics").1;
+        if camera_metric(&metrics, metric, "stuck") >= at_least {
+            return metrics;
+        }
+        assert!(Instant::now() < deadline, "{metric} of the stuck camera not {at_least} within 25 s:\n{metrics}\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
+    let pipelines = pipelines_with_one_that_hangs("hang-pipelines");
     let metrics_port = free_port();
     let dir = temp_dir("hang");
-    let site = SiteFile::new("resilience")
-        .with(&format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\""))
-        .camera("stuck", &sample("ozlu_input_video.mp4").display().to_string(), "pipeline = \"hang\"\nno_frames_timeout_s = 1")
-        .camera("healthy", &sample("opencv4nodejs_traffic.mp4").display().to_string(), "")
-        .write(&dir);
+    let site = dir.join("site.toml");
+    std::fs::write(&site, stuck_and_healthy(metrics_port, "hang")).unwrap();
     let args = ["run", "--config", site.to_str().unwrap()];
     let mut agent = Agent::spawn(&args, dir.join("agent.log"), &[("CANH_PIPELINES_DIR", pipelines.as_os_str())], std::process::Stdio::null());
     scrape(metrics_port);
     // No frame for 1 s, a teardown that gives up after 5 s, a backoff of 1 s, and again.
-    let deadline = Instant::now() + Duration::from_secs(25);
-    let metrics = loop {
-        let metrics = get(metrics_port, "/metrics").1;
-        if camera_metric(&metrics, "canh_camera_abandoned_pipelines_total", "stuck") >= 2.0 {
-            break metrics;
-        }
-        assert!(Instant::now() < deadline, "not two pipelines left behind within 25 s:\n{metrics}\n{}", agent.log_text());
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let metrics = when_stuck_has(&agent, metrics_port, "canh_camera_abandoned_pipelines_total", 2.0);
     assert!(camera_metric(&metrics, "canh_camera_reconnects_total", "stuck") >= 2.0, "the supervisor built fresh pipelines:\n{metrics}");
     assert!(camera_metric(&metrics, "canh_camera_frames_analysed_total", "healthy") > 20.0, "the other camera runs on:\n{metrics}");
     let log = agent.log_text();
@@ -121,6 +140,33 @@ fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
     let (code, body) = get(metrics_port, "/healthz");
     assert!(code == 503 && body.contains("camera stuck: "), "{code} {body}");
     assert!(!body.contains("camera healthy: "), "{body}");
+    stop_in_time(&mut agent);
+}
+
+/// A reload that replaces a camera whose pipelines were left behind does not forget them: they
+/// still hold their threads, and the camera's count (which the watchdog's limit reads) says so.
+#[test]
+fn pipelines_left_behind_are_still_counted_after_a_reload_replaces_their_camera() {
+    let pipelines = pipelines_with_one_that_hangs("hang-reload-pipelines");
+    let metrics_port = free_port();
+    let dir = temp_dir("hang-reload");
+    let site = dir.join("site.toml");
+    std::fs::write(&site, stuck_and_healthy(metrics_port, "hang")).unwrap();
+    let args = ["run", "--config", site.to_str().unwrap()];
+    let mut agent = Agent::spawn(&args, dir.join("agent.log"), &[("CANH_PIPELINES_DIR", pipelines.as_os_str())], std::process::Stdio::null());
+    scrape(metrics_port);
+    when_stuck_has(&agent, metrics_port, "canh_camera_abandoned_pipelines_held", 1.0);
+    // The camera mended: the shipped pipeline. Its pipelines left behind sleep on for up to 20 s.
+    std::fs::write(&site, stuck_and_healthy(metrics_port, "software")).unwrap();
+    assert!(std::process::Command::new("kill").arg("-HUP").arg(agent.child.id().to_string()).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !agent.log_text().contains("configuration reloaded") {
+        assert!(Instant::now() < deadline, "no reload:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = when_stuck_has(&agent, metrics_port, "canh_camera_frames_in_total", 1.0);
+    assert!(camera_metric(&metrics, "canh_camera_abandoned_pipelines_held", "stuck") >= 1.0, "the replaced camera's pipelines left behind:\n{metrics}\n{}", agent.log_text());
+    assert!(agent.log_text().contains("pipelines left behind: their threads and memory stay held"), "{}", agent.log_text());
     stop_in_time(&mut agent);
 }
 

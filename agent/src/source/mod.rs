@@ -13,6 +13,7 @@
 //! elements that had not got there) and a fresh one is built on the next attempt. The supervisor
 //! shows it is alive ([`CameraHealth::beat`]) at least every [`SUPERVISOR_BEAT`] throughout.
 
+mod left_behind;
 mod native;
 mod pipeline;
 mod queue;
@@ -35,6 +36,7 @@ use gstreamer_video as gst_video;
 use crate::check::is_url;
 use crate::health::{CameraHealth, SUPERVISOR_BEAT, SourceState};
 use crate::types::{CameraId, Frame};
+use left_behind::LeftBehind;
 
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -129,7 +131,7 @@ impl CameraSource {
     pub fn spawn(settings: SourceSettings, sender: FrameSender, health: Arc<CameraHealth>, stop: Arc<AtomicBool>) -> std::io::Result<CameraSource> {
         let thread = std::thread::Builder::new()
             .name(format!("source-{}", settings.camera))
-            .spawn(move || Supervisor { settings, sender: Arc::new(sender), health, stop, seq: Arc::new(AtomicU64::new(0)), abandoned: Vec::new(), retired: Arc::default() }.run())?;
+            .spawn(move || Supervisor { settings, sender: Arc::new(sender), health, stop, seq: Arc::new(AtomicU64::new(0)), retired: Arc::default() }.run())?;
         Ok(CameraSource { thread })
     }
 
@@ -158,14 +160,6 @@ struct Hung;
 /// What a state change's helper thread reports when it is done.
 type Changed = Result<gst::StateChangeSuccess, gst::StateChangeError>;
 
-/// A pipeline left behind: its state change hung.
-struct LeftBehind {
-    pipeline: gst::Pipeline,
-    /// The state it was changing to, and where its helper says it is done.
-    target: gst::State,
-    done: crossbeam_channel::Receiver<Changed>,
-}
-
 struct Supervisor {
     settings: SourceSettings,
     /// The camera's only sender: pipelines reach it weakly, so a pipeline left behind does not
@@ -174,9 +168,6 @@ struct Supervisor {
     health: Arc<CameraHealth>,
     stop: Arc<AtomicBool>,
     seq: Arc<AtomicU64>,
-    /// Pipelines whose state change hung, kept referenced (freeing one would wait on the same
-    /// locks) until their state change ends, if it ever does.
-    abandoned: Vec<LeftBehind>,
     /// Set when the current pipeline is left behind: its frames, should it deliver any later,
     /// are no longer this camera's.
     retired: Arc<AtomicBool>,
@@ -195,7 +186,7 @@ impl Supervisor {
             self.health.beat();
             self.release_abandoned();
             if self.stop.load(Ordering::Relaxed) {
-                self.health.set_state(SourceState::Stopped);
+                self.stopped();
                 return;
             }
             self.health.set_state(SourceState::Starting);
@@ -219,7 +210,7 @@ impl Supervisor {
             let stalled = matches!(end, RunEnd::NoFrames);
             let reason = match end {
                 RunEnd::StopRequested => {
-                    self.health.set_state(SourceState::Stopped);
+                    self.stopped();
                     return;
                 }
                 RunEnd::EndOfStream if !self.is_rtsp() => {
@@ -243,6 +234,16 @@ impl Supervisor {
             self.sleep(backoff);
             backoff = (backoff * 2).min(BACKOFF_CAP);
             source_run += 1;
+        }
+    }
+
+    /// The camera stops (the agent stops, or a reload removes or changes it); its pipelines left
+    /// behind stay held, named in the log, since nothing counts them while its id does not run.
+    fn stopped(&self) {
+        self.health.set_state(SourceState::Stopped);
+        let held = left_behind::held_by(&self.settings.camera);
+        if held > 0 {
+            tracing::warn!(camera = %self.settings.camera, "stopping with {held} pipelines left behind: their threads and memory stay held until their state change ends or the agent restarts");
         }
     }
 
@@ -281,21 +282,11 @@ impl Supervisor {
         Err(Hung)
     }
 
-    /// Lets go of the pipelines left behind whose state change has ended after all; one that got
-    /// anywhere but NULL is taken down on a thread of its own, which is left to it.
+    /// Lets go of the pipelines left behind whose state change has ended after all (this
+    /// camera's, or any other's), and shows how many of this camera's are still held.
     fn release_abandoned(&mut self) {
-        if self.abandoned.is_empty() {
-            return;
-        }
-        let (ended, held): (Vec<LeftBehind>, Vec<LeftBehind>) = std::mem::take(&mut self.abandoned).into_iter().partition(|l| !l.done.is_empty());
-        self.abandoned = held;
-        self.health.abandoned_held.store(self.abandoned.len() as u64, Ordering::Relaxed);
-        for left in ended.into_iter().filter(|l| l.target != gst::State::Null) {
-            let name = format!("release-{}", self.settings.camera);
-            if let Err(e) = std::thread::Builder::new().name(name).spawn(move || left.pipeline.set_state(gst::State::Null)) {
-                tracing::warn!(camera = %self.settings.camera, "cannot start a thread to free a pipeline left behind: {e}");
-            }
-        }
+        left_behind::release();
+        self.health.abandoned_held.store(left_behind::held_by(&self.settings.camera), Ordering::Relaxed);
     }
 
     /// Leaves a pipeline whose change to `state` hung behind, counted and named in the log.
@@ -313,8 +304,8 @@ impl Supervisor {
             "the pipeline did not reach {state:?} within {} s and is left behind; it hangs at {hung}",
             STATE_CHANGE_DEADLINE.as_secs(),
         );
-        self.abandoned.push(LeftBehind { pipeline: pipeline.clone(), target: state, done });
-        self.health.abandoned_held.store(self.abandoned.len() as u64, Ordering::Relaxed);
+        left_behind::hold(LeftBehind { camera: self.settings.camera.clone(), pipeline: pipeline.clone(), target: state, done });
+        self.health.abandoned_held.store(left_behind::held_by(&self.settings.camera), Ordering::Relaxed);
     }
 
     /// Stops the pipeline and frees it, unless that hangs (then it is left behind).
