@@ -46,6 +46,9 @@ struct Site<'a> {
     /// camera runs any more since a reload is freed with the last of them, not kept until the
     /// whole site restarts.
     detectors: HashMap<String, Weak<Detector>>,
+    /// The cameras the site started with: models are given sessions for the analysis lanes
+    /// made for them, whenever they are loaded.
+    lanes_for_cameras: usize,
     /// Loaded with the first camera that reads plates, and held as the models are.
     plate_reader: Weak<PlateReader>,
     cameras: Vec<RunningCamera>,
@@ -104,7 +107,7 @@ pub fn run_site(config: &SiteConfig, resources: &Resources, mode: Mode, stop: Ar
     let analysis = std::thread::Builder::new().name("analysis".into()).spawn(move || AnalysisLoop::new(settings).run())?;
 
     let events = uplink.publisher.sender();
-    let mut site = Site { config: config.clone(), resources, options, prefix, detectors: HashMap::new(), plate_reader: Weak::new(), cameras: Vec::new(), changes, events, health: health.clone() };
+    let mut site = Site { config: config.clone(), resources, options, prefix, detectors: HashMap::new(), lanes_for_cameras: config.cameras.len(), plate_reader: Weak::new(), cameras: Vec::new(), changes, events, health: health.clone() };
     let started_cameras = config.cameras.iter().try_for_each(|camera| site.start_camera(camera));
     let mut notifier = Notifier::new(health);
     let reload = if started_cameras.is_ok() { site.supervise(&stop, &reload_requests, &mut notifier) } else { None };
@@ -216,14 +219,14 @@ impl Site<'_> {
         Ok((cameras, left_behind.len()))
     }
 
-    /// The session of `name`, loaded on first use and shared by the cameras using it.
+    /// The session of `name`, shared by the cameras using it; loaded when none of them runs yet.
     fn detector(&mut self, name: &str) -> Result<Arc<Detector>> {
         if let Some(detector) = self.detectors.get(name).and_then(Weak::upgrade) {
             return Ok(detector);
         }
         let manifest = self.resources.model(name)?;
         tracing::info!(model = %manifest.name, licence = %manifest.licence, file = %manifest.model_path.display(), "loading model");
-        let detector = Arc::new(Detector::load(manifest, &self.config.detector, self.config.cameras.len())?);
+        let detector = Arc::new(Detector::load(manifest, &self.config.detector, self.lanes_for_cameras)?);
         self.detectors.insert(name.to_string(), Arc::downgrade(&detector));
         Ok(detector)
     }
@@ -293,6 +296,10 @@ impl Site<'_> {
 
     /// Stops the cameras that were removed or changed, starts the added and changed ones.
     fn apply(&mut self, new: SiteConfig) -> Result<()> {
+        // Held until the new cameras have started: a changed camera's model, which its old
+        // analysis may let go of first, is not loaded again. Those no camera took are freed after.
+        let _loaded: (Vec<Arc<Detector>>, Option<Arc<PlateReader>>) = (self.detectors.values().filter_map(Weak::upgrade).collect(), self.plate_reader.upgrade());
+        self.detectors.retain(|_, detector| detector.strong_count() > 0);
         let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.cameras).into_iter().partition(|running| new.cameras.contains(&running.config));
         self.cameras = kept;
         for camera in &gone {

@@ -221,8 +221,7 @@ impl Mosquitto {
     /// Freezes it (SIGSTOP): connections stay open but nothing answers, as when a link dies
     /// without closing. `signal("CONT")` thaws it.
     pub fn signal(&self, name: &str) {
-        let child = self.child.as_ref().expect("running");
-        assert!(Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().unwrap().success());
+        signal(self.child.as_ref().expect("running"), name);
     }
 
     /// Stops it as a service manager would (SIGTERM: it saves its sessions) and waits.
@@ -426,6 +425,11 @@ impl RtspServer {
             let _ = t.join();
         }
     }
+}
+
+/// Sends signal `name` (`HUP`, `STOP`, …) to `child`.
+pub fn signal(child: &Child, name: &str) {
+    assert!(Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().unwrap().success());
 }
 
 /// `canh` with a log file, killed if the test fails before stopping it.
