@@ -84,15 +84,15 @@ fn a_flapping_camera_keeps_reconnecting_never_shows_streaming_without_frames_and
 }
 
 /// The shipped pipeline templates and `hang`, whose teardown hangs: `identity sleep-time` holds
-/// the streaming thread in its first buffer for 20 s, so taking the pipeline down waits for it,
-/// as rtspsrc's teardown can. In a folder of its own, `name`.
-fn pipelines_with_one_that_hangs(name: &str) -> std::path::PathBuf {
+/// the streaming thread in its first buffer for `hang_s`, so taking the pipeline down waits for
+/// it, as rtspsrc's teardown can. In a folder of its own, `name`.
+fn pipelines_with_one_that_hangs(name: &str, hang_s: u32) -> std::path::PathBuf {
     let pipelines = temp_dir(name);
     for entry in std::fs::read_dir(repo_root().join("pipelines")).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, pipelines.join(path.file_name().unwrap())).unwrap();
     }
-    std::fs::write(pipelines.join("hang.pipeline"), "{source} ! decodebin3 ! identity name=stuck sleep-time=20000000 ! {output}\n").unwrap();
+    std::fs::write(pipelines.join("hang.pipeline"), format!("{{source}} ! decodebin3 ! identity name=stuck sleep-time={} ! {{output}}\n", hang_s * 1_000_000)).unwrap();
     pipelines
 }
 
@@ -122,7 +122,7 @@ fn when_stuck_has(agent: &Agent, metrics_port: u16, metric: &str, at_least: f64)
 
 #[test]
 fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
-    let pipelines = pipelines_with_one_that_hangs("hang-pipelines");
+    let pipelines = pipelines_with_one_that_hangs("hang-pipelines", 20);
     let metrics_port = free_port();
     let dir = temp_dir("hang");
     let site = dir.join("site.toml");
@@ -147,7 +147,7 @@ fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
 /// still hold their threads, and the camera's count (which the watchdog's limit reads) says so.
 #[test]
 fn pipelines_left_behind_are_still_counted_after_a_reload_replaces_their_camera() {
-    let pipelines = pipelines_with_one_that_hangs("hang-reload-pipelines");
+    let pipelines = pipelines_with_one_that_hangs("hang-reload-pipelines", 60);
     let metrics_port = free_port();
     let dir = temp_dir("hang-reload");
     let site = dir.join("site.toml");
@@ -156,9 +156,9 @@ fn pipelines_left_behind_are_still_counted_after_a_reload_replaces_their_camera(
     let mut agent = Agent::spawn(&args, dir.join("agent.log"), &[("CANH_PIPELINES_DIR", pipelines.as_os_str())], std::process::Stdio::null());
     scrape(metrics_port);
     when_stuck_has(&agent, metrics_port, "canh_camera_abandoned_pipelines_held", 1.0);
-    // The camera mended: the shipped pipeline. Its pipelines left behind sleep on for up to 20 s.
+    // The camera mended: the shipped pipeline. Its pipelines left behind hang on for up to a minute.
     std::fs::write(&site, stuck_and_healthy(metrics_port, "software")).unwrap();
-    assert!(std::process::Command::new("kill").arg("-HUP").arg(agent.child.id().to_string()).status().unwrap().success());
+    signal(&agent.child, "HUP");
     let deadline = Instant::now() + Duration::from_secs(15);
     while !agent.log_text().contains("configuration reloaded") {
         assert!(Instant::now() < deadline, "no reload:\n{}", agent.log_text());

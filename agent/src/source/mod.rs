@@ -186,7 +186,7 @@ impl Supervisor {
             self.health.beat();
             self.release_abandoned();
             if self.stop.load(Ordering::Relaxed) {
-                self.stopped();
+                self.finish(SourceState::Stopped);
                 return;
             }
             self.health.set_state(SourceState::Starting);
@@ -194,7 +194,7 @@ impl Supervisor {
                 Ok(p) => p,
                 Err(reason) => {
                     tracing::error!(camera = %self.settings.camera, "{reason}");
-                    self.health.set_state(SourceState::Error { reason });
+                    self.finish(SourceState::Error { reason });
                     return;
                 }
             };
@@ -210,17 +210,17 @@ impl Supervisor {
             let stalled = matches!(end, RunEnd::NoFrames);
             let reason = match end {
                 RunEnd::StopRequested => {
-                    self.stopped();
+                    self.finish(SourceState::Stopped);
                     return;
                 }
                 RunEnd::EndOfStream if !self.is_rtsp() => {
-                    self.health.set_state(SourceState::Ended);
+                    self.finish(SourceState::Ended);
                     return;
                 }
                 // Replaying a file again would count its vehicles again.
                 RunEnd::Failed(reason) if !self.is_rtsp() => {
                     tracing::error!(camera = %self.settings.camera, "{reason}");
-                    self.health.set_state(SourceState::Error { reason });
+                    self.finish(SourceState::Error { reason });
                     return;
                 }
                 RunEnd::EndOfStream => "the stream ended".to_string(),
@@ -237,18 +237,19 @@ impl Supervisor {
         }
     }
 
-    /// The camera stops (the agent stops, or a reload removes or changes it); its pipelines left
-    /// behind stay held, named in the log, since nothing counts them while its id does not run.
-    fn stopped(&self) {
-        self.health.set_state(SourceState::Stopped);
+    /// The supervisor ends, its camera in `state` for good (stopped by the agent or a reload, a
+    /// file played to its end, an error no retry mends). Its pipelines left behind stay held;
+    /// a camera that does not run again shows them nowhere else than in this line.
+    fn finish(&self, state: SourceState) {
+        self.health.set_state(state);
         let held = left_behind::held_by(&self.settings.camera);
         if held > 0 {
-            tracing::warn!(camera = %self.settings.camera, "stopping with {held} pipelines left behind: their threads and memory stay held until their state change ends or the agent restarts");
+            tracing::warn!(camera = %self.settings.camera, "the camera ends with {held} pipelines left behind: their threads and memory stay held until their state change ends or the agent restarts");
         }
     }
 
     /// Sleeps, waking early when a stop is requested.
-    fn sleep(&mut self, duration: Duration) {
+    fn sleep(&self, duration: Duration) {
         let until = Instant::now() + duration;
         while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
             self.health.beat();
@@ -259,11 +260,14 @@ impl Supervisor {
 
     /// Changes the pipeline's state on a helper thread, waiting at most [`STATE_CHANGE_DEADLINE`]
     /// (and showing it is alive meanwhile). On [`Hung`] the pipeline has been abandoned.
-    fn change_state(&mut self, pipeline: &gst::Pipeline, state: gst::State) -> Result<Changed, Hung> {
+    fn change_state(&self, pipeline: &gst::Pipeline, state: gst::State) -> Result<Changed, Hung> {
         let (done, result) = crossbeam_channel::bounded(1);
         let changing = pipeline.clone();
         let helper = std::thread::Builder::new().name(format!("state-{}", self.settings.camera)).spawn(move || {
             let _ = done.send(changing.set_state(state));
+            // A pipeline left behind is let go of as its change ends, whether or not a
+            // supervisor still runs to look.
+            left_behind::release();
         });
         if let Err(e) = helper {
             tracing::warn!(camera = %self.settings.camera, "cannot start a thread for the state change, changing it here: {e}");
@@ -284,13 +288,13 @@ impl Supervisor {
 
     /// Lets go of the pipelines left behind whose state change has ended after all (this
     /// camera's, or any other's), and shows how many of this camera's are still held.
-    fn release_abandoned(&mut self) {
+    fn release_abandoned(&self) {
         left_behind::release();
         self.health.abandoned_held.store(left_behind::held_by(&self.settings.camera), Ordering::Relaxed);
     }
 
     /// Leaves a pipeline whose change to `state` hung behind, counted and named in the log.
-    fn abandon(&mut self, pipeline: &gst::Pipeline, state: gst::State, done: crossbeam_channel::Receiver<Changed>) {
+    fn abandon(&self, pipeline: &gst::Pipeline, state: gst::State, done: crossbeam_channel::Receiver<Changed>) {
         CameraHealth::count(&self.health.abandoned_pipelines);
         self.retired.store(true, Ordering::Relaxed);
         // Elements change state from the sinks up: the first (from the sinks) of those still
@@ -309,7 +313,7 @@ impl Supervisor {
     }
 
     /// Stops the pipeline and frees it, unless that hangs (then it is left behind).
-    fn teardown(&mut self, pipeline: gst::Pipeline) {
+    fn teardown(&self, pipeline: gst::Pipeline) {
         let _ = self.change_state(&pipeline, gst::State::Null);
     }
 
