@@ -299,6 +299,9 @@ impl CameraAnalysis {
         match result {
             Ok(detections) => {
                 CameraHealth::count(&self.health.frames_analysed);
+                if let Some(repeated) = self.detect_errors.quiet() {
+                    tracing::warn!(camera = %self.id, seq = frame.seq, repeated, "the detector's error came {repeated} times more since it was logged; it worked on this frame");
+                }
                 let objects = self.tracker.update(&detections, now);
                 Some(Tracked { detections, objects, detected: true })
             }

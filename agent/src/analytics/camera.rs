@@ -48,7 +48,12 @@ impl CameraAnalyzers {
         let mut findings = Vec::new();
         for (analyzer, failures) in self.list.iter_mut().zip(&mut self.failures) {
             match call(analyzer.as_mut()) {
-                Ok(found) => findings.extend(found),
+                Ok(found) => {
+                    if let Some(repeated) = failures.quiet() {
+                        tracing::warn!(camera = %self.camera, repeated, "an analyzer's error came {repeated} times more since it was logged; it worked at {}", when());
+                    }
+                    findings.extend(found);
+                }
                 Err(e) => {
                     if let Some(repeated) = failures.due() {
                         tracing::error!(camera = %self.camera, repeated, "{}: {e}", when());

@@ -358,10 +358,17 @@ impl Rule {
 
     /// The rule's violations on one frame.
     pub fn update(&mut self, frame: &FrameContext) -> Vec<Violation> {
-        if let Err(e) = self.check.observe(frame)
-            && let Some(repeated) = self.unread_heads.due()
-        {
-            tracing::warn!(rule = %self.id, seq = frame.frame.seq, repeated, "cannot read the signal heads: {e}");
+        match self.check.observe(frame) {
+            Err(e) => {
+                if let Some(repeated) = self.unread_heads.due() {
+                    tracing::warn!(rule = %self.id, seq = frame.frame.seq, repeated, "cannot read the signal heads: {e}");
+                }
+            }
+            Ok(()) => {
+                if let Some(repeated) = self.unread_heads.quiet() {
+                    tracing::warn!(rule = %self.id, seq = frame.frame.seq, repeated, "the signal heads were unreadable {repeated} times more since it was logged; they were read on this frame");
+                }
+            }
         }
         // A vehicle hidden in its neighbour's box is where the tracker guesses it: no violation rests
         // on a guess.
