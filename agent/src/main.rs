@@ -175,6 +175,11 @@ enum Command {
         /// A file holding the password of --username (a trailing newline is ignored).
         #[arg(long, value_name = "FILE", requires = "username")]
         password_file: Option<String>,
+        /// Forget events, images and invalid messages received more than this many days ago
+        /// (checked at start and every hour; each topic's latest status stays) [default: keep
+        /// everything].
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+        keep_days: Option<u32>,
     },
 }
 
@@ -188,9 +193,10 @@ fn main() -> ExitCode {
             let tools = ReplayTools { render_dir: render, fire, signal_log, motion_gate: !no_motion_gate, plates, detect_width, detect_region, detect_zoom: !no_detect_zoom, model };
             replay(&input, config.as_deref(), camera.as_deref(), &lines, fps, tools)
         }
-        Command::Listen { broker, prefix, db, ca_file, cert_file, key_file, username, password_file } => {
+        Command::Listen { broker, prefix, db, ca_file, cert_file, key_file, username, password_file, keep_days } => {
             let mqtt = MqttConfig { ca_file, client_cert_file: cert_file, client_key_file: key_file, username, password_file, ..MqttConfig::new(&broker) };
-            listen(ListenOptions { mqtt, prefix, db })
+            let keep = keep_days.map(|days| std::time::Duration::from_secs(u64::from(days) * 86_400));
+            listen(ListenOptions { mqtt, prefix, db, keep })
         }
     };
     match result {

@@ -2,7 +2,8 @@
 //! agent's command and signal topics, published once with QoS 1 to its persistent session, are
 //! acknowledged, refused and counted, and crossings keep reaching the IOC; the same kinds of
 //! message on a site topic are recorded as invalid by `canh listen`, which stores what follows. A
-//! command left retained on the broker is refused, not run at every connection.
+//! command left retained on the broker is refused, not run at every connection. The consumer
+//! forgets what is older than the days it is told to keep.
 
 mod common;
 
@@ -189,5 +190,43 @@ fn a_signal_topic_the_site_file_drops_is_unsubscribed() {
     assert_eq!(stats(&listener)["messages_refused"], 1, "the command's unknown field alone:\n{}", agent.log_text());
     assert!(agent.log_text().contains("unsubscribing: no longer in the site file"), "{}", agent.log_text());
     assert!(agent.terminate().success());
+    listener.stop();
+}
+
+/// `canh listen --keep-days 1` forgets, at its start and then hourly, what it received over a day
+/// before (aged here in its database): events, invalid messages, images and their files; what
+/// is newer stays.
+#[test]
+fn the_consumer_forgets_what_is_older_than_the_days_it_keeps() {
+    const PREFIX: &str = "canh/v1/kept";
+    let broker = Mosquitto::start();
+    let dir = temp_dir("listen-keep");
+    let crossing = |id: &str| format!(r#"{{"v":1,"id":"{id}","time":"2026-12-01T00:00:00.000Z","camera":"gate","line":"middle","direction":"in","class":"car","track_id":1,"confidence":0.9,"stream_time_s":1.0}}"#);
+    let (old, new) = ("01a20000-0000-7000-8000-000000000001", "01a20000-0000-7000-8000-000000000002");
+    let listener = Listener::start(broker.port, PREFIX, &dir);
+    // Sent again until received: the consumer may not have subscribed yet.
+    listener.wait_until(Duration::from_secs(15), "the three messages", |l| {
+        publish(broker.port, &format!("{PREFIX}/gate/crossing"), &crossing(old), false);
+        publish(broker.port, &format!("{PREFIX}/gate/crossing"), "not JSON", false);
+        publish_bytes(broker.port, &format!("{PREFIX}/gate/evidence/e1"), &[0xFF, 0xD8, 0xFF, 0xD9], false);
+        l.events("crossing").len() == 1 && !l.invalid().is_empty() && l.images().len() == 1
+    });
+    let image = listener.images()[0].1.clone();
+    assert!(image.is_file(), "{}", image.display());
+    // Copies sent meanwhile land now, not in the next session, once aged.
+    std::thread::sleep(Duration::from_secs(1));
+    listener.stop();
+    let db = rusqlite::Connection::open(dir.join("listen.sqlite")).unwrap();
+    for table in ["events", "invalid", "images"] {
+        db.execute(&format!("UPDATE {table} SET received = '2026-01-01T00:00:00.000Z'"), []).unwrap();
+    }
+    drop(db);
+    let listener = Listener::start_with(&format!("mqtt://127.0.0.1:{}", broker.port), PREFIX, &dir, &["--keep-days", "1"]);
+    listener.wait_until(Duration::from_secs(15), "the new crossing alone", |l| {
+        publish(broker.port, &format!("{PREFIX}/gate/crossing"), &crossing(new), false);
+        l.events("crossing").iter().map(|c| c["id"].clone()).collect::<Vec<_>>() == [new]
+    });
+    assert_eq!((listener.invalid().len(), listener.images().len()), (0, 0));
+    assert!(!image.exists(), "the aged image's file is gone: {}", image.display());
     listener.stop();
 }

@@ -12,7 +12,7 @@ pub mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use rumqttc::{Client, Event, Incoming, QoS};
@@ -27,7 +27,13 @@ pub struct ListenOptions {
     pub mqtt: MqttConfig,
     pub prefix: String,
     pub db: PathBuf,
+    /// Forget what was received longer ago than this (checked at start and every hour); `None`
+    /// keeps everything.
+    pub keep: Option<Duration>,
 }
+
+/// How often what is older than `keep` is forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 
 /// How long the consumer waits for a message before it looks for a stop again.
@@ -63,7 +69,14 @@ pub fn listen(options: &ListenOptions, stop: Arc<AtomicBool>) -> Result<ListenSu
     let filter = format!("{}/#", options.prefix);
     let tls_ca = options.mqtt.broker().map_err(anyhow::Error::msg)?.tls.then(|| options.mqtt.ca_file());
     let mut consumer = Consumer { store, prefix: options.prefix.clone(), summary: ListenSummary::default() };
+    let mut pruned_at: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        if let Some(keep) = options.keep
+            && pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY)
+        {
+            pruned_at = Some(Instant::now());
+            forget_older_than(&consumer.store, keep);
+        }
         match connection.recv_timeout(POLL) {
             Err(_) => continue,
             Ok(Ok(Event::Incoming(Incoming::ConnAck(_)))) => {
@@ -85,6 +98,18 @@ pub fn listen(options: &ListenOptions, stop: Arc<AtomicBool>) -> Result<ListenSu
     }
     let _ = client.try_disconnect();
     Ok(consumer.summary)
+}
+
+/// Forgets what the store received longer than `keep` ago. A failure is logged and listening
+/// goes on: what is received is still stored.
+fn forget_older_than(store: &Store, keep: Duration) {
+    // Days before the clock's epoch: nothing is that old.
+    let Some(cutoff) = SystemTime::now().checked_sub(keep) else { return };
+    match store.prune(cutoff) {
+        Ok((0, 0)) => {}
+        Ok((events, images)) => tracing::info!(events, images, keep_days = keep.as_secs() / 86_400, "forgot what was received before the days kept"),
+        Err(e) => tracing::error!("cannot forget what was received before the days kept: {e}"),
+    }
 }
 
 struct Consumer {

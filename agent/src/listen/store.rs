@@ -3,6 +3,7 @@
 //! beside the database, `evidence/{camera}/{id}.jpg` and `snapshots/{camera}/{request}.jpg`.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -34,7 +35,7 @@ pub enum ImageCheck {
 }
 
 fn now() -> String {
-    crate::events::rfc3339(std::time::SystemTime::now())
+    crate::events::rfc3339(SystemTime::now())
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -75,7 +76,8 @@ impl Store {
              CREATE TABLE IF NOT EXISTS invalid (received TEXT NOT NULL, topic TEXT NOT NULL, error TEXT NOT NULL, payload BLOB NOT NULL);",
         )
         .map_err(|source| StoreError::Db { path: name.clone(), source })?;
-        let files = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Absolute, as the image paths recorded are: pruning them works from any folder.
+        let files = std::path::absolute(path.parent().unwrap_or(Path::new(""))).map_err(|source| StoreError::File { path: name.clone(), source })?;
         Ok(Store { db, path: name, files })
     }
 
@@ -137,6 +139,28 @@ impl Store {
         Ok((path, seen.is_none()))
     }
 
+    /// Forgets what was received before `cutoff`: events, images (their files too) and invalid
+    /// messages; each topic's latest status stays. How many events and images went. An event
+    /// forgotten is stored again should it come again (the agent replays only what the broker
+    /// has not acknowledged, within hours).
+    pub fn prune(&self, cutoff: SystemTime) -> Result<(usize, usize), StoreError> {
+        let before = crate::events::rfc3339(cutoff);
+        let paths: Vec<String> = {
+            let mut old = self.db.prepare("SELECT path FROM images WHERE received < ?1").map_err(|e| self.err(e))?;
+            old.query_map([&before], |r| r.get(0)).and_then(Iterator::collect).map_err(|e| self.err(e))?
+        };
+        for path in &paths {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::File { path: path.clone(), source: e }),
+                _ => {}
+            }
+        }
+        let images = self.db.execute("DELETE FROM images WHERE received < ?1", [&before]).map_err(|e| self.err(e))?;
+        let events = self.db.execute("DELETE FROM events WHERE received < ?1", [&before]).map_err(|e| self.err(e))?;
+        self.db.execute("DELETE FROM invalid WHERE received < ?1", [&before]).map_err(|e| self.err(e))?;
+        Ok((events, images))
+    }
+
     /// Checks a reference against the image received on its topic.
     pub fn check_image(&self, image: &ImageRef) -> Result<ImageCheck, StoreError> {
         let stored: Option<(i64, String)> = self
@@ -159,5 +183,31 @@ impl Store {
             })
             .optional()
             .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pruning_forgets_events_images_and_their_files_received_before_the_cutoff() {
+        let dir = std::env::temp_dir().join(format!("canh-store-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("listen.sqlite")).unwrap();
+        assert!(store.event("e1", "violation", "gate", "p/gate/violation", "{}", false, None).unwrap());
+        let (image, _) = store.image("p/gate/evidence/e1", "evidence", "evidence", "gate", "e1", b"jpeg").unwrap();
+        store.latest("p/gate/status", "camera_status", "{}").unwrap();
+        store.invalid("p/gate/crossing", "not JSON", b"?").unwrap();
+        assert_eq!(store.prune(SystemTime::now() - Duration::from_secs(3600)).unwrap(), (0, 0), "nothing that old");
+        assert!(image.is_file());
+        assert_eq!(store.prune(SystemTime::now() + Duration::from_secs(1)).unwrap(), (1, 1));
+        assert!(!image.exists(), "the image's file goes with it");
+        let count = |table: &str| store.db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!((count("events"), count("images"), count("invalid"), count("latest")), (0, 0, 0, 1), "the latest status stays");
+        assert!(store.event("e1", "violation", "gate", "p/gate/violation", "{}", false, None).unwrap(), "stored again once forgotten");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
