@@ -154,11 +154,26 @@ fn after_dot(text: &str) -> Option<usize> {
     text.rfind('.').map(|at| text[at..].chars().filter(char::is_ascii_alphanumeric).count())
 }
 
-/// The first format of `table` that the text lines (top to bottom, as read) fit.
+/// The plate the text lines (top to bottom, as read) are: the first format of `table` they fit.
+/// On one line the head's end is not seen, and another format may fit the same read as other
+/// characters (the round glyph a `D` in one and a `0` in the other: `51LD1234` is `51LD-1234`,
+/// an old plate of the LD series, or `51L-012.34`); then the hyphen after the head, where it was
+/// read, tells which, else it is no plate. Two lines show where the head ends (a car's and a
+/// motorbike's differ only where the round glyph may be either, and the table's order stands).
 pub fn fit(table: &[PlateFormat], lines: &[&str]) -> Option<Fitted> {
     let chars: Vec<Vec<char>> = lines.iter().map(|l| plate_chars(l)).collect::<Option<_>>()?;
     let dot = lines.last().and_then(|l| after_dot(l));
-    table.iter().filter(|f| dot.is_none() || dot == after_dot(f.tail)).find_map(|format| format.fit(&chars))
+    let fits: Vec<Fitted> = table.iter().filter(|f| dot.is_none() || dot == after_dot(f.tail)).filter_map(|format| format.fit(&chars)).collect();
+    let first = fits.first()?;
+    let characters = |text: &str| plate_chars(text).unwrap_or_default();
+    let [line] = lines else { return Some(first.clone()) };
+    if fits.iter().all(|f| characters(&f.text) == characters(&first.text)) {
+        return Some(first.clone());
+    }
+    let head = plate_chars(&line[..line.find('-')?])?.len();
+    let mut by_hyphen = fits.into_iter().filter(|f| f.text.split('-').next().and_then(plate_chars).map(|h| h.len()) == Some(head));
+    let chosen = by_hyphen.next()?;
+    by_hyphen.all(|f| characters(&f.text) == characters(&chosen.text)).then_some(chosen)
 }
 
 #[cfg(test)]
@@ -197,6 +212,17 @@ mod tests {
         assert_eq!(read(&["29XY-123.45"]), None, "an unknown two-letter car series");
         // Two lines, it is a moped's plate.
         assert_eq!(read(&["29XY", "123.45"]), Some(("29-XY 123.45".into(), "vn_moped")));
+    }
+
+    #[test]
+    fn a_read_two_formats_take_as_different_characters_is_no_plate_unless_its_hyphen_tells() {
+        assert_eq!(read(&["51LD-1234"]), Some(("51LD-1234".into(), "vn_car_special_old")));
+        assert_eq!(read(&["29TD-1234"]), Some(("29TĐ-1234".into(), "vn_car_special_old")));
+        assert_eq!(read(&["51LD1234"]), None, "51LD-1234, or 51L-012.34 with the round glyph a 0");
+        assert_eq!(read(&["51L-D1234"]), Some(("51L-012.34".into(), "vn_car")));
+        assert_eq!(read(&["51L-012.34"]), Some(("51L-012.34".into(), "vn_car")), "the dot tells");
+        // One set of characters in two layouts is one plate.
+        assert_eq!(read(&["51LD", "1234"]), Some(("51LD-1234".into(), "vn_car_special_old")));
     }
 
     #[test]
