@@ -124,8 +124,16 @@ fn pixel(mat: &Mat, p: Point) -> CvPoint {
     CvPoint::new((p.x * mat.cols() as f32).round() as i32, (p.y * mat.rows() as f32).round() as i32)
 }
 
+/// `text` as OpenCV's Hershey fonts can draw it: ASCII only, any other character drawn as `?`.
+/// A plate's `Đ` (the special series `TĐ`, `MĐ`) is drawn as the `D` it is read as.
+fn drawable(text: &str) -> String {
+    text.replace('Đ', "D").replace('đ', "d")
+}
+
 /// Text on a dark band, readable over any scene; `origin` is the top-left corner of the band.
 fn label(mat: &mut Mat, text: &str, origin: CvPoint, colour: Scalar) -> opencv::Result<()> {
+    let text = drawable(text);
+    let text = text.as_str();
     let scale = (mat.cols() as f64 / 1000.0).clamp(0.35, 0.8);
     let mut baseline = 0;
     let size = imgproc::get_text_size(text, FONT_HERSHEY_SIMPLEX, scale, 1, &mut baseline)?;
@@ -288,6 +296,13 @@ pub fn write_image(path: &std::path::Path, mat: &Mat) -> Result<(), RenderError>
 mod tests {
     use super::*;
     use opencv::core::RNG;
+
+    #[test]
+    fn a_plates_d_with_a_bar_is_drawn_as_the_d_it_reads_as() {
+        assert_eq!(drawable("29-MĐ1 234.56"), "29-MD1 234.56");
+        assert_eq!(drawable("29TĐ-012.34 đ"), "29TD-012.34 d");
+        assert!(drawable("51LĐ").is_ascii());
+    }
 
     #[test]
     fn evidence_fits_the_budget_even_for_a_noisy_large_frame() {
