@@ -62,3 +62,21 @@ fn a_plate_model_without_the_output_its_manifest_names_is_refused_at_load() {
     let err = canh::plates::PlateReader::load(&dir, None).err().expect("a wrong output name is an error");
     assert!(err.to_string().contains("ch_PP-OCRv4_rec_infer.onnx: the model has no output named 'softmax_99'"), "{err}");
 }
+
+/// A dictionary that is not the recogniser's is refused when the reader is loaded, naming the
+/// file and both counts: read with it, every plate would fail or come out as other characters.
+#[test]
+fn a_dictionary_that_is_not_the_recognisers_is_refused_at_load() {
+    let shipped = common::repo_root().join("models/ppocr_v4");
+    let dir = common::temp_dir("plates-wrong-dictionary");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "onnx") || path.file_name().unwrap() == "manifest.toml" {
+            std::os::unix::fs::symlink(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(dir.join("ppocr_keys_from_rec_metadata.txt"), "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n").unwrap();
+    let err = canh::plates::PlateReader::load(&dir, None).err().expect("a dictionary of 10 characters for 6625 classes");
+    assert!(err.to_string().contains("ppocr_keys_from_rec_metadata.txt: 10 characters, but the recogniser reads 6625 classes"), "{err}");
+    assert!(canh::plates::PlateReader::load(&shipped, None).is_ok(), "the shipped one loads");
+}

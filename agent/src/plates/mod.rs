@@ -98,7 +98,8 @@ const BLUR_VARIANCE: f64 = 60.0;
 /// Share of a crop's width on each side where a plate is not looked for: there, a neighbour's
 /// plate shows when vehicles queue side by side.
 const SIDE_SHARE: f32 = 0.08;
-/// A box this near the edge of what the detector saw (share of the frame's width) was cut by it.
+/// A box this near the edge of what the detector saw (share of the frame's width or height) was
+/// cut by it.
 const AT_EDGE_SHARE: f32 = 0.005;
 /// A text line ending this many line heights or nearer to a cut side ([`CutSides`]: the frame's
 /// edge, or the detection region's) may go on beyond it: a character's width and the gap to the
@@ -129,11 +130,14 @@ pub struct PlateRead {
 
 /// Sides of a vehicle's crop that the frame's edge cut (or the detection region's, on a camera
 /// with one): the vehicle goes on beyond them, so its plate may lie right at them, and no
-/// neighbour's can.
+/// neighbour's can. The bottom too: a vehicle driving away from a camera that sees its rear
+/// enters across the bottom edge, largest (so its frames are kept) while its plate, lowest on
+/// it, is still cut through, and half a line of characters reads as other characters.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CutSides {
     pub left: bool,
     pub right: bool,
+    pub bottom: bool,
 }
 
 impl CutSides {
@@ -143,7 +147,7 @@ impl CutSides {
     /// the region's edge goes on in the frame; its crop reaches a margin beyond its box, into
     /// pixels the detector did not see, and its text is cut where the crop ends.
     pub fn of(bbox: BBox, seen: BBox) -> CutSides {
-        CutSides { left: bbox.x1 <= seen.x1 + AT_EDGE_SHARE, right: bbox.x2 >= seen.x2 - AT_EDGE_SHARE }
+        CutSides { left: bbox.x1 <= seen.x1 + AT_EDGE_SHARE, right: bbox.x2 >= seen.x2 - AT_EDGE_SHARE, bottom: bbox.y2 >= seen.y2 - AT_EDGE_SHARE }
     }
 }
 
@@ -189,6 +193,12 @@ impl PlateReader {
             .lines()
             .map(String::from)
             .collect();
+        // Its classes are the blank, the dictionary's characters and a space: checked here, not
+        // at the first plate, which another dictionary would fail (or read as other characters).
+        let classes = recognition.outputs().iter().find(|o| o.name() == manifest.recognition.output).and_then(|o| o.dtype().tensor_shape()).and_then(|shape| shape.last().copied());
+        if let Some(classes) = classes.filter(|&c| c > 0 && c as usize != dictionary.len() + 2) {
+            return Err(err(format!("{}: {} characters, but the recogniser reads {classes} classes (the characters, a blank and a space): not its dictionary", dictionary_path.display(), dictionary.len())));
+        }
         Ok(PlateReader {
             detection: Mutex::new(detection),
             recognition: Mutex::new(recognition),
@@ -229,7 +239,10 @@ impl PlateReader {
         if lines.is_empty() {
             return Ok(Err(Unread::NotFound));
         }
-        if lines.iter().all(|b| b.height() * native_per_px < MIN_LINE_PX) {
+        // A line under the least height reads noise, beside larger text (a sticker, a taxi's
+        // number) as much as alone.
+        lines.retain(|b| b.height() * native_per_px >= MIN_LINE_PX);
+        if lines.is_empty() {
             return Ok(Err(Unread::TooSmall));
         }
         lines.sort_by(|a, b| (b.width() * b.height()).total_cmp(&(a.width() * a.height())));
@@ -267,7 +280,7 @@ impl PlateReader {
         let mut scaled = Mat::default();
         imgproc::resize(&local_contrast(&Mat::roi(crop, region)?)?, &mut scaled, Size::new(w as i32, h as i32), 0.0, 0.0, imgproc::INTER_CUBIC)?;
         let input = normalized_chw(&scaled, w)?;
-        let map = run(&self.detection, "detection", &self.detection_io, [1, 3, h as i64, w as i64], &input)?;
+        let map = run(&self.detection, "detection", &self.detection_io, [1, 3, h as i64, w as i64], &input, &[1, 1, h as i64, w as i64])?;
         let to_crop = (region.width as f32 / w as f32, region.height as f32 / h as f32);
         let boxes = ocr::text_boxes(&map, w as usize, h as usize, to_crop, (region.width as f32, region.height as f32))?;
         let (dx, dy) = (region.x as f32, region.y as f32);
@@ -283,13 +296,11 @@ impl PlateReader {
         // The model's width is free; a multiple of 8 (its stride), zero-padded on the right.
         let padded = width.div_ceil(8) * 8;
         let input = normalized_chw(&scaled, padded)?;
-        let probs = run(&self.recognition, "recognition", &self.recognition_io, [1, 3, REC_HEIGHT_PX as i64, padded as i64], &input)?;
-        // Blank, the dictionary, and a space.
+        // A step per 8 columns, each of the blank, the dictionary's characters and a space: a
+        // dictionary that is not the model's gives another count.
         let classes = self.dictionary.len() + 2;
-        if probs.is_empty() || probs.len() % classes != 0 {
-            let message = format!("{} output values are not steps of {classes} classes (the dictionary's {} characters, blank and space): the dictionary is not the model's", probs.len(), self.dictionary.len());
-            return Err(PlateError::Inference { model: "recognition", message });
-        }
+        let steps = (padded / 8) as i64;
+        let probs = run(&self.recognition, "recognition", &self.recognition_io, [1, 3, REC_HEIGHT_PX as i64, padded as i64], &input, &[1, steps, classes as i64])?;
         Ok(ocr::ctc_decode(&probs, classes, &self.dictionary))
     }
 }
@@ -317,7 +328,7 @@ fn in_plate_zone(b: &TextBox, size: Size, cut: CutSides) -> bool {
 /// out of view.
 fn reaches_cut_side(b: &TextBox, size: Size, cut: CutSides) -> bool {
     let margin = CUT_LINE_HEIGHTS * b.height();
-    (cut.left && b.x1 <= margin) || (cut.right && size.width as f32 - b.x2 <= margin)
+    (cut.left && b.x1 <= margin) || (cut.right && size.width as f32 - b.x2 <= margin) || (cut.bottom && size.height as f32 - b.y2 <= margin)
 }
 
 /// The sets of lines (indices into `lines`, top to bottom) that may be one plate: each line
@@ -390,15 +401,20 @@ fn normalized_chw(image: &Mat, width: u32) -> Result<Vec<f32>, PlateError> {
     Ok(input)
 }
 
-/// Runs one of the sessions on an NCHW input; its only output, flattened.
-fn run(session: &Mutex<Session>, model: &'static str, io: &ModelFile, shape: [i64; 4], data: &[f32]) -> Result<Vec<f32>, PlateError> {
+/// Runs one of the sessions on an NCHW input; its output, flattened, which must be of shape
+/// `expected` (the manifest says what each model gives): another model under the same names
+/// would be read as garbage, not fail.
+fn run(session: &Mutex<Session>, model: &'static str, io: &ModelFile, shape: [i64; 4], data: &[f32], expected: &[i64]) -> Result<Vec<f32>, PlateError> {
     let err = |message: String| PlateError::Inference { model, message };
     let (input, output) = (io.input.as_str(), io.output.as_str());
     let tensor = TensorRef::from_array_view((shape, data)).map_err(|e| err(e.to_string()))?;
     let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
     let outputs = session.run(ort::inputs![input => tensor]).map_err(|e| err(format!("inference failed: {e}")))?;
     let value = outputs.get(output).ok_or_else(|| err(format!("no output named '{output}'")))?;
-    let (_, values) = value.try_extract_tensor::<f32>().map_err(|e| err(format!("output '{output}': {e}")))?;
+    let (got, values) = value.try_extract_tensor::<f32>().map_err(|e| err(format!("output '{output}': {e}")))?;
+    if **got != *expected {
+        return Err(err(format!("output '{output}' is of shape {:?}, not {expected:?}", &**got)));
+    }
     Ok(values.to_vec())
 }
 
@@ -426,18 +442,20 @@ mod tests {
         let size = Size::new(400, 300);
         let by_left = line(4.0, 200.0, 50.0, 220.0);
         assert!(!in_plate_zone(&by_left, size, CutSides::default()), "a neighbour's, queued beside");
-        assert!(in_plate_zone(&by_left, size, CutSides { left: true, right: false }), "the car goes on beyond the frame");
-        assert!(!in_plate_zone(&line(360.0, 200.0, 396.0, 220.0), size, CutSides { left: true, right: false }));
-        assert_eq!(plate_zone(size, CutSides { left: true, right: true }), Rect::new(0, 90, 400, 210));
+        assert!(in_plate_zone(&by_left, size, CutSides { left: true, ..CutSides::default() }), "the car goes on beyond the frame");
+        assert!(!in_plate_zone(&line(360.0, 200.0, 396.0, 220.0), size, CutSides { left: true, ..CutSides::default() }));
+        assert_eq!(plate_zone(size, CutSides { left: true, right: true, bottom: false }), Rect::new(0, 90, 400, 210));
         let cut = |x1: f32, x2: f32| CutSides::of(BBox { x1, y1: 0.4, x2, y2: 0.8 }, crate::types::WHOLE_FRAME);
-        assert_eq!(cut(0.0, 0.2), CutSides { left: true, right: false });
-        assert_eq!(cut(0.85, 1.0), CutSides { left: false, right: true });
+        assert_eq!(cut(0.0, 0.2), CutSides { left: true, ..CutSides::default() });
+        assert_eq!(cut(0.85, 1.0), CutSides { right: true, ..CutSides::default() });
         assert_eq!(cut(0.02, 0.3), CutSides::default(), "near the edge, not cut by it");
         let region = BBox { x1: 0.25, y1: 0.2, x2: 0.75, y2: 0.9 };
         let in_region = |x1: f32, x2: f32| CutSides::of(BBox { x1, y1: 0.4, x2, y2: 0.8 }, region);
-        assert_eq!(in_region(0.25, 0.4), CutSides { left: true, right: false }, "cut by the detection region");
-        assert_eq!(in_region(0.6, 0.75), CutSides { left: false, right: true });
+        assert_eq!(in_region(0.25, 0.4), CutSides { left: true, ..CutSides::default() }, "cut by the detection region");
+        assert_eq!(in_region(0.6, 0.75), CutSides { right: true, ..CutSides::default() });
         assert_eq!(in_region(0.27, 0.74), CutSides::default(), "near its edges, not cut by them");
+        let entering = CutSides::of(BBox { x1: 0.4, y1: 0.6, x2: 0.6, y2: 1.0 }, crate::types::WHOLE_FRAME);
+        assert_eq!(entering, CutSides { bottom: true, ..CutSides::default() }, "entering across the bottom edge");
     }
 
     #[test]
@@ -445,11 +463,14 @@ mod tests {
         let size = Size::new(392, 366);
         // The Tucson's bottom line, `20 10` of `420.10`, 18 px high and 17 px from the edge.
         let bottom = line(17.0, 232.0, 65.0, 250.0);
-        assert!(reaches_cut_side(&bottom, size, CutSides { left: true, right: false }));
+        assert!(reaches_cut_side(&bottom, size, CutSides { left: true, ..CutSides::default() }));
         assert!(!reaches_cut_side(&bottom, size, CutSides::default()), "a crop's side, not the frame's");
-        assert!(!reaches_cut_side(&bottom, size, CutSides { left: false, right: true }));
-        assert!(!reaches_cut_side(&line(61.0, 229.0, 116.0, 248.0), size, CutSides { left: true, right: false }), "the whole line, 3 heights in");
-        assert!(reaches_cut_side(&line(300.0, 200.0, 380.0, 220.0), size, CutSides { left: false, right: true }));
+        assert!(!reaches_cut_side(&bottom, size, CutSides { right: true, ..CutSides::default() }));
+        assert!(!reaches_cut_side(&line(61.0, 229.0, 116.0, 248.0), size, CutSides { left: true, ..CutSides::default() }), "the whole line, 3 heights in");
+        assert!(reaches_cut_side(&line(300.0, 200.0, 380.0, 220.0), size, CutSides { right: true, ..CutSides::default() }));
+        let bottom_cut = CutSides { bottom: true, ..CutSides::default() };
+        assert!(reaches_cut_side(&line(150.0, 340.0, 220.0, 358.0), size, bottom_cut), "8 px from the bottom the frame cut");
+        assert!(!reaches_cut_side(&line(150.0, 280.0, 220.0, 298.0), size, bottom_cut), "over 3 heights above it");
     }
 
     #[test]
