@@ -178,7 +178,7 @@ enum Command {
         /// Forget events, images and invalid messages received more than this many days ago
         /// (checked at start and every hour; each topic's latest status stays) [default: keep
         /// everything].
-        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
         keep_days: Option<u32>,
     },
 }

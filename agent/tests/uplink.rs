@@ -218,7 +218,7 @@ fn the_consumer_forgets_what_is_older_than_the_days_it_keeps() {
     listener.stop();
     let db = rusqlite::Connection::open(dir.join("listen.sqlite")).unwrap();
     for table in ["events", "invalid", "images"] {
-        db.execute(&format!("UPDATE {table} SET received = '2026-01-01T00:00:00.000Z'"), []).unwrap();
+        db.execute(&format!("UPDATE {table} SET received = '2000-01-01T00:00:00.000Z'"), []).unwrap();
     }
     drop(db);
     let listener = Listener::start_with(&format!("mqtt://127.0.0.1:{}", broker.port), PREFIX, &dir, &["--keep-days", "1"]);

@@ -103,8 +103,8 @@ pub fn listen(options: &ListenOptions, stop: Arc<AtomicBool>) -> Result<ListenSu
 /// Forgets what the store received longer than `keep` ago. A failure is logged and listening
 /// goes on: what is received is still stored.
 fn forget_older_than(store: &Store, keep: Duration) {
-    // Days before the clock's epoch: nothing is that old.
-    let Some(cutoff) = SystemTime::now().checked_sub(keep) else { return };
+    // Days before 1970 (a clock set far back): nothing is that old.
+    let Some(cutoff) = SystemTime::now().checked_sub(keep).filter(|t| *t >= SystemTime::UNIX_EPOCH) else { return };
     match store.prune(cutoff) {
         Ok((0, 0)) => {}
         Ok((events, images)) => tracing::info!(events, images, keep_days = keep.as_secs() / 86_400, "forgot what was received before the days kept"),

@@ -24,6 +24,13 @@ pub struct Store {
     files: PathBuf,
 }
 
+/// The folder beside the database `path`, where its images go: absolute, so the paths recorded
+/// say where they are from any folder (a bare file name's is the current folder).
+fn files_folder(path: &Path) -> std::io::Result<PathBuf> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(parent)
+}
+
 /// Whether an image matches the reference an event made to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageCheck {
@@ -73,11 +80,13 @@ impl Store {
                  duplicates INTEGER NOT NULL DEFAULT 0
              );
              CREATE TABLE IF NOT EXISTS latest (topic TEXT PRIMARY KEY, kind TEXT NOT NULL, received TEXT NOT NULL, payload TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS invalid (received TEXT NOT NULL, topic TEXT NOT NULL, error TEXT NOT NULL, payload BLOB NOT NULL);",
+             CREATE TABLE IF NOT EXISTS invalid (received TEXT NOT NULL, topic TEXT NOT NULL, error TEXT NOT NULL, payload BLOB NOT NULL);
+             CREATE INDEX IF NOT EXISTS events_received ON events (received);
+             CREATE INDEX IF NOT EXISTS images_received ON images (received);
+             CREATE INDEX IF NOT EXISTS invalid_received ON invalid (received);",
         )
         .map_err(|source| StoreError::Db { path: name.clone(), source })?;
-        // Absolute, as the image paths recorded are: pruning them works from any folder.
-        let files = std::path::absolute(path.parent().unwrap_or(Path::new(""))).map_err(|source| StoreError::File { path: name.clone(), source })?;
+        let files = files_folder(path).map_err(|source| StoreError::File { path: name.clone(), source })?;
         Ok(Store { db, path: name, files })
     }
 
@@ -142,23 +151,38 @@ impl Store {
     /// Forgets what was received before `cutoff`: events, images (their files too) and invalid
     /// messages; each topic's latest status stays. How many events and images went. An event
     /// forgotten is stored again should it come again (the agent replays only what the broker
-    /// has not acknowledged, within hours).
+    /// has not acknowledged, within hours). An image's file is found in this store's folder
+    /// whatever path was recorded (relative ones, before, were from wherever it ran), and one
+    /// that cannot be deleted is logged and left.
     pub fn prune(&self, cutoff: SystemTime) -> Result<(usize, usize), StoreError> {
         let before = crate::events::rfc3339(cutoff);
         let paths: Vec<String> = {
             let mut old = self.db.prepare("SELECT path FROM images WHERE received < ?1").map_err(|e| self.err(e))?;
             old.query_map([&before], |r| r.get(0)).and_then(Iterator::collect).map_err(|e| self.err(e))?
         };
-        for path in &paths {
-            match std::fs::remove_file(path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::File { path: path.clone(), source: e }),
-                _ => {}
+        for recorded in &paths {
+            let path = self.own_file(Path::new(recorded));
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), "cannot delete an image being forgotten: {e}");
             }
         }
         let images = self.db.execute("DELETE FROM images WHERE received < ?1", [&before]).map_err(|e| self.err(e))?;
         let events = self.db.execute("DELETE FROM events WHERE received < ?1", [&before]).map_err(|e| self.err(e))?;
         self.db.execute("DELETE FROM invalid WHERE received < ?1", [&before]).map_err(|e| self.err(e))?;
         Ok((events, images))
+    }
+
+    /// An image file recorded as `recorded` (`…/{folder}/{camera}/{name}.jpg`), in this store's
+    /// folder: never a file elsewhere.
+    fn own_file(&self, recorded: &Path) -> PathBuf {
+        let normal = |c: std::path::Component<'_>| match c {
+            std::path::Component::Normal(part) => Some(part.to_owned()),
+            _ => None,
+        };
+        let parts: Vec<std::ffi::OsString> = recorded.components().rev().filter_map(normal).take(3).collect();
+        parts.iter().rev().fold(self.files.clone(), |path, part| path.join(part))
     }
 
     /// Checks a reference against the image received on its topic.
@@ -208,6 +232,10 @@ mod tests {
         let count = |table: &str| store.db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).unwrap();
         assert_eq!((count("events"), count("images"), count("invalid"), count("latest")), (0, 0, 0, 1), "the latest status stays");
         assert!(store.event("e1", "violation", "gate", "p/gate/violation", "{}", false, None).unwrap(), "stored again once forgotten");
+        // A path recorded relative to another folder, or pointing elsewhere, is this store's file.
+        assert_eq!(store.own_file(Path::new("evidence/gate/e2.jpg")), dir.join("evidence/gate/e2.jpg"));
+        assert_eq!(store.own_file(Path::new("/elsewhere/../x/evidence/gate/e2.jpg")), dir.join("evidence/gate/e2.jpg"));
+        assert_eq!(files_folder(Path::new("listen.sqlite")).unwrap(), std::env::current_dir().unwrap(), "a bare file name's folder");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
