@@ -110,9 +110,10 @@ impl PlateFormat {
                     *chars = rest;
                 }
                 'S' => {
+                    // A series letter `D` (`Đ`) is the round glyph too.
                     let series = self.series.iter().find(|s| {
-                        let folded: Vec<char> = s.chars().map(|c| if c == 'Đ' { 'D' } else { c }).collect();
-                        chars.starts_with(&folded)
+                        let printed: Vec<char> = s.chars().collect();
+                        chars.len() >= printed.len() && printed.iter().zip(chars.iter()).all(|(&p, &c)| p == c || (matches!(p, 'D' | 'Đ') && matches!(c, 'D' | '0' | 'O')))
                     })?;
                     out.push_str(series);
                     *chars = &chars[series.chars().count()..];
@@ -157,23 +158,22 @@ fn after_dot(text: &str) -> Option<usize> {
 /// The plate the text lines (top to bottom, as read) are: the first format of `table` they fit.
 /// On one line the head's end is not seen, and another format may fit the same read as other
 /// characters (the round glyph a `D` in one and a `0` in the other: `51LD1234` is `51LD-1234`,
-/// an old plate of the LD series, or `51L-012.34`); then the hyphen after the head, where it was
-/// read, tells which, else it is no plate. Two lines show where the head ends (a car's and a
-/// motorbike's differ only where the round glyph may be either, and the table's order stands).
+/// an old plate of the LD series, or `51L-012.34`): the hyphen after the head, where it was read,
+/// says where the head ends, else such a read is no plate. Two lines show where the head ends (a
+/// car's and a motorbike's differ only where the round glyph may be either, and the table's
+/// order stands).
 pub fn fit(table: &[PlateFormat], lines: &[&str]) -> Option<Fitted> {
     let chars: Vec<Vec<char>> = lines.iter().map(|l| plate_chars(l)).collect::<Option<_>>()?;
     let dot = lines.last().and_then(|l| after_dot(l));
-    let fits: Vec<Fitted> = table.iter().filter(|f| dot.is_none() || dot == after_dot(f.tail)).filter_map(|format| format.fit(&chars)).collect();
-    let first = fits.first()?;
-    let characters = |text: &str| plate_chars(text).unwrap_or_default();
-    let [line] = lines else { return Some(first.clone()) };
-    if fits.iter().all(|f| characters(&f.text) == characters(&first.text)) {
-        return Some(first.clone());
+    let mut fits: Vec<Fitted> = table.iter().filter(|f| dot.is_none() || dot == after_dot(f.tail)).filter_map(|format| format.fit(&chars)).collect();
+    let [line] = lines else { return fits.into_iter().next() };
+    if let Some(at) = line.find(['-', '–', '—']) {
+        let head = plate_chars(&line[..at])?.len();
+        fits.retain(|f| f.text.split('-').next().and_then(plate_chars).is_some_and(|h| h.len() == head));
     }
-    let head = plate_chars(&line[..line.find('-')?])?.len();
-    let mut by_hyphen = fits.into_iter().filter(|f| f.text.split('-').next().and_then(plate_chars).map(|h| h.len()) == Some(head));
-    let chosen = by_hyphen.next()?;
-    by_hyphen.all(|f| characters(&f.text) == characters(&chosen.text)).then_some(chosen)
+    let characters = |text: &str| plate_chars(text).unwrap_or_default();
+    let first = fits.first()?;
+    fits.iter().all(|f| characters(&f.text) == characters(&first.text)).then(|| first.clone())
 }
 
 #[cfg(test)]
@@ -219,6 +219,10 @@ mod tests {
         assert_eq!(read(&["51LD-1234"]), Some(("51LD-1234".into(), "vn_car_special_old")));
         assert_eq!(read(&["29TD-1234"]), Some(("29TĐ-1234".into(), "vn_car_special_old")));
         assert_eq!(read(&["51LD1234"]), None, "51LD-1234, or 51L-012.34 with the round glyph a 0");
+        assert_eq!(read(&["51L01234"]), None, "the same, the glyph read as a 0");
+        assert_eq!(read(&["51LD—1234"]), Some(("51LD-1234".into(), "vn_car_special_old")), "a long dash");
+        assert_eq!(read(&["51LD-23.45"]), None, "a digit lost: the hyphen says the head is 51LD, which no format's tail then fits");
+        assert_eq!(read(&["29T0", "01234"]), Some(("29TĐ-012.34".into(), "vn_car_special")));
         assert_eq!(read(&["51L-D1234"]), Some(("51L-012.34".into(), "vn_car")));
         assert_eq!(read(&["51L-012.34"]), Some(("51L-012.34".into(), "vn_car")), "the dot tells");
         // One set of characters in two layouts is one plate.

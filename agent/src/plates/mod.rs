@@ -89,6 +89,8 @@ const MAX_LINES: usize = 6;
 /// A line of a plate is at least this many pixels high at the stream's resolution; below it
 /// the recogniser reads noise (`too_small`).
 pub const MIN_LINE_PX: f32 = 9.0;
+/// Beside a line of at least `MIN_LINE_PX`, lines this share of it high are read too.
+const PAIRED_LINE_SHARE: f32 = 0.8;
 /// A read counts only if every character was read at least this surely (a character below it
 /// was as likely another one); the vote across frames does the rest.
 const MIN_CHAR_P: f32 = 0.35;
@@ -239,12 +241,13 @@ impl PlateReader {
         if lines.is_empty() {
             return Ok(Err(Unread::NotFound));
         }
-        // A line under the least height reads noise, beside larger text (a sticker, a taxi's
-        // number) as much as alone.
-        lines.retain(|b| b.height() * native_per_px >= MIN_LINE_PX);
-        if lines.is_empty() {
+        if lines.iter().all(|b| b.height() * native_per_px < MIN_LINE_PX) {
             return Ok(Err(Unread::TooSmall));
         }
+        // A line well under the least height reads noise, beside larger text (a sticker, a
+        // taxi's number) as much as alone; one a little under it may be the other line of a
+        // plate whose first reaches it.
+        lines.retain(|b| b.height() * native_per_px >= PAIRED_LINE_SHARE * MIN_LINE_PX);
         lines.sort_by(|a, b| (b.width() * b.height()).total_cmp(&(a.width() * a.height())));
         lines.truncate(MAX_LINES);
         let read: Vec<Line> = lines.iter().map(|b| self.recognise(crop, b)).collect::<Result<_, _>>()?;
@@ -328,7 +331,9 @@ fn in_plate_zone(b: &TextBox, size: Size, cut: CutSides) -> bool {
 /// out of view.
 fn reaches_cut_side(b: &TextBox, size: Size, cut: CutSides) -> bool {
     let margin = CUT_LINE_HEIGHTS * b.height();
-    (cut.left && b.x1 <= margin) || (cut.right && size.width as f32 - b.x2 <= margin) || (cut.bottom && size.height as f32 - b.y2 <= margin)
+    // At the bottom a line is cut only where it reaches the edge: the characters are not beyond
+    // it, below.
+    (cut.left && b.x1 <= margin) || (cut.right && size.width as f32 - b.x2 <= margin) || (cut.bottom && size.height as f32 - b.y2 <= 0.5 * b.height())
 }
 
 /// The sets of lines (indices into `lines`, top to bottom) that may be one plate: each line
@@ -470,7 +475,7 @@ mod tests {
         assert!(reaches_cut_side(&line(300.0, 200.0, 380.0, 220.0), size, CutSides { right: true, ..CutSides::default() }));
         let bottom_cut = CutSides { bottom: true, ..CutSides::default() };
         assert!(reaches_cut_side(&line(150.0, 340.0, 220.0, 358.0), size, bottom_cut), "8 px from the bottom the frame cut");
-        assert!(!reaches_cut_side(&line(150.0, 280.0, 220.0, 298.0), size, bottom_cut), "over 3 heights above it");
+        assert!(!reaches_cut_side(&line(150.0, 322.0, 220.0, 340.0), size, bottom_cut), "a whole line 26 px above it");
     }
 
     #[test]
