@@ -44,18 +44,25 @@ fn plates_read_are_the_ones_a_person_reads_and_nothing_else() {
     assert!(read.len() >= READ_AT_LEAST, "read {read:?}");
 }
 
+/// The shipped plate models' folder, and a folder `name` linking to each of its files but
+/// `left_out`, for a test to write its own.
+fn shipped_models_but(name: &str, left_out: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let shipped = common::repo_root().join("models/ppocr_v4");
+    let dir = common::temp_dir(name);
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != left_out {
+            std::os::unix::fs::symlink(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    (shipped, dir)
+}
+
 /// A plate model whose manifest names an output the model lacks is refused when it is loaded,
 /// naming the file and the name, not at the first plate read.
 #[test]
 fn a_plate_model_without_the_output_its_manifest_names_is_refused_at_load() {
-    let shipped = common::repo_root().join("models/ppocr_v4");
-    let dir = common::temp_dir("plates-wrong-output");
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap() != "manifest.toml" {
-            std::os::unix::fs::symlink(&path, dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let (shipped, dir) = shipped_models_but("plates-wrong-output", "manifest.toml");
     let manifest = std::fs::read_to_string(shipped.join("manifest.toml")).unwrap();
     assert!(manifest.contains("output = \"softmax_11.tmp_0\""));
     std::fs::write(dir.join("manifest.toml"), manifest.replace("output = \"softmax_11.tmp_0\"", "output = \"softmax_99\"")).unwrap();
@@ -67,14 +74,7 @@ fn a_plate_model_without_the_output_its_manifest_names_is_refused_at_load() {
 /// file and both counts: read with it, every plate would fail or come out as other characters.
 #[test]
 fn a_dictionary_that_is_not_the_recognisers_is_refused_at_load() {
-    let shipped = common::repo_root().join("models/ppocr_v4");
-    let dir = common::temp_dir("plates-wrong-dictionary");
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "onnx") || path.file_name().unwrap() == "manifest.toml" {
-            std::os::unix::fs::symlink(&path, dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let (shipped, dir) = shipped_models_but("plates-wrong-dictionary", "ppocr_keys_from_rec_metadata.txt");
     std::fs::write(dir.join("ppocr_keys_from_rec_metadata.txt"), "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n").unwrap();
     let err = canh::plates::PlateReader::load(&dir, None).err().expect("a dictionary of 10 characters for 6625 classes");
     assert!(err.to_string().contains("ppocr_keys_from_rec_metadata.txt: 10 characters, but the recogniser reads 6625 classes"), "{err}");

@@ -120,16 +120,23 @@ fn when_stuck_has(agent: &Agent, metrics_port: u16, metric: &str, at_least: f64)
     }
 }
 
-#[test]
-fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
-    let pipelines = pipelines_with_one_that_hangs("hang-pipelines", 20);
+/// The agent running [`stuck_and_healthy`] with the camera `stuck` on `hang` (hanging for
+/// `hang_s`), in a folder `name`: the agent, its site file and its metrics port.
+fn run_stuck_and_healthy(name: &str, hang_s: u32) -> (Agent, std::path::PathBuf, u16) {
+    let pipelines = pipelines_with_one_that_hangs(&format!("{name}-pipelines"), hang_s);
     let metrics_port = free_port();
-    let dir = temp_dir("hang");
+    let dir = temp_dir(name);
     let site = dir.join("site.toml");
     std::fs::write(&site, stuck_and_healthy(metrics_port, "hang")).unwrap();
     let args = ["run", "--config", site.to_str().unwrap()];
-    let mut agent = Agent::spawn(&args, dir.join("agent.log"), &[("CANH_PIPELINES_DIR", pipelines.as_os_str())], std::process::Stdio::null());
+    let agent = Agent::spawn(&args, dir.join("agent.log"), &[("CANH_PIPELINES_DIR", pipelines.as_os_str())], std::process::Stdio::null());
     scrape(metrics_port);
+    (agent, site, metrics_port)
+}
+
+#[test]
+fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
+    let (mut agent, _, metrics_port) = run_stuck_and_healthy("hang", 20);
     // No frame for 1 s, a teardown that gives up after 5 s, a backoff of 1 s, and again.
     let metrics = when_stuck_has(&agent, metrics_port, "canh_camera_abandoned_pipelines_total", 2.0);
     assert!(camera_metric(&metrics, "canh_camera_reconnects_total", "stuck") >= 2.0, "the supervisor built fresh pipelines:\n{metrics}");
@@ -147,14 +154,7 @@ fn a_teardown_that_hangs_is_left_behind_counted_and_the_supervisor_goes_on() {
 /// still hold their threads, and the camera's count (which the watchdog's limit reads) says so.
 #[test]
 fn pipelines_left_behind_are_still_counted_after_a_reload_replaces_their_camera() {
-    let pipelines = pipelines_with_one_that_hangs("hang-reload-pipelines", 60);
-    let metrics_port = free_port();
-    let dir = temp_dir("hang-reload");
-    let site = dir.join("site.toml");
-    std::fs::write(&site, stuck_and_healthy(metrics_port, "hang")).unwrap();
-    let args = ["run", "--config", site.to_str().unwrap()];
-    let mut agent = Agent::spawn(&args, dir.join("agent.log"), &[("CANH_PIPELINES_DIR", pipelines.as_os_str())], std::process::Stdio::null());
-    scrape(metrics_port);
+    let (mut agent, site, metrics_port) = run_stuck_and_healthy("hang-reload", 60);
     when_stuck_has(&agent, metrics_port, "canh_camera_abandoned_pipelines_held", 1.0);
     // The camera mended: the shipped pipeline. Its pipelines left behind hang on for up to a minute.
     std::fs::write(&site, stuck_and_healthy(metrics_port, "software")).unwrap();
