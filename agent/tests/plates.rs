@@ -48,6 +48,8 @@ fn plates_read_are_the_ones_a_person_reads_and_nothing_else() {
 /// `left_out`, for a test to write its own.
 fn shipped_models_but(name: &str, left_out: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let shipped = common::repo_root().join("models/ppocr_v4");
+    // Else the test's own file would be written through the link, over the shipped one.
+    assert!(shipped.join(left_out).is_file(), "{left_out} is a shipped file");
     let dir = common::temp_dir(name);
     for entry in std::fs::read_dir(&shipped).unwrap() {
         let path = entry.unwrap().path();

@@ -152,21 +152,28 @@ impl Store {
     /// messages; each topic's latest status stays. How many events and images went. An event
     /// forgotten is stored again should it come again (the agent replays only what the broker
     /// has not acknowledged, within hours). An image's file is found in this store's folder
-    /// whatever path was recorded (relative ones, before, were from wherever it ran), and one
-    /// that cannot be deleted is logged and left.
+    /// whatever path was recorded (relative ones, before, were from wherever it ran); those that
+    /// cannot be deleted are left, and logged in one line.
     pub fn prune(&self, cutoff: SystemTime) -> Result<(usize, usize), StoreError> {
         let before = crate::events::rfc3339(cutoff);
         let paths: Vec<String> = {
             let mut old = self.db.prepare("SELECT path FROM images WHERE received < ?1").map_err(|e| self.err(e))?;
             old.query_map([&before], |r| r.get(0)).and_then(Iterator::collect).map_err(|e| self.err(e))?
         };
+        let mut left: Vec<String> = Vec::new();
         for recorded in &paths {
-            let path = self.own_file(Path::new(recorded));
+            let Some(path) = self.own_file(Path::new(recorded)) else {
+                left.push(format!("{recorded}: not an image path of this store"));
+                continue;
+            };
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                tracing::warn!(path = %path.display(), "cannot delete an image being forgotten: {e}");
+                left.push(format!("{}: {e}", path.display()));
             }
+        }
+        if let Some(first) = left.first() {
+            tracing::warn!(left = left.len(), "images being forgotten whose files cannot be deleted stay on the disk; the first: {first}");
         }
         let images = self.db.execute("DELETE FROM images WHERE received < ?1", [&before]).map_err(|e| self.err(e))?;
         let events = self.db.execute("DELETE FROM events WHERE received < ?1", [&before]).map_err(|e| self.err(e))?;
@@ -174,15 +181,16 @@ impl Store {
         Ok((events, images))
     }
 
-    /// An image file recorded as `recorded` (`…/{folder}/{camera}/{name}.jpg`), in this store's
-    /// folder: never a file elsewhere.
-    fn own_file(&self, recorded: &Path) -> PathBuf {
-        let normal = |c: std::path::Component<'_>| match c {
-            std::path::Component::Normal(part) => Some(part.to_owned()),
+    /// The image file recorded as `recorded` (`…/{evidence|snapshots}/{camera}/{name}.jpg`), in
+    /// this store's folder; `None` for a path of any other shape: never a file elsewhere, nor
+    /// the database.
+    fn own_file(&self, recorded: &Path) -> Option<PathBuf> {
+        let mut parts = recorded.components().rev().map(|c| match c {
+            std::path::Component::Normal(part) => part.to_str(),
             _ => None,
-        };
-        let parts: Vec<std::ffi::OsString> = recorded.components().rev().filter_map(normal).take(3).collect();
-        parts.iter().rev().fold(self.files.clone(), |path, part| path.join(part))
+        });
+        let (name, camera, folder) = (parts.next()??, parts.next()??, parts.next()??);
+        (["evidence", "snapshots"].contains(&folder) && name.ends_with(".jpg")).then(|| self.files.join(folder).join(camera).join(name))
     }
 
     /// Checks a reference against the image received on its topic.
@@ -233,8 +241,11 @@ mod tests {
         assert_eq!((count("events"), count("images"), count("invalid"), count("latest")), (0, 0, 0, 1), "the latest status stays");
         assert!(store.event("e1", "violation", "gate", "p/gate/violation", "{}", false, None).unwrap(), "stored again once forgotten");
         // A path recorded relative to another folder, or pointing elsewhere, is this store's file.
-        assert_eq!(store.own_file(Path::new("evidence/gate/e2.jpg")), dir.join("evidence/gate/e2.jpg"));
-        assert_eq!(store.own_file(Path::new("/elsewhere/../x/evidence/gate/e2.jpg")), dir.join("evidence/gate/e2.jpg"));
+        assert_eq!(store.own_file(Path::new("evidence/gate/e2.jpg")), Some(dir.join("evidence/gate/e2.jpg")));
+        assert_eq!(store.own_file(Path::new("/elsewhere/../x/snapshots/gate/r1.jpg")), Some(dir.join("snapshots/gate/r1.jpg")));
+        for odd in ["listen.sqlite", "x/gate/e2.jpg", "evidence/gate/e2.sqlite", "evidence/../e2.jpg"] {
+            assert_eq!(store.own_file(Path::new(odd)), None, "{odd}");
+        }
         assert_eq!(files_folder(Path::new("listen.sqlite")).unwrap(), std::env::current_dir().unwrap(), "a bare file name's folder");
         std::fs::remove_dir_all(&dir).unwrap();
     }

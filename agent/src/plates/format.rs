@@ -86,7 +86,8 @@ pub fn plate_chars(line: &str) -> Option<Vec<char>> {
 
 impl PlateFormat {
     /// Writes `chars` in `layout`, consuming them; `None` when they do not fit. The series is
-    /// matched with `Đ` read as `D` (the recogniser's dictionary lacks it) and written as printed.
+    /// matched with its `Đ` or `D` read as `D` (the recogniser's dictionary lacks `Đ`) or as the
+    /// round glyph's `0`, and written as printed.
     fn write(&self, layout: &str, chars: &mut &[char], out: &mut String) -> Option<()> {
         for slot in layout.chars() {
             match slot {
@@ -167,8 +168,10 @@ pub fn fit(table: &[PlateFormat], lines: &[&str]) -> Option<Fitted> {
     let dot = lines.last().and_then(|l| after_dot(l));
     let mut fits: Vec<Fitted> = table.iter().filter(|f| dot.is_none() || dot == after_dot(f.tail)).filter_map(|format| format.fit(&chars)).collect();
     let [line] = lines else { return fits.into_iter().next() };
-    if let Some(at) = line.find(['-', '–', '—']) {
-        let head = plate_chars(&line[..at])?.len();
+    // A separator read before or after the plate says nothing of where its head ends.
+    let inside = line.trim_matches(is_separator);
+    if let Some(at) = inside.find(['-', '–', '—']) {
+        let head = plate_chars(&inside[..at])?.len();
         fits.retain(|f| f.text.split('-').next().and_then(plate_chars).is_some_and(|h| h.len() == head));
     }
     let characters = |text: &str| plate_chars(text).unwrap_or_default();
@@ -222,6 +225,7 @@ mod tests {
         assert_eq!(read(&["51L01234"]), None, "the same, the glyph read as a 0");
         assert_eq!(read(&["51LD—1234"]), Some(("51LD-1234".into(), "vn_car_special_old")), "a long dash");
         assert_eq!(read(&["51LD-23.45"]), None, "a digit lost: the hyphen says the head is 51LD, which no format's tail then fits");
+        assert_eq!(read(&["-30E58670-"]), Some(("30E-586.70".into(), "vn_car")), "separators read at the ends");
         assert_eq!(read(&["29T0", "01234"]), Some(("29TĐ-012.34".into(), "vn_car_special")));
         assert_eq!(read(&["51L-D1234"]), Some(("51L-012.34".into(), "vn_car")));
         assert_eq!(read(&["51L-012.34"]), Some(("51L-012.34".into(), "vn_car")), "the dot tells");

@@ -103,13 +103,16 @@ const SIDE_SHARE: f32 = 0.08;
 /// A box this near the edge of what the detector saw (share of the frame's width or height) was
 /// cut by it.
 const AT_EDGE_SHARE: f32 = 0.005;
-/// A text line ending this many line heights or nearer to a cut side ([`CutSides`]: the frame's
-/// edge, or the detection region's) may go on beyond it: a character's width and the gap to the
+/// A text line ending this many line heights or nearer to a cut left or right side ([`CutSides`]:
+/// the frame's edge, or the detection region's) may go on beyond it: a character's width and the gap to the
 /// next are about 0.7 of a line's height, and the detector leaves out a character's sliver at the
 /// edge. On the Vietnamese junction a Tucson entering at the left edge showed `20 10` of its
 /// `420.10` there, 0.9 heights from the crop's side, read as the valid older plate `30G-2010`; a
 /// Sorento's whole plate lay as near.
 const CUT_LINE_HEIGHTS: f32 = 1.5;
+/// At a cut bottom a line is cut only where it reaches the edge (its characters are not beyond
+/// it, below): within this many of its heights.
+const CUT_BOTTOM_LINE_HEIGHTS: f32 = 0.5;
 
 /// What one frame of a vehicle gave.
 pub type FrameRead = Result<PlateRead, Unread>;
@@ -246,7 +249,7 @@ impl PlateReader {
         }
         // A line well under the least height reads noise, beside larger text (a sticker, a
         // taxi's number) as much as alone; one a little under it may be the other line of a
-        // plate whose first reaches it.
+        // plate whose first reaches it, and is read only as that (`readable_candidates`).
         lines.retain(|b| b.height() * native_per_px >= PAIRED_LINE_SHARE * MIN_LINE_PX);
         lines.sort_by(|a, b| (b.width() * b.height()).total_cmp(&(a.width() * a.height())));
         lines.truncate(MAX_LINES);
@@ -255,7 +258,7 @@ impl PlateReader {
             let seen: Vec<String> = lines.iter().zip(&read).map(|(b, l)| format!("{:?} {:.2}/{:.2} at [{:.0},{:.0},{:.0},{:.0}]", l.text, l.mean, l.least, b.x1, b.y1, b.x2, b.y2)).collect();
             tracing::debug!(crop = ?(size.width, size.height), native_per_px, ?seen, "text lines");
         }
-        let best = plate_candidates(&lines)
+        let best = readable_candidates(&lines, native_per_px)
             .into_iter()
             .filter_map(|members| {
                 let texts: Vec<&str> = members.iter().map(|&i| read[i].text.as_str()).collect();
@@ -331,9 +334,7 @@ fn in_plate_zone(b: &TextBox, size: Size, cut: CutSides) -> bool {
 /// out of view.
 fn reaches_cut_side(b: &TextBox, size: Size, cut: CutSides) -> bool {
     let margin = CUT_LINE_HEIGHTS * b.height();
-    // At the bottom a line is cut only where it reaches the edge: the characters are not beyond
-    // it, below.
-    (cut.left && b.x1 <= margin) || (cut.right && size.width as f32 - b.x2 <= margin) || (cut.bottom && size.height as f32 - b.y2 <= 0.5 * b.height())
+    (cut.left && b.x1 <= margin) || (cut.right && size.width as f32 - b.x2 <= margin) || (cut.bottom && size.height as f32 - b.y2 <= CUT_BOTTOM_LINE_HEIGHTS * b.height())
 }
 
 /// The sets of lines (indices into `lines`, top to bottom) that may be one plate: each line
@@ -353,6 +354,13 @@ fn plate_candidates(lines: &[TextBox]) -> Vec<Vec<usize>> {
         }
     }
     candidates
+}
+
+/// The plate candidates of `lines` ([`plate_candidates`]) with a line of at least `MIN_LINE_PX`
+/// stream pixels: a line under it is read only as the other line of a plate.
+fn readable_candidates(lines: &[TextBox], native_per_px: f32) -> Vec<Vec<usize>> {
+    let tall = |i: &usize| lines[*i].height() * native_per_px >= MIN_LINE_PX;
+    plate_candidates(lines).into_iter().filter(|members| members.iter().any(tall)).collect()
 }
 
 /// The rectangle holding every line.
@@ -476,6 +484,16 @@ mod tests {
         let bottom_cut = CutSides { bottom: true, ..CutSides::default() };
         assert!(reaches_cut_side(&line(150.0, 340.0, 220.0, 358.0), size, bottom_cut), "8 px from the bottom the frame cut");
         assert!(!reaches_cut_side(&line(150.0, 322.0, 220.0, 340.0), size, bottom_cut), "a whole line 26 px above it");
+    }
+
+    #[test]
+    fn a_line_under_the_least_height_is_read_only_beside_one_that_reaches_it() {
+        // At 1 stream pixel a pixel: a plate of a 12-px and an 8-px line, a lone 8-px sticker.
+        let lines = [line(40.0, 100.0, 80.0, 112.0), line(38.0, 113.0, 82.0, 121.0), line(200.0, 100.0, 240.0, 108.0)];
+        let readable = readable_candidates(&lines, 1.0);
+        assert!(readable.contains(&vec![0]) && readable.contains(&vec![0, 1]), "{readable:?}");
+        assert!(!readable.contains(&vec![1]) && !readable.contains(&vec![2]), "8-px lines alone: {readable:?}");
+        assert!(readable_candidates(&lines[1..], 1.0).is_empty(), "two 8-px lines make no plate");
     }
 
     #[test]
