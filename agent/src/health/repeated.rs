@@ -23,12 +23,17 @@ impl Repeated {
     }
 
     fn due_at(&mut self, now: Instant) -> Option<u64> {
-        if self.logged_at.is_some_and(|at| now.saturating_duration_since(at) < EVERY) {
+        if !self.line_due(now) {
             self.since += 1;
             return None;
         }
         self.logged_at = Some(now);
         Some(std::mem::take(&mut self.since))
+    }
+
+    /// Whether a line may be logged at `now`: none yet, or the last a minute ago.
+    fn line_due(&self, now: Instant) -> bool {
+        self.logged_at.is_none_or(|at| now.saturating_duration_since(at) >= EVERY)
     }
 
     /// The error did not come now: if it came since its last line and that line is a minute
@@ -41,7 +46,7 @@ impl Repeated {
     }
 
     fn quiet_at(&mut self, now: Instant) -> Option<u64> {
-        if self.since == 0 || self.logged_at.is_some_and(|at| now.saturating_duration_since(at) < EVERY) {
+        if self.since == 0 || !self.line_due(now) {
             return None;
         }
         self.logged_at = Some(now);

@@ -64,7 +64,18 @@ pub struct Fitted {
 
 /// Separators a plate is printed with (and the recogniser may read between characters).
 fn is_separator(c: char) -> bool {
-    matches!(c, '-' | '.' | ' ' | '·' | ':' | '_' | '—' | '–')
+    is_dash(c) || matches!(c, '.' | ' ' | '·' | ':' | '_')
+}
+
+/// The hyphen printed after a car plate's head, as the recogniser may read it.
+fn is_dash(c: char) -> bool {
+    matches!(c, '-' | '—' | '–')
+}
+
+/// A read character where the format wants a letter: the round glyph's `0` (or an `O`, no
+/// plate letter) is the `D`.
+fn as_letter(c: char) -> char {
+    if matches!(c, '0' | 'O') { 'D' } else { c }
 }
 
 /// A line's characters without separators, upper case; `None` when it holds anything that is
@@ -102,19 +113,17 @@ impl PlateFormat {
                 }
                 'A' => {
                     let (&c, rest) = chars.split_first()?;
-                    out.push(match c {
-                        '0' | 'O' => 'D',
+                    out.push(match as_letter(c) {
                         'I' | 'J' | 'Q' | 'W' => return None,
-                        'A'..='Z' => c,
+                        letter @ 'A'..='Z' => letter,
                         _ => return None,
                     });
                     *chars = rest;
                 }
                 'S' => {
-                    // A series letter `D` (`Đ`) is the round glyph too.
                     let series = self.series.iter().find(|s| {
-                        let printed: Vec<char> = s.chars().collect();
-                        chars.len() >= printed.len() && printed.iter().zip(chars.iter()).all(|(&p, &c)| p == c || (matches!(p, 'D' | 'Đ') && matches!(c, 'D' | '0' | 'O')))
+                        let printed: Vec<char> = s.chars().map(|c| if c == 'Đ' { 'D' } else { c }).collect();
+                        chars.len() >= printed.len() && printed.iter().zip(chars.iter()).all(|(&p, &c)| p == as_letter(c))
                     })?;
                     out.push_str(series);
                     *chars = &chars[series.chars().count()..];
@@ -170,7 +179,7 @@ pub fn fit(table: &[PlateFormat], lines: &[&str]) -> Option<Fitted> {
     let [line] = lines else { return fits.into_iter().next() };
     // A separator read before or after the plate says nothing of where its head ends.
     let inside = line.trim_matches(is_separator);
-    if let Some(at) = inside.find(['-', '–', '—']) {
+    if let Some(at) = inside.find(is_dash) {
         let head = plate_chars(&inside[..at])?.len();
         fits.retain(|f| f.text.split('-').next().and_then(plate_chars).is_some_and(|h| h.len() == head));
     }
